@@ -1,6 +1,7 @@
 // Compiles every script in scripts/ into a standalone binary per target:
 // dist/darwin-arm64/<name> (the product) and dist/linux-x64/<name> (what the
-// tests run here). `--target linux-x64` builds one target only.
+// tests run here). `--target linux-x64` builds one target only; `--only loop`
+// one script only.
 import { readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -8,12 +9,15 @@ import { parseArgs } from "node:util";
 const TARGETS = { "darwin-arm64": "bun-darwin-arm64", "linux-x64": "bun-linux-x64" } as const;
 type Target = keyof typeof TARGETS;
 
-const { values } = parseArgs({ options: { target: { type: "string", multiple: true } } });
+const { values } = parseArgs({ options: { target: { type: "string", multiple: true }, only: { type: "string", multiple: true } } });
 const targets = (values.target ?? Object.keys(TARGETS)) as Target[];
 for (const t of targets) if (!(t in TARGETS)) throw new Error(`unknown target '${t}', expected one of ${Object.keys(TARGETS).join(", ")}`);
 
 const root = join(import.meta.dir, "..");
-const scripts = readdirSync(join(root, "scripts")).filter((f) => f.endsWith(".ts")).sort();
+const scripts = readdirSync(join(root, "scripts"))
+  .filter((f) => f.endsWith(".ts") && (!values.only || values.only.includes(basename(f, ".ts"))))
+  .sort();
+if (values.only && scripts.length !== values.only.length) throw new Error(`--only: no such script among ${values.only.join(", ")}`);
 
 const failures: string[] = [];
 const started = performance.now();

@@ -1,0 +1,48 @@
+#!/usr/bin/env bun
+// clone: a fresh VM for the slot from the golden image.
+//   clone --slot 1            # prints the new VM's name
+import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
+import type { Config } from "../lib/config.ts";
+import { openSlot } from "../lib/context.ts";
+import { EXIT, MacosRunnerError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import { newName } from "../lib/names.ts";
+import type { Tart } from "../lib/tart.ts";
+
+export const spec = {
+  name: "clone",
+  summary: "clone the golden image (image.ref) into a new VM for a slot; set CPU, memory and a random MAC",
+  options: {
+    name: { type: "string", value: "NAME", description: "VM name (default <prefix>-<host>-<slot>-<random>)" },
+  },
+  exitCodes: {
+    2: "a VM with that name already exists",
+    [EXIT.unavailable]: "tart is not installed (host.tart_path)",
+  },
+} satisfies CommandSpec<Record<string, OptionSpec>>;
+
+/** Cloning pulls the image on a cold cache; pulls of 50 GB images take a while. */
+const CLONE_TIMEOUT_MS = 60 * 60 * 1000;
+
+export class VmNameTakenError extends MacosRunnerError {
+  constructor(name: string) {
+    super(`a VM named ${name} already exists; not reusing it (every job gets a fresh clone)`, { exitCode: 2 });
+  }
+}
+
+export async function clone(o: { config: Config; tart: Tart; vm: string; log: Logger }): Promise<void> {
+  if ((await o.tart.list()).some((v) => v.Name === o.vm)) throw new VmNameTakenError(o.vm);
+  const done = o.log.time("clone.done", { phase: "clone", vm: o.vm });
+  await o.tart.clone(o.config.image.ref, o.vm, CLONE_TIMEOUT_MS);
+  await o.tart.set(o.vm, { cpu: o.config.vm.cpu, memoryMb: o.config.vm.memoryMb, randomMac: true });
+  done(`cloned ${o.config.image.ref}`);
+}
+
+if (import.meta.main) {
+  await runCli(spec, async ({ values, common }) => {
+    const { config, slot, log, tart } = openSlot(common, spec.name);
+    const vm = values.name ?? newName(config.runner.namePrefix, slot);
+    await clone({ config, tart, vm, log });
+    process.stdout.write(`${vm}\n`);
+  });
+}

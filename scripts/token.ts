@@ -1,0 +1,95 @@
+#!/usr/bin/env bun
+// token: a JIT runner config for this slot (1 API call in steady state).
+//   token --slot 1 > jit.json        # {"runner_id":…,"runner_name":…,"encoded_jit_config":…}
+//   token --slot 1 --registration-token
+import { writeFileSync } from "node:fs";
+import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
+import type { Config } from "../lib/config.ts";
+import { openSlot } from "../lib/context.ts";
+import { EXIT, UsageError } from "../lib/errors.ts";
+import { createGitHubClient, type GitHubClient } from "../lib/github/client.ts";
+import { GitHubError } from "../lib/github/errors.ts";
+import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, runnerGroupId, type JitConfig } from "../lib/github/runners.ts";
+import type { Logger } from "../lib/log.ts";
+import { isSlotsOwn, newName } from "../lib/names.ts";
+import { registerSecret } from "../lib/redact.ts";
+
+export const spec = {
+  name: "token",
+  summary: "create a just-in-time runner config for a slot (writes JSON with the secret config to stdout or --output)",
+  options: {
+    name: { type: "string", value: "NAME", description: "runner name (default <prefix>-<host>-<slot>-<random>)" },
+    output: { type: "string", value: "FILE", description: "write the JSON to FILE (mode 0600) instead of stdout" },
+    "registration-token": { type: "boolean", description: "print a registration token for config.sh instead" },
+  },
+  exitCodes: {
+    [EXIT.config]: "config invalid, or GitHub refused the credentials/permissions (the message says what to fix)",
+    [EXIT.tempfail]: "GitHub unavailable or rate limited; try again later",
+  },
+} satisfies CommandSpec<Record<string, OptionSpec>>;
+
+export interface TokenOptions {
+  config: Config;
+  slot: number;
+  name: string;
+  log: Logger;
+  gh?: GitHubClient;
+}
+
+export async function githubFor(config: Config): Promise<GitHubClient> {
+  return createGitHubClient(config.github, { stateDir: config.host.stateDir });
+}
+
+/**
+ * Creates the slot's JIT runner. A 409 (name taken) can only mean an earlier
+ * attempt of ours succeeded without us seeing the answer: that runner is
+ * removed and a fresh name is used.
+ */
+export async function token(o: TokenOptions): Promise<JitConfig> {
+  const gh = o.gh ?? (await githubFor(o.config));
+  const { runner } = o.config;
+  const retry = {
+    onRetry: (i: { attempt: number; status: number; waitMs: number; reason: string }) =>
+      o.log.warn("token.retry", `GitHub ${i.reason}; retrying in ${i.waitMs} ms`, { phase: "token", status: i.status, attempt: i.attempt, wait_ms: i.waitMs }),
+  };
+  const done = o.log.time("token.done", { phase: "token" });
+  const groupId = await runnerGroupId(gh, runner.group, retry);
+  let name = o.name;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const jit = await generateJitConfig(gh, { name, runnerGroupId: groupId, labels: runner.labels, workFolder: runner.workFolder }, retry);
+      registerSecret(jit.encodedJitConfig);
+      done("JIT runner created", { runner: jit.runner.name, runner_id: jit.runner.id });
+      return jit;
+    } catch (err) {
+      if (!(err instanceof GitHubError) || err.status !== 409 || attempt > 1) throw err;
+      o.log.warn("token.name_taken", `runner name ${name} already exists; removing it and using a new name`, { phase: "token", runner: name });
+      const stale = await findRunnerByName(gh, name, retry);
+      if (stale && isSlotsOwn(stale.name, runner.namePrefix, o.slot)) await deleteRunner(gh, stale.id, retry);
+      name = newName(runner.namePrefix, o.slot);
+    }
+  }
+}
+
+if (import.meta.main) {
+  await runCli(spec, async ({ values, common }) => {
+    const { config, slot, log } = openSlot(common, spec.name);
+    if (!values.output && process.stdout.isTTY) {
+      throw new UsageError("token: refusing to print a secret to a terminal; pipe it or use --output FILE");
+    }
+    const emit = (json: object) => {
+      const text = `${JSON.stringify(json)}\n`;
+      if (values.output) writeFileSync(values.output, text, { mode: 0o600 });
+      else process.stdout.write(text);
+    };
+    if (values["registration-token"]) {
+      const t = await createRegistrationToken(await githubFor(config));
+      registerSecret(t.token);
+      emit({ token: t.token, expires_at: t.expiresAt });
+      log.info("token.registration", "registration token created", { phase: "token" });
+      return;
+    }
+    const jit = await token({ config, slot, name: values.name ?? newName(config.runner.namePrefix, slot), log });
+    emit({ runner_id: jit.runner.id, runner_name: jit.runner.name, encoded_jit_config: jit.encodedJitConfig });
+  });
+}
