@@ -1,0 +1,196 @@
+// Scrubs secrets out of text before it is written anywhere (log lines,
+// captured guest output). Two layers: exact values registered at run time
+// (tokens, the JIT config, passwords), and shapes that are secret whatever
+// their value (GitHub tokens, JWTs, PEM keys, auth headers, base64 blobs).
+// The logger runs it on the final serialised line, so the registered values
+// are also matched in the escaped forms a JSON or text line gives them.
+
+const MIN_SECRET_LENGTH = 8;
+const REDACTED = "[REDACTED]";
+
+/** Every form a registered secret may take in output, longest first. */
+let secretForms: string[] = [];
+
+/**
+ * Registers an exact value to scrub from every later `redact` call, with its
+ * base64, base64url and URL-encoded forms and, when it is itself base64 (a
+ * JIT config), its decoded form. Values shorter than 8 characters are
+ * ignored: scrubbing them would mangle ordinary words.
+ */
+export function registerSecret(value: string): void {
+  const forms = new Set(secretForms);
+  for (const variant of variantsOf(value)) {
+    for (const form of encodingsOf(variant)) if (form.length >= MIN_SECRET_LENGTH) forms.add(form);
+  }
+  secretForms = [...forms].sort((a, b) => b.length - a.length);
+}
+
+/** The value as it may be held: raw, trimmed (read from a file), base64-encoded, base64-decoded. */
+function variantsOf(value: string): string[] {
+  const out: string[] = [];
+  const add = (v: string) => {
+    if (v.length >= MIN_SECRET_LENGTH && !out.includes(v)) out.push(v);
+  };
+  add(value);
+  add(value.trim());
+  for (const v of [...out]) {
+    const bytes = Buffer.from(v, "utf8");
+    add(bytes.toString("base64"));
+    add(bytes.toString("base64").replace(/=+$/, ""));
+    add(bytes.toString("base64url"));
+  }
+  // A JIT config is base64 of JSON whose values are base64 again: decode a few levels.
+  let encoded = value.trim();
+  for (let depth = 0; depth < 3; depth++) {
+    const decoded = decodeBase64Text(encoded);
+    if (decoded === undefined) break;
+    add(decoded);
+    encoded = decoded.trim();
+  }
+  return out;
+}
+
+/** The decoded text when `s` is base64 (or base64url) of printable UTF-8, else undefined. */
+function decodeBase64Text(s: string): string | undefined {
+  if (s.length < MIN_SECRET_LENGTH || !/^(?:[A-Za-z0-9+/]+|[A-Za-z0-9_-]+)={0,2}$/.test(s)) return undefined;
+  const text = Buffer.from(s, s.includes("-") || s.includes("_") ? "base64url" : "base64").toString("utf8");
+  // U+FFFD marks invalid UTF-8; control characters other than whitespace mean binary.
+  if (text.length === 0 || /[\uFFFD\u0000-\u0008\u000E-\u001F]/.test(text)) return undefined;
+  return text;
+}
+
+/** How a string appears once written: raw, URL-encoded, and escaped as the logger escapes strings. */
+function encodingsOf(v: string): string[] {
+  const json = JSON.stringify(v).slice(1, -1);
+  return [
+    v,
+    encodeURIComponent(v),
+    json,
+    json.replaceAll('\\"', '"'), // the text format escapes control characters but not quotes in msg
+    JSON.stringify(json).slice(1, -1), // a JSON document (an HTTP body) embedded in a JSON string
+  ];
+}
+
+interface Rule {
+  pattern: RegExp;
+  // The shape String.prototype.replace passes: the match, its groups, then offset and input.
+  replace: (match: string, ...args: any[]) => string;
+}
+
+const alreadyRedacted = (v: string) => v.startsWith("[REDACTED");
+
+// The start of a token: not glued to a word, or right after an escape such as `\n`.
+const TOKEN_START = String.raw`(?:(?<![A-Za-z0-9])|(?<=\\[nrt]))`;
+// Body characters of a PEM key: base64, header lines, whitespace and the escapes `\n` `\r`.
+const PEM_BODY = String.raw`(?:[A-Za-z0-9+/=\s:,-]|\\[nrt])`;
+// Key names that hold a secret (case-insensitive), as the last word of the key:
+// token, GITHUB_TOKEN, registration_token, ACTIONS_RUNNER_INPUT_JITCONFIG, password.
+// A key such as token_path or password_path names a file and is kept.
+const SECRET_KEY = String.raw`(?<![A-Za-z0-9._-])[A-Za-z0-9._-]*?(?:token|password|passwd|secret|jit_?config|private_?key|api_?key|credentials?)`;
+const PLAIN_VALUES = new Set(["null", "true", "false", "undefined"]);
+
+const RULES: Rule[] = [
+  {
+    // A private key (PEM, OpenSSH, PGP), BEGIN through END; a truncated one up to where its body stops.
+    pattern: new RegExp(
+      String.raw`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----${PEM_BODY}*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|(?!${PEM_BODY}))`,
+      "g",
+    ),
+    replace: () => "[REDACTED:private-key]",
+  },
+  {
+    // Authorization header values, keeping the scheme: `Authorization: token [REDACTED]`.
+    pattern: /\b((?:proxy-)?authorization\\?"?\s*[:=]\s*\\?"?)((?:bearer|token|basic|digest)\s+)?([^\s"\\,;]+)/gi,
+    replace: (m, head, scheme = "", value) => (alreadyRedacted(value) ? m : `${head}${scheme}${REDACTED}`),
+  },
+  {
+    // ghp_/gho_/ghu_/ghs_/ghr_ tokens, including the stateless ghs_APPID_JWT form, and fine-grained PATs.
+    pattern: new RegExp(
+      String.raw`${TOKEN_START}(?:gh[pousr]_[A-Za-z0-9_-]{10,}(?:\.[A-Za-z0-9_-]+)*|github_pat_[A-Za-z0-9_]{10,})`,
+      "g",
+    ),
+    replace: () => "[REDACTED:github-token]",
+  },
+  {
+    // A JWT: base64url header (always `{"` -> eyJ), payload, signature.
+    pattern: /eyJ[A-Za-z0-9_-]{7,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g,
+    replace: () => "[REDACTED:jwt]",
+  },
+  {
+    // A password in a URL: scheme://user:PASSWORD@host.
+    pattern: /\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@"\\]+:)([^\s/@"\\]+)@/gi,
+    replace: (m, head, value) => (alreadyRedacted(value) ? m : `${head}${REDACTED}@`),
+  },
+  {
+    // "token":"…" in JSON, \"token\":\"…\" in JSON embedded in a string, token=… and token="…" in text, env and queries.
+    pattern: new RegExp(
+      String.raw`(${SECRET_KEY})(?:("\s*:\s*")((?:[^"\\]|\\.)*)(")|(\\"\s*:\s*\\")(.*?)(\\")|(=)("(?:[^"\\]|\\.)*"|[^\s"'\\&,;}\]]+))`,
+      "gi",
+    ),
+    replace: (m, key, jsonSep, jsonValue, jsonEnd, nestedSep, nestedValue, nestedEnd, eq, plain) => {
+      if (jsonSep !== undefined) return keep(jsonValue) ? m : `${key}${jsonSep}${REDACTED}${jsonEnd}`;
+      if (nestedSep !== undefined) return keep(nestedValue) ? m : `${key}${nestedSep}${REDACTED}${nestedEnd}`;
+      const quoted = plain.startsWith('"');
+      return keep(quoted ? plain.slice(1, -1) : plain) ? m : `${key}${eq}${quoted ? `"${REDACTED}"` : REDACTED}`;
+    },
+  },
+  {
+    // Command-line flags that carry a secret: config.sh --token X, run.sh --jitconfig X.
+    pattern: /(--(?:token|jitconfig|password|pat)(?:\s+|=))("(?:[^"\\]|\\.)*"|[^\s"\\]+)/gi,
+    replace: (m, flag, value) => (alreadyRedacted(value) ? m : `${flag}${REDACTED}`),
+  },
+  {
+    // `Bearer X` anywhere; `token X` when X looks like a credential (so "token expired" stays).
+    pattern: /\b(bearer|token)(\s+)([A-Za-z0-9._~+/=-]{8,})/gi,
+    replace: (m, word, space, value) => {
+      const credential = word.toLowerCase() === "bearer" || (value.length >= 16 && /[A-Za-z]/.test(value) && /[0-9]/.test(value));
+      return credential ? `${word}${space}${REDACTED}` : m;
+    },
+  },
+  {
+    // Long base64 / base64url blobs; not right after a backslash, whose letter belongs to an escape.
+    pattern: /(?<!\\)[A-Za-z0-9+/_-]{40,}={0,2}/g,
+    replace: (m, offset: number, text: string) =>
+      isBlob(m, text.slice(Math.max(0, offset - 8), offset)) ? "[REDACTED:base64]" : m,
+  },
+];
+
+function keep(value: string): boolean {
+  return value.length === 0 || alreadyRedacted(value) || PLAIN_VALUES.has(value.toLowerCase());
+}
+
+// A segment of a name, path or URL: a lowercase, UPPERCASE or CamelCase word of modest length.
+const WORD = /^(?:[a-z0-9]+|[A-Z0-9]+|[a-z]*(?:[A-Z][a-z]+[0-9]*)+)$/;
+const MAX_WORD_LENGTH = 32; // fits the 30-character ids in macOS temp paths (/var/folders/xx/<id>/T)
+const MIN_RANDOM_CHARS = 16;
+
+/**
+ * Whether a run of base64-alphabet characters is encoded data rather than a
+ * path, URL or name. Those are made of words between `/`, `-` and `_`; encoded
+ * data is long mixed-case runs. A digest after `sha256:` is kept: operators need it.
+ */
+function isBlob(run: string, before: string): boolean {
+  const body = run.replace(/=+$/, "");
+  // Letters and digits, as the shape of a secret; or, without digits, letters of both cases.
+  if (!/[A-Za-z]/.test(body) || !(/[0-9]/.test(body) || (/[a-z]/.test(body) && /[A-Z]/.test(body)))) return false;
+  if (/(?:sha1|sha224|sha256|sha384|sha512|md5):$/i.test(before) && /^[0-9a-f]+$/i.test(body)) return false;
+  // `+` is in no path or name; with mixed case it marks standard base64.
+  if (body.includes("+") && /[a-z]/.test(body) && /[A-Z]/.test(body)) return true;
+  let random = 0;
+  for (const segment of body.split(/[/+_-]/)) {
+    if (segment.length > MAX_WORD_LENGTH || !WORD.test(segment)) random += segment.length;
+  }
+  return random >= MIN_RANDOM_CHARS;
+}
+
+/**
+ * Replaces secrets in `text`: registered values with "[REDACTED]", shaped
+ * secrets with "[REDACTED:kind]" (github-token, jwt, private-key, base64).
+ * Escapes such as `\"` and `\n` are never cut in half, so a JSON line stays JSON.
+ */
+export function redact(text: string): string {
+  let out = text;
+  for (const form of secretForms) if (out.includes(form)) out = out.replaceAll(form, REDACTED);
+  for (const rule of RULES) out = out.replace(rule.pattern, rule.replace);
+  return out;
+}

@@ -1,0 +1,26 @@
+import { expect, test } from "bun:test";
+import { isSlotsOwn, MAX_NAME, newName, shortHost, slotPrefix } from "../lib/names.ts";
+
+test("names are <prefix>-<host>-<slot>-<random>, unique, and fit GitHub's 64", () => {
+  const a = newName("acme-mac", 1, "mini-07");
+  expect(a).toMatch(/^acme-mac-mini-07-1-[0-9a-f]{6}$/);
+  expect(newName("acme-mac", 1, "mini-07")).not.toBe(a);
+  const long = newName("p".repeat(32), 2, "h".repeat(80));
+  expect(long.length).toBeLessThanOrEqual(MAX_NAME);
+  expect(isSlotsOwn(long, "p".repeat(32), 2, "h".repeat(80))).toBe(true);
+});
+
+test("a slot owns only names with its own prefix, host and slot", () => {
+  const mine = newName("acme", 1, "mini");
+  expect(isSlotsOwn(mine, "acme", 1, "mini")).toBe(true);
+  expect(isSlotsOwn(mine, "acme", 2, "mini")).toBe(false);
+  expect(isSlotsOwn(mine, "acme", 1, "other")).toBe(false);
+  expect(isSlotsOwn(mine, "acm", 1, "mini")).toBe(false);
+  expect(isSlotsOwn(`${slotPrefix("acme", 1, "mini")}golden`, "acme", 1, "mini")).toBe(false);
+  expect(isSlotsOwn("someone-elses-runner", "acme", 1, "mini")).toBe(false);
+});
+
+test("host names are shortened to their first label and sanitised", () => {
+  expect(shortHost("Mini-07.corp.example.com")).toBe("mini-07");
+  expect(shortHost("Bob's MacBook")).toBe("bob-s-macbook");
+});

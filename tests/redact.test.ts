@@ -1,0 +1,185 @@
+import { describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { redact, registerSecret } from "../lib/redact.ts";
+
+// Each test registers its own values: the registry is process-wide by design.
+const fresh = (label: string) => `${label}-${randomBytes(12).toString("hex")}`;
+
+const ghsStateless =
+  "ghs_123456_eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiIxMjM0NTYiLCJleHAiOjE3OTk5OTk5OTl9.Zm9vYmFyYmF6cXV4c2lnbmF0dXJlLXBhcnQ";
+const githubTokens = {
+  ghp: "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+  gho: "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+  ghu: "ghu_16C7e42F292c6912E7710c838347Ae178B4a",
+  ghs: "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+  ghr: "ghr_1B4a2e77838347a7E420ce178F2E7c6912E169246c34E1ccbF66C46812d16D5B1A9Dc86A1498",
+  github_pat: "github_pat_11ABCDEFG0123456789abc_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU",
+  "ghs_APPID_JWT": ghsStateless,
+};
+const jwt = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpYXQiOjE3MDAwMDAwMDAsImlzcyI6IjEyMyJ9.c2lnbmF0dXJlLWJ5dGVzLWhlcmU";
+const pemBody = "MIIEowIBAAKCAQEAx7Jk2vQ9c1bB3t5Yb0Qm\nq8vTn4Lw7Zr2Kp1Hc3Xa9Df6Gh0Jk5Lm2Nb8Vc\n";
+const pem = `-----BEGIN RSA PRIVATE KEY-----\n${pemBody}-----END RSA PRIVATE KEY-----`;
+
+describe("shaped secrets", () => {
+  for (const [kind, token] of Object.entries(githubTokens)) {
+    test(`GitHub ${kind} token`, () => {
+      const out = redact(`auth with ${token} failed`);
+      expect(out).toBe("auth with [REDACTED:github-token] failed");
+    });
+  }
+
+  test("a GitHub token right after an escaped newline", () => {
+    expect(redact(String.raw`line one\n${githubTokens.ghs}`)).toBe(String.raw`line one\n[REDACTED:github-token]`);
+  });
+
+  test("JWT", () => {
+    expect(redact(`jwt=${jwt} next`)).toBe("jwt=[REDACTED:jwt] next");
+  });
+
+  test("PEM private key with real newlines, escaped newlines, and truncated", () => {
+    expect(redact(`key: ${pem} end`)).toBe("key: [REDACTED:private-key] end");
+    const escaped = JSON.stringify({ key: pem, after: "kept" });
+    expect(JSON.parse(redact(escaped))).toEqual({ key: "[REDACTED:private-key]", after: "kept" });
+    const openssh = "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\\n-----END OPENSSH PRIVATE KEY-----";
+    expect(redact(`k=${openssh} x=1`)).toBe("k=[REDACTED:private-key] x=1");
+    const pgp = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBF1xAbCBCAC7\n=AbCd\n-----END PGP PRIVATE KEY BLOCK-----";
+    expect(redact(`gpg ${pgp}.`)).toBe("gpg [REDACTED:private-key].");
+    const truncated = JSON.stringify({ key: `-----BEGIN PRIVATE KEY-----\n${pemBody}`, n: 1 });
+    expect(JSON.parse(redact(truncated))).toEqual({ key: "[REDACTED:private-key]", n: 1 });
+  });
+
+  test("Authorization header values keep the scheme", () => {
+    expect(redact("Authorization: token abc123def456")).toBe("Authorization: token [REDACTED]");
+    expect(redact("authorization: Bearer abc123def456")).toBe("authorization: Bearer [REDACTED]");
+    expect(redact("Proxy-Authorization: Basic dXNlcjpwYXNz")).toBe("Proxy-Authorization: Basic [REDACTED]");
+    const headers = JSON.stringify({ headers: { authorization: "token abc123def456", accept: "application/json" } });
+    expect(JSON.parse(redact(headers))).toEqual({ headers: { authorization: "token [REDACTED]", accept: "application/json" } });
+  });
+
+  test("Bearer anywhere, and token followed by something credential-shaped", () => {
+    expect(redact("sent Bearer abcdefgh1234")).toBe("sent Bearer [REDACTED]");
+    expect(redact("using token AABF3JGZDX3P5PMEXLND6TS6FCWO6")).toBe("using token [REDACTED]");
+  });
+
+  test("long base64 blob, standard and url-safe, padded", () => {
+    const blob = randomBytes(48).toString("base64");
+    expect(redact(`config ${blob} sent`)).toBe("config [REDACTED:base64] sent");
+    const urlSafe = randomBytes(48).toString("base64url");
+    expect(redact(`config ${urlSafe} sent`)).toBe("config [REDACTED:base64] sent");
+    expect(redact(`x ${Buffer.from("a".repeat(40)).toString("base64")}`)).toBe("x [REDACTED:base64]");
+  });
+
+  test("bare 40-character hex is a blob; after sha256: it is a digest and stays", () => {
+    const hex = randomBytes(20).toString("hex");
+    expect(redact(`secret ${hex}`)).toBe("secret [REDACTED:base64]");
+    expect(redact(`image@sha256:${hex}${hex.slice(0, 24)}`)).toBe(`image@sha256:${hex}${hex.slice(0, 24)}`);
+  });
+
+  test("random base64 of 30 bytes (40 characters) is caught", () => {
+    let missed = 0;
+    for (let i = 0; i < 500; i++) {
+      if (!redact(randomBytes(30).toString(i % 2 ? "base64" : "base64url")).includes("[REDACTED")) missed++;
+    }
+    expect(missed).toBeLessThanOrEqual(1);
+  });
+
+  test("a base64 blob right after an escaped newline leaves the escape whole", () => {
+    const line = JSON.stringify({ out: `header\n${randomBytes(60).toString("base64")}` });
+    const parsed = JSON.parse(redact(line));
+    expect(parsed.out).toBe("header\n[REDACTED:base64]");
+  });
+
+  test("password in a URL", () => {
+    expect(redact("pull https://ci:hunter2hunter2@registry.example.com/v2/")).toBe(
+      "pull https://ci:[REDACTED]@registry.example.com/v2/",
+    );
+  });
+
+  test("values of keys that name a secret, in JSON, nested JSON, text, env and flags", () => {
+    const json = JSON.stringify({ token: "s3cr3t", password: "pw with spaces", token_path: "/Users/a/.config/macos-runner/token" });
+    expect(JSON.parse(redact(json))).toEqual({ token: "[REDACTED]", password: "[REDACTED]", token_path: "/Users/a/.config/macos-runner/token" });
+    const nested = JSON.stringify({ body: JSON.stringify({ registration_token: "abc", ok: true }) });
+    expect(JSON.parse(JSON.parse(redact(nested)).body)).toEqual({ registration_token: "[REDACTED]", ok: true });
+    expect(redact('password="a b" user=ci')).toBe('password="[REDACTED]" user=ci');
+    expect(redact("ACTIONS_RUNNER_INPUT_JITCONFIG=abc GITHUB_TOKEN=def HOME=/Users/admin")).toBe(
+      "ACTIONS_RUNNER_INPUT_JITCONFIG=[REDACTED] GITHUB_TOKEN=[REDACTED] HOME=/Users/admin",
+    );
+    expect(redact("GET /runners?token=abc&page=2")).toBe("GET /runners?token=[REDACTED]&page=2");
+    expect(redact("./config.sh remove --token AAAA1 && ./run.sh --jitconfig=xyz")).toBe(
+      "./config.sh remove --token [REDACTED] && ./run.sh --jitconfig=[REDACTED]",
+    );
+  });
+});
+
+describe("registered secrets", () => {
+  test("raw, trimmed, base64, base64url and URL-encoded forms", () => {
+    const secret = `${fresh("pw")}/+?&= é`;
+    registerSecret(`${secret}\n`);
+    expect(redact(`a ${secret} b`)).toBe("a [REDACTED] b");
+    expect(redact(`a ${Buffer.from(secret).toString("base64")} b`)).toBe("a [REDACTED] b");
+    expect(redact(`a ${Buffer.from(secret).toString("base64url")} b`)).toBe("a [REDACTED] b");
+    expect(redact(`a ${encodeURIComponent(secret)} b`)).toBe("a [REDACTED] b");
+  });
+
+  test("a JIT config is caught encoded, decoded, and as escaped in a JSON line", () => {
+    const credentials = Buffer.from(JSON.stringify({ scheme: "OAuth", data: { token: fresh("t") } })).toString("base64");
+    const decoded = JSON.stringify({ ".runner": "e30=", ".credentials": credentials });
+    const jit = Buffer.from(decoded).toString("base64");
+    registerSecret(jit);
+    expect(redact(`jit ${jit}`)).toBe("jit [REDACTED]");
+    expect(redact(`jit ${encodeURIComponent(jit)}`)).toBe("jit [REDACTED]");
+    expect(redact(`decoded ${decoded}`)).toBe("decoded [REDACTED]");
+    expect(JSON.parse(redact(JSON.stringify({ msg: decoded })))).toEqual({ msg: "[REDACTED]" });
+  });
+
+  test("a secret with quotes and a newline is caught as the JSON and text lines escape it", () => {
+    const secret = `${fresh("q")}"\nend`;
+    registerSecret(secret);
+    const json = JSON.stringify(secret).slice(1, -1);
+    expect(redact(`{"x":"${json}"}`)).toBe('{"x":"[REDACTED]"}');
+    expect(redact(json.replaceAll('\\"', '"'))).toBe("[REDACTED]");
+  });
+
+  test("values shorter than 8 characters are ignored", () => {
+    registerSecret("admin");
+    registerSecret("       ");
+    expect(redact("user admin logged in")).toBe("user admin logged in");
+  });
+});
+
+describe("ordinary content survives", () => {
+  const ordinary = [
+    "macos-runner-host-1-a1b2c3",
+    "acme-mac-builder-host-01-slot-2-a1b2c3d4e5f6",
+    "2026-11-28T06:30:00.123Z",
+    "2026-09-16 15:14:46Z: Listening for Jobs",
+    `sha256:${"0123456789abcdef".repeat(4)}`,
+    `registry.example.com/macos-runner@sha256:${"a1b2c3d4e5f60718".repeat(4)}`,
+    "/Users/admin/Library/Application Support/macos-runner/slot-1/state.json",
+    "/Users/admin/Library/LaunchAgents/com.github.macos-runner.slot-1.plist",
+    "/opt/homebrew/var/node_exporter/textfile/macos_runner_slot_1.prom",
+    "/private/var/folders/3h/0k7lvp4j6j3bq3q8l7g8kz8w0000gn/T/macos-runner-test-1234/sim",
+    "/Applications/Xcode_16.2.app/Contents/Developer/Platforms/iPhoneOS.platform/Developer",
+    "192.168.64.5 127.0.0.2:22 fe80::1",
+    "https://github.com/acme/app/actions/runs/1234567890/job/98765432101",
+    "https://ghe.example.com/api/v3/orgs/acme/actions/runners?name=acme-mac-host-1-1-a1b2c3",
+    "https://api.github.com/repos/acme/app/actions/runners/generate-jitconfig",
+    "ACTIONS_RUNNER_INPUT_JITCONFIG is read from the environment",
+    "123e4567-e89b-12d3-a456-426614174000",
+    "installation token refreshed 300s before expiry; token expired",
+    "token_path=/Users/admin/.config/macos-runner/token password_path=/Users/admin/.config/macos-runner/registry-password",
+    "tart login registry.example.com --username ci --password-stdin",
+    "tart clone ghcr.io/cirruslabs/macos-sequoia-xcode:16.2 macos-runner-host-1-a1b2c3",
+    "connect ECONNREFUSED 127.0.0.1:8443",
+    "HTTP 401 Bad credentials; Authorization failed for runner 42",
+  ];
+  for (const text of ordinary) {
+    test(text, () => {
+      expect(redact(text)).toBe(text);
+    });
+  }
+
+  test("empty text", () => {
+    expect(redact("")).toBe("");
+  });
+});
