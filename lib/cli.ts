@@ -84,7 +84,8 @@ export function parseCli<O extends Record<string, OptionSpec>>(spec: CommandSpec
     parsed = parseArgs({
       args: argv,
       options: Object.fromEntries(
-        Object.entries(all).map(([k, o]) => [k, { type: o.type, short: o.short, multiple: o.multiple }]),
+        // Bun's parseArgs rejects keys that are present but undefined.
+        Object.entries(all).map(([k, o]) => [k, { type: o.type, ...(o.short && { short: o.short }), ...(o.multiple && { multiple: o.multiple }) }]),
       ),
       allowPositionals: true,
       strict: true,

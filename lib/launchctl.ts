@@ -1,0 +1,92 @@
+// launchctl for agents in the user's GUI domain (gui/<uid>), as
+// contracts/tart.md §8 describes it: bootout returns before the job has
+// exited, so callers poll `launchctl print` until the label is gone.
+import { execFile } from "node:child_process";
+import { MacosRunnerError } from "./errors.ts";
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command; install injects it so --dry-run can print instead of run. */
+export type CommandRunner = (argv: string[]) => Promise<CommandResult>;
+
+const COMMAND_TIMEOUT_MS = 30_000;
+
+export const runCommand: CommandRunner = (argv) =>
+  new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), { timeout: COMMAND_TIMEOUT_MS }, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean }) | null;
+      let code = 0;
+      if (e) code = typeof e.code === "number" ? e.code : e.code === "ENOENT" ? 127 : e.killed ? 124 : 1;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr).trim() });
+    });
+  });
+
+/** launchctl refused to load or unload an agent. */
+export class LaunchctlError extends MacosRunnerError {
+  constructor(message: string) {
+    super(message, { exitCode: EXIT_LAUNCHCTL });
+  }
+}
+
+/** An agent was still loaded when its drain deadline passed. */
+export class DrainTimeoutError extends MacosRunnerError {
+  constructor(message: string) {
+    super(message, { exitCode: EXIT_DRAIN_TIMEOUT });
+  }
+}
+
+export const EXIT_LAUNCHCTL = 82;
+export const EXIT_DRAIN_TIMEOUT = 83;
+
+export const guiDomain = (uid: number): string => `gui/${uid}`;
+export const serviceTarget = (uid: number, label: string): string => `${guiDomain(uid)}/${label}`;
+
+export const printDomainArgv = (uid: number): string[] => ["launchctl", "print", guiDomain(uid)];
+export const printServiceArgv = (uid: number, label: string): string[] => ["launchctl", "print", serviceTarget(uid, label)];
+export const bootoutArgv = (uid: number, label: string): string[] => ["launchctl", "bootout", serviceTarget(uid, label)];
+export const enableArgv = (uid: number, label: string): string[] => ["launchctl", "enable", serviceTarget(uid, label)];
+export const bootstrapArgv = (uid: number, plistPath: string): string[] => ["launchctl", "bootstrap", guiDomain(uid), plistPath];
+
+export async function isLoaded(run: CommandRunner, uid: number, label: string): Promise<boolean> {
+  return (await run(printServiceArgv(uid, label))).code === 0;
+}
+
+/** Boots an agent out if it is loaded; does not wait for its process to end. */
+export async function bootout(run: CommandRunner, uid: number, label: string): Promise<boolean> {
+  if (!(await isLoaded(run, uid, label))) return false;
+  const r = await run(bootoutArgv(uid, label));
+  // The job can finish between print and bootout ("No such process"): then it is gone, as wanted.
+  if (r.code !== 0 && (await isLoaded(run, uid, label))) {
+    throw new LaunchctlError(`launchctl bootout ${serviceTarget(uid, label)} failed: ${r.stderr || `exit ${r.code}`}`);
+  }
+  return true;
+}
+
+/** Polls `launchctl print` until the label is gone, backing off from 100 ms to 5 s. */
+export async function waitUntilGone(run: CommandRunner, uid: number, label: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 100;
+  while (await isLoaded(run, uid, label)) {
+    if (Date.now() >= deadline) {
+      throw new DrainTimeoutError(
+        `${serviceTarget(uid, label)} is still loaded ${Math.round(timeoutMs / 1000)} s after bootout: ` +
+          `check 'launchctl print ${serviceTarget(uid, label)}' and its log, then run install --remove again`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+    delay = Math.min(delay * 2, 5_000);
+  }
+}
+
+export async function bootstrap(run: CommandRunner, uid: number, label: string, plistPath: string): Promise<void> {
+  // A disabled label (launchctl disable) cannot be bootstrapped; enabling is idempotent.
+  await run(enableArgv(uid, label));
+  const r = await run(bootstrapArgv(uid, plistPath));
+  if (r.code !== 0) {
+    throw new LaunchctlError(`launchctl bootstrap ${guiDomain(uid)} ${plistPath} failed: ${r.stderr || `exit ${r.code}`}; see 'launchctl print ${serviceTarget(uid, label)}'`);
+  }
+}

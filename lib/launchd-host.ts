@@ -1,0 +1,77 @@
+// What `install` checks before it touches a host: macOS, a GUI session for
+// the user (agents live in gui/<uid>), tart where the agents will look, and
+// the binaries the agents run.
+import { accessSync, constants, statSync } from "node:fs";
+import { join } from "node:path";
+import { EXIT, MacosRunnerError } from "./errors.ts";
+import { printDomainArgv, type CommandRunner } from "./launchctl.ts";
+import { TartMissingError } from "./tart.ts";
+
+export const EXIT_NOT_MACOS = 80;
+export const EXIT_NO_GUI_SESSION = 81;
+export const EXIT_BINARY_MISSING = 84;
+
+export class NotMacosError extends MacosRunnerError {
+  constructor(platform: string) {
+    super(`install must run on the macOS host that serves the slots (this is ${platform}); use --dry-run to see what it would do`, {
+      exitCode: EXIT_NOT_MACOS,
+    });
+  }
+}
+
+export class NoGuiSessionError extends MacosRunnerError {
+  constructor(uid: number, detail: string) {
+    super(
+      `no GUI session for uid ${uid} ('launchctl print gui/${uid}' failed: ${detail}): VMs need the user's Aqua session. ` +
+        `Enable automatic login for this user (System Settings > Users & Groups > Automatically log in as), log in once, then run install again`,
+      { exitCode: EXIT_NO_GUI_SESSION },
+    );
+  }
+}
+
+export class BinaryMissingError extends MacosRunnerError {
+  constructor(name: string, binDir: string) {
+    super(`${name} not found in ${binDir}: copy the darwin-arm64 binaries there (ansible/site.yml does) or pass --bin-dir`, {
+      exitCode: EXIT_BINARY_MISSING,
+    });
+  }
+}
+
+export function checkMacos(platform: string = process.platform): void {
+  if (platform !== "darwin") throw new NotMacosError(platform);
+}
+
+export async function checkGuiSession(run: CommandRunner, uid: number): Promise<void> {
+  const r = await run(printDomainArgv(uid));
+  if (r.code !== 0) throw new NoGuiSessionError(uid, r.stderr.split("\n")[0] || `exit ${r.code}`);
+}
+
+/** Finds tart the way the agents will: host.tart_path as a path, or a name looked up in the agents' PATH. */
+export function checkTart(tartPath: string, agentPath: string): string {
+  const candidates = tartPath.includes("/") ? [tartPath] : agentPath.split(":").filter(Boolean).map((dir) => join(dir, tartPath));
+  const found = candidates.find(isExecutableFile);
+  if (!found) {
+    const where = tartPath.includes("/") ? `"${tartPath}"` : `"${tartPath}" in the agents' PATH (${agentPath})`;
+    throw new TartMissingError(
+      `tart not found at ${where}: install it (brew install cirruslabs/cli/tart) or fix host.tart_path`,
+      "install",
+      127,
+      "",
+      EXIT.unavailable,
+    );
+  }
+  return found;
+}
+
+export function checkBinary(binDir: string, name: string): void {
+  if (!isExecutableFile(join(binDir, name))) throw new BinaryMissingError(name, binDir);
+}
+
+export function isExecutableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}

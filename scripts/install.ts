@@ -1,0 +1,151 @@
+// install: renders the launchd agents for this host from the config (one per
+// slot, plus `pull` when that binary is present), loads them into the
+// auto-login user's GUI session, and with --remove drains and unloads them.
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { runCli, isMain, type CommandSpec, type Parsed } from "../lib/cli.ts";
+import { loadConfig, type Config } from "../lib/config.ts";
+import { EXIT, MacosRunnerError } from "../lib/errors.ts";
+import { EXIT_DRAIN_TIMEOUT, EXIT_LAUNCHCTL, runCommand, type CommandRunner } from "../lib/launchctl.ts";
+import { allLabels, MAX_SLOTS, renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/launchd.ts";
+import {
+  checkBinary,
+  checkGuiSession,
+  checkMacos,
+  checkTart,
+  EXIT_BINARY_MISSING,
+  EXIT_NO_GUI_SESSION,
+  EXIT_NOT_MACOS,
+  isExecutableFile,
+} from "../lib/launchd-host.ts";
+import { describeStep, executeStep, type Step, type StopTarget } from "../lib/launchd-plan.ts";
+
+const options = {
+  "dry-run": { type: "boolean", description: "print the plists and the commands, change nothing (works on any OS)" },
+  remove: { type: "boolean", description: "uninstall: drain the slots (running jobs finish), run cleanup, remove the agents" },
+  "agents-dir": { type: "string", value: "DIR", description: "where the plists go (default ~/Library/LaunchAgents)" },
+  "bin-dir": { type: "string", value: "DIR", description: "where loop, pull and cleanup are (default: the directory of this binary)" },
+} as const;
+
+export const spec: CommandSpec<typeof options> = {
+  name: "install",
+  summary: "load (or with --remove, drain and unload) this host's launchd agents",
+  options,
+  exitCodes: {
+    [EXIT.unavailable]: "tart not found (host.tart_path, or the agents' PATH)",
+    [EXIT_NOT_MACOS]: "not running on macOS (use --dry-run elsewhere)",
+    [EXIT_NO_GUI_SESSION]: "no GUI session for this user: enable auto-login and log in",
+    [EXIT_LAUNCHCTL]: "launchctl refused to bootstrap or bootout an agent",
+    [EXIT_DRAIN_TIMEOUT]: "an agent was still loaded after its ExitTimeOut",
+    [EXIT_BINARY_MISSING]: "loop is not in the bin dir",
+  },
+};
+
+export interface InstallOptions {
+  config: Config;
+  binDir: string;
+  agentsDir: string;
+  uid: number;
+}
+
+/** Maps the config to what the agents are rendered from. */
+export function agentParams(o: InstallOptions): AgentParams {
+  const { host, runner } = o.config;
+  if (host.slots > MAX_SLOTS) {
+    throw new MacosRunnerError(`host.slots is ${host.slots} in ${o.config.file}: at most ${MAX_SLOTS} (Apple's licence allows two macOS VMs per host)`, {
+      exitCode: EXIT.config,
+    });
+  }
+  return {
+    binDir: o.binDir,
+    configPath: o.config.file,
+    slots: host.slots,
+    logDir: host.logDir,
+    stateDir: host.stateDir,
+    jobTimeoutMs: runner.jobTimeoutMs,
+    pull: isExecutableFile(join(o.binDir, "pull")),
+  };
+}
+
+function stopTargets(o: InstallOptions): StopTarget[] {
+  const fallback = slotExitTimeOut(o.config.runner.jobTimeoutMs);
+  return allLabels().map((label) => ({ label, plistPath: plistPath(o, label), fallbackExitTimeOutS: fallback }));
+}
+
+const plistPath = (o: InstallOptions, label: string): string => join(o.agentsDir, `${label}.plist`);
+
+/** Replaces every agent: stop what is loaded (also agents no longer wanted), write, bootstrap. */
+export function installPlan(o: InstallOptions, agents: RenderedAgent[]): Step[] {
+  const wanted = new Set(agents.map((a) => a.label));
+  return [
+    ...[o.config.host.logDir, o.config.host.stateDir, o.agentsDir].map((path): Step => ({ kind: "mkdir", path })),
+    { kind: "stop", agents: stopTargets(o) },
+    ...allLabels()
+      .filter((l) => !wanted.has(l))
+      .map((l): Step => ({ kind: "remove", path: plistPath(o, l) })),
+    ...agents.map((a): Step => ({ kind: "write", path: plistPath(o, a.label), content: a.xml })),
+    ...agents.map((a): Step => ({ kind: "start", label: a.label, plistPath: plistPath(o, a.label) })),
+  ];
+}
+
+/** Drains: bootout (jobs finish), wait, run cleanup for each slot if that binary exists, remove the plists. */
+export function removePlan(o: InstallOptions): Step[] {
+  const cleanup = join(o.binDir, "cleanup");
+  const cleanups = isExecutableFile(cleanup)
+    ? Array.from({ length: o.config.host.slots }, (_, i): Step => ({
+        kind: "run",
+        argv: [cleanup, "--slot", String(i + 1), "--config", o.config.file],
+        why: `remove what slot ${i + 1} left behind`,
+      }))
+    : [];
+  return [
+    { kind: "stop", agents: stopTargets(o) },
+    ...cleanups,
+    ...allLabels().map((l): Step => ({ kind: "remove", path: plistPath(o, l) })),
+  ];
+}
+
+/** The binaries sit together; a compiled `install` finds its siblings beside itself. */
+function defaultBinDir(): string {
+  const compiled = import.meta.path.startsWith("/$bunfs/");
+  return compiled ? dirname(process.execPath) : join(import.meta.dir, "..", "dist", "darwin-arm64");
+}
+
+export async function main(args: Parsed<typeof options>, run: CommandRunner = runCommand): Promise<number> {
+  const config = loadConfig({ path: args.common.config });
+  const o: InstallOptions = {
+    config,
+    binDir: args.values["bin-dir"] ?? defaultBinDir(),
+    agentsDir: args.values["agents-dir"] ?? join(homedir(), "Library", "LaunchAgents"),
+    uid: process.getuid?.() ?? 0,
+  };
+  const params = agentParams(o);
+  const agents = renderAgents(params);
+  const steps = args.values.remove ? removePlan(o) : installPlan(o, agents);
+  const agentPath = agents[0]!.plist.EnvironmentVariables!.PATH!;
+
+  if (args.values["dry-run"]) {
+    const out = [
+      `# install${args.values.remove ? " --remove" : ""} --dry-run: nothing was changed. On the host it would:`,
+      "# check: running on macOS",
+      `# check: a GUI session for uid ${o.uid}: launchctl print gui/${o.uid}`,
+      ...(args.values.remove ? [] : [`# check: tart at ${config.host.tartPath} (host.tart_path)`, `# check: ${join(o.binDir, "loop")} exists`]),
+      ...steps.flatMap((s) => describeStep(s, o.uid)),
+    ];
+    process.stdout.write(`${out.join("\n")}\n`);
+    return EXIT.ok;
+  }
+
+  checkMacos();
+  await checkGuiSession(run, o.uid);
+  if (!args.values.remove) {
+    checkTart(config.host.tartPath, agentPath);
+    checkBinary(o.binDir, "loop");
+  }
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  for (const step of steps) await executeStep(step, o.uid, run, say);
+  say(args.values.remove ? "agents removed" : `${agents.map((a) => a.label).join(", ")} loaded in gui/${o.uid}`);
+  return EXIT.ok;
+}
+
+if (isMain(import.meta)) await runCli(spec, (args) => main(args));

@@ -1,0 +1,142 @@
+// What `install` does on a host, run against a fake `launchctl` (the process
+// boundary; tests/fixtures/launchd/launchctl) that, like the real one, returns
+// from bootout before the job is gone and fails a bootstrap while it is loaded.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../lib/config.ts";
+import { DrainTimeoutError, LaunchctlError, runCommand, waitUntilGone } from "../lib/launchctl.ts";
+import { checkGuiSession, checkTart, NoGuiSessionError } from "../lib/launchd-host.ts";
+import { executeStep, type Step } from "../lib/launchd-plan.ts";
+import { renderAgents } from "../lib/launchd.ts";
+import { agentParams, installPlan, removePlan, type InstallOptions } from "../scripts/install.ts";
+import { makeHost } from "./fixtures/launchd/host.ts";
+
+const uid = 501;
+let dir: string;
+let state: string;
+const savedPath = process.env.PATH;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "install-host-"));
+  process.env.PATH = `${join(import.meta.dir, "fixtures", "launchd")}:${savedPath}`;
+});
+afterAll(() => {
+  process.env.PATH = savedPath;
+  rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(() => {
+  state = mkdtempSync(join(dir, "launchd-"));
+  mkdirSync(join(state, "loaded"));
+  process.env.FAKE_LAUNCHD = state;
+  process.env.FAKE_EXIT_DELAY = "0.3";
+});
+
+const loaded = () => readdirSync(join(state, "loaded")).sort();
+const calls = () => readFileSync(join(state, "calls.log"), "utf8").trim().split("\n");
+const lines: string[] = [];
+const say = (l: string) => lines.push(l);
+
+async function execute(steps: Step[]) {
+  for (const step of steps) await executeStep(step, uid, runCommand, say);
+}
+
+function host(name: string, opts: Parameters<typeof makeHost>[1] = {}): InstallOptions & Omit<ReturnType<typeof makeHost>, "config"> {
+  const h = makeHost(join(dir, name), opts);
+  return { ...h, config: loadConfig({ path: h.config }), binDir: h.binDir, agentsDir: h.agentsDir, uid };
+}
+
+describe("install", () => {
+  test("replaces a loaded agent only after it is gone, and unloads an agent no longer wanted", async () => {
+    const h = host("replace", { slots: 1 });
+    writeFileSync(join(state, "loaded", "dev.macos-runner.slot.1"), "old");
+    writeFileSync(join(state, "loaded", "dev.macos-runner.slot.2"), "old");
+    mkdirSync(h.agentsDir, { recursive: true });
+    const agents = renderAgents(agentParams(h));
+    writeFileSync(join(h.agentsDir, "dev.macos-runner.slot.2.plist"), renderAgents({ ...agentParams(h), slots: 2 })[1]!.xml);
+
+    await execute(installPlan(h, agents));
+
+    // The fake refuses a bootstrap while the label is loaded (EIO), so success proves the wait.
+    expect(loaded()).toEqual(["dev.macos-runner.slot.1"]);
+    expect(readFileSync(join(state, "loaded", "dev.macos-runner.slot.1"), "utf8")).toBe(agents[0]!.xml);
+    expect(readdirSync(h.agentsDir)).toEqual(["dev.macos-runner.slot.1.plist"]);
+    expect(readFileSync(join(h.agentsDir, "dev.macos-runner.slot.1.plist"), "utf8")).toBe(agents[0]!.xml);
+    expect(existsSync(h.logDir) && existsSync(h.stateDir)).toBe(true);
+    const c = calls();
+    expect(c.indexOf(`bootout gui/${uid}/dev.macos-runner.slot.1`)).toBeLessThan(c.indexOf(`bootstrap gui/${uid} ${join(h.agentsDir, "dev.macos-runner.slot.1.plist")}`));
+    expect(lines).toContain("dev.macos-runner.slot.1: stopped");
+  });
+
+  test("a refused bootstrap is an error naming the domain and launchctl's reason", async () => {
+    const h = host("refused", { slots: 1 });
+    writeFileSync(join(state, "refuse-bootstrap"), "");
+    const err = await execute(installPlan(h, renderAgents(agentParams(h)))).catch((e) => e);
+    expect(err).toBeInstanceOf(LaunchctlError);
+    expect(err.exitCode).toBe(82);
+    expect(err.message).toContain(`launchctl bootstrap gui/${uid} ${join(h.agentsDir, "dev.macos-runner.slot.1.plist")} failed: Bootstrap failed: 125`);
+  });
+});
+
+describe("install --remove", () => {
+  test("drains every agent, then runs cleanup per slot, then removes the plists", async () => {
+    const h = host("remove", { binaries: ["loop", "cleanup"] });
+    const record = join(dir, "cleanup-calls");
+    // cleanup must run after the slot agents are gone.
+    writeFileSync(join(h.binDir, "cleanup"), `#!/bin/sh\nls "${join(state, "loaded")}" | wc -l | tr -d ' ' >> "${record}"\necho "$*" >> "${record}"\n`);
+    chmodSync(join(h.binDir, "cleanup"), 0o755);
+    await execute(installPlan(h, renderAgents(agentParams(h))));
+    expect(loaded()).toEqual(["dev.macos-runner.slot.1", "dev.macos-runner.slot.2"]);
+
+    await execute(removePlan(h));
+
+    expect(loaded()).toEqual([]);
+    expect(readdirSync(h.agentsDir)).toEqual([]);
+    expect(readFileSync(record, "utf8").trim().split("\n")).toEqual([
+      "0",
+      `--slot 1 --config ${h.config.file}`,
+      "0",
+      `--slot 2 --config ${h.config.file}`,
+    ]);
+  });
+
+  test("an agent that does not go away in time is an error saying what to check", async () => {
+    writeFileSync(join(state, "loaded", "dev.macos-runner.slot.1"), "");
+    const err = await waitUntilGone(runCommand, uid, "dev.macos-runner.slot.1", 300).catch((e) => e);
+    expect(err).toBeInstanceOf(DrainTimeoutError);
+    expect(err.exitCode).toBe(83);
+    expect(err.message).toContain(`gui/${uid}/dev.macos-runner.slot.1 is still loaded`);
+  });
+});
+
+describe("host checks", () => {
+  test("no GUI session: exit 81, saying to enable auto-login", async () => {
+    writeFileSync(join(state, "no-gui"), "");
+    const err = await checkGuiSession(runCommand, uid).catch((e) => e);
+    expect(err).toBeInstanceOf(NoGuiSessionError);
+    expect(err.exitCode).toBe(81);
+    expect(err.message).toContain("Enable automatic login for this user");
+    rmSync(join(state, "no-gui"));
+    expect(await checkGuiSession(runCommand, uid)).toBeUndefined();
+  });
+
+  test("tart is looked up where the agents will look", () => {
+    const bin = join(dir, "tartbin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "tart"), "#!/bin/sh\n");
+    chmodSync(join(bin, "tart"), 0o755);
+    expect(checkTart("tart", `/nonexistent:${bin}`)).toBe(join(bin, "tart"));
+    expect(checkTart(join(bin, "tart"), "/nonexistent")).toBe(join(bin, "tart"));
+    expect(() => checkTart("tart", "/nonexistent")).toThrow(/tart not found at "tart" in the agents' PATH \(\/nonexistent\): install it \(brew install cirruslabs\/cli\/tart\)/);
+    const err = (() => {
+      try {
+        checkTart(join(bin, "missing"), "/x");
+      } catch (e) {
+        return e as { exitCode: number; message: string };
+      }
+    })();
+    expect(err?.exitCode).toBe(69);
+    expect(err?.message).toContain(`tart not found at "${join(bin, "missing")}"`);
+  });
+});

@@ -1,0 +1,154 @@
+// `install` run as a process: --dry-run output (source and compiled binary),
+// the refusal off macOS, --help, bad input.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse } from "plist";
+import { makeHost } from "./fixtures/launchd/host.ts";
+
+const ROOT = join(import.meta.dir, "..");
+let dir: string;
+
+async function install(args: string[], exe: string[] = [process.execPath, join(ROOT, "scripts", "install.ts")]) {
+  const proc = Bun.spawn([...exe, ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe", env: { ...process.env, HOME: dir } });
+  const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  return { code, stdout, stderr };
+}
+
+/** The plists a dry run would write, keyed by path, parsed with the real parser. */
+function plistsIn(stdout: string): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const m of stdout.matchAll(/^cat > '?(.+?)'? <<'PLIST'\n([\s\S]*?)\nPLIST$/gm)) out[m[1]!] = parse(m[2]!) as Record<string, unknown>;
+  return out;
+}
+
+const uid = process.getuid!();
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "install-test-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("install --dry-run", () => {
+  test("prints both slot plists and the launchctl commands, and changes nothing", async () => {
+    const h = makeHost(join(dir, "two"));
+    const r = await install(["--dry-run", "--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const plists = plistsIn(r.stdout);
+    const slot1 = join(h.agentsDir, "dev.macos-runner.slot.1.plist");
+    const slot2 = join(h.agentsDir, "dev.macos-runner.slot.2.plist");
+    expect(Object.keys(plists).sort()).toEqual([slot1, slot2]);
+    expect(plists[slot1]!.ProgramArguments).toEqual([join(h.binDir, "loop"), "--slot", "1", "--config", h.config]);
+    expect(plists[slot2]!.StandardOutPath).toBe(join(h.logDir, "slot-2.log"));
+    expect(plists[slot1]!.ExitTimeOut).toBe(3600 + 300);
+    const lines = r.stdout.split("\n");
+    // Loaded agents are booted out and polled until gone before the new ones are bootstrapped.
+    const bootout = lines.findIndex((l) => l.startsWith(`launchctl bootout gui/${uid}/dev.macos-runner.slot.1 `));
+    const poll = lines.findIndex((l) => l.startsWith(`launchctl print gui/${uid}/dev.macos-runner.slot.1 `));
+    const bootstrap = lines.indexOf(`launchctl bootstrap gui/${uid} ${slot1}`);
+    expect(bootout).toBeGreaterThan(-1);
+    expect(poll).toBeGreaterThan(bootout);
+    expect(bootstrap).toBeGreaterThan(poll);
+    expect(lines).toContain(`launchctl bootstrap gui/${uid} ${slot2}`);
+    expect(lines).toContain(`mkdir -p ${h.logDir}`);
+    expect(r.stdout).toContain(`# check: a GUI session for uid ${uid}: launchctl print gui/${uid}`);
+    expect(r.stdout).not.toContain(`launchctl bootstrap gui/${uid} ${join(h.agentsDir, "dev.macos-runner.pull.plist")}`);
+    expect(existsSync(h.agentsDir)).toBe(false);
+    expect(existsSync(h.logDir)).toBe(false);
+  });
+
+  test("one slot: one slot agent; a pull binary adds the pull agent", async () => {
+    const h = makeHost(join(dir, "one-pull"), { slots: 1, binaries: ["loop", "pull"] });
+    const r = await install(["--dry-run", "--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir]);
+    expect(r.code).toBe(0);
+    const labels = Object.values(plistsIn(r.stdout)).map((p) => p.Label);
+    expect(labels).toEqual(["dev.macos-runner.slot.1", "dev.macos-runner.pull"]);
+    // A slot-2 agent left from an earlier two-slot install is stopped and its plist removed.
+    expect(r.stdout).toContain(`launchctl bootout gui/${uid}/dev.macos-runner.slot.2`);
+    expect(r.stdout).toContain(`rm -f ${join(h.agentsDir, "dev.macos-runner.slot.2.plist")}`);
+  });
+
+  test("--remove drains, runs cleanup for each slot, removes the plists", async () => {
+    const h = makeHost(join(dir, "remove"), { binaries: ["loop", "cleanup"] });
+    const r = await install(["--dry-run", "--remove", "--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split("\n");
+    const cleanup1 = lines.findIndex((l) => l.startsWith(`${join(h.binDir, "cleanup")} --slot 1 --config ${h.config}`));
+    expect(cleanup1).toBeGreaterThan(lines.findIndex((l) => l.startsWith(`launchctl print gui/${uid}/dev.macos-runner.slot.2 `)));
+    expect(lines.some((l) => l.startsWith(`${join(h.binDir, "cleanup")} --slot 2 --config ${h.config}`))).toBe(true);
+    for (const label of ["slot.1", "slot.2", "pull"]) expect(lines).toContain(`rm -f ${join(h.agentsDir, `dev.macos-runner.${label}.plist`)}`);
+    expect(Object.keys(plistsIn(r.stdout))).toEqual([]);
+    expect(r.stdout).not.toContain("bootstrap");
+  });
+
+  test("odd paths are quoted in commands and escaped in the plist", async () => {
+    const base = join(dir, "R&D it's");
+    const h = makeHost(base, { slots: 1, logDir: join(base, "Logs & <more>") });
+    const r = await install(["--dry-run", "--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("<string>" + join(base, "Logs &amp; &lt;more&gt;", "slot-1.log").replace(/&(?!amp;|lt;|gt;)/g, "&amp;") + "</string>");
+    expect(r.stdout).toContain(`mkdir -p '${join(dir, "R&D it'\\''s", "Logs & <more>")}'`);
+  });
+
+  test("the compiled binary embeds the templates and finds its sibling binaries", async () => {
+    const h = makeHost(join(dir, "compiled"), { slots: 1, binaries: ["loop", "pull"] });
+    const exe = join(h.binDir, "install");
+    const build = Bun.spawn([process.execPath, "build", "--compile", join(ROOT, "scripts", "install.ts"), "--outfile", exe], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    expect(await build.exited).toBe(0);
+    const r = await install(["--dry-run", "--config", h.config, "--agents-dir", h.agentsDir], [exe]);
+    expect(r.stderr).toBe("");
+    const plists = Object.values(plistsIn(r.stdout));
+    expect(plists.map((p) => (p.ProgramArguments as string[])[0])).toEqual([join(h.binDir, "loop"), join(h.binDir, "pull")]);
+  });
+});
+
+describe("install refuses", () => {
+  test("off macOS, with a clear message and its own exit code, changing nothing", async () => {
+    const h = makeHost(join(dir, "linux"));
+    const r = await install(["--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir]);
+    expect(r.code).toBe(80);
+    expect(r.stderr).toBe(`install must run on the macOS host that serves the slots (this is ${process.platform}); use --dry-run to see what it would do\n`);
+    expect(existsSync(h.agentsDir)).toBe(false);
+  });
+
+  test("a config file that does not exist: exit 78 naming it", async () => {
+    const r = await install(["--dry-run", "--config", join(dir, "nope.yml")]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain(`config file ${join(dir, "nope.yml")} not found`);
+  });
+
+  test("three slots: exit 78 naming host.slots", async () => {
+    const h = makeHost(join(dir, "three"), { slots: 3 });
+    const r = await install(["--dry-run", "--config", h.config]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain("host.slots");
+  });
+
+  test("an unknown flag: exit 64", async () => {
+    const r = await install(["--dryrun"]);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toContain("--dryrun");
+  });
+});
+
+test("--help lists the flags and every exit code", async () => {
+  const r = await install(["--help"]);
+  expect(r.code).toBe(0);
+  for (const flag of ["--dry-run", "--remove", "--agents-dir DIR", "--bin-dir DIR", "--config PATH"]) expect(r.stdout).toContain(flag);
+  const codes = r.stdout.split("Exit codes:")[1]!;
+  for (const [code, what] of [
+    [0, "success"],
+    [64, "bad flags"],
+    [69, "tart not found"],
+    [78, "config"],
+    [80, "not running on macOS"],
+    [81, "no GUI session"],
+    [82, "launchctl refused"],
+    [83, "still loaded after its ExitTimeOut"],
+    [84, "loop is not in the bin dir"],
+  ] as const) {
+    expect(codes).toMatch(new RegExp(`^\\s+${code}  .*${what}`, "m"));
+  }
+});
