@@ -1,0 +1,155 @@
+// A ready-to-use simulated tart installation: a temp $TART_HOME, the
+// SIM_TART_CONFIG file, a client SSH key + known_hosts for the guest, and the
+// golden image either published to a real registry or installed as a local
+// VM. Used by the tart tests and by sim/world.ts.
+import { chmodSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startRegistry, type Registry } from "../registry.ts";
+import { buildGoldenImage } from "./build.ts";
+import { generateEd25519 } from "./keys.ts";
+import { publishImage } from "./publish.ts";
+import { DEFAULT_SETTINGS, type SimTartSettings } from "../tart/settings.ts";
+import { runState } from "../tart/running.ts";
+import { killGuestProcesses, pgidFile } from "../tart/guest/processes.ts";
+
+export const SIM_BIN = resolve(import.meta.dir, "..", "bin");
+export const HOST_KEY_ALIAS = "macos-runner-guest";
+export const IMAGE_REPOSITORY = "macos-runner";
+export const IMAGE_TAG = "sonoma";
+export const LOCAL_IMAGE_NAME = "macos-runner-sonoma";
+
+export interface TartFixtureOptions {
+  /** Publish to a real registry (started here), or install the image as a local VM. */
+  registry: boolean;
+  settings?: Partial<SimTartSettings>;
+  actionsRunnerDir?: string;
+  /** Parent of the temp dir. */
+  parent?: string;
+  /** The docker-registry binary (default /usr/bin/docker-registry). */
+  registryBinary?: string;
+}
+
+export interface TartResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TartFixture {
+  dir: string;
+  tartHome: string;
+  settingsPath: string;
+  /** PATH with sim/bin first, TART_HOME, SIM_TART_CONFIG, TART_REGISTRY_* (with a registry), CI=true. */
+  env: Record<string, string>;
+  sshKeyPath: string;
+  knownHostsPath: string;
+  hostPublicKey: string;
+  /** The golden image VM directory (as built, before publishing). */
+  goldenDir: string;
+  registry?: Registry;
+  imageRef: string;
+  settings(): SimTartSettings;
+  setTart(patch: Partial<SimTartSettings>): void;
+  /** Runs the simulated tart synchronously. */
+  tart(...args: string[]): TartResult;
+  /** Publishes the golden image (optionally changed first) again under the tag: a bumped tag. */
+  republish(change?: (goldenDir: string) => void): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFixture> {
+  const dir = mkdtempSync(join(opts.parent ?? tmpdir(), "sim-tart-"));
+  let registry: Registry | undefined;
+  try {
+    const tartHome = join(dir, "tart");
+    const settingsPath = join(dir, "sim-tart.json");
+    const sshKeyPath = join(dir, "ssh", "id_ed25519");
+    const knownHostsPath = join(dir, "ssh", "known_hosts");
+    const clientPublic = generateEd25519(sshKeyPath, "macos-runner-host");
+    chmodSync(sshKeyPath, 0o600);
+    const goldenDir = join(dir, "golden");
+    const { hostPublicKey } = await buildGoldenImage(goldenDir, { authorizedKeys: clientPublic, actionsRunnerDir: opts.actionsRunnerDir });
+    writeFileSync(knownHostsPath, `${HOST_KEY_ALIAS} ${hostPublicKey.split(" ").slice(0, 2).join(" ")}\n`);
+
+    let current: SimTartSettings = { ...DEFAULT_SETTINGS, ...opts.settings, rev: 0 };
+    const writeSettings = () => writeFileSync(settingsPath, JSON.stringify(current, null, 2));
+    writeSettings();
+
+    const env: Record<string, string> = {
+      PATH: `${SIM_BIN}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+      TART_HOME: tartHome,
+      SIM_TART_CONFIG: settingsPath,
+      CI: "true",
+    };
+    let imageRef = LOCAL_IMAGE_NAME;
+    const publish = async () => {
+      const ref = `${registry!.url}/${IMAGE_REPOSITORY}:${IMAGE_TAG}`;
+      const { pinned } = await publishImage(goldenDir, ref, { insecure: true, username: registry!.username, password: registry!.password });
+      return pinned;
+    };
+    if (opts.registry) {
+      registry = await startRegistry({ dir: join(dir, "registry"), binary: opts.registryBinary });
+      Object.assign(env, { TART_REGISTRY_USERNAME: registry.username, TART_REGISTRY_PASSWORD: registry.password });
+      imageRef = `${registry.url}/${IMAGE_REPOSITORY}:${IMAGE_TAG}`;
+      await publish();
+    } else {
+      cpSync(goldenDir, join(tartHome, "vms", LOCAL_IMAGE_NAME), { recursive: true });
+    }
+
+    let stopped: Promise<void> | undefined;
+    const fixture: TartFixture = {
+      dir,
+      tartHome,
+      settingsPath,
+      env,
+      sshKeyPath,
+      knownHostsPath,
+      hostPublicKey,
+      goldenDir,
+      registry,
+      imageRef,
+      settings: () => current,
+      setTart(patch) {
+        current = { ...current, ...patch, rev: (current.rev ?? 0) + 1 };
+        writeSettings();
+      },
+      tart(...args) {
+        const r = spawnSync(join(SIM_BIN, "tart"), args, { env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
+        return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+      },
+      async republish(change) {
+        change?.(goldenDir);
+        if (!registry) throw new Error("republish needs the fixture's registry");
+        return await publish();
+      },
+      stop: () => (stopped ??= (async () => {
+        killVMs(tartHome);
+        await registry?.stop();
+        rmSync(dir, { recursive: true, force: true });
+      })()),
+    };
+    return fixture;
+  } catch (err) {
+    await registry?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** SIGKILLs every `tart run` under a TART_HOME and powers its guest off. */
+export function killVMs(tartHome: string): void {
+  const vms = join(tartHome, "vms");
+  if (!existsSync(vms)) return;
+  for (const name of readdirSync(vms)) {
+    const vmDir = join(vms, name);
+    const state = runState(vmDir);
+    if (state) {
+      try {
+        process.kill(state.pid, "SIGKILL");
+      } catch {}
+    }
+    killGuestProcesses(pgidFile(vmDir));
+  }
+}

@@ -1,0 +1,69 @@
+// tart clone SRC NEW: pulls a remote SRC only when it is not cached, copies
+// the VM into place (replacing NEW), and regenerates the MAC when another
+// local VM already has it.
+import { cpSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { parseArgs, uintOpt, type CommandSpec } from "../args.ts";
+import { TartError, ValidationError } from "../errors.ts";
+import { localVMNames, openLocalVM, randomMAC, readVMConfig, sleep, tartHome, tmpDir, vmPath, vmsDir, writeVMConfig } from "../home.ts";
+import { withFileLock } from "../filelock.ts";
+import { parseRemoteName, resolveCached } from "../oci.ts";
+import { pullImage } from "../pull.ts";
+import { loadSettings, takeFault } from "../settings.ts";
+import { RUN_MARKER } from "../running.ts";
+
+export const spec: CommandSpec = {
+  name: "clone",
+  usage: "<source-name> <new-name> [--insecure] [--concurrency <concurrency>] [--prune-limit <n>]",
+  args: ["<source-name>", "<new-name>"],
+  flags: {
+    insecure: { kind: "bool" },
+    concurrency: { kind: "string", value: "<concurrency>" },
+    "prune-limit": { kind: "string", value: "<n>" },
+    deduplicate: { kind: "bool" },
+  },
+};
+
+/** Files of a cache entry or VM that are not part of a clone. */
+const NOT_CLONED = new Set(["manifest.json", ".explicitly-pulled", RUN_MARKER]);
+
+export async function run(argv: string[]): Promise<void> {
+  const p = parseArgs(spec, argv);
+  const [source, newName] = p.args;
+  const concurrency = uintOpt(p, "concurrency", "<concurrency>") ?? 4;
+  uintOpt(p, "prune-limit", "<n>");
+  if (newName.includes("/")) throw new ValidationError("<new-name> should be a local name");
+  if (concurrency < 1) throw new ValidationError("network concurrency cannot be less than 1");
+
+  const remote = parseRemoteName(source);
+  let sourceDir: string;
+  if (remote) {
+    sourceDir = resolveCached(remote) ?? (await pullImage(remote, { insecure: Boolean(p.bool.insecure), concurrency }));
+  } else {
+    sourceDir = openLocalVM(source);
+  }
+
+  const settings = loadSettings();
+  if (takeFault("clone_disk_full", newName)) throw new TartError("The operation couldn’t be completed. No space left on device");
+  if (settings.clone_ms > 0) await sleep(settings.clone_ms);
+
+  const tmp = join(tmpDir(), `clone-${randomBytes(6).toString("hex")}`);
+  mkdirSync(tmpDir(), { recursive: true });
+  try {
+    cpSync(sourceDir, tmp, { recursive: true, filter: (src) => !NOT_CLONED.has(src.slice(sourceDir.length + 1)) });
+    withFileLock(join(tartHome(), ".sim-lock"), () => {
+      const config = readVMConfig(tmp);
+      const others = localVMNames().filter((n) => n !== newName);
+      if (others.some((n) => readVMConfig(vmPath(n)).macAddress === config.macAddress)) {
+        config.macAddress = randomMAC();
+        writeVMConfig(tmp, config);
+      }
+      mkdirSync(vmsDir(), { recursive: true });
+      rmSync(vmPath(newName), { recursive: true, force: true });
+      renameSync(tmp, vmPath(newName));
+    });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,39 @@
+// tart exec NAME CMD...: runs a command in the running guest (tart talks to
+// the guest agent; the sim spawns it in the guest's home) and exits with its
+// exit code. -i forwards stdin.
+import { spawn } from "node:child_process";
+import { parseArgs, type CommandSpec } from "../args.ts";
+import { vmNotRunning } from "../errors.ts";
+import { openLocalVM } from "../home.ts";
+import { runState } from "../running.ts";
+import { GUEST_USER, guestRoot, userHome } from "../guest/fs.ts";
+import { trackGuestProcess } from "../guest/processes.ts";
+
+export const spec: CommandSpec = {
+  name: "exec",
+  usage: "[-i] [-t] <name> <command> ...",
+  args: ["<name>", "<command>..."],
+  flags: { interactive: { kind: "bool", short: "i" }, tty: { kind: "bool", short: "t" } },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const p = parseArgs(spec, argv);
+  const [name, ...command] = p.args;
+  const dir = openLocalVM(name);
+  if (!runState(dir)?.booted) throw vmNotRunning(name);
+  const root = guestRoot(dir);
+  const child = spawn(command[0], command.slice(1), {
+    cwd: userHome(root, GUEST_USER),
+    env: { HOME: userHome(root, GUEST_USER), USER: GUEST_USER, PATH: process.env.PATH },
+    detached: true,
+    stdio: [p.bool.interactive ? "inherit" : "ignore", "inherit", "inherit"],
+  });
+  if (child.pid) trackGuestProcess(dir, child.pid);
+  return await new Promise<number>((resolve) => {
+    child.on("error", (err) => {
+      process.stderr.write(`${err.message}\n`);
+      resolve(127);
+    });
+    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}

@@ -1,0 +1,143 @@
+// The guest's sshd: public-key auth for the image user against its
+// authorized_keys, the image's host key, and exec requests run with
+// `/bin/sh -c` in the user's home (stdin, stdout, stderr, exit status and
+// exit signal passed through). No pty, no shell, no subsystems.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { timingSafeEqual } from "node:crypto";
+import ssh2, { type Connection, type ParsedKey } from "ssh2";
+import { authorizedKeysPath, GUEST_USER, hostKeyPath, userHome } from "./fs.ts";
+import { trackGuestProcess } from "./processes.ts";
+
+const { Server, utils } = ssh2;
+
+export interface GuestSSHOptions {
+  vmDir: string;
+  root: string;
+  host: string;
+  port: number;
+  /** A guest-initiated power-off, e.g. `sudo shutdown -h now`. */
+  onShutdown: () => void;
+}
+
+export interface GuestSSH {
+  close(): void;
+}
+
+const SHUTDOWN = /^\s*(sudo\s+(-S\s+)?)?(\/sbin\/)?(shutdown\s+-h\s+now|halt|poweroff)\s*$/;
+
+function authorizedKeys(root: string): ParsedKey[] {
+  let text = "";
+  try {
+    text = readFileSync(authorizedKeysPath(root, GUEST_USER), "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"))
+    .flatMap((l) => {
+      const k = utils.parseKey(l);
+      return k instanceof Error ? [] : [Array.isArray(k) ? k[0] : k];
+    });
+}
+
+function guestEnv(root: string): NodeJS.ProcessEnv {
+  return {
+    HOME: userHome(root, GUEST_USER),
+    USER: GUEST_USER,
+    LOGNAME: GUEST_USER,
+    SHELL: "/bin/sh",
+    PATH: process.env.PATH,
+    LANG: "en_US.UTF-8",
+  };
+}
+
+function serveExec(conn: Connection, opts: GuestSSHOptions): void {
+  conn.on("session", (acceptSession) => {
+    const session = acceptSession();
+    session.on("env", (accept) => accept?.());
+    session.on("pty", (_a, reject) => reject?.());
+    session.on("shell", (_a, reject) => reject());
+    session.on("subsystem", (_a, reject) => reject());
+    session.on("exec", (accept, _reject, info) => {
+      const channel = accept();
+      if (SHUTDOWN.test(info.command)) {
+        channel.exit(0);
+        channel.end();
+        setTimeout(opts.onShutdown, 20);
+        return;
+      }
+      const child = spawn("/bin/sh", ["-c", info.command], {
+        cwd: userHome(opts.root, GUEST_USER),
+        env: guestEnv(opts.root),
+        detached: true,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      if (child.pid) trackGuestProcess(opts.vmDir, child.pid);
+      child.stdin.on("error", () => {});
+      channel.pipe(child.stdin);
+      child.stdout.pipe(channel, { end: false });
+      child.stderr.pipe(channel.stderr, { end: false });
+      let open = true;
+      // Like sshd without a pty: a dropped connection closes the pipes; the
+      // process lives on until it writes (SIGPIPE) or exits.
+      channel.on("close", () => {
+        open = false;
+        child.stdout.unpipe();
+        child.stderr.unpipe();
+        child.stdout.destroy();
+        child.stderr.destroy();
+        child.stdin.destroy();
+      });
+      child.on("error", (err) => {
+        if (!open) return;
+        channel.stderr.write(`sh: ${err.message}\n`);
+        channel.exit(127);
+        channel.end();
+      });
+      child.on("close", (code, signal) => {
+        if (!open) return;
+        if (signal) channel.exit(signal.replace(/^SIG/, ""), false, "");
+        else channel.exit(code ?? 0);
+        channel.end();
+      });
+    });
+  });
+}
+
+export function startGuestSSH(opts: GuestSSHOptions): Promise<GuestSSH> {
+  const connections = new Set<Connection>();
+  const server = new Server({ hostKeys: [readFileSync(hostKeyPath(opts.root))] }, (conn) => {
+    connections.add(conn);
+    conn.on("close", () => connections.delete(conn));
+    conn.on("error", () => {});
+    conn.on("authentication", (ctx) => {
+      if (ctx.method !== "publickey" || ctx.username !== GUEST_USER) return ctx.reject(["publickey"]);
+      const key = authorizedKeys(opts.root).find(
+        (k) => k.type === ctx.key.algo && timingSafeEqualSafe(k.getPublicSSH(), ctx.key.data),
+      );
+      if (!key) return ctx.reject(["publickey"]);
+      if (ctx.signature && ctx.blob && !key.verify(ctx.blob, ctx.signature, ctx.hashAlgo)) return ctx.reject(["publickey"]);
+      ctx.accept();
+    });
+    conn.on("ready", () => serveExec(conn, opts));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve({
+        close() {
+          server.close();
+          for (const c of connections) c.end();
+        },
+      });
+    });
+  });
+}
+
+function timingSafeEqualSafe(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}

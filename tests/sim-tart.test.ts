@@ -1,0 +1,359 @@
+// sim/tart against contracts/tart.md §1-§3 and §10: outputs, exit codes,
+// the running marker, run's lifecycle and signals, the guest's SSH server,
+// the 2-VM limit, crash semantics and faults. Runs the shim as a real process.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, type TartFixture } from "../sim/image/fixture.ts";
+
+let fx: TartFixture;
+const runs: ChildProcess[] = [];
+
+beforeAll(async () => {
+  fx = await startTartFixture({ registry: false, settings: { boot_ms: 150, ssh_port: 2222 } });
+});
+afterAll(async () => {
+  for (const r of runs) r.kill("SIGKILL");
+  await fx?.stop();
+});
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+interface Run {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function startRun(name: string): Run {
+  const proc = spawn(join(SIM_BIN, "tart"), ["run", name, "--no-graphics"], { env: { ...process.env, ...fx.env } });
+  runs.push(proc);
+  let out = "";
+  let err = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on("exit", (code, signal) => r({ code, signal })));
+  return { proc, out: () => out, err: () => err, exited };
+}
+
+function clone(name: string) {
+  const r = fx.tart("clone", LOCAL_IMAGE_NAME, name);
+  expect(r.code).toBe(0);
+}
+
+async function bootedIP(name: string): Promise<string> {
+  const r = fx.tart("ip", name, "--wait", "10");
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  return r.stdout.trim();
+}
+
+function ssh(ip: string, command: string, opts: { input?: string; knownHosts?: string; user?: string } = {}) {
+  const r = spawnSync(
+    "ssh",
+    [
+      "-o", "StrictHostKeyChecking=yes", "-o", `HostKeyAlias=${HOST_KEY_ALIAS}`, "-o", `UserKnownHostsFile=${opts.knownHosts ?? fx.knownHostsPath}`,
+      "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-i", fx.sshKeyPath, "-p", "2222", `${opts.user ?? "admin"}@${ip}`, command,
+    ],
+    { input: opts.input ?? "", encoding: "utf8", timeout: 20_000 },
+  );
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const running = (name: string) => JSON.parse(fx.tart("get", name, "--format", "json").stdout).Running as boolean;
+const pidAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].startsWith("Z");
+  } catch {
+    return false;
+  }
+};
+
+describe("CLI conventions", () => {
+  test("--version", () => {
+    expect(fx.tart("--version")).toEqual({ code: 0, stdout: "2.32.1\n", stderr: "" });
+  });
+
+  test.each([
+    [["get", "nope"]],
+    [["ip", "nope"]],
+    [["stop", "nope"]],
+    [["delete", "nope"]],
+    [["set", "nope", "--cpu", "4"]],
+    [["clone", "nope", "x"]],
+  ])("a missing VM is a bare RuntimeError, exit 2: %p", (args) => {
+    expect(fx.tart(...args)).toEqual({ code: 2, stdout: "", stderr: 'the specified VM "nope" does not exist\n' });
+  });
+
+  test("run of a missing VM fails in validate(): Error: prefix, exit 1", () => {
+    expect(fx.tart("run", "nope")).toEqual({ code: 1, stdout: "", stderr: 'Error: the specified VM "nope" does not exist\n' });
+  });
+
+  test.each([
+    [["clone", LOCAL_IMAGE_NAME, "a/b"], "<new-name> should be a local name"],
+    [["clone", LOCAL_IMAGE_NAME, "x", "--concurrency", "0"], "network concurrency cannot be less than 1"],
+    [["prune"], "at least one pruning criteria must be specified"],
+    [["run", LOCAL_IMAGE_NAME, "--net-softnet", "--net-host"], "--net-bridged, --net-softnet and --net-host are mutually exclusive"],
+    [["ip", LOCAL_IMAGE_NAME, "--resolver", "mdns"], "The value 'mdns' is invalid for '--resolver <resolver>'. Please provide one of 'dhcp', 'arp', 'agent'."],
+    [["ip", LOCAL_IMAGE_NAME, "--wait", "soon"], "The value 'soon' is invalid for '--wait <wait>'"],
+    [["list", "--bogus"], "Unknown option '--bogus'"],
+    [["get"], "Missing expected argument '<name>'"],
+  ])("validation errors print usage, exit 64: %p", (args, message) => {
+    const r = fx.tart(...args);
+    expect(r.code).toBe(64);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines[0]).toBe(`Error: ${message}`);
+    expect(lines[1]).toStartWith(`Usage: tart ${args[0]} `);
+    expect(lines[2]).toBe(`  See 'tart ${args[0]} --help' for more information.`);
+  });
+
+  test("pull of a local name has nothing to do", () => {
+    expect(fx.tart("pull", "sonoma")).toEqual({ code: 0, stdout: '"sonoma" is a local image, nothing to pull here!\n', stderr: "" });
+  });
+});
+
+describe("local VMs", () => {
+  test("list --format json: fields and types; -q names", () => {
+    clone("list-a");
+    const list = JSON.parse(fx.tart("list", "--format", "json").stdout) as Record<string, unknown>[];
+    const a = list.find((e) => e.Name === "list-a")!;
+    expect(a).toEqual({ Source: "local", Name: "list-a", Disk: 50, Size: expect.any(Number), Accessed: expect.any(String), Running: false, State: "stopped" });
+    expect(Number.isNaN(Date.parse(a.Accessed as string))).toBe(false);
+    expect(fx.tart("list", "-q", "--source", "local").stdout.split("\n")).toContain("list-a");
+    const text = fx.tart("list", "--source", "local").stdout.split("\n");
+    expect(text[0].split(/\s+/)).toEqual(["Source", "Name", "Disk", "Size", "Accessed", "State"]);
+    expect(fx.tart("delete", "list-a").code).toBe(0);
+  });
+
+  test("list -q prints nothing without VMs", async () => {
+    const empty = await startTartFixture({ registry: false });
+    try {
+      expect(empty.tart("delete", LOCAL_IMAGE_NAME).code).toBe(0);
+      expect(empty.tart("list", "-q")).toEqual({ code: 0, stdout: "", stderr: "" });
+    } finally {
+      await empty.stop();
+    }
+  });
+
+  test("get --format json: fields and types", () => {
+    clone("get-a");
+    const info = JSON.parse(fx.tart("get", "get-a", "--format", "json").stdout);
+    expect(info).toEqual({ OS: "darwin", CPU: 4, Memory: 8192, Disk: 50, DiskFormat: "raw", Size: expect.stringMatching(/^\d+\.\d{3}$/), Display: "1024x768", Running: false, State: "stopped" });
+  });
+
+  test("clone regenerates a MAC another VM has; set --random-mac changes it; the disk is a copy", () => {
+    clone("mac-a");
+    clone("mac-b");
+    const mac = (n: string) => JSON.parse(readFileSync(join(fx.tartHome, "vms", n, "config.json"), "utf8")).macAddress as string;
+    expect(mac("mac-a")).not.toBe(mac("mac-b"));
+    const before = mac("mac-a");
+    expect(fx.tart("set", "mac-a", "--random-mac")).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(mac("mac-a")).not.toBe(before);
+    expect(mac("mac-a")).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+    expect(existsSync(join(fx.tartHome, "vms", "mac-a", "disk.img", "Users", "admin", ".ssh", "authorized_keys"))).toBe(true);
+  });
+
+  test("set: cpu below the minimum, memory and display", () => {
+    const r = fx.tart("set", "mac-a", "--cpu", "2");
+    expect(r).toEqual({ code: 1, stdout: "", stderr: "Error: LessThanMinimalResourcesError: VM should have 4 CPU cores at minimum (requested 2)\n" });
+    expect(fx.tart("set", "mac-a", "--cpu", "6", "--memory", "16384", "--display", "1920x1080").code).toBe(0);
+    expect(JSON.parse(fx.tart("get", "mac-a", "--format", "json").stdout)).toMatchObject({ CPU: 6, Memory: 16384, Display: "1920x1080" });
+    expect(fx.tart("set", "mac-a", "--disk-size", "10").code).toBe(1);
+  });
+
+  test("delete takes several names and stops at a missing one", () => {
+    expect(fx.tart("delete", "mac-a", "mac-b")).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(existsSync(join(fx.tartHome, "vms", "mac-a"))).toBe(false);
+    expect(fx.tart("delete", "mac-b").code).toBe(2);
+  });
+
+  test("stop and ip of a stopped VM", () => {
+    clone("idle");
+    expect(fx.tart("stop", "idle")).toEqual({ code: 2, stdout: "", stderr: 'VM "idle" is not running\n' });
+    expect(fx.tart("ip", "idle")).toEqual({ code: 1, stdout: "", stderr: "no IP address found, is your VM running?\n" });
+    expect(fx.tart("ip", "idle", "--resolver", "agent").stderr).toBe(
+      "no IP address found, is your VM running? (also make sure that Guest agent for Tart is running inside of a VM)\n",
+    );
+  });
+});
+
+describe("run", () => {
+  test("boots silently, serves SSH on its own address, SIGINT stops it; the stale lease stays", async () => {
+    clone("vm-a");
+    const run = startRun("vm-a");
+    await waitFor("running", () => running("vm-a"));
+    const ip = await bootedIP("vm-a");
+    expect(ip).toMatch(/^127\.0\.0\.\d+$/);
+    expect(fx.tart("ip", "vm-a", "--resolver", "arp").stdout.trim()).toBe(ip);
+
+    const r = ssh(ip, 'printf "%s|%s|%s|" "$USER" "$PWD" "$(cat)"; echo oops >&2; exit 7', { input: "from-stdin" });
+    expect(r.stdout).toBe(`admin|${join(fx.tartHome, "vms", "vm-a", "disk.img", "Users", "admin")}|from-stdin|`);
+    expect(r.stderr).toBe("oops\n");
+    expect(r.code).toBe(7);
+    expect(ssh(ip, "ls actions-runner").stdout).toContain("run.sh");
+    expect(ssh(ip, "kill -TERM $$").code).toBe(255); // exit-signal: ssh reports 255
+
+    expect(fx.tart("exec", "vm-a", "sh", "-c", 'echo "$USER"; exit 5')).toEqual({ code: 5, stdout: "admin\n", stderr: "" });
+    expect(fx.tart("run", "vm-a")).toEqual({ code: 2, stdout: "", stderr: 'VM "vm-a" is already running!\n' });
+    expect(fx.tart("delete", "vm-a")).toEqual({ code: 1, stdout: "", stderr: 'VM "vm-a" is running\n' });
+
+    expect(fx.tart("stop", "vm-a")).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(run.out()).toBe("Stopping VM...\n");
+    expect(run.err()).toBe("");
+    expect(running("vm-a")).toBe(false);
+    // dhcp answers from the lease file even for a stopped VM (issue #172); arp does not.
+    expect(fx.tart("ip", "vm-a")).toEqual({ code: 0, stdout: `${ip}\n`, stderr: "" });
+    expect(fx.tart("ip", "vm-a", "--resolver", "arp").code).toBe(1);
+    expect(fx.tart("exec", "vm-a", "true")).toEqual({ code: 2, stdout: "", stderr: 'VM "vm-a" is not running\n' });
+    expect(fx.tart("delete", "vm-a").code).toBe(0);
+  });
+
+  test("ip --wait answers only once booted and honours its deadline", async () => {
+    fx.setTart({ boot_ms: 1500 });
+    clone("slow");
+    const run = startRun("slow");
+    await waitFor("running", () => running("slow"));
+    expect(fx.tart("ip", "slow")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
+    const t = Date.now();
+    expect(fx.tart("ip", "slow", "--wait", "10").code).toBe(0);
+    expect(Date.now() - t).toBeLessThan(2500);
+    fx.setTart({ boot_ms: 150 });
+    run.proc.kill("SIGINT");
+    expect((await run.exited).code).toBe(0);
+  });
+
+  test("the SSH server refuses unknown users and keys; ssh refuses a wrong host key", async () => {
+    clone("vm-k");
+    const run = startRun("vm-k");
+    const ip = await bootedIP("vm-k");
+    expect(ssh(ip, "true", { user: "root" }).code).toBe(255);
+    const wrongHosts = join(fx.dir, "wrong_known_hosts");
+    await Bun.write(wrongHosts, `${HOST_KEY_ALIAS} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDQX5ZKxmf0+0ZJ2pLGNbFnhaQ5m0Z4Jm4W9wq8GcBnb\n`);
+    const r = ssh(ip, "true", { knownHosts: wrongHosts });
+    expect(r.code).toBe(255);
+    expect(r.stderr).toContain("HOST IDENTIFICATION HAS CHANGED");
+    run.proc.kill("SIGINT");
+    await run.exited;
+  });
+
+  test("guest shutdown: `guest has stopped the virtual machine`, exit 0", async () => {
+    clone("vm-s");
+    const run = startRun("vm-s");
+    const ip = await bootedIP("vm-s");
+    expect(ssh(ip, "sudo shutdown -h now").code).toBe(0);
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(run.out()).toBe("guest has stopped the virtual machine\n");
+    expect(running("vm-s")).toBe(false);
+  });
+
+  test("SIGTERM kills run outright; SIGKILL too: marker released, guest processes gone, ssh dropped", async () => {
+    for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+      const name = `vm-${signal.toLowerCase()}`;
+      clone(name);
+      const run = startRun(name);
+      const ip = await bootedIP(name);
+      const guest = spawn(
+        "ssh",
+        ["-o", "StrictHostKeyChecking=yes", "-o", `HostKeyAlias=${HOST_KEY_ALIAS}`, "-o", `UserKnownHostsFile=${fx.knownHostsPath}`, "-o", "BatchMode=yes",
+          "-i", fx.sshKeyPath, "-p", "2222", `admin@${ip}`, "sleep 300 & echo $!; wait"],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let out = "";
+      guest.stdout!.on("data", (d) => (out += d));
+      const sshExit = new Promise<number | null>((r) => guest.on("exit", (c) => r(c)));
+      const sleeper = Number(await waitFor("guest pid", () => out.trim()));
+      expect(pidAlive(sleeper)).toBe(true);
+      run.proc.kill(signal);
+      expect((await run.exited).signal).toBe(signal);
+      expect(await sshExit).toBe(255);
+      await waitFor("guest process gone", () => !pidAlive(sleeper), 3000);
+      expect(running(name)).toBe(false);
+      expect(fx.tart("stop", name).code).toBe(2);
+      expect(fx.tart("delete", name).code).toBe(0);
+    }
+  });
+
+  test("stop -t: SIGKILL after the timeout, returns at once", async () => {
+    fx.setTart({ stop_ms: 10_000 });
+    clone("stubborn");
+    const run = startRun("stubborn");
+    await bootedIP("stubborn");
+    const t = Date.now();
+    expect(fx.tart("stop", "stubborn", "-t", "1").code).toBe(0);
+    expect(Date.now() - t).toBeLessThan(2500);
+    expect((await run.exited).signal).toBe("SIGKILL");
+    fx.setTart({ stop_ms: 0 });
+    await waitFor("stopped", () => !running("stubborn"));
+  });
+
+  test("at most 2 running VMs", async () => {
+    for (const n of ["lim-a", "lim-b", "lim-c"]) clone(n);
+    const a = startRun("lim-a");
+    const b = startRun("lim-b");
+    await waitFor("two running", () => running("lim-a") && running("lim-b"));
+    const c = startRun("lim-c");
+    expect((await c.exited).code).toBe(1);
+    expect(c.err()).toBe("The number of VMs exceeds the system limit (other running VMs: lim-a, lim-b)\n");
+    expect(running("lim-c")).toBe(false);
+    a.proc.kill("SIGINT");
+    b.proc.kill("SIGINT");
+    await Promise.all([a.exited, b.exited]);
+  });
+});
+
+describe("faults from SIM_TART_CONFIG", () => {
+  test("the next clone fails with disk full, then clones work again", () => {
+    fx.setTart({ faults: [{ kind: "clone_disk_full", count: 1 }] });
+    expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1")).toEqual({ code: 1, stdout: "", stderr: "Error: The operation couldn’t be completed. No space left on device\n" });
+    expect(existsSync(join(fx.tartHome, "vms", "full-1"))).toBe(false);
+    expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1").code).toBe(0);
+    fx.setTart({ faults: [] });
+  });
+
+  test("start failure targeted by name", async () => {
+    fx.setTart({ faults: [{ kind: "start_failure", vm: "doomed-*" }] });
+    clone("doomed-1");
+    const r = startRun("doomed-1");
+    expect((await r.exited).code).toBe(1);
+    expect(r.err()).toContain('VZErrorDomain Code=1 "The virtual machine failed to start."');
+    expect(running("doomed-1")).toBe(false);
+    fx.setTart({ faults: [] });
+  });
+
+  test("a VM that never gets an IP", async () => {
+    fx.setTart({ faults: [{ kind: "no_ip", count: 1 }] });
+    clone("dark");
+    const run = startRun("dark");
+    await waitFor("running", () => running("dark"));
+    expect(fx.tart("ip", "dark", "--wait", "1")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
+    run.proc.kill("SIGINT");
+    expect((await run.exited).code).toBe(0);
+    fx.setTart({ faults: [] });
+  });
+
+  test("a VM that crashes after boot: VZ error, exit 1, guest gone", async () => {
+    fx.setTart({ faults: [{ kind: "crash", count: 1, after_ms: 700 }] });
+    clone("crashy");
+    const run = startRun("crashy");
+    const ip = await bootedIP("crashy");
+    const r = ssh(ip, "sleep 30; echo survived");
+    expect(r.stdout).toBe("");
+    expect(r.code).toBe(255);
+    expect((await run.exited).code).toBe(1);
+    expect(run.err()).toContain("VZErrorDomain");
+    expect(running("crashy")).toBe(false);
+    fx.setTart({ faults: [] });
+  });
+});
