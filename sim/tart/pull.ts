@@ -51,8 +51,11 @@ function parseManifest(raw: Buffer): Manifest {
 
 function link(tag: RemoteName, digestDir: string): void {
   const path = cachePath(tag);
-  rmSync(path, { force: true });
-  symlinkSync(basename(digestDir), path);
+  // Link beside, then rename over: atomic, so concurrent pulls cannot collide.
+  const tmp = `${path}.${process.pid}.link`;
+  rmSync(tmp, { force: true });
+  symlinkSync(basename(digestDir), tmp);
+  renameSync(tmp, path);
 }
 
 export interface PullOptions {
@@ -126,7 +129,9 @@ async function download(registry: RegistryClient, manifest: Manifest, raw: Buffe
     writeFileSync(join(tmp, "nvram.bin"), await fetchChecked(registry, nvram));
     writeFileSync(join(tmp, "manifest.json"), raw);
     mkdirSync(join(digestDir, ".."), { recursive: true });
-    renameSync(tmp, digestDir);
+    // A concurrent pull of the same digest may have finished first (real tart
+    // serialises these with a lock on TART_HOME); its copy is as good as ours.
+    if (!existsSync(digestDir)) renameSync(tmp, digestDir);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,0 +1,272 @@
+// The fake actions runner (sim/guest/actions-runner), run on this host
+// against sim/github: config.sh, run.sh and the listener as real processes.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startGitHub, type GitHubSim } from "../sim/github/server.ts";
+import { GitHubSimClient } from "../sim/github/client.ts";
+
+const RUNNER_SRC = join(import.meta.dir, "../sim/guest/actions-runner");
+const TS = String.raw`\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z`;
+
+let sim: GitHubSim;
+let client: GitHubSimClient;
+let root: string;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  sim = await startGitHub({ sessionLeaseMs: 2_000 });
+  client = new GitHubSimClient(sim.url);
+});
+
+afterAll(async () => {
+  await sim.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), "sim-runner-"));
+  dirs.push(root);
+  cpSync(RUNNER_SRC, root, { recursive: true });
+});
+
+let names = 0;
+const uniqueName = (base: string) => `${base}-${++names}`;
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; data: any }> {
+  const res = await fetch(`${sim.url}${path}`, {
+    method,
+    headers: { authorization: `token ${sim.pat}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, data: text ? JSON.parse(text) : undefined };
+}
+
+async function jitRunner(name: string, labels = ["self-hosted", "macOS", "ARM64"]): Promise<{ id: number; config: string }> {
+  const res = await api("POST", "/orgs/acme/actions/runners/generate-jitconfig", { name, runner_group_id: 1, labels });
+  expect(res.status).toBe(201);
+  return { id: res.data.runner.id, config: res.data.encoded_jit_config };
+}
+
+/** A started script whose output is collected as it comes. */
+function launch(script: string, args: string[], env: Record<string, string | undefined> = {}) {
+  const proc = Bun.spawn(["/bin/sh", join(root, script), ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, USER: "ci", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const out = { stdout: "", stderr: "" };
+  const pump = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) out[key] += decoder.decode(chunk);
+  };
+  const pumped = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
+  return {
+    proc,
+    out,
+    async waitForLine(pattern: RegExp, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(out.stdout)) {
+        if (Date.now() > deadline) throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; stdout:\n${out.stdout}\nstderr:\n${out.stderr}`);
+        await Bun.sleep(20);
+      }
+    },
+    async done(timeoutMs = 15_000) {
+      const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+      const code = await proc.exited;
+      clearTimeout(timer);
+      await pumped;
+      return { code, ...out };
+    },
+  };
+}
+
+const run = (args: string[], env?: Record<string, string | undefined>) => launch("run.sh", args, env).done();
+const config = (args: string[], env?: Record<string, string | undefined>) => launch("config.sh", args, env).done();
+
+describe("run.sh with a JIT config", () => {
+  test("runs one job: exact log lines, result and output in the sim, runner deleted, local config removed", async () => {
+    const name = uniqueName("jit");
+    const { id, config: jit } = await jitRunner(name);
+    const job = await client.enqueueJob({ name: "build app", labels: ["macOS"], script: 'echo "hello from $PWD"; echo "jit=${ACTIONS_RUNNER_INPUT_JITCONFIG:-unset}"; echo oops >&2' });
+    const { code, stdout, stderr } = await run([], { ACTIONS_RUNNER_INPUT_JITCONFIG: jit });
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    const work = join(root, "_work");
+    const expected = [
+      "",
+      "√ Connected to GitHub",
+      "",
+      "Current runner version: '2.336.0'",
+      `${TS}: Listening for Jobs`,
+      `${TS}: Running job: build app`,
+      `\\[job\\] hello from ${work}`,
+      "\\[job\\] jit=unset",
+      "\\[job\\] oops",
+      `${TS}: Job build app completed with result: Succeeded`,
+      "√ Removed .credentials",
+      "√ Removed .runner",
+      "Runner listener exit with 0 return code, stop the service, no retry needed.",
+      "Exiting runner...",
+      "",
+    ];
+    expect(stdout).toMatch(new RegExp(`^${expected.join("\n")}$`));
+    const done = await client.job(job.id);
+    expect(done).toMatchObject({ status: "completed", result: "Succeeded", exit_code: 0, runner_id: id, runner_name: name });
+    expect(done.output).toBe(`hello from ${work}\njit=unset\noops\n`);
+    expect((await client.state()).runners.find((r) => r.id === id)).toBeUndefined();
+    expect(existsSync(join(root, ".runner"))).toBe(false);
+    expect(existsSync(join(root, ".credentials"))).toBe(false);
+  });
+
+  test("--jitconfig on the command line wins over the environment; a failing script is Failed", async () => {
+    const { config: jit } = await jitRunner(uniqueName("argv"), ["self-hosted", "argv-only"]);
+    const job = await client.enqueueJob({ name: "flaky", labels: ["argv-only"], script: "exit 3" });
+    const { code, stdout } = await run(["--jitconfig", jit], { ACTIONS_RUNNER_INPUT_JITCONFIG: "not base64 at all" });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`${TS}: Job flaky completed with result: Failed\n`));
+    expect(await client.job(job.id)).toMatchObject({ status: "completed", result: "Failed", exit_code: 3 });
+  });
+
+  test("a bad JIT config is an error on stderr; the listener ends with 1, run.sh with 0", async () => {
+    for (const bad of ["%%%", Buffer.from('{"x":"eQ=="}').toString("base64")]) {
+      const { code, stdout, stderr } = await run(["--jitconfig", bad]);
+      expect(code).toBe(0);
+      expect(stderr).toMatch(/^Failed to decode the JIT configuration \(--jitconfig\): /);
+      expect(stdout).toBe("Runner listener exit with terminated error, stop the service, no retry needed.\nExiting runner...\n");
+    }
+  });
+
+  test("a runner deleted before it connects cleans up and exits 0", async () => {
+    const { id, config: jit } = await jitRunner(uniqueName("deleted"));
+    expect((await api("DELETE", `/orgs/acme/actions/runners/${id}`)).status).toBe(204);
+    const { code, stdout, stderr } = await run(["--jitconfig", jit]);
+    expect(code).toBe(0);
+    expect(stderr).toBe("The runner no longer exists on the server. Cleaning up local configuration.\n");
+    expect(stdout).toStartWith("Runner listener exit with 0 return code");
+    expect(existsSync(join(root, ".runner"))).toBe(false);
+  });
+
+  test("a runner deleted while listening says so and exits 0", async () => {
+    const { id, config: jit } = await jitRunner(uniqueName("idle"));
+    const runner = launch("run.sh", ["--jitconfig", jit]);
+    await runner.waitForLine(/Listening for Jobs/);
+    expect((await api("DELETE", `/orgs/acme/actions/runners/${id}`)).status).toBe(204);
+    const { code, stderr } = await runner.done();
+    expect(code).toBe(0);
+    expect(stderr).toBe("The runner no longer exists on the server. Cleaning up local configuration.\n");
+  });
+
+  test("SIGTERM while listening deletes the session but not the registration", async () => {
+    const name = uniqueName("term");
+    const { id, config: jit } = await jitRunner(name);
+    const runner = launch("run.sh", ["--jitconfig", jit]);
+    await runner.waitForLine(/Listening for Jobs/);
+    expect((await client.state()).runners.find((r) => r.id === id)).toMatchObject({ status: "online" });
+    runner.proc.kill("SIGTERM");
+    const { code } = await runner.done();
+    expect(code).toBe(0);
+    expect((await client.state()).runners.find((r) => r.id === id)).toMatchObject({ name, status: "offline", busy: false });
+  });
+
+  test("SIGTERM during a job stops it and the job goes back to the queue", async () => {
+    const { config: jit } = await jitRunner(uniqueName("midjob"), ["self-hosted", "midjob"]);
+    const job = await client.enqueueJob({ name: "slow", labels: ["midjob"], script: "echo started; sleep 30" });
+    const runner = launch("run.sh", ["--jitconfig", jit]);
+    await runner.waitForLine(/\[job\] started/);
+    runner.proc.kill("SIGTERM");
+    const { code } = await runner.done();
+    expect(code).toBe(0);
+    expect(await client.job(job.id)).toMatchObject({ status: "queued", attempts: 1 });
+  });
+
+  test("root is refused unless RUNNER_ALLOW_RUNASROOT is set", async () => {
+    const refused = await run(["--jitconfig", "x"], { USER: "root" });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe("Must not run interactively with sudo\n");
+    const cfg = await config(["--unattended"], { USER: "root" });
+    expect(cfg.code).toBe(1);
+    expect(cfg.stderr).toBe("Must not run with sudo\n");
+    const allowed = await config(["--unattended"], { USER: "root", RUNNER_ALLOW_RUNASROOT: "1" });
+    expect(allowed.code).toBe(1);
+    expect(allowed.stderr).toBe("Invalid configuration provided for url. Terminating unattended configuration.\n");
+  });
+});
+
+describe("config.sh", () => {
+  async function registrationToken(kind = "registration-token"): Promise<string> {
+    return (await api("POST", `/repos/acme/app/actions/runners/${kind}`)).data.token;
+  }
+
+  test("registers with a registration token, writes .runner, then run.sh takes a job", async () => {
+    const name = uniqueName("cfg");
+    const token = await registrationToken();
+    const { code, stdout, stderr } = await config(["--url", `${sim.url}/acme/app`, "--token", token, "--name", name, "--labels", "gpu,GPU,xl", "--unattended", "--ephemeral"]);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    for (const line of ["# Authentication", "√ Connected to GitHub", "# Runner Registration", "√ Runner successfully added", "# Runner settings", "√ Settings Saved."]) {
+      expect(stdout).toContain(`${line}\n`);
+    }
+    const dotRunner = JSON.parse(readFileSync(join(root, ".runner"), "utf8"));
+    expect(dotRunner).toMatchObject({ agentName: name, poolName: "Default", serverUrl: sim.url, gitHubUrl: `${sim.url}/acme/app`, ephemeral: true });
+    const registered = (await client.state()).runners.find((r) => r.name === name)!;
+    expect(registered.scope).toBe("repos/acme/app");
+    expect(registered.labels.map((l) => l.name)).toEqual(["self-hosted", "Linux", "X64", "gpu", "xl"].map((l) => (process.arch === "arm64" && l === "X64" ? "ARM64" : l)));
+
+    const job = await client.enqueueJob({ name: "on-configured", labels: ["xl"], script: "true" });
+    const ran = await run([]);
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toContain("Job on-configured completed with result: Succeeded");
+    expect((await client.job(job.id)).runner_name).toBe(name);
+  });
+
+  test("token fetched with --pat; remove with a remove token", async () => {
+    const name = uniqueName("pat");
+    const added = await config(["--url", `${sim.url}/acme`, "--pat", sim.pat, "--name", name, "--unattended"]);
+    expect(added.code).toBe(0);
+    expect((await client.state()).runners.find((r) => r.name === name)).toMatchObject({ scope: "orgs/acme", ephemeral: false });
+    const removeToken = (await api("POST", "/orgs/acme/actions/runners/remove-token")).data.token;
+    const removed = await config(["remove", "--token", removeToken]);
+    expect(removed.stderr).toBe("");
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).toContain("√ Runner removed successfully\n√ Removed .credentials\n√ Removed .runner\n");
+    expect((await client.state()).runners.find((r) => r.name === name)).toBeUndefined();
+    expect(existsSync(join(root, ".runner"))).toBe(false);
+  });
+
+  test("errors: bad token, duplicate name, unknown group, already configured", async () => {
+    const url = `${sim.url}/acme/app`;
+    const badToken = await config(["--url", url, "--token", "NOPE", "--unattended"]);
+    expect(badToken.code).toBe(1);
+    expect(badToken.stderr).toStartWith(`Http response code: NotFound from 'POST ${sim.url}/api/v3/actions/runner-registration'\n`);
+
+    const wrongScope = await config(["--url", `${sim.url}/acme`, "--token", await registrationToken(), "--unattended"]);
+    expect(wrongScope.stderr).toStartWith("Http response code: NotFound");
+
+    const groupless = await config(["--url", url, "--token", await registrationToken(), "--runnergroup", "gpus", "--unattended"]);
+    expect(groupless.code).toBe(1);
+    expect(groupless.stderr).toBe('Could not find any self-hosted runner group named "gpus".\n');
+
+    const name = uniqueName("twice");
+    expect((await config(["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"])).code).toBe(0);
+    const again = await config(["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^Cannot configure the runner because it is already configured/);
+
+    rmSync(join(root, ".runner"));
+    const dup = await config(["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"]);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toBe(`A runner exists with the same name ${name}.\n`);
+    const replaced = await config(["--url", url, "--token", await registrationToken(), "--name", name, "--unattended", "--replace"]);
+    expect(replaced.code).toBe(0);
+    expect(replaced.stdout).toContain("√ Successfully replaced the runner\n");
+    expect((await client.state()).runners.filter((r) => r.name === name)).toHaveLength(1);
+
+    const unknownFlag = await config(["--bogus"]);
+    expect(unknownFlag.code).toBe(1);
+    expect(unknownFlag.stderr).toMatch(/^Unrecognized command-line input arguments: '--bogus'/);
+  });
+});
