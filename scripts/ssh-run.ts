@@ -94,6 +94,7 @@ export async function sshRun(o: {
   });
 
   const onLine = (line: string, stream: "stdout" | "stderr") => {
+    if (line.trim() === "") return;
     if (/^Host key verification failed/.test(line) || /REMOTE HOST IDENTIFICATION HAS CHANGED/.test(line)) hostKeyRefused = true;
     const ev = parseRunnerLine(line);
     log.info(ev ? `runner.${ev.kind}` : "guest.output", line, { stream });

@@ -1,0 +1,116 @@
+// The demo (`npm start`): the real compiled `loop` on two slots, driven the
+// way launchd drives it, against the simulated world, until a handful of
+// queued jobs are done. Exits 0 only if every job ran once and nothing leaked.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../lib/config.ts";
+import { renderAgents } from "../lib/launchd.ts";
+import { startAgent, type Agent } from "./launchd.ts";
+import { followLogs, type LogLine } from "./logs.ts";
+import { startWorld } from "./world.ts";
+
+const JOBS = Number(process.env.DEMO_JOBS ?? 6);
+const SLOTS = 2;
+const DEADLINE_MS = 5 * 60_000;
+const root = join(import.meta.dir, "..");
+const binDir = join(root, "dist", "linux-x64");
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+/** What launchd gives an agent in a user's session, before the plist's own variables. */
+const sessionEnv = () => Object.fromEntries(["HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
+
+say("demo: building the loop binary (bun build --compile, linux-x64) ...");
+const build = spawnSync(process.execPath, [join(root, "tools/build.ts"), "--target", "linux-x64", "--only", "loop"], { stdio: "inherit" });
+if (build.status !== 0) process.exit(1);
+
+say("demo: starting the simulated world (GitHub, registry, tart, guests) ...");
+const world = await startWorld({ registry: "optional" });
+let exitCode = 1;
+const agents: Agent[] = [];
+try {
+  const configPath = world.writeConfig({ host: { slots: SLOTS } });
+  const config = loadConfig({ path: configPath });
+  const plistDir = join(world.dir, "LaunchAgents");
+  mkdirSync(plistDir, { recursive: true });
+  // As `install` does: launchd creates neither the log dir nor the working directory.
+  for (const dir of [config.host.logDir, config.host.stateDir]) mkdirSync(dir, { recursive: true });
+  const rendered = renderAgents({ binDir, configPath, slots: SLOTS, logDir: config.host.logDir, stateDir: config.host.stateDir, jobTimeoutMs: config.runner.jobTimeoutMs, pull: false });
+
+  for (let i = 1; i <= JOBS; i++) {
+    await world.gh.enqueueJob({
+      name: `build-ios-app #${i}`,
+      labels: ["self-hosted", "macOS", "ARM64"],
+      // Proves each job gets a fresh VM: a file the previous job left would fail it.
+      script: `test ! -e "$HOME/left-by-previous-job" || { echo "dirty VM"; exit 1; }; touch "$HOME/left-by-previous-job"; echo "xcodebuild -scheme App #${i}: ok"`,
+    });
+  }
+  say(`demo: ${JOBS} jobs queued; starting ${SLOTS} slots (launchd-style agents running ${join("dist", "linux-x64", "loop")})`);
+
+  const phases = new Map<string, number[]>();
+  const progress = (l: LogLine) => {
+    const slot = `slot ${l.slot ?? "?"}`;
+    const vm = typeof l.vm === "string" ? l.vm : "";
+    const ms = typeof l.duration_ms === "number" ? ` (${l.duration_ms} ms)` : "";
+    const record = (phase: string) => typeof l.duration_ms === "number" && phases.set(phase, [...(phases.get(phase) ?? []), l.duration_ms]);
+    switch (l.event) {
+      case "cycle.start": return say(`${slot}  ${vm}  cycle started`);
+      case "token.done": record("token"); return say(`${slot}  ${vm}  JIT runner created${ms}`);
+      case "clone.done": record("clone"); return say(`${slot}  ${vm}  cloned${ms}`);
+      case "boot.done": record("boot"); return say(`${slot}  ${vm}  booted, SSH up${ms}`);
+      case "run.ready": return say(`${slot}  ${vm}  runner listening`);
+      case "runner.job-started": return say(`${slot}  ${vm}  ${l.msg?.replace(/^.*?Z: /, "")}`);
+      case "run.done": record("run"); return say(`${slot}  ${vm}  run ended: ${l.msg}${ms}`);
+      case "cleanup.done": record("cleanup"); return say(`${slot}  ${vm}  cleaned up${ms}`);
+      case "cycle.done": record("cycle"); return;
+      case "cycle.failed": return say(`${slot}  ${vm}  FAILED: ${l.msg}`);
+      case "recover.start": return say(`${slot}  recovering: ${l.msg}`);
+    }
+  };
+  const logs = followLogs([...rendered].map((a) => a.plist.StandardErrorPath!).filter(Boolean), progress);
+
+  for (const a of rendered) {
+    const path = join(plistDir, a.fileName);
+    writeFileSync(path, a.xml);
+    agents.push(startAgent(path, { env: { ...sessionEnv(), ...world.env } }));
+  }
+
+  const deadline = Date.now() + DEADLINE_MS;
+  let state = await world.gh.state();
+  while (state.jobs.some((j) => j.status !== "completed")) {
+    if (Date.now() > deadline) throw new Error(`demo: jobs still not done after ${DEADLINE_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 250));
+    state = await world.gh.state();
+  }
+  say("demo: all jobs done; booting the agents out (idle slots clean up and exit) ...");
+  await Promise.all(agents.map((a) => a.bootout()));
+  logs.stop();
+
+  state = await world.gh.state();
+  const vmsLeft = spawnSync("tart", ["list", "--format", "json", "--source", "local"], { env: { ...process.env, ...world.env }, encoding: "utf8" });
+  const leftVms = (JSON.parse(vmsLeft.stdout || "[]") as { Name: string }[]).filter((v) => v.Name.startsWith(config.runner.namePrefix));
+  const jobsOnce = state.jobs.filter((j) => j.status === "completed").length;
+  const succeeded = state.jobs.filter((j) => j.result === "Succeeded").length;
+  const api = Object.entries(state.requests.byEndpoint).filter(([k]) => !/ \/_(sim|broker)\//.test(k));
+  const apiTotal = api.reduce((n, [, c]) => n + c, 0);
+  const jit = api.filter(([k]) => k.includes("generate-jitconfig")).reduce((n, [, c]) => n + c, 0);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+  say("");
+  say("summary");
+  say(`  jobs done            ${jobsOnce}/${JOBS} (${succeeded} succeeded, each once, each on a fresh VM)`);
+  say(`  VMs left             ${leftVms.length}`);
+  say(`  runners left         ${state.runners.length}`);
+  say(`  GitHub API calls     ${apiTotal} for ${JOBS} jobs (${(apiTotal / JOBS).toFixed(2)} per job; JIT configs: ${jit})`);
+  for (const [endpoint, count] of api.sort()) say(`    ${String(count).padStart(3)}  ${endpoint}`);
+  say(`  per-phase median     ${[...phases].map(([p, xs]) => `${p} ${median(xs)} ms`).join(", ")}`);
+  const ok = jobsOnce === JOBS && succeeded === JOBS && leftVms.length === 0 && state.runners.length === 0;
+  say(ok ? "demo: OK" : "demo: FAILED (see above)");
+  exitCode = ok ? 0 : 1;
+} catch (err) {
+  say(`demo: ${(err as Error).message}`);
+} finally {
+  await Promise.all(agents.map((a) => a.bootout().catch(() => undefined)));
+  await world.stop();
+}
+process.exit(exitCode);

@@ -1,0 +1,48 @@
+// Follows JSON-lines log files as they grow (the way an operator tails them),
+// handing each parsed event to a callback. Used by the demo and the tests.
+import { existsSync, readFileSync } from "node:fs";
+
+export interface LogLine {
+  time: string;
+  level: string;
+  event: string;
+  msg?: string;
+  slot?: number;
+  vm?: string;
+  runner?: string;
+  phase?: string;
+  duration_ms?: number;
+  [k: string]: unknown;
+}
+
+export function parseLogLines(text: string): LogLine[] {
+  return text.split("\n").flatMap((line) => {
+    if (!line.startsWith("{")) return [];
+    try {
+      return [JSON.parse(line) as LogLine];
+    } catch {
+      return [];
+    }
+  });
+}
+
+export function followLogs(paths: string[], onLine: (l: LogLine) => void, pollMs = 100): { stop(): void } {
+  const offsets = new Map<string, number>(paths.map((p) => [p, 0]));
+  const poll = () => {
+    for (const [path, offset] of offsets) {
+      if (!existsSync(path)) continue;
+      const buf = readFileSync(path);
+      const end = buf.lastIndexOf(0x0a) + 1;
+      if (end <= offset) continue;
+      offsets.set(path, end);
+      for (const l of parseLogLines(buf.subarray(offset, end).toString("utf8"))) onLine(l);
+    }
+  };
+  const timer = setInterval(poll, pollMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      poll();
+    },
+  };
+}
