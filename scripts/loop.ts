@@ -101,10 +101,10 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
       })();
       tokenP.catch(() => cycleAbort.abort());
       const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
+      if (stop.requested) throw new MacosRunnerError("stopped before the runner started", { exitCode: EXIT.ok });
       if (jitR.status === "rejected") throw jitR.reason;
       if (vmR.status === "rejected") throw vmR.reason;
       const readyMs = Date.now() - cycleStarted;
-      if (stop.requested) throw new MacosRunnerError("stopped before the runner started", { exitCode: EXIT.ok });
 
       // 4. One job.
       store.write({ phase: "run" });

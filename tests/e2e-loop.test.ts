@@ -1,0 +1,288 @@
+// End to end: the compiled `loop` against the simulated world (fake GitHub,
+// real registry, fake tart, SSH-served guests). Assertions are on the world
+// afterwards: jobs, VMs, runners, logs, state files.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { renderAgents } from "../lib/launchd.ts";
+import { loadConfig } from "../lib/config.ts";
+import { startAgent } from "../sim/launchd.ts";
+import { parseLogLines } from "../sim/logs.ts";
+import { startWorld, type World } from "../sim/world.ts";
+import { ensureBinaries, BIN, events, loop, slotState, start, tartVms, until, worldEnv } from "./helpers/e2e.ts";
+
+let world: World;
+let n = 0;
+/** A config of its own (state and logs) per test, on the shared world. */
+function config(overrides: Record<string, unknown> = {}): { path: string; stateDir: string; logDir: string } {
+  const name = `t${++n}`;
+  const stateDir = join(world.dir, name, "state");
+  const logDir = join(world.dir, name, "logs");
+  const host = { state_dir: stateDir, log_dir: logDir, backoff_initial: "100ms", backoff_max: "400ms", ...((overrides.host as object) ?? {}) };
+  const path = world.writeConfig({ ...overrides, host }, `${name}.yml`);
+  return { path, stateDir, logDir };
+}
+
+const DIRTY_CHECK = 'test ! -e "$HOME/left-by-previous-job" || { echo "dirty VM"; exit 1; }; touch "$HOME/left-by-previous-job"';
+
+beforeAll(async () => {
+  ensureBinaries(["loop"]);
+  world = await startWorld({ registry: "required", tart: { boot_ms: 150 }, github: { validate: true, sessionLeaseMs: 1500 } });
+});
+
+afterAll(async () => {
+  await world?.stop();
+});
+
+async function settle(): Promise<void> {
+  await world.gh.clearFaults();
+  world.setTart({ boot_ms: 150, faults: [] });
+}
+
+describe("steady state", () => {
+  test("several jobs through two launchd-driven slots: each once, each on a fresh VM, nothing left, 1 API call per cycle", async () => {
+    const c = config();
+    const cfg = loadConfig({ path: c.path });
+    for (const dir of [c.logDir, c.stateDir]) mkdirSync(dir, { recursive: true });
+    const jobs = await Promise.all([1, 2, 3, 4, 5].map((i) => world.gh.enqueueJob({ name: `e2e-${i}`, script: `${DIRTY_CHECK}; echo job ${i} ok` })));
+    const agents = renderAgents({ binDir: BIN, configPath: c.path, slots: 2, logDir: c.logDir, stateDir: c.stateDir, jobTimeoutMs: cfg.runner.jobTimeoutMs, pull: false }).map((a) => {
+      const path = join(world.dir, `t${n}-${a.fileName}`);
+      writeFileSync(path, a.xml);
+      return startAgent(path, { env: worldEnv(world) });
+    });
+    try {
+      await until("all jobs done", async () => {
+        const s = await world.gh.state();
+        return jobs.every((j) => s.jobs.find((x) => x.id === j.id)?.status === "completed");
+      }, 60_000, 100);
+    } finally {
+      await Promise.all(agents.map((a) => a.bootout()));
+    }
+    const s = await world.gh.state();
+    const mine = s.jobs.filter((j) => jobs.some((x) => x.id === j.id));
+    expect(mine.map((j) => [j.result, j.attempts])).toEqual(jobs.map(() => ["Succeeded", 1]));
+    expect(new Set(mine.map((j) => j.runner_name)).size).toBe(jobs.length);
+    expect(tartVms(world)).toEqual([]);
+    expect(s.runners).toEqual([]);
+    expect(s.violations).toEqual([]);
+
+    const lines = readdirSync(c.logDir).flatMap((f) => parseLogLines(readFileSync(join(c.logDir, f), "utf8")));
+    const cycles = events(lines, "cycle.start").length;
+    const idleStops = events(lines, "cycle.done").filter((l) => l.outcome === "stopped").length;
+    const calls = s.requests.byEndpoint;
+    expect(calls["POST /orgs/{org}/actions/runners/generate-jitconfig"]).toBe(cycles);
+    // A completed job de-registers its own runner: only the idle runners stopped at bootout cost a DELETE.
+    expect(calls["DELETE /orgs/{org}/actions/runners/{runner_id}"] ?? 0).toBe(idleStops);
+    // The installation token is fetched once per slot process at most, then read from the disk cache.
+    expect(calls["POST /app/installations/{installation_id}/access_tokens"]).toBeLessThanOrEqual(2);
+    expect(s.requests.total).toBe(cycles + idleStops + calls["POST /app/installations/{installation_id}/access_tokens"]!);
+    await world.gh.resetRequests();
+  }, 90_000);
+});
+
+describe("crash recovery", () => {
+  test("loop killed during boot: the next loop of the slot removes the VM and runner, then serves the job", async () => {
+    await settle();
+    world.setTart({ boot_ms: 5000 });
+    const c = config();
+    const first = start(world, "loop", ["--slot", "1", "--config", c.path]);
+    const vm = await until("phase boot", () => {
+      const st = slotState(c.stateDir);
+      return st?.phase === "boot" && st.runner_id !== undefined && (st.vm as string);
+    });
+    await until("the VM to be running", () => tartVms(world).includes(vm));
+    first.child.kill("SIGKILL");
+    await first.done;
+    expect(tartVms(world)).toContain(vm);
+    expect((await world.gh.state()).runners.map((r) => r.name)).toContain(vm);
+
+    world.setTart({ boot_ms: 150 });
+    const job = await world.gh.enqueueJob({ name: "after-crash", script: "echo served" });
+    const second = await loop(world, c.path);
+    expect(second.code).toBe(0);
+    expect(events(second.lines, "recover.start")[0]?.vm).toBe(vm);
+    expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+
+  test("loop killed during a job: the VM dies with the next loop's recovery, the job is re-queued and served", async () => {
+    await settle();
+    const c = config();
+    const mark = join(world.dir, `mark-${n}`);
+    const job = await world.gh.enqueueJob({ name: "long-build", script: `if [ -e ${mark} ]; then echo second try; else touch ${mark}; sleep 60; fi` });
+    const first = start(world, "loop", ["--slot", "1", "--config", c.path]);
+    await until("the job to start", async () => (await world.gh.job(job.id)).status === "in_progress");
+    const vm = slotState(c.stateDir)?.vm as string;
+    first.child.kill("SIGKILL");
+    await first.done;
+
+    const second = await loop(world, c.path);
+    expect(second.code).toBe(0);
+    expect(events(second.lines, "recover.start")[0]?.vm).toBe(vm);
+    const done = await world.gh.job(job.id);
+    expect(done.status).toBe("completed");
+    expect(done.result).toBe("Succeeded");
+    expect(done.attempts).toBe(2);
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+
+  test("a second loop on a busy slot refuses with exit 75 and touches nothing", async () => {
+    await settle();
+    world.setTart({ boot_ms: 3000 });
+    const c = config();
+    const first = start(world, "loop", ["--slot", "1", "--config", c.path]);
+    await until("phase boot", () => slotState(c.stateDir)?.phase === "boot");
+    const second = await loop(world, c.path);
+    expect(second.code).toBe(75);
+    expect(second.stderr).toContain("slot 1 is already served by another loop");
+    expect(slotState(c.stateDir)?.phase).toBe("boot");
+    first.child.kill("SIGTERM"); // idle: stops at once, cleans up
+    expect((await first.done).code).toBe(0);
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+});
+
+describe("faults", () => {
+  test("GitHub 5xx and a secondary rate limit during token: retried, the job still runs once", async () => {
+    await settle();
+    const c = config();
+    await world.gh.fault({ method: "POST", path: "/orgs/{org}/actions/runners/generate-jitconfig", status: 502, count: 2 });
+    await world.gh.fault({ method: "POST", path: "/orgs/{org}/actions/runners/generate-jitconfig", rateLimited: "secondary", retryAfter: 1, count: 1 });
+    const job = await world.gh.enqueueJob({ name: "flaky-github", script: "echo ok" });
+    const r = await loop(world, c.path);
+    expect(r.code).toBe(0);
+    const retries = events(r.lines, "token.retry");
+    expect(retries.map((l) => l.status)).toEqual([502, 502, 403]);
+    expect(retries[2]!.msg).toContain("rate limited");
+    expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+
+  test("clone fails (disk full): logged, runner removed, failure and backoff persisted, exit 1", async () => {
+    await settle();
+    world.setTart({ faults: [{ kind: "clone_disk_full", count: 1 }] });
+    const c = config();
+    const r = await loop(world, c.path);
+    expect(r.code).toBe(1);
+    expect(events(r.lines, "cycle.failed")[0]?.msg).toContain("No space left on device");
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+    const st = slotState(c.stateDir)!;
+    expect(st.failures).toBe(1);
+    expect(st.phase).toBe("failed");
+    expect(typeof st.backoff_until).toBe("string");
+    expect(events(r.lines, "backoff.start")[0]?.wait_ms).toBe(100);
+  }, 60_000);
+
+  test("a VM that never gets an IP: boot times out, cleaned up", async () => {
+    await settle();
+    world.setTart({ faults: [{ kind: "no_ip", count: 1 }] });
+    const c = config({ vm: { boot_timeout: "3s" } });
+    const r = await loop(world, c.path);
+    expect(r.code).not.toBe(0);
+    expect(events(r.lines, "cycle.failed")[0]?.msg).toMatch(/got no IP within vm.boot_timeout/);
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+
+  test("a VM that crashes mid-job: SSH lost, cleaned up; the re-queued job is served by the next cycle", async () => {
+    await settle();
+    const mark = join(world.dir, `crash-mark-${n}`);
+    world.setTart({ faults: [{ kind: "crash", count: 1, after_ms: 1500 }] });
+    const c = config();
+    const job = await world.gh.enqueueJob({ name: "crashy", script: `if [ -e ${mark} ]; then echo fine; else touch ${mark}; sleep 30; fi` });
+    const r = await loop(world, c.path);
+    expect(r.code).toBe(1);
+    expect(events(r.lines, "run.done")[0]?.outcome).toBe("ssh-lost");
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+    const again = await loop(world, c.path);
+    expect(again.code).toBe(0);
+    expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+  }, 60_000);
+
+  test("a guest whose host key does not match: refused, reported, cleaned", async () => {
+    await settle();
+    const other = join(world.dir, `other-known-hosts-${n}`);
+    const key = readFileSync(world.knownHostsPath, "utf8").replace(/AAAA[0-9A-Za-z+/=]+/, "AAAAC3NzaC1lZDI1NTE5AAAAIOl1lzjYD9s7cD2mU8wVv8r0b6mW8tN2rXkq2M8bDd0Z");
+    writeFileSync(other, key);
+    const c = config({ vm: { ssh: { known_hosts_path: other } } });
+    const r = await loop(world, c.path);
+    expect(r.code).toBe(1);
+    const done = events(r.lines, "run.done")[0];
+    expect(done?.outcome).toBe("host-key");
+    expect(done?.msg).toContain("does not match");
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+});
+
+describe("bad input", () => {
+  test("a bad config: exit 78, the key path named, nothing created", async () => {
+    const c = config({ host: { slots: 3 } });
+    const r = await loop(world, c.path);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain("host.slots");
+    expect(() => readdirSync(c.stateDir)).toThrow();
+    expect(tartVms(world)).toEqual([]);
+  });
+
+  test("a missing key file: exit 78, the file named", async () => {
+    const c = config({ github: { app: { private_key_path: join(world.dir, "nope.pem") } } });
+    const r = await loop(world, c.path);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain("github.app.private_key_path");
+    expect(r.stderr).toContain("nope.pem");
+  });
+
+  test("--help documents exit codes; an unknown flag is exit 64", async () => {
+    const help = await start(world, "loop", ["--help"]).done;
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Exit codes:[\s\S]*75 /);
+    const bad = await start(world, "loop", ["--slot", "1", "--frobnicate"]).done;
+    expect(bad.code).toBe(64);
+    expect(bad.stderr).toContain("--frobnicate");
+  });
+});
+
+describe("secrets", () => {
+  test("no installation token, JIT config, key or password in argv, logs or state files", async () => {
+    await settle();
+    const c = config();
+    const job = await world.gh.enqueueJob({ name: "secretive", script: "sleep 2; echo done" });
+    const run = start(world, "loop", ["--slot", "1", "--config", c.path]);
+    await until("the job to start", async () => (await world.gh.job(job.id)).status === "in_progress");
+
+    const vm = slotState(c.stateDir)?.vm as string;
+    const guestRoot = join(world.tartHome, "vms", vm, "disk.img", "Users", "admin", "actions-runner");
+    const runnerSecret = (JSON.parse(readFileSync(join(guestRoot, ".credentials"), "utf8")) as { data: { token: string } }).data.token;
+    const cache = readFileSync(join(c.stateDir, "github-token-cache.json"), "utf8");
+    const installationToken = /ghs_[A-Za-z0-9_]+/.exec(cache)![0];
+    const pemBody = readFileSync(world.appKeyPath, "utf8").split("\n")[1]!;
+    const secrets = [runnerSecret, installationToken, pemBody, world.registry!.password];
+
+    const argv = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, "utf8").replaceAll("\0", " ");
+      } catch {
+        return "";
+      }
+    });
+    expect(argv.some((a) => a.includes("ssh ") && a.includes("actions-runner"))).toBe(true); // the job's ssh is in the table
+    for (const s of secrets) expect(argv.filter((a) => a.includes(s))).toEqual([]);
+    expect(argv.filter((a) => /[A-Za-z0-9+/=]{200,}/.test(a))).toEqual([]); // no JIT config
+
+    const r = await run.done;
+    expect(r.code).toBe(0);
+    const files = [
+      ...readdirSync(c.logDir).map((f) => join(c.logDir, f)),
+      join(c.stateDir, "slot-1.json"),
+    ];
+    const written = files.map((f) => readFileSync(f, "utf8")).join("\n") + r.stderr + r.stdout;
+    for (const s of secrets) expect(written.includes(s)).toBe(false);
+    expect(written).not.toMatch(/[A-Za-z0-9+/=]{200,}/);
+  }, 60_000);
+});
