@@ -2,6 +2,7 @@
 // real registry, fake tart, SSH-served guests). Assertions are on the world
 // afterwards: jobs, VMs, runners, logs, state files.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { renderAgents } from "../lib/launchd.ts";
@@ -9,7 +10,7 @@ import { loadConfig } from "../lib/config.ts";
 import { startAgent } from "../sim/launchd.ts";
 import { parseLogLines } from "../sim/logs.ts";
 import { startWorld, type World } from "../sim/world.ts";
-import { ensureBinaries, BIN, events, loop, slotState, start, tartVms, until, worldEnv } from "./helpers/e2e.ts";
+import { ensureBinaries, BIN, ROOT, events, loop, slotState, start, tartVms, until, worldEnv } from "./helpers/e2e.ts";
 
 let world: World;
 let n = 0;
@@ -26,7 +27,7 @@ function config(overrides: Record<string, unknown> = {}): { path: string; stateD
 const DIRTY_CHECK = 'test ! -e "$HOME/left-by-previous-job" || { echo "dirty VM"; exit 1; }; touch "$HOME/left-by-previous-job"';
 
 beforeAll(async () => {
-  ensureBinaries(["loop"]);
+  ensureBinaries(["loop", "clone", "boot", "token", "ssh-run", "cleanup"]);
   world = await startWorld({ registry: "required", tart: { boot_ms: 150 }, github: { validate: true, sessionLeaseMs: 1500 } });
 });
 
@@ -285,4 +286,65 @@ describe("secrets", () => {
     for (const s of secrets) expect(written.includes(s)).toBe(false);
     expect(written).not.toMatch(/[A-Za-z0-9+/=]{200,}/);
   }, 60_000);
+});
+
+describe("from source", () => {
+  test("./scripts/loop.ts runs one cycle in the foreground with readable (text) output on a terminal", async () => {
+    await settle();
+    const c = config();
+    const job = await world.gh.enqueueJob({ name: "from-source", script: "echo hello from the guest" });
+    const env = { ...worldEnv(world), PATH: `${join(ROOT, "node_modules", ".bin")}:${world.env.PATH}` };
+    // `script` gives the process a terminal, as an operator's shell would.
+    const child = spawn("script", ["-qec", `./scripts/loop.ts --slot 1 --config ${c.path}`, "/dev/null"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    const code = await new Promise((r) => child.on("close", r));
+    expect(code).toBe(0);
+    expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+    const lines = out.split(/\r?\n/).filter(Boolean);
+    expect(lines.some((l) => l.startsWith("{"))).toBe(false);
+    expect(out).toMatch(/INFO\s+cycle\.done slot=1 vm=sim-/);
+    expect(out).toContain("hello from the guest");
+    expect(tartVms(world)).toEqual([]);
+  }, 60_000);
+});
+
+describe("step binaries", () => {
+  test("clone, boot, token | ssh-run, cleanup chained by hand serve one job (the README's replay)", async () => {
+    await settle();
+    const c = config();
+    const job = await world.gh.enqueueJob({ name: "by-hand", script: "echo step by step" });
+    const args = ["--slot", "2", "--config", c.path];
+    const cloned = await start(world, "clone", args).done;
+    expect(cloned.code).toBe(0);
+    const vm = cloned.stdout.trim();
+    expect(tartVms(world)).toContain(vm);
+    const booted = await start(world, "boot", [...args, "--vm", vm]).done;
+    expect(booted.code).toBe(0);
+    const ip = booted.stdout.trim();
+    expect(ip).toMatch(/^127\.\d+\.\d+\.\d+$/);
+
+    const jitFile = join(world.dir, `jit-${n}.json`);
+    const tokened = await start(world, "token", [...args, "--output", jitFile]).done;
+    expect(tokened.code).toBe(0);
+    const jit = JSON.parse(readFileSync(jitFile, "utf8")) as { runner_name: string; encoded_jit_config: string };
+    expect(tokened.stderr).not.toContain(jit.encoded_jit_config);
+    const run = start(world, "ssh-run", [...args, "--ip", ip]);
+    run.child.stdin?.end(readFileSync(jitFile));
+    const ran = await run.done;
+    expect(ran.code).toBe(0);
+    expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+
+    const cleaned = await start(world, "cleanup", [...args, "--vm", vm]).done;
+    expect(cleaned.code).toBe(0);
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+
+  test("cleanup refuses a VM that is not this slot's, and exits 64 naming it", async () => {
+    const c = config();
+    const r = await start(world, "cleanup", ["--slot", "1", "--config", c.path, "--vm", "someone-elses-vm"]).done;
+    expect(r.code).toBe(64);
+    expect(r.stderr).toContain("refusing to remove VM someone-elses-vm");
+  });
 });

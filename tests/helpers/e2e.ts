@@ -27,7 +27,7 @@ export interface Run {
 
 /** Starts a compiled binary (never bun run) with the world's environment. */
 export function start(world: World, name: string, args: string[], extraEnv: Record<string, string> = {}): Run {
-  const child = spawn(join(BIN, name), args, { env: { ...worldEnv(world), ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(join(BIN, name), args, { env: { ...worldEnv(world), ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   let stdout = "";
   child.stderr!.on("data", (d) => (stderr += d));
