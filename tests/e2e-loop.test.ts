@@ -349,3 +349,41 @@ describe("step binaries", () => {
     expect(r.stderr).toContain("refusing to remove VM someone-elses-vm");
   });
 });
+
+describe("GitHub credentials", () => {
+  test("without installation_id the installation is looked up once, then cached on disk across restarts", async () => {
+    await settle();
+    await world.gh.resetRequests();
+    const c = config({ github: { app: { installation_id: null } } });
+    for (const i of [1, 2]) {
+      const job = await world.gh.enqueueJob({ name: `lookup-${i}`, script: "true" });
+      expect((await loop(world, c.path)).code).toBe(0);
+      expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+    }
+    const calls = (await world.gh.state()).requests.byEndpoint;
+    expect(calls["GET /orgs/{org}/installation"]).toBe(1);
+    expect(calls["POST /app/installations/{installation_id}/access_tokens"]).toBe(1);
+    expect(calls["POST /orgs/{org}/actions/runners/generate-jitconfig"]).toBe(2);
+  }, 60_000);
+
+  test("a PAT instead of an app serves jobs too", async () => {
+    await settle();
+    const c = config({ github: { app: null, token_path: world.patPath } });
+    const job = await world.gh.enqueueJob({ name: "with-pat", script: "true" });
+    expect((await loop(world, c.path)).code).toBe(0);
+    expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+  }, 60_000);
+
+  test("an app without the runner permission: exit 78 and a message that names the permission", async () => {
+    await settle();
+    const c = config();
+    // GitHub's answer to an installation without the permission (sim/github's own
+    // permission checks are covered by its contract tests).
+    await world.gh.fault({ method: "POST", path: "/orgs/{org}/actions/runners/generate-jitconfig", status: 403, body: { message: "Resource not accessible by integration", documentation_url: "https://docs.github.com/rest", status: "403" }, count: 1 });
+    const r = await loop(world, c.path);
+    expect(r.code).toBe(78);
+    expect(events(r.lines, "cycle.failed")[0]?.msg).toContain('lacks the "organization_self_hosted_runners" (write) permission');
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+});
