@@ -1,18 +1,14 @@
 // Follows JSON-lines log files as they grow (the way an operator tails them),
 // handing each parsed event to a callback. Used by the demo and the tests.
 import { existsSync, readFileSync } from "node:fs";
+import type { Fields, Level } from "../lib/log.ts";
 
-export interface LogLine {
+/** One JSON line as lib/log.ts writes it. */
+export interface LogLine extends Fields {
   time: string;
-  level: string;
+  level: Level;
   event: string;
   msg?: string;
-  slot?: number;
-  vm?: string;
-  runner?: string;
-  phase?: string;
-  duration_ms?: number;
-  [k: string]: unknown;
 }
 
 export function parseLogLines(text: string): LogLine[] {
