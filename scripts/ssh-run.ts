@@ -55,6 +55,9 @@ export interface StopControl {
   onStop(cb: (how: "drain" | "now") => void): void;
 }
 
+/** How long a stop waits for a job that may already be assigned before stopping an idle runner. */
+const DRAIN_GRACE_MS = 1000;
+
 /** Reads the JIT config from the guest's stdin, so it never appears in any argv. */
 const GUEST_COMMAND =
   'IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && cd "$HOME/actions-runner" && exec ./run.sh';
@@ -89,8 +92,11 @@ export async function sshRun(o: {
   };
   o.stop?.onStop((how) => {
     stopRequested = how;
-    if (how === "now" || job === undefined) kill("stopped");
-    else log.warn("run.draining", `stop requested; letting job "${job}" finish (signal again to cut it short)`);
+    if (how === "now") return kill("stopped");
+    if (job !== undefined) return log.warn("run.draining", `stop requested; letting job "${job}" finish (signal again to cut it short)`);
+    // GitHub may have assigned a job whose "Running job" line is still in flight:
+    // give it a moment rather than abandoning it.
+    setTimeout(() => job === undefined && kill("stopped"), DRAIN_GRACE_MS);
   });
 
   const onLine = (line: string, stream: "stdout" | "stderr") => {
@@ -103,6 +109,7 @@ export async function sshRun(o: {
     if (ev.kind === "listening") log.info("run.ready", "runner listening for jobs", { duration_ms: Date.now() - started });
     if (ev.kind === "job-started") {
       job = ev.job;
+      if (stopRequested === "drain") log.warn("run.draining", `stop requested; letting job "${job}" finish (signal again to cut it short)`);
       jobTimer = setTimeout(() => kill("timeout"), o.config.runner.jobTimeoutMs);
     }
     if (ev.kind === "job-completed") {

@@ -147,7 +147,62 @@ describe("crash recovery", () => {
   }, 60_000);
 });
 
+describe("signals", () => {
+  test("SIGTERM during a job lets the job finish, then cleans up and exits 0", async () => {
+    await settle();
+    const c = config();
+    const job = await world.gh.enqueueJob({ name: "drain-me", script: "sleep 2; echo finished" });
+    const run = start(world, "loop", ["--slot", "1", "--config", c.path]);
+    let log = "";
+    run.child.stderr!.on("data", (d) => (log += d));
+    await until("the runner to report the job", () => log.includes('"runner.job-started"'));
+    run.child.kill("SIGTERM");
+    const r = await run.done;
+    expect(r.code).toBe(0);
+    expect(events(r.lines, "run.draining").length).toBe(1);
+    const done = await world.gh.job(job.id);
+    expect([done.result, done.attempts]).toEqual(["Succeeded", 1]);
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+
+  test("a second signal cuts the job short; the slot is still left clean and the job is served again", async () => {
+    await settle();
+    const c = config();
+    const mark = join(world.dir, `cut-mark-${n}`);
+    const job = await world.gh.enqueueJob({ name: "cut-me", script: `if [ -e ${mark} ]; then echo again; else touch ${mark}; sleep 30; fi` });
+    const run = start(world, "loop", ["--slot", "1", "--config", c.path]);
+    let log = "";
+    run.child.stderr!.on("data", (d) => (log += d));
+    await until("the runner to report the job", () => log.includes('"runner.job-started"'));
+    run.child.kill("SIGTERM");
+    await until("the drain to begin", () => log.includes('"run.draining"'));
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.code).toBe(0);
+    expect(events(r.lines, "run.done")[0]?.outcome).toBe("stopped");
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+    // GitHub re-queues the cut job; the next cycle serves it.
+    expect((await loop(world, c.path)).code).toBe(0);
+    expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+  }, 60_000);
+});
+
 describe("faults", () => {
+  test("a VM that fails to start: detected while booting, no waiting for the boot timeout, cleaned up", async () => {
+    await settle();
+    world.setTart({ faults: [{ kind: "start_failure", count: 1 }] });
+    const c = config({ vm: { boot_timeout: "60s" } });
+    const started = Date.now();
+    const r = await loop(world, c.path);
+    expect(r.code).not.toBe(0);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(events(r.lines, "cycle.failed")[0]?.msg).toContain("stopped while booting");
+    expect(tartVms(world)).toEqual([]);
+    expect((await world.gh.state()).runners).toEqual([]);
+  }, 60_000);
+
   test("GitHub 5xx and a secondary rate limit during token: retried, the job still runs once", async () => {
     await settle();
     const c = config();
