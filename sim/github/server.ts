@@ -151,17 +151,8 @@ export async function startGitHub(opts: GitHubSimOptions = {}): Promise<GitHubSi
     server.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
   });
   world.baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const { accounts } = world;
-
   return {
-    url: world.baseUrl,
-    app: {
-      id: accounts.app.id,
-      clientId: accounts.app.clientId,
-      privateKeyPem: accounts.app.privateKeyPem,
-      installations: accounts.installations.map((i) => ({ id: i.id, account: i.account, permissions: i.permissions })),
-    },
-    pat: accounts.pat,
+    ...world.info(),
     world,
     state: () => world.state(),
     async stop() {

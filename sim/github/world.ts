@@ -6,6 +6,7 @@ import { Clock } from "./clock.ts";
 import { Faults } from "./faults.ts";
 import { RateLimit } from "./ratelimit.ts";
 import { Registry } from "./runners.ts";
+import type { SimInfo } from "./client.ts";
 import type { GitHubSimOptions, SimState } from "./types.ts";
 
 export class World {
@@ -38,6 +39,21 @@ export class World {
   count(endpoint: string): void {
     this.requests.total++;
     this.requests.byEndpoint[endpoint] = (this.requests.byEndpoint[endpoint] ?? 0) + 1;
+  }
+
+  /** What a client needs to talk to the sim: its URL, the app's credentials, the PAT. */
+  info(): SimInfo {
+    const { accounts } = this;
+    return {
+      url: this.baseUrl,
+      app: {
+        id: accounts.app.id,
+        clientId: accounts.app.clientId,
+        privateKeyPem: accounts.app.privateKeyPem,
+        installations: accounts.installations.map((i) => ({ id: i.id, account: i.account, permissions: i.permissions })),
+      },
+      pat: accounts.pat,
+    };
   }
 
   state(): SimState {

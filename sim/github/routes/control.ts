@@ -12,22 +12,7 @@ function finiteNumber(body: Record<string, unknown>, field: string, where: strin
 
 export function controlRoutes(router: Router<Ctx>): void {
   router
-    .add("GET", "/_sim/info", (ctx) => {
-      const { accounts } = ctx.world;
-      return {
-        status: 200,
-        body: {
-          url: ctx.world.baseUrl,
-          app: {
-            id: accounts.app.id,
-            clientId: accounts.app.clientId,
-            privateKeyPem: accounts.app.privateKeyPem,
-            installations: accounts.installations.map((i) => ({ id: i.id, account: i.account, permissions: i.permissions })),
-          },
-          pat: accounts.pat,
-        },
-      };
-    })
+    .add("GET", "/_sim/info", (ctx) => ({ status: 200, body: ctx.world.info() }))
     .add("GET", "/_sim/state", (ctx) => ({ status: 200, body: ctx.world.state() }))
     .add("POST", "/_sim/jobs", (ctx) => {
       const body = asObject(ctx.body, "enqueue job");
