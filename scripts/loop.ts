@@ -30,9 +30,12 @@ export const spec = {
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
 /** Outcomes after which the slot is healthy: a job ran, or GitHub retired an idle runner. */
-function healthy(o: RunOutcome, runnerRetired: boolean): boolean {
-  return o.kind === "succeeded" || o.kind === "job-failed" || o.kind === "stopped" || (o.kind === "no-job" && runnerRetired);
+function healthy(o: RunOutcome): boolean {
+  return o.kind === "succeeded" || o.kind === "job-failed" || o.kind === "stopped" || (o.kind === "no-job" && o.retired === true);
 }
+
+/** What a clean slot's state file no longer names. */
+const NOTHING_LEFT = { vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined } as const;
 
 class Stop implements StopControl {
   requested: "drain" | "now" | undefined;
@@ -69,7 +72,7 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
       log.warn("recover.start", `previous cycle ended in phase ${prev.phase}; cleaning up what it left`, { phase: "recover", vm: prev.vm, runner: prev.runner_name });
       store.write({ phase: "cleanup" });
       await cleanup({ config, slot, tart, log, target: targetFromState(prev), sweep: true });
-      store.write({ phase: "done", vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined });
+      store.write({ phase: "done", ...NOTHING_LEFT });
     }
     const waitMs = prev.backoff_until ? Date.parse(prev.backoff_until) - Date.now() : 0;
     if (waitMs > 0) {
@@ -109,18 +112,16 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
       // 4. One job.
       store.write({ phase: "run" });
       const outcome = await sshRun({ config, ip: vmR.value.ip, jitConfig: jitR.value.encodedJitConfig, log, stop });
-      let runnerRetired = false;
       store.write({ job: outcome.job, job_result: outcome.result, runner_gone: outcome.runnerGone || undefined });
 
       // 5. Cleanup; a completed job already took its runner off GitHub.
       store.write({ phase: "cleanup" });
       const target = targetFromState(store.current);
       await cleanup({ config, slot, tart, log, target });
-      runnerRetired = outcome.kind === "no-job" && /no longer exists/.test(outcome.detail ?? "");
-      const ok = healthy(outcome, runnerRetired);
+      const ok = healthy(outcome);
       const cycleMs = Date.now() - cycleStarted;
       if (ok) {
-        store.write({ phase: "done", vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined, failures: 0, backoff_until: undefined, last_error: undefined });
+        store.write({ phase: "done", ...NOTHING_LEFT, failures: 0, backoff_until: undefined, last_error: undefined });
         log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {
           phase: "done", duration_ms: cycleMs, ready_ms: readyMs, tart_ms: Math.round(tart.elapsedMs - tartBefore), outcome: outcome.kind,
         });
@@ -131,7 +132,7 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
       if (err instanceof MacosRunnerError && err.exitCode === EXIT.ok) {
         store.write({ phase: "cleanup" });
         await cleanup({ config, slot, tart, log, target: targetFromState(store.current) });
-        store.write({ phase: "done", vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined });
+        store.write({ phase: "done", ...NOTHING_LEFT });
         log.info("cycle.stopped", "stopped by signal; slot clean");
         return EXIT.ok;
       }
@@ -149,7 +150,7 @@ async function fail(err: unknown, o: { config: Config; slot: number; tart: Tart;
   o.store.write({ phase: "cleanup", last_error: message });
   try {
     await cleanup({ config: o.config, slot: o.slot, tart: o.tart, log: o.log, target: targetFromState(o.store.current) });
-    o.store.write({ vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined });
+    o.store.write(NOTHING_LEFT);
   } catch (cleanupErr) {
     o.log.error("cleanup.failed", `cleanup failed; the next start of the slot retries it: ${(cleanupErr as Error).message}`, { phase: "cleanup", error: cleanupErr });
   }

@@ -45,8 +45,10 @@ export interface RunOutcome {
   /** The job's display name and result, when one ran. */
   job?: string;
   result?: string;
-  /** The runner reported its job complete: GitHub has already de-registered it. */
+  /** GitHub has already removed the runner: it completed its job, or GitHub retired it while idle. */
   runnerGone: boolean;
+  /** GitHub retired the idle runner ("no longer exists on the server"): a normal end, not a fault. */
+  retired?: boolean;
   detail?: string;
 }
 
@@ -81,6 +83,7 @@ export async function sshRun(o: {
   let job: string | undefined;
   let result: string | undefined;
   let runnerGone = false;
+  let retired = false;
   let cut: OutcomeKind | undefined;
   let hostKeyRefused = false;
   let jobTimer: ReturnType<typeof setTimeout> | undefined;
@@ -112,6 +115,10 @@ export async function sshRun(o: {
       if (stopRequested === "drain") log.warn("run.draining", `stop requested; letting job "${job}" finish (signal again to cut it short)`);
       jobTimer = setTimeout(() => kill("timeout"), o.config.runner.jobTimeoutMs);
     }
+    if (ev.kind === "runner-gone") {
+      retired = true;
+      runnerGone = true;
+    }
     if (ev.kind === "job-completed") {
       result = ev.result;
       runnerGone = true;
@@ -133,6 +140,7 @@ export async function sshRun(o: {
   else if (cut) outcome = { kind: cut, job, runnerGone, detail: cut === "timeout" ? `job exceeded runner.job_timeout (${o.config.runner.jobTimeoutMs} ms)` : undefined };
   else if (hostKeyRefused) outcome = { kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${ssh.knownHostsPath}` };
   else if (code === 255 || job !== undefined) outcome = { kind: "ssh-lost", job, runnerGone, detail: `ssh exit ${code}` };
+  else if (retired) outcome = { kind: "no-job", runnerGone, retired, detail: "GitHub removed the idle runner" };
   else outcome = { kind: "no-job", runnerGone, detail: `runner exited (${code}) without a job` };
   const level = outcome.kind === "succeeded" || outcome.kind === "job-failed" ? "info" : "warn";
   log[level]("run.done", `${outcome.kind}${outcome.job ? ` job="${outcome.job}" result=${outcome.result ?? "none"}` : ""}${outcome.detail ? `: ${outcome.detail}` : ""}`, { duration_ms: Date.now() - started, outcome: outcome.kind });

@@ -189,6 +189,28 @@ describe("signals", () => {
   }, 60_000);
 });
 
+describe("idle runner retired by GitHub", () => {
+  test("the runner's 'no longer exists' ends the cycle cleanly: exit 0, no backoff, nothing left", async () => {
+    await settle();
+    const c = config();
+    const run = start(world, "loop", ["--slot", "1", "--config", c.path]);
+    let log = "";
+    run.child.stderr!.on("data", (d) => (log += d));
+    await until("the runner to listen", () => log.includes('"run.ready"'));
+    // GitHub removes idle JIT runners after a few minutes (contracts/github.md §5 pitfall 7).
+    const id = slotState(c.stateDir)!.runner_id as number;
+    const res = await fetch(`${world.github.url}/orgs/acme/actions/runners/${id}`, { method: "DELETE", headers: { authorization: `token ${world.github.pat}` } });
+    expect(res.status).toBe(204);
+    const r = await run.done;
+    expect(r.code).toBe(0);
+    expect(events(r.lines, "run.done")[0]?.outcome).toBe("no-job");
+    expect(events(r.lines, "cleanup.runner_removed")).toEqual([]); // already gone: no second DELETE
+    const st = slotState(c.stateDir)!;
+    expect([st.phase, st.failures, st.backoff_until]).toEqual(["done", 0, undefined]);
+    expect(tartVms(world)).toEqual([]);
+  }, 60_000);
+});
+
 describe("faults", () => {
   test("a VM that fails to start: detected while booting, no waiting for the boot timeout, cleaned up", async () => {
     await settle();
