@@ -139,8 +139,3 @@ export async function runCli<O extends Record<string, OptionSpec>>(
   }
   process.exit(code);
 }
-
-/** True when the module is the process entry point (bun run or a compiled binary). */
-export function isMain(meta: ImportMeta): boolean {
-  return meta.main;
-}

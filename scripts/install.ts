@@ -3,7 +3,7 @@
 // auto-login user's GUI session, and with --remove drains and unloads them.
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { runCli, isMain, type CommandSpec, type Parsed } from "../lib/cli.ts";
+import { runCli, type CommandSpec, type Parsed } from "../lib/cli.ts";
 import { loadConfig, type Config } from "../lib/config.ts";
 import { EXIT, MacosRunnerError } from "../lib/errors.ts";
 import { EXIT_DRAIN_TIMEOUT, EXIT_LAUNCHCTL, runCommand, type CommandRunner } from "../lib/launchctl.ts";
@@ -148,4 +148,4 @@ export async function main(args: Parsed<typeof options>, run: CommandRunner = ru
   return EXIT.ok;
 }
 
-if (isMain(import.meta)) await runCli(spec, (args) => main(args));
+if (import.meta.main) await runCli(spec, (args) => main(args));

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { registerSecret } from "../redact.ts";
-import { explain, type HttpErrorLike } from "./errors.ts";
+import { explain, isHttpError } from "./errors.ts";
 import { fileTokenCache } from "./token-cache.ts";
 
 export type Request = typeof octokitRequest;
@@ -94,8 +94,8 @@ async function lookUpInstallation(github: GitHubConfig, base: Request, privateKe
     writeFileAtomic(file, JSON.stringify({ ...known, [key]: id }), 0o600);
     return id;
   } catch (err) {
-    if (typeof (err as HttpErrorLike).status === "number") {
-      throw explain(err as HttpErrorLike, `looking up the GitHub App installation for ${github.url}`, {
+    if (isHttpError(err)) {
+      throw explain(err, `looking up the GitHub App installation for ${github.url}`, {
         permission: "organization_self_hosted_runners",
         scopeUrl: github.url,
       });

@@ -37,6 +37,11 @@ export class GitHubUnavailableError extends GitHubError {}
 /** 422 from generate-jitconfig: group full or bad labels/group. */
 export class GitHubRejectedError extends GitHubError {}
 
+/** An octokit RequestError or anything else carrying an HTTP status. */
+export function isHttpError(err: unknown): err is HttpErrorLike {
+  return typeof (err as HttpErrorLike | undefined)?.status === "number";
+}
+
 export function githubMessageOf(err: HttpErrorLike): string {
   const data = err.response?.data as { message?: string } | undefined;
   return typeof data?.message === "string" ? data.message : err.message;

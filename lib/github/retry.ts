@@ -1,7 +1,7 @@
 // Bounded retries for GitHub calls: 5xx and network errors back off
 // exponentially; rate limits wait as retry-after / x-ratelimit-reset say, but
 // only up to a cap, beyond which the caller's slot backs off instead.
-import { GitHubRateLimitError, githubMessageOf, header, isRateLimited, type HttpErrorLike } from "./errors.ts";
+import { GitHubRateLimitError, githubMessageOf, header, isHttpError, isRateLimited, type HttpErrorLike } from "./errors.ts";
 
 export interface RetryOptions {
   attempts?: number; // total tries for 5xx/network
@@ -13,9 +13,6 @@ export interface RetryOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function isHttpError(err: unknown): err is HttpErrorLike {
-  return typeof err === "object" && err !== null && typeof (err as { status?: unknown }).status === "number";
-}
 
 /** How long a rate-limited response asks us to wait, in ms. */
 export function rateLimitWaitMs(err: HttpErrorLike, now: number): number {

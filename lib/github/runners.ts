@@ -1,6 +1,6 @@
 // The self-hosted runner endpoints macos-runner uses, for any scope.
 import type { GitHubClient } from "./client.ts";
-import { explain, GitHubError, type HttpErrorLike } from "./errors.ts";
+import { explain, GitHubError, isHttpError } from "./errors.ts";
 import { withRetries, type RetryOptions } from "./retry.ts";
 
 export interface Runner {
@@ -16,9 +16,6 @@ export interface JitConfig {
   encodedJitConfig: string;
 }
 
-function isHttpError(err: unknown): err is HttpErrorLike {
-  return typeof (err as HttpErrorLike)?.status === "number";
-}
 
 async function call<T>(gh: GitHubClient, where: string, fn: () => Promise<T>, retry?: RetryOptions): Promise<T> {
   try {
