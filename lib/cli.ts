@@ -1,7 +1,9 @@
-// The CLI convention every script shares: declared options, --help with exit
-// codes, --config/--slot/--verbose, unknown flags are usage errors (exit 64).
+// The CLI convention every script shares: declared options, --help with the
+// exit table generated from lib/errors.ts, --config/--slot/--verbose, unknown
+// flags are usage errors, fatal errors are one redacted log line.
 import { parseArgs } from "node:util";
-import { EXIT, MacosRunnerError, UsageError } from "./errors.ts";
+import { EXIT_TABLE, exitCode, MacosRunnerError, UsageError, type ExitKind } from "./errors.ts";
+import { createLogger } from "./log.ts";
 
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -18,8 +20,8 @@ export interface CommandSpec<O extends Record<string, OptionSpec>> {
   /** Positional arguments shown in the usage line, e.g. "[VM]". */
   args?: string;
   options: O;
-  /** Exit codes specific to this command; the shared ones are added. */
-  exitCodes?: Record<number, string>;
+  /** The kinds this command exits with beyond the shared ones, each with what it means here. */
+  exits?: Partial<Record<ExitKind, string>>;
   /** Takes --config/--slot/--verbose (true for every step script). */
   common?: boolean;
 }
@@ -46,12 +48,15 @@ const COMMON: Record<string, OptionSpec> = {
   verbose: { type: "boolean", description: "log debug events too" },
 };
 
-const SHARED_EXIT_CODES: Record<number, string> = {
-  [EXIT.ok]: "success",
-  [EXIT.failure]: "failed (the log line says what and where)",
-  [EXIT.usage]: "bad flags or arguments",
-  [EXIT.config]: "config or secret file invalid",
-};
+const SHARED_EXITS: ExitKind[] = ["ok", "failure", "usage", "config"];
+
+/** The command's exit table: code, kind, meaning; sorted by code. */
+export function exitTable<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>): { code: number; kind: ExitKind; meaning: string }[] {
+  const kinds = new Set<ExitKind>([...SHARED_EXITS, ...(Object.keys(spec.exits ?? {}) as ExitKind[])]);
+  return [...kinds]
+    .map((kind) => ({ code: exitCode(kind), kind, meaning: spec.exits?.[kind] ?? EXIT_TABLE[kind].meaning }))
+    .sort((a, b) => a.code - b.code);
+}
 
 export function helpText<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>): string {
   const all = { ...(spec.common === false ? {} : COMMON), ...spec.options, help: { type: "boolean", description: "show this help" } as OptionSpec };
@@ -59,10 +64,7 @@ export function helpText<O extends Record<string, OptionSpec>>(spec: CommandSpec
     const flag = `${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`;
     return `  ${flag.padEnd(28)} ${o.description}`;
   });
-  const codes = { ...SHARED_EXIT_CODES, ...spec.exitCodes };
-  const exitRows = Object.entries(codes)
-    .sort(([a], [b]) => Number(a) - Number(b))
-    .map(([code, what]) => `  ${code.padStart(3)}  ${what}`);
+  const exitRows = exitTable(spec).map((e) => `  ${String(e.code).padStart(3)}  ${e.kind.padEnd(11)} ${e.meaning}`);
   return [
     `${spec.name}: ${spec.summary}`,
     "",
@@ -89,6 +91,7 @@ export function parseCli<O extends Record<string, OptionSpec>>(spec: CommandSpec
       ),
       allowPositionals: true,
       strict: true,
+      tokens: true,
     });
   } catch (err) {
     throw new UsageError(`${spec.name}: ${(err as Error).message.replace(/\. To specify a positional.*$/s, "")}`);
@@ -98,20 +101,23 @@ export function parseCli<O extends Record<string, OptionSpec>>(spec: CommandSpec
   if (!spec.args && parsed.positionals.length > 0) {
     throw new UsageError(`${spec.name}: unexpected argument '${parsed.positionals[0]}'`);
   }
+  const repeated = Object.keys(all).find((k) => !all[k]!.multiple && parsed.tokens.filter((t) => t.kind === "option" && t.name === k).length > 1);
+  if (repeated) throw new UsageError(`${spec.name}: --${repeated} given more than once`);
   let slot: number | undefined;
   if (values.slot !== undefined) {
+    // Plain decimal only: Number() would take 0x1, 1e0 and " 1".
+    if (!/^[12]$/.test(String(values.slot))) throw new UsageError(`${spec.name}: --slot must be 1 or 2, got '${values.slot}'`);
     slot = Number(values.slot);
-    if (!Number.isInteger(slot) || slot < 1 || slot > 2) {
-      throw new UsageError(`${spec.name}: --slot must be 1 or 2, got '${values.slot}'`);
-    }
   }
   const common: CommonFlags = { config: values.config as string | undefined, slot, verbose: Boolean(values.verbose) };
   return { values: values as Values<O>, common, positionals: parsed.positionals };
 }
 
 /**
- * Runs a command as a CLI: parses argv, prints --help, and maps thrown
- * errors to their exit codes with a one-line message on stderr.
+ * Runs a command as a CLI: parses argv, prints --help, and maps thrown errors
+ * to their exit codes with one log line on stderr (JSON off a terminal,
+ * redacted like every other line). An error without a kind is a bug: its
+ * stack goes to the log too.
  */
 export async function runCli<O extends Record<string, OptionSpec>>(
   spec: CommandSpec<O>,
@@ -123,18 +129,19 @@ export async function runCli<O extends Record<string, OptionSpec>>(
     const args = parseCli(spec, argv);
     if (args === "help") {
       process.stdout.write(helpText(spec));
-      code = EXIT.ok;
+      code = exitCode("ok");
     } else {
-      code = (await main(args)) ?? EXIT.ok;
+      code = (await main(args)) ?? exitCode("ok");
     }
   } catch (err) {
+    const log = createLogger({ fields: { command: spec.name } });
     if (err instanceof MacosRunnerError) {
-      process.stderr.write(`${err.message}\n`);
-      if (err instanceof UsageError) process.stderr.write(`See '${spec.name} --help'.\n`);
+      const hint = err instanceof UsageError ? ` (see '${spec.name} --help')` : "";
+      log.error("fatal", `${err.message}${hint}`, { kind: err.kind, exit_code: err.exitCode });
       code = err.exitCode;
     } else {
-      process.stderr.write(`${spec.name}: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
-      code = EXIT.failure;
+      log.error("fatal", `unexpected error: ${(err as Error)?.message ?? String(err)}`, { kind: "failure", stack: (err as Error)?.stack });
+      code = exitCode("failure");
     }
   }
   process.exit(code);

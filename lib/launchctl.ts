@@ -28,19 +28,17 @@ export const runCommand: CommandRunner = (argv) =>
 /** launchctl refused to load or unload an agent. */
 export class LaunchctlError extends MacosRunnerError {
   constructor(message: string) {
-    super(message, { exitCode: EXIT_LAUNCHCTL });
+    super(message, { kind: "failure" });
   }
 }
 
 /** An agent was still loaded when its drain deadline passed. */
 export class DrainTimeoutError extends MacosRunnerError {
   constructor(message: string) {
-    super(message, { exitCode: EXIT_DRAIN_TIMEOUT });
+    super(message, { kind: "tempfail" });
   }
 }
 
-export const EXIT_LAUNCHCTL = 82;
-export const EXIT_DRAIN_TIMEOUT = 83;
 
 export const guiDomain = (uid: number): string => `gui/${uid}`;
 export const serviceTarget = (uid: number, label: string): string => `${guiDomain(uid)}/${label}`;

@@ -3,19 +3,13 @@
 // the binaries the agents run.
 import { accessSync, constants, statSync } from "node:fs";
 import { join } from "node:path";
-import { EXIT, MacosRunnerError } from "./errors.ts";
+import { MacosRunnerError } from "./errors.ts";
 import { printDomainArgv, type CommandRunner } from "./launchctl.ts";
 import { TartMissingError } from "./tart.ts";
 
-export const EXIT_NOT_MACOS = 80;
-export const EXIT_NO_GUI_SESSION = 81;
-export const EXIT_BINARY_MISSING = 84;
-
 export class NotMacosError extends MacosRunnerError {
   constructor(platform: string) {
-    super(`install must run on the macOS host that serves the slots (this is ${platform}); use --dry-run to see what it would do`, {
-      exitCode: EXIT_NOT_MACOS,
-    });
+    super(`install must run on the macOS host that serves the slots (this is ${platform}); use --dry-run to see what it would do`, { kind: "unavailable" });
   }
 }
 
@@ -24,16 +18,14 @@ export class NoGuiSessionError extends MacosRunnerError {
     super(
       `no GUI session for uid ${uid} ('launchctl print gui/${uid}' failed: ${detail}): VMs need the user's Aqua session. ` +
         `Enable automatic login for this user (System Settings > Users & Groups > Automatically log in as), log in once, then run install again`,
-      { exitCode: EXIT_NO_GUI_SESSION },
+      { kind: "unavailable" },
     );
   }
 }
 
 export class BinaryMissingError extends MacosRunnerError {
   constructor(name: string, binDir: string) {
-    super(`${name} not found in ${binDir}: copy the darwin-arm64 binaries there (ansible/site.yml does) or pass --bin-dir`, {
-      exitCode: EXIT_BINARY_MISSING,
-    });
+    super(`${name} not found in ${binDir}: copy the darwin-arm64 binaries there (ansible/site.yml does) or pass --bin-dir`, { kind: "unavailable" });
   }
 }
 
@@ -57,7 +49,7 @@ export function checkTart(tartPath: string, agentPath: string): string {
       "install",
       127,
       "",
-      EXIT.unavailable,
+      "unavailable",
     );
   }
   return found;

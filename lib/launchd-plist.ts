@@ -3,7 +3,7 @@
 // against the rules every agent must follow (absolute paths, no secrets).
 import { isAbsolute } from "node:path";
 import { parse, type PlistValue } from "plist";
-import { EXIT, MacosRunnerError } from "./errors.ts";
+import { MacosRunnerError } from "./errors.ts";
 
 export type KeepAlive = boolean | { SuccessfulExit?: boolean };
 
@@ -27,7 +27,7 @@ export interface AgentPlist {
 /** A plist that launchd would refuse, or that breaks one of our agent rules. */
 export class PlistInvalidError extends MacosRunnerError {
   constructor(source: string, problem: string) {
-    super(`launchd plist ${source}: ${problem}`, { exitCode: EXIT.config });
+    super(`launchd plist ${source}: ${problem}`, { kind: "config" });
   }
 }
 

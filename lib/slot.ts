@@ -4,7 +4,7 @@
 import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { uptime } from "node:os";
 import { join } from "node:path";
-import { EXIT, MacosRunnerError } from "./errors.ts";
+import { MacosRunnerError } from "./errors.ts";
 import { writeFileAtomic } from "./fs.ts";
 
 export type Phase = "token" | "clone" | "boot" | "run" | "cleanup" | "done" | "failed";
@@ -30,7 +30,7 @@ export interface SlotState {
 
 export class SlotBusyError extends MacosRunnerError {
   constructor(message: string) {
-    super(message, { exitCode: EXIT.tempfail });
+    super(message, { kind: "tempfail" });
   }
 }
 

@@ -4,14 +4,14 @@
 import { spawn } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
 import { $ } from "zx/core";
-import { EXIT, MacosRunnerError } from "./errors.ts";
+import { MacosRunnerError, type ExitKind } from "./errors.ts";
 
 export class TartError extends MacosRunnerError {
   readonly command: string;
   readonly tartExitCode: number;
   readonly stderr: string;
-  constructor(message: string, command: string, tartExitCode: number, stderr: string, exitCode: number = EXIT.failure) {
-    super(message, { exitCode });
+  constructor(message: string, command: string, tartExitCode: number, stderr: string, kind: ExitKind = "failure") {
+    super(message, { kind });
     this.command = command;
     this.tartExitCode = tartExitCode;
     this.stderr = stderr;
@@ -58,7 +58,7 @@ export class Tart {
     if (code === 127) {
       throw new TartMissingError(
         `tart not found at "${this.opts.path}": install it (brew install cirruslabs/cli/tart) or fix host.tart_path`,
-        args[0]!, code, p.stderr, EXIT.unavailable);
+        args[0]!, code, p.stderr, "unavailable");
     }
     return { stdout: p.stdout, stderr: p.stderr.trim(), code: p.signal ? 124 : code };
   }

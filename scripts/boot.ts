@@ -6,7 +6,7 @@ import { mkdirSync } from "node:fs";
 import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
-import { EXIT, MacosRunnerError, UsageError } from "../lib/errors.ts";
+import { MacosRunnerError, UsageError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { waitForSshBanner } from "../lib/ssh.ts";
 import type { Tart } from "../lib/tart.ts";
@@ -17,15 +17,15 @@ export const spec = {
   options: {
     vm: { type: "string", value: "NAME", description: "the VM to boot (required)" },
   },
-  exitCodes: {
-    [EXIT.tempfail]: "the VM did not become reachable before vm.boot_timeout, or died while booting",
-    [EXIT.unavailable]: "tart is not installed (host.tart_path)",
+  exits: {
+    tempfail: "the VM did not become reachable before vm.boot_timeout, or died while booting",
+    unavailable: "tart is not installed (host.tart_path)",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
 export class BootError extends MacosRunnerError {
   constructor(message: string) {
-    super(message, { exitCode: EXIT.tempfail });
+    super(message, { kind: "tempfail" });
   }
 }
 

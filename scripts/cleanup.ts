@@ -5,7 +5,7 @@
 import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
-import { EXIT, MacosRunnerError, UsageError } from "../lib/errors.ts";
+import { MacosRunnerError, UsageError } from "../lib/errors.ts";
 import type { GitHubClient } from "../lib/github/client.ts";
 import { deleteRunner, findRunnerByName } from "../lib/github/runners.ts";
 import type { Logger } from "../lib/log.ts";
@@ -22,21 +22,21 @@ export const spec = {
     "runner-id": { type: "string", value: "ID", description: "runner to remove (default: the state file's)" },
     sweep: { type: "boolean", description: "also remove every other VM of this slot that tart lists" },
   },
-  exitCodes: {
-    [EXIT.tempfail]: "something could not be removed yet (busy runner, GitHub down); run again",
-    [EXIT.unavailable]: "tart is not installed (host.tart_path)",
+  exits: {
+    tempfail: "something could not be removed yet (busy runner, GitHub down); run again",
+    unavailable: "tart is not installed (host.tart_path)",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
 export class NotThisSlotsError extends MacosRunnerError {
   constructor(what: string, name: string, slot: number) {
-    super(`refusing to remove ${what} ${name}: its name does not carry this host's prefix and slot ${slot}`, { exitCode: EXIT.usage });
+    super(`refusing to remove ${what} ${name}: its name does not carry this host's prefix and slot ${slot}`, { kind: "usage" });
   }
 }
 
 export class RunnerStillBusyError extends MacosRunnerError {
   constructor(id: number, waitedMs: number) {
-    super(`runner ${id} is still busy on GitHub after ${waitedMs} ms; the next start of the slot will try again`, { exitCode: EXIT.tempfail });
+    super(`runner ${id} is still busy on GitHub after ${waitedMs} ms; the next start of the slot will try again`, { kind: "tempfail" });
   }
 }
 

@@ -4,7 +4,7 @@
 import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
-import { EXIT, MacosRunnerError } from "../lib/errors.ts";
+import { MacosRunnerError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { newName } from "../lib/names.ts";
 import type { Tart } from "../lib/tart.ts";
@@ -15,9 +15,9 @@ export const spec = {
   options: {
     name: { type: "string", value: "NAME", description: "VM name (default <prefix>-<host>-<slot>-<random>)" },
   },
-  exitCodes: {
-    2: "a VM with that name already exists",
-    [EXIT.unavailable]: "tart is not installed (host.tart_path)",
+  exits: {
+    usage: "bad flags, or a VM with that name already exists",
+    unavailable: "tart is not installed (host.tart_path)",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
@@ -26,7 +26,7 @@ const CLONE_TIMEOUT_MS = 60 * 60 * 1000;
 
 export class VmNameTakenError extends MacosRunnerError {
   constructor(name: string) {
-    super(`a VM named ${name} already exists; not reusing it (every job gets a fresh clone)`, { exitCode: 2 });
+    super(`a VM named ${name} already exists; not reusing it (every job gets a fresh clone)`, { kind: "usage" });
   }
 }
 

@@ -5,17 +5,14 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { runCli, type CommandSpec, type Parsed } from "../lib/cli.ts";
 import { loadConfig, type Config } from "../lib/config.ts";
-import { EXIT, MacosRunnerError } from "../lib/errors.ts";
-import { EXIT_DRAIN_TIMEOUT, EXIT_LAUNCHCTL, runCommand, type CommandRunner } from "../lib/launchctl.ts";
+import { exitCode, MacosRunnerError } from "../lib/errors.ts";
+import { runCommand, type CommandRunner } from "../lib/launchctl.ts";
 import { allLabels, MAX_SLOTS, renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/launchd.ts";
 import {
   checkBinary,
   checkGuiSession,
   checkMacos,
   checkTart,
-  EXIT_BINARY_MISSING,
-  EXIT_NO_GUI_SESSION,
-  EXIT_NOT_MACOS,
   isExecutableFile,
 } from "../lib/launchd-host.ts";
 import { describeStep, executeStep, type Step, type StopTarget } from "../lib/launchd-plan.ts";
@@ -31,13 +28,10 @@ export const spec: CommandSpec<typeof options> = {
   name: "install",
   summary: "load (or with --remove, drain and unload) this host's launchd agents",
   options,
-  exitCodes: {
-    [EXIT.unavailable]: "tart not found (host.tart_path, or the agents' PATH)",
-    [EXIT_NOT_MACOS]: "not running on macOS (use --dry-run elsewhere)",
-    [EXIT_NO_GUI_SESSION]: "no GUI session for this user: enable auto-login and log in",
-    [EXIT_LAUNCHCTL]: "launchctl refused to bootstrap or bootout an agent",
-    [EXIT_DRAIN_TIMEOUT]: "an agent was still loaded after its ExitTimeOut",
-    [EXIT_BINARY_MISSING]: "loop is not in the bin dir",
+  exits: {
+    failure: "launchctl refused to bootstrap or bootout an agent",
+    unavailable: "not macOS (use --dry-run elsewhere), no GUI session for this user (enable auto-login and log in), tart not found, or loop not in the bin dir",
+    tempfail: "an agent was still loaded after its ExitTimeOut; run again",
   },
 };
 
@@ -52,9 +46,7 @@ export interface InstallOptions {
 export function agentParams(o: InstallOptions): AgentParams {
   const { host, runner } = o.config;
   if (host.slots > MAX_SLOTS) {
-    throw new MacosRunnerError(`host.slots is ${host.slots} in ${o.config.file}: at most ${MAX_SLOTS} (Apple's licence allows two macOS VMs per host)`, {
-      exitCode: EXIT.config,
-    });
+    throw new MacosRunnerError(`host.slots is ${host.slots} in ${o.config.file}: at most ${MAX_SLOTS} (Apple's licence allows two macOS VMs per host)`, { kind: "config" });
   }
   return {
     binDir: o.binDir,
@@ -133,7 +125,7 @@ export async function main(args: Parsed<typeof options>, run: CommandRunner = ru
       ...steps.flatMap((s) => describeStep(s, o.uid)),
     ];
     process.stdout.write(`${out.join("\n")}\n`);
-    return EXIT.ok;
+    return exitCode("ok");
   }
 
   checkMacos();
@@ -145,7 +137,7 @@ export async function main(args: Parsed<typeof options>, run: CommandRunner = ru
   const say = (line: string) => process.stdout.write(`${line}\n`);
   for (const step of steps) await executeStep(step, o.uid, run, say);
   say(args.values.remove ? "agents removed" : `${agents.map((a) => a.label).join(", ")} loaded in gui/${o.uid}`);
-  return EXIT.ok;
+  return exitCode("ok");
 }
 
 if (import.meta.main) await runCli(spec, (args) => main(args));

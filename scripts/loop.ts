@@ -5,7 +5,7 @@
 import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
-import { EXIT, MacosRunnerError } from "../lib/errors.ts";
+import { exitCode, MacosRunnerError } from "../lib/errors.ts";
 import type { JitConfig } from "../lib/github/runners.ts";
 import type { Logger } from "../lib/log.ts";
 import { newName } from "../lib/names.ts";
@@ -21,11 +21,11 @@ export const spec = {
   name: "loop",
   summary: "serve one job on a slot: recover, token || clone+boot, ssh-run, cleanup; exits so launchd starts the next cycle",
   options: {},
-  exitCodes: {
-    [EXIT.failure]: "the cycle failed (VM, SSH or job timeout); cleaned up, backed off, launchd restarts it",
-    [EXIT.config]: "config invalid, or GitHub refused the credentials/permissions",
-    [EXIT.tempfail]: "slot already served by another loop, or GitHub unavailable/rate limited (backed off)",
-    [EXIT.unavailable]: "tart is not installed (host.tart_path)",
+  exits: {
+    failure: "the cycle failed (VM, SSH or job timeout); cleaned up, backed off, launchd restarts it",
+    config: "config invalid, or GitHub refused the credentials/permissions",
+    tempfail: "slot already served by another loop, or GitHub unavailable/rate limited (backed off)",
+    unavailable: "tart is not installed (host.tart_path)",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
@@ -79,7 +79,7 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
       log.info("backoff.wait", `backing off ${waitMs} ms after ${prev.failures} failed cycle(s)`, { phase: "backoff", wait_ms: waitMs });
       await sleep(waitMs, stop.abort.signal);
     }
-    if (stop.requested) return EXIT.ok;
+    if (stop.requested) return exitCode("ok");
 
     const name = newName(config.runner.namePrefix, slot);
     log = log.child({ vm: name, runner: name });
@@ -104,7 +104,7 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
       })();
       tokenP.catch(() => cycleAbort.abort());
       const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
-      if (stop.requested) throw new MacosRunnerError("stopped before the runner started", { exitCode: EXIT.ok });
+      if (stop.requested) throw new MacosRunnerError("stopped before the runner started", { kind: "ok" });
       if (jitR.status === "rejected") throw jitR.reason;
       if (vmR.status === "rejected") throw vmR.reason;
       const readyMs = Date.now() - cycleStarted;
@@ -125,16 +125,16 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
         log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {
           phase: "done", duration_ms: cycleMs, ready_ms: readyMs, tart_ms: Math.round(tart.elapsedMs - tartBefore), outcome: outcome.kind,
         });
-        return EXIT.ok;
+        return exitCode("ok");
       }
       throw new MacosRunnerError(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`);
     } catch (err) {
-      if (err instanceof MacosRunnerError && err.exitCode === EXIT.ok) {
+      if (err instanceof MacosRunnerError && err.kind === "ok") {
         store.write({ phase: "cleanup" });
         await cleanup({ config, slot, tart, log, target: targetFromState(store.current) });
         store.write({ phase: "done", ...NOTHING_LEFT });
         log.info("cycle.stopped", "stopped by signal; slot clean");
-        return EXIT.ok;
+        return exitCode("ok");
       }
       return await fail(err, { config, slot, tart, log, store, stop });
     }
@@ -160,7 +160,7 @@ async function fail(err: unknown, o: { config: Config; slot: number; tart: Tart;
   o.store.write({ phase: o.store.current.vm ? "cleanup" : "failed", failures, backoff_until: new Date(Date.now() + delay).toISOString() });
   o.log.warn("backoff.start", `failure ${failures} in a row; backing off ${delay} ms before exiting`, { phase: "backoff", wait_ms: delay });
   await sleep(delay, o.stop.abort.signal);
-  return err instanceof MacosRunnerError && err.exitCode !== EXIT.ok ? err.exitCode : EXIT.failure;
+  return err instanceof MacosRunnerError && err.kind !== "ok" ? err.exitCode : exitCode("failure");
 }
 
 if (import.meta.main) {

@@ -7,21 +7,22 @@ import { createInterface } from "node:readline";
 import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
-import { UsageError } from "../lib/errors.ts";
+import { exitCode, UsageError, type ExitKind } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { registerSecret } from "../lib/redact.ts";
 import { parseRunnerLine } from "../lib/runner-log.ts";
 import { sshArgs } from "../lib/ssh.ts";
 
+/** How a run ended, and the exit kind ssh-run reports it with. */
 export const OUTCOME_EXIT = {
-  succeeded: 0,
-  "job-failed": 10,
-  "no-job": 11,
-  "ssh-lost": 12,
-  timeout: 13,
-  "host-key": 14,
-  stopped: 15,
-} as const;
+  succeeded: "ok",
+  "job-failed": "job-failed",
+  "no-job": "no-job",
+  "ssh-lost": "lost",
+  timeout: "timeout",
+  "host-key": "host-key",
+  stopped: "stopped",
+} as const satisfies Record<string, ExitKind>;
 export type OutcomeKind = keyof typeof OUTCOME_EXIT;
 
 export const spec = {
@@ -30,13 +31,13 @@ export const spec = {
   options: {
     ip: { type: "string", value: "IP", description: "the guest's address (required)" },
   },
-  exitCodes: {
-    [OUTCOME_EXIT["job-failed"]]: "the job ran and completed with a result other than Succeeded",
-    [OUTCOME_EXIT["no-job"]]: "the runner exited without running a job (e.g. GitHub removed the idle runner)",
-    [OUTCOME_EXIT["ssh-lost"]]: "the SSH session failed or was lost (VM died, network)",
-    [OUTCOME_EXIT.timeout]: "the job ran longer than runner.job_timeout and was cut off",
-    [OUTCOME_EXIT["host-key"]]: "the guest's host key does not match vm.ssh.known_hosts_path; refused",
-    [OUTCOME_EXIT.stopped]: "stopped by a signal before a job started",
+  exits: {
+    "job-failed": "the job ran and completed with a result other than Succeeded",
+    "no-job": "the runner exited without running a job (e.g. GitHub removed the idle runner)",
+    lost: "the SSH session failed or was lost (VM died, network)",
+    timeout: "the job ran longer than runner.job_timeout and was cut off",
+    "host-key": "the guest's host key does not match vm.ssh.known_hosts_path; refused",
+    stopped: "stopped by a signal before a job started",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
@@ -162,6 +163,6 @@ if (import.meta.main) {
     const jit = await readStdinJit();
     registerSecret(jit);
     const outcome = await sshRun({ config, ip: values.ip, jitConfig: jit, log });
-    return OUTCOME_EXIT[outcome.kind];
+    return exitCode(OUTCOME_EXIT[outcome.kind]);
   });
 }

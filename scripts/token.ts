@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
-import { EXIT, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { createGitHubClient, type GitHubClient } from "../lib/github/client.ts";
 import { GitHubError } from "../lib/github/errors.ts";
 import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, runnerGroupId, type JitConfig } from "../lib/github/runners.ts";
@@ -22,9 +22,9 @@ export const spec = {
     output: { type: "string", value: "FILE", description: "write the JSON to FILE (mode 0600) instead of stdout" },
     "registration-token": { type: "boolean", description: "print a registration token for config.sh instead" },
   },
-  exitCodes: {
-    [EXIT.config]: "config invalid, or GitHub refused the credentials/permissions (the message says what to fix)",
-    [EXIT.tempfail]: "GitHub unavailable or rate limited; try again later",
+  exits: {
+    config: "config invalid, or GitHub refused the credentials/permissions (the message says what to fix)",
+    tempfail: "GitHub unavailable or rate limited; try again later",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 

@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ConfigError, loadConfig, parseConfig, parseDuration, resolveConfigPath } from "../lib/config.ts";
-import { EXIT } from "../lib/errors.ts";
+import { exitCode } from "../lib/errors.ts";
 
 const FIXTURES = join(import.meta.dir, "fixtures", "config");
 const roots: string[] = [];
@@ -170,7 +170,7 @@ describe("bad input is reported with key path and line", () => {
   test("a ConfigError with exit code 78 and structured problems", () => {
     const w = world();
     const err = w.error(withSection("host", "  slots: 3\n"));
-    expect(err.exitCode).toBe(EXIT.config);
+    expect(err.exitCode).toBe(exitCode("config"));
     expect(err.problems).toEqual([{ path: "host.slots", line: 11, message: "must be 1 or 2 (Apple's macOS licence allows at most 2 macOS VMs per host), got 3" }]);
   });
 
@@ -493,7 +493,7 @@ describe("finding and loading the file", () => {
     expect(err.message).toBe(
       `config file ${join(w.home, ".config/macos-runner/config.yml")} not found; that is the default path (neither --config nor $MACOS_RUNNER_CONFIG is set); create the file there, or pass --config PATH or set MACOS_RUNNER_CONFIG`,
     );
-    expect(err.exitCode).toBe(EXIT.config);
+    expect(err.exitCode).toBe(exitCode("config"));
   });
 
   test("a directory given as the config file", () => {

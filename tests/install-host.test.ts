@@ -74,7 +74,7 @@ describe("install", () => {
     writeFileSync(join(state, "refuse-bootstrap"), "");
     const err = await execute(installPlan(h, renderAgents(agentParams(h)))).catch((e) => e);
     expect(err).toBeInstanceOf(LaunchctlError);
-    expect(err.exitCode).toBe(82);
+    expect(err.exitCode).toBe(1);
     expect(err.message).toContain(`launchctl bootstrap gui/${uid} ${join(h.agentsDir, "dev.macos-runner.slot.1.plist")} failed: Bootstrap failed: 125`);
   });
 });
@@ -105,7 +105,7 @@ describe("install --remove", () => {
     writeFileSync(join(state, "loaded", "dev.macos-runner.slot.1"), "");
     const err = await waitUntilGone(runCommand, uid, "dev.macos-runner.slot.1", 300).catch((e) => e);
     expect(err).toBeInstanceOf(DrainTimeoutError);
-    expect(err.exitCode).toBe(83);
+    expect(err.exitCode).toBe(75);
     expect(err.message).toContain(`gui/${uid}/dev.macos-runner.slot.1 is still loaded`);
   });
 });
@@ -115,7 +115,7 @@ describe("host checks", () => {
     writeFileSync(join(state, "no-gui"), "");
     const err = await checkGuiSession(runCommand, uid).catch((e) => e);
     expect(err).toBeInstanceOf(NoGuiSessionError);
-    expect(err.exitCode).toBe(81);
+    expect(err.exitCode).toBe(69);
     expect(err.message).toContain("Enable automatic login for this user");
     rmSync(join(state, "no-gui"));
     expect(await checkGuiSession(runCommand, uid)).toBeUndefined();

@@ -1,5 +1,5 @@
 // What goes wrong in a config file, and the one error that reports all of it.
-import { EXIT, MacosRunnerError } from "../errors.ts";
+import { MacosRunnerError } from "../errors.ts";
 
 export interface ConfigProblem {
   /** Dotted key path, e.g. "github.app.id" or "runner.labels[2]"; "" for the file as a whole. */
@@ -9,12 +9,12 @@ export interface ConfigProblem {
   message: string;
 }
 
-/** The config file (or a file it names) is wrong; exit code EXIT.config. */
+/** The config file (or a file it names) is wrong; kind "config". */
 export class ConfigError extends MacosRunnerError {
   readonly problems: ConfigProblem[];
 
   constructor(message: string, problems: ConfigProblem[] = []) {
-    super(message, { exitCode: EXIT.config });
+    super(message, { kind: "config" });
     this.problems = problems;
   }
 

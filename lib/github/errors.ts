@@ -1,6 +1,6 @@
 // GitHub failures a user can act on, each with what to fix. Every error keeps
 // the HTTP status and GitHub's own message (never request headers: they hold tokens).
-import { EXIT, MacosRunnerError } from "../errors.ts";
+import { MacosRunnerError, type ExitKind } from "../errors.ts";
 
 export interface HttpErrorLike {
   status: number;
@@ -11,8 +11,8 @@ export interface HttpErrorLike {
 export class GitHubError extends MacosRunnerError {
   readonly status: number;
   readonly githubMessage: string;
-  constructor(message: string, status: number, githubMessage: string, exitCode: number = EXIT.failure) {
-    super(message, { exitCode });
+  constructor(message: string, status: number, githubMessage: string, kind: ExitKind = "failure") {
+    super(message, { kind });
     this.status = status;
     this.githubMessage = githubMessage;
   }
@@ -28,7 +28,7 @@ export class GitHubNotFoundError extends GitHubError {}
 export class GitHubRateLimitError extends GitHubError {
   readonly retryAtMs: number;
   constructor(message: string, status: number, githubMessage: string, retryAtMs: number) {
-    super(message, status, githubMessage, EXIT.tempfail);
+    super(message, status, githubMessage, "tempfail");
     this.retryAtMs = retryAtMs;
   }
 }
@@ -65,21 +65,21 @@ export function explain(err: HttpErrorLike, where: string, fix: { permission: st
     case 401:
       return new GitHubAuthError(
         `${at}. Check github.app.id and the private key file (or the PAT in github.token_path), and that this host's clock is right.`,
-        401, gh, EXIT.config);
+        401, gh, "config");
     case 403:
       if (/not accessible by integration/i.test(gh)) {
         return new GitHubPermissionError(
           `${at}. The GitHub App lacks the "${fix.permission}" (write) permission: add it in the app settings, then approve it on the installation for ${fix.scopeUrl}.`,
-          403, gh, EXIT.config);
+          403, gh, "config");
       }
-      return new GitHubPermissionError(`${at}. The credentials may not manage runners for ${fix.scopeUrl}.`, 403, gh, EXIT.config);
+      return new GitHubPermissionError(`${at}. The credentials may not manage runners for ${fix.scopeUrl}.`, 403, gh, "config");
     case 404:
       return new GitHubNotFoundError(
         `${at}. Check github.url (${fix.scopeUrl}); the GitHub App must be installed there (or the PAT's user must be an admin of it).`,
-        404, gh, EXIT.config);
+        404, gh, "config");
     case 422:
       return new GitHubRejectedError(`${at}. Check runner.labels and runner.group; a full runner group needs its offline runners removed.`, 422, gh);
     default:
-      return new GitHubUnavailableError(`${at}. GitHub may be having an outage; the slot will back off and retry.`, err.status, gh, EXIT.tempfail);
+      return new GitHubUnavailableError(`${at}. GitHub may be having an outage; the slot will back off and retry.`, err.status, gh, "tempfail");
   }
 }
