@@ -3,7 +3,7 @@
 //   boot --slot 1 --vm NAME   # prints the VM's IP
 import { join } from "node:path";
 import { mkdirSync } from "node:fs";
-import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { MacosRunnerError, UsageError } from "../lib/errors.ts";
@@ -71,11 +71,11 @@ export async function boot(o: { config: Config; tart: Tart; vm: string; slot: nu
   return { ip, pid: run.pid };
 }
 
-if (import.meta.main) {
-  await runCli(spec, async ({ values, common }) => {
-    if (!values.vm) throw new UsageError("boot: --vm NAME is required");
-    const { config, slot, log, tart } = openSlot(common, spec.name);
-    const { ip } = await boot({ config, tart, vm: values.vm, slot, log });
-    process.stdout.write(`${ip}\n`);
-  });
+export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {
+  if (!values.vm) throw new UsageError("boot: --vm NAME is required");
+  const { config, slot, log, tart } = openSlot(common, spec.name);
+  const { ip } = await boot({ config, tart, vm: values.vm, slot, log });
+  process.stdout.write(`${ip}\n`);
 }
+
+if (import.meta.main) await runCli(spec, main);

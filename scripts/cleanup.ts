@@ -2,7 +2,7 @@
 // cleanup: stop and delete the slot's VM, and remove its runner from GitHub
 // unless the runner already de-registered itself. Idempotent.
 //   cleanup --slot 1            # whatever the slot's state file names
-import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { MacosRunnerError, UsageError } from "../lib/errors.ts";
@@ -103,17 +103,17 @@ export async function cleanup(o: {
   log.info("cleanup.done", "slot clean", { duration_ms: Date.now() - started });
 }
 
-if (import.meta.main) {
-  await runCli(spec, async ({ values, common }) => {
-    const { config, slot, log, tart } = openSlot(common, spec.name);
-    const state = new SlotStore(config.host.stateDir, slot).read();
-    let runnerId: number | undefined;
-    if (values["runner-id"] !== undefined) {
-      runnerId = Number(values["runner-id"]);
-      if (!Number.isInteger(runnerId) || runnerId <= 0) throw new UsageError(`cleanup: --runner-id must be a positive integer, got '${values["runner-id"]}'`);
-    }
-    const explicit = values.vm !== undefined || runnerId !== undefined;
-    const target = explicit ? { vm: values.vm, runnerId } : targetFromState(state);
-    await cleanup({ config, slot, tart, log, target, sweep: Boolean(values.sweep) });
-  });
+export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {
+  const { config, slot, log, tart } = openSlot(common, spec.name);
+  const state = new SlotStore(config.host.stateDir, slot).read();
+  let runnerId: number | undefined;
+  if (values["runner-id"] !== undefined) {
+    runnerId = Number(values["runner-id"]);
+    if (!Number.isInteger(runnerId) || runnerId <= 0) throw new UsageError(`cleanup: --runner-id must be a positive integer, got '${values["runner-id"]}'`);
+  }
+  const explicit = values.vm !== undefined || runnerId !== undefined;
+  const target = explicit ? { vm: values.vm, runnerId } : targetFromState(state);
+  await cleanup({ config, slot, tart, log, target, sweep: Boolean(values.sweep) });
 }
+
+if (import.meta.main) await runCli(spec, main);

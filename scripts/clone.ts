@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // clone: a fresh VM for the slot from the golden image.
 //   clone --slot 1            # prints the new VM's name
-import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { MacosRunnerError } from "../lib/errors.ts";
@@ -38,11 +38,11 @@ export async function clone(o: { config: Config; tart: Tart; vm: string; log: Lo
   done(`cloned ${o.config.image.ref}`);
 }
 
-if (import.meta.main) {
-  await runCli(spec, async ({ values, common }) => {
-    const { config, slot, log, tart } = openSlot(common, spec.name);
-    const vm = values.name ?? newName(config.runner.namePrefix, slot);
-    await clone({ config, tart, vm, log });
-    process.stdout.write(`${vm}\n`);
-  });
+export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {
+  const { config, slot, log, tart } = openSlot(common, spec.name);
+  const vm = values.name ?? newName(config.runner.namePrefix, slot);
+  await clone({ config, tart, vm, log });
+  process.stdout.write(`${vm}\n`);
 }
+
+if (import.meta.main) await runCli(spec, main);

@@ -2,7 +2,7 @@
 // loop: one cycle of a VM slot, run by launchd again after every exit:
 //   lock -> recover -> (token || clone+boot) -> ssh-run -> cleanup -> exit 0
 //   loop --slot 1 --config ~/.config/macos-runner/config.yml
-import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { exitCode, MacosRunnerError } from "../lib/errors.ts";
@@ -163,16 +163,16 @@ async function fail(err: unknown, o: { config: Config; slot: number; tart: Tart;
   return err instanceof MacosRunnerError && err.kind !== "ok" ? err.exitCode : exitCode("failure");
 }
 
-if (import.meta.main) {
-  await runCli(spec, async ({ common }) => {
-    const ctx = openSlot(common, spec.name);
-    const stop = new Stop();
-    for (const sig of ["SIGTERM", "SIGINT"] as const) {
-      process.on(sig, () => {
-        ctx.log.warn("signal", `${sig}: ${stop.requested ? "cutting the job short" : "finishing the current job, then cleaning up"}`);
-        stop.request();
-      });
-    }
-    return loop({ ...ctx, stop });
-  });
+export async function main({ common }: Parsed<typeof spec.options>): Promise<number | void> {
+  const ctx = openSlot(common, spec.name);
+  const stop = new Stop();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    process.on(sig, () => {
+      ctx.log.warn("signal", `${sig}: ${stop.requested ? "cutting the job short" : "finishing the current job, then cleaning up"}`);
+      stop.request();
+    });
+  }
+  return loop({ ...ctx, stop });
 }
+
+if (import.meta.main) await runCli(spec, main);

@@ -4,7 +4,7 @@
 //   token --slot 1 | ssh-run --slot 1 --ip 192.168.64.5
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { exitCode, UsageError, type ExitKind } from "../lib/errors.ts";
@@ -156,13 +156,13 @@ async function readStdinJit(): Promise<string> {
   return jit;
 }
 
-if (import.meta.main) {
-  await runCli(spec, async ({ values, common }) => {
-    if (!values.ip) throw new UsageError("ssh-run: --ip IP is required");
-    const { config, log } = openSlot(common, spec.name);
-    const jit = await readStdinJit();
-    registerSecret(jit);
-    const outcome = await sshRun({ config, ip: values.ip, jitConfig: jit, log });
-    return exitCode(OUTCOME_EXIT[outcome.kind]);
-  });
+export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {
+  if (!values.ip) throw new UsageError("ssh-run: --ip IP is required");
+  const { config, log } = openSlot(common, spec.name);
+  const jit = await readStdinJit();
+  registerSecret(jit);
+  const outcome = await sshRun({ config, ip: values.ip, jitConfig: jit, log });
+  return exitCode(OUTCOME_EXIT[outcome.kind]);
 }
+
+if (import.meta.main) await runCli(spec, main);

@@ -3,7 +3,7 @@
 //   token --slot 1 > jit.json        # {"runner_id":…,"runner_name":…,"encoded_jit_config":…}
 //   token --slot 1 --registration-token
 import { writeFileSync } from "node:fs";
-import { runCli, type CommandSpec, type OptionSpec } from "../lib/cli.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -71,25 +71,25 @@ export async function token(o: TokenOptions): Promise<JitConfig> {
   }
 }
 
-if (import.meta.main) {
-  await runCli(spec, async ({ values, common }) => {
-    const { config, slot, log } = openSlot(common, spec.name);
-    if (!values.output && process.stdout.isTTY) {
-      throw new UsageError("token: refusing to print a secret to a terminal; pipe it or use --output FILE");
-    }
-    const emit = (json: object) => {
-      const text = `${JSON.stringify(json)}\n`;
-      if (values.output) writeFileSync(values.output, text, { mode: 0o600 });
-      else process.stdout.write(text);
-    };
-    if (values["registration-token"]) {
-      const t = await createRegistrationToken(await githubFor(config));
-      registerSecret(t.token);
-      emit({ token: t.token, expires_at: t.expiresAt });
-      log.info("token.registration", "registration token created", { phase: "token" });
-      return;
-    }
-    const jit = await token({ config, slot, name: values.name ?? newName(config.runner.namePrefix, slot), log });
-    emit({ runner_id: jit.runner.id, runner_name: jit.runner.name, encoded_jit_config: jit.encodedJitConfig });
-  });
+export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {
+  const { config, slot, log } = openSlot(common, spec.name);
+  if (!values.output && process.stdout.isTTY) {
+    throw new UsageError("token: refusing to print a secret to a terminal; pipe it or use --output FILE");
+  }
+  const emit = (json: object) => {
+    const text = `${JSON.stringify(json)}\n`;
+    if (values.output) writeFileSync(values.output, text, { mode: 0o600 });
+    else process.stdout.write(text);
+  };
+  if (values["registration-token"]) {
+    const t = await createRegistrationToken(await githubFor(config));
+    registerSecret(t.token);
+    emit({ token: t.token, expires_at: t.expiresAt });
+    log.info("token.registration", "registration token created", { phase: "token" });
+    return;
+  }
+  const jit = await token({ config, slot, name: values.name ?? newName(config.runner.namePrefix, slot), log });
+  emit({ runner_id: jit.runner.id, runner_name: jit.runner.name, encoded_jit_config: jit.encodedJitConfig });
 }
+
+if (import.meta.main) await runCli(spec, main);
