@@ -22,15 +22,17 @@ export interface Config {
     scope: Scope;
     auth: { kind: "app"; appId: number; installationId?: number; privateKeyPath: string } | { kind: "pat"; tokenPath: string };
   };
-  runner: { namePrefix: string; labels: string[]; group: string; workFolder: string; jobTimeoutMs: number };
+  runner: { namePrefix: string; labels: string[]; group: string; workFolder: string; jobTimeoutMs: number; listenTimeoutMs: number; exitTimeoutMs: number };
   image: { ref: string; insecure: boolean; username?: string; passwordPath?: string };
   vm: {
     cpu?: number;
     memoryMb?: number;
     bootTimeoutMs: number;
+    start: "cold" | "snapshot";
+    precloneMaxAgeMs: number;
     ssh: { user: string; port: number; privateKeyPath: string; knownHostsPath: string };
   };
-  host: { slots: 1 | 2; tartPath: string; stateDir: string; logDir: string; backoffInitialMs: number; backoffMaxMs: number };
+  host: { slots: 1 | 2; id?: string; tartPath: string; stateDir: string; logDir: string; dhcpLeasesPath: string; backoffInitialMs: number; backoffMaxMs: number };
   metrics?: { textfileDir: string };
 }
 
@@ -87,10 +89,10 @@ export function parseConfig(text: string, opts: { file: string; env?: NodeJS.Pro
   if (!root) throw ConfigError.forFile(file, doc.problems);
 
   const github = readGithub(root.section("github", ["url", "api_url", "app", "token_path"]), base);
-  const runner = readRunner(root.section("runner", ["name_prefix", "labels", "group", "work_folder", "job_timeout"]), github?.scope);
+  const runner = readRunner(root.section("runner", ["name_prefix", "labels", "group", "work_folder", "job_timeout", "listen_timeout", "exit_timeout"]), github?.scope);
   const image = readImage(root.section("image", ["ref", "insecure", "username", "password_path"]), base);
-  const vm = readVm(root.section("vm", ["cpu", "memory_mb", "boot_timeout", "ssh"]), base);
-  const host = readHost(root.section("host", ["slots", "tart_path", "state_dir", "log_dir", "backoff_initial", "backoff_max"]), base);
+  const vm = readVm(root.section("vm", ["cpu", "memory_mb", "boot_timeout", "start", "preclone_max_age", "ssh"]), base);
+  const host = readHost(root.section("host", ["slots", "id", "tart_path", "state_dir", "log_dir", "dhcp_leases_path", "backoff_initial", "backoff_max"]), base);
   const metrics = readMetrics(root.section("metrics", ["textfile_dir"]), base);
   if (doc.problems.length > 0 || !github || !image || !vm || !host) throw ConfigError.forFile(file, doc.problems);
   return { file, github, runner, image, vm, host, ...(metrics && { metrics }) };
@@ -141,6 +143,8 @@ function readRunner(sec: Section, scope: Scope | undefined): Config["runner"] {
     group,
     workFolder: sec.string("work_folder") ?? "_work",
     jobTimeoutMs: sec.duration("job_timeout") ?? parseDuration("6h"),
+    listenTimeoutMs: sec.duration("listen_timeout") ?? parseDuration("2m"),
+    exitTimeoutMs: sec.duration("exit_timeout") ?? parseDuration("1m"),
   };
 }
 
@@ -191,6 +195,11 @@ function readVm(sec: Section, base: PathBase): Config["vm"] | undefined {
   const cpu = sec.integer("cpu", { min: 1 });
   const memoryMb = sec.integer("memory_mb", { min: 1 });
   const bootTimeoutMs = sec.duration("boot_timeout") ?? parseDuration("3m");
+  const start = sec.string("start", (s) => {
+    if (s !== "cold" && s !== "snapshot") throw new Invalid(`must be cold or snapshot, got ${JSON.stringify(s)}`);
+    return s;
+  }) ?? "cold";
+  const precloneMaxAgeMs = sec.duration("preclone_max_age") ?? parseDuration("1h");
   const ssh = sec.section("ssh", ["user", "port", "private_key_path", "known_hosts_path"]);
   ssh.require("private_key_path", "the private key whose public half the golden image authorises");
   ssh.require("known_hosts_path", "a known_hosts file holding the golden image's host key");
@@ -203,6 +212,8 @@ function readVm(sec: Section, base: PathBase): Config["vm"] | undefined {
     ...(cpu !== undefined && { cpu }),
     ...(memoryMb !== undefined && { memoryMb }),
     bootTimeoutMs,
+    start,
+    precloneMaxAgeMs,
     ssh: { user, port, privateKeyPath, knownHostsPath },
   };
 }
@@ -212,13 +223,18 @@ function readHost(sec: Section, base: PathBase): Config["host"] | undefined {
   const stateDir = dirOrDefault(sec, "state_dir", "~/Library/Application Support/macos-runner", base);
   const logDir = dirOrDefault(sec, "log_dir", "~/Library/Logs/macos-runner", base);
   const tartPath = sec.string("tart_path", (s) => commandPath(s, base)) ?? "tart";
+  const id = sec.string("id", (s) => {
+    if (!/^[a-z0-9-]{1,32}$/.test(s)) throw new Invalid(`must be 1 to 32 of a-z 0-9 - (the host part of VM and runner names), got ${JSON.stringify(s)}`);
+    return s;
+  });
+  const dhcpLeasesPath = sec.has("dhcp_leases_path") ? sec.string("dhcp_leases_path", (s) => expandPath(s, base)) : "/var/db/dhcpd_leases";
   // A failing cycle waits before exiting, doubling per failure up to the cap,
   // so a GitHub outage does not become a launchd restart storm.
   const backoffInitialMs = sec.duration("backoff_initial") ?? parseDuration("10s");
   const backoffMaxMs = sec.duration("backoff_max") ?? parseDuration("10m");
   if (backoffMaxMs < backoffInitialMs) sec.report("backoff_max", `must be at least host.backoff_initial (${backoffInitialMs} ms)`);
-  if (stateDir === undefined || logDir === undefined) return undefined;
-  return { slots: (slots ?? 2) as 1 | 2, tartPath, stateDir, logDir, backoffInitialMs, backoffMaxMs };
+  if (stateDir === undefined || logDir === undefined || dhcpLeasesPath === undefined) return undefined;
+  return { slots: (slots ?? 2) as 1 | 2, ...(id !== undefined && { id }), tartPath, stateDir, logDir, dhcpLeasesPath, backoffInitialMs, backoffMaxMs };
 }
 
 function readMetrics(sec: Section, base: PathBase): Config["metrics"] {

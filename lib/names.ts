@@ -1,9 +1,14 @@
 // Runner and VM names: <prefix>-<host>-<slot>-<random>. The prefix+host+slot
 // part is how a slot recognises what is its own (and never touches the rest).
+// The host part is pinned (host.id, or written once to state_dir), so a
+// hostname change never orphans a slot's VMs and runners.
 import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { join } from "node:path";
+import { writeFileAtomic } from "./fs.ts";
 
-/** GitHub rejects longer runner names (contracts/github.md §5 pitfall 5). */
+/** GitHub rejects longer runner names (third-party code and reports; not documented by GitHub). */
 export const MAX_NAME = 64;
 const SUFFIX = 6;
 
@@ -12,16 +17,55 @@ export function shortHost(h: string = hostname()): string {
 }
 
 /** `<prefix>-<host>-<slot>-`, the host part shortened so a full name fits in MAX_NAME. */
-export function slotPrefix(prefix: string, slot: number, host: string = shortHost()): string {
+export function slotPrefix(prefix: string, slot: number, host: string): string {
   const room = MAX_NAME - prefix.length - String(slot).length - SUFFIX - 3;
   return `${prefix}-${host.slice(0, Math.max(1, room)).replace(/-$/, "")}-${slot}-`;
 }
 
-export function newName(prefix: string, slot: number, host?: string): string {
+export function newName(prefix: string, slot: number, host: string): string {
   return slotPrefix(prefix, slot, host) + randomBytes(SUFFIX / 2).toString("hex");
 }
 
-export function isSlotsOwn(name: string, prefix: string, slot: number, host?: string): boolean {
+export function isSlotsOwn(name: string, prefix: string, slot: number, host: string): boolean {
   const p = slotPrefix(prefix, slot, host);
-  return name.startsWith(p) && /^[0-9a-f]+$/.test(name.slice(p.length));
+  return name.startsWith(p) && /^[0-9a-f]{6}$/.test(name.slice(p.length));
+}
+
+/** This slot's names: new ones, and whether a name is one of them. */
+export interface SlotNames {
+  readonly prefix: string;
+  next(): string;
+  owns(name: string): boolean;
+}
+
+export function slotNames(prefix: string, slot: number, host: string): SlotNames {
+  return {
+    prefix: slotPrefix(prefix, slot, host),
+    next: () => newName(prefix, slot, host),
+    owns: (name) => isSlotsOwn(name, prefix, slot, host),
+  };
+}
+
+/**
+ * The host part of names: host.id when configured, else the id pinned in
+ * `<state_dir>/host-id` on the first start (from the hostname then).
+ */
+export function hostId(configured: string | undefined, stateDir: string, onPinned?: (id: string) => void): string {
+  if (configured) return configured;
+  const file = join(stateDir, "host-id");
+  try {
+    const pinned = readFileSync(file, "utf8").trim();
+    if (/^[a-z0-9-]{1,32}$/.test(pinned)) return pinned;
+  } catch {
+    // first start on this host
+  }
+  const id = shortHost().slice(0, 32).replace(/-$/, "") || "host";
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(file, `${id}\n`, 0o644);
+    onPinned?.(id);
+  } catch {
+    // an unwritable state dir is reported where the slot's state is written
+  }
+  return id;
 }

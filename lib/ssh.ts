@@ -1,7 +1,6 @@
 // The system OpenSSH client, pinned to the golden image's host key. Guests get
 // a new IP every cycle, so the key is pinned under one alias, not per address.
 import { connect } from "node:net";
-import { MacosRunnerError } from "./errors.ts";
 
 /** known_hosts lines for the image's host key use this name (see docs/hosts.md). */
 export const HOST_KEY_ALIAS = "macos-runner-guest";
@@ -13,9 +12,6 @@ export interface SshTarget {
   privateKeyPath: string;
   knownHostsPath: string;
 }
-
-/** Raised when ssh refuses the guest's host key: the VM is not the image we pinned. */
-export class HostKeyMismatchError extends MacosRunnerError {}
 
 /** argv for `ssh` to run `command` in the guest; no secret ever goes here. */
 export function sshArgs(t: SshTarget, command: string): string[] {
@@ -38,23 +34,8 @@ export function sshArgs(t: SshTarget, command: string): string[] {
   ];
 }
 
-/**
- * Resolves once the guest's SSH server sends its banner ("SSH-2.0-…"),
- * polling every pollMs until the deadline. Fast polling keeps the lag between
- * "VM reachable" and "runner started" low.
- */
-export async function waitForSshBanner(host: string, port: number, deadline: number, pollMs = 50, isAlive: () => boolean = () => true): Promise<void> {
-  for (;;) {
-    if (await probeBanner(host, port, Math.max(100, Math.min(2000, deadline - Date.now())))) return;
-    if (!isAlive()) throw new MacosRunnerError(`the VM exited while waiting for SSH on ${host}:${port}`);
-    if (Date.now() + pollMs > deadline) {
-      throw new MacosRunnerError(`no SSH banner from ${host}:${port} before the boot deadline (vm.boot_timeout); is Remote Login enabled in the image?`);
-    }
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
-
-function probeBanner(host: string, port: number, timeoutMs: number): Promise<boolean> {
+/** Whether an SSH server answers at host:port with its banner ("SSH-2.0-…") within timeoutMs. */
+export function bannerAt(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     let buffered = "";

@@ -1,29 +1,40 @@
-// A typed wrapper around the `tart` CLI (contracts/tart.md). Each call has a
-// timeout, its failures become errors that say what to do, and the time
-// spent inside tart is counted so benchmarks can subtract it.
-import { spawn } from "node:child_process";
-import { openSync, closeSync } from "node:fs";
-import { $ } from "zx/core";
+// A typed wrapper around the `tart` CLI. Every call goes through zx (lib/proc)
+// with a deadline; failures become errors that say what to do; the time spent
+// inside tart is counted so benchmarks can subtract it from host overhead.
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { MacosRunnerError, type ExitKind } from "./errors.ts";
+import { finished, sh, type Finished } from "./proc.ts";
+import { sleep } from "./wait.ts";
 
 export class TartError extends MacosRunnerError {
-  readonly command: string;
-  readonly tartExitCode: number;
-  readonly stderr: string;
-  constructor(message: string, command: string, tartExitCode: number, stderr: string, kind: ExitKind = "failure") {
+  constructor(
+    message: string,
+    readonly command: string,
+    readonly tartExitCode: number,
+    readonly stderr: string,
+    kind: ExitKind = "failure",
+  ) {
     super(message, { kind });
-    this.command = command;
-    this.tartExitCode = tartExitCode;
-    this.stderr = stderr;
   }
 }
 /** tart is not installed or host.tart_path is wrong. */
 export class TartMissingError extends TartError {}
-/** Apple's 2-VM limit: another VM (maybe not ours) is running on the host. */
-export class VmLimitError extends TartError {}
-/** `tart ip --wait` gave up: the VM never got an address. */
-export class NoIpError extends TartError {}
-/** The named VM does not exist (exit 2). */
+/** Apple's 2-VM limit: other VMs (maybe not ours) are running on the host. */
+export class VmLimitError extends TartError {
+  constructor(
+    readonly others: string[],
+    command: string,
+    tartExitCode: number,
+    stderr: string,
+  ) {
+    super(
+      `another VM is running on this host: ${others.join(", ") || "(names not given)"}; macOS allows two. Stop what is not ours (tart list) or lower host.slots`,
+      command, tartExitCode, stderr, "tempfail");
+  }
+}
+/** The named VM does not exist (tart exits 2). */
 export class VmNotFoundError extends TartError {}
 
 export interface VmListing {
@@ -33,100 +44,126 @@ export interface VmListing {
   State: string;
 }
 
+export interface RunningVm {
+  pid: number;
+  /** Resolves when `tart run` exits: the VM is off. */
+  exited: Promise<{ code: number | null; signal: string | null }>;
+}
+
 export interface TartOptions {
   path: string;
-  /** Extra environment for tart (registry credentials, CI=true). */
+  /** Extra environment for tart (registry credentials). */
   env?: Record<string, string>;
   insecure?: boolean;
+}
+
+/** `The number of VMs exceeds the system limit (other running VMs: a, b)` -> [a, b]. */
+export function vmLimitOthers(output: string): string[] | undefined {
+  const m = /exceeds the system limit(?: \(other running VMs: ([^)]*)\))?/.exec(output);
+  if (!m) return undefined;
+  return (m[1] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 }
 
 export class Tart {
   /** Milliseconds spent waiting on tart processes, for benchmarks. */
   elapsedMs = 0;
-  private readonly opts: TartOptions;
 
-  constructor(opts: TartOptions) {
-    this.opts = opts;
+  constructor(private readonly opts: TartOptions) {}
+
+  /** TART_HOME as tart resolves it. */
+  get home(): string {
+    return process.env.TART_HOME || join(homedir(), ".tart");
   }
 
-  private async exec(args: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string; code: number }> {
+  private env(): Record<string, string> {
+    return { CI: "true", ...this.opts.env };
+  }
+
+  private async exec(args: string[], timeoutMs: number, signal?: AbortSignal): Promise<Finished> {
     const started = performance.now();
-    const env = { ...process.env, CI: "true", ...this.opts.env };
-    const p = await $({ quiet: true, nothrow: true, timeout: timeoutMs, env, input: "" })`${this.opts.path} ${args}`;
+    const r = await finished(sh({ timeoutMs, env: this.env(), ...(signal && { signal }) })`${this.opts.path} ${args}`);
     this.elapsedMs += performance.now() - started;
-    const code = p.exitCode ?? 1;
-    if (code === 127) {
+    if (r.code === 127) {
       throw new TartMissingError(
         `tart not found at "${this.opts.path}": install it (brew install cirruslabs/cli/tart) or fix host.tart_path`,
-        args[0]!, code, p.stderr, "unavailable");
+        args[0]!, r.code, r.stderr, "unavailable");
     }
-    return { stdout: p.stdout, stderr: p.stderr.trim(), code: p.signal ? 124 : code };
+    return r;
   }
 
-  private fail(what: string, args: string[], r: { stderr: string; code: number }): TartError {
-    const detail = r.code === 124 ? "timed out" : r.stderr || `exit ${r.code}`;
+  private fail(what: string, args: string[], r: Finished): TartError {
+    const others = vmLimitOthers(r.stderr);
+    if (others) return new VmLimitError(others, args[0]!, r.code, r.stderr);
+    const detail = r.timedOut ? "timed out" : r.stderr.split("\n").slice(-3).join(" ").slice(0, 300) || `exit ${r.code}`;
     const message = `tart ${args[0]} failed (${what}): ${detail}`;
-    if (/exceeds the system limit/.test(r.stderr)) {
-      return new VmLimitError(`${message}. Another VM is running on this host; stop it (tart list) or lower host.slots.`, args[0]!, r.code, r.stderr);
-    }
-    if (/no IP address found/.test(r.stderr)) return new NoIpError(message, args[0]!, r.code, r.stderr);
-    if (/does not exist/.test(r.stderr)) return new VmNotFoundError(message, args[0]!, r.code, r.stderr);
+    if (r.code === 2 && /does not exist/.test(r.stderr)) return new VmNotFoundError(message, args[0]!, r.code, r.stderr);
     return new TartError(message, args[0]!, r.code, r.stderr);
   }
 
-  async clone(source: string, name: string, timeoutMs: number): Promise<void> {
+  /** Clones; a stop (signal) kills a slow or hung clone at once. */
+  async clone(source: string, name: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const args = ["clone", source, name, ...(this.opts.insecure ? ["--insecure"] : [])];
-    const r = await this.exec(args, timeoutMs);
+    const r = await this.exec(args, timeoutMs, signal);
+    if (signal?.aborted) throw new TartError(`tart clone ${name} stopped by a signal`, "clone", r.code, r.stderr, "stopped");
     if (r.code !== 0) throw this.fail(`${source} -> ${name}`, args, r);
   }
 
-  async set(name: string, s: { cpu?: number; memoryMb?: number; randomMac?: boolean }): Promise<void> {
+  async set(name: string, s: { cpu?: number | undefined; memoryMb?: number | undefined; randomMac?: boolean }): Promise<void> {
     const args = ["set", name];
     if (s.cpu) args.push("--cpu", String(s.cpu));
     if (s.memoryMb) args.push("--memory", String(s.memoryMb));
     if (s.randomMac) args.push("--random-mac");
+    if (args.length === 2) return;
     const r = await this.exec(args, 30_000);
     if (r.code !== 0) throw this.fail(name, args, r);
   }
 
   /**
-   * Starts `tart run --no-graphics` in its own process group, detached, its
-   * output appended to logFile. Returns the pid; the VM outlives this process
-   * on purpose, so a crashed loop's VM is found and stopped by the next one.
+   * Starts `tart run --no-graphics` detached in its own process group, its
+   * output appended to logFile (where tart reports a start failure or the
+   * 2-VM limit). The VM outlives this process on purpose: a crashed loop's
+   * VM is found and stopped by the next start of the slot.
    */
-  runDetached(name: string, logFile: string): { pid: number; exited: Promise<{ code: number | null; signal: string | null }> } {
+  run(name: string, logFile: string): RunningVm {
     const fd = openSync(logFile, "a", 0o600);
-    const child = spawn(this.opts.path, ["run", "--no-graphics", name], {
-      detached: true,
-      stdio: ["ignore", fd, fd],
-      env: { ...process.env, CI: "true", ...this.opts.env },
-    });
+    const p = sh({ env: this.env() })({ detached: true, stdio: ["ignore", fd, fd] })`exec ${this.opts.path} run --no-graphics ${name}`;
     closeSync(fd);
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-      child.on("exit", (code, signal) => resolve({ code, signal }));
-      child.on("error", () => resolve({ code: 127, signal: null }));
-    });
-    child.unref();
-    return { pid: child.pid ?? -1, exited };
+    const exited = (async () => {
+      const o = await p;
+      return { code: o.exitCode, signal: o.signal as string | null };
+    })();
+    p.child?.unref();
+    return { pid: p.pid ?? -1, exited };
   }
 
+  /** `tart ip --wait`: tart's own lease lookup, polled once a second. */
   async ip(name: string, waitS: number): Promise<string> {
-    const args = ["ip", name, "--wait", String(Math.max(1, Math.ceil(waitS)))];
+    const args = ["ip", name, "--wait", String(Math.min(65535, Math.max(1, Math.ceil(waitS))))];
     const r = await this.exec(args, (waitS + 10) * 1000);
     if (r.code !== 0) throw this.fail(name, args, r);
     return r.stdout.trim();
   }
 
-  /** Stops a VM; a VM that is not running (exit 2) counts as stopped. */
-  async stop(name: string, timeoutS = 10): Promise<void> {
-    const args = ["stop", name, "--timeout", String(timeoutS)];
-    const r = await this.exec(args, (timeoutS + 10) * 1000);
+  /** The VM's MAC address as tart stores it (config.json in its directory). */
+  macAddress(name: string): string | undefined {
+    try {
+      const config = JSON.parse(readFileSync(join(this.home, "vms", name, "config.json"), "utf8")) as { macAddress?: unknown };
+      return typeof config.macAddress === "string" ? config.macAddress : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Forces a VM off at once (`--timeout 0`: SIGINT then SIGKILL); a VM not running counts as stopped. */
+  async forceOff(name: string): Promise<void> {
+    const args = ["stop", name, "--timeout", "0"];
+    const r = await this.exec(args, 30_000);
     if (r.code !== 0 && r.code !== 2) throw this.fail(name, args, r);
   }
 
   /**
-   * Deletes a VM, retrying briefly while tart still sees it running: `stop`
-   * returns right after its SIGKILL (contracts/tart.md §2). Missing = deleted.
+   * Deletes a VM, retrying briefly while tart still sees it running: a forced
+   * stop returns right after its SIGKILL. A missing VM counts as deleted.
    */
   async delete(name: string, deadlineMs = 10_000): Promise<void> {
     const args = ["delete", name];
@@ -135,7 +172,7 @@ export class Tart {
       const r = await this.exec(args, 30_000);
       if (r.code === 0 || r.code === 2) return;
       if (!/is running/.test(r.stderr) || Date.now() > until) throw this.fail(name, args, r);
-      await new Promise((res) => setTimeout(res, 200));
+      await sleep(100);
     }
   }
 
@@ -143,6 +180,19 @@ export class Tart {
     const args = ["list", "--format", "json", "--source", "local"];
     const r = await this.exec(args, 30_000);
     if (r.code !== 0) throw this.fail("listing VMs", args, r);
-    return JSON.parse(r.stdout) as VmListing[];
+    try {
+      const parsed: unknown = JSON.parse(r.stdout);
+      if (!Array.isArray(parsed)) throw new Error("not an array");
+      return parsed.filter((v): v is VmListing => typeof (v as VmListing)?.Name === "string");
+    } catch (err) {
+      throw new TartError(`tart list printed something that is not its JSON listing (${(err as Error).message}): ${r.stdout.slice(0, 120)}`, "list", r.code, r.stderr, "bad-input");
+    }
+  }
+
+  /** `tart suspend`: the VM's state is saved (state.vzvmsave) and it stops. */
+  async suspend(name: string): Promise<void> {
+    const args = ["suspend", name];
+    const r = await this.exec(args, 120_000);
+    if (r.code !== 0) throw this.fail(name, args, r);
   }
 }

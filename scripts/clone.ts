@@ -1,12 +1,12 @@
 #!/usr/bin/env bun
 // clone: a fresh VM for the slot from the golden image.
 //   clone --slot 1            # prints the new VM's name
+// Names carry 24 random bits, so no `tart list` guards against a collision.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
-import { MacosRunnerError } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
-import { newName } from "../lib/names.ts";
+import { lockSlot } from "../lib/slot/lock.ts";
 import type { Tart } from "../lib/tart.ts";
 
 export const spec = {
@@ -16,7 +16,7 @@ export const spec = {
     name: { type: "string", value: "NAME", description: "VM name (default <prefix>-<host>-<slot>-<random>)" },
   },
   exits: {
-    usage: "bad flags, or a VM with that name already exists",
+    tempfail: "the slot is in use by a loop",
     unavailable: "tart is not installed (host.tart_path)",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
@@ -24,25 +24,23 @@ export const spec = {
 /** Cloning pulls the image on a cold cache; pulls of 50 GB images take a while. */
 const CLONE_TIMEOUT_MS = 60 * 60 * 1000;
 
-export class VmNameTakenError extends MacosRunnerError {
-  constructor(name: string) {
-    super(`a VM named ${name} already exists; not reusing it (every job gets a fresh clone)`, { kind: "usage" });
-  }
-}
-
-export async function clone(o: { config: Config; tart: Tart; vm: string; log: Logger }): Promise<void> {
-  if ((await o.tart.list()).some((v) => v.Name === o.vm)) throw new VmNameTakenError(o.vm);
+export async function clone(o: { config: Config; tart: Tart; vm: string; image: string; log: Logger; signal?: AbortSignal }): Promise<void> {
   const done = o.log.time("clone.done", { phase: "clone", vm: o.vm });
-  await o.tart.clone(o.config.image.ref, o.vm, CLONE_TIMEOUT_MS);
+  await o.tart.clone(o.image, o.vm, CLONE_TIMEOUT_MS, o.signal);
   await o.tart.set(o.vm, { cpu: o.config.vm.cpu, memoryMb: o.config.vm.memoryMb, randomMac: true });
-  done(`cloned ${o.config.image.ref}`);
+  done(`cloned ${o.image}`, { image: o.image });
 }
 
-export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {
-  const { config, slot, log, tart } = openSlot(common, spec.name);
-  const vm = values.name ?? newName(config.runner.namePrefix, slot);
-  await clone({ config, tart, vm, log });
-  process.stdout.write(`${vm}\n`);
+export async function main({ values, common }: Parsed<typeof spec.options>): Promise<void> {
+  const { config, slot, log, tart, names } = openSlot(common, spec.name);
+  const lock = lockSlot(config.host.stateDir, slot);
+  try {
+    const vm = values.name ?? names.next();
+    await clone({ config, tart, vm, image: config.image.ref, log });
+    process.stdout.write(`${vm}\n`);
+  } finally {
+    lock.release();
+  }
 }
 
 if (import.meta.main) await runCli(spec, main);

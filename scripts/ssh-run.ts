@@ -1,14 +1,17 @@
 #!/usr/bin/env bun
 // ssh-run: start the actions runner in the guest with the JIT config on
-// stdin, stream its log, and wait for its one job.
+// stdin, follow its status lines, and wait for its one job.
 //   token --slot 1 | ssh-run --slot 1 --ip 192.168.64.5
-import { spawn } from "node:child_process";
+// Every wait has a deadline: the runner must listen within
+// runner.listen_timeout, a job may run runner.job_timeout, and after its job
+// the runner must exit within runner.exit_timeout.
 import { createInterface } from "node:readline";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { exitCode, UsageError, type ExitKind } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
+import { sh } from "../lib/proc.ts";
 import { registerSecret } from "../lib/redact.ts";
 import { parseRunnerLine } from "../lib/runner-log.ts";
 import { sshArgs } from "../lib/ssh.ts";
@@ -18,7 +21,7 @@ export const OUTCOME_EXIT = {
   succeeded: "ok",
   "job-failed": "job-failed",
   "no-job": "no-job",
-  "ssh-lost": "lost",
+  lost: "lost",
   timeout: "timeout",
   "host-key": "host-key",
   stopped: "stopped",
@@ -34,8 +37,8 @@ export const spec = {
   exits: {
     "job-failed": "the job ran and completed with a result other than Succeeded",
     "no-job": "the runner exited without running a job (e.g. GitHub removed the idle runner)",
-    lost: "the SSH session failed or was lost (VM died, network)",
-    timeout: "the job ran longer than runner.job_timeout and was cut off",
+    lost: "the SSH session failed or was lost while the job ran (VM died, network)",
+    timeout: "the runner did not listen within runner.listen_timeout, the job outran runner.job_timeout, or the runner did not exit within runner.exit_timeout after its job",
     "host-key": "the guest's host key does not match vm.ssh.known_hosts_path; refused",
     stopped: "stopped by a signal before a job started",
   },
@@ -44,125 +47,162 @@ export const spec = {
 export interface RunOutcome {
   kind: OutcomeKind;
   /** The job's display name and result, when one ran. */
-  job?: string;
-  result?: string;
+  job?: string | undefined;
+  result?: string | undefined;
   /** GitHub has already removed the runner: it completed its job, or GitHub retired it while idle. */
   runnerGone: boolean;
   /** GitHub retired the idle runner ("no longer exists on the server"): a normal end, not a fault. */
   retired?: boolean;
-  detail?: string;
+  detail?: string | undefined;
 }
 
-/** Lets a caller ask the run to end: "drain" waits for a running job, "now" cuts it. */
-export interface StopControl {
-  onStop(cb: (how: "drain" | "now") => void): void;
+export interface RunHandle {
+  /** The runner printed "Listening for Jobs" (a job can be assigned). */
+  readonly listening: boolean;
+  /** The job the runner took, once it printed "Running job". */
+  readonly job: string | undefined;
+  /** Ends the run now (ssh is killed; what the guest does is the VM's fate). */
+  stop(): void;
+  readonly done: Promise<RunOutcome>;
 }
 
-/** How long a stop waits for a job that may already be assigned before stopping an idle runner. */
-const DRAIN_GRACE_MS = 1000;
+export interface RunOptions {
+  config: Config;
+  ip: string;
+  jitConfig: string;
+  log: Logger;
+  /** Resolves when the VM is gone: a running job is lost then, without waiting for ssh to notice. */
+  vmGone?: Promise<unknown>;
+  /** Resolve as soon as the job is reported complete (the caller disposes of the VM). */
+  endAtCompletion?: boolean;
+  on?: { listening?(): void; jobStarted?(job: string): void };
+}
 
 /** Reads the JIT config from the guest's stdin, so it never appears in any argv. */
 const GUEST_COMMAND =
   'IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && cd "$HOME/actions-runner" && exec ./run.sh';
 
-export async function sshRun(o: {
-  config: Config;
-  ip: string;
-  jitConfig: string;
-  log: Logger;
-  stop?: StopControl;
-  onEvent?: (kind: string, detail?: string) => void;
-}): Promise<RunOutcome> {
-  const { ssh } = o.config.vm;
+export function startRun(o: RunOptions): RunHandle {
+  const { ssh, } = o.config.vm;
+  const { runner } = o.config;
   const log = o.log.child({ phase: "run" });
   const started = Date.now();
-  const child = spawn("ssh", sshArgs({ host: o.ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath }, GUEST_COMMAND), {
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  child.stdin.end(`${o.jitConfig}\n`);
+  const args = sshArgs({ host: o.ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath }, GUEST_COMMAND);
+  const p = sh({ input: `${o.jitConfig}\n` })`ssh ${args}`;
 
+  let listening = false;
   let job: string | undefined;
   let result: string | undefined;
   let runnerGone = false;
   let retired = false;
-  let cut: OutcomeKind | undefined;
   let hostKeyRefused = false;
-  let jobTimer: ReturnType<typeof setTimeout> | undefined;
-  let stopRequested: "drain" | "now" | undefined;
+  let ended: RunOutcome | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let settle!: (o: RunOutcome) => void;
+  const done = new Promise<RunOutcome>((resolve) => (settle = resolve));
 
-  const kill = (why: OutcomeKind) => {
-    cut ??= why;
-    child.kill("SIGTERM");
+  const end = (outcome: RunOutcome) => {
+    if (ended) return;
+    ended = outcome;
+    clearTimeout(timer);
+    p.kill("SIGTERM").catch(() => {});
+    const level = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.retired ? "info" : "warn";
+    log[level]("run.done", `${outcome.kind}${outcome.job ? ` job="${outcome.job}" result=${outcome.result ?? "none"}` : ""}${outcome.detail ? `: ${outcome.detail}` : ""}`, {
+      duration_ms: Date.now() - started, outcome: outcome.kind,
+    });
+    settle(outcome);
   };
-  o.stop?.onStop((how) => {
-    stopRequested = how;
-    if (how === "now") return kill("stopped");
-    if (job !== undefined) return log.warn("run.draining", `stop requested; letting job "${job}" finish (signal again to cut it short)`);
-    // GitHub may have assigned a job whose "Running job" line is still in flight:
-    // give it a moment rather than abandoning it.
-    setTimeout(() => job === undefined && kill("stopped"), DRAIN_GRACE_MS);
-  });
+  const deadline = (ms: number, why: string) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => end({ kind: "timeout", job, runnerGone, detail: why }), ms);
+  };
+  const completed = () => ({ kind: result === "Succeeded" ? "succeeded" : "job-failed", job, result, runnerGone: true }) as const;
+
+  deadline(runner.listenTimeoutMs, `the runner did not print "Listening for Jobs" within runner.listen_timeout (${runner.listenTimeoutMs} ms)`);
 
   const onLine = (line: string, stream: "stdout" | "stderr") => {
     if (line.trim() === "") return;
     if (/^Host key verification failed/.test(line) || /REMOTE HOST IDENTIFICATION HAS CHANGED/.test(line)) hostKeyRefused = true;
     const ev = parseRunnerLine(line);
     log.info(ev ? `runner.${ev.kind}` : "guest.output", line, { stream });
-    if (!ev) return;
-    o.onEvent?.(ev.kind, "job" in ev ? ev.job : undefined);
-    if (ev.kind === "listening") log.info("run.ready", "runner listening for jobs", { duration_ms: Date.now() - started });
-    if (ev.kind === "job-started") {
-      job = ev.job;
-      if (stopRequested === "drain") log.warn("run.draining", `stop requested; letting job "${job}" finish (signal again to cut it short)`);
-      jobTimer = setTimeout(() => kill("timeout"), o.config.runner.jobTimeoutMs);
-    }
-    if (ev.kind === "runner-gone") {
-      retired = true;
-      runnerGone = true;
-    }
-    if (ev.kind === "job-completed") {
-      result = ev.result;
-      runnerGone = true;
-      clearTimeout(jobTimer);
-      if (stopRequested) kill("stopped");
+    switch (ev?.kind) {
+      case "listening":
+        listening = true;
+        clearTimeout(timer);
+        log.info("run.ready", "runner listening for jobs", { duration_ms: Date.now() - started });
+        o.on?.listening?.();
+        break;
+      case "job-started":
+        job = ev.job;
+        deadline(runner.jobTimeoutMs, `job "${job}" ran longer than runner.job_timeout (${runner.jobTimeoutMs} ms)`);
+        o.on?.jobStarted?.(job);
+        break;
+      case "job-completed":
+        result = ev.result;
+        runnerGone = true;
+        if (o.endAtCompletion) end(completed());
+        else deadline(runner.exitTimeoutMs, `the runner did not exit within runner.exit_timeout (${runner.exitTimeoutMs} ms) after its job`);
+        break;
+      case "runner-gone":
+        retired = true;
+        runnerGone = true;
+        break;
     }
   };
-  createInterface({ input: child.stdout }).on("line", (l) => onLine(l, "stdout"));
-  createInterface({ input: child.stderr }).on("line", (l) => onLine(l, "stderr"));
+  createInterface({ input: p.stdout }).on("line", (l) => onLine(l, "stdout"));
+  createInterface({ input: p.stderr }).on("line", (l) => onLine(l, "stderr"));
 
-  const code = await new Promise<number | null>((resolve) => {
-    child.on("close", (c) => resolve(c));
-    child.on("error", () => resolve(255));
+  o.vmGone?.then(() => {
+    if (result !== undefined) return end(completed());
+    end({ kind: job === undefined ? "no-job" : "lost", job, runnerGone, detail: "the VM stopped" });
   });
-  clearTimeout(jobTimer);
 
-  let outcome: RunOutcome;
-  if (result !== undefined) outcome = { kind: result === "Succeeded" ? "succeeded" : "job-failed", job, result, runnerGone };
-  else if (cut) outcome = { kind: cut, job, runnerGone, detail: cut === "timeout" ? `job exceeded runner.job_timeout (${o.config.runner.jobTimeoutMs} ms)` : undefined };
-  else if (hostKeyRefused) outcome = { kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${ssh.knownHostsPath}` };
-  else if (code === 255 || job !== undefined) outcome = { kind: "ssh-lost", job, runnerGone, detail: `ssh exit ${code}` };
-  else if (retired) outcome = { kind: "no-job", runnerGone, retired, detail: "GitHub removed the idle runner" };
-  else outcome = { kind: "no-job", runnerGone, detail: `runner exited (${code}) without a job` };
-  const level = outcome.kind === "succeeded" || outcome.kind === "job-failed" ? "info" : "warn";
-  log[level]("run.done", `${outcome.kind}${outcome.job ? ` job="${outcome.job}" result=${outcome.result ?? "none"}` : ""}${outcome.detail ? `: ${outcome.detail}` : ""}`, { duration_ms: Date.now() - started, outcome: outcome.kind });
-  return outcome;
+  void (async () => {
+    const out = await p;
+    const code = out.exitCode;
+    if (result !== undefined) return end(completed());
+    if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${ssh.knownHostsPath}` });
+    if (job !== undefined) return end({ kind: "lost", job, runnerGone, detail: `ssh ended (exit ${code ?? out.signal}) while the job ran` });
+    if (retired) return end({ kind: "no-job", runnerGone, retired, detail: "GitHub removed the idle runner" });
+    if (code === 255) return end({ kind: "no-job", runnerGone, detail: "ssh failed (exit 255) before a job started" });
+    end({ kind: "no-job", runnerGone, detail: `runner exited (${code ?? out.signal}) without a job` });
+  })();
+
+  return {
+    get listening() {
+      return listening;
+    },
+    get job() {
+      return job;
+    },
+    stop: () => end({ kind: "stopped", job, runnerGone, detail: "stopped" }),
+    done,
+  };
 }
 
 async function readStdinJit(): Promise<string> {
   const text = (await new Response(Bun.stdin.stream()).text()).trim();
   if (!text) throw new UsageError("ssh-run: expected the JIT config on stdin (the JSON from `token`, or the bare encoded config)");
-  const jit = text.startsWith("{") ? (JSON.parse(text) as { encoded_jit_config?: string }).encoded_jit_config : text;
-  if (!jit) throw new UsageError("ssh-run: the JSON on stdin has no encoded_jit_config");
+  let jit: string | undefined = text;
+  if (text.startsWith("{")) {
+    try {
+      jit = (JSON.parse(text) as { encoded_jit_config?: unknown }).encoded_jit_config as string | undefined;
+    } catch {
+      throw new UsageError("ssh-run: stdin starts like JSON but is not JSON; pipe the output of `token`");
+    }
+  }
+  if (typeof jit !== "string" || !jit) throw new UsageError("ssh-run: the JSON on stdin has no encoded_jit_config");
   return jit;
 }
 
-export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {
+export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number> {
   if (!values.ip) throw new UsageError("ssh-run: --ip IP is required");
   const { config, log } = openSlot(common, spec.name);
   const jit = await readStdinJit();
   registerSecret(jit);
-  const outcome = await sshRun({ config, ip: values.ip, jitConfig: jit, log });
-  return exitCode(OUTCOME_EXIT[outcome.kind]);
+  const run = startRun({ config, ip: values.ip, jitConfig: jit, log });
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => run.stop());
+  return exitCode(OUTCOME_EXIT[(await run.done).kind]);
 }
 
 if (import.meta.main) await runCli(spec, main);

@@ -2,16 +2,16 @@
 // token: a JIT runner config for this slot (1 API call in steady state).
 //   token --slot 1 > jit.json        # {"runner_id":…,"runner_name":…,"encoded_jit_config":…}
 //   token --slot 1 --registration-token
-import { writeFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { UsageError } from "../lib/errors.ts";
-import { createGitHubClient, type GitHubClient } from "../lib/github/client.ts";
+import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { GitHubError } from "../lib/github/errors.ts";
 import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, runnerGroupId, type JitConfig } from "../lib/github/runners.ts";
 import type { Logger } from "../lib/log.ts";
-import { isSlotsOwn, newName } from "../lib/names.ts";
+import type { SlotNames } from "../lib/names.ts";
 import { registerSecret } from "../lib/redact.ts";
 
 export const spec = {
@@ -30,14 +30,12 @@ export const spec = {
 
 export interface TokenOptions {
   config: Config;
-  slot: number;
+  names: SlotNames;
   name: string;
   log: Logger;
   gh?: GitHubClient;
-}
-
-export async function githubFor(config: Config): Promise<GitHubClient> {
-  return createGitHubClient(config.github, { stateDir: config.host.stateDir });
+  /** Called with each name before its runner is created, so a crash mid-call still knows it. */
+  beforeCreate?: (name: string) => void;
 }
 
 /**
@@ -57,6 +55,7 @@ export async function token(o: TokenOptions): Promise<JitConfig> {
   let name = o.name;
   for (let attempt = 1; ; attempt++) {
     try {
+      o.beforeCreate?.(name);
       const jit = await generateJitConfig(gh, { name, runnerGroupId: groupId, labels: runner.labels, workFolder: runner.workFolder }, retry);
       registerSecret(jit.encodedJitConfig);
       done("JIT runner created", { runner: jit.runner.name, runner_id: jit.runner.id });
@@ -65,20 +64,34 @@ export async function token(o: TokenOptions): Promise<JitConfig> {
       if (!(err instanceof GitHubError) || err.status !== 409 || attempt > 1) throw err;
       o.log.warn("token.name_taken", `runner name ${name} already exists; removing it and using a new name`, { phase: "token", runner: name });
       const stale = await findRunnerByName(gh, name, retry);
-      if (stale && isSlotsOwn(stale.name, runner.namePrefix, o.slot)) await deleteRunner(gh, stale.id, retry);
-      name = newName(runner.namePrefix, o.slot);
+      if (stale && o.names.owns(stale.name)) await deleteRunner(gh, stale.id, retry);
+      name = o.names.next();
     }
   }
 }
 
+/** Writes a secret to a file that only its owner can read; an existing file anyone else can read is refused. */
+function writeSecretFile(path: string, text: string): void {
+  // Opened without truncating, so a refused file keeps its content.
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+  try {
+    const mode = fstatSync(fd).mode & 0o777;
+    if (mode & 0o077) throw new UsageError(`token: ${path} exists with mode ${mode.toString(8).padStart(4, "0")}, readable by others; not writing a secret there (chmod 600 it or pick a new file)`);
+    ftruncateSync(fd, 0);
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {
-  const { config, slot, log } = openSlot(common, spec.name);
+  const { config, log, names } = openSlot(common, spec.name);
   if (!values.output && process.stdout.isTTY) {
     throw new UsageError("token: refusing to print a secret to a terminal; pipe it or use --output FILE");
   }
   const emit = (json: object) => {
     const text = `${JSON.stringify(json)}\n`;
-    if (values.output) writeFileSync(values.output, text, { mode: 0o600 });
+    if (values.output) writeSecretFile(values.output, text);
     else process.stdout.write(text);
   };
   if (values["registration-token"]) {
@@ -88,7 +101,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
     log.info("token.registration", "registration token created", { phase: "token" });
     return;
   }
-  const jit = await token({ config, slot, name: values.name ?? newName(config.runner.namePrefix, slot), log });
+  const jit = await token({ config, names, name: values.name ?? names.next(), log });
   emit({ runner_id: jit.runner.id, runner_name: jit.runner.name, encoded_jit_config: jit.encodedJitConfig });
 }
 

@@ -17,6 +17,7 @@ test("a slot owns only names with its own prefix, host and slot", () => {
   expect(isSlotsOwn(mine, "acme", 1, "other")).toBe(false);
   expect(isSlotsOwn(mine, "acm", 1, "mini")).toBe(false);
   expect(isSlotsOwn(`${slotPrefix("acme", 1, "mini")}golden`, "acme", 1, "mini")).toBe(false);
+  expect(isSlotsOwn(`${mine}0`, "acme", 1, "mini")).toBe(false);
   expect(isSlotsOwn("someone-elses-runner", "acme", 1, "mini")).toBe(false);
 });
 

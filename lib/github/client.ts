@@ -103,3 +103,8 @@ async function lookUpInstallation(github: GitHubConfig, base: Request, privateKe
     throw err;
   }
 }
+
+/** The one GitHub client of a cycle, from the config. */
+export async function githubFor(config: Config): Promise<GitHubClient> {
+  return createGitHubClient(config.github, { stateDir: config.host.stateDir });
+}

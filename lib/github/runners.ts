@@ -110,3 +110,16 @@ export async function deleteRunner(gh: GitHubClient, id: number, retry?: RetryOp
     throw err;
   }
 }
+
+/** One runner by id; undefined when GitHub no longer has it. */
+export async function getRunner(gh: GitHubClient, id: number, retry?: RetryOptions): Promise<Runner | undefined> {
+  try {
+    return await withRetries(async () => (await gh.request(`GET ${gh.actionsPrefix}/runners/{runner_id}`, { runner_id: id })).data as Runner, retry);
+  } catch (err) {
+    if (isHttpError(err) && err.status === 404) return undefined;
+    if (isHttpError(err) && !(err instanceof GitHubError)) {
+      throw explain(err, `looking up runner ${id} in ${gh.scopeUrl}`, { permission: gh.permission, scopeUrl: gh.scopeUrl });
+    }
+    throw err;
+  }
+}

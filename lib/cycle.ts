@@ -1,0 +1,188 @@
+// One cycle of a slot, from a fresh VM to its one job done:
+//   VM: pre-cloned (or clone) -> tart run -> address -> SSH     ┐ token starts once
+//   token: the JIT runner (1 API call)                          ┘ the VM is alive
+//   run.sh over SSH -> listening -> one job -> completed
+// While the runner listens, the next VM is cloned and the slot's housekeeping
+// (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
+// done the VM is forced off; the next cycle deletes it once its own VM boots.
+// A stop (drain) takes an idle runner off GitHub before the VM is touched.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { boot, type Booted } from "../scripts/boot.ts";
+import { clone } from "../scripts/clone.ts";
+import { startRun, type RunOutcome } from "../scripts/ssh-run.ts";
+import { token } from "../scripts/token.ts";
+import { MacosRunnerError, StateIoError } from "./errors.ts";
+import type { JitConfig } from "./github/runners.ts";
+import { aborted } from "./signals.ts";
+import { cleanSlot, removeRunner } from "./slot/clean.ts";
+import { retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
+import type { StatePatch } from "./slot/state.ts";
+import { VmLimitError } from "./tart.ts";
+
+export interface CycleResult {
+  outcome: RunOutcome;
+  path: "cold" | "pre-cloned";
+}
+
+/** Ended by a stop before or instead of a job: the slot is clean, exit 0. */
+export class StoppedError extends MacosRunnerError {
+  constructor(when: string) {
+    super(`stopped ${when}`, { kind: "ok" });
+  }
+}
+
+/** Writes the state, and refuses to go on when it could not be persisted (a crash would forget what we made). */
+function persist(r: SlotRun, patch: StatePatch, before: string): void {
+  if (r.store.write(patch)) return;
+  throw new StateIoError(`cannot record the slot's state in ${r.store.path} (${r.store.lastWriteError?.message}); not ${before}. Free disk space on that volume.`, r.store.lastWriteError);
+}
+
+/** A VM cloned while the previous job ran, if it is still good to use: same image, young enough, on disk. */
+function usablePreclone(r: SlotRun, image: string): string | undefined {
+  const next = r.store.current.next_vm;
+  if (!next) return undefined;
+  const fresh = Date.now() - Date.parse(next.created_at) < r.config.vm.precloneMaxAgeMs;
+  if (next.image === image && fresh && existsSync(join(r.tart.home, "vms", next.name, "config.json"))) return next.name;
+  r.log.info("preclone.stale", `pre-cloned VM ${next.name} is ${next.image === image ? "too old" : "of another image"}; deleting it`, { vm: next.name });
+  r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
+  return undefined;
+}
+
+export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
+  const { config, tart, store, stop } = r;
+  const image = config.image.ref;
+  const pre = usablePreclone(r, image);
+  const name = pre ?? r.names.next();
+  const log = r.log.child({ vm: name, runner: name });
+  const cycle = { ...r, log };
+  persist(r, {
+    phase: pre ? "boot" : "clone", vm: name, runner_name: name, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
+    cycle_started_at: new Date().toISOString(), path: pre ? "pre-cloned" : "cold", image, next_vm: pre ? undefined : store.current.next_vm,
+  }, "starting a VM");
+  log.info("cycle.start", pre ? "cycle started on a pre-cloned VM" : "cycle started", { phase: store.current.phase, path: store.current.path });
+
+  const cancel = new AbortController();
+  const stopOrCancel = AbortSignal.any([stop.drain, cancel.signal]);
+  let alive!: () => void;
+  const vmAlive = new Promise<void>((res) => (alive = res));
+  const vmP = (async (): Promise<Booted> => {
+    if (!pre) {
+      await clone({ config, tart, vm: name, image, log, signal: stopOrCancel });
+      store.write({ phase: "boot" });
+    }
+    return boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive });
+  })();
+  // The JIT runner is made once the VM is alive, so a VM that cannot start
+  // (2-VM limit, start failure) costs no runner.
+  const tokenP = Promise.race([vmAlive, vmP.then(() => {}, () => {})]).then(async (): Promise<JitConfig> => {
+    if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
+    const jit = await token({ config, names: r.names, name, log, gh: await r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
+    store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
+    return jit;
+  });
+  tokenP.catch(() => cancel.abort());
+  const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
+  const background: Promise<unknown>[] = [disposeOld(cycle)];
+  if (stop.drain.aborted) {
+    await Promise.allSettled(background);
+    throw new StoppedError("before the runner started");
+  }
+  if (vmR.status === "rejected") {
+    // A VM that never started is untouched: keep it for the next cycle.
+    if (vmR.reason instanceof VmLimitError) store.write({ vm: undefined, next_vm: { name, image, created_at: new Date().toISOString() } });
+    throw vmR.reason;
+  }
+  if (jitR.status === "rejected") throw jitR.reason;
+  const booted = vmR.value;
+
+  store.write({ phase: "run" });
+  const run = startRun({
+    config, ip: booted.ip, jitConfig: jitR.value.encodedJitConfig, log, vmGone: booted.vm.exited, endAtCompletion: true,
+    on: {
+      listening: () => background.push(precloneNext(cycle, image), housekeeping(cycle)),
+      jobStarted: (job) => store.write({ phase: "job", job }),
+    },
+  });
+  void aborted(stop.drain).then(() => drain(cycle, run));
+  void aborted(stop.now).then(() => run.stop());
+  const outcome = await run.done;
+  store.write({ job: outcome.job, job_result: outcome.result, runner_gone: outcome.runnerGone || undefined });
+  if (outcome.kind === "lost") {
+    log.error("job.lost", `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`, { job: outcome.job, runner_id: jitR.value.runner.id });
+  }
+  await Promise.allSettled(background);
+
+  // The finished VM is disposable: forced off now, deleted by the next cycle
+  // (at once when the slot is stopping, so nothing is left behind).
+  store.write({ phase: "cleanup" });
+  const s = store.current;
+  const stopping = stop.drain.aborted;
+  const { ghost } = await cleanSlot(cycle, r.gh, { vm: name, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: outcome.kind, keepStoppedVm: !stopping });
+  store.write({
+    vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined,
+    dispose: stopping ? store.current.dispose : [...store.current.dispose, name],
+    ghosts: ghost ? [...store.current.ghosts, ghost] : store.current.ghosts,
+  });
+  if (stopping) await disposeAll(cycle);
+  return { outcome, path: pre ? "pre-cloned" : "cold" };
+}
+
+/** Drain: a running job finishes; an idle runner is taken off GitHub first (422 = a job was just assigned: it runs). */
+async function drain(r: SlotRun, run: ReturnType<typeof startRun>): Promise<void> {
+  if (run.job !== undefined) return r.log.warn("run.draining", `stop requested; letting job "${run.job}" finish (signal again to cut it short)`, { phase: "job" });
+  const s = r.store.current;
+  const removed = await removeRunner(await r.gh(), { id: s.runner_id, name: s.runner_name }).catch((err: Error) => err);
+  if (removed instanceof Error) {
+    r.log.warn("run.draining", `could not take the idle runner off GitHub (${removed.message}); stopping it anyway`, { phase: "run" });
+  } else if (typeof removed === "object") {
+    return r.log.warn("run.draining", "stop requested just as GitHub assigned a job; letting it run (signal again to cut it short)", { phase: "run" });
+  } else {
+    r.store.write({ runner_gone: true });
+  }
+  r.log.info("run.stopping", "idle runner removed from GitHub; stopping", { phase: "run" });
+  run.stop();
+}
+
+/** Clones the next cycle's VM while this one serves, recorded before it starts. */
+async function precloneNext(r: SlotRun, image: string): Promise<void> {
+  if (r.store.current.next_vm || r.stop.drain.aborted) return;
+  const name = r.names.next();
+  if (!r.store.write({ next_vm: { name, image, created_at: new Date().toISOString() } })) return;
+  try {
+    await clone({ config: r.config, tart: r.tart, vm: name, image, log: r.log.child({ phase: "preclone", vm: name }), signal: r.stop.drain });
+  } catch (err) {
+    r.log.warn("preclone.failed", `could not clone the next VM ahead (${(err as Error).message}); the next cycle clones its own`, { vm: name });
+    r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, name] });
+  }
+}
+
+/** Housekeeping while a runner listens: ghosts, VMs no state names, and now and then this slot's runners on GitHub. */
+async function housekeeping(r: SlotRun): Promise<void> {
+  try {
+    await retireGhosts(r);
+    await sweep(r, { github: sweepDue(r) });
+  } catch (err) {
+    r.log.warn("housekeeping.failed", `housekeeping failed (${(err as Error).message}); the next cycle tries again`);
+  }
+}
+
+/** Deletes VMs finished by earlier cycles (already forced off). */
+async function disposeOld(r: SlotRun): Promise<void> {
+  for (const vm of r.store.current.dispose) {
+    try {
+      await r.tart.forceOff(vm);
+      await r.tart.delete(vm);
+      r.store.write({ dispose: r.store.current.dispose.filter((v) => v !== vm) });
+    } catch (err) {
+      r.log.warn("dispose.failed", `could not delete finished VM ${vm} (${(err as Error).message}); the next cycle tries again`, { vm });
+    }
+  }
+}
+
+/** On a stop: nothing of the slot's stays on disk, the pre-cloned VM included. */
+export async function disposeAll(r: SlotRun): Promise<void> {
+  const next = r.store.current.next_vm;
+  if (next) r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
+  await disposeOld(r);
+}

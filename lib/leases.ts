@@ -1,0 +1,50 @@
+// The VM's address from macOS's DHCP server, read directly: the same
+// /var/db/dhcpd_leases tart's default resolver reads, but watched every few
+// milliseconds instead of tart's once-a-second `ip --wait`. Entries look like
+//   {
+//   	name=admins-Virtual-Machine
+//   	ip_address=192.168.64.3
+//   	hw_address=1,a6:5e:7:1:2c:b
+//   	identifier=1,a6:5e:7:1:2c:b
+//   	lease=0x6571f2a3
+//   }
+// (octets lose their leading zeros; lease is the expiry, epoch seconds in hex).
+import { readFileSync } from "node:fs";
+
+export interface Lease {
+  ip: string;
+  mac: string;
+  expiresAtMs: number;
+}
+
+/** `0a:05:…` and `a:5:…` are the same MAC; compare in bootpd's short form. */
+export function shortMac(mac: string): string {
+  return mac.toLowerCase().split(":").map((o) => o.replace(/^0(?=.)/, "")).join(":");
+}
+
+export function parseLeases(text: string): Lease[] {
+  const leases: Lease[] = [];
+  for (const block of text.split("}")) {
+    const field = (k: string) => new RegExp(`^\\s*${k}=(.*)$`, "m").exec(block)?.[1]?.trim();
+    const ip = field("ip_address");
+    const hw = field("hw_address");
+    const lease = field("lease");
+    if (!ip || !hw || !lease) continue;
+    const mac = hw.replace(/^\d+,/, "");
+    const expires = Number.parseInt(lease, 16);
+    if (Number.isFinite(expires)) leases.push({ ip, mac: shortMac(mac), expiresAtMs: expires * 1000 });
+  }
+  return leases;
+}
+
+/** The unexpired lease for `mac` in the lease file, or undefined (also when the file cannot be read). */
+export function leaseFor(path: string, mac: string, now = Date.now()): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  const want = shortMac(mac);
+  return parseLeases(text).filter((l) => l.mac === want && l.expiresAtMs > now).at(-1)?.ip;
+}

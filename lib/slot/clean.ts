@@ -1,0 +1,69 @@
+// Cleaning a slot: the runner off GitHub first, then the VM forced off and
+// deleted, so no job is ever handed to a runner whose VM is about to die.
+import type { SlotContext } from "../context.ts";
+import { MacosRunnerError } from "../errors.ts";
+import type { GitHubClient } from "../github/client.ts";
+import { deleteRunner, findRunnerByName } from "../github/runners.ts";
+import type { Ghost } from "./state.ts";
+
+export class NotThisSlotsError extends MacosRunnerError {
+  constructor(what: string, name: string, slot: number) {
+    super(`refusing to remove ${what} ${name}: its name does not carry this host's prefix and slot ${slot}`, { kind: "usage" });
+  }
+}
+
+export interface Leftovers {
+  vm?: string | undefined;
+  runnerId?: number | undefined;
+  runnerName?: string | undefined;
+  /** The runner completed its job or GitHub removed it: nothing to delete. */
+  runnerGone?: boolean | undefined;
+}
+
+export interface Cleaned {
+  /** The runner GitHub still calls busy although its VM is gone: delete it later. */
+  ghost?: Ghost;
+}
+
+/** Deletes a runner; busy means GitHub still holds a job on it. */
+export async function removeRunner(gh: GitHubClient, target: { id?: number | undefined; name?: string | undefined }): Promise<"deleted" | "gone" | { busy: Ghost }> {
+  const id = target.id ?? (target.name ? (await findRunnerByName(gh, target.name))?.id : undefined);
+  if (id === undefined) return "gone";
+  const outcome = await deleteRunner(gh, id);
+  if (outcome !== "busy") return outcome;
+  return { busy: { id, name: target.name ?? String(id), since: new Date().toISOString() } };
+}
+
+/**
+ * Runner first, then VM: DELETE the runner (a busy one becomes a ghost),
+ * force the VM off, and delete it unless `keepStoppedVm` (the next cycle
+ * deletes it off its critical path).
+ */
+export async function cleanSlot(
+  ctx: Pick<SlotContext, "slot" | "tart" | "names" | "log">,
+  gh: () => Promise<GitHubClient>,
+  target: Leftovers,
+  o: { why: string; keepStoppedVm?: boolean } = { why: "cleanup" },
+): Promise<Cleaned> {
+  const log = ctx.log.child({ phase: "cleanup", vm: target.vm, runner: target.runnerName });
+  const started = Date.now();
+  if (target.vm && !ctx.names.owns(target.vm)) throw new NotThisSlotsError("VM", target.vm, ctx.slot);
+  if (target.runnerName && !ctx.names.owns(target.runnerName)) throw new NotThisSlotsError("runner", target.runnerName, ctx.slot);
+  const cleaned: Cleaned = {};
+  if (!target.runnerGone && (target.runnerId !== undefined || target.runnerName)) {
+    const r = await removeRunner(await gh(), { id: target.runnerId, name: target.runnerName });
+    if (typeof r === "object") {
+      cleaned.ghost = r.busy;
+      log.warn("cleanup.runner_busy", `runner ${r.busy.id} is still busy on GitHub; recorded as a ghost, deleted by a later cycle`, { runner_id: r.busy.id });
+    } else {
+      log.info("cleanup.runner_removed", r === "deleted" ? "runner deleted from GitHub" : "runner was already gone", { runner_id: target.runnerId });
+    }
+  }
+  if (target.vm) {
+    await ctx.tart.forceOff(target.vm);
+    if (!o.keepStoppedVm) await ctx.tart.delete(target.vm);
+    log.info("cleanup.vm", `VM ${target.vm} forced off${o.keepStoppedVm ? "; deleted by the next cycle" : " and deleted"}`);
+  }
+  log.info("cleanup.done", `slot clean (${o.why})`, { duration_ms: Date.now() - started });
+  return cleaned;
+}

@@ -1,0 +1,63 @@
+// A failed cycle: said in one line, cleaned once (runner off GitHub first,
+// then the VM), counted, and backed off (persisted, doubling, capped, reset
+// by the next healthy cycle) so no failure becomes a restart storm or a
+// storm of GitHub calls. The same path takes a crashed predecessor's leftovers.
+import { exitCode, MacosRunnerError, type ExitKind } from "../errors.ts";
+import { backoffMs } from "../backoff.ts";
+import { disposeAll } from "../cycle.ts";
+import { sleep } from "../wait.ts";
+import { cleanSlot } from "./clean.ts";
+import type { SlotRun } from "./recover.ts";
+
+const kindOf = (err: unknown): ExitKind => (err instanceof MacosRunnerError ? err.kind : "failure");
+
+/** Counts a failure and sets the backoff (at least as long as a rate limit asks). */
+export function recordFailure(r: SlotRun, err: unknown): number {
+  const failures = r.store.current.failures + 1;
+  const retryAt = (err as { retryAtMs?: number }).retryAtMs;
+  const delay = Math.max(backoffMs(failures, r.config.host.backoffInitialMs, r.config.host.backoffMaxMs), retryAt ? retryAt - Date.now() : 0);
+  const now = new Date();
+  r.store.write({
+    failures, backoff_until: new Date(now.getTime() + delay).toISOString(),
+    last_error: err instanceof Error ? err.message : String(err), last_failure_kind: kindOf(err), last_failure_at: now.toISOString(),
+  });
+  if (!r.store.persisted) r.log.error("state.unpersisted", `cannot write ${r.store.path} (${r.store.lastWriteError?.message}); cleaned up from memory; free disk space on that volume`);
+  return delay;
+}
+
+/** Cleans what the failed (or stopped) cycle holds, backs off, and returns the exit code. */
+export async function failCycle(r: SlotRun, err: unknown): Promise<number> {
+  const kind = kindOf(err);
+  const message = err instanceof Error ? err.message : String(err);
+  const s = r.store.current;
+  if (kind === "ok") r.log.info("cycle.stopped", `${message}; cleaning up`, { phase: s.phase });
+  else r.log.error("cycle.failed", message, { phase: s.phase, kind, error: err });
+  r.store.write({ phase: "cleanup" });
+  try {
+    const { ghost } = await cleanSlot(r, r.gh, { vm: s.vm, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: kind === "ok" ? "stopped" : "failed cycle" });
+    r.store.write({ vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined, ...(ghost && { ghosts: [...r.store.current.ghosts, ghost] }) });
+    if (kind === "ok") await disposeAll(r);
+  } catch (cleanupErr) {
+    r.log.error("cleanup.failed", `cleanup failed; the next start of the slot retries it: ${(cleanupErr as Error).message}`, { phase: "cleanup", error: cleanupErr });
+  }
+  if (kind === "ok") {
+    r.store.write({ phase: "done" });
+    return exitCode("ok");
+  }
+  const delay = recordFailure(r, err);
+  r.store.write({ phase: "backoff" });
+  r.log.warn("backoff.start", `failure ${r.store.current.failures} in a row; backing off ${delay} ms before exiting`, { phase: "backoff", wait_ms: delay });
+  await sleep(delay, r.stop.drain);
+  r.store.write({ phase: "failed" });
+  return exitCode(kind);
+}
+
+/** Sleeps what is left of a persisted backoff (a restart must not skip it); a stop ends the wait. */
+export async function waitOutBackoff(r: SlotRun): Promise<void> {
+  const until = Date.parse(r.store.current.backoff_until ?? "");
+  const waitMs = Number.isFinite(until) ? until - Date.now() : 0;
+  if (waitMs <= 0) return;
+  r.store.write({ phase: "backoff" });
+  r.log.info("backoff.wait", `backing off ${waitMs} ms after ${r.store.current.failures} failed cycle(s)`, { phase: "backoff", wait_ms: waitMs });
+  await sleep(waitMs, r.stop.drain);
+}

@@ -1,0 +1,145 @@
+// At every start of a slot, before anything new is made: what a killed,
+// crashed or rebooted predecessor left is found and removed, in the safe
+// order (runner off GitHub first, then the VM). A job still running healthy
+// on the predecessor's VM is waited for, not killed. A runner GitHub still
+// calls busy after its VM died becomes a ghost, deleted by later cycles while
+// the slot goes on serving. Names that are not this slot's are never touched.
+import type { SlotContext } from "../context.ts";
+import type { GitHubClient } from "../github/client.ts";
+import { getRunner, listRunners } from "../github/runners.ts";
+import type { Stop } from "../signals.ts";
+import { poll } from "../wait.ts";
+import { cleanSlot, removeRunner } from "./clean.ts";
+import type { Ghost, SlotStore } from "./state.ts";
+
+export interface SlotRun extends SlotContext {
+  store: SlotStore;
+  gh: () => Promise<GitHubClient>;
+  stop: Stop;
+}
+
+/** How often an adopted job's runner is looked up on GitHub (API calls per minute stay low). */
+const ADOPT_POLL_MS = 15_000;
+/** How often ghost runners are retried, and runners of this slot swept from GitHub. */
+const GHOST_RETRY_MS = 60_000;
+const SWEEP_EVERY_MS = 60 * 60_000;
+
+/** Forgets (never deletes) names in the state file that are not this slot's. */
+function forgetForeignNames(r: SlotRun): void {
+  const s = r.store.current;
+  for (const [key, value] of [["vm", s.vm], ["runner_name", s.runner_name], ["next_vm", s.next_vm?.name]] as const) {
+    if (value === undefined || r.names.owns(value)) continue;
+    r.log.error("state.foreign_name", `the state file names ${key}=${value}, which is not this slot's (${r.names.prefix}…); forgetting it, not touching it`, { phase: "recover" });
+    r.store.write(key === "next_vm" ? { next_vm: undefined } : key === "vm" ? { vm: undefined } : { runner_name: undefined, runner_id: undefined });
+  }
+  const dispose = s.dispose.filter((v) => r.names.owns(v));
+  const ghosts = s.ghosts.filter((g) => r.names.owns(g.name));
+  if (dispose.length !== s.dispose.length || ghosts.length !== s.ghosts.length) {
+    r.log.error("state.foreign_name", "the state file lists VMs or runners that are not this slot's; forgetting them", { phase: "recover" });
+    r.store.write({ dispose, ghosts });
+  }
+}
+
+/** True when the predecessor left a cycle unfinished (a VM or runner it was using). */
+export function leftBehind(r: SlotRun): boolean {
+  const s = r.store.current;
+  return s.vm !== undefined || s.runner_name !== undefined || s.runner_id !== undefined;
+}
+
+export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> {
+  forgetForeignNames(r);
+  const s = r.store.current;
+  if (leftBehind(r)) {
+    const log = r.log.child({ phase: "recover", vm: s.vm, runner: s.runner_name });
+    log.warn("recover.start", `the previous cycle ended in phase ${s.phase}; cleaning up what it left`);
+    r.store.write({ phase: "recover" });
+    let runnerGone = s.runner_gone ?? false;
+    let ghost: Ghost | undefined;
+    if (!runnerGone && (s.runner_id !== undefined || s.runner_name)) {
+      const removed = await removeRunner(await r.gh(), { id: s.runner_id, name: s.runner_name });
+      if (typeof removed === "object") {
+        const adopted = s.vm !== undefined && (await adopt(r, removed.busy, s.vm));
+        if (adopted) runnerGone = true;
+        else ghost = removed.busy;
+      } else runnerGone = true;
+    }
+    await cleanSlot(r, r.gh, { vm: s.vm, runnerGone: true }, { why: "left by the previous cycle" });
+    r.store.write({ vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined, ghosts: ghost ? [...r.store.current.ghosts, ghost] : r.store.current.ghosts });
+    if (ghost) log.warn("recover.ghost", `runner ${ghost.id} is still busy on GitHub but its VM is gone; the slot goes on serving and deletes it later`, { runner_id: ghost.id });
+  }
+  if (o.sweep) await sweep(r, { github: true });
+}
+
+/**
+ * The predecessor's VM still runs the job GitHub says its runner holds: wait
+ * for that job to finish (runner gone or idle) rather than kill it, within
+ * the job's deadline. False when the VM is not running (the runner is a ghost).
+ */
+async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
+  if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) return false;
+  const started = Date.parse(r.store.current.cycle_started_at ?? "") || Date.now();
+  const deadline = started + r.config.runner.jobTimeoutMs;
+  const log = r.log.child({ phase: "job", vm, runner: runner.name });
+  log.warn("recover.adopt", `runner ${runner.id} is running a job on ${vm}, which is still up; waiting for the job instead of killing it`, { runner_id: runner.id });
+  r.store.write({ phase: "job" });
+  const finished = await poll(async () => {
+    const gh = await r.gh();
+    const now = await getRunner(gh, runner.id);
+    if (!now || !now.busy) return "done";
+    if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) return "vm-gone";
+    return undefined;
+  }, { deadline, everyMs: ADOPT_POLL_MS, signal: r.stop.now });
+  if (finished === "done") {
+    log.info("recover.adopted_done", "the adopted job finished");
+    const again = await removeRunner(await r.gh(), { id: runner.id });
+    return typeof again !== "object";
+  }
+  log.error("job.lost", finished === "vm-gone" ? `the VM of the adopted job stopped; the job on runner ${runner.name} is lost: re-run it` : `the adopted job on runner ${runner.name} did not finish in time; cutting it: re-run it`, { runner_id: runner.id });
+  return false;
+}
+
+/**
+ * Removes what this slot owns but its state does not name: with `github`, its
+ * runners on GitHub first (a busy one whose VM still runs is waited for; one
+ * whose VM is gone becomes a ghost), then its VMs that tart lists.
+ */
+export async function sweep(r: SlotRun, o: { github: boolean }): Promise<void> {
+  const s = r.store.current;
+  const known = new Set([s.vm, s.next_vm?.name, ...s.dispose].filter((v): v is string => v !== undefined));
+  if (o.github) {
+    const ghostIds = new Set(s.ghosts.map((g) => g.id));
+    const ghosts = [...s.ghosts];
+    for (const runner of await listRunners(await r.gh())) {
+      if (!r.names.owns(runner.name) || runner.name === s.runner_name || ghostIds.has(runner.id)) continue;
+      r.log.warn("sweep.runner", `runner ${runner.name} is this slot's but no state names it; removing it`, { phase: "recover", runner: runner.name });
+      const removed = await removeRunner(await r.gh(), { id: runner.id, name: runner.name });
+      if (typeof removed === "object" && !(await adopt(r, removed.busy, runner.name))) ghosts.push(removed.busy);
+    }
+    r.store.write({ ghosts, swept_at: new Date().toISOString() });
+  }
+  for (const v of await r.tart.list()) {
+    if (!r.names.owns(v.Name) || known.has(v.Name)) continue;
+    r.log.warn("sweep.vm", `VM ${v.Name} is this slot's but no state names it; removing it`, { phase: "recover", vm: v.Name });
+    await cleanSlot(r, r.gh, { vm: v.Name }, { why: "unrecorded VM" });
+  }
+}
+
+/** Whether the periodic GitHub sweep is due. */
+export function sweepDue(r: SlotRun): boolean {
+  const at = Date.parse(r.store.current.swept_at ?? "");
+  return !Number.isFinite(at) || Date.now() - at > SWEEP_EVERY_MS;
+}
+
+/** Retries deleting ghost runners (at most once a minute); the ones still busy stay. */
+export async function retireGhosts(r: SlotRun): Promise<void> {
+  const s = r.store.current;
+  const checked = Date.parse(s.ghosts_checked_at ?? "");
+  if (s.ghosts.length === 0 || (Number.isFinite(checked) && Date.now() - checked < GHOST_RETRY_MS)) return;
+  const left: Ghost[] = [];
+  for (const g of s.ghosts) {
+    const removed = await removeRunner(await r.gh(), { id: g.id, name: g.name });
+    if (typeof removed === "object") left.push(g);
+    else r.log.info("ghost.removed", `ghost runner ${g.name} removed from GitHub`, { runner_id: g.id });
+  }
+  r.store.write({ ghosts: left, ghosts_checked_at: new Date().toISOString() });
+}

@@ -1,0 +1,35 @@
+// Waiting with a deadline: the one poll loop every wait on a VM, a guest or
+// a lease goes through. Sleeps are zx's; an abort ends the wait at once.
+import { sleep as zxSleep } from "zx";
+
+/** zx's sleep, ended early (resolving) when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (!signal) return zxSleep(ms);
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+export interface PollOptions {
+  /** Epoch ms after which the poll gives up (resolves undefined). */
+  deadline: number;
+  everyMs: number;
+  signal?: AbortSignal;
+}
+
+/** Calls `probe` until it returns a value, the deadline passes or the signal aborts (undefined then). */
+export async function poll<T>(probe: () => T | undefined | Promise<T | undefined>, o: PollOptions): Promise<T | undefined> {
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (o.signal?.aborted || Date.now() + o.everyMs > o.deadline) return undefined;
+    await sleep(o.everyMs, o.signal);
+  }
+}
