@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createSign, generateKeyPairSync } from "node:crypto";
 import { createAppAuth } from "@octokit/auth-app";
 import { request as octokitRequest } from "@octokit/request";
-import { startGitHub, type GitHubSim } from "../sim/github/server.ts";
-import { GitHubSimClient } from "../sim/github/client.ts";
-import { loadResponseValidator, type ResponseValidator } from "../sim/github/openapi.ts";
-import type { GitHubSimOptions } from "../sim/github/types.ts";
+import { startGitHub, type GitHubSim } from "../../sim/github/server.ts";
+import { GitHubSimClient } from "../../sim/github/client.ts";
+import { loadResponseValidator, type ResponseValidator } from "../../sim/github/openapi.ts";
+import type { GitHubSimOptions } from "../../sim/github/types.ts";
 
 type Request = typeof octokitRequest;
 interface HttpError {

@@ -4,10 +4,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startGitHub, type GitHubSim } from "../sim/github/server.ts";
-import { GitHubSimClient } from "../sim/github/client.ts";
+import { startGitHub, type GitHubSim } from "../../sim/github/server.ts";
+import { GitHubSimClient } from "../../sim/github/client.ts";
 
-const RUNNER_SRC = join(import.meta.dir, "../sim/guest/actions-runner");
+const RUNNER_SRC = join(import.meta.dir, "../../sim/guest/actions-runner");
 const TS = String.raw`\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z`;
 
 let sim: GitHubSim;
