@@ -172,7 +172,7 @@ describe("run.sh with a JIT config", () => {
     expect((await client.state()).runners.find((r) => r.id === id)).toMatchObject({ name, status: "offline", busy: false });
   });
 
-  test("SIGTERM during a job stops it and the job goes back to the queue", async () => {
+  test("SIGTERM during a job stops it; the job fails (GitHub never re-queues it)", async () => {
     const { config: jit } = await jitRunner(uniqueName("midjob"), ["self-hosted", "midjob"]);
     const job = await client.enqueueJob({ name: "slow", labels: ["midjob"], script: "echo started; sleep 30" });
     const runner = launch("run.sh", ["--jitconfig", jit]);
@@ -180,7 +180,7 @@ describe("run.sh with a JIT config", () => {
     runner.proc.kill("SIGTERM");
     const { code } = await runner.done();
     expect(code).toBe(0);
-    expect(await client.job(job.id)).toMatchObject({ status: "queued", attempts: 1 });
+    expect(await client.job(job.id)).toMatchObject({ status: "completed", result: "Failed", attempts: 1, failure: expect.stringMatching(/shutdown signal/) });
   });
 
   test("root is refused unless RUNNER_ALLOW_RUNASROOT is set", async () => {
