@@ -123,7 +123,7 @@ export interface FaultSpec {
   body?: unknown;
   /** Seconds, sent as `retry-after`. */
   retryAfter?: number;
-  /** Delay before handling (or before failing). */
+  /** Holds the answer this long after the call was handled (or failed); the effect stands even if the client gives up. */
   latencyMs?: number;
   /** Handle the call, then close the connection without an answer (a lost response). */
   drop?: true;

@@ -528,6 +528,26 @@ describe("faults", () => {
     expect((await client.state()).requests.byEndpoint["GET /orgs/{org}/actions/runners"]).toBe(7);
   });
 
+  test("latency holds the answer, not the call: a JIT runner is registered even if the client gives up waiting", async () => {
+    const s = await start();
+    const client = new GitHubSimClient(s.url);
+    await client.fault({ method: "POST", path: "/orgs/{org}/actions/runners/generate-jitconfig", latencyMs: 1_500 });
+    const gaveUp = new AbortController();
+    const answered = fetch(`${s.url}/orgs/acme/actions/runners/generate-jitconfig`, {
+      method: "POST",
+      headers: { authorization: `token ${s.pat}` },
+      body: JSON.stringify({ name: "impatient", runner_group_id: 1, labels: ["self-hosted"] }),
+      signal: gaveUp.signal,
+    }).then(
+      () => "answered",
+      () => "aborted",
+    );
+    await client.waitFor((st) => st.runners.some((r) => r.name === "impatient"), { timeoutMs: 1_000 });
+    gaveUp.abort();
+    expect(await answered).toBe("aborted");
+    expect((await client.state()).runners.map((r) => r.name)).toEqual(["impatient"]);
+  });
+
   test("a dropped response still takes effect: the retried JIT call then meets 409 (pitfall 3)", async () => {
     const s = await start();
     const api = apiFor(s, s.pat);
