@@ -383,7 +383,7 @@ class Listener {
     }
   }
 
-  /** Runs the job's script with /bin/sh -c in the work folder; echoes its output prefixed "[job] ". */
+  /** Runs the job's script with /bin/sh -c in the work folder; its output goes to the sim only, never to the runner's log. */
   async runJob(job) {
     out(`${ts()}: Running job: ${job.name}`);
     const work = isAbsolute(this.runner.workFolder ?? "_work") ? this.runner.workFolder : join(ROOT, this.runner.workFolder ?? "_work");
@@ -391,16 +391,10 @@ class Listener {
     const env = { ...process.env, CI: "true", GITHUB_ACTIONS: "true", RUNNER_NAME: this.runner.agentName, RUNNER_WORKSPACE: work, GITHUB_JOB: job.name };
     const child = spawn("/bin/sh", ["-c", job.script], { cwd: work, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     let output = "";
-    let pending = "";
-    const collect = (chunk) => {
-      const text = chunk.toString("utf8");
+    const collect = (text) => {
       if (output.length < OUTPUT_LIMIT) output += text.slice(0, OUTPUT_LIMIT - output.length);
-      const lines = (pending + text).split("\n");
-      pending = lines.pop();
-      for (const line of lines) out(`[job] ${line}`);
     };
-    child.stdout.on("data", collect);
-    child.stderr.on("data", collect);
+    for (const stream of [child.stdout, child.stderr]) stream.setEncoding("utf8").on("data", collect);
     const heartbeat = setInterval(() => {
       this.broker("POST", `/sessions/${this.sessionId}/heartbeat`, undefined, 5_000).catch(() => {});
     }, Math.max(100, Math.floor(this.leaseMs / 3)));
@@ -421,7 +415,6 @@ class Listener {
     });
     clearInterval(heartbeat);
     stop.signal.removeEventListener("abort", kill);
-    if (pending) out(`[job] ${pending}`);
     if (stop.signal.aborted) return undefined;
 
     const result = exitCode === 0 ? "Succeeded" : "Failed";
