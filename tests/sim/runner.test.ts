@@ -1,6 +1,7 @@
 // The fake actions runner (sim/guest/actions-runner), run on this host
 // against sim/github: config.sh, run.sh and the listener as real processes.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -178,6 +179,32 @@ describe("run.sh with a JIT config", () => {
     const { code } = await runner.done();
     expect(code).toBe(0);
     expect(await client.job(job.id)).toMatchObject({ status: "completed", result: "Failed", attempts: 1, failure: expect.stringMatching(/shutdown signal/) });
+  });
+
+  test("a runner whose stdout and stderr pipes are gone (its SSH client was killed) keeps listening and runs a job", async () => {
+    const name = uniqueName("orphan");
+    const { config: jit } = await jitRunner(name, ["self-hosted", "orphan"]);
+    const child = spawn("/bin/sh", [join(root, "run.sh")], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, USER: "ci", ACTIONS_RUNNER_INPUT_JITCONFIG: jit },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    let stdout = "";
+    child.stdout!.on("data", (d) => (stdout += d));
+    const deadline = Date.now() + 10_000;
+    while (!/Listening for Jobs/.test(stdout)) {
+      if (Date.now() > deadline) throw new Error(`the runner did not listen; stdout:\n${stdout}`);
+      await Bun.sleep(20);
+    }
+    for (const pipe of [child.stdin!, child.stdout!, child.stderr!]) pipe.destroy();
+
+    const job = await client.enqueueJob({ name: "after the pipes broke", labels: ["orphan"], script: "echo still here" });
+    const state = await client.waitFor((st) => st.jobs.find((j) => j.id === job.id)?.status === "completed", { timeoutMs: 10_000 });
+    expect(state.jobs.find((j) => j.id === job.id)).toMatchObject({ result: "Succeeded", runner_name: name, output: "still here\n" });
+    await client.waitFor((st) => !st.runners.some((r) => r.name === name));
+    // The ephemeral listener exits 0 after its job; run.sh's closing echo may then die of SIGPIPE.
+    expect([0, "SIGPIPE"]).toContain((await ended).signal ?? (await ended).code!);
   });
 
   test("root is refused unless RUNNER_ALLOW_RUNASROOT is set", async () => {

@@ -31,6 +31,11 @@ class RunnerExit extends Error {
   }
 }
 
+// Like the .NET runner, ignore a broken stdout or stderr (the SSH client that
+// started us was killed): no crash, no exit; the runner keeps listening and
+// runs its job, its lines just go nowhere. (node already ignores SIGPIPE.)
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
+
 const ts = () => new Date().toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
 const out = (line = "") => process.stdout.write(`${line}\n`);
 const err = (line) => process.stderr.write(`${line}\n`);
@@ -509,5 +514,6 @@ async function main() {
 }
 
 const code = await main();
-// Exit once stdout is flushed (pipes are asynchronous on macOS); open keep-alive sockets must not hold the process.
+// Exit once stdout is flushed (pipes are asynchronous on macOS; a broken pipe
+// calls back with its error); open keep-alive sockets must not hold the process.
 process.stdout.write("", () => process.exit(code));
