@@ -2,7 +2,7 @@
 // against sim/github: config.sh, run.sh and the listener as real processes.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startGitHub, type GitHubSim } from "../../sim/github/server.ts";
@@ -144,7 +144,8 @@ describe("run.sh with a JIT config", () => {
     const { code, stdout, stderr } = await run(["--jitconfig", jit]);
     expect(code).toBe(0);
     expect(stderr).toBe("The runner no longer exists on the server. Cleaning up local configuration.\n");
-    expect(stdout).toStartWith("Runner listener exit with 0 return code");
+    // "Connected to GitHub" comes before the session exists, so a deleted runner prints it too.
+    expect(stdout).toStartWith("\n√ Connected to GitHub\n\nRunner listener exit with 0 return code");
     expect(existsSync(join(root, ".runner"))).toBe(false);
   });
 
@@ -205,6 +206,38 @@ describe("run.sh with a JIT config", () => {
     await client.waitFor((st) => !st.runners.some((r) => r.name === name));
     // The ephemeral listener exits 0 after its job; run.sh's closing echo may then die of SIGPIPE.
     expect([0, "SIGPIPE"]).toContain((await ended).signal ?? (await ended).code!);
+  });
+
+  test("SIM_RUNNER_START_MS: the runner takes that long to start before it opens its session", async () => {
+    const name = uniqueName("slow-start");
+    const { id, config: jit } = await jitRunner(name);
+    const started = performance.now();
+    const runner = launch("run.sh", ["--jitconfig", jit], { SIM_RUNNER_START_MS: "800" });
+    await client.waitFor((st) => st.runners.find((r) => r.id === id)?.status === "online", { timeoutMs: 5_000, intervalMs: 20 });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(800);
+    runner.proc.kill("SIGTERM");
+    expect((await runner.done()).code).toBe(0);
+  });
+
+  test("SIM_GUEST_CLOCK_FILE: while that file exists the runner cannot connect and says so; it retries until the clock is fixed", async () => {
+    const name = uniqueName("skewed");
+    const { id, config: jit } = await jitRunner(name);
+    const clockFile = join(root, "clock-unsynced");
+    writeFileSync(clockFile, "");
+    const runner = launch("run.sh", ["--jitconfig", jit], { SIM_GUEST_CLOCK_FILE: clockFile });
+    const deadline = Date.now() + 5_000;
+    while (!/Runner connect error/.test(runner.out.stderr)) {
+      if (Date.now() > deadline) throw new Error(`no connect error; stderr:\n${runner.out.stderr}`);
+      await Bun.sleep(20);
+    }
+    expect(runner.out.stderr).toMatch(new RegExp(`^${TS}: Runner connect error: [^\n]*clock skew[^\n]*\. Retrying until reconnected\.\n`));
+    expect(runner.out.stdout).not.toContain("Listening for Jobs");
+    expect((await client.state()).runners.find((r) => r.id === id)?.status).toBe("offline");
+    rmSync(clockFile);
+    await runner.waitForLine(/Listening for Jobs/);
+    expect(runner.out.stderr).toMatch(new RegExp(`\n${TS}: Runner reconnected\.\n$`));
+    runner.proc.kill("SIGTERM");
+    expect((await runner.done()).code).toBe(0);
   });
 
   test("root is refused unless RUNNER_ALLOW_RUNASROOT is set", async () => {

@@ -19,6 +19,8 @@ const CONFLICT_RETRY_MS = 30_000;
 const CONFLICT_GIVE_UP_MS = 240_000;
 const OUTPUT_LIMIT = 1 << 20;
 const CONFIG_FILES = [".runner", ".credentials", ".credentials_rsaparams"];
+/** While the guest's clock is unsynced, session creation is retried this often. */
+const CLOCK_RETRY_MS = 1_000;
 
 const BOOL_FLAGS = new Set(["unattended", "ephemeral", "replace", "disableupdate", "no-default-labels", "local", "once", "check", "help", "version", "commit", "generateServiceConfig", "runasservice"]);
 const VALUE_FLAGS = new Set(["url", "token", "name", "labels", "runnergroup", "work", "pat", "jitconfig", "startuptype", "windowslogonaccount", "windowslogonpassword", "auth"]);
@@ -39,7 +41,22 @@ for (const stream of [process.stdout, process.stderr]) stream.on("error", () => 
 const ts = () => new Date().toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
 const out = (line = "") => process.stdout.write(`${line}\n`);
 const err = (line) => process.stderr.write(`${line}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Stop requested by a signal: ends the current wait and the job, then the session. */
+const stop = new AbortController();
+
+/** Waits `ms`, or less when a stop is requested. */
+function sleep(ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stop.signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stop.signal.addEventListener("abort", done);
+  });
+}
 
 // ACTIONS_RUNNER_INPUT_<NAME> variables are read once, then removed from the environment.
 const envInputs = {};
@@ -284,8 +301,22 @@ async function remove(args) {
 
 // ---- run ---------------------------------------------------------------------
 
-/** Stop requested by a signal: ends the current wait and the job, then the session. */
-const stop = new AbortController();
+/** Simulation hook: the runner's own start-up time before it contacts GitHub (`SIM_RUNNER_START_MS`, default 0). */
+function startUpMs() {
+  const raw = process.env.SIM_RUNNER_START_MS ?? "0";
+  const ms = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(ms) || ms < 0) throw new RunnerExit(`SIM_RUNNER_START_MS must be a number of milliseconds, got '${raw}'`, RC.terminated);
+  return ms;
+}
+
+/**
+ * Simulation hook: a guest restored from a snapshot whose clock was never
+ * synced cannot connect while the file `SIM_GUEST_CLOCK_FILE` exists.
+ */
+function clockUnsynced() {
+  const file = process.env.SIM_GUEST_CLOCK_FILE;
+  return Boolean(file) && existsSync(file);
+}
 
 class Listener {
   constructor(runner, credentials) {
@@ -307,8 +338,9 @@ class Listener {
     return RC.success;
   }
 
+  /** Reported once per outage, as the real listener does; `reconnected()` ends it. */
   connectError(message) {
-    err(`${ts()}: Runner connect error: ${message}. Retrying until reconnected.`);
+    if (!this.failing) err(`${ts()}: Runner connect error: ${message}. Retrying until reconnected.`);
     this.failing = true;
   }
 
@@ -323,6 +355,12 @@ class Listener {
     const conflictSince = Date.now();
     let delay = RETRY_FIRST_MS;
     for (;;) {
+      if (stop.signal.aborted) return RC.success;
+      if (clockUnsynced()) {
+        this.connectError("The access token is not yet valid: clock skew between this machine and the server exceeds the allowed limit");
+        await sleep(CLOCK_RETRY_MS);
+        continue;
+      }
       let res;
       try {
         res = await this.broker("POST", "/sessions", { runner_id: this.runner.agentId, os, version: VERSION });
@@ -468,11 +506,14 @@ async function run(args) {
   const onSignal = () => stop.abort();
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(sig, onSignal);
 
-  const rc = await listener.openSession();
-  if (rc !== undefined) return rc;
+  await sleep(startUpMs());
+  if (stop.signal.aborted) return RC.success;
+  // The real runner says so before its message session exists; only "Listening for Jobs" means it can get a job.
   out();
   out("√ Connected to GitHub");
   out();
+  const rc = await listener.openSession();
+  if (rc !== undefined) return rc;
   out(`Current runner version: '${VERSION}'`);
   out(`${ts()}: Listening for Jobs`);
   for (;;) {
