@@ -159,6 +159,19 @@ describe("run.sh with a JIT config", () => {
     expect(stderr).toBe("The runner no longer exists on the server. Cleaning up local configuration.\n");
   });
 
+  test("an idle runner retired by GitHub (POST /_sim/runners/{id}/retire) says so and exits 0", async () => {
+    const { id, config: jit } = await jitRunner(uniqueName("retired"));
+    const runner = launch("run.sh", ["--jitconfig", jit]);
+    await runner.waitForLine(/Listening for Jobs/);
+    await client.retireRunner(id);
+    const { code, stdout, stderr } = await runner.done();
+    expect(code).toBe(0);
+    expect(stderr).toBe("The runner no longer exists on the server. Cleaning up local configuration.\n");
+    expect(stdout).toEndWith("Runner listener exit with 0 return code, stop the service, no retry needed.\nExiting runner...\n");
+    expect(existsSync(join(root, ".runner"))).toBe(false);
+    expect((await client.state()).runners.find((r) => r.id === id)).toBeUndefined();
+  });
+
   test("SIGTERM while listening deletes the session but not the registration", async () => {
     const name = uniqueName("term");
     const { id, config: jit } = await jitRunner(name);
