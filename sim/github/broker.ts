@@ -157,7 +157,7 @@ export class Broker {
     this.registry.delete(runner);
   }
 
-  /** GitHub removing an idle runner on its own (contracts §5 pitfall 7); 422 while it holds a job. */
+  /** GitHub removing an idle runner on its own (idle JIT runners go after 2–6 min, actions/runner#4726); 422 while it holds a job. */
   retire(runner: Runner): void {
     if (runner.busy) throw new ApiError(422, `Bad request - Runner "${runner.name}" is still running a job`);
     this.removeRunner(runner);

@@ -1,4 +1,4 @@
-// Fake actions runner listener (contracts/github.md §4, sim/PROTOCOL.md).
+// Fake actions runner listener (actions/runner 2.336.0's behaviour; sim/PROTOCOL.md).
 // Plain, dependency-free JavaScript for the guest's `node`; it talks to
 // sim/github only. Commands: configure, remove, run.
 import { spawn } from "node:child_process";
