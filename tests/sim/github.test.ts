@@ -491,6 +491,8 @@ describe("jobs and broker", () => {
     const badRegex = await post("faults", { pathRegex: "(" });
     expect(((await badRegex.json()) as { message: string }).message).toMatch(/pathRegex/);
     await expect(control.setClockOffset(Number.NaN)).rejects.toThrow(/offsetMs/);
+    await expect(control.settings({ lostRunnerBusyMs: -1 })).rejects.toThrow(/400.*lostRunnerBusyMs.* must not be negative/);
+    await expect(control.settings({ lostRunnerBusy: 1 } as never)).rejects.toThrow(/400.*unknown .*lostRunnerBusy/);
   });
 });
 
