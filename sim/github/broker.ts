@@ -1,16 +1,19 @@
-// The job queue and the broker sessions of connected runners: dispatch,
-// long-polls, results, and re-queueing jobs whose runner vanished.
+// The job queue and the broker sessions of connected runners: dispatch by
+// labels, long-polls, results, and what happens to a job whose runner goes
+// away (it fails; GitHub never re-queues it).
 import { randomUUID } from "node:crypto";
 import { ApiError } from "./http.ts";
 import type { Clock } from "./clock.ts";
 import type { Registry, Runner } from "./runners.ts";
-import type { EnqueueJob, JobResult, JobState } from "./types.ts";
+import type { EnqueueJob, JobResult, JobState, SimSettings } from "./types.ts";
 
 export interface Session {
   id: string;
   runner: Runner;
   /** Host time of the last contact; with no open poll the session lives `leaseMs` past it. */
   lastSeen: number;
+  /** Host time of the session's first long-poll: from then on it can be handed a job. */
+  listeningSince?: number;
   openPolls: number;
   job?: JobState;
 }
@@ -22,19 +25,33 @@ interface Waiter {
   settle: (outcome: PollOutcome) => void;
 }
 
+/** GitHub's annotation on a job whose runner vanished (actions/runner#2624). */
+export const lostCommunication = (runner: string) =>
+  `The self-hosted runner: ${runner} lost communication with the server. Verify the machine is running and has a healthy network connection. Anything in your workflow that terminates the runner process, starves it for CPU/Memory, or blocks its network access can cause this error.`;
+
+/** The runner's own annotation when it is stopped during a job. */
+export const SHUTDOWN_SIGNAL =
+  "The runner has received a shutdown signal. This can happen when the runner service is stopped, or a manually started runner is canceled.";
+
 export class Broker {
   readonly jobs: JobState[] = [];
   private readonly sessions = new Map<string, Session>();
   private waiters: Waiter[] = [];
+  /** Host time each job was queued, for the assignment delay. */
+  private readonly queuedAt = new Map<JobState, number>();
+  /** Runners whose session went silent while they held a job, with when it was noticed. */
+  private readonly lost = new Map<Runner, { job: JobState; since: number }>();
   private nextJobId = 1;
+  private dispatchTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly reaper: ReturnType<typeof setInterval>;
 
   constructor(
     private readonly registry: Registry,
     private readonly clock: Clock,
     readonly leaseMs: number,
+    readonly settings: SimSettings,
   ) {
-    this.reaper = setInterval(() => this.expireSessions(), Math.max(50, Math.floor(leaseMs / 4)));
+    this.reaper = setInterval(() => this.reap(), Math.max(50, Math.floor(leaseMs / 4)));
     this.reaper.unref();
   }
 
@@ -51,7 +68,8 @@ export class Broker {
       completed_at: null,
     };
     this.jobs.push(job);
-    this.dispatchToWaiters();
+    this.queuedAt.set(job, performance.now());
+    this.dispatch();
     return job;
   }
 
@@ -66,7 +84,7 @@ export class Broker {
     return session;
   }
 
-  /** The session `id` of `runner`; 404 if the runner is gone, 410 if only the session expired. */
+  /** The session `id` of `runner`; 410 if it ended. */
   session(id: string, runner: Runner): Session {
     const session = this.sessions.get(id);
     if (!session || session.runner !== runner) throw new ApiError(410, "The session has expired.");
@@ -82,8 +100,7 @@ export class Broker {
   /** Long-poll for a job: resolves with one, "timeout" after `waitMs`, or "gone" if the session ends. */
   poll(session: Session, waitMs: number, aborted: AbortSignal): Promise<PollOutcome> {
     if (session.job) return Promise.resolve(session.job);
-    const job = this.findJob(session.runner);
-    if (job) return Promise.resolve(this.assign(job, session));
+    session.listeningSince ??= performance.now();
     return new Promise((resolve) => {
       session.openPolls++;
       const finish = (outcome: PollOutcome) => {
@@ -99,6 +116,7 @@ export class Broker {
       const onAbort = () => finish("timeout");
       aborted.addEventListener("abort", onAbort);
       this.waiters.push(waiter);
+      this.dispatch();
     });
   }
 
@@ -106,55 +124,102 @@ export class Broker {
   complete(session: Session, jobId: number, report: { result: JobResult; exit_code: number; output: string }): void {
     const job = session.job;
     if (!job || job.id !== jobId) throw new ApiError(409, `Job ${jobId} is not assigned to runner ${session.runner.name}.`);
-    job.status = "completed";
-    job.result = report.result;
     job.exit_code = report.exit_code;
     job.output = report.output;
-    job.completed_at = this.clock.iso();
+    this.conclude(job, report.result);
     session.job = undefined;
     session.runner.busy = false;
     if (session.runner.ephemeral) this.removeRunner(session.runner);
   }
 
-  /** Ends a session (runner stopped): offline, and its unfinished job goes back to the queue. */
-  close(session: Session): void {
+  /**
+   * Ends a session: the runner goes offline. A job it held fails at once with
+   * `failure` (the runner said goodbye, so GitHub knows the job is over).
+   */
+  close(session: Session, failure = SHUTDOWN_SIGNAL): void {
     if (!this.sessions.delete(session.id)) return;
     session.runner.online = false;
     session.runner.busy = false;
     for (const w of this.waiters.filter((w) => w.session === session)) w.settle("gone");
-    const job = session.job;
+    if (session.job) this.conclude(session.job, "Failed", failure);
     session.job = undefined;
-    if (job && job.status === "in_progress") {
-      job.status = "queued";
-      job.runner_id = undefined;
-      job.runner_name = undefined;
-      job.started_at = null;
-      this.dispatchToWaiters();
-    }
   }
 
-  /** Deletes a runner and whatever session it had. */
+  /** Deletes a runner and whatever session it had; a job it held fails. */
   removeRunner(runner: Runner): void {
     const session = this.sessionOf(runner);
-    if (session) this.close(session);
+    if (session) this.close(session, lostCommunication(runner.name));
+    const lost = this.lost.get(runner);
+    if (lost) {
+      this.lost.delete(runner);
+      this.conclude(lost.job, "Failed", lostCommunication(runner.name));
+    }
     this.registry.delete(runner);
+  }
+
+  /** GitHub removing an idle runner on its own (idle JIT runners go after 2–6 min, actions/runner#4726); 422 while it holds a job. */
+  retire(runner: Runner): void {
+    if (runner.busy) throw new ApiError(422, `Bad request - Runner "${runner.name}" is still running a job`);
+    this.removeRunner(runner);
   }
 
   stop(): void {
     clearInterval(this.reaper);
+    clearTimeout(this.dispatchTimer);
     for (const w of [...this.waiters]) w.settle("timeout");
   }
 
-  private expireSessions(): void {
-    const now = performance.now();
-    for (const s of [...this.sessions.values()]) {
-      if (s.openPolls === 0 && now - s.lastSeen > this.leaseMs) this.close(s);
-    }
+  /** Re-reads the settings: pending assignments and losses follow the new values. */
+  settingsChanged(): void {
+    this.reap();
+    this.dispatch();
   }
 
-  private findJob(runner: Runner): JobState | undefined {
+  private conclude(job: JobState, result: JobResult, failure?: string): void {
+    if (job.status === "completed") return;
+    job.status = "completed";
+    job.result = result;
+    if (failure) job.failure = failure;
+    job.completed_at = this.clock.iso();
+    this.queuedAt.delete(job);
+  }
+
+  private reap(): void {
+    const now = performance.now();
+    for (const s of [...this.sessions.values()]) {
+      if (s.openPolls === 0 && now - s.lastSeen > this.leaseMs) this.loseSession(s);
+    }
+    for (const [runner, { job, since }] of [...this.lost]) {
+      if (now - since < this.settings.lostRunnerBusyMs) continue;
+      this.lost.delete(runner);
+      this.conclude(job, "Failed", lostCommunication(runner.name));
+      runner.busy = false;
+    }
+    for (const runner of [...this.registry.runners.values()]) {
+      if (runner.jit && !runner.busy && now - runner.registeredAt >= this.settings.idleJitRunnerRetireMs && !this.jobs.some((j) => j.runner_id === runner.id)) {
+        this.removeRunner(runner);
+      }
+    }
+    this.dispatch();
+  }
+
+  /**
+   * A session silent past its lease (VM died, runner killed): the runner goes
+   * offline, but a job it held stays in progress and the runner busy for
+   * `lostRunnerBusyMs`; then the job fails.
+   */
+  private loseSession(session: Session): void {
+    this.sessions.delete(session.id);
+    session.runner.online = false;
+    for (const w of this.waiters.filter((w) => w.session === session)) w.settle("gone");
+    if (session.job) this.lost.set(session.runner, { job: session.job, since: performance.now() });
+    else session.runner.busy = false;
+    session.job = undefined;
+  }
+
+  private matches(job: JobState, runner: Runner): boolean {
     const labels = new Set(runner.labels.map((l) => l.name.toLowerCase()));
-    return this.jobs.find((j) => j.status === "queued" && j.labels.every((l) => labels.has(l.toLowerCase())));
+    return job.status === "queued" && job.labels.every((l) => labels.has(l.toLowerCase()));
   }
 
   private assign(job: JobState, session: Session): JobState {
@@ -168,10 +233,25 @@ export class Broker {
     return job;
   }
 
-  private dispatchToWaiters(): void {
+  /**
+   * Hands queued jobs (oldest first) to idle listening runners whose labels
+   * match, each `assignDelayMs` after both the job was queued and the runner
+   * started listening; re-arms itself for the next pair not yet due.
+   */
+  private dispatch(): void {
+    clearTimeout(this.dispatchTimer);
+    this.dispatchTimer = undefined;
+    const now = performance.now();
+    let next = Infinity;
     for (const waiter of [...this.waiters]) {
-      const job = this.findJob(waiter.session.runner);
-      if (job) waiter.settle(this.assign(job, waiter.session));
+      const { session } = waiter;
+      if (session.runner.busy || session.listeningSince === undefined) continue;
+      const job = this.jobs.find((j) => this.matches(j, session.runner));
+      if (!job) continue;
+      const due = Math.max(this.queuedAt.get(job)!, session.listeningSince) + this.settings.assignDelayMs;
+      if (due <= now) waiter.settle(this.assign(job, session));
+      else next = Math.min(next, due);
     }
+    if (next !== Infinity) this.dispatchTimer = setTimeout(() => this.dispatch(), next - now);
   }
 }

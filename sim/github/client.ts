@@ -1,7 +1,7 @@
 // Typed client of the sim's control API (/_sim/), for tests, the demo and bench.
-import type { EnqueueJob, FaultSpec, JobState, Permission, SimState } from "./types.ts";
+import type { EnqueueJob, FaultSpec, JobState, Permission, SimSettings, SimState } from "./types.ts";
 
-export type { EnqueueJob, FaultSpec, JobState, RunnerState, SimState } from "./types.ts";
+export type { EnqueueJob, FaultSpec, JobState, RunnerState, SimSettings, SimState } from "./types.ts";
 
 export interface SimInfo {
   url: string;
@@ -59,6 +59,16 @@ export class GitHubSimClient {
 
   async setRateLimit(limits: { limit?: number; remaining?: number }): Promise<void> {
     await this.call("PUT", "/_sim/rate-limit", limits);
+  }
+
+  /** Changes run-time settings (e.g. `lostRunnerBusyMs`); answers all of them. */
+  settings(changes: Partial<SimSettings>): Promise<SimSettings> {
+    return this.call("PUT", "/_sim/settings", changes);
+  }
+
+  /** GitHub removes an idle runner on its own; 422 while it holds a job. */
+  async retireRunner(id: number): Promise<void> {
+    await this.call("POST", `/_sim/runners/${id}/retire`);
   }
 
   async resetRequests(): Promise<void> {

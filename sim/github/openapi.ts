@@ -1,5 +1,5 @@
 // Validates responses against GitHub's OpenAPI description (@octokit/openapi),
-// status code by status code, following contracts/github.md §3: one ajv
+// status code by status code: one ajv
 // instance per spec file, `#/components/` refs rewritten to an $id, and
 // `nullable` without `type` turned into `anyOf [..., null]`.
 import { readFileSync } from "node:fs";
@@ -20,7 +20,7 @@ interface Spec {
   components: Obj & { responses: Record<string, Obj> };
 }
 
-/** Seen from GitHub but missing from the spec for most operations (contracts §1 "Real bodies"). */
+/** Seen from GitHub but missing from the spec for most operations (as reported in public issue threads). */
 const UNDOCUMENTED_ERRORS = new Set([401, 403, 404, 422, 429]);
 
 const SPEC_FILES = {

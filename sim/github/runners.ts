@@ -31,6 +31,10 @@ export interface Runner {
   busy: boolean;
   online: boolean;
   ephemeral: boolean;
+  /** Made by generate-jitconfig (GitHub removes such runners when they stay idle). */
+  jit: boolean;
+  /** Host time of registration. */
+  registeredAt: number;
   version: string | null;
   workFolder: string;
   /** The runner's OAuth secret; the broker checks it as `Authorization: Bearer`. */
@@ -42,6 +46,7 @@ export interface NewRunner {
   groupId: number;
   labels: string[];
   ephemeral: boolean;
+  jit?: boolean;
   workFolder: string;
   /** config.sh --replace: take over a same-name runner instead of failing. */
   replace?: boolean;
@@ -154,6 +159,8 @@ export class Registry {
       busy: false,
       online: false,
       ephemeral: spec.ephemeral,
+      jit: spec.jit ?? false,
+      registeredAt: performance.now(),
       version: null,
       workFolder: spec.workFolder,
       secret: randomString(40),

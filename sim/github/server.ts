@@ -105,7 +105,6 @@ export async function startGitHub(opts: GitHubSimOptions = {}): Promise<GitHubSi
     res.on("close", () => aborted.abort());
 
     const fault = area === "control" ? undefined : world.faults.take(method, path, template);
-    if (fault?.latencyMs) await new Promise((r) => setTimeout(r, fault.latencyMs));
 
     let reply: Reply;
     try {
@@ -123,12 +122,15 @@ export async function startGitHub(opts: GitHubSimOptions = {}): Promise<GitHubSi
       reply = replyFor(err);
     }
 
+    if (validator && area === "api" && template) {
+      world.violations.push(...validator.check(method, template, reply.status, reply.body));
+    }
+    // Latency holds the answer: what the call did stands even if the client gives up meanwhile.
+    if (fault?.latencyMs) await new Promise((r) => setTimeout(r, fault.latencyMs));
+    if (aborted.signal.aborted) return;
     if (fault?.drop) {
       req.socket.destroy();
       return;
-    }
-    if (validator && area === "api" && template) {
-      world.violations.push(...validator.check(method, template, reply.status, reply.body));
     }
     const headers: Record<string, string> = {
       date: new Date(world.clock.now()).toUTCString(),

@@ -33,11 +33,26 @@ export interface GitHubSimOptions {
   rateLimit?: number;
   /** A broker session holding no open poll is dropped after this long without contact (default 10 s). */
   sessionLeaseMs?: number;
+  /** How long a runner whose session went silent while holding a job stays busy before the job fails (default 180000: 3 min). */
+  lostRunnerBusyMs?: number;
+  /** Delay before a queued job is handed to a listening runner (default 50). */
+  assignDelayMs?: number;
+  /** An idle JIT runner that never took a job is deleted this long after it was registered (default 120000: 2 min). */
+  idleJitRunnerRetireMs?: number;
   /** Validate every GitHub API response against the OpenAPI description; violations land in `violations`. */
   validate?: boolean | import("./openapi.ts").ResponseValidator;
   /** Port to bind on 127.0.0.1 (default: a random free port). */
   port?: number;
 }
+
+/** What PUT /_sim/settings can change while the sim runs; see GitHubSimOptions. */
+export interface SimSettings {
+  lostRunnerBusyMs: number;
+  assignDelayMs: number;
+  idleJitRunnerRetireMs: number;
+}
+
+export const DEFAULT_SETTINGS: SimSettings = { lostRunnerBusyMs: 180_000, assignDelayMs: 50, idleJitRunnerRetireMs: 120_000 };
 
 export interface RunnerLabel {
   id: number;
@@ -73,7 +88,9 @@ export interface JobState {
   output?: string;
   runner_name?: string;
   runner_id?: number;
-  /** Times a runner took the job (more than 1 after a re-queue). */
+  /** GitHub's annotation when the job failed without a result from its runner (runner lost or stopped). */
+  failure?: string;
+  /** Times a runner took the job: 0 or 1, as a job is never re-queued. */
   attempts: number;
   queued_at: string;
   started_at: string | null;
@@ -88,6 +105,7 @@ export interface SimState {
   /** OpenAPI violations seen so far (empty unless started with `validate`). */
   violations: string[];
   clockOffsetMs: number;
+  settings: SimSettings;
 }
 
 export interface FaultSpec {
@@ -105,7 +123,7 @@ export interface FaultSpec {
   body?: unknown;
   /** Seconds, sent as `retry-after`. */
   retryAfter?: number;
-  /** Delay before handling (or before failing). */
+  /** Holds the answer this long after the call was handled (or failed); the effect stands even if the client gives up. */
   latencyMs?: number;
   /** Handle the call, then close the connection without an answer (a lost response). */
   drop?: true;

@@ -7,7 +7,7 @@ import { Faults } from "./faults.ts";
 import { RateLimit } from "./ratelimit.ts";
 import { Registry } from "./runners.ts";
 import type { SimInfo } from "./client.ts";
-import type { GitHubSimOptions, SimState } from "./types.ts";
+import { DEFAULT_SETTINGS, type GitHubSimOptions, type SimState } from "./types.ts";
 
 export class World {
   readonly clock: Clock;
@@ -32,7 +32,12 @@ export class World {
     this.clock = new Clock(opts.clockOffsetMs ?? 0);
     this.accounts = new Accounts(this.clock, orgs, users, opts.installations, opts.tokenTtlMs ?? 3_600_000);
     this.registry = new Registry(this.clock, { orgs, repos, enterprises, extraGroups: opts.runnerGroups ?? [] }, opts.groupCapacity ?? 10_000);
-    this.broker = new Broker(this.registry, this.clock, opts.sessionLeaseMs ?? 10_000);
+    const settings = {
+      lostRunnerBusyMs: opts.lostRunnerBusyMs ?? DEFAULT_SETTINGS.lostRunnerBusyMs,
+      assignDelayMs: opts.assignDelayMs ?? DEFAULT_SETTINGS.assignDelayMs,
+      idleJitRunnerRetireMs: opts.idleJitRunnerRetireMs ?? DEFAULT_SETTINGS.idleJitRunnerRetireMs,
+    };
+    this.broker = new Broker(this.registry, this.clock, opts.sessionLeaseMs ?? 10_000, settings);
     this.rateLimit = new RateLimit(this.clock, opts.rateLimit ?? 5000);
   }
 
@@ -63,6 +68,7 @@ export class World {
       requests: this.requests,
       violations: this.violations,
       clockOffsetMs: this.clock.offsetMs,
+      settings: this.broker.settings,
     });
   }
 }

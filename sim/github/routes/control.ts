@@ -2,13 +2,15 @@
 import { notFound, type Router } from "../http.ts";
 import { asObject, optionalStrings, requireString, UsageErrorBody } from "../validate-input.ts";
 import type { Ctx } from "../world.ts";
-import type { FaultSpec } from "../types.ts";
+import { DEFAULT_SETTINGS, type FaultSpec, type SimSettings } from "../types.ts";
 
 function finiteNumber(body: Record<string, unknown>, field: string, where: string): number {
   const value = body[field];
   if (typeof value !== "number" || !Number.isFinite(value)) throw new UsageErrorBody(`${where}: "${field}" must be a number`);
   return value;
 }
+
+const SETTING_NAMES = Object.keys(DEFAULT_SETTINGS) as (keyof SimSettings)[];
 
 export function controlRoutes(router: Router<Ctx>): void {
   router
@@ -46,6 +48,28 @@ export function controlRoutes(router: Router<Ctx>): void {
       if (body.limit !== undefined) rateLimit.limit = finiteNumber(body, "limit", "rate-limit");
       if (body.remaining !== undefined) rateLimit.used = Math.max(0, rateLimit.limit - finiteNumber(body, "remaining", "rate-limit"));
       return { status: 200, body: { limit: rateLimit.limit, remaining: rateLimit.limit - rateLimit.used } };
+    })
+    .add("PUT", "/_sim/settings", (ctx) => {
+      const body = asObject(ctx.body, "settings");
+      const unknown = Object.keys(body).filter((k) => !SETTING_NAMES.includes(k as keyof SimSettings));
+      if (unknown.length) throw new UsageErrorBody(`settings: unknown "${unknown[0]}" (known: ${SETTING_NAMES.join(", ")})`);
+      const changes: Partial<SimSettings> = {};
+      for (const name of SETTING_NAMES) {
+        if (body[name] === undefined) continue;
+        const value = finiteNumber(body, name, "settings");
+        if (value < 0) throw new UsageErrorBody(`settings: "${name}" must not be negative`);
+        changes[name] = value;
+      }
+      const { broker } = ctx.world;
+      Object.assign(broker.settings, changes);
+      broker.settingsChanged();
+      return { status: 200, body: broker.settings };
+    })
+    .add("POST", "/_sim/runners/{id}/retire", (ctx, p) => {
+      const runner = ctx.world.registry.runners.get(Number(p.id));
+      if (!runner) throw notFound();
+      ctx.world.broker.retire(runner);
+      return { status: 204 };
     })
     .add("DELETE", "/_sim/requests", (ctx) => {
       ctx.world.requests.total = 0;

@@ -117,6 +117,7 @@ export function runnerRoutes(router: Router<Ctx>): void {
           groupId: req.runner_group_id,
           labels: req.labels,
           ephemeral: true,
+          jit: true,
           workFolder: req.work_folder,
         });
         return {

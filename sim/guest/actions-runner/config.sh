@@ -1,5 +1,5 @@
 #!/bin/sh
-# Fake actions runner config.sh (contracts/github.md §4): refuses root, then
+# Fake actions runner config.sh (actions/runner 2.336.0): refuses root, then
 # `Runner.Listener configure "$@"`, or `remove` when the first argument is remove.
 DIR=$(cd "$(dirname "$0")" && pwd)
 

@@ -1,7 +1,11 @@
 #!/bin/sh
-# Fake actions runner run.sh with run-helper.sh folded in (contracts/github.md §4):
+# Fake actions runner run.sh with run-helper.sh folded in (actions/runner 2.336.0):
 # runs the listener, maps its return code, restarts it only on 2, else exits 0.
 # INT/TERM/HUP are forwarded to the listener, which deletes its session and exits.
+# Nothing is printed while the listener runs: if the SSH client that started us
+# is gone, a write raises SIGPIPE and kills this shell, which may only happen
+# once the listener has exited (as with the real run.sh, a restart on rc 2 then
+# dies with it).
 DIR=$(cd "$(dirname "$0")" && pwd)
 
 if [ "$USER" = "root" ] && [ -z "$RUNNER_ALLOW_RUNASROOT" ]; then

@@ -1,4 +1,4 @@
-// Fake actions runner listener (contracts/github.md §4, sim/PROTOCOL.md).
+// Fake actions runner listener (actions/runner 2.336.0's behaviour; sim/PROTOCOL.md).
 // Plain, dependency-free JavaScript for the guest's `node`; it talks to
 // sim/github only. Commands: configure, remove, run.
 import { spawn } from "node:child_process";
@@ -19,6 +19,8 @@ const CONFLICT_RETRY_MS = 30_000;
 const CONFLICT_GIVE_UP_MS = 240_000;
 const OUTPUT_LIMIT = 1 << 20;
 const CONFIG_FILES = [".runner", ".credentials", ".credentials_rsaparams"];
+/** While the guest's clock is unsynced, session creation is retried this often. */
+const CLOCK_RETRY_MS = 1_000;
 
 const BOOL_FLAGS = new Set(["unattended", "ephemeral", "replace", "disableupdate", "no-default-labels", "local", "once", "check", "help", "version", "commit", "generateServiceConfig", "runasservice"]);
 const VALUE_FLAGS = new Set(["url", "token", "name", "labels", "runnergroup", "work", "pat", "jitconfig", "startuptype", "windowslogonaccount", "windowslogonpassword", "auth"]);
@@ -31,10 +33,30 @@ class RunnerExit extends Error {
   }
 }
 
+// Like the .NET runner, ignore a broken stdout or stderr (the SSH client that
+// started us was killed): no crash, no exit; the runner keeps listening and
+// runs its job, its lines just go nowhere. (node already ignores SIGPIPE.)
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
+
 const ts = () => new Date().toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
 const out = (line = "") => process.stdout.write(`${line}\n`);
 const err = (line) => process.stderr.write(`${line}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Stop requested by a signal: ends the current wait and the job, then the session. */
+const stop = new AbortController();
+
+/** Waits `ms`, or less when a stop is requested. */
+function sleep(ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stop.signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stop.signal.addEventListener("abort", done);
+  });
+}
 
 // ACTIONS_RUNNER_INPUT_<NAME> variables are read once, then removed from the environment.
 const envInputs = {};
@@ -279,8 +301,22 @@ async function remove(args) {
 
 // ---- run ---------------------------------------------------------------------
 
-/** Stop requested by a signal: ends the current wait and the job, then the session. */
-const stop = new AbortController();
+/** Simulation hook: the runner's own start-up time before it contacts GitHub (`SIM_RUNNER_START_MS`, default 0). */
+function startUpMs() {
+  const raw = process.env.SIM_RUNNER_START_MS ?? "0";
+  const ms = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(ms) || ms < 0) throw new RunnerExit(`SIM_RUNNER_START_MS must be a number of milliseconds, got '${raw}'`, RC.terminated);
+  return ms;
+}
+
+/**
+ * Simulation hook: a guest restored from a snapshot whose clock was never
+ * synced cannot connect while the file `SIM_GUEST_CLOCK_FILE` exists.
+ */
+function clockUnsynced() {
+  const file = process.env.SIM_GUEST_CLOCK_FILE;
+  return Boolean(file) && existsSync(file);
+}
 
 class Listener {
   constructor(runner, credentials) {
@@ -302,8 +338,9 @@ class Listener {
     return RC.success;
   }
 
+  /** Reported once per outage, as the real listener does; `reconnected()` ends it. */
   connectError(message) {
-    err(`${ts()}: Runner connect error: ${message}. Retrying until reconnected.`);
+    if (!this.failing) err(`${ts()}: Runner connect error: ${message}. Retrying until reconnected.`);
     this.failing = true;
   }
 
@@ -318,6 +355,12 @@ class Listener {
     const conflictSince = Date.now();
     let delay = RETRY_FIRST_MS;
     for (;;) {
+      if (stop.signal.aborted) return RC.success;
+      if (clockUnsynced()) {
+        this.connectError("The access token is not yet valid: clock skew between this machine and the server exceeds the allowed limit");
+        await sleep(CLOCK_RETRY_MS);
+        continue;
+      }
       let res;
       try {
         res = await this.broker("POST", "/sessions", { runner_id: this.runner.agentId, os, version: VERSION });
@@ -383,7 +426,7 @@ class Listener {
     }
   }
 
-  /** Runs the job's script with /bin/sh -c in the work folder; echoes its output prefixed "[job] ". */
+  /** Runs the job's script with /bin/sh -c in the work folder; its output goes to the sim only, never to the runner's log. */
   async runJob(job) {
     out(`${ts()}: Running job: ${job.name}`);
     const work = isAbsolute(this.runner.workFolder ?? "_work") ? this.runner.workFolder : join(ROOT, this.runner.workFolder ?? "_work");
@@ -391,16 +434,10 @@ class Listener {
     const env = { ...process.env, CI: "true", GITHUB_ACTIONS: "true", RUNNER_NAME: this.runner.agentName, RUNNER_WORKSPACE: work, GITHUB_JOB: job.name };
     const child = spawn("/bin/sh", ["-c", job.script], { cwd: work, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     let output = "";
-    let pending = "";
-    const collect = (chunk) => {
-      const text = chunk.toString("utf8");
+    const collect = (text) => {
       if (output.length < OUTPUT_LIMIT) output += text.slice(0, OUTPUT_LIMIT - output.length);
-      const lines = (pending + text).split("\n");
-      pending = lines.pop();
-      for (const line of lines) out(`[job] ${line}`);
     };
-    child.stdout.on("data", collect);
-    child.stderr.on("data", collect);
+    for (const stream of [child.stdout, child.stderr]) stream.setEncoding("utf8").on("data", collect);
     const heartbeat = setInterval(() => {
       this.broker("POST", `/sessions/${this.sessionId}/heartbeat`, undefined, 5_000).catch(() => {});
     }, Math.max(100, Math.floor(this.leaseMs / 3)));
@@ -421,7 +458,6 @@ class Listener {
     });
     clearInterval(heartbeat);
     stop.signal.removeEventListener("abort", kill);
-    if (pending) out(`[job] ${pending}`);
     if (stop.signal.aborted) return undefined;
 
     const result = exitCode === 0 ? "Succeeded" : "Failed";
@@ -470,11 +506,14 @@ async function run(args) {
   const onSignal = () => stop.abort();
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(sig, onSignal);
 
-  const rc = await listener.openSession();
-  if (rc !== undefined) return rc;
+  await sleep(startUpMs());
+  if (stop.signal.aborted) return RC.success;
+  // The real runner says so before its message session exists; only "Listening for Jobs" means it can get a job.
   out();
   out("√ Connected to GitHub");
   out();
+  const rc = await listener.openSession();
+  if (rc !== undefined) return rc;
   out(`Current runner version: '${VERSION}'`);
   out(`${ts()}: Listening for Jobs`);
   for (;;) {
@@ -516,5 +555,6 @@ async function main() {
 }
 
 const code = await main();
-// Exit once stdout is flushed (pipes are asynchronous on macOS); open keep-alive sockets must not hold the process.
+// Exit once stdout is flushed (pipes are asynchronous on macOS; a broken pipe
+// calls back with its error); open keep-alive sockets must not hold the process.
 process.stdout.write("", () => process.exit(code));

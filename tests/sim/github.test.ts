@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createSign, generateKeyPairSync } from "node:crypto";
 import { createAppAuth } from "@octokit/auth-app";
 import { request as octokitRequest } from "@octokit/request";
-import { startGitHub, type GitHubSim } from "../sim/github/server.ts";
-import { GitHubSimClient } from "../sim/github/client.ts";
-import { loadResponseValidator, type ResponseValidator } from "../sim/github/openapi.ts";
-import type { GitHubSimOptions } from "../sim/github/types.ts";
+import { startGitHub, type GitHubSim } from "../../sim/github/server.ts";
+import { GitHubSimClient } from "../../sim/github/client.ts";
+import { loadResponseValidator, type ResponseValidator } from "../../sim/github/openapi.ts";
+import type { GitHubSimOptions } from "../../sim/github/types.ts";
 
 type Request = typeof octokitRequest;
 interface HttpError {
@@ -384,28 +384,87 @@ describe("jobs and broker", () => {
     expect((await mac.open().catch((e: Error) => e.message)) as string).toMatch(/^session: 404/);
   });
 
-  test("a job is re-queued when its runner's session ends or goes silent", async () => {
-    const s = await start({ sessionLeaseMs: 300 });
+  test("a runner that deletes its session while holding a job: the job fails at once, never re-queued", async () => {
+    const s = await start();
     const api = apiFor(s, s.pat);
     const client = new GitHubSimClient(s.url);
-    const a = await brokerFor(s, ((await jit(api, "orgs/acme", "a")).data as { encoded_jit_config: string }).encoded_jit_config);
+    const created = (await jit(api, "orgs/acme", "quitter")).data as { runner: { id: number }; encoded_jit_config: string };
+    const a = await brokerFor(s, created.encoded_jit_config);
     const job = await client.enqueueJob({ name: "j", script: "true" });
     const sa = await a.open();
     expect((await a.poll(sa)).status).toBe(200);
     expect((await a.open().catch((e: Error) => e.message)) as string).toMatch(/session: 409.*A session for this runner already exists/);
     expect((await a.close(sa)).status).toBe(204);
-    let state = await client.state();
-    expect(state.jobs[0]).toMatchObject({ status: "queued", attempts: 1 });
-    expect(state.runners[0]).toMatchObject({ status: "offline", busy: false });
+    const state = await client.state();
+    expect(state.jobs.find((j) => j.id === job.id)).toMatchObject({ status: "completed", result: "Failed", attempts: 1, failure: expect.stringMatching(/^The runner has received a shutdown signal/) });
+    expect(state.runners.find((r) => r.id === created.runner.id)).toMatchObject({ status: "offline", busy: false });
+    // Another listening runner never sees the job.
+    const b = await brokerFor(s, ((await jit(api, "orgs/acme", "other")).data as { encoded_jit_config: string }).encoded_jit_config);
+    expect((await b.poll(await b.open(), 300)).status).toBe(204);
+  });
 
-    const sa2 = await a.open();
-    expect((await a.poll(sa2)).status).toBe(200);
-    // The runner goes silent (VM died): no poll, no heartbeat.
-    state = await client.waitFor((st) => st.jobs[0]!.status === "queued", { timeoutMs: 3_000 });
-    expect(state.jobs[0]!.attempts).toBe(2);
-    expect(state.runners[0]!.status).toBe("offline");
-    expect((await a.poll(sa2)).status).toBe(410);
-    expect(job.id).toBe(state.jobs[0]!.id);
+  test("a runner that goes silent holding a job stays busy (DELETE 422) for lostRunnerBusyMs, then the job fails; the runner stays registered", async () => {
+    const s = await start({ sessionLeaseMs: 200 });
+    const api = apiFor(s, s.pat);
+    const client = new GitHubSimClient(s.url);
+    expect((await client.state()).settings).toEqual({ lostRunnerBusyMs: 180_000, assignDelayMs: 50, idleJitRunnerRetireMs: 120_000 });
+    const created = (await jit(api, "orgs/acme", "vanished")).data as { runner: { id: number }; encoded_jit_config: string };
+    const a = await brokerFor(s, created.encoded_jit_config);
+    const job = await client.enqueueJob({ name: "j", script: "true" });
+    const sa = await a.open();
+    expect((await a.poll(sa)).status).toBe(200);
+    // The runner goes silent (VM died): no poll, no heartbeat. Its lease runs out ...
+    await client.waitFor((st) => st.runners[0]!.status === "offline", { timeoutMs: 3_000 });
+    // ... but the job is still in progress and the runner busy, for minutes by default.
+    let state = await client.state();
+    expect(state.jobs[0]).toMatchObject({ status: "in_progress", attempts: 1 });
+    expect(state.runners[0]).toMatchObject({ status: "offline", busy: true });
+    const busy = await fail(api("DELETE /orgs/{org}/actions/runners/{runner_id}", { org: "acme", runner_id: created.runner.id }));
+    expect(busy.status).toBe(422);
+    expect(busy.response.data.message).toBe('Bad request - Runner "vanished" is still running a job');
+    await expect(client.retireRunner(created.runner.id)).rejects.toThrow(/422.*still running a job/);
+    expect((await a.poll(sa)).status).toBe(410);
+    expect((await a.result(job.id, { result: "Succeeded", exit_code: 0, output: "" })).status).toBe(410);
+
+    expect(await client.settings({ lostRunnerBusyMs: 100 })).toEqual({ lostRunnerBusyMs: 100, assignDelayMs: 50, idleJitRunnerRetireMs: 120_000 });
+    state = await client.waitFor((st) => st.jobs[0]!.status === "completed", { timeoutMs: 3_000 });
+    expect(state.jobs[0]).toMatchObject({ result: "Failed", attempts: 1, failure: expect.stringMatching(/^The self-hosted runner: vanished lost communication with the server\. /) });
+    expect(state.runners).toEqual([expect.objectContaining({ name: "vanished", status: "offline", busy: false, ephemeral: true })]);
+    expect((await api("DELETE /orgs/{org}/actions/runners/{runner_id}", { org: "acme", runner_id: created.runner.id })).status).toBe(204);
+  });
+
+  test("a job is handed over assignDelayMs after the runner starts listening, not at once", async () => {
+    const s = await start({ assignDelayMs: 400 });
+    const api = apiFor(s, s.pat);
+    const client = new GitHubSimClient(s.url);
+    await client.enqueueJob({ name: "waiting", script: "true" });
+    const a = await brokerFor(s, ((await jit(api, "orgs/acme", "late")).data as { encoded_jit_config: string }).encoded_jit_config);
+    const sa = await a.open();
+    const listening = performance.now();
+    expect((await a.poll(sa, 100)).status).toBe(204);
+    expect((await client.state()).jobs[0]!.status).toBe("queued");
+    expect((await a.poll(sa, 2_000)).status).toBe(200);
+    expect(performance.now() - listening).toBeGreaterThanOrEqual(390);
+  });
+
+  test("GitHub retires idle JIT runners: on request, and on its own after idleJitRunnerRetireMs", async () => {
+    const s = await start({ idleJitRunnerRetireMs: 60_000 });
+    const api = apiFor(s, s.pat);
+    const client = new GitHubSimClient(s.url);
+    const created = (await jit(api, "orgs/acme", "idle")).data as { runner: { id: number }; encoded_jit_config: string };
+    const a = await brokerFor(s, created.encoded_jit_config);
+    const polling = a.poll(await a.open(), 5_000);
+    await client.retireRunner(created.runner.id);
+    expect((await polling).status).toBe(404);
+    expect((await client.state()).runners).toEqual([]);
+    await expect(client.retireRunner(created.runner.id)).rejects.toThrow(/404/);
+
+    const later = (await jit(api, "orgs/acme", "idle-later")).data as { encoded_jit_config: string };
+    const b = await brokerFor(s, later.encoded_jit_config);
+    const waiting = b.poll(await b.open(), 5_000);
+    await client.settings({ idleJitRunnerRetireMs: 0 });
+    expect((await waiting).status).toBe(404);
+    expect((await client.state()).runners).toEqual([]);
   });
 
   test("a runner deleted while long-polling gets 404", async () => {
@@ -432,6 +491,8 @@ describe("jobs and broker", () => {
     const badRegex = await post("faults", { pathRegex: "(" });
     expect(((await badRegex.json()) as { message: string }).message).toMatch(/pathRegex/);
     await expect(control.setClockOffset(Number.NaN)).rejects.toThrow(/offsetMs/);
+    await expect(control.settings({ lostRunnerBusyMs: -1 })).rejects.toThrow(/400.*lostRunnerBusyMs.* must not be negative/);
+    await expect(control.settings({ lostRunnerBusy: 1 } as never)).rejects.toThrow(/400.*unknown .*lostRunnerBusy/);
   });
 });
 
@@ -467,6 +528,26 @@ describe("faults", () => {
     expect((await list()).status).toBe(200);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
     expect((await client.state()).requests.byEndpoint["GET /orgs/{org}/actions/runners"]).toBe(7);
+  });
+
+  test("latency holds the answer, not the call: a JIT runner is registered even if the client gives up waiting", async () => {
+    const s = await start();
+    const client = new GitHubSimClient(s.url);
+    await client.fault({ method: "POST", path: "/orgs/{org}/actions/runners/generate-jitconfig", latencyMs: 1_500 });
+    const gaveUp = new AbortController();
+    const answered = fetch(`${s.url}/orgs/acme/actions/runners/generate-jitconfig`, {
+      method: "POST",
+      headers: { authorization: `token ${s.pat}` },
+      body: JSON.stringify({ name: "impatient", runner_group_id: 1, labels: ["self-hosted"] }),
+      signal: gaveUp.signal,
+    }).then(
+      () => "answered",
+      () => "aborted",
+    );
+    await client.waitFor((st) => st.runners.some((r) => r.name === "impatient"), { timeoutMs: 1_000 });
+    gaveUp.abort();
+    expect(await answered).toBe("aborted");
+    expect((await client.state()).runners.map((r) => r.name)).toEqual(["impatient"]);
   });
 
   test("a dropped response still takes effect: the retried JIT call then meets 409 (pitfall 3)", async () => {
