@@ -6,13 +6,12 @@ import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/c
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { MacosRunnerError, UsageError } from "../lib/errors.ts";
-import type { GitHubClient } from "../lib/github/client.ts";
+import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { deleteRunner, findRunnerByName } from "../lib/github/runners.ts";
 import type { Logger } from "../lib/log.ts";
 import { isSlotsOwn } from "../lib/names.ts";
 import { SlotStore, type SlotState } from "../lib/slot.ts";
 import type { Tart } from "../lib/tart.ts";
-import { githubFor } from "./token.ts";
 
 export const spec = {
   name: "cleanup",
@@ -60,7 +59,7 @@ export async function cleanup(o: {
   tart: Tart;
   log: Logger;
   target: CleanupTarget;
-  gh?: () => Promise<GitHubClient>;
+  gh?: GitHubClient;
   sweep?: boolean;
 }): Promise<void> {
   const { namePrefix } = o.config.runner;
@@ -83,7 +82,7 @@ export async function cleanup(o: {
   if (!o.target.runnerGone && (o.target.runnerId !== undefined || o.target.runnerName)) {
     const name = o.target.runnerName;
     if (name && !isSlotsOwn(name, namePrefix, o.slot)) throw new NotThisSlotsError("runner", name, o.slot);
-    const gh = await (o.gh ?? (() => githubFor(o.config)))();
+    const gh = o.gh ?? githubFor(o.config, o.log);
     let id = o.target.runnerId;
     if (id === undefined && name) id = (await findRunnerByName(gh, name))?.id;
     if (id !== undefined) {
