@@ -2,6 +2,7 @@
 // a config and a client pointed at it with a state directory of their own, a
 // logger whose lines the test reads, and an injected clock whose sleeps return
 // at once but advance it, so retry waits are asserted without waiting.
+import { afterAll, beforeAll, beforeEach } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,9 +65,22 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startSim(opts: GitHubSimOptions = {}): Promise<Harness> {
-  const sim = await startGitHub({ validate: true, ...opts });
-  return { sim, control: new GitHubSimClient(sim.url), stop: () => sim.stop() };
+/** One sim for a test file, started before its tests; faults, clock and request counters are reset before each test. */
+export function simForFile(opts: GitHubSimOptions = {}): () => Harness {
+  let h: Harness | undefined;
+  beforeAll(async () => {
+    const sim = await startGitHub({ validate: true, ...opts });
+    h = { sim, control: new GitHubSimClient(sim.url), stop: () => sim.stop() };
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+  beforeEach(async () => {
+    await h!.control.clearFaults();
+    await h!.control.setClockOffset(0);
+    await h!.control.resetRequests();
+  });
+  return () => h!;
 }
 
 export function tempDir(prefix = "gh-"): string {
