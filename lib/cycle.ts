@@ -77,7 +77,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // (2-VM limit, start failure) costs no runner.
   const tokenP = Promise.race([vmAlive, vmP.then(() => {}, () => {})]).then(async (): Promise<JitConfig> => {
     if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
-    const jit = await token({ config, names: r.names, name, log, gh: await r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
+    const jit = await token({ config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
     store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
     return jit;
   });
@@ -132,7 +132,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
 async function drain(r: SlotRun, run: ReturnType<typeof startRun>): Promise<void> {
   if (run.job !== undefined) return r.log.warn("run.draining", `stop requested; letting job "${run.job}" finish (signal again to cut it short)`, { phase: "job" });
   const s = r.store.current;
-  const removed = await removeRunner(await r.gh(), { id: s.runner_id, name: s.runner_name }).catch((err: Error) => err);
+  const removed = await removeRunner(r.gh(), { id: s.runner_id, name: s.runner_name }).catch((err: Error) => err);
   if (removed instanceof Error) {
     r.log.warn("run.draining", `could not take the idle runner off GitHub (${removed.message}); stopping it anyway`, { phase: "run" });
   } else if (typeof removed === "object") {

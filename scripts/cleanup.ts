@@ -40,8 +40,8 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
     }
     const explicit = values.vm !== undefined || runnerId !== undefined;
     const target: Leftovers = explicit ? { vm: values.vm, runnerId } : { vm: s.vm, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone };
-    let client: Promise<GitHubClient> | undefined;
-    const gh = () => (client ??= githubFor(config));
+    let client: GitHubClient | undefined;
+    const gh = () => (client ??= githubFor(config, ctx.log));
     const { ghost } = await cleanSlot(ctx, gh, target, { why: "cleanup by hand" });
     const vms = new Set<string>(explicit ? [] : [...s.dispose, ...(s.next_vm ? [s.next_vm.name] : [])]);
     if (values.sweep) for (const v of await tart.list()) if (names.owns(v.Name) && v.Name !== target.vm) vms.add(v.Name);

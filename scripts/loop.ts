@@ -28,10 +28,10 @@ export const spec = {
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
-/** One client per cycle, made when first needed. */
-function lazyGitHub(ctx: SlotContext): () => Promise<GitHubClient> {
-  let client: Promise<GitHubClient> | undefined;
-  return () => (client ??= githubFor(ctx.config));
+/** One client per cycle, made when first needed (reading the key is where a bad key shows). */
+function lazyGitHub(ctx: SlotContext): () => GitHubClient {
+  let client: GitHubClient | undefined;
+  return () => (client ??= githubFor(ctx.config, ctx.log));
 }
 
 export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {

@@ -9,7 +9,7 @@ import { openSlot } from "../lib/context.ts";
 import { UsageError } from "../lib/errors.ts";
 import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { GitHubError } from "../lib/github/errors.ts";
-import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, runnerGroupId, type JitConfig } from "../lib/github/runners.ts";
+import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, type JitConfig } from "../lib/github/runners.ts";
 import type { Logger } from "../lib/log.ts";
 import type { SlotNames } from "../lib/names.ts";
 import { registerSecret } from "../lib/redact.ts";
@@ -44,19 +44,18 @@ export interface TokenOptions {
  * removed and a fresh name is used.
  */
 export async function token(o: TokenOptions): Promise<JitConfig> {
-  const gh = o.gh ?? (await githubFor(o.config));
+  const gh = o.gh ?? githubFor(o.config, o.log);
   const { runner } = o.config;
   const retry = {
     onRetry: (i: { attempt: number; status: number; waitMs: number; reason: string }) =>
       o.log.warn("token.retry", `GitHub ${i.reason}; retrying in ${i.waitMs} ms`, { phase: "token", status: i.status, attempt: i.attempt, wait_ms: i.waitMs }),
   };
   const done = o.log.time("token.done", { phase: "token" });
-  const groupId = await runnerGroupId(gh, runner.group, retry);
   let name = o.name;
   for (let attempt = 1; ; attempt++) {
     try {
       o.beforeCreate?.(name);
-      const jit = await generateJitConfig(gh, { name, runnerGroupId: groupId, labels: runner.labels, workFolder: runner.workFolder }, retry);
+      const jit = await generateJitConfig(gh, { name, group: runner.group, labels: runner.labels, workFolder: runner.workFolder }, retry);
       registerSecret(jit.encodedJitConfig);
       done("JIT runner created", { runner: jit.runner.name, runner_id: jit.runner.id });
       return jit;
@@ -95,7 +94,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
     else process.stdout.write(text);
   };
   if (values["registration-token"]) {
-    const t = await createRegistrationToken(await githubFor(config));
+    const t = await createRegistrationToken(githubFor(config, log));
     registerSecret(t.token);
     emit({ token: t.token, expires_at: t.expiresAt });
     log.info("token.registration", "registration token created", { phase: "token" });

@@ -1,110 +1,100 @@
-// An authenticated @octokit/request for the configured scope: GitHub App
-// (installation token cached on disk, installation id looked up once and
-// cached) or a PAT. Every call has a timeout.
-import { createAppAuth } from "@octokit/auth-app";
-import { request as octokitRequest } from "@octokit/request";
+// The GitHub client of one cycle: an authenticated @octokit/request for the
+// configured scope (GitHub App installation token, or a PAT), the scope's
+// typed runner routes, the retry policy, and the runner group ids cached on
+// disk. Creating it reads the secret files and makes no API call.
 import { mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Config } from "../config.ts";
-import { writeFileAtomic } from "../fs.ts";
+import { MacosRunnerError } from "../errors.ts";
+import type { Logger } from "../log.ts";
 import { registerSecret } from "../redact.ts";
-import { explain, isHttpError } from "./errors.ts";
-import { fileTokenCache } from "./token-cache.ts";
+import { AppCredentials } from "./credentials.ts";
+import { baseRequest, type Request } from "./http.ts";
+import { isPositiveInteger, JsonMapFile } from "./json-map-file.ts";
+import type { RetryOptions } from "./retry.ts";
+import { runnerRoutes, type RunnerRoutes } from "./routes.ts";
+import { stateFiles, stateKeys } from "./state-files.ts";
 
-export type Request = typeof octokitRequest;
 type GitHubConfig = Config["github"];
 
 export interface GitHubClient {
-  request: Request;
-  /** `/orgs/acme/actions`, `/repos/acme/app/actions` or `/enterprises/acme/actions`. */
-  actionsPrefix: string;
+  /** The scope's endpoints; every call carries the installation token or the PAT. */
+  routes: RunnerRoutes;
+  /** The configured github.url, named in errors. */
+  scopeUrl: string;
   /** Permission the runner endpoints need, named in errors. */
   permission: string;
-  scopeUrl: string;
+  log: Logger;
+  /** Defaults for every call's retries (each call may add its own onRetry). */
+  retry: RetryOptions;
+  /** Runner group ids by group name, cached on disk: a non-Default group costs no call per job. */
+  groupIds: { get(name: string): number | undefined; set(name: string, id: number): void; delete(name: string): void };
 }
 
 export interface ClientOptions {
   stateDir: string;
+  log: Logger;
   timeoutMs?: number;
+  maxBodyBytes?: number;
+  /** Tests inject a clock and a sleep here; they also drive the token expiry and the 401 replication wait. */
+  retry?: RetryOptions;
 }
 
-function actionsPrefix(scope: GitHubConfig["scope"]): string {
-  switch (scope.kind) {
-    case "org": return `/orgs/${scope.org}/actions`;
-    case "repo": return `/repos/${scope.owner}/${scope.repo}/actions`;
-    case "enterprise": return `/enterprises/${scope.enterprise}/actions`;
+function readSecret(path: string, what: string): string {
+  let value: string;
+  try {
+    value = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw new MacosRunnerError(`cannot read ${what} ${path}: ${(err as Error).message}`, { kind: "config" });
   }
-}
-
-function installationRoute(scope: GitHubConfig["scope"]): string {
-  switch (scope.kind) {
-    case "org": return `GET /orgs/${scope.org}/installation`;
-    case "repo": return `GET /repos/${scope.owner}/${scope.repo}/installation`;
-    case "enterprise": throw new Error("GitHub Apps cannot manage enterprise runners; use github.token_path");
-  }
-}
-
-function readSecret(path: string): string {
-  const value = readFileSync(path, "utf8").trim();
   registerSecret(value);
   return value;
 }
 
-export async function createGitHubClient(github: GitHubConfig, opts: ClientOptions): Promise<GitHubClient> {
-  const timeoutMs = opts.timeoutMs ?? 20_000;
-  const base = octokitRequest.defaults({
-    baseUrl: github.apiUrl,
-    headers: { "user-agent": "macos-runner", "x-github-api-version": "2022-11-28" },
-    request: { fetch: (url: string, init: RequestInit) => fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) }) },
-  });
-  const prefix = actionsPrefix(github.scope);
+export function createGitHubClient(github: GitHubConfig, opts: ClientOptions): GitHubClient {
+  const log = opts.log;
+  const base = baseRequest({ apiUrl: github.apiUrl, log, timeoutMs: opts.timeoutMs, maxBodyBytes: opts.maxBodyBytes });
   const permission = github.scope.kind === "repo" ? "administration" : "organization_self_hosted_runners";
-  const client = (request: Request): GitHubClient => ({ request, actionsPrefix: prefix, permission, scopeUrl: github.url });
-
-  if (github.auth.kind === "pat") {
-    const pat = readSecret(github.auth.tokenPath);
-    return client(base.defaults({ headers: { authorization: `token ${pat}` } }));
-  }
-
-  const { appId, privateKeyPath } = github.auth;
-  const privateKey = readSecret(privateKeyPath);
   mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
-  const cache = fileTokenCache(join(opts.stateDir, "github-token-cache.json"));
-  const installationId = github.auth.installationId ?? (await lookUpInstallation(github, base, privateKey, opts.stateDir));
-  const auth = createAppAuth({ appId, privateKey, installationId, request: base, cache });
-  return client(base.defaults({ request: { hook: auth.hook } }));
+
+  let request: Request;
+  if (github.auth.kind === "pat") {
+    const pat = readSecret(github.auth.tokenPath, "the PAT file (github.token_path)");
+    request = base.defaults({ headers: { authorization: `token ${pat}` } });
+  } else {
+    const credentials = new AppCredentials({
+      github,
+      auth: github.auth,
+      privateKey: readSecret(github.auth.privateKeyPath, "the GitHub App private key (github.app.private_key_path)"),
+      base,
+      stateDir: opts.stateDir,
+      log,
+      permission,
+      now: opts.retry?.now,
+      sleep: opts.retry?.sleep,
+    });
+    request = base.defaults({ request: { hook: credentials.hook } });
+  }
+
+  const groups = new JsonMapFile(stateFiles.groups(opts.stateDir), isPositiveInteger);
+  const groupKey = (name: string) => stateKeys.group(github, name);
+  return {
+    routes: runnerRoutes(request, github.scope),
+    scopeUrl: github.url,
+    permission,
+    log,
+    retry: {
+      onRetry: (i) => log.warn("github.retry", `GitHub ${i.reason}; retrying in ${i.waitMs} ms`, { status: i.status, attempt: i.attempt, wait_ms: i.waitMs }),
+      ...opts.retry,
+    },
+    groupIds: {
+      get: (name) => groups.get(groupKey(name)),
+      set: (name, id) => groups.set(groupKey(name), id),
+      delete: (name) => groups.delete(groupKey(name)),
+    },
+  };
 }
 
-/** Finds the app's installation on the configured org or repo; cached on disk, since it never changes. */
-async function lookUpInstallation(github: GitHubConfig, base: Request, privateKey: string, stateDir: string): Promise<number> {
-  const file = join(stateDir, "github-installation.json");
-  const key = `${github.apiUrl} ${github.url}`;
-  let known: Record<string, number> = {};
-  try {
-    known = JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    // first lookup on this host
-  }
-  if (known[key]) return known[key];
-  if (github.auth.kind !== "app") throw new Error("installation lookup needs a GitHub App");
-  const auth = createAppAuth({ appId: github.auth.appId, privateKey, request: base });
-  try {
-    const { data } = await base.defaults({ request: { hook: auth.hook } })(installationRoute(github.scope));
-    const id = (data as { id: number }).id;
-    writeFileAtomic(file, JSON.stringify({ ...known, [key]: id }), 0o600);
-    return id;
-  } catch (err) {
-    if (isHttpError(err)) {
-      throw explain(err, `looking up the GitHub App installation for ${github.url}`, {
-        permission: "organization_self_hosted_runners",
-        scopeUrl: github.url,
-      });
-    }
-    throw err;
-  }
-}
-
-/** The one GitHub client of a cycle, from the config. */
-export async function githubFor(config: Config): Promise<GitHubClient> {
-  return createGitHubClient(config.github, { stateDir: config.host.stateDir });
+/** The client for one cycle of a slot; pass it to every GitHub call of the cycle. */
+export function githubFor(config: Config, log: Logger): GitHubClient {
+  return createGitHubClient(config.github, { stateDir: config.host.stateDir, log });
 }

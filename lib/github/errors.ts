@@ -1,11 +1,16 @@
 // GitHub failures a user can act on, each with what to fix. Every error keeps
-// the HTTP status and GitHub's own message (never request headers: they hold tokens).
-import { MacosRunnerError, type ExitKind } from "../errors.ts";
+// the HTTP status and a bounded excerpt of GitHub's answer (never request
+// headers: they hold tokens; never a whole body: an HTML error page is 25 KB).
+import { excerpt, MacosRunnerError, type ExitKind } from "../errors.ts";
 
 export interface HttpErrorLike {
   status: number;
   message: string;
   response?: { headers: Record<string, string | number | undefined>; data?: unknown };
+  request?: { method?: string; url?: string };
+  cause?: unknown;
+  /** What was already done to recover before this error (a dropped cache entry), for the message. */
+  tried?: string;
 }
 
 export class GitHubError extends MacosRunnerError {
@@ -42,9 +47,12 @@ export function isHttpError(err: unknown): err is HttpErrorLike {
   return typeof (err as HttpErrorLike | undefined)?.status === "number";
 }
 
+/** The message GitHub gave: the JSON body's `message`, else a short excerpt of whatever the body was. */
 export function githubMessageOf(err: HttpErrorLike): string {
-  const data = err.response?.data as { message?: string } | undefined;
-  return typeof data?.message === "string" ? data.message : err.message;
+  const data = err.response?.data;
+  if (typeof (data as { message?: unknown } | undefined)?.message === "string") return excerpt((data as { message: string }).message, 300);
+  if (typeof data === "string" && data.trim() !== "") return excerpt(data);
+  return excerpt(err.message);
 }
 
 export function header(err: HttpErrorLike, name: string): string | undefined {
@@ -57,10 +65,42 @@ export function isRateLimited(err: HttpErrorLike): boolean {
   return header(err, "x-ratelimit-remaining") === "0" || header(err, "retry-after") !== undefined || /\bsecondary rate\b/i.test(githubMessageOf(err));
 }
 
+/** 422 on DELETE of a runner that holds a job: `Bad request - Runner "X" is still running a job`. */
+export function isBusyRunner(err: HttpErrorLike): boolean {
+  return err.status === 422 && /still running a job/i.test(githubMessageOf(err));
+}
+
+/**
+ * What failed below HTTP, when there was no answer at all: octokit reports a
+ * refused connection, a reset or a timeout as status 500 without a response,
+ * the fetch error as `cause` (a timeout's AbortError is thrown as it is).
+ */
+export function networkFailure(err: HttpErrorLike): string | undefined {
+  if (err instanceof MacosRunnerError || err.response !== undefined || err.status !== 500) return undefined;
+  const cause = (err.cause ?? err) as { name?: unknown; code?: unknown; message?: unknown };
+  const name = typeof cause.code === "string" ? cause.code : typeof cause.name === "string" ? cause.name : "error";
+  return excerpt(`${name}: ${typeof cause.message === "string" ? cause.message : String(cause)}`, 160);
+}
+
+/** `POST /orgs/acme/actions/runners/generate-jitconfig`, without the base URL or query. */
+function requestLine(err: HttpErrorLike): string | undefined {
+  const { method, url } = err.request ?? {};
+  if (!method || !url) return undefined;
+  try {
+    return `${method} ${new URL(url).pathname}`;
+  } catch {
+    return `${method} ${url.split("?")[0]}`;
+  }
+}
+
 /** Turns an octokit RequestError into the error a user can act on. */
 export function explain(err: HttpErrorLike, where: string, fix: { permission: string; scopeUrl: string }): GitHubError {
-  const gh = githubMessageOf(err);
-  const at = `${where}: GitHub said ${err.status} "${gh}"`;
+  const line = requestLine(err);
+  const network = networkFailure(err);
+  const gh = network ?? githubMessageOf(err);
+  const said = network ? `got no answer (${network})` : `GitHub said ${err.status} "${gh}"`;
+  const at = `${where}${line ? ` (${line})` : ""}: ${said}${err.tried ? `; ${err.tried}` : ""}`;
+  if (network) return new GitHubUnavailableError(`${at}. GitHub or the network is unreachable; the slot will back off and retry.`, err.status, gh, "tempfail");
   switch (err.status) {
     case 401:
       return new GitHubAuthError(
@@ -77,9 +117,12 @@ export function explain(err: HttpErrorLike, where: string, fix: { permission: st
       return new GitHubNotFoundError(
         `${at}. Check github.url (${fix.scopeUrl}); the GitHub App must be installed there (or the PAT's user must be an admin of it).`,
         404, gh, "config");
+    case 409:
+      return new GitHubError(`${at}. A runner with that name already exists.`, 409, gh);
     case 422:
       return new GitHubRejectedError(`${at}. Check runner.labels and runner.group; a full runner group needs its offline runners removed.`, 422, gh);
     default:
+      if (err.status < 500) return new GitHubError(`${at}. GitHub refused the call.`, err.status, gh);
       return new GitHubUnavailableError(`${at}. GitHub may be having an outage; the slot will back off and retry.`, err.status, gh, "tempfail");
   }
 }

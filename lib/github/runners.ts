@@ -1,125 +1,156 @@
-// The self-hosted runner endpoints macos-runner uses, for any scope.
+// The self-hosted runner calls macos-runner makes, for any scope. Each is
+// retried as retry.ts says, its answer checked (answers.ts), and its failure
+// turned into an error that says what to fix (errors.ts).
+import { BadInputError, MacosRunnerError } from "../errors.ts";
+import { registerSecret } from "../redact.ts";
+import { answers, type ExpiringToken, type JitConfig, type Runner } from "./answers.ts";
 import type { GitHubClient } from "./client.ts";
-import { explain, GitHubError, isHttpError } from "./errors.ts";
+import { explain, GitHubNotFoundError, GitHubRejectedError, githubMessageOf, isBusyRunner, isHttpError } from "./errors.ts";
 import { withRetries, type RetryOptions } from "./retry.ts";
+import type { PageQuery } from "./routes.ts";
 
-export interface Runner {
-  id: number;
-  name: string;
-  status: string;
-  busy: boolean;
-  labels: { name: string }[];
-}
+export type { JitConfig, Runner } from "./answers.ts";
 
-export interface JitConfig {
-  runner: Runner;
-  encodedJitConfig: string;
-}
+const PER_PAGE = 100;
+/** 100 pages of 100: GitHub's cap of 10,000 runners per group. Past it, something answers wrongly. */
+const MAX_PAGES = 100;
 
-
+/** One call with retries; an HTTP failure becomes the GitHubError that explains it. */
 async function call<T>(gh: GitHubClient, where: string, fn: () => Promise<T>, retry?: RetryOptions): Promise<T> {
   try {
-    return await withRetries(fn, retry);
+    return await withRetries(fn, { ...gh.retry, ...retry });
   } catch (err) {
-    if (isHttpError(err) && !(err instanceof GitHubError)) {
-      throw explain(err, where, { permission: gh.permission, scopeUrl: gh.scopeUrl });
-    }
-    throw err;
+    throw asExplained(gh, err, where);
   }
 }
 
-/** The Default group is id 1 at every scope; other names cost one lookup. */
+function asExplained(gh: GitHubClient, err: unknown, where: string): unknown {
+  return isHttpError(err) && !(err instanceof MacosRunnerError) ? explain(err, where, gh) : err;
+}
+
+/** Every item of a paged list: follows `Link: rel="next"` (or, without a Link header, pages until a short one). */
+async function allPages<T>(
+  gh: GitHubClient,
+  where: string,
+  page: (q: PageQuery) => Promise<{ data: unknown; headers: Record<string, unknown> }>,
+  read: (where: string, data: unknown) => T[],
+  retry?: RetryOptions,
+): Promise<T[]> {
+  const all: T[] = [];
+  for (let n = 1; n <= MAX_PAGES; n++) {
+    const { data, headers } = await call(gh, where, () => page({ per_page: PER_PAGE, page: n }), retry);
+    const items = read(where, data);
+    all.push(...items);
+    const more = typeof headers.link === "string" ? /rel="next"/.test(headers.link) : items.length === PER_PAGE;
+    if (!more) return all;
+  }
+  throw new BadInputError(`${where}: GitHub still had more after ${MAX_PAGES} pages of ${PER_PAGE}, more than a runner group can hold; stopped reading.`);
+}
+
+/** The id of a runner group: Default is 1 at every scope; another name is looked up once and cached on disk. */
 export async function runnerGroupId(gh: GitHubClient, group: string, retry?: RetryOptions): Promise<number> {
   if (group === "Default") return 1;
-  if (gh.actionsPrefix.startsWith("/repos/")) {
-    throw new Error(`runner.group "${group}": repository runners can only use the Default group`);
-  }
-  const groups = await call(gh, `listing runner groups of ${gh.scopeUrl}`, async () => {
-    const { data } = await gh.request(`GET ${gh.actionsPrefix}/runner-groups`, { per_page: 100 });
-    return (data as { runner_groups: { id: number; name: string }[] }).runner_groups;
-  }, retry);
+  const cached = gh.groupIds.get(group);
+  if (cached !== undefined) return cached;
+  const list = gh.routes.listRunnerGroups;
+  if (!list) throw new MacosRunnerError(`runner.group "${group}": repository runners can only use the Default group`, { kind: "config" });
+  const groups = await allPages(gh, `listing runner groups of ${gh.scopeUrl}`, list, answers.groupPage, retry);
   const found = groups.find((g) => g.name === group);
   if (!found) {
-    throw new Error(`runner.group "${group}" does not exist in ${gh.scopeUrl} (groups: ${groups.map((g) => g.name).join(", ")})`);
+    throw new MacosRunnerError(`runner.group "${group}" does not exist in ${gh.scopeUrl} (groups: ${groups.map((g) => g.name).join(", ")})`, { kind: "config" });
   }
+  gh.groupIds.set(group, found.id);
   return found.id;
 }
 
 /**
- * One JIT config (1 API call). A 409 means the name is taken, which for our
- * random names only happens when a retried POST had already succeeded: the
- * caller picks a new name (contracts/github.md §5 pitfall 3).
+ * One JIT runner config (1 API call in steady state). A 409 means the name is
+ * taken, which for our random names only happens when a retried POST had
+ * already succeeded: the caller picks a new name (contracts/github.md §5
+ * pitfall 3). A 404 with a cached group id drops the id and looks the group
+ * up again, once (the group was deleted and recreated).
  */
 export async function generateJitConfig(
   gh: GitHubClient,
-  body: { name: string; runnerGroupId: number; labels: string[]; workFolder: string },
+  body: { name: string; group: string; labels: string[]; workFolder: string },
   retry?: RetryOptions,
 ): Promise<JitConfig> {
-  return call(gh, `creating JIT runner ${body.name} in ${gh.scopeUrl}`, async () => {
-    const { data } = await gh.request(`POST ${gh.actionsPrefix}/runners/generate-jitconfig`, {
-      name: body.name,
-      runner_group_id: body.runnerGroupId,
-      labels: body.labels,
-      work_folder: body.workFolder,
-    });
-    const d = data as { runner: Runner; encoded_jit_config: string };
-    return { runner: d.runner, encodedJitConfig: d.encoded_jit_config };
-  }, retry);
+  const where = `creating JIT runner ${body.name} in ${gh.scopeUrl}`;
+  const create = async (runnerGroupId: number) => {
+    const { data } = await call(gh, where, () =>
+      gh.routes.generateJitConfig({ name: body.name, runner_group_id: runnerGroupId, labels: body.labels, work_folder: body.workFolder }), retry);
+    const jit = answers.jitConfig(where, data);
+    registerSecret(jit.encodedJitConfig);
+    return jit;
+  };
+  const cachedGroup = body.group !== "Default" && gh.groupIds.get(body.group) !== undefined;
+  const groupId = await runnerGroupId(gh, body.group, retry);
+  try {
+    return await create(groupId);
+  } catch (err) {
+    if (!(cachedGroup && err instanceof GitHubNotFoundError)) throw err;
+  }
+  gh.log.warn("github.group_stale", `the cached id ${groupId} of runner group "${body.group}" answered 404; dropping it and looking the group up again`);
+  gh.groupIds.delete(body.group);
+  const fresh = await runnerGroupId(gh, body.group, retry);
+  try {
+    return await create(fresh);
+  } catch (err) {
+    if (!(err instanceof GitHubNotFoundError)) throw err;
+    throw new GitHubNotFoundError(`${err.message} (The cached id ${groupId} of runner group "${body.group}" had answered 404 too; it was dropped and the group looked up again: ${fresh}.)`, 404, err.githubMessage, "config");
+  }
 }
 
-export async function createRegistrationToken(gh: GitHubClient, retry?: RetryOptions): Promise<{ token: string; expiresAt: string }> {
-  return call(gh, `creating a registration token for ${gh.scopeUrl}`, async () => {
-    const { data } = await gh.request(`POST ${gh.actionsPrefix}/runners/registration-token`);
-    const d = data as { token: string; expires_at: string };
-    return { token: d.token, expiresAt: d.expires_at };
-  }, retry);
+export async function createRegistrationToken(gh: GitHubClient, retry?: RetryOptions): Promise<ExpiringToken> {
+  const where = `creating a registration token for ${gh.scopeUrl}`;
+  const { data } = await call(gh, where, () => gh.routes.createRegistrationToken(), retry);
+  const token = answers.expiringToken(where, data);
+  registerSecret(token.token);
+  return token;
 }
 
+/** The runner of exactly this name (`?name=` matches whole names), if any. */
 export async function findRunnerByName(gh: GitHubClient, name: string, retry?: RetryOptions): Promise<Runner | undefined> {
-  return call(gh, `looking up runner ${name}`, async () => {
-    const { data } = await gh.request(`GET ${gh.actionsPrefix}/runners`, { name, per_page: 100 });
-    return (data as { runners: Runner[] }).runners.find((r) => r.name === name);
-  }, retry);
+  const where = `looking up runner ${name} in ${gh.scopeUrl}`;
+  const runners = await allPages(gh, where, (q) => gh.routes.listRunners({ name, ...q }), answers.runnerPage, retry);
+  return runners.find((r) => r.name === name);
 }
 
-export async function listRunners(gh: GitHubClient, retry?: RetryOptions): Promise<Runner[]> {
-  return call(gh, `listing runners of ${gh.scopeUrl}`, async () => {
-    const all: Runner[] = [];
-    for (let page = 1; ; page++) {
-      const { data } = await gh.request(`GET ${gh.actionsPrefix}/runners`, { per_page: 100, page });
-      const runners = (data as { runners: Runner[] }).runners;
-      all.push(...runners);
-      if (runners.length < 100) return all;
-    }
-  }, retry);
+/** Every runner whose name starts with `namePrefix` (a slot's `<prefix>-<host>-<slot>-`), across all pages. */
+export async function listRunners(gh: GitHubClient, o: { namePrefix: string }, retry?: RetryOptions): Promise<Runner[]> {
+  const where = `listing runners of ${gh.scopeUrl}`;
+  const runners = await allPages(gh, where, (q) => gh.routes.listRunners(q), answers.runnerPage, retry);
+  return runners.filter((r) => r.name.startsWith(o.namePrefix));
 }
 
 export type DeleteOutcome = "deleted" | "gone" | "busy";
 
-/** Deletes a runner; an unknown id is already gone, a busy runner (422) is reported, not thrown. */
+/** Deletes a runner. An unknown id is already gone; a runner holding a job (422 "still running a job") is busy; neither throws. */
 export async function deleteRunner(gh: GitHubClient, id: number, retry?: RetryOptions): Promise<DeleteOutcome> {
+  const where = `deleting runner ${id} from ${gh.scopeUrl}`;
   try {
-    await withRetries(() => gh.request(`DELETE ${gh.actionsPrefix}/runners/{runner_id}`, { runner_id: id }), retry);
+    await withRetries(() => gh.routes.deleteRunner(id), { ...gh.retry, ...retry });
     return "deleted";
   } catch (err) {
-    if (isHttpError(err) && err.status === 404) return "gone";
-    if (isHttpError(err) && err.status === 422) return "busy";
-    if (isHttpError(err) && !(err instanceof GitHubError)) {
-      throw explain(err, `deleting runner ${id} from ${gh.scopeUrl}`, { permission: gh.permission, scopeUrl: gh.scopeUrl });
+    if (isHttpError(err) && !(err instanceof MacosRunnerError)) {
+      if (err.status === 404) return "gone";
+      if (isBusyRunner(err)) return "busy";
+      if (err.status === 422) {
+        throw new GitHubRejectedError(`${where}: GitHub said 422 "${githubMessageOf(err)}", which is not the busy-runner answer; the runner was not removed.`, 422, githubMessageOf(err));
+      }
     }
-    throw err;
+    throw asExplained(gh, err, where);
   }
 }
 
 /** One runner by id; undefined when GitHub no longer has it. */
 export async function getRunner(gh: GitHubClient, id: number, retry?: RetryOptions): Promise<Runner | undefined> {
+  const where = `looking up runner ${id} in ${gh.scopeUrl}`;
   try {
-    return await withRetries(async () => (await gh.request(`GET ${gh.actionsPrefix}/runners/{runner_id}`, { runner_id: id })).data as Runner, retry);
+    const { data } = await withRetries(() => gh.routes.getRunner(id), { ...gh.retry, ...retry });
+    return answers.runner(where, data);
   } catch (err) {
-    if (isHttpError(err) && err.status === 404) return undefined;
-    if (isHttpError(err) && !(err instanceof GitHubError)) {
-      throw explain(err, `looking up runner ${id} in ${gh.scopeUrl}`, { permission: gh.permission, scopeUrl: gh.scopeUrl });
-    }
-    throw err;
+    if (isHttpError(err) && !(err instanceof MacosRunnerError) && err.status === 404) return undefined;
+    throw asExplained(gh, err, where);
   }
 }

@@ -1,42 +1,37 @@
-// A persistent cache for @octokit/auth-app installation tokens, shared by the
-// slots of a host, so a steady-state cycle costs one API call (the JIT config).
-// auth-app never checks the expiry of what get() returns (contracts/github.md
-// §2), so get() drops tokens that expire within the margin itself.
-import { mkdirSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
-import { writeFileAtomic } from "../fs.ts";
+// Installation tokens persisted across cycles and shared by a host's slots, so
+// a steady-state cycle costs one API call (the JIT config). Our own record,
+// {token, expiresAt}; a token closer to expiry than the margin is not handed out.
+import type { ExpiringToken } from "./answers.ts";
+import { JsonMapFile } from "./json-map-file.ts";
 
 /** Tokens closer to expiry than this are not reused (a job start must not race the expiry). */
 export const EXPIRY_MARGIN_MS = 10 * 60 * 1000;
 
-type Entries = Record<string, string>;
+const isExpiringToken = (v: unknown): v is ExpiringToken =>
+  typeof (v as ExpiringToken | undefined)?.token === "string" && typeof (v as ExpiringToken).expiresAt === "string";
 
-/** auth-app's Cache type says get() returns a string; at run time a miss is
- * undefined (its own LRU does the same), so the type is widened here. */
-export interface TokenCache {
-  get(key: string): string;
-  set(key: string, value: string): void;
-}
+export class TokenCache {
+  private readonly file: JsonMapFile<ExpiringToken>;
 
-export function fileTokenCache(path: string, now: () => number = Date.now): TokenCache {
-  const read = (): Entries => {
-    try {
-      return JSON.parse(readFileSync(path, "utf8")) as Entries;
-    } catch {
-      return {};
-    }
-  };
-  return {
-    get(key: string): string {
-      const value = read()[key];
-      if (!value) return undefined as unknown as string;
-      // value: token|createdAt|expiresAt|repositorySelection|permissions|singleFileName
-      const expiresAt = Date.parse(value.split("|")[2] ?? "");
-      return (Number.isFinite(expiresAt) && expiresAt - now() > EXPIRY_MARGIN_MS ? value : undefined) as string;
-    },
-    set(key: string, value: string): void {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      writeFileAtomic(path, JSON.stringify({ ...read(), [key]: value }), 0o600);
-    },
-  };
+  constructor(
+    path: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.file = new JsonMapFile(path, isExpiringToken);
+  }
+
+  /** The cached token for `key` if it is good for more than EXPIRY_MARGIN_MS. */
+  get(key: string): ExpiringToken | undefined {
+    const entry = this.file.get(key);
+    if (!entry) return undefined;
+    return Date.parse(entry.expiresAt) - this.now() > EXPIRY_MARGIN_MS ? entry : undefined;
+  }
+
+  set(key: string, token: ExpiringToken): void {
+    this.file.set(key, token);
+  }
+
+  delete(key: string): void {
+    this.file.delete(key);
+  }
 }

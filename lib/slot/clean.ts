@@ -41,7 +41,7 @@ export async function removeRunner(gh: GitHubClient, target: { id?: number | und
  */
 export async function cleanSlot(
   ctx: Pick<SlotContext, "slot" | "tart" | "names" | "log">,
-  gh: () => Promise<GitHubClient>,
+  gh: () => GitHubClient,
   target: Leftovers,
   o: { why: string; keepStoppedVm?: boolean } = { why: "cleanup" },
 ): Promise<Cleaned> {
@@ -51,7 +51,7 @@ export async function cleanSlot(
   if (target.runnerName && !ctx.names.owns(target.runnerName)) throw new NotThisSlotsError("runner", target.runnerName, ctx.slot);
   const cleaned: Cleaned = {};
   if (!target.runnerGone && (target.runnerId !== undefined || target.runnerName)) {
-    const r = await removeRunner(await gh(), { id: target.runnerId, name: target.runnerName });
+    const r = await removeRunner(gh(), { id: target.runnerId, name: target.runnerName });
     if (typeof r === "object") {
       cleaned.ghost = r.busy;
       log.warn("cleanup.runner_busy", `runner ${r.busy.id} is still busy on GitHub; recorded as a ghost, deleted by a later cycle`, { runner_id: r.busy.id });

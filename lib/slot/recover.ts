@@ -14,7 +14,7 @@ import type { Ghost, SlotStore } from "./state.ts";
 
 export interface SlotRun extends SlotContext {
   store: SlotStore;
-  gh: () => Promise<GitHubClient>;
+  gh: () => GitHubClient;
   stop: Stop;
 }
 
@@ -56,7 +56,7 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
     let runnerGone = s.runner_gone ?? false;
     let ghost: Ghost | undefined;
     if (!runnerGone && (s.runner_id !== undefined || s.runner_name)) {
-      const removed = await removeRunner(await r.gh(), { id: s.runner_id, name: s.runner_name });
+      const removed = await removeRunner(r.gh(), { id: s.runner_id, name: s.runner_name });
       if (typeof removed === "object") {
         const adopted = s.vm !== undefined && (await adopt(r, removed.busy, s.vm));
         if (adopted) runnerGone = true;
@@ -83,7 +83,7 @@ async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
   log.warn("recover.adopt", `runner ${runner.id} is running a job on ${vm}, which is still up; waiting for the job instead of killing it`, { runner_id: runner.id });
   r.store.write({ phase: "job" });
   const finished = await poll(async () => {
-    const gh = await r.gh();
+    const gh = r.gh();
     const now = await getRunner(gh, runner.id);
     if (!now || !now.busy) return "done";
     if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) return "vm-gone";
@@ -91,7 +91,7 @@ async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
   }, { deadline, everyMs: ADOPT_POLL_MS, signal: r.stop.now });
   if (finished === "done") {
     log.info("recover.adopted_done", "the adopted job finished");
-    const again = await removeRunner(await r.gh(), { id: runner.id });
+    const again = await removeRunner(r.gh(), { id: runner.id });
     return typeof again !== "object";
   }
   log.error("job.lost", finished === "vm-gone" ? `the VM of the adopted job stopped; the job on runner ${runner.name} is lost: re-run it` : `the adopted job on runner ${runner.name} did not finish in time; cutting it: re-run it`, { runner_id: runner.id });
@@ -109,10 +109,10 @@ export async function sweep(r: SlotRun, o: { github: boolean }): Promise<void> {
   if (o.github) {
     const ghostIds = new Set(s.ghosts.map((g) => g.id));
     const ghosts = [...s.ghosts];
-    for (const runner of await listRunners(await r.gh())) {
+    for (const runner of await listRunners(r.gh(), { namePrefix: r.names.prefix })) {
       if (!r.names.owns(runner.name) || runner.name === s.runner_name || ghostIds.has(runner.id)) continue;
       r.log.warn("sweep.runner", `runner ${runner.name} is this slot's but no state names it; removing it`, { phase: "recover", runner: runner.name });
-      const removed = await removeRunner(await r.gh(), { id: runner.id, name: runner.name });
+      const removed = await removeRunner(r.gh(), { id: runner.id, name: runner.name });
       if (typeof removed === "object" && !(await adopt(r, removed.busy, runner.name))) ghosts.push(removed.busy);
     }
     r.store.write({ ghosts, swept_at: new Date().toISOString() });
@@ -137,7 +137,7 @@ export async function retireGhosts(r: SlotRun): Promise<void> {
   if (s.ghosts.length === 0 || (Number.isFinite(checked) && Date.now() - checked < GHOST_RETRY_MS)) return;
   const left: Ghost[] = [];
   for (const g of s.ghosts) {
-    const removed = await removeRunner(await r.gh(), { id: g.id, name: g.name });
+    const removed = await removeRunner(r.gh(), { id: g.id, name: g.name });
     if (typeof removed === "object") left.push(g);
     else r.log.info("ghost.removed", `ghost runner ${g.name} removed from GitHub`, { runner_id: g.id });
   }

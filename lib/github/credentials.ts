@@ -1,0 +1,212 @@
+// GitHub App credentials: the installation id (configured, or looked up once
+// and cached on disk) and its installation token (cached on disk until 10 min
+// before it expires), shared by a host's slots. Both heal: a cached token that
+// GitHub refuses (401) is dropped and fetched again once; a cached installation
+// id GitHub does not know (404) is dropped and looked up again once. On a cold
+// cache one slot fetches while the other waits on a file lock, then reuses it.
+//
+// auth-app does what it is for: it signs the app JWT for the app routes (the
+// lookup, the token), and retries those once with a shifted clock when GitHub
+// says the JWT's times are off, logging through our logger.
+import { createAppAuth } from "@octokit/auth-app";
+import type { EndpointOptions } from "@octokit/types";
+import type { Config } from "../config.ts";
+import { MacosRunnerError } from "../errors.ts";
+import { FileLock } from "../flock.ts";
+import type { Logger } from "../log.ts";
+import { registerSecret } from "../redact.ts";
+import { answers, type ExpiringToken } from "./answers.ts";
+import { explain, isHttpError, isRateLimited, networkFailure } from "./errors.ts";
+import { octokitLog, type Request } from "./http.ts";
+import { isPositiveInteger, JsonMapFile } from "./json-map-file.ts";
+import { createInstallationToken, installationLookup } from "./routes.ts";
+import { stateFiles, stateKeys } from "./state-files.ts";
+import { TokenCache } from "./token-cache.ts";
+
+type GitHubConfig = Config["github"];
+type AppAuth = Extract<GitHubConfig["auth"], { kind: "app" }>;
+
+export interface InstallationToken extends ExpiringToken {
+  installationId: number;
+  /** Read from the cache (so a 401 may mean it was revoked), not fetched by this call. */
+  cached: boolean;
+}
+
+export interface CredentialsOptions {
+  github: GitHubConfig;
+  auth: AppAuth;
+  privateKey: string;
+  /** The base request (no auth); the app routes get auth-app's hook on top of it. */
+  base: Request;
+  stateDir: string;
+  log: Logger;
+  permission: string;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** How long a slot waits for the other slot's token fetch before fetching its own. */
+const LOCK_WAIT_MS = 30_000;
+/** auth-app's wait for a just-minted token GitHub has not replicated yet. */
+const REPLICATION_DELAY_MS = 1000;
+
+const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface KnownInstallation {
+  id: number;
+  source: "config" | "cache";
+}
+
+export class AppCredentials {
+  private readonly appRequest: Request;
+  private readonly tokens: TokenCache;
+  private readonly installationIds: JsonMapFile<number>;
+  private readonly installationKey: string;
+  private readonly lockPath: string;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly o: CredentialsOptions) {
+    const auth = createAppAuth({ appId: o.auth.appId, privateKey: o.privateKey, request: o.base, log: octokitLog(o.log) });
+    this.appRequest = o.base.defaults({ request: { hook: auth.hook } });
+    this.tokens = new TokenCache(stateFiles.tokens(o.stateDir), o.now);
+    this.installationIds = new JsonMapFile(stateFiles.installations(o.stateDir), isPositiveInteger);
+    this.installationKey = stateKeys.installation(o.github);
+    this.lockPath = stateFiles.credentialsLock(o.stateDir);
+    this.sleep = o.sleep ?? realSleep;
+  }
+
+  /**
+   * The @octokit/request hook of every installation-authenticated call: sends
+   * it with the installation token; on a 401 retries once, with a fresh token
+   * if the refused one came from the cache (else after the replication delay).
+   */
+  readonly hook = async (request: Request, options: EndpointOptions) => {
+    // @octokit/request calls a hook with the call's merged options (route and parameters in one).
+    const send = (t: InstallationToken) => request({ ...options, headers: { ...options.headers, authorization: `token ${t.token}` } });
+    const first = await this.token();
+    try {
+      return await send(first);
+    } catch (err) {
+      if (!isHttpError(err) || err.status !== 401) throw err;
+    }
+    let second: InstallationToken;
+    let tried: string;
+    if (first.cached) {
+      this.o.log.warn("github.token_refused", `GitHub refused the cached installation token (401); dropping it and fetching a fresh one`);
+      second = await this.replace(first);
+      tried = "that was a freshly fetched installation token: the cached one had been refused (401) first, so it was dropped and a new one fetched";
+    } else {
+      await this.sleep(REPLICATION_DELAY_MS);
+      second = first;
+      tried = `that was an installation token fetched just now, refused once before and retried after ${REPLICATION_DELAY_MS} ms (GitHub's replication delay)`;
+    }
+    try {
+      return await send(second);
+    } catch (err) {
+      if (isHttpError(err) && err.status === 401) err.tried = tried;
+      throw err;
+    }
+  };
+
+  /** The installation token to use: the cached one, else a fresh one (one slot at a time). */
+  async token(): Promise<InstallationToken> {
+    const hit = this.cachedToken();
+    if (hit) return hit;
+    return this.underLock(async () => this.cachedToken() ?? this.fetchToken(this.knownInstallation()));
+  }
+
+  /** After GitHub refused `refused`: drops it from the cache (unless another slot replaced it already) and fetches a fresh one. */
+  private async replace(refused: InstallationToken): Promise<InstallationToken> {
+    return this.underLock(async () => {
+      const current = this.cachedToken();
+      if (current && current.token !== refused.token) return current;
+      this.tokens.delete(stateKeys.token(this.o.github, refused.installationId));
+      return this.fetchToken(this.knownInstallation());
+    });
+  }
+
+  private knownInstallation(): KnownInstallation | undefined {
+    if (this.o.auth.installationId !== undefined) return { id: this.o.auth.installationId, source: "config" };
+    const id = this.installationIds.get(this.installationKey);
+    return id === undefined ? undefined : { id, source: "cache" };
+  }
+
+  private cachedToken(): InstallationToken | undefined {
+    const known = this.knownInstallation();
+    const hit = known && this.tokens.get(stateKeys.token(this.o.github, known.id));
+    if (!known || !hit) return undefined;
+    registerSecret(hit.token);
+    return { ...hit, installationId: known.id, cached: true };
+  }
+
+  private async fetchToken(known: KnownInstallation | undefined): Promise<InstallationToken> {
+    const id = known?.id ?? (await this.lookUp());
+    const where = (n: number) => `fetching an installation token for installation ${n}${known?.source === "config" ? " (github.app.installation_id)" : ""}`;
+    try {
+      return await this.mint(id);
+    } catch (err) {
+      const stale = known?.source === "cache" && isHttpError(err) && err.status === 404 && !(err instanceof MacosRunnerError);
+      if (!stale) throw this.explained(err, where(id));
+    }
+    this.o.log.warn("github.installation_stale", `GitHub does not know the cached installation id ${id} (404); dropping it and looking the installation up again`);
+    this.installationIds.delete(this.installationKey);
+    const tried = `the cached installation id ${id} had answered 404, so it was dropped and the installation looked up again`;
+    const again = await this.lookUp(tried);
+    try {
+      return await this.mint(again);
+    } catch (err) {
+      throw this.explained(err, where(again), `${tried} (found ${again})`);
+    }
+  }
+
+  /** Finds the app's installation on the configured org or repo and caches its id: it never changes. */
+  private async lookUp(tried?: string): Promise<number> {
+    const { scope, url } = this.o.github;
+    if (scope.kind === "enterprise") throw new MacosRunnerError("GitHub Apps cannot manage enterprise runners; use github.token_path", { kind: "config" });
+    const where = `looking up the GitHub App installation for ${url}`;
+    try {
+      const id = answers.installationId(where, (await installationLookup(this.appRequest, scope)).data);
+      this.installationIds.set(this.installationKey, id);
+      this.o.log.info("github.installation_found", `GitHub App installation ${id} serves ${url}`);
+      return id;
+    } catch (err) {
+      throw this.explained(err, where, tried);
+    }
+  }
+
+  private async mint(installationId: number): Promise<InstallationToken> {
+    const { data } = await createInstallationToken(this.appRequest, installationId);
+    const t = answers.expiringToken(`fetching an installation token for installation ${installationId}`, data);
+    registerSecret(t.token);
+    this.tokens.set(stateKeys.token(this.o.github, installationId), t);
+    this.o.log.info("github.token_fetched", `installation token fetched for installation ${installationId}, valid until ${t.expiresAt}`);
+    return { ...t, installationId, cached: false };
+  }
+
+  /** A refusal becomes the error a user can act on; a transient failure is left to withRetries, which retries the whole call. */
+  private explained(err: unknown, where: string, tried?: string): unknown {
+    if (!isHttpError(err) || err instanceof MacosRunnerError) return err;
+    if (err.status >= 500 || networkFailure(err) !== undefined || isRateLimited(err)) return err;
+    if (tried) err.tried = tried;
+    return explain(err, where, { permission: this.o.permission, scopeUrl: this.o.github.url });
+  }
+
+  private async underLock<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    let lock = FileLock.tryAcquire(this.lockPath);
+    while (!lock && Date.now() < deadline) {
+      await realSleep(50); // a real wait: the holder's HTTP call must get the event loop
+      lock = FileLock.tryAcquire(this.lockPath);
+    }
+    if (!lock) {
+      const pid = FileLock.holderPid(this.lockPath);
+      this.o.log.warn("github.lock_timeout", `${this.lockPath} is still held${pid ? ` by pid ${pid}` : ""} after ${LOCK_WAIT_MS} ms; fetching the token without it`);
+    }
+    try {
+      return await fn();
+    } finally {
+      lock?.release();
+    }
+  }
+}
+

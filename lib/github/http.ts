@@ -1,0 +1,71 @@
+// The one @octokit/request every GitHub call goes through: our base URL and
+// headers, a timeout per call, a cap on how much of an answer is ever read,
+// and octokit's own warnings routed into our log (not console.warn).
+import { request as octokitRequest } from "@octokit/request";
+import { BadInputError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+
+export type Request = typeof octokitRequest;
+
+export interface HttpOptions {
+  apiUrl: string;
+  log: Logger;
+  /** Per call, answer included (default 20 s). */
+  timeoutMs?: number;
+  /** Bytes of an answer read at most (default 1 MiB; a page of 100 runners is about 60 KB). */
+  maxBodyBytes?: number;
+}
+
+const MAX_BODY_BYTES = 1 << 20;
+
+/** The `log` octokit and auth-app take: free-text messages, as `github.octokit` events. */
+export function octokitLog(log: Logger) {
+  const text = (args: unknown[]) => args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
+  return {
+    debug: (...args: unknown[]) => log.debug("github.octokit", text(args)),
+    info: (...args: unknown[]) => log.info("github.octokit", text(args)),
+    warn: (...args: unknown[]) => log.warn("github.octokit", text(args)),
+    error: (...args: unknown[]) => log.error("github.octokit", text(args)),
+  };
+}
+
+export function baseRequest(o: HttpOptions): Request {
+  return octokitRequest.defaults({
+    baseUrl: o.apiUrl,
+    headers: { "user-agent": "macos-runner", "x-github-api-version": "2022-11-28" },
+    request: { fetch: boundedFetch(o.timeoutMs ?? 20_000, o.maxBodyBytes ?? MAX_BODY_BYTES), log: octokitLog(o.log) },
+  });
+}
+
+/**
+ * fetch with a deadline that also covers reading the answer, which it reads
+ * here, at most `maxBytes` of it. A longer answer is a BadInputError (octokit
+ * hands it on as the `cause` of its status-500 error; withRetries rethrows it).
+ */
+function boundedFetch(timeoutMs: number, maxBytes: number) {
+  return async (url: string, init: RequestInit): Promise<Response> => {
+    const signal = init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
+    const res = await fetch(url, { ...init, signal });
+    const tooLarge = () => {
+      const path = new URL(url).pathname;
+      return new BadInputError(
+        `GitHub's answer to ${init.method ?? "GET"} ${path} (status ${res.status}) is larger than ${maxBytes} bytes; it was not read. GitHub, or a proxy in front of it, answered something unexpected.`,
+      );
+    };
+    if (Number(res.headers.get("content-length") ?? 0) > maxBytes) {
+      await res.body?.cancel();
+      throw tooLarge();
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    if (res.body) {
+      for await (const chunk of res.body) {
+        size += chunk.byteLength;
+        if (size > maxBytes) throw tooLarge(); // leaving the loop cancels the stream
+        chunks.push(chunk);
+      }
+    }
+    const nullBody = res.status === 204 || res.status === 205 || res.status === 304;
+    return new Response(nullBody ? null : Buffer.concat(chunks), { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
