@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, type TartFixture } from "../sim/image/fixture.ts";
+import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, type TartFixture } from "../../sim/image/fixture.ts";
 
 let fx: TartFixture;
 const runs: ChildProcess[] = [];

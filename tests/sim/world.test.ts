@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { createAppAuth } from "@octokit/auth-app";
 import { request } from "@octokit/request";
 import { parse } from "yaml";
-import { REGISTRY_MISSING_NOTICE, startWorld, type World } from "../sim/world.ts";
-import { runState } from "../sim/tart/running.ts";
+import { REGISTRY_MISSING_NOTICE, startWorld, type World } from "../../sim/world.ts";
+import { runState } from "../../sim/tart/running.ts";
 
 let world: World;
 
