@@ -1,13 +1,19 @@
-// One per running VM, detached: when the `tart run` process is gone (however
-// it ended, SIGKILL included), power the guest off by killing its processes.
-// argv: <run pid> <run start time> <pgid file>
-import { processStartTime } from "../process.ts";
-import { killGuestProcesses } from "./processes.ts";
+// The VM's power, one per running VM, detached and marked
+// SIM_TART_POWER=<vm dir>. Its stdin is a pipe from `tart run`, so it sees the
+// run process end at once however it ends (SIGKILL included): then the VM is
+// off. Its guest's processes are frozen, not killed, so that their TCP peers
+// hear nothing (contracts §11: no FIN, no RST), and are killed after
+// dead_peer_ms. argv: <vm dir> <dead_peer_ms>
+import { freezeGuest, killProcesses } from "./processes.ts";
 
-const [pid, start, file] = process.argv.slice(2);
-
-setInterval(() => {
-  if (processStartTime(Number(pid)) === start) return;
-  killGuestProcesses(file);
-  process.exit(0);
-}, 200);
+const [vmDir, deadPeerMs] = process.argv.slice(2);
+process.stdin.on("data", () => {});
+process.stdin.on("end", () => {
+  const frozen = freezeGuest(vmDir);
+  if (frozen.length === 0) process.exit(0);
+  setTimeout(() => {
+    killProcesses(frozen);
+    process.exit(0);
+  }, Number(deadPeerMs));
+});
+setInterval(() => {}, 1 << 30);
