@@ -126,7 +126,7 @@ describe("scripted session", () => {
 });
 
 describe("world", () => {
-  test("writeConfig: the DESIGN.md schema, deep-merged overrides, null deletes", () => {
+  test("writeConfig: the config schema, deep-merged overrides, null deletes", () => {
     const path = world.writeConfig({ runner: { labels: ["self-hosted", "sim"] }, image: { username: null, password_path: null } }, "custom.yml");
     const config = parse(readFileSync(path, "utf8"));
     expect(config.github.url).toBe(`${world.github.url}/acme`);
