@@ -99,6 +99,35 @@ describe("power-off takes every guest process", () => {
     fx.setTart({ dead_peer_ms: undefined });
   });
 
+  test("a new run with the VM's MAC ends its frozen predecessor and gets its address; a new VM under the name does not", async () => {
+    clone(fx, "again");
+    let run = startRun(fx, "again");
+    const firstIP = await waitBooted(fx, "again");
+    const first = startSSH(fx, firstIP, "sleep 296");
+    await waitFor("the first session's command", () => ssh(fx, firstIP, "pgrep -fx 'sleep 296'").code === 0);
+    run.proc.kill("SIGKILL");
+    await run.exited;
+
+    expect(fx.tart("delete", "again").code).toBe(0);
+    clone(fx, "again"); // another MAC
+    run = startRun(fx, "again");
+    const secondIP = await waitBooted(fx, "again");
+    expect(secondIP).not.toBe(firstIP);
+    expect(pidAlive(first.proc.pid!)).toBe(true);
+    const second = startSSH(fx, secondIP, "sleep 297");
+    await waitFor("the second session's command", () => ssh(fx, secondIP, "pgrep -fx 'sleep 297'").code === 0);
+    run.proc.kill("SIGKILL");
+    await run.exited;
+
+    run = startRun(fx, "again"); // the same MAC
+    expect(await second.exited).toBe(255);
+    expect(await waitBooted(fx, "again")).toBe(secondIP);
+    expect(pidAlive(first.proc.pid!)).toBe(true);
+    first.proc.kill("SIGKILL");
+    run.proc.kill("SIGINT");
+    await run.exited;
+  });
+
   test("the guest's own shutdown ends its processes and closes connections at once", async () => {
     clone(fx, "polite");
     const run = startRun(fx, "polite");

@@ -8,9 +8,9 @@
 import { readVMConfig, sleep } from "../home.ts";
 import { loadSettings } from "../settings.ts";
 import { takeLease } from "./dhcp.ts";
-import { guestEnv } from "./env.ts";
+import { guestEnv, VM_MARKER } from "./env.ts";
 import { guestRoot } from "./fs.ts";
-import { killMarked } from "./processes.ts";
+import { killMarked, ownStart } from "./processes.ts";
 import { startGuestSSH, type GuestSSH } from "./ssh-server.ts";
 
 export type GuestEvent = { lease: string } | { ssh: true } | { shutdown: true };
@@ -25,7 +25,7 @@ let ssh: GuestSSH | undefined;
 // `sudo shutdown -h now`: the guest ends all its processes, closing their
 // connections as a shutdown does, and powers off.
 function shutdown(): void {
-  killMarked((v) => v === vmDir);
+  killMarked((v) => v === vmDir, VM_MARKER, ownStart());
   ssh?.close();
   emit({ shutdown: true });
   process.exit(0);

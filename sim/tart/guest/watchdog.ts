@@ -3,17 +3,26 @@
 // run process end at once however it ends (SIGKILL included): then the VM is
 // off. Its guest's processes are frozen, not killed, so that their TCP peers
 // hear nothing (contracts §11: no FIN, no RST), and are killed after
-// dead_peer_ms. argv: <vm dir> <dead_peer_ms>
-import { freezeGuest, killProcesses } from "./processes.ts";
+// dead_peer_ms, or at once on SIGTERM: a new run of the VM with this MAC
+// takes their address (vm/lifecycle.ts). argv: <vm dir> <MAC> <dead_peer_ms>
+import { freezeGuest, killProcesses, ownStart, type Proc } from "./processes.ts";
 
-const [vmDir, deadPeerMs] = process.argv.slice(2);
+const [vmDir, , deadPeerMs] = process.argv.slice(2);
+// The guest of this run started after this watchdog; older ones are not ours.
+const since = ownStart();
+let frozen: Proc[] | undefined;
+const powerOff = () => (frozen ??= freezeGuest(vmDir, since));
+
 process.stdin.on("data", () => {});
 process.stdin.on("end", () => {
-  const frozen = freezeGuest(vmDir);
-  if (frozen.length === 0) process.exit(0);
+  if (powerOff().length === 0) process.exit(0);
   setTimeout(() => {
-    killProcesses(frozen);
+    killProcesses(powerOff());
     process.exit(0);
   }, Number(deadPeerMs));
+});
+process.on("SIGTERM", () => {
+  killProcesses(powerOff());
+  process.exit(0);
 });
 setInterval(() => {}, 1 << 30);

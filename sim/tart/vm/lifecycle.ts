@@ -3,13 +3,13 @@
 // power-off but the guest's own shutdown freezes the guest, so its TCP peers
 // hear nothing; the watchdog kills it dead_peer_ms later.
 import { rmSync } from "node:fs";
-import { sleep } from "../home.ts";
+import { readVMConfig, sleep } from "../home.ts";
 import { takeFault } from "../faults.ts";
 import { releaseRunMarker, updateRunMarker } from "../running.ts";
 import type { Fault, SimTartSettings } from "../settings.ts";
 import { clockInSync, markClockStale } from "../guest/clock.ts";
-import { freezeGuest, killMarked } from "../guest/processes.ts";
-import { GUEST_LOG, spawnGuest, spawnWatchdog } from "./guest-process.ts";
+import { freezeGuest, ownStart } from "../guest/processes.ts";
+import { endPredecessors, GUEST_LOG, spawnGuest, spawnWatchdog } from "./guest-process.ts";
 import { isSuspended, restorableSnapshot, saveSnapshot, statePath } from "./snapshot.ts";
 
 const CRASH = `Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly." UserInfo={NSLocalizedFailure=Internal Virtualization error. The virtual machine stopped unexpectedly.}`;
@@ -37,7 +37,7 @@ export async function runVM(vm: VMRun): Promise<never> {
   const end = async (code: number, message: string, opts: { stderr?: boolean; delayMs?: number } = {}) => {
     if (phase === "ending") return;
     phase = "ending";
-    freezeGuest(dir);
+    freezeGuest(dir, ownStart());
     (opts.stderr ? process.stderr : process.stdout).write(`${message}\n`);
     if (opts.delayMs) await sleep(opts.delayMs);
     releaseRunMarker(dir);
@@ -53,7 +53,7 @@ export async function runVM(vm: VMRun): Promise<never> {
     if (!vm.suspendable || phase === "restoring") return await end(1, vm.suspendable ? NOT_PAUSABLE : NOT_SUSPENDABLE);
     phase = "ending";
     console.log("pausing VM to take a snapshot...");
-    freezeGuest(dir);
+    freezeGuest(dir, ownStart());
     console.log("creating a snapshot...");
     await sleep(settings.suspend_ms);
     saveSnapshot(dir, booted);
@@ -67,7 +67,9 @@ export async function runVM(vm: VMRun): Promise<never> {
   // A macOS guest answers requestStop() with a dialog nobody clicks.
   process.on("SIGUSR2", () => console.log("Requesting guest OS to stop..."));
   setInterval(() => {}, 1 << 30);
-  spawnWatchdog(dir, settings.dead_peer_ms);
+  const mac = readVMConfig(dir).macAddress;
+  await endPredecessors(dir, mac);
+  spawnWatchdog(dir, mac, settings.dead_peer_ms);
 
   let mode: "boot" | "resume" = "boot";
   if (isSuspended(dir)) {
@@ -91,10 +93,6 @@ export async function runVM(vm: VMRun): Promise<never> {
     clockInSync(dir);
   }
 
-  // The frozen guest of this VM's previous run, if it is still waiting for
-  // dead_peer_ms, dies now: it holds the address the VM gets again, and a
-  // real peer would hear a reset from the new guest anyway.
-  killMarked((v) => v === dir);
   if (!vm.noIP && phase === "running") {
     const leaseAt = mode === "resume" ? Date.now() : performance.timeOrigin + settings.boot_ms;
     spawnGuest(dir, mode, leaseAt, {
