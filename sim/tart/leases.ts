@@ -11,9 +11,9 @@ import { parseLeases, renderLeases, resolveLease, type Lease } from "./dhcpd-lea
 import { loadSettings } from "./settings.ts";
 
 /** The host name a macOS guest of the image sends (every clone the same). */
-export const GUEST_HOSTNAME = "admins-Virtual-Machine";
+const GUEST_HOSTNAME = "admins-Virtual-Machine";
 
-export const leasesPath = () => loadSettings().leases_file ?? join(simDir(), "dhcpd_leases");
+const leasesPath = () => loadSettings().leases_file ?? join(simDir(), "dhcpd_leases");
 
 /** The file's text; empty when there is none yet (tart then finds no lease). */
 function readText(): string {

@@ -12,7 +12,7 @@ export const statePath = (vmDir: string) => join(vmDir, "state.vzvmsave");
 
 export const isSuspended = (vmDir: string) => existsSync(statePath(vmDir));
 
-export interface Snapshot {
+interface Snapshot {
   savedAt: number;
   booted: boolean;
   hardware: string;
