@@ -9,17 +9,17 @@ import { startGitHub, type GitHubSim, type GitHubSimOptions } from "./github/ser
 import { GitHubSimClient } from "./github/client.ts";
 import { killVMs, SIM_BIN, startTartFixture, type TartFixture } from "./image/fixture.ts";
 import { REGISTRY_BINARY, registryInstalled } from "./registry.ts";
-import type { SimTartSettings } from "./tart/settings.ts";
+import type { SimTartConfig, SimTartSettings } from "./tart/settings.ts";
 
-export type { SimTartSettings, Fault, FaultKind } from "./tart/settings.ts";
+export type { SimTartConfig, SimTartSettings, Fault, FaultKind } from "./tart/settings.ts";
 
 export const REGISTRY_MISSING_NOTICE = "notice: docker-registry not installed; serving the golden image as a local VM instead";
 
 export interface WorldOptions {
   /** "required" (tests): a missing docker-registry is an error. "optional" (demo): fall back to a local image. */
   registry?: "required" | "optional";
-  /** Initial sim/tart settings (defaults: boot 500 ms, SSH on port 2222). */
-  tart?: Partial<SimTartSettings>;
+  /** Initial sim/tart settings: profile, scale, explicit times, faults (default: the fast profile, SSH on port 2222). */
+  tart?: SimTartConfig;
   github?: GitHubSimOptions;
   /** Org the runners register in (default "acme"). */
   org?: string;
@@ -46,10 +46,10 @@ export interface World {
   appKeyPath: string;
   patPath: string;
   registryPasswordPath?: string;
-  /** The sim/tart settings in force. */
+  /** The sim/tart settings in force (profile and scale applied). */
   tartSettings(): SimTartSettings;
-  /** Rewrites the SIM_TART_CONFIG file (merged into the current settings). */
-  setTart(settings: Partial<SimTartSettings>): void;
+  /** Rewrites the SIM_TART_CONFIG file (merged into the current config; undefined drops a key). */
+  setTart(settings: SimTartConfig): void;
   /** Writes a macos-runner config YAML, deep-merged with overrides (null deletes a key); returns its path. */
   writeConfig(overrides?: Record<string, unknown>, name?: string): string;
   stop(): Promise<void>;

@@ -10,9 +10,10 @@ import { startRegistry, type Registry } from "../registry.ts";
 import { buildGoldenImage } from "./build.ts";
 import { generateEd25519 } from "./keys.ts";
 import { publishImage } from "./publish.ts";
-import { DEFAULT_SETTINGS, type SimTartSettings } from "../tart/settings.ts";
+import { resolveSettings, type SimTartConfig, type SimTartSettings } from "../tart/settings.ts";
 import { runState } from "../tart/running.ts";
-import { killGuestProcesses, pgidFile } from "../tart/guest/processes.ts";
+import { POWER_MARKER } from "../tart/guest/env.ts";
+import { killMarked } from "../tart/guest/processes.ts";
 
 export const SIM_BIN = resolve(import.meta.dir, "..", "bin");
 export const HOST_KEY_ALIAS = "macos-runner-guest";
@@ -23,7 +24,8 @@ export const LOCAL_IMAGE_NAME = "macos-runner-sonoma";
 export interface TartFixtureOptions {
   /** Publish to a real registry (started here), or install the image as a local VM. */
   registry: boolean;
-  settings?: Partial<SimTartSettings>;
+  /** SIM_TART_CONFIG content: a profile, a scale, explicit times, faults… */
+  settings?: SimTartConfig;
   actionsRunnerDir?: string;
   /** Parent of the temp dir. */
   parent?: string;
@@ -50,8 +52,10 @@ export interface TartFixture {
   goldenDir: string;
   registry?: Registry;
   imageRef: string;
+  /** The settings in force (profile and scale applied). */
   settings(): SimTartSettings;
-  setTart(patch: Partial<SimTartSettings>): void;
+  /** Merges into SIM_TART_CONFIG; a key set to undefined falls back to the profile. */
+  setTart(patch: SimTartConfig): void;
   /** Runs the simulated tart synchronously. */
   tart(...args: string[]): TartResult;
   /** Publishes the golden image (optionally changed first) again under the tag: a bumped tag. */
@@ -73,7 +77,8 @@ export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFi
     const { hostPublicKey } = await buildGoldenImage(goldenDir, { authorizedKeys: clientPublic, actionsRunnerDir: opts.actionsRunnerDir });
     writeFileSync(knownHostsPath, `${HOST_KEY_ALIAS} ${hostPublicKey.split(" ").slice(0, 2).join(" ")}\n`);
 
-    let current: SimTartSettings = { ...DEFAULT_SETTINGS, ...opts.settings, rev: 0 };
+    let current: SimTartConfig = { ...opts.settings, rev: 0 };
+    resolveSettings(current);
     const writeSettings = () => writeFileSync(settingsPath, JSON.stringify(current, null, 2));
     writeSettings();
 
@@ -110,7 +115,7 @@ export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFi
       goldenDir,
       registry,
       imageRef,
-      settings: () => current,
+      settings: () => resolveSettings(current),
       setTart(patch) {
         current = { ...current, ...patch, rev: (current.rev ?? 0) + 1 };
         writeSettings();
@@ -138,18 +143,22 @@ export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFi
   }
 }
 
-/** SIGKILLs every `tart run` under a TART_HOME and powers its guest off. */
+/**
+ * SIGKILLs every `tart run` under a TART_HOME, its VMs' power watchdogs, and
+ * every guest process, frozen ones of VMs already gone included.
+ */
 export function killVMs(tartHome: string): void {
   const vms = join(tartHome, "vms");
-  if (!existsSync(vms)) return;
-  for (const name of readdirSync(vms)) {
-    const vmDir = join(vms, name);
-    const state = runState(vmDir);
-    if (state) {
+  if (existsSync(vms)) {
+    for (const name of readdirSync(vms)) {
+      const state = runState(join(vms, name));
+      if (!state) continue;
       try {
         process.kill(state.pid, "SIGKILL");
       } catch {}
     }
-    killGuestProcesses(pgidFile(vmDir));
   }
+  const ours = (vmDir: string) => vmDir.startsWith(`${vms}/`);
+  killMarked(ours, POWER_MARKER);
+  killMarked(ours);
 }

@@ -1,56 +1,62 @@
-// The sim's /var/db/dhcpd_leases: MAC -> loopback address (127.0.0.x), kept
-// under $TART_HOME. Like macOS's bootpd, a lease outlives the VM, so `ip`
-// answers with a stale address for a stopped VM (issue #172).
+// The sim's bootpd: hands each booting guest a loopback address (127.0.0.x)
+// for its MAC and records the lease in the bootpd-format file that tart's
+// dhcp resolver reads ($TART_HOME/sim/dhcpd_leases, or `leases_file`). As on
+// macOS, a lease outlives its VM (`ip` answers with a stale address for a
+// stopped VM, issue #172) and an address stays taken until its lease expires.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { simDir } from "./home.ts";
 import { withFileLock } from "./filelock.ts";
+import { parseLeases, renderLeases, resolveLease, type Lease } from "./dhcpd-leases.ts";
+import { loadSettings } from "./settings.ts";
 
-export interface Lease {
-  mac: string;
-  ip: string;
-  /** Epoch milliseconds. */
-  expires: number;
-}
+/** The host name a macOS guest of the image sends (every clone the same). */
+const GUEST_HOSTNAME = "admins-Virtual-Machine";
 
-const leasesPath = () => join(simDir(), "dhcpd_leases.json");
+const leasesPath = () => loadSettings().leases_file ?? join(simDir(), "dhcpd_leases");
 
-function readLeases(): Lease[] {
+/** The file's text; empty when there is none yet (tart then finds no lease). */
+function readText(): string {
   try {
-    return JSON.parse(readFileSync(leasesPath(), "utf8")) as Lease[];
-  } catch {
-    return [];
+    return readFileSync(leasesPath(), "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return "";
+    throw err;
   }
 }
 
-/** The unexpired lease for a MAC, if any. */
-export function leaseFor(mac: string): Lease | undefined {
-  return readLeases().find((l) => l.mac === mac && l.expires > Date.now());
+/** The address tart's dhcp resolver answers for a MAC (parse errors throw tart's error). */
+export function leasedAddress(mac: string): string | undefined {
+  return resolveLease(readText(), mac)?.ip;
 }
 
 /**
- * Picks an address for a booting VM: its previous lease if it has one and
- * `isFree` accepts it, else a random 127.0.0.x no other lease holds.
+ * Addresses for a booting guest, best first: its own unexpired lease's, then
+ * every 127.0.0.x no other unexpired lease holds, in random order. Empty when
+ * the pool is exhausted (bootpd then gives no lease at all).
  */
-export function offerAddress(mac: string, isTaken: (ip: string) => boolean = () => false): string {
-  const leases = readLeases();
-  const own = leases.find((l) => l.mac === mac);
-  if (own && !isTaken(own.ip)) return own.ip;
-  const held = new Set(leases.filter((l) => l.mac !== mac && l.expires > Date.now()).map((l) => l.ip));
-  for (let i = 0; i < 1000; i++) {
-    const ip = `127.0.0.${2 + Math.floor(Math.random() * 253)}`;
-    if (!held.has(ip) && !isTaken(ip)) return ip;
+export function addressCandidates(mac: string): string[] {
+  const now = Date.now() / 1000;
+  const live = parseLeases(readText()).filter((l) => l.expires > now);
+  const own = live.find((l) => l.mac === mac)?.ip;
+  const held = new Set(live.map((l) => l.ip));
+  const free = Array.from({ length: 253 }, (_, i) => `127.0.0.${i + 2}`).filter((ip) => !held.has(ip));
+  for (let i = free.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [free[i], free[j]] = [free[j], free[i]];
   }
-  throw new Error("no free 127.0.0.x address for a VM");
+  return own ? [own, ...free] : free;
 }
 
+/** Records (or renews) the lease of a MAC; newest first, as bootpd writes. */
 export function recordLease(mac: string, ip: string, lifetimeSeconds: number): void {
-  mkdirSync(simDir(), { recursive: true });
-  withFileLock(`${leasesPath()}.lock`, () => {
-    const leases = readLeases().filter((l) => l.mac !== mac && l.ip !== ip);
-    leases.push({ mac, ip, expires: Date.now() + lifetimeSeconds * 1000 });
-    const tmp = `${leasesPath()}.${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(leases));
-    renameSync(tmp, leasesPath());
+  const path = leasesPath();
+  mkdirSync(dirname(path), { recursive: true });
+  withFileLock(`${path}.lock`, () => {
+    const others = parseLeases(readText()).filter((l) => l.mac !== mac && l.ip !== ip);
+    const lease: Lease = { mac, ip, expires: Math.floor(Date.now() / 1000) + lifetimeSeconds, name: GUEST_HOSTNAME };
+    const tmp = `${path}.${process.pid}`;
+    writeFileSync(tmp, renderLeases([lease, ...others]));
+    renameSync(tmp, path);
   });
 }

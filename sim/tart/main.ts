@@ -5,7 +5,7 @@ import { RuntimeError, ValidationError } from "./errors.ts";
 
 export const VERSION = "2.32.1";
 
-const COMMANDS = ["clone", "delete", "exec", "get", "ip", "list", "prune", "pull", "run", "set", "stop"] as const;
+const COMMANDS = ["clone", "delete", "exec", "get", "ip", "list", "prune", "pull", "run", "set", "stop", "suspend"] as const;
 type Command = (typeof COMMANDS)[number];
 
 interface CommandModule {

@@ -10,9 +10,10 @@ export const RUN_MARKER = ".sim-running";
 export interface RunState {
   pid: number;
   start: string;
-  /** Set once the guest has booted: its SSH server listens on `ip`. */
-  booted?: boolean;
+  /** The guest's address, once it has a lease. */
   ip?: string;
+  /** Set once the guest has booted: its sshd answers on `ip`. */
+  booted?: boolean;
 }
 
 function readMarker(vmDir: string): RunState | undefined {

@@ -1,12 +1,11 @@
-// Timings and faults of the simulated tart, from the JSON file named by
-// $SIM_TART_CONFIG, re-read on every invocation (format: sim/tart/README.md).
-// Fault consumption is counted in `<file>.state`, which resets whenever the
-// file's content changes.
-import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import { withFileLock } from "./filelock.ts";
+// Settings of the simulated tart, from the JSON file named by
+// $SIM_TART_CONFIG, re-read on every invocation (format: sim/tart/README.md):
+// a timing profile, a scale factor, explicit times that override the
+// profile, and the rest (port, lease, faults).
+import { readFileSync } from "node:fs";
+import { PROFILE_NAMES, PROFILES, TIMING_KEYS, type ProfileName, type Timings } from "./profiles.ts";
 
-export type FaultKind = "clone_disk_full" | "start_failure" | "no_ip" | "crash";
+export type FaultKind = "clone_disk_full" | "start_failure" | "no_ip" | "crash" | "restore_failure";
 
 export interface Fault {
   kind: FaultKind;
@@ -14,35 +13,50 @@ export interface Fault {
   count?: number;
   /** Only VMs with this name; `*` matches any run of characters. Default: any VM. */
   vm?: string;
-  /** crash: milliseconds after boot. */
+  /** crash: milliseconds after the guest's sshd answers. */
   after_ms?: number;
 }
 
-export interface SimTartSettings {
-  clone_ms: number;
-  boot_ms: number;
-  stop_ms: number;
-  /** Extra time per pulled blob, to make pulls take a while. */
-  pull_ms: number;
+export interface SimTartSettings extends Timings {
+  profile: ProfileName;
+  /** Multiplies every time of Timings, explicit ones included. */
+  scale: number;
+  /**
+   * How long the processes of a powered-off guest stay frozen (sockets open,
+   * nothing answering) before they are killed and their sockets close. It
+   * stands for "never" and is not scaled.
+   */
+  dead_peer_ms: number;
   ssh_port: number;
-  /** DHCP lease lifetime (macOS default 86400 s). */
+  /** DHCP lease lifetime (macOS default 86400 s); not scaled. */
   lease_s: number;
+  /** The bootpd-format lease file; default $TART_HOME/sim/dhcpd_leases. */
+  leases_file?: string;
   faults: Fault[];
   /** Free-form; bump it to re-arm identical faults. */
   rev?: number;
 }
 
-export const DEFAULT_SETTINGS: SimTartSettings = {
-  clone_ms: 0,
-  boot_ms: 500,
-  stop_ms: 0,
-  pull_ms: 0,
-  ssh_port: 22,
-  lease_s: 86400,
-  faults: [],
-};
+/** What the file holds: any subset of the settings. */
+export type SimTartConfig = Partial<SimTartSettings>;
 
-function readRaw(): string | undefined {
+const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [] } as const;
+
+/** The profile's times, overridden by explicit ones, all multiplied by scale. */
+export function resolveSettings(config: SimTartConfig): SimTartSettings {
+  const profile = config.profile ?? OTHER_DEFAULTS.profile;
+  if (!(PROFILE_NAMES as readonly string[]).includes(profile)) {
+    throw new Error(`unknown profile '${profile}' (one of ${PROFILE_NAMES.join(", ")})`);
+  }
+  const scale = config.scale ?? OTHER_DEFAULTS.scale;
+  if (!(typeof scale === "number" && scale >= 0)) throw new Error(`scale must be a number >= 0, got ${JSON.stringify(scale)}`);
+  const times = { ...PROFILES[profile] };
+  for (const key of TIMING_KEYS) times[key] = Math.round((config[key] ?? times[key]) * scale);
+  return { ...OTHER_DEFAULTS, ...config, ...times, profile, scale, faults: config.faults ?? [] };
+}
+
+/** The raw file content, or undefined when SIM_TART_CONFIG is unset. */
+export function readConfigText(): string | undefined {
   const path = process.env.SIM_TART_CONFIG;
   if (!path) return undefined;
   try {
@@ -53,48 +67,17 @@ function readRaw(): string | undefined {
 }
 
 export function loadSettings(): SimTartSettings {
-  const raw = readRaw();
-  if (raw === undefined) return DEFAULT_SETTINGS;
-  let parsed: Partial<SimTartSettings>;
+  const raw = readConfigText();
+  if (raw === undefined) return resolveSettings({});
+  let parsed: SimTartConfig;
   try {
     parsed = JSON.parse(raw);
   } catch (err) {
     throw new Error(`SIM_TART_CONFIG ${process.env.SIM_TART_CONFIG}: invalid JSON: ${(err as Error).message}`);
   }
-  return { ...DEFAULT_SETTINGS, ...parsed, faults: parsed.faults ?? [] };
-}
-
-function matches(pattern: string | undefined, name: string): boolean {
-  if (pattern === undefined) return true;
-  const re = new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
-  return re.test(name);
-}
-
-interface FaultState {
-  hash: string;
-  used: number[];
-}
-
-/** Consumes and returns the first armed fault of this kind that targets `vm`. */
-export function takeFault(kind: FaultKind, vm: string): Fault | undefined {
-  const raw = readRaw();
-  if (raw === undefined) return undefined;
-  const settings = loadSettings();
-  if (!settings.faults.some((f) => f.kind === kind && matches(f.vm, vm))) return undefined;
-  const statePath = `${process.env.SIM_TART_CONFIG}.state`;
-  const hash = createHash("sha256").update(raw).digest("hex");
-  return withFileLock(`${statePath}.lock`, () => {
-    let state: FaultState = { hash, used: [] };
-    try {
-      const saved = JSON.parse(readFileSync(statePath, "utf8")) as FaultState;
-      if (saved.hash === hash) state = saved;
-    } catch {}
-    const index = settings.faults.findIndex(
-      (f, i) => f.kind === kind && matches(f.vm, vm) && (state.used[i] ?? 0) < (f.count ?? 1),
-    );
-    if (index < 0) return undefined;
-    state.used[index] = (state.used[index] ?? 0) + 1;
-    writeFileSync(statePath, JSON.stringify(state));
-    return settings.faults[index];
-  });
+  try {
+    return resolveSettings(parsed);
+  } catch (err) {
+    throw new Error(`SIM_TART_CONFIG ${process.env.SIM_TART_CONFIG}: ${(err as Error).message}`);
+  }
 }

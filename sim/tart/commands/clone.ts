@@ -1,6 +1,7 @@
 // tart clone SRC NEW: pulls a remote SRC only when it is not cached, copies
-// the VM into place (replacing NEW), and regenerates the MAC when another
-// local VM already has it.
+// the VM into place (replacing NEW), saved state included, and regenerates
+// the MAC when a local VM (the source too) already has it, unless the source
+// is suspended: its MAC is frozen in the saved state (Clone.swift).
 import { cpSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -10,8 +11,11 @@ import { localVMNames, openLocalVM, randomMAC, readVMConfig, sleep, tartHome, tm
 import { withFileLock } from "../filelock.ts";
 import { parseRemoteName, resolveCached } from "../oci.ts";
 import { pullImage } from "../pull.ts";
-import { loadSettings, takeFault } from "../settings.ts";
+import { loadSettings } from "../settings.ts";
+import { takeFault } from "../faults.ts";
 import { RUN_MARKER } from "../running.ts";
+import { isSuspended } from "../vm/snapshot.ts";
+import { GUEST_LOG } from "../vm/guest-process.ts";
 
 export const spec: CommandSpec = {
   name: "clone",
@@ -26,7 +30,7 @@ export const spec: CommandSpec = {
 };
 
 /** Files of a cache entry or VM that are not part of a clone. */
-const NOT_CLONED = new Set(["manifest.json", ".explicitly-pulled", RUN_MARKER]);
+const NOT_CLONED = new Set(["manifest.json", ".explicitly-pulled", RUN_MARKER, GUEST_LOG]);
 
 export async function run(argv: string[]): Promise<void> {
   const p = parseArgs(spec, argv);
@@ -54,8 +58,8 @@ export async function run(argv: string[]): Promise<void> {
     cpSync(sourceDir, tmp, { recursive: true, filter: (src) => !NOT_CLONED.has(src.slice(sourceDir.length + 1)) });
     withFileLock(join(tartHome(), ".sim-lock"), () => {
       const config = readVMConfig(tmp);
-      const others = localVMNames().filter((n) => n !== newName);
-      if (others.some((n) => readVMConfig(vmPath(n)).macAddress === config.macAddress)) {
+      const taken = localVMNames().some((n) => readVMConfig(vmPath(n)).macAddress === config.macAddress);
+      if (taken && !isSuspended(sourceDir)) {
         config.macAddress = randomMAC();
         writeVMConfig(tmp, config);
       }

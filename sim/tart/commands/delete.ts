@@ -1,10 +1,12 @@
-// tart delete NAME...: local VMs (not while running) or OCI cache entries, stops at the first error.
+// tart delete NAME...: local VMs (not while running; each takes delete_ms)
+// or OCI cache entries, stops at the first error.
 import { existsSync, lstatSync, rmSync } from "node:fs";
 import { parseArgs, type CommandSpec } from "../args.ts";
 import { vmDoesNotExist, vmIsRunning } from "../errors.ts";
-import { openLocalVM } from "../home.ts";
+import { openLocalVM, sleep } from "../home.ts";
 import { cachePath, gcCache, parseRemoteName } from "../oci.ts";
 import { isRunning } from "../running.ts";
+import { loadSettings } from "../settings.ts";
 
 export const spec: CommandSpec = {
   name: "delete",
@@ -26,6 +28,7 @@ export async function run(argv: string[]): Promise<void> {
     }
     const dir = openLocalVM(name);
     if (isRunning(dir)) throw vmIsRunning(name);
+    await sleep(loadSettings().delete_ms);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,13 +1,15 @@
 // tart exec NAME CMD...: runs a command in the running guest (tart talks to
-// the guest agent; the sim spawns it in the guest's home) and exits with its
-// exit code. -i forwards stdin.
+// the guest agent; the sim spawns it in the guest's home and environment) and
+// exits with its exit code. -i forwards stdin. When the VM powers off, the
+// command is frozen with the rest of the guest and this waits until it is
+// killed (dead_peer_ms).
 import { spawn } from "node:child_process";
 import { parseArgs, type CommandSpec } from "../args.ts";
 import { vmNotRunning } from "../errors.ts";
 import { openLocalVM } from "../home.ts";
 import { runState } from "../running.ts";
-import { GUEST_USER, guestRoot, userHome } from "../guest/fs.ts";
-import { trackGuestProcess } from "../guest/processes.ts";
+import { loadSettings } from "../settings.ts";
+import { guestEnv } from "../guest/env.ts";
 
 export const spec: CommandSpec = {
   name: "exec",
@@ -21,14 +23,13 @@ export async function run(argv: string[]): Promise<number> {
   const [name, ...command] = p.args;
   const dir = openLocalVM(name);
   if (!runState(dir)?.booted) throw vmNotRunning(name);
-  const root = guestRoot(dir);
+  const env = guestEnv(dir, loadSettings());
   const child = spawn(command[0], command.slice(1), {
-    cwd: userHome(root, GUEST_USER),
-    env: { HOME: userHome(root, GUEST_USER), USER: GUEST_USER, PATH: process.env.PATH },
+    cwd: env.HOME,
+    env,
     detached: true,
     stdio: [p.bool.interactive ? "inherit" : "ignore", "inherit", "inherit"],
   });
-  if (child.pid) trackGuestProcess(dir, child.pid);
   return await new Promise<number>((resolve) => {
     child.on("error", (err) => {
       process.stderr.write(`${err.message}\n`);

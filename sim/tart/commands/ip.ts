@@ -1,10 +1,13 @@
 // tart ip NAME [--wait N] [--resolver dhcp|arp|agent] (IP.swift). dhcp reads
-// the lease file and so answers with a stale lease for a stopped VM; arp and
-// agent need the running guest. A running VM has a lease only once booted.
+// the bootpd lease file, so it answers as soon as the guest has a lease, and
+// with a stale lease for a stopped VM; arp answers for a running guest that
+// has an address; agent once the guest is up (its agent starts with sshd).
+// As tart does, it tries, sleeps 1 s, and tries again until the deadline:
+// even `--wait 0` takes a second to fail.
 import { choiceOpt, parseArgs, uintOpt, type CommandSpec } from "../args.ts";
 import { RuntimeError } from "../errors.ts";
 import { openLocalVM, readVMConfig, sleep } from "../home.ts";
-import { leaseFor } from "../leases.ts";
+import { leasedAddress } from "../leases.ts";
 import { runState } from "../running.ts";
 
 export const spec: CommandSpec = {
@@ -17,10 +20,9 @@ export const spec: CommandSpec = {
 type Resolver = "dhcp" | "arp" | "agent";
 
 function resolve(dir: string, resolver: Resolver): string | undefined {
+  if (resolver === "dhcp") return leasedAddress(readVMConfig(dir).macAddress);
   const state = runState(dir);
-  if (state && !state.booted) return undefined;
-  if (resolver !== "dhcp") return state?.ip;
-  return leaseFor(readVMConfig(dir).macAddress)?.ip;
+  return resolver === "arp" || state?.booted ? state?.ip : undefined;
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -28,18 +30,15 @@ export async function run(argv: string[]): Promise<void> {
   const wait = uintOpt(p, "wait", "<wait>", 65535) ?? 0;
   const resolver = choiceOpt(p, "resolver", ["dhcp", "arp", "agent"] as const, "dhcp");
   const dir = openLocalVM(p.args[0]);
-  // tart polls once a second; polling faster finds the address sooner but
-  // keeps its deadline.
-  const deadline = Date.now() + wait * 1000;
-  for (;;) {
+  const waitUntil = Date.now() + wait * 1000;
+  do {
     const ip = resolve(dir, resolver);
     if (ip) {
       console.log(ip);
       return;
     }
-    if (Date.now() >= deadline) break;
-    await sleep(Math.min(50, deadline - Date.now()));
-  }
+    await sleep(1000);
+  } while (Date.now() < waitUntil);
   let message = "no IP address found";
   if (!runState(dir)) message += ", is your VM running?";
   if (resolver === "agent") message += " (also make sure that Guest agent for Tart is running inside of a VM)";

@@ -1,21 +1,18 @@
-// tart run NAME: the VM's life in the foreground (Run.swift, §3). Silent
-// boot; after boot_ms the guest gets a lease on its own 127.0.0.x and serves
-// SSH. SIGINT -> `Stopping VM...`, exit 0; SIGTERM has no handler; a guest
-// shutdown -> `guest has stopped the virtual machine`, exit 0. However the
-// process ends, a watchdog kills the guest's processes.
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+// tart run NAME: the VM's life in the foreground (Run.swift, §3, §11a):
+// argument validation, the MAC check and the running marker under the
+// $TART_HOME lock, the 2-VM limit and start failures; the rest is
+// vm/lifecycle.ts.
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs, type CommandSpec } from "../args.ts";
 import { TartError, ValidationError, vmAlreadyRunning } from "../errors.ts";
-import { isVMDir, localVMNames, randomMAC, readVMConfig, sleep, tartHome, vmPath, writeVMConfig } from "../home.ts";
+import { isVMDir, localVMNames, randomMAC, readVMConfig, tartHome, vmPath, writeVMConfig } from "../home.ts";
 import { withFileLock } from "../filelock.ts";
-import { offerAddress, recordLease } from "../leases.ts";
-import { processStartTime } from "../process.ts";
-import { acquireRunMarker, isRunning, releaseRunMarker, updateRunMarker } from "../running.ts";
-import { loadSettings, takeFault } from "../settings.ts";
-import { guestRoot } from "../guest/fs.ts";
-import { killGuestProcesses, pgidFile, resetGuestProcesses } from "../guest/processes.ts";
+import { acquireRunMarker, isRunning, releaseRunMarker } from "../running.ts";
+import { loadSettings } from "../settings.ts";
+import { takeFault } from "../faults.ts";
+import { runVM } from "../vm/lifecycle.ts";
+import { isSuspended, statePath } from "../vm/snapshot.ts";
 
 export const spec: CommandSpec = {
   name: "run",
@@ -46,7 +43,6 @@ export const spec: CommandSpec = {
 };
 
 const START_FAILURE = `Error Domain=VZErrorDomain Code=1 "The virtual machine failed to start." UserInfo={NSLocalizedFailure=The virtual machine failed to start.}`;
-const CRASH = `Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly." UserInfo={NSLocalizedFailure=Internal Virtualization error. The virtual machine stopped unexpectedly.}`;
 
 function validate(argv: string[]) {
   const p = parseArgs(spec, argv);
@@ -59,11 +55,12 @@ function validate(argv: string[]) {
   // Thrown inside validate(), so printed with the `Error: ` prefix, exit 1.
   if (!existsSync(dir)) throw new TartError(`the specified VM "${name}" does not exist`);
   if (!isVMDir(dir)) throw new TartError("VM is missing some of its files (config.json, disk.img or nvram.bin)");
-  return { name, dir };
+  // A suspended VM always runs as --suspendable.
+  return { name, dir, suspendable: Boolean(p.bool.suspendable) || isSuspended(dir) };
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { name, dir } = validate(argv);
+  const { name, dir, suspendable } = validate(argv);
   const settings = loadSettings();
 
   // Under the $TART_HOME lock, as tart does: MAC collision, the run marker,
@@ -74,7 +71,9 @@ export async function run(argv: string[]): Promise<number> {
     if (running.some((n) => readVMConfig(vmPath(n)).macAddress === config.macAddress)) {
       console.log("There is already a running VM with the same MAC address!");
       console.log("Resetting VM to assign a new MAC address...");
+      // regenerateMACAddress() also deletes the saved state: the VM cold-boots.
       writeVMConfig(dir, { ...config, macAddress: randomMAC() });
+      rmSync(statePath(dir), { force: true });
     }
     if (!acquireRunMarker(dir)) throw vmAlreadyRunning(name);
     return running;
@@ -87,59 +86,5 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (others.length >= 2) return fail(`The number of VMs exceeds the system limit (other running VMs: ${others.join(", ")})`);
   if (takeFault("start_failure", name)) return fail(START_FAILURE);
-
-  resetGuestProcesses(dir);
-  const start = processStartTime(process.pid) ?? "";
-  spawn(process.execPath, [join(import.meta.dir, "..", "guest", "watchdog.ts"), String(process.pid), start, pgidFile(dir)], {
-    detached: true,
-    stdio: "ignore",
-  }).unref();
-
-  let closeSSH = () => {};
-  let ending = false;
-  const powerOff = async (code: number, message: string, toStderr = false, delayMs = 0) => {
-    if (ending) return;
-    ending = true;
-    (toStderr ? process.stderr : process.stdout).write(`${message}\n`);
-    if (delayMs > 0) await sleep(delayMs);
-    killGuestProcesses(pgidFile(dir));
-    closeSSH();
-    releaseRunMarker(dir);
-    process.exit(code);
-  };
-  process.on("SIGINT", () => void powerOff(0, "Stopping VM...", false, settings.stop_ms));
-  setInterval(() => {}, 1 << 30); // the VM runs until something ends it
-
-  await sleep(settings.boot_ms);
-  if (ending) return 0;
-  const noIP = takeFault("no_ip", name);
-  const crash = takeFault("crash", name);
-  if (!noIP) {
-    try {
-      closeSSH = await boot(dir, settings.ssh_port, settings.lease_s, () => void powerOff(0, "guest has stopped the virtual machine"));
-    } catch (err) {
-      await powerOff(1, `guest failed to boot: ${(err as Error).message}`, true);
-    }
-  }
-  if (crash) setTimeout(() => void powerOff(1, CRASH, true), crash.after_ms ?? 0);
-  return await new Promise<number>(() => {});
-}
-
-/** DHCP lease, then sshd on the leased address; retries another address if one is taken. */
-async function boot(dir: string, port: number, leaseSeconds: number, onShutdown: () => void): Promise<() => void> {
-  const { startGuestSSH } = await import("../guest/ssh-server.ts");
-  const mac = readVMConfig(dir).macAddress;
-  const taken = new Set<string>();
-  for (;;) {
-    const ip = offerAddress(mac, (a) => taken.has(a));
-    try {
-      const ssh = await startGuestSSH({ vmDir: dir, root: guestRoot(dir), host: ip, port, onShutdown });
-      recordLease(mac, ip, leaseSeconds);
-      updateRunMarker(dir, { booted: true, ip });
-      return () => ssh.close();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || taken.size > 50) throw err;
-      taken.add(ip);
-    }
-  }
+  return await runVM({ name, dir, settings, suspendable, noIP: Boolean(takeFault("no_ip", name)), crash: takeFault("crash", name) });
 }

@@ -1,11 +1,15 @@
-// tart stop NAME [-t N]: SIGINT to the run process, poll every 100 ms; when
-// the timeout runs out, SIGKILL and return at once (Stop.swift).
-import { existsSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
+// tart stop NAME [-t N] (Stop.swift): a suspended VM just loses its saved
+// state; a running one gets SIGINT, then the lock is polled every 100 ms for
+// N s; when it is still held, SIGKILL and return at once. `-t 0` sends SIGINT
+// and SIGKILL back to back. A run process that exits between the last poll
+// and the SIGKILL makes the kill fail, and tart reports that.
+import { rmSync } from "node:fs";
 import { parseArgs, uintOpt, type CommandSpec } from "../args.ts";
 import { RuntimeError, vmNotRunning } from "../errors.ts";
 import { openLocalVM, sleep } from "../home.ts";
 import { runState } from "../running.ts";
+import { vmState } from "../state.ts";
+import { statePath } from "../vm/snapshot.ts";
 
 export const spec: CommandSpec = {
   name: "stop",
@@ -14,28 +18,28 @@ export const spec: CommandSpec = {
   flags: { timeout: { kind: "string", short: "t", value: "<timeout>" } },
 };
 
+const ERRNO: Record<string, string> = { ESRCH: "No such process", EPERM: "Operation not permitted" };
+
 export async function run(argv: string[]): Promise<void> {
   const p = parseArgs(spec, argv);
   const timeout = uintOpt(p, "timeout", "<timeout>") ?? 30;
   const name = p.args[0];
   const dir = openLocalVM(name);
-  const state = runState(dir);
-  if (!state) {
-    const saved = join(dir, "state.vzvmsave");
-    if (existsSync(saved)) return unlinkSync(saved);
-    throw vmNotRunning(name);
-  }
-  process.kill(state.pid, "SIGINT");
-  const deadline = Date.now() + timeout * 1000;
-  while (Date.now() < deadline) {
+  const state = vmState(dir);
+  if (state === "suspended") return rmSync(statePath(dir), { force: true });
+  const pid = runState(dir)?.pid;
+  if (state === "stopped" || pid === undefined) throw vmNotRunning(name);
+  try {
+    process.kill(pid, "SIGINT");
+  } catch {}
+  for (let left = timeout * 1000; left > 0; left -= 100) {
     if (!runState(dir)) return;
     await sleep(100);
   }
   try {
-    process.kill(state.pid, "SIGKILL");
+    process.kill(pid, "SIGKILL");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") {
-      throw new RuntimeError(`failed to forcefully terminate the VM "${name}": ${(err as NodeJS.ErrnoException).code}`);
-    }
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    throw new RuntimeError(`failed to forcefully terminate the VM "${name}": ${ERRNO[code] ?? code}`);
   }
 }

@@ -1,19 +1,19 @@
 // The guest's sshd: public-key auth for the image user against its
 // authorized_keys, the image's host key, and exec requests run with
-// `/bin/sh -c` in the user's home (stdin, stdout, stderr, exit status and
-// exit signal passed through). No pty, no shell, no subsystems.
+// `/bin/sh -c` in the user's home in the guest's environment (guest/env.ts),
+// each in a session of its own (stdin, stdout, stderr, exit status and exit
+// signal passed through). No pty, no shell, no subsystems.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { timingSafeEqual } from "node:crypto";
 import ssh2, { type Connection, type ParsedKey } from "ssh2";
 import { authorizedKeysPath, GUEST_USER, hostKeyPath, userHome } from "./fs.ts";
-import { trackGuestProcess } from "./processes.ts";
 
 const { Server, utils } = ssh2;
 
 export interface GuestSSHOptions {
-  vmDir: string;
   root: string;
+  env: Record<string, string>;
   host: string;
   port: number;
   /** A guest-initiated power-off, e.g. `sudo shutdown -h now`. */
@@ -43,17 +43,6 @@ function authorizedKeys(root: string): ParsedKey[] {
     });
 }
 
-function guestEnv(root: string): NodeJS.ProcessEnv {
-  return {
-    HOME: userHome(root, GUEST_USER),
-    USER: GUEST_USER,
-    LOGNAME: GUEST_USER,
-    SHELL: "/bin/sh",
-    PATH: process.env.PATH,
-    LANG: "en_US.UTF-8",
-  };
-}
-
 function serveExec(conn: Connection, opts: GuestSSHOptions): void {
   conn.on("session", (acceptSession) => {
     const session = acceptSession();
@@ -71,18 +60,18 @@ function serveExec(conn: Connection, opts: GuestSSHOptions): void {
       }
       const child = spawn("/bin/sh", ["-c", info.command], {
         cwd: userHome(opts.root, GUEST_USER),
-        env: guestEnv(opts.root),
+        env: opts.env,
         detached: true,
         stdio: ["pipe", "pipe", "pipe"],
       });
-      if (child.pid) trackGuestProcess(opts.vmDir, child.pid);
       child.stdin.on("error", () => {});
       channel.pipe(child.stdin);
       child.stdout.pipe(channel, { end: false });
       child.stderr.pipe(channel.stderr, { end: false });
       let open = true;
-      // Like sshd without a pty: a dropped connection closes the pipes; the
-      // process lives on until it writes (SIGPIPE) or exits.
+      // Like sshd without a pty: a dropped connection sends no SIGHUP, it
+      // only closes the pipes; the process lives on until it writes
+      // (SIGPIPE) or exits.
       channel.on("close", () => {
         open = false;
         child.stdout.unpipe();

@@ -1,13 +1,28 @@
-// One per running VM, detached: when the `tart run` process is gone (however
-// it ended, SIGKILL included), power the guest off by killing its processes.
-// argv: <run pid> <run start time> <pgid file>
-import { processStartTime } from "../process.ts";
-import { killGuestProcesses } from "./processes.ts";
+// The VM's power, one per running VM, detached and marked
+// SIM_TART_POWER=<vm dir>. Its stdin is a pipe from `tart run`, so it sees the
+// run process end at once however it ends (SIGKILL included): then the VM is
+// off. Its guest's processes are frozen, not killed, so that their TCP peers
+// hear nothing (contracts §11: no FIN, no RST), and are killed after
+// dead_peer_ms, or at once on SIGTERM: a new run of the VM with this MAC
+// takes their address (vm/lifecycle.ts). argv: <vm dir> <MAC> <dead_peer_ms>
+import { freezeGuest, killProcesses, ownStart, type Proc } from "./processes.ts";
 
-const [pid, start, file] = process.argv.slice(2);
+const [vmDir, , deadPeerMs] = process.argv.slice(2);
+// The guest of this run started after this watchdog; older ones are not ours.
+const since = ownStart();
+let frozen: Proc[] | undefined;
+const powerOff = () => (frozen ??= freezeGuest(vmDir, since));
 
-setInterval(() => {
-  if (processStartTime(Number(pid)) === start) return;
-  killGuestProcesses(file);
+process.stdin.on("data", () => {});
+process.stdin.on("end", () => {
+  if (powerOff().length === 0) process.exit(0);
+  setTimeout(() => {
+    killProcesses(powerOff());
+    process.exit(0);
+  }, Number(deadPeerMs));
+});
+process.on("SIGTERM", () => {
+  killProcesses(powerOff());
   process.exit(0);
-}, 200);
+});
+setInterval(() => {}, 1 << 30);

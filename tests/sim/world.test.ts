@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { createAppAuth } from "@octokit/auth-app";
 import { request } from "@octokit/request";
 import { parse } from "yaml";
-import { REGISTRY_MISSING_NOTICE, startWorld, type World } from "../sim/world.ts";
-import { runState } from "../sim/tart/running.ts";
+import { REGISTRY_MISSING_NOTICE, startWorld, type World } from "../../sim/world.ts";
+import { runState } from "../../sim/tart/running.ts";
 
 let world: World;
 
@@ -57,6 +57,9 @@ async function bootVM(name: string): Promise<{ ip: string; exited: Promise<numbe
   const exited = new Promise<number | null>((r) => run.on("exit", (code) => r(code)));
   const ip = tart("ip", name, "--wait", "30");
   expect(ip.stderr).toBe("");
+  // The lease comes before sshd answers.
+  const deadline = Date.now() + 10_000;
+  while (!runState(join(world.tartHome, "vms", name))?.booted && Date.now() < deadline) await Bun.sleep(25);
   return { ip: ip.stdout.trim(), exited };
 }
 
@@ -123,7 +126,7 @@ describe("scripted session", () => {
 });
 
 describe("world", () => {
-  test("writeConfig: the DESIGN.md schema, deep-merged overrides, null deletes", () => {
+  test("writeConfig: the config schema, deep-merged overrides, null deletes", () => {
     const path = world.writeConfig({ runner: { labels: ["self-hosted", "sim"] }, image: { username: null, password_path: null } }, "custom.yml");
     const config = parse(readFileSync(path, "utf8"));
     expect(config.github.url).toBe(`${world.github.url}/acme`);
@@ -148,6 +151,17 @@ describe("world", () => {
       await local.stop();
     }
     expect(existsSync(local.dir)).toBe(false);
+  });
+
+  test("tart settings: a profile and a scale, explicit times overriding the profile", async () => {
+    const w = await startWorld({ registry: "optional", registryBinary: "/nonexistent/docker-registry", notice: () => {}, tart: { profile: "scaled", scale: 0.5, stop_ms: 100 } });
+    try {
+      expect(w.tartSettings()).toMatchObject({ profile: "scaled", scale: 0.5, boot_ms: 1250, clone_ms: 100, stop_ms: 50, ssh_port: 2222 });
+      w.setTart({ profile: "realistic", scale: 1, stop_ms: undefined });
+      expect(w.tartSettings()).toMatchObject({ boot_ms: 13_000, stop_ms: 1_000 });
+    } finally {
+      await w.stop();
+    }
   });
 
   test("stop() kills what it started, even a running VM, and removes its dir", async () => {

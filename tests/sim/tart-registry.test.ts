@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { IMAGE_REPOSITORY, SIM_BIN, startTartFixture, type TartFixture } from "../sim/image/fixture.ts";
-import { sortedJSON } from "../sim/image/publish.ts";
+import { IMAGE_REPOSITORY, SIM_BIN, startTartFixture, type TartFixture } from "../../sim/image/fixture.ts";
+import { sortedJSON } from "../../sim/image/publish.ts";
 
 let fx: TartFixture;
 let ref: string;
@@ -162,7 +162,7 @@ describe("pull and clone", () => {
 
 describe("startRegistry", () => {
   test("a missing docker-registry binary says how to install it", async () => {
-    const { startRegistry, RegistryUnavailable } = await import("../sim/registry.ts");
+    const { startRegistry, RegistryUnavailable } = await import("../../sim/registry.ts");
     const err = await startRegistry({ binary: "/nonexistent/docker-registry" }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(RegistryUnavailable);
     expect((err as Error).message).toContain("apt-get install docker-registry");

@@ -1,84 +1,29 @@
-// sim/tart against contracts/tart.md §1-§3 and §10: outputs, exit codes,
-// the running marker, run's lifecycle and signals, the guest's SSH server,
-// the 2-VM limit, crash semantics and faults. Runs the shim as a real process.
+// sim/tart against tart's contract §1-§3 and §10: outputs, exit codes, the
+// running marker, run's lifecycle and signals, the guest's SSH server, stop's
+// timeout, the 2-VM limit and faults. Runs the shim as a real process.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, type TartFixture } from "../sim/image/fixture.ts";
+import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, type TartFixture } from "../../sim/image/fixture.ts";
+import {
+  clone as cloneIn, killStarted, running as runningIn, ssh as sshIn, sshArgs, startRun as startRunIn, waitBooted, waitFor,
+} from "./helpers.ts";
 
 let fx: TartFixture;
-const runs: ChildProcess[] = [];
 
 beforeAll(async () => {
-  fx = await startTartFixture({ registry: false, settings: { boot_ms: 150, ssh_port: 2222 } });
+  fx = await startTartFixture({ registry: false, settings: { boot_ms: 150, ssh_ms: 100, ssh_port: 2222 } });
 });
 afterAll(async () => {
-  for (const r of runs) r.kill("SIGKILL");
+  killStarted();
   await fx?.stop();
 });
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-interface Run {
-  proc: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startRun(name: string): Run {
-  const proc = spawn(join(SIM_BIN, "tart"), ["run", name, "--no-graphics"], { env: { ...process.env, ...fx.env } });
-  runs.push(proc);
-  let out = "";
-  let err = "";
-  proc.stdout!.on("data", (d) => (out += d));
-  proc.stderr!.on("data", (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on("exit", (code, signal) => r({ code, signal })));
-  return { proc, out: () => out, err: () => err, exited };
-}
-
-function clone(name: string) {
-  const r = fx.tart("clone", LOCAL_IMAGE_NAME, name);
-  expect(r.code).toBe(0);
-}
-
-async function bootedIP(name: string): Promise<string> {
-  const r = fx.tart("ip", name, "--wait", "10");
-  expect(r.stderr).toBe("");
-  expect(r.code).toBe(0);
-  return r.stdout.trim();
-}
-
-function ssh(ip: string, command: string, opts: { input?: string; knownHosts?: string; user?: string } = {}) {
-  const r = spawnSync(
-    "ssh",
-    [
-      "-o", "StrictHostKeyChecking=yes", "-o", `HostKeyAlias=${HOST_KEY_ALIAS}`, "-o", `UserKnownHostsFile=${opts.knownHosts ?? fx.knownHostsPath}`,
-      "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-i", fx.sshKeyPath, "-p", "2222", `${opts.user ?? "admin"}@${ip}`, command,
-    ],
-    { input: opts.input ?? "", encoding: "utf8", timeout: 20_000 },
-  );
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const running = (name: string) => JSON.parse(fx.tart("get", name, "--format", "json").stdout).Running as boolean;
-const pidAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].startsWith("Z");
-  } catch {
-    return false;
-  }
-};
+const startRun = (name: string, args: string[] = []) => startRunIn(fx, name, args);
+const clone = (name: string) => cloneIn(fx, name);
+const ssh = (ip: string, command: string, input = "") => sshIn(fx, ip, command, input);
+const running = (name: string) => runningIn(fx, name);
 
 describe("CLI conventions", () => {
   test("--version", () => {
@@ -193,24 +138,32 @@ describe("run", () => {
     clone("vm-a");
     const run = startRun("vm-a");
     await waitFor("running", () => running("vm-a"));
-    const ip = await bootedIP("vm-a");
+    const ip = fx.tart("ip", "vm-a", "--wait", "10").stdout.trim();
     expect(ip).toMatch(/^127\.0\.0\.\d+$/);
+    expect(await waitBooted(fx, "vm-a")).toBe(ip);
     expect(fx.tart("ip", "vm-a", "--resolver", "arp").stdout.trim()).toBe(ip);
+    expect(fx.tart("ip", "vm-a", "--resolver", "agent").stdout.trim()).toBe(ip);
 
-    const r = ssh(ip, 'printf "%s|%s|%s|" "$USER" "$PWD" "$(cat)"; echo oops >&2; exit 7', { input: "from-stdin" });
+    const r = ssh(ip, 'printf "%s|%s|%s|" "$USER" "$PWD" "$(cat)"; echo oops >&2; exit 7', "from-stdin");
     expect(r.stdout).toBe(`admin|${join(fx.tartHome, "vms", "vm-a", "disk.img", "Users", "admin")}|from-stdin|`);
     expect(r.stderr).toBe("oops\n");
     expect(r.code).toBe(7);
     expect(ssh(ip, "ls actions-runner").stdout).toContain("run.sh");
     expect(ssh(ip, "kill -TERM $$").code).toBe(255); // exit-signal: ssh reports 255
+    expect(ssh(ip, "sudo sh -c 'echo $USER $SUDO_USER'")).toEqual({ code: 0, stdout: "root admin\n", stderr: "" });
 
     expect(fx.tart("exec", "vm-a", "sh", "-c", 'echo "$USER"; exit 5')).toEqual({ code: 5, stdout: "admin\n", stderr: "" });
     expect(fx.tart("run", "vm-a")).toEqual({ code: 2, stdout: "", stderr: 'VM "vm-a" is already running!\n' });
     expect(fx.tart("delete", "vm-a")).toEqual({ code: 1, stdout: "", stderr: 'VM "vm-a" is running\n' });
 
+    // SIGUSR2 asks the guest to stop; a macOS guest only shows a dialog.
+    run.proc.kill("SIGUSR2");
+    await waitFor("the request line", () => run.out() === "Requesting guest OS to stop...\n");
+    expect(running("vm-a")).toBe(true);
+
     expect(fx.tart("stop", "vm-a")).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(await run.exited).toEqual({ code: 0, signal: null });
-    expect(run.out()).toBe("Stopping VM...\n");
+    expect(run.out()).toBe("Requesting guest OS to stop...\nStopping VM...\n");
     expect(run.err()).toBe("");
     expect(running("vm-a")).toBe(false);
     // dhcp answers from the lease file even for a stopped VM (issue #172); arp does not.
@@ -220,29 +173,18 @@ describe("run", () => {
     expect(fx.tart("delete", "vm-a").code).toBe(0);
   });
 
-  test("ip --wait answers only once booted and honours its deadline", async () => {
-    fx.setTart({ boot_ms: 1500 });
-    clone("slow");
-    const run = startRun("slow");
-    await waitFor("running", () => running("slow"));
-    expect(fx.tart("ip", "slow")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
-    const t = Date.now();
-    expect(fx.tart("ip", "slow", "--wait", "10").code).toBe(0);
-    expect(Date.now() - t).toBeLessThan(2500);
-    fx.setTart({ boot_ms: 150 });
-    run.proc.kill("SIGINT");
-    expect((await run.exited).code).toBe(0);
-  });
-
   test("the SSH server refuses unknown users and keys; ssh refuses a wrong host key", async () => {
     clone("vm-k");
     const run = startRun("vm-k");
-    const ip = await bootedIP("vm-k");
-    expect(ssh(ip, "true", { user: "root" }).code).toBe(255);
+    const ip = await waitBooted(fx, "vm-k");
+    expect(sshIn(fx, ip, "true").code).toBe(0);
+    const asRoot = spawnSync("ssh", [...sshArgs(fx, ip).slice(0, -1), `root@${ip}`, "true"], { encoding: "utf8" });
+    expect(asRoot.status).toBe(255);
     const wrongHosts = join(fx.dir, "wrong_known_hosts");
     await Bun.write(wrongHosts, `${HOST_KEY_ALIAS} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDQX5ZKxmf0+0ZJ2pLGNbFnhaQ5m0Z4Jm4W9wq8GcBnb\n`);
-    const r = ssh(ip, "true", { knownHosts: wrongHosts });
-    expect(r.code).toBe(255);
+    const args = sshArgs(fx, ip).map((a) => (a === `UserKnownHostsFile=${fx.knownHostsPath}` ? `UserKnownHostsFile=${wrongHosts}` : a));
+    const r = spawnSync("ssh", [...args, "true"], { encoding: "utf8" });
+    expect(r.status).toBe(255);
     expect(r.stderr).toContain("HOST IDENTIFICATION HAS CHANGED");
     run.proc.kill("SIGINT");
     await run.exited;
@@ -251,60 +193,38 @@ describe("run", () => {
   test("guest shutdown: `guest has stopped the virtual machine`, exit 0", async () => {
     clone("vm-s");
     const run = startRun("vm-s");
-    const ip = await bootedIP("vm-s");
+    const ip = await waitBooted(fx, "vm-s");
     expect(ssh(ip, "sudo shutdown -h now").code).toBe(0);
     expect(await run.exited).toEqual({ code: 0, signal: null });
     expect(run.out()).toBe("guest has stopped the virtual machine\n");
     expect(running("vm-s")).toBe(false);
   });
 
-  test("SIGTERM kills run outright; SIGKILL too: marker released, guest processes gone, ssh dropped", async () => {
-    for (const signal of ["SIGTERM", "SIGKILL"] as const) {
-      const name = `vm-${signal.toLowerCase()}`;
-      clone(name);
-      const run = startRun(name);
-      const ip = await bootedIP(name);
-      const guest = spawn(
-        "ssh",
-        ["-o", "StrictHostKeyChecking=yes", "-o", `HostKeyAlias=${HOST_KEY_ALIAS}`, "-o", `UserKnownHostsFile=${fx.knownHostsPath}`, "-o", "BatchMode=yes",
-          "-i", fx.sshKeyPath, "-p", "2222", `admin@${ip}`, "sleep 300 & echo $!; wait"],
-        { stdio: ["ignore", "pipe", "pipe"] },
-      );
-      let out = "";
-      guest.stdout!.on("data", (d) => (out += d));
-      const sshExit = new Promise<number | null>((r) => guest.on("exit", (c) => r(c)));
-      const sleeper = Number(await waitFor("guest pid", () => out.trim()));
-      expect(pidAlive(sleeper)).toBe(true);
-      run.proc.kill(signal);
-      expect((await run.exited).signal).toBe(signal);
-      expect(await sshExit).toBe(255);
-      await waitFor("guest process gone", () => !pidAlive(sleeper), 3000);
-      expect(running(name)).toBe(false);
-      expect(fx.tart("stop", name).code).toBe(2);
-      expect(fx.tart("delete", name).code).toBe(0);
-    }
-  });
-
-  test("stop -t: SIGKILL after the timeout, returns at once", async () => {
+  test("stop -t N: SIGKILL after N s and return at once; -t 0: SIGINT and SIGKILL back to back", async () => {
     fx.setTart({ stop_ms: 10_000 });
     clone("stubborn");
-    const run = startRun("stubborn");
-    await bootedIP("stubborn");
-    const t = Date.now();
-    expect(fx.tart("stop", "stubborn", "-t", "1").code).toBe(0);
-    expect(Date.now() - t).toBeLessThan(2500);
-    expect((await run.exited).signal).toBe("SIGKILL");
-    fx.setTart({ stop_ms: 0 });
-    await waitFor("stopped", () => !running("stubborn"));
+    for (const timeout of ["1", "0"]) {
+      const run = startRun("stubborn");
+      await waitFor("running", () => running("stubborn"));
+      const t = Date.now();
+      expect(fx.tart("stop", "stubborn", "-t", timeout).code).toBe(0);
+      const took = Date.now() - t;
+      if (timeout === "1") expect(took).toBeGreaterThanOrEqual(1000);
+      expect(took).toBeLessThan(timeout === "1" ? 2500 : 900);
+      expect((await run.exited).signal).toBe("SIGKILL");
+      await waitFor("stopped", () => !running("stubborn"));
+    }
+    fx.setTart({ stop_ms: undefined });
   });
 
-  test("at most 2 running VMs", async () => {
+  test("at most 2 running VMs: the third `tart run` says so on its own stderr, exit 1 at once", async () => {
     for (const n of ["lim-a", "lim-b", "lim-c"]) clone(n);
     const a = startRun("lim-a");
     const b = startRun("lim-b");
     await waitFor("two running", () => running("lim-a") && running("lim-b"));
     const c = startRun("lim-c");
     expect((await c.exited).code).toBe(1);
+    expect(c.out()).toBe("");
     expect(c.err()).toBe("The number of VMs exceeds the system limit (other running VMs: lim-a, lim-b)\n");
     expect(running("lim-c")).toBe(false);
     a.proc.kill("SIGINT");
@@ -337,22 +257,20 @@ describe("faults from SIM_TART_CONFIG", () => {
     clone("dark");
     const run = startRun("dark");
     await waitFor("running", () => running("dark"));
-    expect(fx.tart("ip", "dark", "--wait", "1")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
+    expect(fx.tart("ip", "dark", "--wait", "2")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
     run.proc.kill("SIGINT");
     expect((await run.exited).code).toBe(0);
     fx.setTart({ faults: [] });
   });
 
-  test("a VM that crashes after boot: VZ error, exit 1, guest gone", async () => {
-    fx.setTart({ faults: [{ kind: "crash", count: 1, after_ms: 700 }] });
+  test("a VM that crashes after boot: tart run says so on stdout and exits 0 (VM.swift didStopWithError)", async () => {
+    fx.setTart({ faults: [{ kind: "crash", count: 1, after_ms: 300 }] });
     clone("crashy");
     const run = startRun("crashy");
-    const ip = await bootedIP("crashy");
-    const r = ssh(ip, "sleep 30; echo survived");
-    expect(r.stdout).toBe("");
-    expect(r.code).toBe(255);
-    expect((await run.exited).code).toBe(1);
-    expect(run.err()).toContain("VZErrorDomain");
+    await waitBooted(fx, "crashy");
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(run.out()).toStartWith('guest has stopped the virtual machine due to error: Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly."');
+    expect(run.err()).toBe("");
     expect(running("crashy")).toBe(false);
     fx.setTart({ faults: [] });
   });

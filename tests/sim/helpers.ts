@@ -1,0 +1,105 @@
+// Shared by the sim's tart tests: `tart run` as a real process, the system
+// ssh client into a guest, process probes, and polling with deadlines.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, type TartFixture } from "../../sim/image/fixture.ts";
+import { runState } from "../../sim/tart/running.ts";
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface Run {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const started: ChildProcess[] = [];
+
+/** SIGKILLs every process these helpers started (for afterAll). */
+export function killStarted(): void {
+  for (const p of started) p.kill("SIGKILL");
+}
+
+export function startRun(fx: TartFixture, name: string, args: string[] = []): Run {
+  const proc = spawn(join(SIM_BIN, "tart"), ["run", name, "--no-graphics", ...args], { env: { ...process.env, ...fx.env } });
+  started.push(proc);
+  let out = "";
+  let err = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on("exit", (code, signal) => r({ code, signal })));
+  return { proc, out: () => out, err: () => err, exited };
+}
+
+export function clone(fx: TartFixture, name: string, source = LOCAL_IMAGE_NAME): void {
+  const r = fx.tart("clone", source, name);
+  if (r.code !== 0) throw new Error(`clone ${name}: ${r.stderr}`);
+}
+
+export const vmDir = (fx: TartFixture, name: string) => join(fx.tartHome, "vms", name);
+
+/** Waits until the guest's sshd answers (the run marker says so) and returns its address. */
+export async function waitBooted(fx: TartFixture, name: string, timeoutMs = 10_000): Promise<string> {
+  return await waitFor(`${name} to boot`, () => {
+    const state = runState(vmDir(fx, name));
+    return state?.booted && state.ip;
+  }, timeoutMs);
+}
+
+export function sshArgs(fx: TartFixture, ip: string, opts: string[] = []): string[] {
+  return [
+    "-o", "StrictHostKeyChecking=yes", "-o", `HostKeyAlias=${HOST_KEY_ALIAS}`, "-o", `UserKnownHostsFile=${fx.knownHostsPath}`,
+    "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", ...opts, "-i", fx.sshKeyPath, "-p", String(fx.settings().ssh_port), `admin@${ip}`,
+  ];
+}
+
+export function ssh(fx: TartFixture, ip: string, command: string, input = "") {
+  const r = spawnSync("ssh", [...sshArgs(fx, ip), command], { input, encoding: "utf8", timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface Session {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<number | null>;
+}
+
+/** An ssh client left running. */
+export function startSSH(fx: TartFixture, ip: string, command: string, opts: string[] = []): Session {
+  const proc = spawn("ssh", [...sshArgs(fx, ip, opts), command], { stdio: ["ignore", "pipe", "pipe"] });
+  started.push(proc);
+  let out = "";
+  let err = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (err += d));
+  return { proc, out: () => out, err: () => err, exited: new Promise((r) => proc.on("exit", (code) => r(code))) };
+}
+
+/** A process's state letter (R, S, T, Z…), or undefined when it is gone. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0];
+  } catch {
+    return undefined;
+  }
+}
+
+export const pidAlive = (pid: number) => {
+  const s = procState(pid);
+  return s !== undefined && s !== "Z" && s !== "X";
+};
+
+export const getJSON = (fx: TartFixture, name: string) => JSON.parse(fx.tart("get", name, "--format", "json").stdout) as Record<string, unknown>;
+export const running = (fx: TartFixture, name: string) => getJSON(fx, name).Running as boolean;
