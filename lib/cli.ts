@@ -134,15 +134,19 @@ export async function runCli<O extends Record<string, OptionSpec>>(
       code = (await main(args)) ?? exitCode("ok");
     }
   } catch (err) {
-    const log = createLogger({ fields: { command: spec.name } });
-    if (err instanceof MacosRunnerError) {
-      const hint = err instanceof UsageError ? ` (see '${spec.name} --help')` : "";
-      log.error("fatal", `${err.message}${hint}`, { kind: err.kind, exit_code: err.exitCode });
-      code = err.exitCode;
-    } else {
-      log.error("fatal", `unexpected error: ${(err as Error)?.message ?? String(err)}`, { kind: "failure", stack: (err as Error)?.stack });
-      code = exitCode("failure");
-    }
+    code = reportFatal(spec.name, err);
   }
   process.exit(code);
+}
+
+/** Logs a fatal error of `command` as one line on stderr and returns its exit code. */
+export function reportFatal(command: string, err: unknown): number {
+  const log = createLogger({ fields: { command } });
+  if (err instanceof MacosRunnerError) {
+    const hint = err instanceof UsageError ? ` (see '${command} --help')` : "";
+    log.error("fatal", `${err.message}${hint}`, { kind: err.kind, exit_code: err.exitCode });
+    return err.exitCode;
+  }
+  log.error("fatal", `unexpected error: ${(err as Error)?.message ?? String(err)}`, { kind: "failure", stack: (err as Error)?.stack });
+  return exitCode("failure");
 }

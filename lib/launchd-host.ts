@@ -25,7 +25,7 @@ export class NoGuiSessionError extends MacosRunnerError {
 
 export class BinaryMissingError extends MacosRunnerError {
   constructor(name: string, binDir: string) {
-    super(`${name} not found in ${binDir}: copy the darwin-arm64 binaries there (ansible/site.yml does) or pass --bin-dir`, { kind: "unavailable" });
+    super(`${name} not found in ${binDir}: copy dist/darwin-arm64/macos-runner there and link ${name} to it (ansible/site.yml does), or pass --bin-dir`, { kind: "unavailable" });
   }
 }
 

@@ -1,5 +1,5 @@
 // Renders the launchd agents for a host from the templates in launchd/: one
-// slot agent per VM slot, plus the pull agent when a `pull` binary exists.
+// slot agent per VM slot, plus the pull agent when a `pull` command exists.
 import { build, parse, type PlistValue } from "plist";
 import pullTemplate from "../launchd/pull.plist" with { type: "text" };
 import slotTemplate from "../launchd/slot.plist" with { type: "text" };
@@ -23,7 +23,7 @@ export function allLabels(): string[] {
 
 /** What the agents are rendered from: plain values, mapped from the config by `install`. */
 export interface AgentParams {
-  /** Absolute directory holding the binaries (loop, pull, cleanup). */
+  /** Absolute directory holding macos-runner and its command links (loop, pull, cleanup). */
   binDir: string;
   configPath: string;
   slots: number;

@@ -1,6 +1,7 @@
 // install: renders the launchd agents for this host from the config (one per
-// slot, plus `pull` when that binary is present), loads them into the
+// slot, plus `pull` when that command is present), loads them into the
 // auto-login user's GUI session, and with --remove drains and unloads them.
+import { realpathSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { runCli, type CommandSpec, type Parsed } from "../lib/cli.ts";
@@ -21,7 +22,7 @@ const options = {
   "dry-run": { type: "boolean", description: "print the plists and the commands, change nothing (works on any OS)" },
   remove: { type: "boolean", description: "uninstall: drain the slots (running jobs finish), run cleanup, remove the agents" },
   "agents-dir": { type: "string", value: "DIR", description: "where the plists go (default ~/Library/LaunchAgents)" },
-  "bin-dir": { type: "string", value: "DIR", description: "where loop, pull and cleanup are (default: the directory of this binary)" },
+  "bin-dir": { type: "string", value: "DIR", description: "where loop, pull and cleanup are (default: the directory of the macos-runner binary)" },
 } as const;
 
 export const spec: CommandSpec<typeof options> = {
@@ -97,10 +98,13 @@ export function removePlan(o: InstallOptions): Step[] {
   ];
 }
 
-/** The binaries sit together; a compiled `install` finds its siblings beside itself. */
+/**
+ * The command links sit beside the macos-runner binary, so a compiled
+ * `install` finds loop, pull and cleanup in the directory of the real file
+ * (resolved: `install` may be a link from elsewhere).
+ */
 function defaultBinDir(): string {
-  const compiled = import.meta.path.startsWith("/$bunfs/");
-  return compiled ? dirname(process.execPath) : join(import.meta.dir, "..", "dist", "darwin-arm64");
+  return Bun.isStandaloneExecutable ? dirname(realpathSync(process.execPath)) : join(import.meta.dir, "..", "dist", "darwin-arm64");
 }
 
 export async function main(args: Parsed<typeof options>, run: CommandRunner = runCommand): Promise<number> {

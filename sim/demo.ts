@@ -20,8 +20,8 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 /** What launchd gives an agent in a user's session, before the plist's own variables. */
 const sessionEnv = () => Object.fromEntries(["HOME", "USER", "LOGNAME", "SHELL", "TMPDIR"].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
 
-say("demo: building the loop binary (bun build --compile, linux-x64) ...");
-const build = spawnSync(process.execPath, [join(root, "tools/build.ts"), "--target", "linux-x64", "--only", "loop"], { stdio: "inherit" });
+say("demo: building the macos-runner binary (bun build --compile, linux-x64; loop is a link to it) ...");
+const build = spawnSync(process.execPath, [join(root, "tools/build.ts"), "--target", "linux-x64"], { stdio: "inherit" });
 if (build.status !== 0) process.exit(1);
 
 say("demo: starting the simulated world (GitHub, registry, tart, guests) ...");

@@ -1,12 +1,14 @@
 // The Ansible playbook: ansible/check.sh (syntax check + ansible-lint) passes,
-// and the example inventory's config is one the config loader accepts, with
-// every secret path in it pointing at a file the playbook copies.
+// the role links every command to the one binary, and the example inventory's
+// config is one the config loader accepts, with every secret path in it
+// pointing at a file the playbook copies.
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse, stringify } from "yaml";
 import { parseConfig } from "../lib/config.ts";
+import { BIN, ensureBinaries } from "./helpers/e2e.ts";
 
 const ANSIBLE = join(import.meta.dir, "..", "ansible");
 const home = mkdtempSync(join(tmpdir(), "ansible-test-"));
@@ -17,6 +19,47 @@ test("ansible/check.sh passes", async () => {
   const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   expect({ code, out: code === 0 ? "" : out + err }).toEqual({ code: 0, out: "" });
 }, 30_000);
+
+test("the role links each command of the build to the binary, replacing a full binary of an older release", async () => {
+  ensureBinaries(["loop"]);
+  const commands = readdirSync(BIN).filter((n) => n !== "macos-runner").sort();
+  const base = join(home, "links");
+  const binDir = join(base, "bin");
+  mkdirSync(binDir, { recursive: true });
+  // The host after the copy task (which runs as root:wheel, so not here), with
+  // `loop` still the full binary an older release installed.
+  linkSync(join(BIN, "macos-runner"), join(binDir, "macos-runner"));
+  writeFileSync(join(binDir, "loop"), "#!/bin/sh\necho old release\n", { mode: 0o755 });
+  const vars = {
+    macos_runner_binary_src: BIN,
+    macos_runner_bin_dir: binDir,
+    macos_runner_config_dir: join(base, "config"),
+    macos_runner_config_path: join(base, "config", "config.yml"),
+    macos_runner_config_template: join(ANSIBLE, "roles/macos_runner/templates/config.yml.j2"),
+    macos_runner_config: {},
+    macos_runner_secret_files: [],
+    macos_runner_known_hosts_src: "",
+    ansible_become: false,
+  };
+  const playbook = join(base, "play.yml");
+  const tasks = join(ANSIBLE, "roles/macos_runner/tasks/files.yml");
+  writeFileSync(playbook, stringify([{ hosts: "localhost", connection: "local", gather_facts: false, vars, tasks: [{ "ansible.builtin.import_tasks": tasks }] }]));
+  const play = async () => {
+    const argv = ["ansible-playbook", "-i", "localhost,", playbook, "--start-at-task", "List the commands (the links beside the binary in the build output)"];
+    const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ANSIBLE_CONFIG: join(ANSIBLE, "ansible.cfg"), NO_COLOR: "1" } });
+    const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    expect({ code, out: code === 0 ? "" : out + err }).toEqual({ code: 0, out: "" });
+    return out;
+  };
+  await play();
+  expect(readdirSync(binDir).sort()).toEqual([...commands, "macos-runner"].sort());
+  for (const name of commands) {
+    expect(lstatSync(join(binDir, name)).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(join(binDir, name))).toBe("macos-runner");
+  }
+  // A re-run with nothing new changes nothing.
+  expect(await play()).toMatch(/localhost\s+: ok=\d+\s+changed=0 /);
+}, 60_000);
 
 test("the example inventory's config loads, and its secret paths are the files the playbook copies", () => {
   const vars = parse(readFileSync(join(ANSIBLE, "inventory.example.yml"), "utf8")).all.children.macos_runners.vars;

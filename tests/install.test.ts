@@ -1,11 +1,12 @@
 // `install` run as a process: --dry-run output (source and compiled binary),
 // the refusal off macOS, --help, bad input.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "plist";
 import { makeHost } from "./fixtures/launchd/host.ts";
+import { BIN, ensureBinaries } from "./helpers/e2e.ts";
 
 const ROOT = join(import.meta.dir, "..");
 let dir: string;
@@ -92,16 +93,23 @@ describe("install --dry-run", () => {
     expect(r.stdout).toContain(`mkdir -p '${join(dir, "R&D it'\\''s", "Logs & <more>")}'`);
   });
 
-  test("the compiled binary embeds the templates and finds its sibling binaries", async () => {
-    const h = makeHost(join(dir, "compiled"), { slots: 1, binaries: ["loop", "pull"] });
-    const exe = join(h.binDir, "install");
-    const build = Bun.spawn([process.execPath, "build", "--compile", join(ROOT, "scripts", "install.ts"), "--outfile", exe], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    expect(await build.exited).toBe(0);
-    const r = await install(["--dry-run", "--config", h.config, "--agents-dir", h.agentsDir], [exe]);
-    expect(r.stderr).toBe("");
-    const plists = Object.values(plistsIn(r.stdout));
-    expect(plists.map((p) => (p.ProgramArguments as string[])[0])).toEqual([join(h.binDir, "loop"), join(h.binDir, "pull")]);
-  });
+  test("the compiled binary embeds the templates and finds the command links beside macos-runner", async () => {
+    ensureBinaries(["install"]);
+    // As installed on a host: the binary and a relative link per command.
+    const h = makeHost(join(dir, "compiled"), { slots: 1, binaries: [] });
+    linkSync(join(BIN, "macos-runner"), join(h.binDir, "macos-runner"));
+    for (const name of ["install", "loop", "pull"]) symlinkSync("macos-runner", join(h.binDir, name));
+    // Also through a link elsewhere: the bin dir is where the real binary is.
+    const elsewhere = join(dir, "compiled", "elsewhere");
+    mkdirSync(elsewhere);
+    symlinkSync(join(h.binDir, "macos-runner"), join(elsewhere, "install"));
+    for (const exe of [join(h.binDir, "install"), join(elsewhere, "install")]) {
+      const r = await install(["--dry-run", "--config", h.config, "--agents-dir", h.agentsDir], [exe]);
+      expect(r.stderr).toBe("");
+      const plists = Object.values(plistsIn(r.stdout));
+      expect(plists.map((p) => (p.ProgramArguments as string[])[0])).toEqual([join(h.binDir, "loop"), join(h.binDir, "pull")]);
+    }
+  }, 120_000);
 });
 
 describe("install refuses", () => {

@@ -1,41 +1,76 @@
-// Compiles every script in scripts/ into a standalone binary per target:
-// dist/darwin-arm64/<name> (the product) and dist/linux-x64/<name> (what the
-// tests run here). `--target linux-x64` builds one target only; `--only loop`
-// one script only.
-import { readdirSync } from "node:fs";
-import { basename, join } from "node:path";
+// Compiles every command into one multi-call executable per target, plus a
+// relative symlink per command name beside it (lib/multicall.ts dispatches on
+// the name it was run as):
+//   dist/darwin-arm64/macos-runner   the product (Mach-O), with boot -> macos-runner, loop -> macos-runner, ...
+//   dist/linux-x64/macos-runner      what the tests run here
+// The commands are every scripts/*.ts: a new script becomes a command by
+// being there. `--target linux-x64` builds one target only.
+import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { basename, join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import { MULTICALL_NAME } from "../lib/multicall.ts";
 
 const TARGETS = { "darwin-arm64": "bun-darwin-arm64", "linux-x64": "bun-linux-x64" } as const;
 type Target = keyof typeof TARGETS;
 
-const { values } = parseArgs({ options: { target: { type: "string", multiple: true }, only: { type: "string", multiple: true } } });
+// Bytecode: JavaScriptCore skips parsing the bundle at start (loop --help in
+// less than half the time). No --minify-identifiers: it renames classes, and
+// logs carry err.name (--keep-names does not keep class names in Bun 1.4).
+// The sourcemap is embedded (zstd) and maps stack traces back to the sources.
+const FLAGS = ["--compile", "--bytecode", "--format=esm", "--minify-syntax", "--minify-whitespace", "--sourcemap"];
+
+const { values } = parseArgs({ options: { target: { type: "string", multiple: true } } });
 const targets = (values.target ?? Object.keys(TARGETS)) as Target[];
 for (const t of targets) if (!(t in TARGETS)) throw new Error(`unknown target '${t}', expected one of ${Object.keys(TARGETS).join(", ")}`);
 
 const root = join(import.meta.dir, "..");
-const scripts = readdirSync(join(root, "scripts"))
-  .filter((f) => f.endsWith(".ts") && (!values.only || values.only.includes(basename(f, ".ts"))))
+const commands = readdirSync(join(root, "scripts"))
+  .filter((f) => f.endsWith(".ts"))
+  .map((f) => basename(f, ".ts"))
   .sort();
-if (values.only && scripts.length !== values.only.length) throw new Error(`--only: no such script among ${values.only.join(", ")}`);
+if (commands.includes(MULTICALL_NAME)) throw new Error(`scripts/${MULTICALL_NAME}.ts: that name is the binary's own`);
+
+const entry = writeEntry(join(root, "dist", ".entry", `${MULTICALL_NAME}.ts`));
 
 const failures: string[] = [];
 const started = performance.now();
-for (const target of targets) {
-  const jobs = scripts.map(async (file) => {
-    const name = basename(file, ".ts");
-    const outfile = join(root, "dist", target, name);
+await Promise.all(
+  targets.map(async (target) => {
+    const dir = join(root, "dist", target);
+    // Start empty: no binary or link left from an earlier layout or a removed command.
+    rmSync(dir, { recursive: true, force: true });
     const proc = Bun.spawn(
-      [process.execPath, "build", "--compile", "--minify-syntax", `--target=${TARGETS[target]}`, join(root, "scripts", file), "--outfile", outfile],
+      [process.execPath, "build", ...FLAGS, `--target=${TARGETS[target]}`, entry, "--outfile", join(dir, MULTICALL_NAME)],
       { stdout: "pipe", stderr: "pipe", cwd: root },
     );
     const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-    if (code !== 0) failures.push(`${target}/${name}: ${err.trim()}`);
-  });
-  await Promise.all(jobs);
-}
+    if (code !== 0) return void failures.push(`${target}: ${err.trim()}`);
+    // bun also writes the map beside the binary; the binary has its own copy.
+    rmSync(join(dir, `${MULTICALL_NAME}.map`), { force: true });
+    for (const name of commands) symlinkSync(MULTICALL_NAME, join(dir, name));
+  }),
+);
 if (failures.length) {
-  console.error(`build failed for ${failures.length} binar${failures.length === 1 ? "y" : "ies"}:\n${failures.join("\n")}`);
+  console.error(`build failed for ${failures.length} target${failures.length === 1 ? "" : "s"}:\n${failures.join("\n")}`);
   process.exit(1);
 }
-console.log(`built ${scripts.length} scripts for ${targets.join(", ")} in ${Math.round(performance.now() - started)} ms -> dist/`);
+console.log(
+  `built ${MULTICALL_NAME} (${commands.join(", ")}) for ${targets.join(", ")} in ${Math.round(performance.now() - started)} ms -> dist/`,
+);
+
+/** The binary's entry: the command table, one lazy import per script. */
+function writeEntry(path: string): string {
+  const dir = join(path, "..");
+  const from = (file: string) => JSON.stringify(relative(dir, join(root, file)));
+  const source = [
+    "// Generated by tools/build.ts from scripts/*.ts; not in git.",
+    `import { dispatch } from ${from("lib/multicall.ts")};`,
+    "await dispatch({",
+    ...commands.map((name) => `  ${JSON.stringify(name)}: () => import(${from(`scripts/${name}.ts`)}),`),
+    "});",
+    "",
+  ].join("\n");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path, source);
+  return path;
+}
