@@ -62,7 +62,8 @@ class SimAgent implements Agent {
     this.label = plist.Label;
     this.scale = opts.timeScale ?? 1;
     const session = opts.env ?? Object.fromEntries(SESSION_ENV.flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]!]])));
-    this.env = { ...session, ...plist.EnvironmentVariables };
+    // launchd names the job in XPC_SERVICE_NAME; jobs use it to know they are supervised.
+    this.env = { ...session, ...plist.EnvironmentVariables, XPC_SERVICE_NAME: plist.Label };
     const keepAlive = plist.KeepAlive;
     // A KeepAlive job must run before launchd can judge its exit, so it starts at load too.
     if (plist.RunAtLoad || keepAlive === true || typeof keepAlive === "object") this.spawnJob();

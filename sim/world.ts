@@ -113,7 +113,14 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     vm: {
       ssh: { user: "admin", port: fx.settings().ssh_port, private_key_path: fx.sshKeyPath, known_hosts_path: fx.knownHostsPath },
     },
-    host: { slots: 2, tart_path: join(SIM_BIN, "tart"), state_dir: join(dir, "state"), log_dir: join(dir, "logs") },
+    host: {
+      slots: 2,
+      tart_path: join(SIM_BIN, "tart"),
+      state_dir: join(dir, "state"),
+      log_dir: join(dir, "logs"),
+      // The sim's bootpd lease file, read directly as /var/db/dhcpd_leases is on a Mac.
+      dhcp_leases_path: fx.settings().leases_file ?? join(fx.tartHome, "sim", "dhcpd_leases"),
+    },
   });
 
   let stopped: Promise<void> | undefined;

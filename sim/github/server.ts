@@ -99,7 +99,7 @@ export async function startGitHub(opts: GitHubSimOptions = {}): Promise<GitHubSi
     const area = areaOf(path);
     const match = routers[area].match(method, path);
     const template = typeof match === "object" ? match.route.template : undefined;
-    if (area === "api") world.count(`${method} ${template ?? path}`);
+    if (area === "api") world.count(`${method} ${template ?? path}`, path);
 
     const aborted = new AbortController();
     res.on("close", () => aborted.abort());

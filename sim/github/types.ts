@@ -101,7 +101,8 @@ export interface SimState {
   runners: RunnerState[];
   jobs: JobState[];
   /** GitHub API calls only (not /_sim/ or /_broker/), keyed "METHOD /templated/path". */
-  requests: { total: number; byEndpoint: Record<string, number> };
+  /** API calls: all of them, by endpoint template, and by endpoint per account (org, repo owner, enterprise; lower case). */
+  requests: { total: number; byEndpoint: Record<string, number>; byAccount: Record<string, Record<string, number>> };
   /** OpenAPI violations seen so far (empty unless started with `validate`). */
   violations: string[];
   clockOffsetMs: number;

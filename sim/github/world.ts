@@ -16,7 +16,7 @@ export class World {
   readonly broker: Broker;
   readonly faults = new Faults();
   readonly rateLimit: RateLimit;
-  readonly requests = { total: 0, byEndpoint: {} as Record<string, number> };
+  readonly requests = { total: 0, byEndpoint: {} as Record<string, number>, byAccount: {} as Record<string, Record<string, number>> };
   readonly violations: string[] = [];
   /** Set once the server listens. */
   baseUrl = "";
@@ -41,9 +41,21 @@ export class World {
     this.rateLimit = new RateLimit(this.clock, opts.rateLimit ?? 5000);
   }
 
-  count(endpoint: string): void {
+  /** Counts a GitHub API call, overall and for the account (org, repo owner, enterprise) it concerns. */
+  count(endpoint: string, path: string): void {
     this.requests.total++;
     this.requests.byEndpoint[endpoint] = (this.requests.byEndpoint[endpoint] ?? 0) + 1;
+    const account = this.accountOf(path);
+    if (account === undefined) return;
+    const counts = (this.requests.byAccount[account] ??= {});
+    counts[endpoint] = (counts[endpoint] ?? 0) + 1;
+  }
+
+  private accountOf(path: string): string | undefined {
+    const scoped = /^\/(?:orgs|repos|enterprises|users)\/([^/]+)/.exec(path);
+    if (scoped) return scoped[1]!.toLowerCase();
+    const installation = /^\/app\/installations\/(\d+)\//.exec(path);
+    return installation ? this.accounts.installations.find((i) => i.id === Number(installation[1]))?.account.toLowerCase() : undefined;
   }
 
   /** What a client needs to talk to the sim: its URL, the app's credentials, the PAT. */

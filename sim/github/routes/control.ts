@@ -74,6 +74,7 @@ export function controlRoutes(router: Router<Ctx>): void {
     .add("DELETE", "/_sim/requests", (ctx) => {
       ctx.world.requests.total = 0;
       ctx.world.requests.byEndpoint = {};
+      ctx.world.requests.byAccount = {};
       return { status: 204 };
     });
 }
