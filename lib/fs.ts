@@ -1,15 +1,23 @@
 // File helpers shared by the state file, the token cache and the lock.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 
-/** Writes via a temp file + rename, so readers see the old or the new content, never half. */
+/**
+ * Writes via a temp file + rename, so readers see the old or the new content,
+ * never half. The file gets exactly `mode`, whatever the umask; a failed
+ * write (full disk) leaves no temp file behind.
+ */
 export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, "w", mode);
+  let written = false;
   try {
+    fchmodSync(fd, mode);
     writeSync(fd, content);
     fsyncSync(fd);
+    written = true;
   } finally {
     closeSync(fd);
+    if (!written) rmSync(tmp, { force: true });
   }
   renameSync(tmp, path);
 }
