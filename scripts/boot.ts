@@ -32,6 +32,9 @@ export class BootError extends MacosRunnerError {
 export interface Booted {
   ip: string;
   pid: number;
+  /** From `tart run` to an IP, and to the SSH banner (the whole boot). */
+  ipMs: number;
+  sshMs: number;
 }
 
 export function vmLogPath(config: Config, slot: number): string {
@@ -58,7 +61,8 @@ export async function boot(o: { config: Config; tart: Tart; vm: string; slot: nu
     if (err instanceof BootError) throw err;
     throw new BootError(`VM ${o.vm} got no IP within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): ${(err as Error).message}`);
   });
-  log.debug("boot.ip", `VM has IP ${ip}`, { ip, duration_ms: Date.now() - started });
+  const ipMs = Date.now() - started;
+  log.debug("boot.ip", `VM has IP ${ip}`, { ip, duration_ms: ipMs });
   await Promise.race([
     waitForSshBanner(ip, o.config.vm.ssh.port, deadline, 25, () => exited === undefined && !o.signal?.aborted),
     died,
@@ -67,8 +71,9 @@ export async function boot(o: { config: Config; tart: Tart; vm: string; slot: nu
     if (err instanceof BootError) throw err;
     throw new BootError(`VM ${o.vm}: ${(err as Error).message}`);
   });
-  log.info("boot.done", `VM reachable at ${ip}`, { ip, duration_ms: Date.now() - started });
-  return { ip, pid: run.pid };
+  const sshMs = Date.now() - started;
+  log.info("boot.done", `VM reachable at ${ip}`, { ip, duration_ms: sshMs });
+  return { ip, pid: run.pid, ipMs, sshMs };
 }
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number | void> {

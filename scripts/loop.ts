@@ -7,10 +7,15 @@ import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { exitCode, MacosRunnerError } from "../lib/errors.ts";
 import type { JitConfig } from "../lib/github/runners.ts";
+import { readImageLock } from "../lib/image-lock.ts";
 import type { Logger } from "../lib/log.ts";
+import type { RunnerEvent } from "../lib/runner-log.ts";
+import { SlotMetrics } from "../lib/metrics.ts";
+import { failureReason, outcomeReason } from "../lib/metrics/reasons.ts";
 import { newName } from "../lib/names.ts";
 import { backoffMs, SlotLock, SlotStore } from "../lib/slot.ts";
 import type { Tart } from "../lib/tart.ts";
+import { cachedDigest } from "../lib/tart-cache.ts";
 import { boot } from "./boot.ts";
 import { cleanup, targetFromState } from "./cleanup.ts";
 import { clone } from "./clone.ts";
@@ -33,6 +38,23 @@ export const spec = {
 function healthy(o: RunOutcome): boolean {
   return o.kind === "succeeded" || o.kind === "job-failed" || o.kind === "stopped" || (o.kind === "no-job" && o.retired === true);
 }
+
+/** The run ended without a healthy outcome (lost SSH, timeout, no job). */
+class RunEndedError extends MacosRunnerError {
+  constructor(readonly outcome: RunOutcome) {
+    super(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`);
+  }
+}
+
+/** The image a cycle clones, for the metrics' info series: the pinned digest, else the cached tag's. */
+function imageInfo(config: Config): Parameters<SlotMetrics["info"]>[0] {
+  const { lock } = readImageLock(config.host.stateDir);
+  return lock
+    ? { image_digest: lock.digest, runner_version: lock.runner_version, pinned_at: lock.pinned_at, path: "cold" }
+    : { image_digest: cachedDigest(config.image.ref), path: "cold" };
+}
+
+const seconds = (sinceMs: number) => (Date.now() - sinceMs) / 1000;
 
 /** What a clean slot's state file no longer names. */
 const NOTHING_LEFT = { vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined } as const;
@@ -64,6 +86,7 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
   const stop = o.stop ?? new Stop();
   const store = new SlotStore(config.host.stateDir, slot);
   const lock = SlotLock.acquire(config.host.stateDir, slot);
+  const metrics = SlotMetrics.open({ config, slot, log: o.log });
   let log = o.log;
   try {
     // 0. Whatever a killed or rebooted predecessor left behind goes first.
@@ -71,12 +94,14 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
     if ((prev.phase !== "done" && prev.phase !== "failed") || prev.vm || prev.runner_id !== undefined) {
       log.warn("recover.start", `previous cycle ended in phase ${prev.phase}; cleaning up what it left`, { phase: "recover", vm: prev.vm, runner: prev.runner_name });
       store.write({ phase: "cleanup" });
+      metrics.phase("recover");
       await cleanup({ config, slot, tart, log, target: targetFromState(prev), sweep: true });
       store.write({ phase: "done", ...NOTHING_LEFT });
     }
     const waitMs = prev.backoff_until ? Date.parse(prev.backoff_until) - Date.now() : 0;
     if (waitMs > 0) {
       log.info("backoff.wait", `backing off ${waitMs} ms after ${prev.failures} failed cycle(s)`, { phase: "backoff", wait_ms: waitMs });
+      metrics.phase("backoff");
       await sleep(waitMs, stop.abort.signal);
     }
     if (stop.requested) return exitCode("ok");
@@ -87,20 +112,30 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
     const tartBefore = tart.elapsedMs;
     store.write({ phase: "clone", vm: name, runner_name: name, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined, cycle_started_at: new Date().toISOString() });
     log.info("cycle.start", "cycle started", { phase: "clone" });
+    metrics.info(imageInfo(config));
+    metrics.phase("clone");
 
     try {
       // 1-3. The JIT config is fetched while the VM clones and boots; either
       // failing (or a stop) ends the other's wait.
       const cycleAbort = new AbortController();
       stop.abort.signal.addEventListener("abort", () => cycleAbort.abort(), { once: true });
+      const tokenStarted = Date.now();
       const tokenP: Promise<JitConfig> = token({ config, slot, name, log }).then((jit) => {
+        metrics.observe("token", seconds(tokenStarted));
         store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
         return jit;
       });
       const vmP = (async () => {
+        const cloneStarted = Date.now();
         await clone({ config, tart, vm: name, log });
+        metrics.observe("clone", seconds(cloneStarted));
         store.write({ phase: "boot" });
-        return boot({ config, tart, vm: name, slot, log, signal: cycleAbort.signal });
+        metrics.phase("boot");
+        const booted = await boot({ config, tart, vm: name, slot, log, signal: cycleAbort.signal });
+        metrics.observe("boot_to_ip", booted.ipMs / 1000);
+        metrics.observe("boot_to_ssh", booted.sshMs / 1000);
+        return booted;
       })();
       tokenP.catch(() => cycleAbort.abort());
       const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
@@ -111,32 +146,46 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
 
       // 4. One job.
       store.write({ phase: "run" });
-      const outcome = await sshRun({ config, ip: vmR.value.ip, jitConfig: jitR.value.encodedJitConfig, log, stop });
+      metrics.phase("run");
+      const onEvent = (ev: RunnerEvent) => {
+        if (ev.kind === "listening") metrics.runnerListening();
+        if (ev.kind === "job-started") metrics.jobStarted();
+        if (ev.kind === "job-completed") metrics.jobCompleted(ev.result);
+      };
+      const outcome = await sshRun({ config, ip: vmR.value.ip, jitConfig: jitR.value.encodedJitConfig, log, stop, onEvent });
       store.write({ job: outcome.job, job_result: outcome.result, runner_gone: outcome.runnerGone || undefined });
+      if (outcome.kind === "ssh-lost" && outcome.job !== undefined) metrics.lostJob();
 
       // 5. Cleanup; a completed job already took its runner off GitHub.
       store.write({ phase: "cleanup" });
+      metrics.phase("cleanup");
       const target = targetFromState(store.current);
+      const cleanupStarted = Date.now();
       await cleanup({ config, slot, tart, log, target });
+      metrics.observe("cleanup", seconds(cleanupStarted));
       const ok = healthy(outcome);
       const cycleMs = Date.now() - cycleStarted;
       if (ok) {
         store.write({ phase: "done", ...NOTHING_LEFT, failures: 0, backoff_until: undefined, last_error: undefined });
+        metrics.backoff(undefined, 0);
+        metrics.phase("done");
         log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {
           phase: "done", duration_ms: cycleMs, ready_ms: readyMs, tart_ms: Math.round(tart.elapsedMs - tartBefore), outcome: outcome.kind,
         });
         return exitCode("ok");
       }
-      throw new MacosRunnerError(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`);
+      throw new RunEndedError(outcome);
     } catch (err) {
       if (err instanceof MacosRunnerError && err.kind === "ok") {
         store.write({ phase: "cleanup" });
+        metrics.phase("cleanup");
         await cleanup({ config, slot, tart, log, target: targetFromState(store.current) });
         store.write({ phase: "done", ...NOTHING_LEFT });
+        metrics.phase("done");
         log.info("cycle.stopped", "stopped by signal; slot clean");
         return exitCode("ok");
       }
-      return await fail(err, { config, slot, tart, log, store, stop });
+      return await fail(err, { config, slot, tart, log, store, stop, metrics });
     }
   } finally {
     lock.release();
@@ -144,9 +193,13 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
 }
 
 /** Records the failure, cleans up, and backs off (persisted, capped) before exiting non-zero. */
-async function fail(err: unknown, o: { config: Config; slot: number; tart: Tart; log: Logger; store: SlotStore; stop: Stop }): Promise<number> {
+async function fail(err: unknown, o: { config: Config; slot: number; tart: Tart; log: Logger; store: SlotStore; stop: Stop; metrics: SlotMetrics }): Promise<number> {
   const message = err instanceof Error ? err.message : String(err);
   o.log.error("cycle.failed", message, { phase: o.store.current.phase, error: err });
+  const reason = err instanceof RunEndedError ? outcomeReason(err.outcome.kind) : failureReason(err);
+  // The token is fetched while the VM clones, so a GitHub error belongs to the token step.
+  const phase = reason.startsWith("github_") ? "token" : o.store.current.phase;
+  o.metrics.failure(phase, reason);
   o.store.write({ phase: "cleanup", last_error: message });
   try {
     await cleanup({ config: o.config, slot: o.slot, tart: o.tart, log: o.log, target: targetFromState(o.store.current) });
@@ -157,9 +210,13 @@ async function fail(err: unknown, o: { config: Config; slot: number; tart: Tart;
   const failures = o.store.current.failures + 1;
   const retryAt = (err as { retryAtMs?: number }).retryAtMs;
   const delay = Math.max(backoffMs(failures, o.config.host.backoffInitialMs, o.config.host.backoffMaxMs), retryAt ? retryAt - Date.now() : 0);
-  o.store.write({ phase: o.store.current.vm ? "cleanup" : "failed", failures, backoff_until: new Date(Date.now() + delay).toISOString() });
+  const until = new Date(Date.now() + delay);
+  o.store.write({ phase: o.store.current.vm ? "cleanup" : "failed", failures, backoff_until: until.toISOString() });
   o.log.warn("backoff.start", `failure ${failures} in a row; backing off ${delay} ms before exiting`, { phase: "backoff", wait_ms: delay });
+  o.metrics.backoff(until, failures);
+  o.metrics.phase("backoff");
   await sleep(delay, o.stop.abort.signal);
+  o.metrics.phase(o.store.current.vm ? "cleanup" : "failed");
   return err instanceof MacosRunnerError && err.kind !== "ok" ? err.exitCode : exitCode("failure");
 }
 

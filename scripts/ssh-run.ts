@@ -10,7 +10,7 @@ import { openSlot } from "../lib/context.ts";
 import { exitCode, UsageError, type ExitKind } from "../lib/errors.ts";
 import type { Logger } from "../lib/log.ts";
 import { registerSecret } from "../lib/redact.ts";
-import { parseRunnerLine } from "../lib/runner-log.ts";
+import { parseRunnerLine, type RunnerEvent } from "../lib/runner-log.ts";
 import { sshArgs } from "../lib/ssh.ts";
 
 /** How a run ended, and the exit kind ssh-run reports it with. */
@@ -71,7 +71,8 @@ export async function sshRun(o: {
   jitConfig: string;
   log: Logger;
   stop?: StopControl;
-  onEvent?: (kind: string, detail?: string) => void;
+  /** Each runner log event as it is read (listening, job started, job completed, ...). */
+  onEvent?: (ev: RunnerEvent) => void;
 }): Promise<RunOutcome> {
   const { ssh } = o.config.vm;
   const log = o.log.child({ phase: "run" });
@@ -109,7 +110,7 @@ export async function sshRun(o: {
     const ev = parseRunnerLine(line);
     log.info(ev ? `runner.${ev.kind}` : "guest.output", line, { stream });
     if (!ev) return;
-    o.onEvent?.(ev.kind, "job" in ev ? ev.job : undefined);
+    o.onEvent?.(ev);
     if (ev.kind === "listening") log.info("run.ready", "runner listening for jobs", { duration_ms: Date.now() - started });
     if (ev.kind === "job-started") {
       job = ev.job;
