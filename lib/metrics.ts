@@ -198,9 +198,11 @@ export class SlotMetrics {
     if (!this.files || !this.dirty) return;
     try {
       mkdirSync(dirname(this.files.state), { recursive: true, mode: 0o700 });
-      writeFileAtomic(this.files.state, `${JSON.stringify(this.state)}\n`, 0o600);
+      // No fsync: these writes sit on the cycle's path, and a file lost in a
+      // power cut only restarts the counters (Prometheus reads a reset).
+      writeFileAtomic(this.files.state, `${JSON.stringify(this.state)}\n`, 0o600, { sync: false });
       mkdirSync(this.files.dir, { recursive: true });
-      writeFileAtomic(this.files.prom, this.render(), 0o644);
+      writeFileAtomic(this.files.prom, this.render(), 0o644, { sync: false });
       this.dirty = false;
     } catch (err) {
       if (this.warned) return;
