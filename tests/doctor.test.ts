@@ -3,7 +3,7 @@
 // with advice that fixes it. On Linux the macOS-only checks are SKIPs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, chmodSync, writeFileSync } from "node:fs";
+import { copyFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CheckResult } from "../lib/doctor/index.ts";
 import { newName } from "../lib/names.ts";
@@ -160,5 +160,48 @@ describe("each broken setup fails the check that explains it", () => {
     expect(d.by("config").found).toContain("chmod 600");
     // Nothing else can be judged without a valid config: skipped, not failed.
     expect(d.by("github-jwt").status).toBe("SKIP");
+  });
+});
+
+describe("the pinned image and its runner", () => {
+  /** A config whose state dir holds an image.lock. */
+  function pinned(lock: object, overrides: Record<string, unknown> = {}): string {
+    const path = config(overrides);
+    const stateDir = join(world.dir, `doctor-${n}`, "state");
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(join(stateDir, "image.lock"), JSON.stringify(lock));
+    return path;
+  }
+
+  test("a pinned digest missing from tart's cache fails image-local with the pull that fixes it", async () => {
+    const digest = `sha256:${"0".repeat(64)}`;
+    const d = await doctor(pinned({ ref: world.imageRef, digest, pinned_at: new Date().toISOString() }));
+    expect(d.failed).toEqual(["image-local"]);
+    expect(d.by("image-local").found).toContain(`pinned ${digest} (image.lock) is not in tart's cache`);
+    expect(d.by("image-local").fix).toBe(`tart pull ${world.imageRef.replace(/:[^:/]+$/, "")}@${digest}, or let pull re-pin`);
+    // This lock records no runner version: nothing to compare.
+    expect(d.by("runner-version")).toMatchObject({ status: "SKIP" });
+  });
+
+  test("a baked runner more than 30 days behind the releases fails runner-version", async () => {
+    const day = 86_400_000;
+    const releases = [
+      { tag_name: "v2.338.0", published_at: new Date(Date.now() - 5 * day).toISOString() },
+      { tag_name: "v2.337.0", published_at: new Date(Date.now() - 40 * day).toISOString() },
+      { tag_name: "v2.336.0", published_at: new Date(Date.now() - 80 * day).toISOString() },
+    ];
+    const api = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => (new URL(req.url).pathname === "/repos/actions/runner/releases" ? Response.json(releases) : new Response("{}", { status: 404 })) });
+    try {
+      const digest = `sha256:${"0".repeat(64)}`;
+      const old = await doctor(pinned({ ref: world.imageRef, digest, runner_version: "2.336.0" }, { github: { api_url: `http://127.0.0.1:${api.port}` } }));
+      expect(old.by("runner-version").status).toBe("FAIL");
+      expect(old.by("runner-version").found).toMatch(/^runner 2\.336\.0; v2\.338\.0 is the latest, v2\.337\.0 came out .*: more than 30 days behind, GitHub sends it no jobs$/);
+      expect(old.by("runner-version").fix).toContain("rebuild the golden image");
+      const recent = await doctor(pinned({ ref: world.imageRef, digest, runner_version: "2.337.0" }, { github: { api_url: `http://127.0.0.1:${api.port}` } }));
+      expect(recent.by("runner-version")).toMatchObject({ status: "PASS" });
+      expect(recent.by("runner-version").found).toMatch(/25 days before it is too old|24 days before it is too old/);
+    } finally {
+      api.stop(true);
+    }
   });
 });
