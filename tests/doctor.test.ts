@@ -70,6 +70,16 @@ test("a good host: every check passes; the macOS-only ones are SKIPs on Linux; e
   expect(lines.at(-1)).toMatch(/^\d+ pass, 0 warn, 0 fail, \d+ skip$/);
 }, 60_000);
 
+test("a host on a PAT: the app checks are SKIPs, the PAT lists runners, exit 0", async () => {
+  const d = await doctor(config({ github: { app: null, token_path: world.patPath } }));
+  expect(d.failed).toEqual([]);
+  expect(d.by("github-key").found).toBe(`PAT in ${world.patPath}`);
+  expect([d.by("github-jwt").status, d.by("github-installation").status]).toEqual(["SKIP", "SKIP"]);
+  expect(d.by("github-permission")).toMatchObject({ status: "PASS", found: "the PAT can list runners" });
+  expect(d.by("github-offline-runners").status).toBe("PASS");
+  expect(d.code).toBe(0);
+});
+
 describe("each broken setup fails the check that explains it", () => {
   test("wrong app id", async () => {
     const d = await doctor(config({ github: { app: { id: 999 } } }));

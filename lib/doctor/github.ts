@@ -89,8 +89,12 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
       auth = `token ${pat}`;
       const list = await call(ctx, `${actionsPrefix(config)}/runners?per_page=1`, { auth });
       out.push(clockResult(list.skewS));
-      if (list.status !== 200) return rest(4, `listing runners failed (${list.status} "${messageOf(list)}")`).map((r) => r.check === "github-permission" ? fail(r.check, `GET runners answered ${list.status} "${messageOf(list)}"`, `the PAT's user must be an admin of ${config.github.url} (classic PAT: admin:org for an org, repo for a repo)`) : r);
-      out.push(pass("github-permission", "the PAT can list runners (write access shows at the first cycle; checking it would create a credential)"));
+      if (list.status !== 200) {
+        out.push(fail("github-permission", `GET runners answered ${list.status} "${messageOf(list)}"`, `the PAT's user must be an admin of ${config.github.url} (classic PAT: admin:org for an org, repo for a repo)`));
+        return rest(5, "the PAT cannot list runners");
+      }
+      // Proving write access would mean creating a credential; the first cycle shows it.
+      out.push(pass("github-permission", "the PAT can list runners"));
     } else {
       const { appId, privateKeyPath } = config.github.auth;
       let key: string;
