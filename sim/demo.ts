@@ -1,10 +1,15 @@
 // The demo (`npm start`): the real compiled `loop` on two slots, driven the
 // way launchd drives it, against the simulated world, until a handful of
-// queued jobs are done. Exits 0 only if every job ran once and nothing leaked.
+// queued jobs are done. Progress comes from the slots' state files (what
+// `status` reads); the `status` table ends it. Exits 0 only if every job ran
+// once and nothing leaked.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
+import { tartFor } from "../lib/context.ts";
+import { readSlotView } from "../lib/slot-view.ts";
+import { gatherStatus, renderStatus } from "../lib/status.ts";
 import { renderAgents } from "../lib/launchd.ts";
 import { startAgent, type Agent } from "./launchd.ts";
 import { followLogs, type LogLine } from "./logs.ts";
@@ -48,26 +53,28 @@ try {
   say(`demo: ${JOBS} jobs queued; starting ${SLOTS} slots (launchd-style agents running ${join("dist", "linux-x64", "loop")})`);
 
   const phases = new Map<string, number[]>();
-  const progress = (l: LogLine) => {
-    const slot = `slot ${l.slot ?? "?"}`;
-    const vm = typeof l.vm === "string" ? l.vm : "";
-    const ms = typeof l.duration_ms === "number" ? ` (${l.duration_ms} ms)` : "";
-    const record = (phase: string) => typeof l.duration_ms === "number" && phases.set(phase, [...(phases.get(phase) ?? []), l.duration_ms]);
-    switch (l.event) {
-      case "cycle.start": return say(`${slot}  ${vm}  cycle started`);
-      case "token.done": record("token"); return say(`${slot}  ${vm}  JIT runner created${ms}`);
-      case "clone.done": record("clone"); return say(`${slot}  ${vm}  cloned${ms}`);
-      case "boot.done": record("boot"); return say(`${slot}  ${vm}  booted, SSH up${ms}`);
-      case "run.ready": return say(`${slot}  ${vm}  runner listening`);
-      case "runner.job-started": return say(`${slot}  ${vm}  ${l.msg?.replace(/^.*?Z: /, "")}`);
-      case "run.done": record("run"); return say(`${slot}  ${vm}  run ended: ${l.msg}${ms}`);
-      case "cleanup.done": record("cleanup"); return say(`${slot}  ${vm}  cleaned up${ms}`);
-      case "cycle.done": record("cycle"); return;
-      case "cycle.failed": return say(`${slot}  ${vm}  FAILED: ${l.msg}`);
-      case "recover.start": return say(`${slot}  recovering: ${l.msg}`);
+  // Step times for the summary come from the logs; progress from the state files.
+  const record = (l: LogLine) => {
+    const phase = { "token.done": "token", "clone.done": "clone", "boot.done": "boot", "run.done": "run", "cleanup.done": "cleanup", "cycle.done": "cycle" }[l.event];
+    if (phase && typeof l.duration_ms === "number") phases.set(phase, [...(phases.get(phase) ?? []), l.duration_ms]);
+  };
+  const logs = followLogs([...rendered].map((a) => a.plist.StandardErrorPath!).filter(Boolean), record);
+  const shown = new Map<number, string>();
+  const showProgress = () => {
+    for (let slot = 1; slot <= SLOTS; slot++) {
+      const r = readSlotView(config.host.stateDir, slot);
+      if (r.kind !== "ok") continue;
+      const v = r.view;
+      const what = v.phase === "done" || v.phase === "failed"
+        ? `${v.phase}${v.job ? `  job "${v.job}": ${v.job_result ?? "no result"}` : ""}${v.last_error ? `  (${v.last_error})` : ""}`
+        : `${v.phase}${v.vm ? `  ${v.vm}` : ""}${v.runner_id ? `  runner #${v.runner_id}` : ""}`;
+      if (shown.get(slot) !== what) {
+        shown.set(slot, what);
+        say(`slot ${slot}  ${what}`);
+      }
     }
   };
-  const logs = followLogs([...rendered].map((a) => a.plist.StandardErrorPath!).filter(Boolean), progress);
+  const progress = setInterval(showProgress, 100);
 
   for (const a of rendered) {
     const path = join(plistDir, a.fileName);
@@ -84,6 +91,8 @@ try {
   }
   say("demo: all jobs done; booting the agents out (idle slots clean up and exit) ...");
   await Promise.all(agents.map((a) => a.bootout()));
+  clearInterval(progress);
+  showProgress();
   logs.stop();
 
   state = await world.gh.state();
@@ -105,6 +114,9 @@ try {
   for (const [endpoint, count] of api.sort()) say(`    ${String(count).padStart(3)}  ${endpoint}`);
   say(`  per-phase median     ${[...phases].map(([p, xs]) => `${p} ${median(xs)} ms`).join(", ")}`);
   const ok = jobsOnce === JOBS && succeeded === JOBS && leftVms.length === 0 && state.runners.length === 0;
+  say("");
+  say("status (what `status` prints on a host)");
+  process.stdout.write(renderStatus(await gatherStatus({ config, tart: tartFor(config) })).replace(/^(?=.)/gm, "  "));
   say(ok ? "demo: OK" : "demo: FAILED (see above)");
   exitCode = ok ? 0 : 1;
 } catch (err) {

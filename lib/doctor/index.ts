@@ -1,0 +1,44 @@
+// Every doctor check, in the order a host's problems are best read: the
+// config and its files, tart and the macOS session, VMs, disk and network,
+// GitHub, the image, the runner version. Each check is its own file.
+import { configCheck } from "./config.ts";
+import { diskCheck } from "./disk.ts";
+import { knownHostsCheck, secretsCheck } from "./files.ts";
+import { githubChecks } from "./github.ts";
+import { imageChecks } from "./image.ts";
+import { agentsCheck, guiSessionCheck } from "./launchd.ts";
+import { dhcpCheck, localNetworkCheck } from "./network.ts";
+import { runnerVersionCheck } from "./runner-version.ts";
+import { tartCheck } from "./tart.ts";
+import { fail, type Check, type CheckResult, type DoctorContext } from "./types.ts";
+import { vmsCheck } from "./vms.ts";
+
+export { formatResult, type CheckResult, type CheckStatus, type DoctorContext } from "./types.ts";
+
+export async function runDoctor(ctx: DoctorContext, configError?: unknown): Promise<CheckResult[]> {
+  const checks: [string, Check][] = [
+    ["config", configCheck(configError)],
+    ["secrets", secretsCheck],
+    ["known-hosts", knownHostsCheck],
+    ["tart", tartCheck],
+    ["gui-session", guiSessionCheck],
+    ["launchd-agents", agentsCheck],
+    ["vm-limit", vmsCheck],
+    ["disk", diskCheck],
+    ["dhcp", dhcpCheck],
+    ["local-network", localNetworkCheck],
+    ["github", githubChecks],
+    ["registry", imageChecks],
+    ["runner-version", runnerVersionCheck],
+  ];
+  const results: CheckResult[] = [];
+  for (const [name, check] of checks) {
+    try {
+      results.push(...(await check(ctx)));
+    } catch (err) {
+      // A check that breaks is itself a finding, never the end of the report.
+      results.push(fail(name, `the check itself failed: ${(err as Error).message}`, "report this; the other checks still ran"));
+    }
+  }
+  return results;
+}

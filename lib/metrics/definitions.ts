@@ -1,0 +1,74 @@
+// Every metric a slot writes: name, type, help, the labels it carries beyond
+// host and slot, and histogram buckets. Names follow the ARC listener's
+// (gha-runner-scale-set) where the concept is the same, the rest are
+// macos_runner_*. Labels stay low-cardinality: never a job or VM name.
+
+/** Slot phases, as the slot state file names them. */
+export const SLOT_PHASES = ["idle", "recover", "token", "clone", "boot", "run", "job", "cleanup", "backoff", "done", "failed"] as const;
+export type SlotPhase = (typeof SLOT_PHASES)[number];
+
+/** Timed steps of a cycle (label `phase` of macos_runner_phase_duration_seconds). */
+export const STEPS = ["token", "clone", "boot_to_ip", "boot_to_ssh", "runner_to_listening", "cleanup"] as const;
+export type Step = (typeof STEPS)[number];
+
+/** Why a cycle failed (label `reason`): a closed set, so the label stays small. */
+export const FAILURE_REASONS = [
+  "vm_limit", "no_ip", "boot_timeout", "vm_start", "clone", "tart_missing", "tart",
+  "github_auth", "github_permission", "github_not_found", "github_rate_limit", "github_unavailable", "github_rejected",
+  "ssh_lost", "host_key", "job_timeout", "no_job", "cleanup", "config", "other",
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+const STEP_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600];
+const TURNAROUND_BUCKETS = [0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800, 3600];
+const WAIT_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400];
+// ARC's runtimeBuckets, extended to runner.job_timeout's 6 h default.
+const JOB_BUCKETS = [
+  0.01, 0.05, 0.1, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 18, 20, 25, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120,
+  150, 180, 210, 240, 300, 360, 420, 480, 540, 600, 900, 1200, 1800, 2400, 3000, 3600, 5400, 7200, 10800, 14400, 21600,
+];
+
+export interface Definition {
+  type: "counter" | "gauge" | "histogram";
+  help: string;
+  /** Labels beyond host and slot. */
+  labels: readonly string[];
+  buckets?: readonly number[];
+}
+
+export const METRICS = {
+  macos_runner_phase_duration_seconds: {
+    type: "histogram", labels: ["phase"], buckets: STEP_BUCKETS,
+    help: "Duration of a cycle step: token, clone, boot_to_ip, boot_to_ssh, runner_to_listening (runner start to Listening for Jobs), cleanup.",
+  },
+  macos_runner_job_wait_seconds: {
+    type: "histogram", labels: [], buckets: WAIT_BUCKETS,
+    help: "Time a listening runner waited until GitHub handed it a job.",
+  },
+  macos_runner_turnaround_seconds: {
+    type: "histogram", labels: [], buckets: TURNAROUND_BUCKETS,
+    help: "Job finished to the slot's next runner listening for jobs.",
+  },
+  gha_job_execution_duration_seconds: {
+    type: "histogram", labels: ["job_result"], buckets: JOB_BUCKETS,
+    help: "Time spent executing workflow jobs (Running job to completed), by result.",
+  },
+  gha_started_jobs_total: { type: "counter", labels: [], help: "Total number of jobs started." },
+  gha_completed_jobs_total: { type: "counter", labels: ["job_result"], help: "Total number of jobs completed, by result." },
+  gha_busy_runners: { type: "gauge", labels: [], help: "Registered runners running a job (0 or 1 per slot)." },
+  gha_idle_runners: { type: "gauge", labels: [], help: "Registered runners listening for a job (0 or 1 per slot)." },
+  macos_runner_failures_total: { type: "counter", labels: ["phase", "reason"], help: "Failed cycles, by the phase they failed in and why." },
+  macos_runner_lost_jobs_total: { type: "counter", labels: [], help: "Jobs lost because the VM or the SSH session died while they ran." },
+  macos_runner_ghost_runners: { type: "gauge", labels: [], help: "Runners GitHub still calls busy after their VM is gone, pending deletion." },
+  macos_runner_consecutive_failures: { type: "gauge", labels: [], help: "Failed cycles in a row (0 after a good cycle); drives the backoff." },
+  macos_runner_backoff_until_timestamp_seconds: { type: "gauge", labels: [], help: "When the current backoff ends (Unix time; 0 when not backing off)." },
+  macos_runner_slot_phase: { type: "gauge", labels: ["phase"], help: "The slot's current phase (1 for the current one, 0 for the others)." },
+  macos_runner_phase_started_timestamp_seconds: { type: "gauge", labels: [], help: "When the slot entered its current phase (Unix time)." },
+  macos_runner_last_job_timestamp_seconds: { type: "gauge", labels: [], help: "When the slot's last job completed, whatever its result (Unix time)." },
+  macos_runner_last_success_timestamp_seconds: { type: "gauge", labels: [], help: "When the slot's last successful job completed (Unix time)." },
+  macos_runner_image_info: { type: "gauge", labels: ["image_digest", "path"], help: "The golden image digest in use and the start path (cold, pre-cloned, snapshot); value 1." },
+  macos_runner_runner_version_info: { type: "gauge", labels: ["runner_version"], help: "The actions runner version baked into the image in use; value 1." },
+  macos_runner_image_pinned_timestamp_seconds: { type: "gauge", labels: [], help: "When the image in use was pinned (image.lock pinned_at, Unix time)." },
+} as const satisfies Record<string, Definition>;
+
+export type MetricName = keyof typeof METRICS;

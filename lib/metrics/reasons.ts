@@ -1,0 +1,37 @@
+// Maps what ended a cycle to the closed set of failure reasons the metrics
+// label with, so a new error message never becomes a new time series.
+import { ConfigError } from "../config.ts";
+import {
+  GitHubAuthError, GitHubNotFoundError, GitHubPermissionError, GitHubRateLimitError, GitHubRejectedError, GitHubUnavailableError,
+} from "../github/errors.ts";
+import { TartError, TartMissingError, VmLimitError } from "../tart.ts";
+import type { FailureReason } from "./definitions.ts";
+
+/** How a run ended (ssh-run's outcome kinds) when that is the failure. */
+const OUTCOME_REASON: Record<string, FailureReason> = {
+  "ssh-lost": "ssh_lost",
+  "host-key": "host_key",
+  timeout: "job_timeout",
+  "no-job": "no_job",
+};
+
+export function outcomeReason(kind: string): FailureReason {
+  return OUTCOME_REASON[kind] ?? "other";
+}
+
+export function failureReason(err: unknown): FailureReason {
+  if (err instanceof VmLimitError) return "vm_limit";
+  if (err instanceof TartMissingError) return "tart_missing";
+  if (err instanceof TartError) return err.command === "clone" || err.command === "set" ? "clone" : err.command === "run" ? "vm_start" : "tart";
+  if (err instanceof GitHubAuthError) return "github_auth";
+  if (err instanceof GitHubPermissionError) return "github_permission";
+  if (err instanceof GitHubNotFoundError) return "github_not_found";
+  if (err instanceof GitHubRateLimitError) return "github_rate_limit";
+  if (err instanceof GitHubRejectedError) return "github_rejected";
+  if (err instanceof GitHubUnavailableError) return "github_unavailable";
+  if (err instanceof ConfigError) return "config";
+  // Step errors defined beside their scripts, known by name to keep lib/ free of scripts/.
+  const name = (err as Error | undefined)?.name;
+  if (name === "BootError") return "boot_timeout";
+  return "other";
+}

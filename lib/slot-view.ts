@@ -1,0 +1,162 @@
+// A read-only, tolerant view of a slot's state file (<state_dir>/slot-<N>.json)
+// for `status`, `doctor` and the demo. The file is written by `loop` (which
+// owns it); here unknown fields are ignored, missing ones defaulted, and a
+// field of the wrong type is dropped and named in `problems`. Garbage is
+// reported, never thrown.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { SLOT_PHASES, type SlotPhase } from "./metrics/definitions.ts";
+
+export interface Ghost {
+  id: number;
+  name: string;
+  since?: string;
+}
+
+export interface SlotView {
+  slot: number;
+  phase: SlotPhase | "unknown";
+  /** When the current phase began (falls back to updated_at for files without phase_since). */
+  phase_since?: string;
+  updated_at?: string;
+  vm?: string;
+  runner_name?: string;
+  runner_id?: number;
+  job?: string;
+  job_result?: string;
+  path?: string;
+  image?: string;
+  next_vm?: { name: string; image?: string; created_at?: string };
+  ghosts: Ghost[];
+  failures: number;
+  backoff_until?: string;
+  last_error?: string;
+  last_failure_at?: string;
+  jobs_served: number;
+  last_job_at?: string;
+  cycle_started_at?: string;
+  /** Fields that were present but unusable. */
+  problems: string[];
+}
+
+export const slotStatePath = (stateDir: string, slot: number): string => join(stateDir, `slot-${slot}.json`);
+
+export type SlotRead = { kind: "missing" } | { kind: "unreadable"; problem: string } | { kind: "ok"; view: SlotView };
+
+export function readSlotView(stateDir: string, slot: number): SlotRead {
+  const path = slotStatePath(stateDir, slot);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
+    return { kind: "unreadable", problem: `${path}: ${(err as Error).message}` };
+  }
+  return parseSlotView(text, slot, path);
+}
+
+export function parseSlotView(text: string, slot: number, where = `slot-${slot}.json`): SlotRead {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return { kind: "unreadable", problem: `${where} is not JSON (${(err as Error).message})` };
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { kind: "unreadable", problem: `${where} is not a JSON object` };
+  const o = raw as Record<string, unknown>;
+  const problems: string[] = [];
+  const bad = (key: string, want: string) => problems.push(`${key} is not ${want}`);
+
+  const str = (key: string): string | undefined => {
+    const v = o[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === "string") return v;
+    bad(key, "a string");
+    return undefined;
+  };
+  const time = (key: string): string | undefined => {
+    const v = str(key);
+    if (v !== undefined && Number.isNaN(Date.parse(v))) {
+      bad(key, "an ISO time");
+      return undefined;
+    }
+    return v;
+  };
+  const count = (key: string): number => {
+    const v = o[key];
+    if (v === undefined || v === null) return 0;
+    if (typeof v === "number" && Number.isInteger(v) && v >= 0) return v;
+    bad(key, "a count");
+    return 0;
+  };
+  const id = (key: string): number | undefined => {
+    const v = o[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === "number" && Number.isInteger(v) && v > 0) return v;
+    bad(key, "a positive integer");
+    return undefined;
+  };
+
+  if (o.slot !== undefined && o.slot !== slot) problems.push(`slot is ${JSON.stringify(o.slot)}, but the file is slot ${slot}'s`);
+  const phaseRaw = o.phase;
+  let phase: SlotView["phase"] = "unknown";
+  if (typeof phaseRaw === "string" && (SLOT_PHASES as readonly string[]).includes(phaseRaw)) phase = phaseRaw as SlotPhase;
+  else problems.push(`phase ${JSON.stringify(phaseRaw)} is not one of ${SLOT_PHASES.join(", ")}`);
+
+  const updated_at = time("updated_at");
+  const view: SlotView = {
+    slot,
+    phase,
+    phase_since: time("phase_since") ?? updated_at,
+    updated_at,
+    vm: str("vm"),
+    runner_name: str("runner_name"),
+    runner_id: id("runner_id"),
+    job: str("job"),
+    job_result: str("job_result"),
+    path: str("path"),
+    image: str("image"),
+    next_vm: nextVm(o.next_vm, problems),
+    ghosts: ghosts(o.ghosts, problems),
+    failures: count("failures"),
+    backoff_until: time("backoff_until"),
+    last_error: str("last_error"),
+    last_failure_at: time("last_failure_at"),
+    jobs_served: count("jobs_served"),
+    last_job_at: time("last_job_at"),
+    cycle_started_at: time("cycle_started_at"),
+    problems,
+  };
+  for (const k of Object.keys(view) as (keyof SlotView)[]) if (view[k] === undefined) delete view[k];
+  return { kind: "ok", view };
+}
+
+function nextVm(v: unknown, problems: string[]): SlotView["next_vm"] {
+  if (v === undefined || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  if (typeof o !== "object" || typeof o.name !== "string") {
+    problems.push("next_vm has no name");
+    return undefined;
+  }
+  return {
+    name: o.name,
+    ...(typeof o.image === "string" && { image: o.image }),
+    ...(typeof o.created_at === "string" && { created_at: o.created_at }),
+  };
+}
+
+function ghosts(v: unknown, problems: string[]): Ghost[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) {
+    problems.push("ghosts is not a list");
+    return [];
+  }
+  return v.flatMap((g: unknown) => {
+    const o = g as Record<string, unknown>;
+    if (typeof o !== "object" || o === null || typeof o.id !== "number" || typeof o.name !== "string") {
+      problems.push(`a ghost entry lacks id and name: ${JSON.stringify(g)}`);
+      return [];
+    }
+    return [{ id: o.id, name: o.name, ...(typeof o.since === "string" && { since: o.since }) }];
+  });
+}

@@ -1,0 +1,217 @@
+// `doctor`, the compiled binary, against the simulated world: a good host
+// passes; each way a host can be broken fails the check that explains it,
+// with advice that fixes it. On Linux the macOS-only checks are SKIPs.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { CheckResult } from "../lib/doctor/index.ts";
+import { newName } from "../lib/names.ts";
+import { startWorld, type World } from "../sim/world.ts";
+import { ensureBinaries, start, tartVms, until, worldEnv } from "./helpers/e2e.ts";
+
+let world: World;
+let n = 0;
+
+beforeAll(async () => {
+  ensureBinaries(["doctor"]);
+  world = await startWorld({
+    registry: "required",
+    tart: { boot_ms: 150 },
+    github: {
+      orgs: ["acme", "bare", "limited"],
+      installations: [{ account: "acme" }, { account: "limited", permissions: { metadata: "read" } }],
+    },
+  });
+  // A host that has served before has the image in tart's cache.
+  const pull = spawnSync("tart", ["pull", world.imageRef, "--insecure"], { env: worldEnv(world), encoding: "utf8" });
+  if (pull.status !== 0) throw new Error(`tart pull failed: ${pull.stderr}`);
+});
+
+afterAll(async () => {
+  await world?.stop();
+});
+
+function config(overrides: Record<string, unknown> = {}): string {
+  const name = `doctor-${++n}`;
+  const host = { state_dir: join(world.dir, name, "state"), log_dir: join(world.dir, name, "logs"), ...((overrides.host as object) ?? {}) };
+  return world.writeConfig({ ...overrides, host }, `${name}.yml`);
+}
+
+async function doctor(path: string) {
+  const json = await start(world, "doctor", ["--config", path, "--json"]).done;
+  const text = await start(world, "doctor", ["--config", path]).done;
+  const report = JSON.parse(json.stdout) as { ok: boolean; failed: number; results: CheckResult[] };
+  const by = (check: string) => {
+    const r = report.results.find((x) => x.check === check);
+    if (!r) throw new Error(`no ${check} in ${JSON.stringify(report.results.map((x) => x.check))}`);
+    return r;
+  };
+  const failed = report.results.filter((r) => r.status === "FAIL").map((r) => r.check);
+  return { code: json.code, textCode: text.code, text: text.stdout, report, by, failed };
+}
+
+const MACOS_ONLY = ["gui-session", "launchd-agents", "dhcp-lease-time", "dhcp-leases", "local-network"];
+
+test("a good host: every check passes; the macOS-only ones are SKIPs on Linux; exit 0", async () => {
+  const d = await doctor(config());
+  expect(d.report.results.filter((r) => r.status !== "PASS" && r.status !== "SKIP")).toEqual([]);
+  expect([d.code, d.textCode]).toEqual([0, 0]);
+  for (const c of MACOS_ONLY) expect(d.by(c)).toEqual({ status: "SKIP", check: c, found: "macOS only", fix: "" });
+  for (const c of ["config", "secrets", "known-hosts", "tart", "vm-limit", "leaked-vms", "disk", "github-key", "github-jwt", "github-clock", "github-installation", "github-permission", "github-runner-group", "github-offline-runners", "registry", "image-tag", "image-local"]) {
+    expect(d.by(c).status).toBe("PASS");
+  }
+  expect(d.by("tart").found).toMatch(/^tart 2\.32\.1 at /);
+  expect(d.by("github-permission").found).toBe("the installation grants organization_self_hosted_runners: write");
+  expect(d.by("runner-version")).toMatchObject({ status: "SKIP" });
+  // One line per check: STATUS check: found[; fix]
+  const lines = d.text.trim().split("\n");
+  expect(lines.slice(0, d.report.results.length).every((l) => /^(PASS|WARN|FAIL|SKIP) [a-z-]+: .+/.test(l))).toBe(true);
+  expect(lines.at(-1)).toMatch(/^\d+ pass, 0 warn, 0 fail, \d+ skip$/);
+}, 60_000);
+
+test("a host on a PAT: the app checks are SKIPs, the PAT lists runners, exit 0", async () => {
+  const d = await doctor(config({ github: { app: null, token_path: world.patPath } }));
+  expect(d.failed).toEqual([]);
+  expect(d.by("github-key").found).toBe(`PAT in ${world.patPath}`);
+  expect([d.by("github-jwt").status, d.by("github-installation").status]).toEqual(["SKIP", "SKIP"]);
+  expect(d.by("github-permission")).toMatchObject({ status: "PASS", found: "the PAT can list runners" });
+  expect(d.by("github-offline-runners").status).toBe("PASS");
+  expect(d.code).toBe(0);
+});
+
+describe("each broken setup fails the check that explains it", () => {
+  test("wrong app id", async () => {
+    const d = await doctor(config({ github: { app: { id: 999 } } }));
+    expect(d.code).toBe(1);
+    expect(d.failed).toEqual(["github-jwt"]);
+    expect(d.by("github-jwt").found).toBe('GitHub knows no app with id 999 ("Integration not found")');
+    expect(d.by("github-jwt").fix).toContain("set github.app.id");
+    expect(d.text).toContain('FAIL github-jwt: GitHub knows no app with id 999 ("Integration not found"); set github.app.id');
+  });
+
+  test("app not installed on the org", async () => {
+    const d = await doctor(config({ github: { url: `${world.github.url}/bare`, app: { installation_id: null } } }));
+    expect(d.failed).toEqual(["github-installation"]);
+    expect(d.by("github-installation").found).toContain(`the app is not installed on ${world.github.url}/bare`);
+    expect(d.by("github-installation").fix).toContain("install the GitHub App");
+    expect(d.by("github-permission").status).toBe("SKIP");
+  });
+
+  test("missing runner permission", async () => {
+    const d = await doctor(config({ github: { url: `${world.github.url}/limited`, app: { installation_id: null } } }));
+    expect(d.failed).toEqual(["github-permission"]);
+    expect(d.by("github-permission").found).toBe("the installation grants organization_self_hosted_runners: none (runners need write)");
+    expect(d.by("github-permission").fix).toContain('add the "organization_self_hosted_runners" permission (Read and write)');
+  });
+
+  test("clock skew: reported from GitHub's Date header", async () => {
+    await world.gh.setClockOffset(-5 * 60_000);
+    try {
+      const d = await doctor(config());
+      expect(d.failed).toEqual(["github-jwt", "github-clock"]);
+      expect(d.by("github-clock").found).toMatch(/^this host's clock is 30\d s ahead of GitHub's: app JWTs are refused/);
+      expect(d.by("github-clock").fix).toContain("Set time automatically");
+      // Our clock ahead: the JWT's exp lands more than 10 min past GitHub's now.
+      expect(d.by("github-jwt").found).toMatch(/'Expiration time' claim \('exp'\) is too far in the future/);
+    } finally {
+      await world.gh.setClockOffset(0);
+    }
+  });
+
+  test("registry refuses the credentials", async () => {
+    const wrong = join(world.dir, `wrong-password-${n}`);
+    writeFileSync(wrong, "not-the-password\n", { mode: 0o600 });
+    const d = await doctor(config({ image: { password_path: wrong } }));
+    expect(d.failed).toEqual(["registry"]);
+    expect(d.by("registry").found).toMatch(/refused user ci \(401\)/);
+    expect(d.by("registry").fix).toContain("image.password_path");
+  });
+
+  test("the tag is missing from the registry", async () => {
+    const ref = world.imageRef.replace(/:[^:/]+$/, ":no-such-tag");
+    const d = await doctor(config({ image: { ref } }));
+    expect(d.failed).toEqual(["image-tag"]);
+    expect(d.by("image-tag").found).toBe("macos-runner:no-such-tag is not in " + ref.split("/")[0]);
+    expect(d.by("image-local")).toMatchObject({ status: "WARN" });
+  });
+
+  test("a leaked VM: running, named by no slot's state", async () => {
+    const vm = newName("sim", 1);
+    const env = worldEnv(world);
+    expect(spawnSync("tart", ["clone", world.imageRef, vm, "--insecure"], { env }).status).toBe(0);
+    const run = spawn("tart", ["run", "--no-graphics", vm], { env, stdio: "ignore", detached: true });
+    try {
+      await until("the leaked VM to run", () => {
+        const r = spawnSync("tart", ["list", "--format", "json", "--source", "local"], { env, encoding: "utf8" });
+        return (JSON.parse(r.stdout) as { Name: string; Running: boolean }[]).some((v) => v.Name === vm && v.Running);
+      });
+      const d = await doctor(config());
+      expect(d.failed).toEqual(["vm-limit", "leaked-vms"]);
+      expect(d.by("vm-limit").found).toMatch(/^1 VM\(s\) running .*; only 1 of 2 slot\(s\) can start a VM under the 2-VM limit$/);
+      expect(d.by("leaked-vms").found).toBe(`running but named by no slot's state: ${vm}`);
+      expect(d.by("leaked-vms").fix).toBe(`tart stop ${vm} && tart delete ${vm} (or cleanup --slot N --sweep)`);
+    } finally {
+      spawnSync("tart", ["stop", vm], { env });
+      spawnSync("tart", ["delete", vm], { env });
+      run.kill("SIGKILL");
+    }
+    expect(tartVms(world)).not.toContain(vm);
+  });
+
+  test("a world-readable app key: the config and the secrets checks say chmod 600", async () => {
+    const key = join(world.dir, `app-readable-${n}.pem`);
+    copyFileSync(world.appKeyPath, key);
+    chmodSync(key, 0o644);
+    const d = await doctor(config({ github: { app: { private_key_path: key } } }));
+    expect(d.failed).toEqual(["config", "secrets"]);
+    expect(d.by("secrets").found).toBe(`github.app.private_key_path: ${key} is mode 0644 (others can read it)`);
+    expect(d.by("secrets").fix).toBe(`chmod 600 ${key}`);
+    expect(d.by("config").found).toContain("chmod 600");
+    // Nothing else can be judged without a valid config: skipped, not failed.
+    expect(d.by("github-jwt").status).toBe("SKIP");
+  });
+});
+
+describe("the pinned image and its runner", () => {
+  /** A config whose state dir holds an image.lock. */
+  function pinned(lock: object, overrides: Record<string, unknown> = {}): string {
+    const path = config(overrides);
+    const stateDir = join(world.dir, `doctor-${n}`, "state");
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(join(stateDir, "image.lock"), JSON.stringify(lock));
+    return path;
+  }
+
+  test("a pinned digest missing from tart's cache fails image-local with the pull that fixes it", async () => {
+    const digest = `sha256:${"0".repeat(64)}`;
+    const d = await doctor(pinned({ ref: world.imageRef, digest, pinned_at: new Date().toISOString() }));
+    expect(d.failed).toEqual(["image-local"]);
+    expect(d.by("image-local").found).toContain(`pinned ${digest} (image.lock) is not in tart's cache`);
+    expect(d.by("image-local").fix).toBe(`tart pull ${world.imageRef.replace(/:[^:/]+$/, "")}@${digest}, or let pull re-pin`);
+    // This lock records no runner version: nothing to compare.
+    expect(d.by("runner-version")).toMatchObject({ status: "SKIP" });
+  });
+
+  test("a baked runner more than 30 days behind the releases fails runner-version", async () => {
+    const day = 86_400_000;
+    const releases = [
+      { tag_name: "v2.338.0", published_at: new Date(Date.now() - 5 * day).toISOString() },
+      { tag_name: "v2.337.0", published_at: new Date(Date.now() - 40 * day).toISOString() },
+      { tag_name: "v2.336.0", published_at: new Date(Date.now() - 80 * day).toISOString() },
+    ];
+    const api = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => (new URL(req.url).pathname === "/repos/actions/runner/releases" ? Response.json(releases) : new Response("{}", { status: 404 })) });
+    try {
+      const digest = `sha256:${"0".repeat(64)}`;
+      const old = await doctor(pinned({ ref: world.imageRef, digest, runner_version: "2.336.0" }, { github: { api_url: `http://127.0.0.1:${api.port}` } }));
+      expect(old.by("runner-version").status).toBe("FAIL");
+      expect(old.by("runner-version").found).toMatch(/^runner 2\.336\.0; v2\.338\.0 is the latest, v2\.337\.0 came out .*: more than 30 days behind, GitHub sends it no jobs$/);
+      expect(old.by("runner-version").fix).toContain("rebuild the golden image");
+      const recent = await doctor(pinned({ ref: world.imageRef, digest, runner_version: "2.337.0" }, { github: { api_url: `http://127.0.0.1:${api.port}` } }));
+      expect(recent.by("runner-version")).toMatchObject({ status: "PASS" });
+      expect(recent.by("runner-version").found).toMatch(/25 days before it is too old|24 days before it is too old/);
+    } finally {
+      api.stop(true);
+    }
+  });
+});

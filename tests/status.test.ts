@@ -1,0 +1,147 @@
+// `status`, the compiled binary: crafted state files in each slot state, the
+// runner list from GitHub, and a live loop it reads without disturbing.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../lib/config.ts";
+import { createGitHubClient } from "../lib/github/client.ts";
+import { deleteRunner, generateJitConfig } from "../lib/github/runners.ts";
+import { newName } from "../lib/names.ts";
+import type { StatusReport } from "../lib/status.ts";
+import { startWorld, type World } from "../sim/world.ts";
+import { ensureBinaries, slotState, start, until } from "./helpers/e2e.ts";
+
+let world: World;
+let n = 0;
+
+beforeAll(async () => {
+  ensureBinaries(["status", "loop"]);
+  world = await startWorld({ registry: "required", tart: { boot_ms: 150 } });
+});
+
+afterAll(async () => {
+  await world?.stop();
+});
+
+/** A config with its own state dir, holding the given slot files (objects as JSON, strings as they are). */
+function withStates(states: Record<number, object | string>): { config: string; stateDir: string } {
+  const stateDir = join(world.dir, `status-${++n}`, "state");
+  mkdirSync(stateDir, { recursive: true });
+  for (const [slot, s] of Object.entries(states)) writeFileSync(join(stateDir, `slot-${slot}.json`), typeof s === "string" ? s : JSON.stringify(s));
+  return { config: world.writeConfig({ host: { state_dir: stateDir, log_dir: join(world.dir, `status-${n}`, "logs") } }, `status-${n}.yml`), stateDir };
+}
+
+async function status(config: string, ...args: string[]) {
+  const r = await start(world, "status", ["--config", config, ...args]).done;
+  return { ...r, json: args.includes("--json") ? (JSON.parse(r.stdout) as StatusReport) : undefined };
+}
+
+const ago = (s: number) => new Date(Date.now() - s * 1000).toISOString();
+const DIGEST = `sha256:${"ab12".repeat(16)}`;
+const rowOf = (text: string, slot: number) => text.split("\n").find((l) => l.startsWith(`${slot} `)) ?? "";
+
+describe("status from state files", () => {
+  test("idle and booting: phase, time in phase, VM and runner, served count; text and JSON agree", async () => {
+    const vm = newName("sim", 2);
+    const { config } = withStates({
+      1: { version: 1, slot: 1, phase: "idle", phase_since: ago(300), updated_at: ago(300), ghosts: [], failures: 0, jobs_served: 4, last_job_at: ago(300) },
+      2: { version: 1, slot: 2, phase: "boot", phase_since: ago(12), updated_at: ago(12), vm, runner_name: vm, runner_id: 42, ghosts: [], failures: 0, jobs_served: 0, path: "cold", image: `127.0.0.1:5000/macos-runner@${DIGEST}` },
+    });
+    const text = await status(config);
+    expect(text.code).toBe(0);
+    expect(rowOf(text.stdout, 1)).toMatch(/^1\s+idle\s+5m0\ds\s+-\s+-\s+-\s+4\s+-/);
+    expect(rowOf(text.stdout, 2)).toMatch(new RegExp(`^2\\s+boot\\s+1\\ds\\s+${vm} \\(not running\\)\\s+#42\\s+-\\s+0\\s+-\\s+sha256:ab12ab12ab12$`));
+
+    const { json } = await status(config, "--json");
+    const [one, two] = json!.slots as Extract<StatusReport["slots"][number], { state: "ok" }>[];
+    expect([one!.phase, one!.jobs_served, one!.in_phase_s! >= 300 && one!.in_phase_s! < 320]).toEqual(["idle", 4, true]);
+    expect([two!.phase, two!.vm, two!.runner_id, two!.vm_running, two!.image]).toEqual(["boot", vm, 42, false, `127.0.0.1:5000/macos-runner@${DIGEST}`]);
+    expect(json!.vms.filter((v) => v.name.startsWith("sim-"))).toEqual([]);
+  });
+
+  test("running a job, backing off, recovering with a ghost; a never-run slot; nothing written", async () => {
+    const vm = newName("sim", 1);
+    const { config, stateDir } = withStates({
+      1: { version: 1, slot: 1, phase: "job", phase_since: ago(185), vm, runner_name: vm, runner_id: 7, job: "build-ios #7", ghosts: [], failures: 0, jobs_served: 12 },
+      2: { version: 1, slot: 2, phase: "backoff", phase_since: ago(5), failures: 3, backoff_until: new Date(Date.now() + 90_000).toISOString(), last_error: "tart ip failed (VM x): no IP address found", last_failure_at: ago(5), ghosts: [], jobs_served: 3 },
+    });
+    const before = readdirSync(stateDir).map((f) => [f, statSync(join(stateDir, f)).mtimeMs]);
+    const text = await status(config);
+    expect(rowOf(text.stdout, 1)).toMatch(new RegExp(`^1\\s+job\\s+3m0\\ds\\s+${vm} \\(not running\\)\\s+#7\\s+build-ios #7\\s+12\\s+-`));
+    expect(rowOf(text.stdout, 2)).toMatch(/^2\s+backoff\s+\ds\s+-\s+-\s+-\s+3\s+3 in a row; backoff 1m[23]\ds more; tart ip failed \(VM x\): no IP address found/);
+    expect(readdirSync(stateDir).map((f) => [f, statSync(join(stateDir, f)).mtimeMs])).toEqual(before);
+
+    const ghostVm = newName("sim", 1);
+    const recovering = withStates({
+      1: { version: 1, slot: 1, phase: "recover", phase_since: ago(2), vm: ghostVm, ghosts: [{ id: 99, name: ghostVm, since: ago(600) }], failures: 1, jobs_served: 0 },
+    });
+    const r = await status(recovering.config);
+    expect(rowOf(r.stdout, 1)).toMatch(/^1\s+recover\s+\ds/);
+    expect(rowOf(r.stdout, 2)).toMatch(/^2\s+-\s+-\s+.*never ran \(no state file\)/);
+    expect(r.stdout).toContain(`slot 1: ghost runner 99 ${ghostVm} still busy on GitHub`);
+    const { json } = await status(recovering.config, "--json");
+    expect(json!.slots[1]).toEqual({ slot: 2, state: "never-ran" });
+  });
+
+  test("a damaged state file is reported, not fatal; --slot shows one slot", async () => {
+    const { config } = withStates({ 1: "{ half a fi", 2: { slot: 2, phase: "sleeping", failures: "many" } });
+    const r = await status(config);
+    expect(r.code).toBe(0);
+    expect(rowOf(r.stdout, 1)).toMatch(/^1\s+\?.*state unreadable: .*slot-1\.json is not JSON/);
+    expect(rowOf(r.stdout, 2)).toMatch(/^2\s+unknown/);
+    expect(r.stdout).toContain('slot 2: state file: phase "sleeping" is not one of idle, recover');
+    expect(r.stdout).toContain("slot 2: state file: failures is not a count");
+    const one = await status(config, "--slot", "2", "--json");
+    expect(one.json!.slots.map((s) => s.slot)).toEqual([2]);
+  });
+
+  test("--github lists only this host's runners, each with the slot that knows it", async () => {
+    const cfg = loadConfig({ path: world.writeConfig() });
+    const gh = await createGitHubClient(cfg.github, { stateDir: join(world.dir, "status-gh") });
+    const make = (name: string) => generateJitConfig(gh, { name, runnerGroupId: 1, labels: ["self-hosted"], workFolder: "_work" }).then((j) => j.runner);
+    const current = await make(newName("sim", 1));
+    const ghost = await make(newName("sim", 2));
+    const stray = await make(newName("sim", 2));
+    const otherHost = await make(newName("sim", 1, "other-mac"));
+    try {
+      const { config } = withStates({
+        1: { version: 1, slot: 1, phase: "run", vm: current.name, runner_name: current.name, runner_id: current.id, ghosts: [], failures: 0, jobs_served: 0 },
+        2: { version: 1, slot: 2, phase: "idle", ghosts: [{ id: ghost.id, name: ghost.name }], failures: 0, jobs_served: 0 },
+      });
+      const { json, code } = await status(config, "--github", "--json");
+      expect(code).toBe(0);
+      expect(json!.runners!.map((r) => [r.name, r.seen_by]).sort()).toEqual(
+        [[current.name, "slot 1"], [ghost.name, "slot 2 ghost"], [stray.name, "unknown"]].sort(),
+      );
+      const text = await status(config, "--github");
+      expect(text.stdout).toMatch(new RegExp(`${stray.id}\\s+${stray.name}\\s+offline\\s+idle\\s+unknown`));
+      expect(text.stdout).not.toContain(otherHost.name);
+      // Bad credentials: the table still prints, the exit code says what went wrong.
+      const wrongApp = world.writeConfig({ github: { app: { id: 999 } }, host: { state_dir: join(world.dir, "status-gh", "state") } }, "status-wrong-app.yml");
+      const failed = await status(wrongApp, "--github");
+      expect(failed.code).toBe(78);
+      expect(failed.stdout).toMatch(/GitHub runners: .*401/);
+    } finally {
+      for (const r of [current, ghost, stray, otherHost]) await deleteRunner(gh, r.id);
+    }
+  });
+});
+
+test("against a live loop: the VM it boots shows running under slot 1, then the slot settles to done", async () => {
+  const stateDir = join(world.dir, "status-live", "state");
+  const config = world.writeConfig({ host: { state_dir: stateDir, log_dir: join(world.dir, "status-live", "logs") } }, "status-live.yml");
+  const job = await world.gh.enqueueJob({ name: "live-status", script: "sleep 2; echo done" });
+  const run = start(world, "loop", ["--slot", "1", "--config", config]);
+  const seen = await until("status to show the slot running its VM", async () => {
+    const { json } = await status(config, "--json");
+    const s = json!.slots[0]!;
+    return s.state === "ok" && s.phase === "run" && s.vm_running === true && json!.vms.some((v) => v.name === s.vm && v.running && v.owner === "slot 1") && s;
+  }, 30_000, 100);
+  expect(seen.state === "ok" && seen.runner_id).toBeGreaterThan(0);
+  const done = await run.done;
+  expect(done.code).toBe(0);
+  expect((await world.gh.job(job.id)).result).toBe("Succeeded");
+  const after = await status(config);
+  expect(rowOf(after.stdout, 1)).toMatch(/^1\s+done\s/);
+  expect(slotState(stateDir)?.phase).toBe("done");
+}, 60_000);
