@@ -15,6 +15,8 @@ export interface SlotState {
   /** VM and runner share one name: <prefix>-<host>-<slot>-<random>. */
   vm?: string;
   runner_name?: string;
+  /** The image digest the VM is cloned from; `pull` never prunes it while `vm` is set. */
+  image?: string;
   runner_id?: number;
   /** The runner reported its job complete, so GitHub already de-registered it. */
   runner_gone?: boolean;

@@ -98,7 +98,7 @@ export async function loop(o: { config: Config; slot: number; log: Logger; tart:
         return jit;
       });
       const vmP = (async () => {
-        await clone({ config, tart, vm: name, log });
+        await clone({ config, tart, vm: name, log, onImage: (image) => store.write({ image: image.digest }) });
         store.write({ phase: "boot" });
         return boot({ config, tart, vm: name, slot, log, signal: cycleAbort.signal });
       })();
