@@ -118,15 +118,23 @@ export class RegistryClient {
   }
 
   async listTags(namespace: string): Promise<string[]> {
-    const res = await this.call("GET", `/v2/${namespace}/tags/list?n=10000`, `listing the tags of ${namespace}`, {});
-    const body = (await res.json().catch(() => ({}))) as { tags?: string[] | null };
-    return body.tags ?? [];
+    return this.paged(`/v2/${namespace}/tags/list?n=1000`, `listing the tags of ${namespace}`, "tags");
   }
 
   async listRepositories(): Promise<string[]> {
-    const res = await this.call("GET", "/v2/_catalog?n=10000", "listing repositories", {});
-    const body = (await res.json().catch(() => ({}))) as { repositories?: string[] | null };
-    return body.repositories ?? [];
+    return this.paged("/v2/_catalog?n=1000", "listing repositories", "repositories");
+  }
+
+  /** Follows the Link rel="next" pages of a list (the registry caps a page at 1000). */
+  private async paged(first: string, what: string, key: "tags" | "repositories"): Promise<string[]> {
+    const out: string[] = [];
+    for (let path: string | undefined = first; path; ) {
+      const res = await this.call("GET", path, what, {});
+      const body = (await res.json().catch(() => ({}))) as Record<string, string[] | null | undefined>;
+      out.push(...(body[key] ?? []));
+      path = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.get("link") ?? "")?.[1];
+    }
+    return out;
   }
 
   /** One call; a 401 is answered once with the challenge's scheme, then the call is sent again. */
@@ -143,7 +151,7 @@ export class RegistryClient {
 
   private async send(method: string, path: string, what: string, headers: Record<string, string>): Promise<Response> {
     try {
-      return await fetch(`${this.base}${path}`, {
+      return await fetch(/^https?:/.test(path) ? path : `${this.base}${path}`, {
         method,
         headers: { ...headers, ...(this.authorization && { Authorization: this.authorization }) },
         signal: AbortSignal.timeout(this.timeoutMs),
