@@ -4,6 +4,7 @@
 // timeout; every failure is a RegistryError saying what failed and what to do.
 import { createHash } from "node:crypto";
 import { MacosRunnerError, excerpt, type ExitKind } from "./errors.ts";
+import { isDigest } from "./oci-ref.ts";
 import { basicAuthorization, fetchBearerToken, parseChallenge, TokenRequestFailed, type RegistryCredentials } from "./registry-auth.ts";
 
 export type { RegistryCredentials } from "./registry-auth.ts";
@@ -88,6 +89,10 @@ export class RegistryClient {
     const res = await this.call("GET", `/v2/${namespace}/manifests/${reference}`, what, { Accept: OCI_MANIFEST });
     const raw = Buffer.from(await res.arrayBuffer());
     const digest = `sha256:${createHash("sha256").update(raw).digest("hex")}`;
+    // A registry must serve exactly the bytes a digest names (a broken mirror or proxy may not).
+    if (isDigest(reference) && digest !== reference) {
+      throw new RegistryError("unexpected", `${this.opts.host} served a manifest for ${namespace}@${reference} whose sha256 is ${digest}: the content does not match its digest`);
+    }
     let manifest: OciManifest;
     try {
       manifest = JSON.parse(raw.toString("utf8")) as OciManifest;

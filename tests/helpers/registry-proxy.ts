@@ -13,11 +13,11 @@ export interface Proxy {
 
 export type Handler = (req: Request, url: URL, forward: () => Promise<Response>) => Response | Promise<Response>;
 
-export function startProxy(target: string, handle: Handler = (_req, _url, forward) => forward()): Proxy {
+export function startProxy(target: string, handle: Handler = (_req, _url, forward) => forward(), port = 0): Proxy {
   const seen: string[] = [];
   const server = Bun.serve({
     hostname: "127.0.0.1",
-    port: 0,
+    port,
     async fetch(req) {
       const url = new URL(req.url);
       seen.push(`${req.method} ${url.pathname}${url.search}`);
