@@ -28,7 +28,7 @@ export const spec = {
     insecure: { type: "boolean", description: "plain HTTP" },
     "dry-run": { type: "boolean", description: "print what would be deleted, delete nothing" },
     "gc-config": { type: "string", value: "PATH", description: "then run `docker-registry garbage-collect -m PATH` (the registry must be read-only or stopped)" },
-    "gc-binary": { type: "string", value: "PATH", description: "the registry binary for garbage-collect (default docker-registry; `registry` from Homebrew)" },
+    "gc-binary": { type: "string", value: "PATH", description: "the registry binary for garbage-collect (default docker-registry; `registry` for the native binary)" },
     verbose: { type: "boolean", description: "log debug events too" },
   },
   exits: {
