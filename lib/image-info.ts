@@ -4,7 +4,6 @@
 import type { RegistryClient } from "./registry.ts";
 
 export const RUNNER_VERSION_LABEL = "dev.macos-runner.runner-version";
-export const RUNNER_RELEASE_DATE_LABEL = "dev.macos-runner.runner-release-date";
 const DISK_SIZE_ANNOTATION = "org.cirruslabs.tart.uncompressed-disk-size";
 const UPLOAD_TIME_ANNOTATION = "org.cirruslabs.tart.upload-time";
 
