@@ -23,7 +23,18 @@ export interface Config {
     auth: { kind: "app"; appId: number; installationId?: number; privateKeyPath: string } | { kind: "pat"; tokenPath: string };
   };
   runner: { namePrefix: string; labels: string[]; group: string; workFolder: string; jobTimeoutMs: number; listenTimeoutMs: number; exitTimeoutMs: number };
-  image: { ref: string; insecure: boolean; username?: string; passwordPath?: string };
+  image: {
+    ref: string;
+    insecure: boolean;
+    username?: string;
+    passwordPath?: string;
+    /** `pull` refuses below this much free disk; default: the image's uncompressed disk size + 20 GB. */
+    minFreeGb?: number;
+    /** How often launchd runs `pull` (StartInterval). */
+    pullIntervalMs: number;
+    /** actions/runner releases on the GitHub API (the runner freshness check). */
+    runnerReleasesUrl: string;
+  };
   vm: {
     cpu?: number;
     memoryMb?: number;
@@ -90,7 +101,7 @@ export function parseConfig(text: string, opts: { file: string; env?: NodeJS.Pro
 
   const github = readGithub(root.section("github", ["url", "api_url", "app", "token_path"]), base);
   const runner = readRunner(root.section("runner", ["name_prefix", "labels", "group", "work_folder", "job_timeout", "listen_timeout", "exit_timeout"]), github?.scope);
-  const image = readImage(root.section("image", ["ref", "insecure", "username", "password_path"]), base);
+  const image = readImage(root.section("image", ["ref", "insecure", "username", "password_path", "min_free_gb", "pull_interval", "runner_releases_url"]), base);
   const vm = readVm(root.section("vm", ["cpu", "memory_mb", "boot_timeout", "start", "preclone_max_age", "ssh"]), base);
   const host = readHost(root.section("host", ["slots", "id", "tart_path", "state_dir", "log_dir", "dhcp_leases_path", "backoff_initial", "backoff_max"]), base);
   const metrics = readMetrics(root.section("metrics", ["textfile_dir"]), base);
@@ -182,12 +193,20 @@ function readImage(sec: Section, base: PathBase): Config["image"] | undefined {
     sec.report(sec.has("username") ? "username" : "password_path", "image.username and image.password_path go together; set both or neither");
   }
   const insecure = sec.boolean("insecure") ?? false;
+  const minFreeGb = sec.integer("min_free_gb", { min: 1 });
+  const pullIntervalMs = sec.duration("pull_interval") ?? parseDuration("5m");
+  // launchd's StartInterval is whole seconds; under a minute a pull would still be running.
+  if (pullIntervalMs < 60_000) sec.report("pull_interval", "must be at least 1m (launchd starts pull on this interval)");
+  const runnerReleasesUrl = sec.string("runner_releases_url", parseApiUrl) ?? "https://api.github.com/repos/actions/runner/releases";
   if (ref === undefined) return undefined;
   return {
     ref,
     insecure,
     ...(username !== undefined && { username }),
     ...(passwordPath !== undefined && { passwordPath }),
+    ...(minFreeGb !== undefined && { minFreeGb }),
+    pullIntervalMs,
+    runnerReleasesUrl,
   };
 }
 

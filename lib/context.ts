@@ -1,13 +1,14 @@
 // What every step CLI opens first: the config, the slot number, a logger
-// carrying the slot, this slot's names (host id pinned), and a tart wrapper
-// with the registry credentials.
+// carrying the slot, and a tart wrapper with the registry credentials.
 import { readFileSync } from "node:fs";
 import type { CommonFlags } from "./cli.ts";
 import { loadConfig, type Config } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { hostId, slotNames, type SlotNames } from "./names.ts";
+import type { ImageRef } from "./oci-ref.ts";
 import { registerSecret } from "./redact.ts";
+import { RegistryClient, type RegistryCredentials } from "./registry.ts";
 import { Tart } from "./tart.ts";
 
 export interface SlotContext {
@@ -18,19 +19,39 @@ export interface SlotContext {
   names: SlotNames;
 }
 
-export function tartFor(config: Config): Tart {
-  const env: Record<string, string> = {};
+/** image.username and the password from image.password_path (registered as a secret), if configured. */
+export function registryCredentials(config: Config): RegistryCredentials | undefined {
   const { image } = config;
-  if (image.username && image.passwordPath) {
-    const password = readFileSync(image.passwordPath, "utf8").trim();
-    registerSecret(password);
+  if (!image.username || !image.passwordPath) return undefined;
+  const password = readFileSync(image.passwordPath, "utf8").trim();
+  registerSecret(password);
+  return { username: image.username, password };
+}
+
+export function tartFor(config: Config): Tart {
+  // `pull` manages the image cache (pinned + previous kept, disk floor), so
+  // clone's automatic pruning must not evict the rollback image.
+  const env: Record<string, string> = { TART_NO_AUTO_PRUNE: "1" };
+  const { image } = config;
+  const creds = registryCredentials(config);
+  if (creds) {
     // Passed in tart's environment, never argv.
-    env.TART_REGISTRY_USERNAME = image.username;
-    env.TART_REGISTRY_PASSWORD = password;
+    env.TART_REGISTRY_USERNAME = creds.username;
+    env.TART_REGISTRY_PASSWORD = creds.password;
     const host = image.ref.split("/")[0];
     if (host && image.ref.includes("/")) env.TART_REGISTRY_HOSTNAME = host;
   }
   return new Tart({ path: config.host.tartPath, env, insecure: image.insecure });
+}
+
+/** The registry of image.ref, with the configured credentials. */
+export function registryFor(config: Config, repo: ImageRef): RegistryClient {
+  return new RegistryClient({
+    host: repo.host,
+    insecure: config.image.insecure,
+    credentials: registryCredentials(config),
+    credentialsSource: "image.username and image.password_path",
+  });
 }
 
 export function openSlot(common: CommonFlags, command: string): SlotContext {

@@ -11,6 +11,8 @@ export const MAX_SLOTS = 2;
 /** Time a draining slot gets after runner.job_timeout: a boot still in
  *  progress, tart stop + delete, and the runner DELETE, each with its own timeout. */
 export const CLEANUP_MARGIN_S = 300;
+/** image.pull_interval's default. */
+export const DEFAULT_PULL_INTERVAL_S = 300;
 
 export function slotLabel(slot: number): string {
   return `${LABEL_PREFIX}.slot.${slot}`;
@@ -32,6 +34,8 @@ export interface AgentParams {
   jobTimeoutMs: number;
   /** Render the pull agent too. */
   pull: boolean;
+  /** The pull agent's StartInterval in seconds (image.pull_interval); default 300. */
+  pullIntervalS?: number;
 }
 
 export interface RenderedAgent {
@@ -59,7 +63,7 @@ export function renderAgents(p: AgentParams): RenderedAgent[] {
   const agents = Array.from({ length: p.slots }, (_, i) =>
     renderOne(slotTemplate, { ...common, slot: String(i + 1), exitTimeOut: slotExitTimeOut(p.jobTimeoutMs) }, i + 1),
   );
-  if (p.pull) agents.push(renderOne(pullTemplate, common));
+  if (p.pull) agents.push(renderOne(pullTemplate, { ...common, pullIntervalS: p.pullIntervalS ?? DEFAULT_PULL_INTERVAL_S }));
   return agents;
 }
 

@@ -2,7 +2,7 @@
 // the VMs tart lists, the pinned image, and (on request) this host's runners
 // on GitHub. Only reads: no lock, no state written, safe while loops run.
 import type { Config } from "./config.ts";
-import { readImageLock, type ImageLock } from "./image-lock.ts";
+import { inspectImageLock, type ImageLock } from "./image-lock.ts";
 import { isSlotsOwn, shortHost, slotPrefix } from "./names.ts";
 import { readSlotView, type SlotView } from "./slot-view.ts";
 import type { Tart } from "./tart.ts";
@@ -63,7 +63,7 @@ export async function gatherStatus(o: { config: Config; tart: Tart; slots?: numb
   } catch (err) {
     report.vms_error = (err as Error).message;
   }
-  const lock = readImageLock(config.host.stateDir);
+  const lock = inspectImageLock(config.host.stateDir);
   if (lock.lock) report.image_lock = lock.lock;
   if (lock.problem) report.image_lock_problem = lock.problem;
   return report;

@@ -177,9 +177,18 @@ export class Tart {
   }
 
   async list(): Promise<VmListing[]> {
-    const args = ["list", "--format", "json", "--source", "local"];
+    return this.listSource("local");
+  }
+
+  /** OCI cache entries: `host/ns:tag` links and `host/ns@sha256:…` images. */
+  async listCached(): Promise<VmListing[]> {
+    return this.listSource("oci");
+  }
+
+  private async listSource(source: "local" | "oci"): Promise<VmListing[]> {
+    const args = ["list", "--format", "json", "--source", source];
     const r = await this.exec(args, 30_000);
-    if (r.code !== 0) throw this.fail("listing VMs", args, r);
+    if (r.code !== 0) throw this.fail(`listing ${source === "oci" ? "cached images" : "VMs"}`, args, r);
     try {
       const parsed: unknown = JSON.parse(r.stdout);
       if (!Array.isArray(parsed)) throw new Error("not an array");
@@ -194,5 +203,12 @@ export class Tart {
     const args = ["suspend", name];
     const r = await this.exec(args, 120_000);
     if (r.code !== 0) throw this.fail(name, args, r);
+  }
+
+  /** `tart pull` (credentials only in tart's environment); a large image takes a while. */
+  async pull(ref: string, timeoutMs: number): Promise<void> {
+    const args = ["pull", ref, ...(this.opts.insecure ? ["--insecure"] : [])];
+    const r = await this.exec(args, timeoutMs);
+    if (r.code !== 0) throw this.fail(ref, args, r);
   }
 }

@@ -57,6 +57,7 @@ export function agentParams(o: InstallOptions): AgentParams {
     stateDir: host.stateDir,
     jobTimeoutMs: runner.jobTimeoutMs,
     pull: isExecutableFile(join(o.binDir, "pull")),
+    pullIntervalS: Math.round(o.config.image.pullIntervalMs / 1000),
   };
 }
 

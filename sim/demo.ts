@@ -2,7 +2,9 @@
 // way launchd drives it, against the simulated world, until a handful of
 // queued jobs are done. Progress comes from the slots' state files (what
 // `status` reads); the `status` table ends it. Exits 0 only if every job ran
-// once and nothing leaked.
+// once and nothing leaked. `npm start -- --rollout`: halfway through, image v2
+// is pushed and the compiled `pull` pins it; the later jobs show which image
+// they ran on.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,9 +15,11 @@ import { gatherStatus, renderStatus } from "../lib/status.ts";
 import { renderAgents } from "../lib/launchd.ts";
 import { startAgent, type Agent } from "./launchd.ts";
 import { followLogs, type LogLine } from "./logs.ts";
+import { IMAGE_MARKER } from "./image/fixture.ts";
 import { startWorld } from "./world.ts";
 
 const JOBS = Number(process.env.DEMO_JOBS ?? 6);
+const ROLLOUT = process.argv.slice(2).includes("--rollout");
 const SLOTS = 2;
 const DEADLINE_MS = 5 * 60_000;
 const root = join(import.meta.dir, "..");
@@ -31,6 +35,8 @@ if (build.status !== 0) process.exit(1);
 
 say("demo: starting the simulated world (GitHub, registry, tart, guests) ...");
 const world = await startWorld({ registry: "optional" });
+const rollout = ROLLOUT && world.registry !== undefined;
+if (ROLLOUT && !rollout) say("demo: notice: no registry, so no rollout (the image is a local VM); running the plain demo");
 let exitCode = 1;
 const agents: Agent[] = [];
 try {
@@ -42,15 +48,28 @@ try {
   for (const dir of [config.host.logDir, config.host.stateDir]) mkdirSync(dir, { recursive: true });
   const rendered = renderAgents({ binDir, configPath, slots: SLOTS, logDir: config.host.logDir, stateDir: config.host.stateDir, jobTimeoutMs: config.runner.jobTimeoutMs, pull: false });
 
-  for (let i = 1; i <= JOBS; i++) {
-    await world.gh.enqueueJob({
-      name: `build-ios-app #${i}`,
-      labels: ["self-hosted", "macOS", "ARM64"],
-      // Proves each job gets a fresh VM: a file the previous job left would fail it.
-      script: `test ! -e "$HOME/left-by-previous-job" || { echo "dirty VM"; exit 1; }; touch "$HOME/left-by-previous-job"; echo "xcodebuild -scheme App #${i}: ok"`,
-    });
-  }
-  say(`demo: ${JOBS} jobs queued; starting ${SLOTS} slots (launchd-style agents running ${join("dist", "linux-x64", "loop")})`);
+  const pullArgs = ["--config", configPath];
+  const runPull = (why: string) => {
+    const r = spawnSync(join(binDir, "pull"), pullArgs, { env: { ...process.env, ...world.env }, encoding: "utf8" });
+    const pinnedLine = r.stderr.split("\n").find((l) => l.includes('"event":"pull.pinned"'));
+    say(`demo: pull (${why}): exit ${r.status}${pinnedLine ? `, ${JSON.parse(pinnedLine).msg}` : ""}`);
+    if (r.status !== 0) throw new Error(`pull failed: ${r.stderr.trim()}`);
+  };
+  const enqueue = async (from: number, to: number) => {
+    for (let i = from; i <= to; i++) {
+      await world.gh.enqueueJob({
+        name: `build-ios-app #${i}`,
+        labels: ["self-hosted", "macOS", "ARM64"],
+        // Proves each job gets a fresh VM: a file the previous job left would fail it.
+        // Prints the image it ran on: v1 has no marker file.
+        script: `test ! -e "$HOME/left-by-previous-job" || { echo "dirty VM"; exit 1; }; touch "$HOME/left-by-previous-job"; echo "image $(cat "$HOME/${IMAGE_MARKER}" 2>/dev/null || echo v1)"; echo "xcodebuild -scheme App #${i}: ok"`,
+      });
+    }
+  };
+  if (rollout) runPull("pins v1 before the slots start");
+  const firstBatch = rollout ? Math.ceil(JOBS / 2) : JOBS;
+  await enqueue(1, firstBatch);
+  say(`demo: ${firstBatch} jobs queued; starting ${SLOTS} slots (launchd-style agents running ${join("dist", "linux-x64", "loop")})`);
 
   const phases = new Map<string, number[]>();
   // Step times for the summary come from the logs; progress from the state files.
@@ -83,6 +102,17 @@ try {
   }
 
   const deadline = Date.now() + DEADLINE_MS;
+  if (rollout) {
+    while ((await world.gh.state()).jobs.filter((j) => j.status === "completed").length < firstBatch) {
+      if (Date.now() > deadline) throw new Error("demo: the first jobs are not done in time");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const v2 = await world.publishVersion({ marker: "v2", runnerVersion: "2.336.0" });
+    say(`demo: pushed image v2 (${v2.digest.slice(0, 19)}) under the same tag`);
+    runPull("picks v2 up while the slots keep serving");
+    await enqueue(firstBatch + 1, JOBS);
+    say(`demo: ${JOBS - firstBatch} more jobs queued; slots clone v2 from their next cycle (a slot already listening on a v1 VM serves one more job on v1)`);
+  }
   let state = await world.gh.state();
   while (state.jobs.some((j) => j.status !== "completed")) {
     if (Date.now() > deadline) throw new Error(`demo: jobs still not done after ${DEADLINE_MS / 1000} s`);
@@ -113,7 +143,10 @@ try {
   say(`  GitHub API calls     ${apiTotal} for ${JOBS} jobs (${(apiTotal / JOBS).toFixed(2)} per job; JIT configs: ${jit})`);
   for (const [endpoint, count] of api.sort()) say(`    ${String(count).padStart(3)}  ${endpoint}`);
   say(`  per-phase median     ${[...phases].map(([p, xs]) => `${p} ${median(xs)} ms`).join(", ")}`);
-  const ok = jobsOnce === JOBS && succeeded === JOBS && leftVms.length === 0 && state.runners.length === 0;
+  const onImage = (v: string) => state.jobs.filter((j) => j.output?.includes(`image ${v}`)).map((j) => j.name.replace(/^.*#/, "#"));
+  if (rollout) say(`  rollout              on v1: ${onImage("v1").join(" ")}; on v2: ${onImage("v2").join(" ")}`);
+  const rolledOut = !rollout || onImage("v2").length > 0;
+  const ok = jobsOnce === JOBS && succeeded === JOBS && leftVms.length === 0 && state.runners.length === 0 && rolledOut;
   say("");
   say("status (what `status` prints on a host)");
   process.stdout.write(renderStatus(await gatherStatus({ config, tart: tartFor(config) })).replace(/^(?=.)/gm, "  "));

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { startGitHub, type GitHubSim, type GitHubSimOptions } from "./github/server.ts";
 import { GitHubSimClient } from "./github/client.ts";
-import { killVMs, SIM_BIN, startTartFixture, type TartFixture } from "./image/fixture.ts";
+import { killVMs, SIM_BIN, startTartFixture, type ImageVersion, type TartFixture } from "./image/fixture.ts";
+import type { Published } from "./image/publish.ts";
 import { REGISTRY_BINARY, registryInstalled } from "./registry.ts";
 import type { SimTartConfig, SimTartSettings } from "./tart/settings.ts";
 
@@ -50,6 +51,8 @@ export interface World {
   tartSettings(): SimTartSettings;
   /** Rewrites the SIM_TART_CONFIG file (merged into the current config; undefined drops a key). */
   setTart(settings: SimTartConfig): void;
+  /** Pushes a new version of the golden image (marker file, runner-version label) to the registry under the tag. */
+  publishVersion(v: ImageVersion): Promise<Published>;
   /** Writes a macos-runner config YAML, deep-merged with overrides (null deletes a key); returns its path. */
   writeConfig(overrides?: Record<string, unknown>, name?: string): string;
   stop(): Promise<void>;
@@ -148,6 +151,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     registryPasswordPath,
     tartSettings: () => fx.settings(),
     setTart: (settings) => fx.setTart(settings),
+    publishVersion: (v) => fx.publishVersion(v),
     writeConfig(overrides = {}, name = "config.yml") {
       const path = join(dir, name);
       writeFileSync(path, stringify(deepMerge(baseConfig(), overrides)));

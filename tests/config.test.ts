@@ -95,7 +95,15 @@ describe("a valid config", () => {
         auth: { kind: "app", appId: 123456, installationId: 789, privateKeyPath: join(w.home, "app.pem") },
       },
       runner: { namePrefix: "acme-mac", labels: ["self-hosted", "macOS", "ARM64", "xcode-16"], group: "Builders", workFolder: "work", jobTimeoutMs: 5_400_000 },
-      image: { ref: "registry.example.com/macos-runner:sequoia-xcode16", insecure: true, username: "ci", passwordPath: join(w.dir, "secrets", "registry-password") },
+      image: {
+        ref: "registry.example.com/macos-runner:sequoia-xcode16",
+        insecure: true,
+        username: "ci",
+        passwordPath: join(w.dir, "secrets", "registry-password"),
+        minFreeGb: 80,
+        pullIntervalMs: 600_000,
+        runnerReleasesUrl: "https://mirror.example.com/repos/actions/runner/releases",
+      },
       vm: {
         cpu: 4,
         memoryMb: 8192,
@@ -117,7 +125,12 @@ describe("a valid config", () => {
       auth: { kind: "pat", tokenPath: join(w.dir, "pat") },
     });
     expect(config.runner).toEqual({ namePrefix: "macos-runner", labels: ["self-hosted", "macOS", "ARM64"], group: "Default", workFolder: "_work", jobTimeoutMs: 6 * 3_600_000 });
-    expect(config.image).toEqual({ ref: "macos-runner:sequoia", insecure: false });
+    expect(config.image).toEqual({
+      ref: "macos-runner:sequoia",
+      insecure: false,
+      pullIntervalMs: 300_000,
+      runnerReleasesUrl: "https://api.github.com/repos/actions/runner/releases",
+    });
     expect(config.vm).toEqual({ bootTimeoutMs: 180_000, ssh: { user: "admin", port: 22, privateKeyPath: join(w.dir, "key"), knownHostsPath: join(w.dir, "known_hosts") } });
     expect(config.host).toEqual({
       slots: 2,
@@ -433,6 +446,13 @@ describe("files", () => {
     expectOneProblem(w, withSection("image", "  ref: x\n  username: ci\n"), "line 10: image.username: image.username and image.password_path go together; set both or neither");
     w.file(join(w.dir, "registry-password"));
     expectOneProblem(w, withSection("image", "  ref: x\n  password_path: registry-password\n"), "line 10: image.password_path: image.username and image.password_path go together; set both or neither");
+  });
+
+  test("image.min_free_gb is a positive integer; pull_interval at least a minute; runner_releases_url a URL", () => {
+    const w = world();
+    expectOneProblem(w, withSection("image", "  ref: x\n  min_free_gb: 0\n"), "line 10: image.min_free_gb: must be a positive integer, got 0");
+    expectOneProblem(w, withSection("image", "  ref: x\n  pull_interval: 30s\n"), "line 10: image.pull_interval: must be at least 1m (launchd starts pull on this interval)");
+    expect(w.error(withSection("image", "  ref: x\n  runner_releases_url: ftp://x\n")).message).toContain("image.runner_releases_url: must be an http(s) URL");
   });
 
   test("metrics needs textfile_dir when the section is there", () => {

@@ -64,8 +64,10 @@ describe("install --dry-run", () => {
     const h = makeHost(join(dir, "one-pull"), { slots: 1, binaries: ["loop", "pull"] });
     const r = await install(["--dry-run", "--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir]);
     expect(r.code).toBe(0);
-    const labels = Object.values(plistsIn(r.stdout)).map((p) => p.Label);
-    expect(labels).toEqual(["dev.macos-runner.slot.1", "dev.macos-runner.pull"]);
+    const plists = Object.values(plistsIn(r.stdout));
+    expect(plists.map((p) => p.Label)).toEqual(["dev.macos-runner.slot.1", "dev.macos-runner.pull"]);
+    // image.pull_interval: 15m in the config.
+    expect(plists[1]!.StartInterval).toBe(900);
     // A slot-2 agent left from an earlier two-slot install is stopped and its plist removed.
     expect(r.stdout).toContain(`launchctl bootout gui/${uid}/dev.macos-runner.slot.2`);
     expect(r.stdout).toContain(`rm -f ${join(h.agentsDir, "dev.macos-runner.slot.2.plist")}`);

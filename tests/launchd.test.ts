@@ -103,7 +103,8 @@ describe("pull agent", () => {
     expect(p.ProgramArguments).toEqual(["/usr/local/libexec/macos-runner/pull", "--config", "/Users/ci/.config/macos-runner/config.yml"]);
     expect(p.KeepAlive).toBe(false);
     expect(p.RunAtLoad).toBe(true);
-    expect(p.StartInterval).toBe(600);
+    expect(p.StartInterval).toBe(300);
+    expect(parsed(renderAgents(params({ pull: true, pullIntervalS: 900 })).at(-1)!.xml).StartInterval).toBe(900);
     expect(p.LimitLoadToSessionType).toBe("Aqua");
     expect(p.StandardOutPath).toBe("/Users/ci/Library/Logs/macos-runner/pull.log");
   });

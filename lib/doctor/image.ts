@@ -3,7 +3,7 @@
 // A manifest is asked for the way tart asks (contracts/tart.md §4): GET with
 // only the OCI manifest Accept header; its Docker-Content-Digest is the digest.
 import { readFileSync } from "node:fs";
-import { readImageLock } from "../image-lock.ts";
+import { inspectImageLock } from "../image-lock.ts";
 import { cachedDigest, hasDigest, parseRemoteRef, tartHome } from "../tart-cache.ts";
 import { fail, pass, skipAll, warn, withDeadline, type CheckResult, type DoctorContext } from "./types.ts";
 
@@ -54,7 +54,7 @@ export async function imageChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   }
 
   const home = tartHome(ctx.env);
-  const { lock, problem } = readImageLock(config.host.stateDir);
+  const { lock, problem } = inspectImageLock(config.host.stateDir);
   if (problem) out.push(fail("image-local", problem, "let pull write it again (remove the file; pull re-pins)"));
   else if (lock) {
     if (hasDigest(lock.ref, lock.digest, home)) out.push(pass("image-local", `pinned ${lock.digest} is in tart's cache`));

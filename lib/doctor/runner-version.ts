@@ -1,7 +1,7 @@
 // GitHub sends no jobs to a runner more than 30 days behind the newest
 // release (contracts/github.md §7.7), so the version baked into the image
 // ages even when nothing changes: compare it with actions/runner's releases.
-import { readImageLock } from "../image-lock.ts";
+import { inspectImageLock } from "../image-lock.ts";
 import { fail, pass, skip, warn, withDeadline, type CheckResult, type DoctorContext } from "./types.ts";
 
 const DAY_MS = 86_400_000;
@@ -12,7 +12,7 @@ const REBUILD = "rebuild the golden image with the latest actions/runner and pub
 export async function runnerVersionCheck(ctx: DoctorContext): Promise<CheckResult[]> {
   const { config } = ctx;
   if (!config) return [skip("runner-version", "config invalid")];
-  const { lock } = readImageLock(config.host.stateDir);
+  const { lock } = inspectImageLock(config.host.stateDir);
   if (!lock?.runner_version) return [skip("runner-version", "the image records no runner version (image.lock runner_version)")];
   const ours = lock.runner_version.replace(/^v/, "");
   let releases: { tag_name: string; published_at: string }[];

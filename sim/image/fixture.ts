@@ -9,11 +9,12 @@ import { join, resolve } from "node:path";
 import { startRegistry, type Registry } from "../registry.ts";
 import { buildGoldenImage } from "./build.ts";
 import { generateEd25519 } from "./keys.ts";
-import { publishImage } from "./publish.ts";
+import { publishImage, type Published } from "./publish.ts";
 import { resolveSettings, type SimTartConfig, type SimTartSettings } from "../tart/settings.ts";
 import { runState } from "../tart/running.ts";
 import { POWER_MARKER } from "../tart/guest/env.ts";
 import { killMarked } from "../tart/guest/processes.ts";
+import { GUEST_USER, userHome } from "../tart/guest/fs.ts";
 
 export const SIM_BIN = resolve(import.meta.dir, "..", "bin");
 export const HOST_KEY_ALIAS = "macos-runner-guest";
@@ -32,6 +33,19 @@ export interface TartFixtureOptions {
   /** The docker-registry binary (default /usr/bin/docker-registry). */
   registryBinary?: string;
 }
+
+/** A golden image version: `marker` lands in the guest user's home as IMAGE_MARKER. */
+export interface ImageVersion {
+  marker: string;
+  /** Becomes the dev.macos-runner.runner-version label. */
+  runnerVersion?: string;
+  /** Default: the fixture's tag. */
+  tag?: string;
+}
+
+/** The file, in the guest user's home, that only a published ImageVersion has. */
+export const IMAGE_MARKER = "image-version";
+export const RUNNER_VERSION_LABEL = "dev.macos-runner.runner-version";
 
 export interface TartResult {
   code: number;
@@ -60,6 +74,8 @@ export interface TartFixture {
   tart(...args: string[]): TartResult;
   /** Publishes the golden image (optionally changed first) again under the tag: a bumped tag. */
   republish(change?: (goldenDir: string) => void): Promise<string>;
+  /** Publishes a version of the golden image under the tag, leaving the golden image as it is. */
+  publishVersion(v: ImageVersion): Promise<Published>;
   stop(): Promise<void>;
 }
 
@@ -89,11 +105,11 @@ export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFi
       CI: "true",
     };
     let imageRef = LOCAL_IMAGE_NAME;
-    const publish = async () => {
-      const ref = `${registry!.url}/${IMAGE_REPOSITORY}:${IMAGE_TAG}`;
-      const { pinned } = await publishImage(goldenDir, ref, { insecure: true, username: registry!.username, password: registry!.password });
-      return pinned;
+    const publishFrom = (vmDir: string, tag = IMAGE_TAG, labels?: Record<string, string>) => {
+      const ref = `${registry!.url}/${IMAGE_REPOSITORY}:${tag}`;
+      return publishImage(vmDir, ref, { insecure: true, username: registry!.username, password: registry!.password, labels });
     };
+    const publish = async () => (await publishFrom(goldenDir)).pinned;
     if (opts.registry) {
       registry = await startRegistry({ dir: join(dir, "registry"), binary: opts.registryBinary });
       Object.assign(env, { TART_REGISTRY_USERNAME: registry.username, TART_REGISTRY_PASSWORD: registry.password });
@@ -128,6 +144,17 @@ export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFi
         change?.(goldenDir);
         if (!registry) throw new Error("republish needs the fixture's registry");
         return await publish();
+      },
+      async publishVersion(v) {
+        if (!registry) throw new Error("publishVersion needs the fixture's registry");
+        const copy = mkdtempSync(join(dir, "version-"));
+        try {
+          cpSync(goldenDir, copy, { recursive: true });
+          writeFileSync(join(userHome(join(copy, "disk.img"), GUEST_USER), IMAGE_MARKER), `${v.marker}\n`);
+          return await publishFrom(copy, v.tag, v.runnerVersion ? { [RUNNER_VERSION_LABEL]: v.runnerVersion } : undefined);
+        } finally {
+          rmSync(copy, { recursive: true, force: true });
+        }
       },
       stop: () => (stopped ??= (async () => {
         killVMs(tartHome);

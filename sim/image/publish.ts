@@ -17,6 +17,8 @@ export interface PublishOptions {
   insecure?: boolean;
   username?: string;
   password?: string;
+  /** Labels in the OCI config, as `tart push --label k=v` writes them. */
+  labels?: Record<string, string>;
 }
 
 export interface Published {
@@ -86,7 +88,7 @@ export async function publishImage(vmDir: string, ref: string, opts: PublishOpti
   const nvram = readFileSync(join(vmDir, "nvram.bin"));
 
   const ociConfig = await pushBlob(
-    Buffer.from(sortedJSON({ architecture: "arm64", config: { Labels: { "org.cirruslabs.tart.disk.format": "raw" } }, os: "darwin" })),
+    Buffer.from(sortedJSON({ architecture: "arm64", config: { Labels: { ...opts.labels, "org.cirruslabs.tart.disk.format": "raw" } }, os: "darwin" })),
     OCI_CONFIG,
   );
   const layers: Descriptor[] = [await pushBlob(configJSON, MEDIA.config)];

@@ -1,0 +1,91 @@
+#!/usr/bin/env bun
+// retention: keeps the newest N images (digests) of each golden-image repository in the
+// VM registry and deletes the rest by digest; then the registry's garbage
+// collector frees their blobs. Runs where the registry is administered, with
+// credentials that may delete: runner hosts (and their pull) only read.
+//   retention --registry reg.example.com --keep 4 --username admin --password-file ~/.config/registry-admin
+//   retention ... --gc-config /etc/docker/registry/config.yml    # registry read-only or stopped
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
+import { secretFile } from "../lib/config/paths.ts";
+import { MacosRunnerError, UsageError, exitCode } from "../lib/errors.ts";
+import { createLogger } from "../lib/log.ts";
+import { registerSecret } from "../lib/redact.ts";
+import { RegistryClient } from "../lib/registry.ts";
+import { applyRetention, describeTags, planRetention } from "../lib/retention.ts";
+
+export const spec = {
+  name: "retention",
+  summary: "keep the newest N images (digests, with all their tags) per repository in the VM registry, delete the others by digest, then garbage-collect",
+  common: false,
+  options: {
+    registry: { type: "string", value: "HOST[:PORT]", description: "the registry (required)" },
+    keep: { type: "string", value: "N", description: "images to keep per repository, newest by upload time, with every tag on them (required, at least 1; 2+ keeps hosts' rollback images pullable)" },
+    repository: { type: "string", value: "NAME", multiple: true, description: "only this repository (repeatable; default: every repository in the catalog)" },
+    username: { type: "string", value: "USER", description: "registry user allowed to delete" },
+    "password-file": { type: "string", value: "PATH", description: "file holding that user's password (mode 0600)" },
+    insecure: { type: "boolean", description: "plain HTTP" },
+    "dry-run": { type: "boolean", description: "print what would be deleted, delete nothing" },
+    "gc-config": { type: "string", value: "PATH", description: "then run `docker-registry garbage-collect -m PATH` (the registry must be read-only or stopped)" },
+    "gc-binary": { type: "string", value: "PATH", description: "the registry binary for garbage-collect (default docker-registry; `registry` for the native binary)" },
+    verbose: { type: "boolean", description: "log debug events too" },
+  },
+  exits: {
+    failure: "garbage-collect failed (its output is in the log line)",
+    "bad-input": "the registry answered something unexpected",
+    tempfail: "the registry is unreachable or failing",
+    config: "the registry refused the credentials (or they may not delete: storage.delete.enabled), or the password file is not 0600",
+  },
+} satisfies CommandSpec<Record<string, OptionSpec>>;
+
+export async function main({ values }: Parsed<typeof spec.options>): Promise<number | void> {
+  const log = createLogger({ verbose: Boolean(values.verbose), fields: { phase: "retention" } });
+  if (!values.registry) throw new UsageError("retention: --registry HOST[:PORT] is required");
+  if (!values.keep || !/^[1-9]\d*$/.test(values.keep)) throw new UsageError(`retention: --keep N must be a whole number of at least 1, got '${values.keep ?? ""}'`);
+  if (Boolean(values.username) !== Boolean(values["password-file"])) throw new UsageError("retention: --username and --password-file go together");
+  const keep = Number(values.keep);
+  let credentials;
+  if (values.username && values["password-file"]) {
+    let path: string;
+    try {
+      path = secretFile(values["password-file"], { home: process.env.HOME, dir: process.cwd() });
+    } catch (err) {
+      throw new MacosRunnerError(`--password-file: ${(err as Error).message}`, { kind: "config" });
+    }
+    const password = readFileSync(path, "utf8").trim();
+    registerSecret(password);
+    credentials = { username: values.username, password };
+  }
+  const registry = new RegistryClient({ host: values.registry, insecure: values.insecure, credentials, credentialsSource: "--username and --password-file" });
+
+  const repositories = values.repository ?? (await registry.listRepositories());
+  let deleted = 0;
+  for (const repository of repositories) {
+    const plan = planRetention(repository, await describeTags(registry, repository), keep);
+    const say = (line: string) => process.stdout.write(`${line}\n`);
+    say(`${repository}: keep ${plan.keep.map((t) => t.tag).join(", ") || "nothing"}`);
+    for (const t of plan.undated) say(`${repository}: keep ${t.tag} (no upload time to rank it by)`);
+    for (const r of plan.remove) say(`${repository}: ${values["dry-run"] ? "would delete" : "delete"} ${r.digest} (${r.tags.join(", ")})`);
+    if (!values["dry-run"]) await applyRetention(registry, plan, log);
+    deleted += plan.remove.length;
+  }
+  if (values["dry-run"] || deleted === 0) return exitCode("ok");
+
+  const gcBinary = values["gc-binary"] ?? "docker-registry";
+  if (!values["gc-config"]) {
+    process.stdout.write(
+      `Deleted manifests keep their blobs until garbage collection. Set storage.maintenance.readonly.enabled: true (or stop the registry), then run:\n  ${gcBinary} garbage-collect -m <registry config.yml>\nand turn read-only off again.\n`,
+    );
+    return exitCode("ok");
+  }
+  const gc = spawnSync(gcBinary, ["garbage-collect", "-m", values["gc-config"]], { encoding: "utf8", timeout: 3_600_000 });
+  if (gc.status !== 0) {
+    const why = gc.error ? gc.error.message : (gc.stderr || gc.stdout).trim().split("\n").slice(-3).join(" | ");
+    throw new MacosRunnerError(`${gcBinary} garbage-collect -m ${values["gc-config"]} failed (exit ${gc.status ?? "none"}): ${why}`);
+  }
+  log.info("retention.gc", `garbage-collected with ${values["gc-config"]}`);
+  return exitCode("ok");
+}
+
+if (import.meta.main) await runCli(spec, main);
