@@ -14,6 +14,8 @@ import { startRun, type RunOutcome } from "../scripts/ssh-run.ts";
 import { token } from "../scripts/token.ts";
 import { MacosRunnerError, StateIoError } from "./errors.ts";
 import type { JitConfig } from "./github/runners.ts";
+import { imageToClone, type ImageChoice } from "./image.ts";
+import { inspectImageLock } from "./image-lock.ts";
 import { aborted } from "./signals.ts";
 import { cleanSlot, removeRunner } from "./slot/clean.ts";
 import { retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
@@ -49,18 +51,29 @@ function usablePreclone(r: SlotRun, image: string): string | undefined {
   return undefined;
 }
 
+/** What the metrics' info series says about the image in use. */
+function reportImage(r: SlotRun, choice: ImageChoice, path: "cold" | "pre-cloned"): void {
+  const { lock } = inspectImageLock(r.config.host.stateDir);
+  const pinnedHere = lock && lock.digest === choice.digest;
+  r.metrics.info({ image_digest: choice.digest, path, ...(pinnedHere && { runner_version: lock.runner_version, pinned_at: lock.pinned_at }) });
+}
+
 export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
-  const { config, tart, store, stop } = r;
-  const image = config.image.ref;
+  const { config, tart, store, stop, metrics } = r;
+  const choice = imageToClone(config, r.log);
+  const image = choice.ref;
+  if (!choice.pinned && choice.ref.includes("/")) r.log.info("clone.unpinned", `no image pinned yet (pull has not run): cloning the tag ${choice.ref}`);
   const pre = usablePreclone(r, image);
   const name = pre ?? r.names.next();
   const log = r.log.child({ vm: name, runner: name });
   const cycle = { ...r, log };
+  const path = pre ? "pre-cloned" : "cold";
   persist(r, {
     phase: pre ? "boot" : "clone", vm: name, runner_name: name, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
-    cycle_started_at: new Date().toISOString(), path: pre ? "pre-cloned" : "cold", image, next_vm: pre ? undefined : store.current.next_vm,
+    cycle_started_at: new Date().toISOString(), path, image: choice.digest ?? choice.ref, next_vm: pre ? undefined : store.current.next_vm,
   }, "starting a VM");
-  log.info("cycle.start", pre ? "cycle started on a pre-cloned VM" : "cycle started", { phase: store.current.phase, path: store.current.path });
+  reportImage(r, choice, path);
+  log.info("cycle.start", pre ? "cycle started on a pre-cloned VM" : "cycle started", { phase: store.current.phase, path, image: choice.digest ?? choice.ref });
 
   const cancel = new AbortController();
   const stopOrCancel = AbortSignal.any([stop.drain, cancel.signal]);
@@ -68,17 +81,24 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const vmAlive = new Promise<void>((res) => (alive = res));
   const vmP = (async (): Promise<Booted> => {
     if (!pre) {
+      const cloneStarted = Date.now();
       await clone({ config, tart, vm: name, image, log, signal: stopOrCancel });
+      metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
       store.write({ phase: "boot" });
     }
-    return boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive });
+    const booted = await boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive });
+    metrics.observe("boot_to_ip", (booted.leasedAt - booted.startedAt) / 1000);
+    metrics.observe("boot_to_ssh", (booted.sshAt - booted.startedAt) / 1000);
+    return booted;
   })();
   // The JIT runner is made once the VM is alive, so a VM that cannot start
   // (2-VM limit, start failure) costs no runner.
   const tokenP = Promise.race([vmAlive, vmP.then(() => {}, () => {})]).then(async (): Promise<JitConfig> => {
     if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
+    const tokenStarted = Date.now();
     const jit = await token({ config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
     store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
+    metrics.observe("token", (Date.now() - tokenStarted) / 1000);
     return jit;
   });
   tokenP.catch(() => cancel.abort());
@@ -100,8 +120,15 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const run = startRun({
     config, ip: booted.ip, jitConfig: jitR.value.encodedJitConfig, log, vmGone: booted.vm.exited, endAtCompletion: true,
     on: {
-      listening: () => background.push(precloneNext(cycle, image), housekeeping(cycle)),
-      jobStarted: (job) => store.write({ phase: "job", job }),
+      listening: () => {
+        metrics.runnerListening();
+        background.push(precloneNext(cycle, image), housekeeping(cycle));
+      },
+      jobStarted: (job) => {
+        store.write({ phase: "job", job });
+        metrics.jobStarted();
+      },
+      jobCompleted: (result) => metrics.jobCompleted(result),
     },
   });
   void aborted(stop.drain).then(() => drain(cycle, run));
@@ -109,6 +136,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const outcome = await run.done;
   store.write({ job: outcome.job, job_result: outcome.result, runner_gone: outcome.runnerGone || undefined });
   if (outcome.kind === "lost") {
+    metrics.lostJob();
     log.error("job.lost", `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`, { job: outcome.job, runner_id: jitR.value.runner.id });
   }
   await Promise.allSettled(background);
@@ -116,6 +144,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // The finished VM is disposable: forced off now, deleted by the next cycle
   // (at once when the slot is stopping, so nothing is left behind).
   store.write({ phase: "cleanup" });
+  const cleanupStarted = Date.now();
   const s = store.current;
   const stopping = stop.drain.aborted;
   const { ghost } = await cleanSlot(cycle, r.gh, { vm: name, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: outcome.kind, keepStoppedVm: !stopping });
@@ -124,8 +153,9 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     dispose: stopping ? store.current.dispose : [...store.current.dispose, name],
     ghosts: ghost ? [...store.current.ghosts, ghost] : store.current.ghosts,
   });
+  metrics.observe("cleanup", (Date.now() - cleanupStarted) / 1000);
   if (stopping) await disposeAll(cycle);
-  return { outcome, path: pre ? "pre-cloned" : "cold" };
+  return { outcome, path };
 }
 
 /** Drain: a running job finishes; an idle runner is taken off GitHub first (422 = a job was just assigned: it runs). */

@@ -36,7 +36,8 @@ export class BootError extends MacosRunnerError {}
 export interface Booted {
   ip: string;
   vm: RunningVm;
-  /** When the lease appeared and when SSH answered (epoch ms). */
+  /** When `tart run` started, when the lease appeared and when SSH answered (epoch ms). */
+  startedAt: number;
   leasedAt: number;
   sshAt: number;
 }
@@ -122,7 +123,7 @@ export async function boot(o: BootOptions): Promise<Booted> {
     if (!ok) throw new BootError(`VM ${o.vm}: no SSH banner from ${ip}:${o.config.vm.ssh.port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms); is Remote Login enabled in the image?`);
     const sshAt = Date.now();
     log.info("boot.done", `VM reachable at ${ip}`, { ip, duration_ms: sshAt - started, ssh_ms: sshAt - leasedAt });
-    return { ip, vm, leasedAt, sshAt };
+    return { ip, vm, startedAt: started, leasedAt, sshAt };
   } finally {
     clearTimeout(aliveTimer);
     stopped.abort();

@@ -10,7 +10,9 @@ import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { pacedExit } from "../lib/pace.ts";
 import { stopOnSignals, type Stop } from "../lib/signals.ts";
 import { failCycle, recordFailure, waitOutBackoff } from "../lib/slot/failure.ts";
+import { SlotMetrics } from "../lib/metrics.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
+import { mirrorStateToMetrics } from "../lib/slot/metrics.ts";
 import { leftBehind, recover, type SlotRun } from "../lib/slot/recover.ts";
 import { SlotStore } from "../lib/slot/state.ts";
 
@@ -37,7 +39,9 @@ function lazyGitHub(ctx: SlotContext): () => GitHubClient {
 export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
   const lock = lockSlot(ctx.config.host.stateDir, ctx.slot);
   const store = new SlotStore(ctx.config.host.stateDir, ctx.slot);
-  const r: SlotRun = { ...ctx, store, gh: lazyGitHub(ctx), stop };
+  const metrics = SlotMetrics.open({ config: ctx.config, slot: ctx.slot, log: ctx.log });
+  mirrorStateToMetrics(store, metrics);
+  const r: SlotRun = { ...ctx, store, gh: lazyGitHub(ctx), stop, metrics };
   try {
     if (store.removeStrayTempFiles() > 0) ctx.log.warn("state.temp_removed", "removed temp files a killed writer left in the state dir");
     if (store.problems.length > 0) ctx.log.warn("state.invalid", `state file ${store.path} was unusable (${store.problems.join("; ")}); replaced, and the slot's VMs and runners are swept`);
@@ -55,6 +59,7 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
   } catch (err) {
     return await failCycle(r, err);
   } finally {
+    metrics.flush();
     lock.release();
   }
 }

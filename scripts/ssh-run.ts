@@ -75,7 +75,7 @@ export interface RunOptions {
   vmGone?: Promise<unknown>;
   /** Resolve as soon as the job is reported complete (the caller disposes of the VM). */
   endAtCompletion?: boolean;
-  on?: { listening?(): void; jobStarted?(job: string): void };
+  on?: { listening?(): void; jobStarted?(job: string): void; jobCompleted?(result: string): void };
 }
 
 /** Reads the JIT config from the guest's stdin, so it never appears in any argv. */
@@ -140,6 +140,7 @@ export function startRun(o: RunOptions): RunHandle {
       case "job-completed":
         result = ev.result;
         runnerGone = true;
+        o.on?.jobCompleted?.(ev.result);
         if (o.endAtCompletion) end(completed());
         else deadline(runner.exitTimeoutMs, `the runner did not exit within runner.exit_timeout (${runner.exitTimeoutMs} ms) after its job`);
         break;

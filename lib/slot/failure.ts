@@ -6,6 +6,7 @@ import { exitCode, MacosRunnerError, type ExitKind } from "../errors.ts";
 import { backoffMs } from "../backoff.ts";
 import { disposeAll } from "../cycle.ts";
 import { sleep } from "../wait.ts";
+import { failureReason } from "../metrics/reasons.ts";
 import { cleanSlot } from "./clean.ts";
 import type { SlotRun } from "./recover.ts";
 
@@ -31,7 +32,10 @@ export async function failCycle(r: SlotRun, err: unknown): Promise<number> {
   const message = err instanceof Error ? err.message : String(err);
   const s = r.store.current;
   if (kind === "ok") r.log.info("cycle.stopped", `${message}; cleaning up`, { phase: s.phase });
-  else r.log.error("cycle.failed", message, { phase: s.phase, kind, error: err });
+  else {
+    r.log.error("cycle.failed", message, { phase: s.phase, kind, error: err });
+    r.metrics.failure(s.phase, failureReason(err));
+  }
   r.store.write({ phase: "cleanup" });
   try {
     const { ghost } = await cleanSlot(r, r.gh, { vm: s.vm, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: kind === "ok" ? "stopped" : "failed cycle" });

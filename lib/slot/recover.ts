@@ -7,6 +7,7 @@
 import type { SlotContext } from "../context.ts";
 import type { GitHubClient } from "../github/client.ts";
 import { getRunner, listRunners } from "../github/runners.ts";
+import type { SlotMetrics } from "../metrics.ts";
 import type { Stop } from "../signals.ts";
 import { poll } from "../wait.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
@@ -16,6 +17,7 @@ export interface SlotRun extends SlotContext {
   store: SlotStore;
   gh: () => GitHubClient;
   stop: Stop;
+  metrics: SlotMetrics;
 }
 
 /** How often an adopted job's runner is looked up on GitHub (API calls per minute stay low). */

@@ -98,6 +98,8 @@ export class SlotStore {
   /** False once a write failed (full or read-only disk): the state lives in memory only. */
   persisted = true;
   lastWriteError: Error | undefined;
+  /** Told of every change (persisted or not), e.g. to keep the metrics' phase gauges in step. */
+  onChange: ((next: Readonly<SlotState>, prev: Readonly<SlotState>) => void) | undefined;
 
   constructor(
     readonly stateDir: string,
@@ -130,7 +132,9 @@ export class SlotStore {
     const now = new Date().toISOString();
     const next = { ...this.state, ...patch, version: 1, slot: this.slot, updated_at: now } as SlotState;
     if (patch.phase !== undefined && patch.phase !== this.state.phase) next.phase_since = now;
+    const prev = this.state;
     this.state = next;
+    this.onChange?.(next, prev);
     const onDisk = Object.fromEntries(Object.entries(next).filter(([, v]) => v !== undefined));
     try {
       writeFileAtomic(this.path, `${JSON.stringify(onDisk, null, 2)}\n`, 0o600);

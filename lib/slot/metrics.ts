@@ -1,0 +1,16 @@
+// Keeps a slot's state-derived metrics (current phase, ghost runners, backoff)
+// in step with its state file: every write the store makes is mirrored.
+import type { SlotMetrics } from "../metrics.ts";
+import type { SlotState, SlotStore } from "./state.ts";
+
+export function mirrorStateToMetrics(store: SlotStore, metrics: SlotMetrics): void {
+  const mirror = (s: Readonly<SlotState>, prev?: Readonly<SlotState>) => {
+    if (s.ghosts.length !== prev?.ghosts.length) metrics.ghosts(s.ghosts.length);
+    if (s.failures !== prev?.failures || s.backoff_until !== prev?.backoff_until) {
+      metrics.backoff(s.backoff_until ? new Date(s.backoff_until) : undefined, s.failures);
+    }
+    if (s.phase !== prev?.phase) metrics.phase(s.phase);
+  };
+  mirror(store.current);
+  store.onChange = mirror;
+}
