@@ -28,10 +28,11 @@ export function registryCredentials(config: Config): RegistryCredentials | undef
   return { username: image.username, password };
 }
 
-export function tartFor(config: Config): Tart {
+/** tart with the registry credentials in its environment (and `env`, e.g. another TART_HOME). */
+export function tartFor(config: Config, extraEnv: Record<string, string> = {}): Tart {
   // `pull` manages the image cache (pinned + previous kept, disk floor), so
   // clone's automatic pruning must not evict the rollback image.
-  const env: Record<string, string> = { TART_NO_AUTO_PRUNE: "1" };
+  const env: Record<string, string> = { TART_NO_AUTO_PRUNE: "1", ...extraEnv };
   const { image } = config;
   const creds = registryCredentials(config);
   if (creds) {

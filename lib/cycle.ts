@@ -4,7 +4,8 @@
 //   run.sh over SSH -> listening -> one job -> completed
 // While the runner listens, the next VM is cloned and the slot's housekeeping
 // (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
-// done the VM is forced off; the next cycle deletes it once its own VM boots.
+// done the VM is forced off; the next cycle deletes it once its own VM boots
+// (a stopping slot deletes it, and the pre-cloned VM, before it exits).
 // A stop (drain) takes an idle runner off GitHub before the VM is touched.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -69,7 +70,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const cycle = { ...r, log };
   const path = pre ? "pre-cloned" : "cold";
   persist(r, {
-    phase: pre ? "boot" : "clone", vm: name, runner_name: name, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
+    phase: pre ? "boot" : "clone", vm: name, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
     cycle_started_at: new Date().toISOString(), path, image: choice.digest ?? choice.ref, next_vm: pre ? undefined : store.current.next_vm,
   }, "starting a VM");
   reportImage(r, choice, path);
@@ -146,15 +147,13 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   store.write({ phase: "cleanup" });
   const cleanupStarted = Date.now();
   const s = store.current;
-  const stopping = stop.drain.aborted;
-  const { ghost } = await cleanSlot(cycle, r.gh, { vm: name, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: outcome.kind, keepStoppedVm: !stopping });
+  const { ghost } = await cleanSlot(cycle, r.gh, { vm: name, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: outcome.kind, keepStoppedVm: true });
   store.write({
     vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined,
-    dispose: stopping ? store.current.dispose : [...store.current.dispose, name],
+    dispose: [...store.current.dispose, name],
     ghosts: ghost ? [...store.current.ghosts, ghost] : store.current.ghosts,
   });
   metrics.observe("cleanup", (Date.now() - cleanupStarted) / 1000);
-  if (stopping) await disposeAll(cycle);
   return { outcome, path };
 }
 

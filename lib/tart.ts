@@ -52,7 +52,7 @@ export interface RunningVm {
 
 export interface TartOptions {
   path: string;
-  /** Extra environment for tart (registry credentials). */
+  /** Extra environment for tart (registry credentials; TART_HOME when it is not this process's). */
   env?: Record<string, string>;
   insecure?: boolean;
 }
@@ -72,7 +72,7 @@ export class Tart {
 
   /** TART_HOME as tart resolves it. */
   get home(): string {
-    return process.env.TART_HOME || join(homedir(), ".tart");
+    return this.opts.env?.TART_HOME || process.env.TART_HOME || join(homedir(), ".tart");
   }
 
   private env(): Record<string, string> {
@@ -154,11 +154,16 @@ export class Tart {
     }
   }
 
-  /** Forces a VM off at once (`--timeout 0`: SIGINT then SIGKILL); a VM not running counts as stopped. */
+  /**
+   * Forces a VM off at once (`--timeout 0`: SIGINT then SIGKILL). A VM not
+   * running counts as stopped, and so does one that went down between the
+   * two signals (tart then fails its SIGKILL with "No such process").
+   */
   async forceOff(name: string): Promise<void> {
     const args = ["stop", name, "--timeout", "0"];
     const r = await this.exec(args, 30_000);
-    if (r.code !== 0 && r.code !== 2) throw this.fail(name, args, r);
+    if (r.code === 0 || r.code === 2 || /failed to forcefully terminate.*No such process/.test(r.stderr)) return;
+    throw this.fail(name, args, r);
   }
 
   /**

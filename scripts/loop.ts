@@ -50,15 +50,13 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     // A crashed predecessor counts as a failed cycle: a loop that keeps dying backs off too.
     if (crashed) recordFailure(r, new Error("the previous cycle did not finish (crash, kill or reboot); its leftovers were removed"));
     await waitOutBackoff(r);
-    if (stop.drain.aborted) {
-      await disposeAll(r);
-      return exitCode("ok");
-    }
-    done(r, await serveOneJob(r));
+    if (!stop.drain.aborted) done(r, await serveOneJob(r));
     return exitCode("ok");
   } catch (err) {
     return await failCycle(r, err);
   } finally {
+    // A stopping slot leaves nothing on disk: finished and pre-cloned VMs go now.
+    if (stop.drain.aborted) await disposeAll(r).catch((err: Error) => ctx.log.error("dispose.failed", `could not delete the slot's stopped VMs: ${err.message}; the next start deletes them`));
     metrics.flush();
     lock.release();
   }

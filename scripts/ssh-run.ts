@@ -97,6 +97,7 @@ export function startRun(o: RunOptions): RunHandle {
   let retired = false;
   let hostKeyRefused = false;
   let ended: RunOutcome | undefined;
+  let sshExited = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let settle!: (o: RunOutcome) => void;
   const done = new Promise<RunOutcome>((resolve) => (settle = resolve));
@@ -105,7 +106,7 @@ export function startRun(o: RunOptions): RunHandle {
     if (ended) return;
     ended = outcome;
     clearTimeout(timer);
-    p.kill("SIGTERM").catch(() => {});
+    if (!sshExited) p.kill("SIGTERM").catch(() => {});
     const level = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.retired ? "info" : "warn";
     log[level]("run.done", `${outcome.kind}${outcome.job ? ` job="${outcome.job}" result=${outcome.result ?? "none"}` : ""}${outcome.detail ? `: ${outcome.detail}` : ""}`, {
       duration_ms: Date.now() - started, outcome: outcome.kind,
@@ -160,6 +161,7 @@ export function startRun(o: RunOptions): RunHandle {
 
   void (async () => {
     const out = await p;
+    sshExited = true;
     const code = out.exitCode;
     if (result !== undefined) return end(completed());
     if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${ssh.knownHostsPath}` });

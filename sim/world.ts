@@ -2,12 +2,12 @@
 // golden image published (or, in the demo without docker-registry, the image
 // as a local VM), a $TART_HOME for the fake tart, the secret files, and a
 // macos-runner config pointing at all of it. stop() leaves nothing behind.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { startGitHub, type GitHubSim, type GitHubSimOptions } from "./github/server.ts";
 import { GitHubSimClient } from "./github/client.ts";
-import { killVMs, SIM_BIN, startTartFixture, type ImageVersion, type TartFixture } from "./image/fixture.ts";
+import { killVMs, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type ImageVersion, type TartFixture } from "./image/fixture.ts";
 import type { Published } from "./image/publish.ts";
 import { REGISTRY_BINARY, registryInstalled } from "./registry.ts";
 import type { SimTartConfig, SimTartSettings } from "./tart/settings.ts";
@@ -55,7 +55,23 @@ export interface World {
   publishVersion(v: ImageVersion): Promise<Published>;
   /** Writes a macos-runner config YAML, deep-merged with overrides (null deletes a key); returns its path. */
   writeConfig(overrides?: Record<string, unknown>, name?: string): string;
+  /**
+   * Another Mac in the same fleet: its own TART_HOME (its own two VM places,
+   * lease file and tart settings), sharing this world's GitHub, registry and
+   * golden image. Stopped with the world.
+   */
+  addHost(name: string, tart?: SimTartConfig): SimHost;
   stop(): Promise<void>;
+}
+
+export interface SimHost {
+  tartHome: string;
+  /** For this host's processes: the world's env with this host's TART_HOME and SIM_TART_CONFIG. */
+  env: Record<string, string>;
+  /** The host's bootpd lease file (host.dhcp_leases_path). */
+  leasesPath: string;
+  /** Merges into this host's tart settings. */
+  setTart(patch: SimTartConfig): void;
 }
 
 type Tree = Record<string, unknown>;
@@ -126,10 +142,34 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     },
   });
 
+  const hosts: string[] = [];
+  const addHost = (name: string, tart: SimTartConfig = {}): SimHost => {
+    const root = join(dir, "hosts", name);
+    const tartHome = join(root, "tart");
+    const settingsPath = join(root, "sim-tart.json");
+    mkdirSync(tartHome, { recursive: true });
+    // Without a registry the golden image is a local VM, so each host gets its own copy.
+    if (!fx.registry) cpSync(fx.goldenDir, join(tartHome, "vms", LOCAL_IMAGE_NAME), { recursive: true });
+    let current: SimTartConfig = { ...JSON.parse(readFileSync(fx.settingsPath, "utf8")), leases_file: undefined, ...tart, rev: 0 };
+    const write = () => writeFileSync(settingsPath, JSON.stringify(current, null, 2));
+    write();
+    hosts.push(tartHome);
+    return {
+      tartHome,
+      env: { ...fx.env, TART_HOME: tartHome, SIM_TART_CONFIG: settingsPath },
+      leasesPath: join(tartHome, "sim", "dhcpd_leases"),
+      setTart(patch) {
+        current = { ...current, ...patch, rev: (current.rev ?? 0) + 1 };
+        write();
+      },
+    };
+  };
+
   let stopped: Promise<void> | undefined;
   const emergencyStop = () => {
     // process exit: only synchronous work runs; the registry's stop() sends
     // its SIGTERM synchronously.
+    for (const home of hosts) killVMs(home);
     killVMs(fx.tartHome);
     void fx.registry?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -157,9 +197,11 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       writeFileSync(path, stringify(deepMerge(baseConfig(), overrides)));
       return path;
     },
+    addHost,
     stop: () =>
       (stopped ??= (async () => {
         process.off("exit", emergencyStop);
+        for (const home of hosts) killVMs(home);
         await Promise.all([fx.stop(), github.stop()]);
       })()),
   };

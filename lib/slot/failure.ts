@@ -4,7 +4,6 @@
 // storm of GitHub calls. The same path takes a crashed predecessor's leftovers.
 import { exitCode, MacosRunnerError, type ExitKind } from "../errors.ts";
 import { backoffMs } from "../backoff.ts";
-import { disposeAll } from "../cycle.ts";
 import { sleep } from "../wait.ts";
 import { failureReason } from "../metrics/reasons.ts";
 import { cleanSlot } from "./clean.ts";
@@ -40,7 +39,6 @@ export async function failCycle(r: SlotRun, err: unknown): Promise<number> {
   try {
     const { ghost } = await cleanSlot(r, r.gh, { vm: s.vm, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: kind === "ok" ? "stopped" : "failed cycle" });
     r.store.write({ vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined, ...(ghost && { ghosts: [...r.store.current.ghosts, ghost] }) });
-    if (kind === "ok") await disposeAll(r);
   } catch (cleanupErr) {
     r.log.error("cleanup.failed", `cleanup failed; the next start of the slot retries it: ${(cleanupErr as Error).message}`, { phase: "cleanup", error: cleanupErr });
   }

@@ -1,0 +1,155 @@
+// The end-to-end harness: one simulated world per test file, and per test a
+// slot set of its own (its own org, name prefix, runner label, state and log
+// dirs), so tests run concurrently without seeing each other's runners, jobs,
+// VMs or API calls. Loops run as the compiled binary (start/loopBinary) or,
+// where the binary adds nothing, in-process (loopInProcess) — real HTTP, real
+// ssh, real tart calls either way; nothing of ours is mocked.
+import { expect } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { loadConfig, type Config } from "../../lib/config.ts";
+import { tartFor, type SlotContext } from "../../lib/context.ts";
+import { createLogger } from "../../lib/log.ts";
+import { hostId, slotNames } from "../../lib/names.ts";
+import { stopController } from "../../lib/signals.ts";
+import { loop } from "../../scripts/loop.ts";
+import { parseLogLines, type LogLine } from "../../sim/logs.ts";
+import { startWorld, type SimHost, type SimTartConfig, type World, type WorldOptions } from "../../sim/world.ts";
+import { ensureBinaries, start, until, worldEnv, type Run } from "../helpers/e2e.ts";
+
+export { events, until, start, type Run } from "../helpers/e2e.ts";
+
+/** Orgs of a file's world; each test takes the next one. */
+const ORGS = Array.from({ length: 40 }, (_, i) => `t${i + 1}`);
+
+export async function fileWorld(opts: WorldOptions = {}): Promise<World> {
+  ensureBinaries(["loop"]);
+  return startWorld({ registry: "required", ...opts, github: { orgs: ORGS, validate: true, ...opts.github } });
+}
+
+export interface Slots {
+  world: World;
+  /** The test's own Mac: its TART_HOME (two VM places), lease file and tart settings. */
+  host: SimHost;
+  /** What the test's processes run with: the world's env on this host. */
+  env: Record<string, string>;
+  org: string;
+  /** runner.name_prefix, also the runner label every job of this test carries. */
+  prefix: string;
+  path: string;
+  stateDir: string;
+  logDir: string;
+  config: Config;
+}
+
+let next = 0;
+/** A config and a host of its own for one test: org, prefix, label, TART_HOME, state and log dirs; fast backoff. */
+export function slots(world: World, overrides: Record<string, unknown> = {}, tart: SimTartConfig = {}): Slots {
+  const org = ORGS[next++ % ORGS.length]!;
+  const host = world.addHost(org, tart);
+  const prefix = `${org}x`;
+  const stateDir = join(world.dir, org, "state");
+  const logDir = join(world.dir, org, "logs");
+  mkdirSync(logDir, { recursive: true });
+  const installation = world.github.app.installations.find((i) => i.account === org)!;
+  const o = overrides as { github?: object; runner?: object; host?: object };
+  const path = world.writeConfig({
+    ...overrides,
+    github: { url: `${world.github.url}/${org}`, app: { id: world.github.app.id, installation_id: installation.id, private_key_path: world.appKeyPath }, ...o.github },
+    runner: { name_prefix: prefix, labels: ["self-hosted", "macOS", "ARM64", prefix], ...o.runner },
+    host: { state_dir: stateDir, log_dir: logDir, dhcp_leases_path: host.leasesPath, backoff_initial: "100ms", backoff_max: "400ms", ...o.host },
+  }, `${org}.yml`);
+  return { world, host, env: { ...worldEnv(world), ...host.env }, org, prefix, path, stateDir, logDir, config: loadConfig({ path }) };
+}
+
+/** Queues a job only this test's runners can take. */
+export function enqueue(s: Slots, name: string, script = "echo ok") {
+  return s.world.gh.enqueueJob({ name, labels: [s.prefix], script });
+}
+
+export async function job(s: Slots, id: number) {
+  return s.world.gh.job(id);
+}
+
+/** The compiled loop for one slot; resolves with its exit and log lines. */
+export function loopBinary(s: Slots, slot = 1, env: Record<string, string> = {}): Run {
+  return start(s.world, "loop", ["--slot", String(slot), "--config", s.path], { ...s.host.env, ...env });
+}
+
+export interface InProcessRun {
+  done: Promise<{ code: number; lines: LogLine[] }>;
+  stop: ReturnType<typeof stopController>;
+  lines: LogLine[];
+}
+
+/** `loop()` in this process against the world (what the binary runs), logs captured as JSON lines. */
+export function loopInProcess(s: Slots, slot = 1): InProcessRun {
+  const lines: LogLine[] = [];
+  let buffered = "";
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      buffered += String(chunk);
+      const end = buffered.lastIndexOf("\n") + 1;
+      lines.push(...parseLogLines(buffered.slice(0, end)));
+      buffered = buffered.slice(end);
+      cb();
+    },
+  });
+  const log = createLogger({ stream, format: "json", fields: { slot } });
+  const config = s.config;
+  const tart = tartFor(config, { TART_HOME: s.host.tartHome, SIM_TART_CONFIG: s.host.env.SIM_TART_CONFIG! });
+  const ctx: SlotContext = { config, slot, log, tart, names: slotNames(config.runner.namePrefix, slot, hostId(config.host.id, config.host.stateDir)) };
+  const stop = stopController();
+  return { stop, lines, done: loop(ctx, stop).then((code) => ({ code, lines })) };
+}
+
+/** This test's VMs as tart lists them. */
+export function vms(s: Slots): { name: string; running: boolean }[] {
+  const r = spawnSync(s.config.host.tartPath, ["list", "--format", "json", "--source", "local"], { env: s.env, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`tart list failed: ${r.stderr}`);
+  return (JSON.parse(r.stdout) as { Name: string; Running: boolean }[]).filter((v) => v.Name.startsWith(`${s.prefix}-`)).map((v) => ({ name: v.Name, running: v.Running }));
+}
+
+/** This test's runners on GitHub, its jobs, and its API calls by endpoint. */
+export async function github(s: Slots) {
+  const state = await s.world.gh.state();
+  return {
+    runners: state.runners.filter((r) => r.name.startsWith(`${s.prefix}-`)),
+    jobs: state.jobs.filter((j) => j.labels.includes(s.prefix)),
+    calls: state.requests.byAccount[s.org] ?? {},
+    violations: state.violations,
+  };
+}
+
+export function slotState(s: Slots, slot = 1): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(readFileSync(join(s.stateDir, `slot-${slot}.json`), "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every log line the slots wrote to their log dir (launchd-driven runs). */
+export function logLines(s: Slots): LogLine[] {
+  return readdirSync(s.logDir).filter((f) => f.endsWith(".log") && !f.includes(".vm.")).flatMap((f) => parseLogLines(readFileSync(join(s.logDir, f), "utf8")));
+}
+
+/** Waits until nothing of this test is left: no VM on disk, no runner on GitHub. */
+export async function nothingLeft(s: Slots, timeoutMs = 20_000): Promise<void> {
+  await until(`no VM and no runner of ${s.prefix} left`, async () => vms(s).length === 0 && (await github(s)).runners.length === 0, timeoutMs, 100);
+}
+
+/** The calls of one endpoint kind for this test, e.g. count(calls, "generate-jitconfig"). */
+export function count(calls: Record<string, number>, what: string): number {
+  return Object.entries(calls).filter(([k]) => k.includes(what)).reduce((n, [, c]) => n + c, 0);
+}
+
+/** The run's exit code; when it is not the expected one, its log is printed to tell why. */
+export async function exitOf(run: { done: Promise<{ code: number | null; lines: LogLine[] }> }, expected: number): Promise<LogLine[]> {
+  const r = await run.done;
+  if (r.code !== expected) console.error(`exit ${r.code}, expected ${expected}; its log:\n${r.lines.map((l) => `  ${l.level} ${l.event} ${l.phase ?? ""} ${l.msg ?? ""}`).join("\n")}`);
+  expect(r.code).toBe(expected);
+  return r.lines;
+}

@@ -1,0 +1,128 @@
+// Serving jobs: two launchd-driven slots of the compiled loop, the cold and
+// pre-cloned paths, GitHub retiring an idle runner, the credentials modes.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { renderAgents } from "../../lib/launchd.ts";
+import { startAgent } from "../../sim/launchd.ts";
+import type { World } from "../../sim/world.ts";
+import { BIN } from "../helpers/e2e.ts";
+import { count, enqueue, events, exitOf, fileWorld, github, job, logLines, loopBinary, loopInProcess, nothingLeft, slots, slotState, until, vms } from "./harness.ts";
+
+let world: World;
+beforeAll(async () => {
+  world = await fileWorld();
+});
+afterAll(() => world?.stop());
+
+const DIRTY_CHECK = 'test ! -e "$HOME/left-by-previous-job" || { echo "dirty VM"; exit 1; }; touch "$HOME/left-by-previous-job"';
+
+describe("steady state", () => {
+  test.concurrent("two launchd-driven slots: every job once on a fresh VM, 1 API call per job once warm, nothing left after bootout", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const jobs = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => enqueue(s, `build-${i}`, `${DIRTY_CHECK}; echo job ${i} ok`)));
+    const agents = renderAgents({ binDir: BIN, configPath: s.path, slots: 2, logDir: s.logDir, stateDir: s.stateDir, jobTimeoutMs: s.config.runner.jobTimeoutMs, pull: false, pullIntervalS: 300 }).map((a) => {
+      const path = join(world.dir, `${s.org}-${a.fileName}`);
+      writeFileSync(path, a.xml);
+      return startAgent(path, { env: s.env });
+    });
+    try {
+      await until("all jobs done", async () => (await github(s)).jobs.every((j) => j.status === "completed"), 60_000, 100);
+    } finally {
+      await Promise.all(agents.map((a) => a.bootout()));
+    }
+    const gh = await github(s);
+    expect(gh.jobs.map((j) => j.result)).toEqual(jobs.map(() => "Succeeded"));
+    expect(new Set(gh.jobs.map((j) => j.runner_name)).size).toBe(jobs.length);
+    expect(vms(s)).toEqual([]);
+    expect(gh.runners).toEqual([]);
+    expect(gh.violations).toEqual([]);
+
+    const lines = logLines(s);
+    const cycles = events(lines, "cycle.start").length;
+    // One JIT runner per cycle; a completed job de-registers its own runner, so only the
+    // idle runners stopped at bootout cost a DELETE; the first start of each slot sweeps
+    // its runners once; each slot fetches the installation token at most once.
+    expect(count(gh.calls, "generate-jitconfig")).toBe(cycles);
+    expect(count(gh.calls, "DELETE")).toBe(events(lines, "run.stopping").length);
+    expect(count(gh.calls, "GET /orgs/{org}/actions/runners")).toBeLessThanOrEqual(2);
+    expect(count(gh.calls, "access_tokens")).toBeLessThanOrEqual(2);
+    // Every cycle after a slot's first ran on the VM cloned while the previous job ran.
+    const paths = events(lines, "cycle.start").map((l) => l.path);
+    expect(paths.filter((p) => p === "pre-cloned").length).toBeGreaterThanOrEqual(cycles - 2);
+  }, 90_000);
+
+  test.concurrent("a finished VM is forced off at once and deleted by the next cycle; a pre-clone waits for it", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const first = await enqueue(s, "first", "echo one");
+    await exitOf(loopInProcess(s), 0);
+    expect((await job(s, first.id)).result).toBe("Succeeded");
+    const after1 = slotState(s)!;
+    const finished = (after1.dispose as string[])[0]!;
+    const pre = (after1.next_vm as { name: string }).name;
+    // Nothing runs between cycles: the finished VM is off, the pre-cloned one not yet booted.
+    expect(vms(s).sort((a, b) => a.name.localeCompare(b.name))).toEqual([{ name: finished, running: false }, { name: pre, running: false }].sort((a, b) => a.name.localeCompare(b.name)));
+    expect((await github(s)).runners).toEqual([]);
+
+    const second = await enqueue(s, "second", "echo two");
+    const run = loopInProcess(s);
+    await exitOf(run, 0);
+    expect((await job(s, second.id)).runner_name).toBe(pre);
+    expect(events(run.lines, "cycle.start")[0]!.path).toBe("pre-cloned");
+    expect(vms(s).map((v) => v.name)).not.toContain(finished);
+
+    // A stop deletes what is left: the last finished VM and the next pre-clone.
+    const third = loopInProcess(s);
+    await until("runner listening", () => events(third.lines, "run.ready").length > 0);
+    third.stop.request();
+    expect((await third.done).code).toBe(0);
+    await nothingLeft(s);
+  }, 60_000);
+});
+
+describe("idle runner retired by GitHub", () => {
+  test.concurrent("'no longer exists' ends the cycle cleanly: exit 0, no backoff, no DELETE, nothing running", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const run = loopInProcess(s);
+    await until("runner listening", () => events(run.lines, "run.ready").length > 0);
+    const st = slotState(s)!;
+    await world.gh.retireRunner(st.runner_id as number);
+    const r = await run.done;
+    expect(r.code).toBe(0);
+    expect(events(r.lines, "cycle.done")[0]!.outcome).toBe("no-job");
+    const after = slotState(s)!;
+    expect(after.failures).toBe(0);
+    expect(after.backoff_until).toBeUndefined();
+    expect(count((await github(s)).calls, "DELETE")).toBe(0);
+    expect(vms(s).filter((v) => v.running)).toEqual([]);
+  }, 30_000);
+});
+
+describe("GitHub credentials", () => {
+  test.concurrent("without installation_id the installation is looked up once, then cached on disk across restarts", async () => {
+    const s = slots(world, { github: { app: { installation_id: null } } }, { boot_ms: 150 });
+    for (let i = 0; i < 2; i++) {
+      const j = await enqueue(s, `lookup-${i}`);
+      expect((await loopBinary(s).done).code).toBe(0);
+      expect((await job(s, j.id)).result).toBe("Succeeded");
+    }
+    expect(count((await github(s)).calls, "/installation")).toBe(1);
+  }, 40_000);
+
+  test.concurrent("a PAT instead of an app serves jobs too", async () => {
+    const s = slots(world, { github: { app: null, token_path: world.patPath } }, { boot_ms: 150 });
+    const j = await enqueue(s, "with-pat");
+    expect((await loopInProcess(s).done).code).toBe(0);
+    expect((await job(s, j.id)).result).toBe("Succeeded");
+  }, 30_000);
+
+  test.concurrent("an app without the runner permission: exit 78 and a message that names the permission", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, status: 403, body: { message: "Resource not accessible by integration" }, count: 1 });
+    const r = await loopBinary(s).done;
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain("organization_self_hosted_runners");
+    await until("VM removed", () => vms(s).every((v) => !v.running));
+    expect((await github(s)).runners).toEqual([]);
+  }, 30_000);
+});
