@@ -74,3 +74,20 @@ describe("parseYaml", () => {
     expect(r).toEqual({ ok: false, problems: [{ path: "", line: 2, message: "invalid YAML: Map keys must be unique" }] });
   });
 });
+
+describe("parseYaml refuses documents that are not trees of reasonable size", () => {
+  const Any = z.record(z.string(), z.unknown());
+
+  test("an alias to a list that contains it", () => {
+    expect(parseYaml(Any, "a: &x [1, *x]\n")).toEqual({ ok: false, problems: [{ path: "a[1]", line: 1, message: "an alias refers to a mapping or list that contains it" }] });
+  });
+
+  test("an alias bomb", () => {
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 9; i++) levels.push(`${"abcdefghij"[i]}: &${"abcdefghij"[i]} [${Array(10).fill(`*${"abcdefghij"[i - 1]}`).join(", ")}]`);
+    const started = performance.now();
+    const r = parseYaml(Any, `${levels.join("\n")}\n`);
+    expect(r.ok ? [] : r.problems.map((p) => p.message)).toEqual(["more than 1000 aliases; write the values out"]);
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+});

@@ -9,12 +9,17 @@ export interface YamlProblem {
   message: string;
 }
 
+// Aliases let a small text stand for a huge document ("billion laughs"); no
+// config or state file needs more than a few.
+const MAX_ALIASES = 1000;
+
 export class YamlText {
   /** Syntax errors (then `data` is not to be checked) and keys that are not plain names. */
   readonly problems: YamlProblem[] = [];
   readonly data: unknown;
   readonly syntaxError: boolean;
   private readonly lines = new LineCounter();
+  private aliases = 0;
   private readonly doc: Document.Parsed;
 
   constructor(text: string) {
@@ -54,8 +59,17 @@ export class YamlText {
    * value left empty (`key:`), like an empty file, counts as absent: it
    * becomes undefined, while the key stays, so an unknown key is still reported.
    */
-  private plain(value: unknown, path: Path, inMapping: boolean): unknown {
+  private plain(value: unknown, path: Path, inMapping: boolean, within: readonly unknown[] = []): unknown {
+    if (isAlias(value) && ++this.aliases > MAX_ALIASES) {
+      if (this.aliases === MAX_ALIASES + 1) this.problems.push({ path, line: this.lineOf(value), message: `more than ${MAX_ALIASES} aliases; write the values out` });
+      return undefined;
+    }
     const node = this.resolve(value);
+    if (within.includes(node)) {
+      this.problems.push({ path, line: this.lineOf(value), message: "an alias refers to a mapping or list that contains it" });
+      return undefined;
+    }
+    const inside = [...within, node];
     if (isMap(node)) {
       const out: Record<string, unknown> = {};
       for (const pair of node.items) {
@@ -66,11 +80,11 @@ export class YamlText {
           continue;
         }
         // defineProperty: a key named __proto__ is data here, not the prototype.
-        Object.defineProperty(out, key, { value: this.plain(pair.value, [...path, key], true), enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(out, key, { value: this.plain(pair.value, [...path, key], true, inside), enumerable: true, writable: true, configurable: true });
       }
       return out;
     }
-    if (isSeq(node)) return node.items.map((item, i) => this.plain(item, [...path, i], false));
+    if (isSeq(node)) return node.items.map((item, i) => this.plain(item, [...path, i], false, inside));
     const scalar = isScalar(node) ? node.value : null;
     return scalar === null && inMapping ? undefined : scalar;
   }
