@@ -11,7 +11,6 @@ import { configSchema } from "./config/schema.ts";
 import type { z } from "zod";
 
 export { ConfigError, type ConfigProblem } from "./config/problems.ts";
-export type { Scope } from "./config/github-url.ts";
 export { parseDuration } from "./duration.ts";
 
 /** A config as the code uses it: defaults applied, paths absolute, durations in ms. */

@@ -4,7 +4,7 @@
 // once, with "did you mean" for unknown keys (strictObject's unrecognized keys).
 import type { z } from "zod";
 import { unknownKey } from "./schema/did-you-mean.ts";
-import { formatPath, type Path } from "./schema/path.ts";
+import { formatPath, type Path, type PathProblem } from "./schema/path.ts";
 import { YamlText } from "./schema/yaml.ts";
 
 export { describeValue, formatPath } from "./schema/path.ts";
@@ -59,15 +59,9 @@ export function parseYaml<S extends z.ZodType>(schema: S, text: string): Checked
   return { ok: false, problems: problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER)) };
 }
 
-interface IssueProblem {
-  path: Path;
-  line?: number;
-  message: string;
-}
-
 /** One problem per issue, one per unknown key; a repeat of the same message at the same path is dropped. */
-function issueProblems(schema: z.ZodType, issues: readonly z.core.$ZodIssue[]): IssueProblem[] {
-  const out: IssueProblem[] = [];
+function issueProblems(schema: z.ZodType, issues: readonly z.core.$ZodIssue[]): PathProblem[] {
+  const out: PathProblem[] = [];
   const seen = new Set<string>();
   const add = (path: Path, message: string) => {
     const id = `${formatPath(path)}\n${message}`;

@@ -14,8 +14,6 @@ export interface ConfigSource {
   base: PathBase;
 }
 
-const SECTIONS = ["github", "runner", "image", "vm", "host", "metrics"] as const;
-
 /** The schema of a config file read from `src`; its output is the `Config`. */
 export function configSchema(src: ConfigSource) {
   const { base } = src;
@@ -163,24 +161,22 @@ export function configSchema(src: ConfigSource) {
     textfile_dir: path({ required: "the node_exporter textfile collector directory" }).meta({ description: "node_exporter's textfile collector directory." }),
   });
 
+  const sections = {
+    github: omittable(github).meta({ description: "Where runners register and how to authenticate." }),
+    runner: omittable(runner).meta({ description: "The GitHub Actions runner in each VM." }),
+    image: omittable(image).meta({ description: "The golden VM image every VM is cloned from." }),
+    vm: omittable(vm).meta({ description: "The VMs." }),
+    host: omittable(host).meta({ description: "This Mac." }),
+    metrics: metrics.optional().meta({ description: "Prometheus metrics through node_exporter's textfile collector." }),
+  };
   const file = z
-    .strictObject(
-      {
-        github: omittable(github).meta({ description: "Where runners register and how to authenticate." }),
-        runner: omittable(runner).meta({ description: "The GitHub Actions runner in each VM." }),
-        image: omittable(image).meta({ description: "The golden VM image every VM is cloned from." }),
-        vm: omittable(vm).meta({ description: "The VMs." }),
-        host: omittable(host).meta({ description: "This Mac." }),
-        metrics: metrics.optional().meta({ description: "Prometheus metrics through node_exporter's textfile collector." }),
+    .strictObject(sections, {
+      error: (iss) => {
+        if (iss.code !== "invalid_type") return undefined;
+        if (iss.input === undefined) return "the file is empty; it needs at least the github:, image: and vm: sections";
+        return `the top level must be a mapping of sections (${Object.keys(sections).join(":, ")}:), got ${describeValue(iss.input)}`;
       },
-      {
-        error: (iss) => {
-          if (iss.code !== "invalid_type") return undefined;
-          if (iss.input === undefined) return "the file is empty; it needs at least the github:, image: and vm: sections";
-          return `the top level must be a mapping of sections (${SECTIONS.join(":, ")}:), got ${describeValue(iss.input)}`;
-        },
-      },
-    )
+    })
     .superRefine((c, ctx) => {
       // Runner groups exist for organizations and enterprises only.
       const runnerGroup = (c.runner as { group?: unknown } | undefined)?.group;

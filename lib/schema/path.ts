@@ -3,6 +3,13 @@
 /** Keys and list indices from the top of a document down to a value. */
 export type Path = readonly PropertyKey[];
 
+/** A problem found at `path`; `line` when the document says where. */
+export interface PathProblem {
+  path: Path;
+  line?: number;
+  message: string;
+}
+
 /** "runner.labels[2]"; "" for the document as a whole. */
 export function formatPath(path: Path): string {
   return path.reduce<string>((out, seg) => (typeof seg === "number" ? `${out}[${seg}]` : out ? `${out}.${String(seg)}` : String(seg)), "");

@@ -1,13 +1,7 @@
 // A YAML document as plain data for a schema, and the line each key path is
 // written on, so that a problem found in the data can name its line.
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
-import { describeValue, type Path } from "./path.ts";
-
-export interface YamlProblem {
-  path: Path;
-  line?: number;
-  message: string;
-}
+import { describeValue, type Path, type PathProblem } from "./path.ts";
 
 // Aliases let a small text stand for a huge document ("billion laughs"); no
 // config or state file needs more than a few.
@@ -15,7 +9,7 @@ const MAX_ALIASES = 1000;
 
 export class YamlText {
   /** Syntax errors (then `data` is not to be checked) and keys that are not plain names. */
-  readonly problems: YamlProblem[] = [];
+  readonly problems: PathProblem[] = [];
   readonly data: unknown;
   readonly syntaxError: boolean;
   private readonly lines = new LineCounter();
