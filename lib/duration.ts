@@ -2,8 +2,10 @@
 // "90s", "3m", "6h", "1h30m", "500ms" (units ms, s, m, h; parts add up).
 import { UsageError } from "./errors.ts";
 
-const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-const WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
+const UNIT_MS = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 } as const;
+/** One or more <number><unit> parts, unanchored, for schemas to build on. */
+export const DURATION_SYNTAX = /(?:\d+(?:\.\d+)?(?:ms|s|m|h))+/;
+const WHOLE = new RegExp(`^${DURATION_SYNTAX.source}$`);
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
 
 /** A duration string that is not one of the accepted forms. */
@@ -19,4 +21,16 @@ export function parseDuration(s: string): number {
   const ms = Math.round(total);
   if (!Number.isSafeInteger(ms)) throw new DurationError(`bad duration ${JSON.stringify(s)}: too long`);
   return ms;
+}
+
+/** Whole milliseconds written the way parseDuration reads them: 65535000 is "18h12m15s". */
+export function formatDuration(ms: number): string {
+  let rest = ms;
+  let out = "";
+  for (const [unit, size] of Object.entries(UNIT_MS)) {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n > 0) out += `${n}${unit}`;
+  }
+  return out || "0ms";
 }

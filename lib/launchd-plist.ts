@@ -1,28 +1,12 @@
 // Reads a launchd property list into the typed subset of keys this project
 // writes and the simulated launchd honours, and checks a rendered agent
 // against the rules every agent must follow (absolute paths, no secrets).
+// Both are zod schemas; a plist's problems are reported together.
 import { isAbsolute } from "node:path";
 import { parse, type PlistValue } from "plist";
+import { z } from "zod";
 import { MacosRunnerError } from "./errors.ts";
-
-export type KeepAlive = boolean | { SuccessfulExit?: boolean };
-
-export interface AgentPlist {
-  Label: string;
-  ProgramArguments: string[];
-  RunAtLoad?: boolean;
-  KeepAlive?: KeepAlive;
-  StartInterval?: number;
-  ThrottleInterval?: number;
-  ExitTimeOut?: number;
-  AbandonProcessGroup?: boolean;
-  ProcessType?: string;
-  LimitLoadToSessionType?: string;
-  WorkingDirectory?: string;
-  StandardOutPath?: string;
-  StandardErrorPath?: string;
-  EnvironmentVariables?: Record<string, string>;
-}
+import { validate } from "./schema.ts";
 
 /** A plist that launchd would refuse, or that breaks one of our agent rules. */
 export class PlistInvalidError extends MacosRunnerError {
@@ -31,9 +15,40 @@ export class PlistInvalidError extends MacosRunnerError {
   }
 }
 
-const STRING_KEYS = ["Label", "ProcessType", "LimitLoadToSessionType", "WorkingDirectory", "StandardOutPath", "StandardErrorPath"] as const;
-const BOOL_KEYS = ["RunAtLoad", "AbandonProcessGroup"] as const;
-const SECONDS_KEYS = ["StartInterval", "ThrottleInterval", "ExitTimeOut"] as const;
+// Each message names its key: launchd's plists have no lines worth citing.
+const text = (key: string) => z.string({ error: `${key} must be a <string>` });
+const bool = (key: string) => z.boolean({ error: `${key} must be <true/> or <false/>` });
+const seconds = (key: string) => {
+  const error = `${key} must be a non-negative <integer> (seconds)`;
+  return z.number({ error }).refine(Number.isSafeInteger, { error }).min(0, { error });
+};
+const ARGS = "ProgramArguments must be a non-empty <array> of <string>";
+const KEEP_ALIVE = "KeepAlive must be a boolean or a <dict> with a boolean SuccessfulExit";
+const ENV = "EnvironmentVariables must be a <dict> of <string> values";
+
+/** The keys we use; others are dropped. */
+const agentPlist = z.object(
+  {
+    Label: z.string({ error: (iss) => (iss.input === undefined ? "Label is required" : "Label must be a <string>") }).min(1, { error: "Label is required" }),
+    ProgramArguments: z.array(z.string({ error: ARGS }), { error: ARGS }).min(1, { error: ARGS }),
+    RunAtLoad: bool("RunAtLoad").optional(),
+    KeepAlive: z.union([z.boolean(), z.object({ SuccessfulExit: z.boolean().optional() })], { error: KEEP_ALIVE }).optional(),
+    StartInterval: seconds("StartInterval").optional(),
+    ThrottleInterval: seconds("ThrottleInterval").optional(),
+    ExitTimeOut: seconds("ExitTimeOut").optional(),
+    AbandonProcessGroup: bool("AbandonProcessGroup").optional(),
+    ProcessType: text("ProcessType").optional(),
+    LimitLoadToSessionType: text("LimitLoadToSessionType").optional(),
+    WorkingDirectory: text("WorkingDirectory").optional(),
+    StandardOutPath: text("StandardOutPath").optional(),
+    StandardErrorPath: text("StandardErrorPath").optional(),
+    EnvironmentVariables: z.record(z.string(), z.string({ error: ENV }), { error: ENV }).optional(),
+  },
+  { error: "the top level must be a <dict>" },
+);
+
+export type AgentPlist = z.output<typeof agentPlist>;
+export type KeepAlive = NonNullable<AgentPlist["KeepAlive"]>;
 
 /** Parses plist XML and type-checks the keys we use; other keys are ignored. */
 export function readAgentPlist(xml: string, source: string): AgentPlist {
@@ -43,82 +58,60 @@ export function readAgentPlist(xml: string, source: string): AgentPlist {
   } catch (err) {
     throw new PlistInvalidError(source, `not a valid XML property list (${(err as Error).message})`);
   }
-  if (!isDict(root)) throw new PlistInvalidError(source, "the top level must be a <dict>");
-  const out: Record<string, unknown> = {};
-  for (const key of STRING_KEYS) {
-    if (root[key] === undefined) continue;
-    if (typeof root[key] !== "string") throw new PlistInvalidError(source, `${key} must be a <string>`);
-    out[key] = root[key];
-  }
-  for (const key of BOOL_KEYS) {
-    if (root[key] === undefined) continue;
-    if (typeof root[key] !== "boolean") throw new PlistInvalidError(source, `${key} must be <true/> or <false/>`);
-    out[key] = root[key];
-  }
-  for (const key of SECONDS_KEYS) {
-    if (root[key] === undefined) continue;
-    const v = root[key];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new PlistInvalidError(source, `${key} must be a non-negative <integer> (seconds)`);
-    out[key] = v;
-  }
-  if (typeof out.Label !== "string" || out.Label === "") throw new PlistInvalidError(source, "Label is required");
-  const args = root.ProgramArguments;
-  if (!Array.isArray(args) || args.length === 0 || !args.every((a) => typeof a === "string")) {
-    throw new PlistInvalidError(source, "ProgramArguments must be a non-empty <array> of <string>");
-  }
-  out.ProgramArguments = [...args];
-  const keepAlive = root.KeepAlive;
-  if (keepAlive !== undefined) {
-    if (typeof keepAlive === "boolean") out.KeepAlive = keepAlive;
-    else if (isDict(keepAlive) && (keepAlive.SuccessfulExit === undefined || typeof keepAlive.SuccessfulExit === "boolean")) {
-      out.KeepAlive = keepAlive.SuccessfulExit === undefined ? {} : { SuccessfulExit: keepAlive.SuccessfulExit };
-    } else throw new PlistInvalidError(source, "KeepAlive must be a boolean or a <dict> with a boolean SuccessfulExit");
-  }
-  const env = root.EnvironmentVariables;
-  if (env !== undefined) {
-    if (!isDict(env) || !Object.values(env).every((v) => typeof v === "string")) {
-      throw new PlistInvalidError(source, "EnvironmentVariables must be a <dict> of <string> values");
-    }
-    out.EnvironmentVariables = { ...(env as Record<string, string>) };
-  }
-  return out as unknown as AgentPlist;
+  return checked(agentPlist, root, source);
 }
 
 // Names that hold credentials. A plist is readable by anyone on the host, so
 // secrets stay in their own 0600 files and only their paths go in the config.
 const SECRET_NAME = /TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|JITCONFIG|(^|_)KEY$/i;
 
-const REQUIRED = ["WorkingDirectory", "StandardOutPath", "StandardErrorPath", "ExitTimeOut", "ThrottleInterval", "ProcessType"] as const;
+const required = (key: string) => ({ error: (iss: { input?: unknown }) => (iss.input === undefined ? `${key} is required` : undefined) });
+const absolute = (what: string) => (iss: { input?: unknown }) =>
+  `${what} must be an absolute path, got '${String(iss.input)}' (launchd does not expand ~ or relative paths)`;
+const absolutePath = (key: string) => z.string(required(key)).refine(isAbsolute, { error: absolute(key) });
+
+/** What an agent rendered by `install` must be, on top of the types above. */
+const renderedAgent = z.object({
+  Label: z.string().regex(/^dev\.macos-runner\.(slot\.[12]|pull)$/, { error: (iss) => `unexpected Label '${String(iss.input)}'` }),
+  ProgramArguments: z.array(z.string()).superRefine((args, ctx) => {
+    if (!isAbsolute(args[0]!)) ctx.addIssue({ code: "custom", message: absolute("ProgramArguments[0]")({ input: args[0] }) });
+    const at = args.indexOf("--config");
+    if (at < 0 || at + 1 >= args.length) ctx.addIssue({ code: "custom", message: "ProgramArguments must pass --config PATH" });
+    else if (!isAbsolute(args[at + 1]!)) ctx.addIssue({ code: "custom", message: absolute("the --config argument")({ input: args[at + 1] }) });
+  }),
+  WorkingDirectory: absolutePath("WorkingDirectory"),
+  StandardOutPath: absolutePath("StandardOutPath"),
+  StandardErrorPath: absolutePath("StandardErrorPath"),
+  ExitTimeOut: z.number(required("ExitTimeOut")).min(1, { error: "ExitTimeOut 0 means wait forever; it must be bounded" }),
+  ThrottleInterval: z.number(required("ThrottleInterval")),
+  ProcessType: z.string(required("ProcessType")),
+  LimitLoadToSessionType: z.literal("Aqua", { error: "LimitLoadToSessionType must be Aqua (VMs need the GUI session)" }),
+  RunAtLoad: z.literal(true, { error: "RunAtLoad must be true" }),
+  EnvironmentVariables: z
+    .record(z.string(), z.string())
+    .optional()
+    .superRefine((env = {}, ctx) => {
+      for (const name of Object.keys(env)) {
+        if (SECRET_NAME.test(name)) {
+          ctx.addIssue({ code: "custom", message: `EnvironmentVariables must not carry secrets, found '${name}'; put the secret in a 0600 file named by the config` });
+        }
+      }
+      if (!env.PATH?.split(":").includes("/opt/homebrew/bin")) {
+        ctx.addIssue({ code: "custom", message: "EnvironmentVariables.PATH must include /opt/homebrew/bin (where Homebrew puts tart)" });
+      }
+    }),
+});
 
 /** Checks a plist rendered by `install` (read back with the real parser). */
 export function validateAgentPlist(xml: string, source: string): AgentPlist {
-  const p = readAgentPlist(xml, source);
-  if (!/^dev\.macos-runner\.(slot\.[12]|pull)$/.test(p.Label)) throw new PlistInvalidError(source, `unexpected Label '${p.Label}'`);
-  for (const key of REQUIRED) if (p[key] === undefined) throw new PlistInvalidError(source, `${key} is required`);
-  if (p.LimitLoadToSessionType !== "Aqua") throw new PlistInvalidError(source, "LimitLoadToSessionType must be Aqua (VMs need the GUI session)");
-  if (p.RunAtLoad !== true) throw new PlistInvalidError(source, "RunAtLoad must be true");
-  const paths: [string, string][] = [
-    ["ProgramArguments[0]", p.ProgramArguments[0]!],
-    ["WorkingDirectory", p.WorkingDirectory!],
-    ["StandardOutPath", p.StandardOutPath!],
-    ["StandardErrorPath", p.StandardErrorPath!],
-  ];
-  const configAt = p.ProgramArguments.indexOf("--config");
-  if (configAt < 0 || configAt + 1 >= p.ProgramArguments.length) throw new PlistInvalidError(source, "ProgramArguments must pass --config PATH");
-  paths.push(["the --config argument", p.ProgramArguments[configAt + 1]!]);
-  for (const [what, value] of paths) {
-    if (!isAbsolute(value)) throw new PlistInvalidError(source, `${what} must be an absolute path, got '${value}' (launchd does not expand ~ or relative paths)`);
-  }
-  if (p.ExitTimeOut === 0) throw new PlistInvalidError(source, "ExitTimeOut 0 means wait forever; it must be bounded");
-  for (const name of Object.keys(p.EnvironmentVariables ?? {})) {
-    if (SECRET_NAME.test(name)) throw new PlistInvalidError(source, `EnvironmentVariables must not carry secrets, found '${name}'; put the secret in a 0600 file named by the config`);
-  }
-  if (!p.EnvironmentVariables?.PATH?.split(":").includes("/opt/homebrew/bin")) {
-    throw new PlistInvalidError(source, "EnvironmentVariables.PATH must include /opt/homebrew/bin (where Homebrew puts tart)");
-  }
-  return p;
+  const plist = readAgentPlist(xml, source);
+  checked(renderedAgent, plist, source);
+  return plist;
 }
 
-function isDict(v: PlistValue | undefined): v is { [k: string]: PlistValue } {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof Uint8Array);
+/** The schema's output, or one error naming every problem. */
+function checked<S extends z.ZodType>(schema: S, data: unknown, source: string): z.output<S> {
+  const result = validate(schema, data);
+  if (!result.ok) throw new PlistInvalidError(source, result.problems.map((p) => p.message).join("; "));
+  return result.value;
 }

@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { parse, stringify } from "yaml";
 import { parseConfig } from "../lib/config.ts";
 import { BIN, ensureBinaries } from "./helpers/e2e.ts";
+import { APP_KEY_PEM } from "./fixtures/app-key.ts";
 
 const ANSIBLE = join(import.meta.dir, "..", "ansible");
 const home = mkdtempSync(join(tmpdir(), "ansible-test-"));
@@ -69,7 +70,7 @@ test("the example inventory's config loads, and its secret paths are the files t
   for (const dest of copied) {
     const path = join(home, dest.slice(runnerHome.length));
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, "x\n", { mode: 0o600 });
+    writeFileSync(path, path.endsWith(".pem") ? APP_KEY_PEM : "x\n", { mode: 0o600 });
   }
   const config = parseConfig(stringify(vars.macos_runner_config), { file: join(home, ".config/macos-runner/config.yml"), env: { HOME: home } });
   const secretPaths = [

@@ -1,11 +1,15 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ConfigError, loadConfig, parseConfig, parseDuration, resolveConfigPath } from "../lib/config.ts";
 import { exitCode } from "../lib/errors.ts";
+import { APP_KEY_PEM } from "./fixtures/app-key.ts";
 
 const FIXTURES = join(import.meta.dir, "fixtures", "config");
+
 const roots: string[] = [];
 afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
 
@@ -33,6 +37,7 @@ function world() {
     dir,
     env,
     file,
+    appKey: (path: string) => file(path, 0o600, APP_KEY_PEM),
     configFile,
     parse: (yaml: string, e: NodeJS.ProcessEnv = env) => parseConfig(yaml, { file: configFile, env: e }),
     error: (yaml: string, e: NodeJS.ProcessEnv = env) => catchConfigError(() => parseConfig(yaml, { file: configFile, env: e })),
@@ -80,7 +85,7 @@ describe("a valid config", () => {
   test("reads every field, expands ~ and resolves relative paths against the config's directory", () => {
     const w = world();
     copyFileSync(join(FIXTURES, "full.yml"), w.configFile);
-    w.file(join(w.home, "app.pem"));
+    w.appKey(join(w.home, "app.pem"));
     w.file(join(w.dir, "secrets", "registry-password"));
     w.file(join(w.dir, "secrets", "ssh-key"));
 
@@ -94,7 +99,15 @@ describe("a valid config", () => {
         scope: { kind: "org", org: "acme" },
         auth: { kind: "app", appId: 123456, installationId: 789, privateKeyPath: join(w.home, "app.pem") },
       },
-      runner: { namePrefix: "acme-mac", labels: ["self-hosted", "macOS", "ARM64", "xcode-16"], group: "Builders", workFolder: "work", jobTimeoutMs: 5_400_000 },
+      runner: {
+        namePrefix: "acme-mac",
+        labels: ["self-hosted", "macOS", "ARM64", "xcode-16"],
+        group: "Builders",
+        workFolder: "work",
+        jobTimeoutMs: 5_400_000,
+        listenTimeoutMs: 90_000,
+        exitTimeoutMs: 30_000,
+      },
       image: {
         ref: "registry.example.com/macos-runner:sequoia-xcode16",
         insecure: true,
@@ -108,9 +121,20 @@ describe("a valid config", () => {
         cpu: 4,
         memoryMb: 8192,
         bootTimeoutMs: 90_000,
+        start: "snapshot",
+        precloneMaxAgeMs: 1_800_000,
         ssh: { user: "runner", port: 2222, privateKeyPath: join(w.dir, "secrets", "ssh-key"), knownHostsPath: join(w.dir, "known_hosts") },
       },
-      host: { slots: 1, tartPath: "/opt/homebrew/bin/tart", stateDir: join(w.home, "state"), logDir: join(w.dir, "logs"), backoffInitialMs: 5_000, backoffMaxMs: 120_000 },
+      host: {
+        id: "mini-07",
+        slots: 1,
+        tartPath: "/opt/homebrew/bin/tart",
+        stateDir: join(w.home, "state"),
+        logDir: join(w.dir, "logs"),
+        dhcpLeasesPath: "/private/var/db/dhcpd_leases",
+        backoffInitialMs: 5_000,
+        backoffMaxMs: 120_000,
+      },
       metrics: { textfileDir: "/opt/homebrew/var/node_exporter/textfile" },
     });
   });
@@ -124,22 +148,39 @@ describe("a valid config", () => {
       scope: { kind: "org", org: "acme" },
       auth: { kind: "pat", tokenPath: join(w.dir, "pat") },
     });
-    expect(config.runner).toEqual({ namePrefix: "macos-runner", labels: ["self-hosted", "macOS", "ARM64"], group: "Default", workFolder: "_work", jobTimeoutMs: 6 * 3_600_000 });
+    expect(config.runner).toEqual({
+      namePrefix: "macos-runner",
+      labels: ["self-hosted", "macOS", "ARM64"],
+      group: "Default",
+      workFolder: "_work",
+      jobTimeoutMs: 6 * 3_600_000,
+      listenTimeoutMs: 120_000,
+      exitTimeoutMs: 60_000,
+    });
     expect(config.image).toEqual({
       ref: "macos-runner:sequoia",
       insecure: false,
       pullIntervalMs: 300_000,
       runnerReleasesUrl: "https://api.github.com/repos/actions/runner/releases",
     });
-    expect(config.vm).toEqual({ bootTimeoutMs: 180_000, ssh: { user: "admin", port: 22, privateKeyPath: join(w.dir, "key"), knownHostsPath: join(w.dir, "known_hosts") } });
+    expect(config.vm).toEqual({
+      bootTimeoutMs: 180_000,
+      start: "cold",
+      precloneMaxAgeMs: 3_600_000,
+      ssh: { user: "admin", port: 22, privateKeyPath: join(w.dir, "key"), knownHostsPath: join(w.dir, "known_hosts") },
+    });
     expect(config.host).toEqual({
       slots: 2,
       tartPath: "tart",
       stateDir: join(w.home, "Library/Application Support/macos-runner"),
       logDir: join(w.home, "Library/Logs/macos-runner"),
+      dhcpLeasesPath: "/var/db/dhcpd_leases",
       backoffInitialMs: 10_000,
       backoffMaxMs: 600_000,
     });
+    // toEqual passes over keys set to undefined; optional keys left out must be absent.
+    expect(Object.keys(config.image)).not.toContain("minFreeGb");
+    expect(Object.keys(config.host)).not.toContain("id");
     expect(config.metrics).toBeUndefined();
   });
 
@@ -189,7 +230,7 @@ describe("bad input is reported with key path and line", () => {
 
   test("the brief's example: app.id that is not a number", () => {
     const w = world();
-    w.file(join(w.dir, "app.pem"));
+    w.appKey(join(w.dir, "app.pem"));
     expectOneProblem(w, withSection("github", "  url: https://github.com/acme\n  app:\n    id: abc\n    private_key_path: app.pem\n"), `line 10: github.app.id: must be a positive integer, got "abc"`);
   });
 
@@ -241,7 +282,7 @@ describe("bad input is reported with key path and line", () => {
     expect(err.problems).toEqual([
       { path: "runner.namePrefix", line: 11, message: "unknown key; did you mean name_prefix?" },
       { path: "runner.lables", line: 12, message: "unknown key; did you mean labels?" },
-      { path: "runner.colour", line: 13, message: "unknown key; expected one of: name_prefix, labels, group, work_folder, job_timeout" },
+      { path: "runner.colour", line: 13, message: "unknown key; expected one of: name_prefix, labels, group, work_folder, job_timeout, listen_timeout, exit_timeout" },
       { path: "hsot", line: 14, message: "unknown key; did you mean host?" },
     ]);
   });
@@ -320,7 +361,7 @@ describe("github", () => {
 
   test("both app and token_path", () => {
     const w = world();
-    w.file(join(w.dir, "app.pem"));
+    w.appKey(join(w.dir, "app.pem"));
     expectOneProblem(w, withSection("github", "  url: https://github.com/acme\n  app: { id: 1, private_key_path: app.pem }\n  token_path: pat\n"), "line 10: github.token_path: set either github.app or github.token_path, not both");
   });
 
@@ -331,7 +372,7 @@ describe("github", () => {
 
   test("an app for an enterprise is refused", () => {
     const w = world();
-    w.file(join(w.dir, "app.pem"));
+    w.appKey(join(w.dir, "app.pem"));
     expectOneProblem(
       w,
       withSection("github", "  url: https://github.com/enterprises/acme\n  app:\n    id: 1\n    private_key_path: app.pem\n"),
@@ -448,9 +489,8 @@ describe("files", () => {
     expectOneProblem(w, withSection("image", "  ref: x\n  password_path: registry-password\n"), "line 10: image.password_path: image.username and image.password_path go together; set both or neither");
   });
 
-  test("image.min_free_gb is a positive integer; pull_interval at least a minute; runner_releases_url a URL", () => {
+  test("pull_interval at least a minute; runner_releases_url a URL", () => {
     const w = world();
-    expectOneProblem(w, withSection("image", "  ref: x\n  min_free_gb: 0\n"), "line 10: image.min_free_gb: must be a positive integer, got 0");
     expectOneProblem(w, withSection("image", "  ref: x\n  pull_interval: 30s\n"), "line 10: image.pull_interval: must be at least 1m (launchd starts pull on this interval)");
     expect(w.error(withSection("image", "  ref: x\n  runner_releases_url: ftp://x\n")).message).toContain("image.runner_releases_url: must be an http(s) URL");
   });
@@ -473,6 +513,112 @@ describe("files", () => {
       { path: "host.tart_path", line: 12, message: "~bob/tart: ~user paths are not supported; use ~/... or an absolute path" },
       { path: "host.state_dir", message: "defaults to ~/Library/Application Support/macos-runner, but HOME is not set; set HOME or give host.state_dir as an absolute path" },
     ]);
+  });
+});
+
+describe("values that cannot work are refused when the config is read", () => {
+  const timerRule = "must be at most 596h31m23s647ms (a timer waits at most 2^31-1 ms, about 24.8 days)";
+  test.each([
+    ["runner", "job_timeout"],
+    ["runner", "listen_timeout"],
+    ["runner", "exit_timeout"],
+    ["host", "backoff_initial"],
+    ["host", "backoff_max"],
+    ["image", "pull_interval"],
+    ["vm", "preclone_max_age"],
+  ])("%s.%s longer than a timer can wait", (section, key) => {
+    const w = world();
+    const body = section === "image" ? "  ref: x\n" : section === "vm" ? "  ssh: { private_key_path: key, known_hosts_path: known_hosts }\n" : "";
+    const yaml = withSection(section, `${body}  ${key}: 1000h\n`);
+    const line = yaml.split("\n").indexOf(`  ${key}: 1000h`) + 1;
+    expectOneProblem(w, yaml, `line ${line}: ${section}.${key}: ${timerRule}, got "1000h"`);
+  });
+
+  test("the longest timer is accepted; one millisecond more, or a number too large to count, is not", () => {
+    const w = world();
+    expect(w.parse(`${MINIMAL}runner:\n  job_timeout: 596h31m23s647ms\n`).runner.jobTimeoutMs).toBe(2 ** 31 - 1);
+    expectOneProblem(w, `${MINIMAL}runner:\n  job_timeout: 596h31m23s648ms\n`, `line 11: runner.job_timeout: ${timerRule}, got "596h31m23s648ms"`);
+    expectOneProblem(w, `${MINIMAL}runner:\n  job_timeout: 9999999999999999h\n`, `line 11: runner.job_timeout: ${timerRule}, got "9999999999999999h"`);
+  });
+
+  test("vm.boot_timeout fits tart ip --wait (65535 s)", () => {
+    const w = world();
+    const vm = (t: string) => withSection("vm", `  boot_timeout: ${t}\n  ssh: { private_key_path: key, known_hosts_path: known_hosts }\n`);
+    expect(w.parse(vm("18h12m15s")).vm.bootTimeoutMs).toBe(65_535_000);
+    expectOneProblem(w, vm("20h"), `line 7: vm.boot_timeout: must be at most 18h12m15s (tart ip --wait takes at most 65535 seconds), got "20h"`);
+    expectOneProblem(w, vm("18h12m15s1ms"), `line 7: vm.boot_timeout: must be at most 18h12m15s (tart ip --wait takes at most 65535 seconds), got "18h12m15s1ms"`);
+  });
+
+  test("a config file that is a FIFO or a device is refused without blocking on it", () => {
+    const w = world();
+    const fifo = join(w.dir, "config.fifo");
+    execFileSync("mkfifo", [fifo]);
+    // A blocking read of a FIFO with no writer would never return: this test would time out.
+    expect(catchConfigError(() => loadConfig({ path: fifo, env: w.env })).message).toBe(`config file ${fifo} is a FIFO (named pipe); the path came from --config; check it`);
+    expect(catchConfigError(() => loadConfig({ path: "/dev/zero", env: w.env })).message).toBe("config file /dev/zero is a device; the path came from --config; check it");
+  });
+
+  test("a secret path that is a FIFO or a device is refused", () => {
+    const w = world();
+    execFileSync("mkfifo", ["-m", "600", join(w.dir, "pat.fifo")]);
+    expectOneProblem(w, MINIMAL.replace("token_path: pat", "token_path: pat.fifo"), `line 3: github.token_path: ${join(w.dir, "pat.fifo")} is a FIFO (named pipe); it must be a file`);
+    expectOneProblem(w, MINIMAL.replace("private_key_path: key", "private_key_path: /dev/null"), "line 8: vm.ssh.private_key_path: /dev/null is a device; it must be a file");
+  });
+
+  describe("github.app.private_key_path must hold the App's PEM private key", () => {
+    const app = "  url: https://github.com/acme\n  app:\n    id: 1\n    private_key_path: app.pem\n";
+    const fix = "put the App's private key there (the .pem file from Generate a private key on the App's settings page)";
+
+    test("a real key is accepted", () => {
+      const w = world();
+      w.appKey(join(w.dir, "app.pem"));
+      expect(w.parse(withSection("github", app)).github.auth).toEqual({ kind: "app", appId: 1, privateKeyPath: join(w.dir, "app.pem") });
+    });
+
+    test("an empty file", () => {
+      const w = world();
+      w.file(join(w.dir, "app.pem"), 0o600, "\n");
+      expectOneProblem(w, withSection("github", app), `line 11: github.app.private_key_path: ${join(w.dir, "app.pem")} is empty; ${fix}`);
+    });
+
+    test("garbage, even between PEM markers, is refused without echoing it", () => {
+      const w = world();
+      const garbage = "-----BEGIN RSA PRIVATE KEY-----\nc2VjcmV0LWJ1dC1ub3QtYS1rZXk=\n-----END RSA PRIVATE KEY-----\n";
+      w.file(join(w.dir, "app.pem"), 0o600, garbage);
+      const err = expectOneProblem(w, withSection("github", app), `line 11: github.app.private_key_path: ${join(w.dir, "app.pem")} does not hold a PEM private key; ${fix}`);
+      expect(err.message).not.toContain("c2VjcmV0");
+    });
+
+    test("a key that is not RSA", () => {
+      const w = world();
+      const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+      w.file(join(w.dir, "app.pem"), 0o600, ec);
+      expectOneProblem(w, withSection("github", app), `line 11: github.app.private_key_path: ${join(w.dir, "app.pem")} holds a key of type ec, but GitHub App keys are RSA; ${fix}`);
+    });
+  });
+});
+
+describe("keys other engineers' features read", () => {
+  test.each([
+    ["host.id", "host", "  id: Mini_01\n", `line 11: host.id: must be 1 to 32 of a-z 0-9 - (the host part of VM and runner names), got "Mini_01"`],
+    ["host.id too long", "host", `  id: ${"a".repeat(33)}\n`, `line 11: host.id: must be 1 to 32 of a-z 0-9 - (the host part of VM and runner names), got "${"a".repeat(33)}"`],
+    ["vm.start", "vm", "  start: warm\n  ssh: { private_key_path: key, known_hosts_path: known_hosts }\n", `line 7: vm.start: must be cold or snapshot, got "warm"`],
+    ["image.min_free_gb", "image", "  ref: x\n  min_free_gb: -1\n", "line 10: image.min_free_gb: must be an integer of at least 0, got -1"],
+    ["image.min_free_gb quoted", "image", '  ref: x\n  min_free_gb: "50"\n', `line 10: image.min_free_gb: must be an integer of at least 0, got "50" (a string; remove the quotes)`],
+    ["host.dhcp_leases_path", "host", "  dhcp_leases_path: 7\n", "line 11: host.dhcp_leases_path: must be a string, got 7 (a number; quote it if you mean the text)"],
+    ["a typo of a new key", "host", "  dhcp_lease_path: /x\n", "line 11: host.dhcp_lease_path: unknown key; did you mean dhcp_leases_path?"],
+  ])("%s is checked", (_name, section, body, problem) => {
+    const w = world();
+    expectOneProblem(w, withSection(section, body), problem);
+  });
+
+  test("host.id of 32 allowed characters, min_free_gb 0, and a relative dhcp_leases_path", () => {
+    const w = world();
+    const id = `mini-${"7".repeat(27)}`;
+    const config = w.parse(`${MINIMAL.replace("  ref: macos-runner:sequoia\n", "  ref: macos-runner:sequoia\n  min_free_gb: 0\n")}host:\n  id: ${id}\n  dhcp_leases_path: leases\n`);
+    expect(config.host.id).toBe(id);
+    expect(config.image.minFreeGb).toBe(0);
+    expect(config.host.dhcpLeasesPath).toBe(join(w.dir, "leases"));
   });
 });
 

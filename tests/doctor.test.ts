@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CheckResult } from "../lib/doctor/index.ts";
-import { newName } from "../lib/names.ts";
+import { shortHost, newName } from "../lib/names.ts";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, start, tartVms, until, worldEnv } from "./helpers/e2e.ts";
 
@@ -137,7 +137,7 @@ describe("each broken setup fails the check that explains it", () => {
   });
 
   test("a leaked VM: running, named by no slot's state", async () => {
-    const vm = newName("sim", 1);
+    const vm = newName("sim", 1, shortHost());
     const env = worldEnv(world);
     expect(spawnSync("tart", ["clone", world.imageRef, vm, "--insecure"], { env }).status).toBe(0);
     const run = spawn("tart", ["run", "--no-graphics", vm], { env, stdio: "ignore", detached: true });

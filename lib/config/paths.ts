@@ -1,6 +1,7 @@
 // Paths in the config: `~` is the user's HOME, relative paths are relative to
 // the config file's directory, and secret files must be private like ssh keys.
-import { statSync, type Stats } from "node:fs";
+import { createPrivateKey } from "node:crypto";
+import { readFileSync, statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { Invalid } from "./problems.ts";
 
@@ -42,6 +43,32 @@ export function secretFile(raw: string, base: PathBase): string {
   return path;
 }
 
+/**
+ * The GitHub App's private key: a secret file holding a PEM private key (what
+ * the App's settings page downloads). Checked here so that a wrong file is a
+ * config problem, not a failed token request in every cycle.
+ */
+export function appPrivateKeyFile(raw: string, base: PathBase): string {
+  const path = secretFile(raw, base);
+  let pem: string;
+  try {
+    pem = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Invalid(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  const fix = "put the App's private key there (the .pem file from Generate a private key on the App's settings page)";
+  if (pem.trim() === "") throw new Invalid(`${path} is empty; ${fix}`);
+  let type: string | undefined;
+  try {
+    type = createPrivateKey({ key: pem, format: "pem" }).asymmetricKeyType;
+  } catch {
+    // Not echoed: whatever the file holds may be secret.
+    throw new Invalid(`${path} does not hold a PEM private key; ${fix}`);
+  }
+  if (type !== "rsa") throw new Invalid(`${path} holds a key of type ${type ?? "unknown"}, but GitHub App keys are RSA; ${fix}`);
+  return path;
+}
+
 /** A file that must exist (and be a regular file), secret or not. */
 export function existingFile(raw: string, base: PathBase): string {
   const path = expandPath(raw, base);
@@ -58,8 +85,17 @@ function statFile(path: string): Stats {
     if (code === "ENOENT" || code === "ENOTDIR") throw new Invalid(`${path} does not exist; create it or fix the path`);
     throw new Invalid(`cannot check ${path}: ${(err as Error).message}`);
   }
-  if (!stats.isFile()) throw new Invalid(`${path} is ${stats.isDirectory() ? "a directory" : "not a regular file"}; it must be a file`);
+  if (!stats.isFile()) throw new Invalid(`${path} is ${fileKind(stats)}; it must be a file`);
   return stats;
+}
+
+/** What a path that is not a regular file is, for messages ("is a directory"). */
+export function fileKind(stats: Stats): string {
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isFIFO()) return "a FIFO (named pipe)";
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
+  if (stats.isSocket()) return "a socket";
+  return "not a regular file";
 }
 
 function shellQuote(s: string): string {

@@ -7,7 +7,7 @@ import type { Config } from "../../lib/config.ts";
 import { BadInputError, exitCode, MacosRunnerError } from "../../lib/errors.ts";
 import { GitHubRejectedError, GitHubUnavailableError } from "../../lib/github/errors.ts";
 import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, listRunners, runnerGroupId } from "../../lib/github/runners.ts";
-import { isSlotsOwn, slotPrefix } from "../../lib/names.ts";
+import { isSlotsOwn, slotNames, slotPrefix } from "../../lib/names.ts";
 import { token } from "../../scripts/token.ts";
 import { calls, captureLog, clientFor, fakeClock, githubConfig, orgInstallationId, simForFile, tempDir } from "./harness.ts";
 
@@ -182,17 +182,18 @@ test("token: a JIT POST whose answer was lost (it succeeded on GitHub) meets 409
   const config: Config = {
     file: `${dir}/config.yml`,
     github,
-    runner: { namePrefix: "tk", labels: ["self-hosted", "macOS"], group: "Default", workFolder: "_work", jobTimeoutMs: 60_000 },
-    image: { ref: "registry.local/macos:latest", insecure: true },
-    vm: { bootTimeoutMs: 60_000, ssh: { user: "admin", port: 22, privateKeyPath: `${dir}/id`, knownHostsPath: `${dir}/known_hosts` } },
-    host: { slots: 2, tartPath: "tart", stateDir: dir, logDir: dir, backoffInitialMs: 100, backoffMaxMs: 1000 },
+    runner: { namePrefix: "tk", labels: ["self-hosted", "macOS"], group: "Default", workFolder: "_work", jobTimeoutMs: 60_000, listenTimeoutMs: 60_000, exitTimeoutMs: 60_000 },
+    image: { ref: "registry.local/macos:latest", insecure: true, pullIntervalMs: 300_000, runnerReleasesUrl: "https://api.github.com/repos/actions/runner/releases" },
+    vm: { bootTimeoutMs: 60_000, start: "cold", precloneMaxAgeMs: 3_600_000, ssh: { user: "admin", port: 22, privateKeyPath: `${dir}/id`, knownHostsPath: `${dir}/known_hosts` } },
+    host: { slots: 2, tartPath: "tart", stateDir: dir, logDir: dir, dhcpLeasesPath: `${dir}/leases`, backoffInitialMs: 100, backoffMaxMs: 1000 },
   };
-  const name = `${slotPrefix("tk", 2)}aaaaaa`;
+  const names = slotNames("tk", 2, "host");
+  const name = `${names.prefix}aaaaaa`;
   await h().control.fault({ method: "POST", path: JIT_ROUTE, drop: true });
-  const jit = await token({ config, slot: 2, name, log: captureLog().log, gh });
+  const jit = await token({ config, names, name, log: captureLog().log, gh });
   expect(jit.runner.name).not.toBe(name);
-  expect(isSlotsOwn(jit.runner.name, "tk", 2)).toBe(true);
-  const ours = h().sim.state().runners.filter((r) => r.name.startsWith(slotPrefix("tk", 2)));
+  expect(names.owns(jit.runner.name)).toBe(true);
+  const ours = h().sim.state().runners.filter((r) => r.name.startsWith(names.prefix));
   expect(ours.map((r) => r.name)).toEqual([jit.runner.name]);
   expect(calls(await h().control.state())).toMatchObject({ [JIT]: 3, [LIST]: 1, "DELETE /orgs/{org}/actions/runners/{runner_id}": 1 });
   expect(clock.waits).toHaveLength(1); // the backoff after the lost answer
