@@ -94,7 +94,9 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   })();
   // The JIT runner is made once the VM is alive, so a VM that cannot start
   // (2-VM limit, start failure) costs no runner.
-  const tokenP = Promise.race([vmAlive, vmP.then(() => {}, () => {})]).then(async (): Promise<JitConfig> => {
+  const vmFailed = vmP.then(() => false, () => true);
+  const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
+    if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
     if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
     const tokenStarted = Date.now();
     const jit = await token({ config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
@@ -102,13 +104,20 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     metrics.observe("token", (Date.now() - tokenStarted) / 1000);
     return jit;
   });
-  tokenP.catch(() => cancel.abort());
+  // Whichever side fails first explains the cycle; the other was cancelled or never began.
+  let failedFirst: "vm" | "token" | undefined;
+  tokenP.catch(() => {
+    failedFirst ??= "token";
+    cancel.abort();
+  });
+  vmP.catch(() => (failedFirst ??= "vm"));
   const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
   const background: Promise<unknown>[] = [disposeOld(cycle)];
   if (stop.drain.aborted) {
     await Promise.allSettled(background);
     throw new StoppedError("before the runner started");
   }
+  if (jitR.status === "rejected" && failedFirst === "token") throw jitR.reason;
   if (vmR.status === "rejected") {
     // A VM that never started is untouched: keep it for the next cycle.
     if (vmR.reason instanceof VmLimitError) store.write({ vm: undefined, next_vm: { name, image, created_at: new Date().toISOString() } });

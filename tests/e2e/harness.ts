@@ -52,7 +52,7 @@ export function slots(world: World, overrides: Record<string, unknown> = {}, tar
   const prefix = `${org}x`;
   const stateDir = join(world.dir, org, "state");
   const logDir = join(world.dir, org, "logs");
-  mkdirSync(logDir, { recursive: true });
+  for (const dir of [logDir, stateDir]) mkdirSync(dir, { recursive: true }); // as install does: launchd makes neither
   const installation = world.github.app.installations.find((i) => i.account === org)!;
   const o = overrides as { github?: object; runner?: object; host?: object };
   const path = world.writeConfig({
