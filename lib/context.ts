@@ -1,14 +1,13 @@
 // What every step CLI opens first: the config, the slot number, a logger
 // carrying the slot, and a tart wrapper with the registry credentials.
-import { readFileSync } from "node:fs";
 import type { CommonFlags } from "./cli.ts";
 import { loadConfig, type Config } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { hostId, slotNames, type SlotNames } from "./names.ts";
 import type { ImageRef } from "./oci-ref.ts";
-import { registerSecret } from "./redact.ts";
 import { RegistryClient, type RegistryCredentials } from "./registry.ts";
+import { readSecretFile } from "./secrets.ts";
 import { Tart } from "./tart.ts";
 
 export interface SlotContext {
@@ -23,9 +22,7 @@ export interface SlotContext {
 export function registryCredentials(config: Config): RegistryCredentials | undefined {
   const { image } = config;
   if (!image.username || !image.passwordPath) return undefined;
-  const password = readFileSync(image.passwordPath, "utf8").trim();
-  registerSecret(password);
-  return { username: image.username, password };
+  return { username: image.username, password: readSecretFile(image.passwordPath, "image.password_path") };
 }
 
 /** tart with the registry credentials in its environment (and `env`, e.g. another TART_HOME). */

@@ -1,7 +1,10 @@
 // Scrubs secrets out of text before it is written anywhere (log lines,
 // captured guest output). Two layers: exact values registered at run time
-// (tokens, the JIT config, passwords), and shapes that are secret whatever
-// their value (GitHub tokens, JWTs, PEM keys, auth headers, base64 blobs).
+// (secret files, installation tokens, the JIT config), and shapes that are
+// secret whatever their value (GitHub tokens, JWTs, PEM keys, auth headers,
+// URL passwords, secret-named keys and flags). Nothing is guessed from how
+// random a string looks: git SHAs, digests, URLs and names are what an
+// operator needs, and a secret we hold is registered, so it is matched exactly.
 // The logger runs it on the final serialised line, so the registered values
 // are also matched in the escaped forms a JSON or text line gives them.
 
@@ -14,8 +17,8 @@ let secretForms: string[] = [];
 /**
  * Registers an exact value to scrub from every later `redact` call, with its
  * base64, base64url and URL-encoded forms and, when it is itself base64 (a
- * JIT config), its decoded form. Values shorter than 8 characters are
- * ignored: scrubbing them would mangle ordinary words.
+ * JIT config), its decoded form and the members it carries. Values shorter
+ * than 8 characters are ignored: scrubbing them would mangle ordinary words.
  */
 export function registerSecret(value: string): void {
   const forms = new Set(secretForms);
@@ -39,7 +42,7 @@ function variantsOf(value: string): string[] {
     add(bytes.toString("base64").replace(/=+$/, ""));
     add(bytes.toString("base64url"));
   }
-  // A JIT config is base64 of JSON whose values are base64 again: decode a few levels.
+  // Base64 of base64 of text: decode a few levels.
   let encoded = value.trim();
   for (let depth = 0; depth < 3; depth++) {
     const decoded = decodeBase64Text(encoded);
@@ -47,7 +50,29 @@ function variantsOf(value: string): string[] {
     add(decoded);
     encoded = decoded.trim();
   }
+  // A JIT config decodes to JSON whose members are the runner's files
+  // (.runner, .credentials, .credentials_rsaparams), base64 again: each one,
+  // and its decoded text, may be shown on its own.
+  for (const text of [...out]) {
+    for (const member of jsonStringMembers(text)) {
+      add(member);
+      const decoded = decodeBase64Text(member);
+      if (decoded !== undefined) add(decoded);
+    }
+  }
   return out;
+}
+
+/** The string values of a JSON object's members; none when `text` is not a JSON object. */
+function jsonStringMembers(text: string): string[] {
+  if (!text.startsWith("{")) return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return [];
+    return Object.values(parsed).filter((v): v is string => typeof v === "string");
+  } catch {
+    return [];
+  }
 }
 
 /** The decoded text when `s` is base64 (or base64url) of printable UTF-8, else undefined. */
@@ -147,45 +172,16 @@ const RULES: Rule[] = [
       return credential ? `${word}${space}${REDACTED}` : m;
     },
   },
-  {
-    // Long base64 / base64url blobs; not right after a backslash, whose letter belongs to an escape.
-    pattern: /(?<!\\)[A-Za-z0-9+/_-]{40,}={0,2}/g,
-    replace: (m, offset: number, text: string) =>
-      isBlob(m, text.slice(Math.max(0, offset - 8), offset)) ? "[REDACTED:base64]" : m,
-  },
 ];
 
 function keep(value: string): boolean {
   return value.length === 0 || alreadyRedacted(value) || PLAIN_VALUES.has(value.toLowerCase());
 }
 
-// A segment of a name, path or URL: a lowercase, UPPERCASE or CamelCase word of modest length.
-const WORD = /^(?:[a-z0-9]+|[A-Z0-9]+|[a-z]*(?:[A-Z][a-z]+[0-9]*)+)$/;
-const MAX_WORD_LENGTH = 32; // fits the 30-character ids in macOS temp paths (/var/folders/xx/<id>/T)
-const MIN_RANDOM_CHARS = 16;
-
-/**
- * Whether a run of base64-alphabet characters is encoded data rather than a
- * path, URL or name. Those are made of words between `/`, `-` and `_`; encoded
- * data is long mixed-case runs. A digest after `sha256:` is kept: operators need it.
- */
-function isBlob(run: string, before: string): boolean {
-  const body = run.replace(/=+$/, "");
-  // Letters and digits, as the shape of a secret; or, without digits, letters of both cases.
-  if (!/[A-Za-z]/.test(body) || !(/[0-9]/.test(body) || (/[a-z]/.test(body) && /[A-Z]/.test(body)))) return false;
-  if (/(?:sha1|sha224|sha256|sha384|sha512|md5):$/i.test(before) && /^[0-9a-f]+$/i.test(body)) return false;
-  // `+` is in no path or name; with mixed case it marks standard base64.
-  if (body.includes("+") && /[a-z]/.test(body) && /[A-Z]/.test(body)) return true;
-  let random = 0;
-  for (const segment of body.split(/[/+_-]/)) {
-    if (segment.length > MAX_WORD_LENGTH || !WORD.test(segment)) random += segment.length;
-  }
-  return random >= MIN_RANDOM_CHARS;
-}
-
 /**
  * Replaces secrets in `text`: registered values with "[REDACTED]", shaped
- * secrets with "[REDACTED:kind]" (github-token, jwt, private-key, base64).
+ * secrets with "[REDACTED:kind]" (github-token, jwt, private-key) or, where the
+ * shape is a key, header, flag or URL, the value alone with "[REDACTED]".
  * Escapes such as `\"` and `\n` are never cut in half, so a JSON line stays JSON.
  */
 export function redact(text: string): string {

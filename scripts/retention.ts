@@ -6,14 +6,13 @@
 //   retention --registry reg.example.com --keep 4 --username admin --password-file ~/.config/registry-admin
 //   retention ... --gc-config /etc/docker/registry/config.yml    # registry read-only or stopped
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import { secretFile } from "../lib/config/paths.ts";
 import { MacosRunnerError, UsageError, exitCode } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
-import { registerSecret } from "../lib/redact.ts";
 import { RegistryClient } from "../lib/registry.ts";
 import { applyRetention, describeTags, planRetention } from "../lib/retention.ts";
+import { readSecretFile } from "../lib/secrets.ts";
 
 export const spec = {
   name: "retention",
@@ -53,9 +52,7 @@ export async function main({ values }: Parsed<typeof spec.options>): Promise<num
     } catch (err) {
       throw new MacosRunnerError(`--password-file: ${(err as Error).message}`, { kind: "config" });
     }
-    const password = readFileSync(path, "utf8").trim();
-    registerSecret(password);
-    credentials = { username: values.username, password };
+    credentials = { username: values.username, password: readSecretFile(path, "--password-file") };
   }
   const registry = new RegistryClient({ host: values.registry, insecure: values.insecure, credentials, credentialsSource: "--username and --password-file" });
 

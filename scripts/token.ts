@@ -12,7 +12,6 @@ import { GitHubError } from "../lib/github/errors.ts";
 import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, type JitConfig } from "../lib/github/runners.ts";
 import type { Logger } from "../lib/log.ts";
 import type { SlotNames } from "../lib/names.ts";
-import { registerSecret } from "../lib/redact.ts";
 
 export const spec = {
   name: "token",
@@ -56,7 +55,6 @@ export async function token(o: TokenOptions): Promise<JitConfig> {
     try {
       o.beforeCreate?.(name);
       const jit = await generateJitConfig(gh, { name, group: runner.group, labels: runner.labels, workFolder: runner.workFolder }, retry);
-      registerSecret(jit.encodedJitConfig);
       done("JIT runner created", { runner: jit.runner.name, runner_id: jit.runner.id });
       return jit;
     } catch (err) {
@@ -95,7 +93,6 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
   };
   if (values["registration-token"]) {
     const t = await createRegistrationToken(githubFor(config, log));
-    registerSecret(t.token);
     emit({ token: t.token, expires_at: t.expiresAt });
     log.info("token.registration", "registration token created", { phase: "token" });
     return;

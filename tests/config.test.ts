@@ -578,7 +578,7 @@ describe("values that cannot work are refused when the config is read", () => {
     test("an empty file", () => {
       const w = world();
       w.file(join(w.dir, "app.pem"), 0o600, "\n");
-      expectOneProblem(w, withSection("github", app), `line 11: github.app.private_key_path: ${join(w.dir, "app.pem")} is empty; ${fix}`);
+      expectOneProblem(w, withSection("github", app), `line 11: github.app.private_key_path: ${join(w.dir, "app.pem")} (github.app.private_key_path) is empty; ${fix}`);
     });
 
     test("garbage, even between PEM markers, is refused without echoing it", () => {

@@ -114,28 +114,29 @@ describe("text lines", () => {
 });
 
 describe("secrets never reach the stream", () => {
-  const shaped = {
-    "GitHub token": "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
-    "stateless ghs_APPID_JWT": "ghs_123456_eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjM0NTYifQ.c2lnbmF0dXJlLWJ5dGVz",
-    "fine-grained PAT": "github_pat_11ABCDEFG0123456789abc_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ",
-    JWT: "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjM0NTYifQ.c2lnbmF0dXJlLWJ5dGVz",
-    "private key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----",
-    "Authorization header": "Authorization: token s3cretheaderval",
-    "Bearer value": "Bearer s3cretbearerval",
-    "base64 blob": randomBytes(45).toString("base64"),
+  // Each shape as it is logged, and the part of it that must not appear in the output.
+  const shaped: Record<string, { text: string; secret: string }> = {
+    "GitHub token": { text: "ghs_16C7e42F292c6912E7710c838347Ae178B4a", secret: "16C7e42F292c6912E7710c838347Ae178B4a" },
+    "stateless ghs_APPID_JWT": { text: "ghs_123456_eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjM0NTYifQ.c2lnbmF0dXJlLWJ5dGVz", secret: "eyJhbGciOiJSUzI1NiJ9" },
+    "fine-grained PAT": { text: "github_pat_11ABCDEFG0123456789abc_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", secret: "11ABCDEFG0123456789abc" },
+    JWT: { text: "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjM0NTYifQ.c2lnbmF0dXJlLWJ5dGVz", secret: "eyJpc3MiOiIxMjM0NTYifQ" },
+    "private key": { text: "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----", secret: "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" },
+    "Authorization header": { text: "Authorization: token s3cretheaderval", secret: "s3cretheaderval" },
+    "Bearer value": { text: "Bearer s3cretbearerval", secret: "s3cretbearerval" },
+    "password in a URL": { text: "https://ci:hunter2hunter2@registry.example.com/v2/", secret: "hunter2hunter2" },
+    "secret-named key": { text: "registration_token=AABF3JGZDX3P5PMEXLND6TS6", secret: "AABF3JGZDX3P5PMEXLND6TS6" },
+    "secret flag": { text: "./run.sh --jitconfig eyJfake0jitconfig0value", secret: "eyJfake0jitconfig0value" },
   };
-  // The part of each shape that must not appear in the output.
-  const core = (s: string) => s.replace(/^(Authorization: token |Bearer |-----BEGIN PRIVATE KEY-----\n)/, "").slice(0, 30);
 
   for (const format of ["json", "text"] as const) {
-    for (const [kind, secret] of Object.entries(shaped)) {
+    for (const [kind, { text: secret, secret: core }] of Object.entries(shaped)) {
       test(`${format}: ${kind} in msg, in a nested field and in an Error's message`, () => {
         const { log, out } = logTo(format);
         log.info("a", `got ${secret} back`);
         log.info("b", "", { response: { body: { detail: [secret] } } });
         log.error("c", "failed", { err: new Error(`request with ${secret} refused`) });
         const text = out.text();
-        expect(text).not.toContain(core(secret));
+        expect(text).not.toContain(core);
         expect(text.match(/\[REDACTED/g)).toHaveLength(3);
         if (format === "json") for (const line of out.lines()) JSON.parse(line);
         expect(out.lines()).toHaveLength(3);
@@ -171,19 +172,37 @@ describe("secrets never reach the stream", () => {
     });
   }
 
-  test("ordinary values pass through untouched", () => {
-    const { log, out } = logTo("json");
-    const fields = {
-      vm: "macos-runner-host-1-a1b2c3",
-      at: "2026-11-28T06:30:00.123Z",
-      digest: `sha256:${randomBytes(32).toString("hex")}`,
-      path: "/Users/admin/Library/Application Support/macos-runner/slot-1/state.json",
-      ip: "192.168.64.5",
-      url: "https://github.com/acme/app/actions/runs/1234567890/job/98765432101",
-    };
-    log.info("pinned", "image pinned", fields);
-    expect(JSON.parse(out.lines()[0]!)).toMatchObject(fields);
-  });
+  for (const format of ["json", "text"] as const) {
+    test(`${format}: a git SHA, digests, URLs, temp paths and names pass through while every registered secret is removed`, () => {
+      const password = `pw-${randomBytes(8).toString("hex")}`;
+      const pat = `pat-${randomBytes(8).toString("hex")}`;
+      registerSecret(password);
+      registerSecret(pat);
+      const ordinary = {
+        vm: "macos-runner-mini-07-1-Zk9xR2tLbTNQcVd6VjhuQjFoWTVjRDdlRzBqUzRhTnU",
+        runner: "acme-mac-mini-07-1-k3x9q2",
+        sha: "3f786850e387550fdab836ed7e6dc881de23001b",
+        digest: `sha256:${randomBytes(32).toString("hex")}`,
+        layer: randomBytes(32).toString("hex"),
+        url: "https://github.com/acme/app/actions/runs/1234567890/job/98765432101?pr=42&check_suite_focus=true",
+        tmp: "/var/folders/7p/9rt0m1xn3kq5g2h8vwzs4l0c0000gn/T/tmp.Xq3vB9kLmN/_diag/Runner_20261128-063000-utc.log",
+        path: "/Users/admin/Library/Application Support/macos-runner/slot-1/state.json",
+        at: "2026-11-28T06:30:00.123Z",
+        ip: "192.168.64.5",
+      };
+      const { log, out } = logTo(format);
+      log.info("pinned", `checked out ${ordinary.sha} from ${ordinary.url}`, {
+        ...ordinary,
+        secrets: [password, Buffer.from(password).toString("base64"), encodeURIComponent(pat), `"${pat}"`],
+      });
+      const text = out.text();
+      for (const value of Object.values(ordinary)) expect(text).toContain(value);
+      expect(text).toContain(`checked out ${ordinary.sha} from ${ordinary.url}`);
+      for (const secret of [password, pat, Buffer.from(password).toString("base64")]) expect(text).not.toContain(secret);
+      expect(text.match(/\[REDACTED\]/g)).toHaveLength(4);
+      if (format === "json") expect(JSON.parse(out.lines()[0]!)).toMatchObject(ordinary);
+    });
+  }
 });
 
 describe("child, time, levels", () => {

@@ -1,8 +1,9 @@
 // Paths in the config: `~` is the user's HOME, relative paths are relative to
 // the config file's directory, and secret files must be private like ssh keys.
 import { createPrivateKey } from "node:crypto";
-import { readFileSync, statSync, type Stats } from "node:fs";
+import { statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { readSecretFile } from "../secrets.ts";
 import { Invalid } from "./problems.ts";
 
 export interface PathBase {
@@ -50,14 +51,13 @@ export function secretFile(raw: string, base: PathBase): string {
  */
 export function appPrivateKeyFile(raw: string, base: PathBase): string {
   const path = secretFile(raw, base);
+  const fix = "put the App's private key there (the .pem file from Generate a private key on the App's settings page)";
   let pem: string;
   try {
-    pem = readFileSync(path, "utf8");
+    pem = readSecretFile(path, "github.app.private_key_path", fix);
   } catch (err) {
-    throw new Invalid(`cannot read ${path}: ${(err as Error).message}`);
+    throw new Invalid((err as Error).message);
   }
-  const fix = "put the App's private key there (the .pem file from Generate a private key on the App's settings page)";
-  if (pem.trim() === "") throw new Invalid(`${path} is empty; ${fix}`);
   let type: string | undefined;
   try {
     type = createPrivateKey({ key: pem, format: "pem" }).asymmetricKeyType;

@@ -4,9 +4,9 @@
 // Each call is a plain fetch with a deadline: no retry hides a clock that is
 // off (auth-app would silently re-sign once with the skew corrected).
 import { createPrivateKey, createSign } from "node:crypto";
-import { readFileSync } from "node:fs";
 import type { Config } from "../config.ts";
 import { registerSecret } from "../redact.ts";
+import { readSecretFile } from "../secrets.ts";
 import { readSlotView } from "../slot-view.ts";
 import { hostRunnerPrefixes } from "../status.ts";
 import { fail, pass, skip, skipAll, warn, withDeadline, type CheckResult, type DoctorContext } from "./types.ts";
@@ -83,8 +83,13 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   try {
     let auth: string;
     if (config.github.auth.kind === "pat") {
-      const pat = readFileSync(config.github.auth.tokenPath, "utf8").trim();
-      registerSecret(pat);
+      let pat: string;
+      try {
+        pat = readSecretFile(config.github.auth.tokenPath, "github.token_path");
+      } catch (err) {
+        out.push(fail("github-key", (err as Error).message, "save the PAT there (mode 0600)"));
+        return rest(1, "no PAT");
+      }
       out.push(pass("github-key", `PAT in ${config.github.auth.tokenPath}`), skip("github-jwt", "a PAT is used, not an app"), skip("github-installation", "a PAT is used, not an app"));
       auth = `token ${pat}`;
       const list = await call(ctx, `${actionsPrefix(config)}/runners?per_page=1`, { auth });
@@ -99,8 +104,7 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
       const { appId, privateKeyPath } = config.github.auth;
       let key: string;
       try {
-        key = readFileSync(privateKeyPath, "utf8");
-        registerSecret(key.trim());
+        key = readSecretFile(privateKeyPath, "github.app.private_key_path");
         const k = createPrivateKey(key);
         if (k.asymmetricKeyType !== "rsa") throw new Error(`a ${k.asymmetricKeyType} key, not RSA`);
         out.push(pass("github-key", `${privateKeyPath}: an RSA private key (${k.asymmetricKeyDetails?.modulusLength ?? "?"} bits)`));

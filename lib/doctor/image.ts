@@ -2,7 +2,9 @@
 // the tag exists there, and the digest slots clone is in tart's cache.
 // A manifest is asked for the way tart asks (contracts/tart.md §4): GET with
 // only the OCI manifest Accept header; its Docker-Content-Digest is the digest.
-import { readFileSync } from "node:fs";
+import type { Config } from "../config.ts";
+import { registryCredentials } from "../context.ts";
+import { MacosRunnerError } from "../errors.ts";
 import { inspectImageLock } from "../image-lock.ts";
 import { cachedDigest, hasDigest, parseRemoteRef, tartHome } from "../tart-cache.ts";
 import { fail, pass, skipAll, warn, withDeadline, type CheckResult, type DoctorContext } from "./types.ts";
@@ -25,13 +27,9 @@ export async function imageChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   }
   const out: CheckResult[] = [];
   const url = `${config.image.insecure ? "http" : "https"}://${remote.host}/v2/${remote.namespace}/manifests/${remote.reference}`;
-  const headers: Record<string, string> = { accept: OCI_MANIFEST };
-  if (config.image.username && config.image.passwordPath) {
-    const password = readFileSync(config.image.passwordPath, "utf8").trim();
-    headers.authorization = `Basic ${Buffer.from(`${config.image.username}:${password}`).toString("base64")}`;
-  }
   let registryDigest: string | undefined;
   try {
+    const headers: Record<string, string> = { accept: OCI_MANIFEST, ...basicAuth(config) };
     const res = await withDeadline(ctx.timeoutMs, remote.host, (signal) => fetch(url, { method: "HEAD", headers, signal }));
     if (res.status === 401 || res.status === 403) {
       out.push(fail("registry", `${remote.host} refused ${config.image.username ? `user ${config.image.username}` : "anonymous access"} (${res.status})`,
@@ -49,8 +47,13 @@ export async function imageChecks(ctx: DoctorContext): Promise<CheckResult[]> {
       out.push(pass("image-tag", `${ref} is ${registryDigest ?? "present (no digest header)"}`));
     }
   } catch (err) {
-    out.push(fail("registry", `${remote.host} unreachable (${(err as Error).message})`, `check the address in image.ref${config.image.insecure ? "" : " (a plain-HTTP registry needs image.insecure: true)"}, DNS and the registry service`));
-    out.push(...skipAll(["image-tag"], "registry unreachable"));
+    if (err instanceof MacosRunnerError) {
+      out.push(fail("registry", err.message, "save the registry user's password there (mode 0600)"));
+      out.push(...skipAll(["image-tag"], "no registry password"));
+    } else {
+      out.push(fail("registry", `${remote.host} unreachable (${(err as Error).message})`, `check the address in image.ref${config.image.insecure ? "" : " (a plain-HTTP registry needs image.insecure: true)"}, DNS and the registry service`));
+      out.push(...skipAll(["image-tag"], "registry unreachable"));
+    }
   }
 
   const home = tartHome(ctx.env);
@@ -66,4 +69,10 @@ export async function imageChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     else out.push(pass("image-local", `${ref} cached as ${cached}`));
   }
   return out;
+}
+
+/** The Basic authorization header for image.username and the password in image.password_path, if configured. */
+function basicAuth(config: Config): { authorization?: string } {
+  const creds = registryCredentials(config);
+  return creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}` } : {};
 }

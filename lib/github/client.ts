@@ -2,11 +2,10 @@
 // configured scope (GitHub App installation token, or a PAT), the scope's
 // typed runner routes, the retry policy, and the runner group ids cached on
 // disk. Creating it reads the secret files and makes no API call.
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import type { Config } from "../config.ts";
-import { MacosRunnerError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { registerSecret } from "../redact.ts";
+import { readSecretFile } from "../secrets.ts";
 import { AppCredentials } from "./credentials.ts";
 import { baseRequest, type Request } from "./http.ts";
 import { isPositiveInteger, JsonMapFile } from "./json-map-file.ts";
@@ -39,17 +38,6 @@ export interface ClientOptions {
   retry?: RetryOptions;
 }
 
-function readSecret(path: string, what: string): string {
-  let value: string;
-  try {
-    value = readFileSync(path, "utf8").trim();
-  } catch (err) {
-    throw new MacosRunnerError(`cannot read ${what} ${path}: ${(err as Error).message}`, { kind: "config" });
-  }
-  registerSecret(value);
-  return value;
-}
-
 export function createGitHubClient(github: GitHubConfig, opts: ClientOptions): GitHubClient {
   const log = opts.log;
   const base = baseRequest({ apiUrl: github.apiUrl, log, timeoutMs: opts.timeoutMs, maxBodyBytes: opts.maxBodyBytes });
@@ -58,13 +46,13 @@ export function createGitHubClient(github: GitHubConfig, opts: ClientOptions): G
 
   let request: Request;
   if (github.auth.kind === "pat") {
-    const pat = readSecret(github.auth.tokenPath, "the PAT file (github.token_path)");
+    const pat = readSecretFile(github.auth.tokenPath, "github.token_path");
     request = base.defaults({ headers: { authorization: `token ${pat}` } });
   } else {
     const credentials = new AppCredentials({
       github,
       auth: github.auth,
-      privateKey: readSecret(github.auth.privateKeyPath, "the GitHub App private key (github.app.private_key_path)"),
+      privateKey: readSecretFile(github.auth.privateKeyPath, "github.app.private_key_path"),
       base,
       stateDir: opts.stateDir,
       log,
