@@ -17,6 +17,7 @@ import { MacosRunnerError, StateIoError } from "./errors.ts";
 import type { JitConfig } from "./github/runners.ts";
 import { imageToClone, type ImageChoice } from "./image.ts";
 import { inspectImageLock } from "./image-lock.ts";
+import { cachedDigest } from "./tart-cache.ts";
 import { aborted } from "./signals.ts";
 import { cleanSlot, removeRunner } from "./slot/clean.ts";
 import { retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
@@ -52,11 +53,12 @@ function usablePreclone(r: SlotRun, image: string): string | undefined {
   return undefined;
 }
 
-/** What the metrics' info series says about the image in use. */
+/** What the metrics' info series says about the image in use: the pinned digest, else the one tart cached for the tag. */
 function reportImage(r: SlotRun, choice: ImageChoice, path: "cold" | "pre-cloned"): void {
   const { lock } = inspectImageLock(r.config.host.stateDir);
   const pinnedHere = lock && lock.digest === choice.digest;
-  r.metrics.info({ image_digest: choice.digest, path, ...(pinnedHere && { runner_version: lock.runner_version, pinned_at: lock.pinned_at }) });
+  const digest = choice.digest ?? cachedDigest(choice.ref, r.tart.home);
+  r.metrics.info({ image_digest: digest, path, ...(pinnedHere && { runner_version: lock.runner_version, pinned_at: lock.pinned_at }) });
 }
 
 export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
@@ -73,7 +75,6 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     phase: pre ? "boot" : "clone", vm: name, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
     cycle_started_at: new Date().toISOString(), path, image: choice.digest ?? choice.ref, next_vm: pre ? undefined : store.current.next_vm,
   }, "starting a VM");
-  reportImage(r, choice, path);
   log.info("cycle.start", pre ? "cycle started on a pre-cloned VM" : "cycle started", { phase: store.current.phase, path, image: choice.digest ?? choice.ref });
 
   const cancel = new AbortController();
@@ -125,6 +126,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   }
   if (jitR.status === "rejected") throw jitR.reason;
   const booted = vmR.value;
+  reportImage(r, choice, path);
 
   store.write({ phase: "run" });
   const run = startRun({
@@ -188,7 +190,9 @@ async function precloneNext(r: SlotRun, image: string): Promise<void> {
   const name = r.names.next();
   if (!r.store.write({ next_vm: { name, image, created_at: new Date().toISOString() } })) return;
   try {
+    const started = Date.now();
     await clone({ config: r.config, tart: r.tart, vm: name, image, log: r.log.child({ phase: "preclone", vm: name }), signal: r.stop.drain });
+    r.metrics.observe("clone", (Date.now() - started) / 1000);
   } catch (err) {
     r.log.warn("preclone.failed", `could not clone the next VM ahead (${(err as Error).message}); the next cycle clones its own`, { vm: name });
     r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, name] });

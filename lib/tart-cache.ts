@@ -4,31 +4,17 @@
 import { existsSync, readlinkSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
-
-export interface RemoteRef {
-  host: string;
-  namespace: string;
-  /** A tag, or sha256:<hex>. */
-  reference: string;
-}
-
-const REMOTE = /^([A-Za-z0-9.-]+(?::\d+)?)\/([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})|@(sha256:[0-9a-f]{64}))?$/;
-
-/** host(:port)/namespace(:tag|@sha256:…); undefined for a local VM name. */
-export function parseRemoteRef(ref: string): RemoteRef | undefined {
-  const m = REMOTE.exec(ref);
-  return m ? { host: m[1]!, namespace: m[2]!, reference: m[4] ?? m[3] ?? "latest" } : undefined;
-}
+import { parseImageRef, type ImageRef } from "./oci-ref.ts";
 
 export function tartHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.TART_HOME || join(env.HOME || homedir(), ".tart");
 }
 
-const namespaceDir = (r: RemoteRef, home: string) => join(home, "cache", "OCIs", encodeURIComponent(r.host), r.namespace);
+const namespaceDir = (r: ImageRef, home: string) => join(home, "cache", "OCIs", encodeURIComponent(r.host), r.namespace);
 
 /** The digest a cached tag links to, or undefined when the tag is not cached. */
 export function cachedDigest(ref: string, home: string = tartHome()): string | undefined {
-  const r = parseRemoteRef(ref);
+  const r = parseImageRef(ref);
   if (!r) return undefined;
   if (r.reference.startsWith("sha256:")) return existsSync(join(namespaceDir(r, home), r.reference)) ? r.reference : undefined;
   try {
@@ -41,6 +27,6 @@ export function cachedDigest(ref: string, home: string = tartHome()): string | u
 
 /** Whether the digest's directory is in the cache for the ref's repository. */
 export function hasDigest(ref: string, digest: string, home: string = tartHome()): boolean {
-  const r = parseRemoteRef(ref);
+  const r = parseImageRef(ref);
   return r !== undefined && existsSync(join(namespaceDir(r, home), digest));
 }

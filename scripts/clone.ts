@@ -28,7 +28,7 @@ export async function clone(o: { config: Config; tart: Tart; vm: string; image: 
   const done = o.log.time("clone.done", { phase: "clone", vm: o.vm });
   await o.tart.clone(o.image, o.vm, CLONE_TIMEOUT_MS, o.signal);
   await o.tart.set(o.vm, { cpu: o.config.vm.cpu, memoryMb: o.config.vm.memoryMb, randomMac: true });
-  done(`cloned ${o.image}`, { image: o.image });
+  done(`cloned ${o.image}`, { image: o.image, digest: o.image.split("@")[1] });
 }
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<void> {

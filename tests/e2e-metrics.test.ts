@@ -37,7 +37,9 @@ test("two cycles of the compiled loop: jobs, step histograms, turnaround across 
   expect(sample(all, "gha_completed_jobs_total", { job_result: "Succeeded" })).toBe(1);
   expect(sample(all, "gha_completed_jobs_total", { job_result: "Failed" })).toBe(1);
   expect(sample(all, "gha_job_execution_duration_seconds_count", { job_result: "Failed" })).toBe(1);
-  for (const phase of ["token", "clone", "boot_to_ip", "boot_to_ssh", "runner_to_listening", "cleanup"]) {
+  // Three clones: the first cycle's own, and the next VM cloned while each job ran.
+  expect(sample(all, "macos_runner_phase_duration_seconds_count", { phase: "clone" })).toBe(3);
+  for (const phase of ["token", "boot_to_ip", "boot_to_ssh", "runner_to_listening", "cleanup"]) {
     expect(sample(all, "macos_runner_phase_duration_seconds_count", { phase })).toBe(2);
   }
   // Boot to IP comes before boot to SSH, and the sim's VM takes at least its 150 ms to boot.

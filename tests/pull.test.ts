@@ -206,7 +206,7 @@ describe("failures leave the pinned image in service", () => {
       const job = await world.gh.enqueueJob({ name: "while-the-registry-is-down", script: "echo ok" });
       const cycle = await loop(world, c.path);
       expect(cycle.code).toBe(0);
-      expect(events(cycle.lines, "clone.done")[0]?.digest).toBe(pinned);
+      expect(events(cycle.lines, "cycle.start")[0]?.image).toBe(pinned);
       expect((await world.gh.job(job.id)).result).toBe("Succeeded");
     } finally {
       proxy = startProxy(world.registry!.url, (req, url, fwd) => handler(req, url, fwd), port);

@@ -45,7 +45,7 @@ async function cycle(slot: number, version: string): Promise<string> {
   expect(r.code).toBe(0);
   const done = await world.gh.job(job.id);
   expect([done.result, done.attempts]).toEqual(["Succeeded", 1]);
-  return events(r.lines, "clone.done")[0]!.digest as string;
+  return events(r.lines, "cycle.start")[0]!.image as string;
 }
 
 test("v1 -> v2 (picked up while a job runs) -> v3 -> rollback to v2; v1 pruned once no VM uses it", async () => {

@@ -2,7 +2,8 @@
 // needs the space the image takes on disk (tart list's Size: allocated, the
 // disk image is sparse) while the old version is still in use, plus a floor.
 import { statfsSync } from "node:fs";
-import { parseRemoteRef, tartHome } from "../tart-cache.ts";
+import { tartHome } from "../tart-cache.ts";
+import { parseImageRef } from "../oci-ref.ts";
 import { fail, pass, skip, warn, type Check } from "./types.ts";
 
 /** Space a host keeps free beyond an image: clones' growth, logs, macOS updates. */
@@ -26,7 +27,7 @@ export const diskCheck: Check = async (ctx) => {
   try {
     const r = await ctx.run([config.host.tartPath, "list", "--format", "json"]);
     const entries = JSON.parse(r.stdout || "[]") as { Name: string; Size: number }[];
-    const remote = parseRemoteRef(config.image.ref);
+    const remote = parseImageRef(config.image.ref);
     const hit = entries.find((e) => e.Name === config.image.ref || (remote && e.Name.startsWith(`${remote.host}/${remote.namespace}`)));
     if (hit) {
       imageGb = hit.Size;

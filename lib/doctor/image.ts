@@ -6,7 +6,8 @@ import type { Config } from "../config.ts";
 import { registryCredentials } from "../context.ts";
 import { MacosRunnerError } from "../errors.ts";
 import { inspectImageLock } from "../image-lock.ts";
-import { cachedDigest, hasDigest, parseRemoteRef, tartHome } from "../tart-cache.ts";
+import { cachedDigest, hasDigest, tartHome } from "../tart-cache.ts";
+import { parseImageRef } from "../oci-ref.ts";
 import { fail, pass, skipAll, warn, withDeadline, type CheckResult, type DoctorContext } from "./types.ts";
 
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -15,7 +16,7 @@ export async function imageChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const { config, tart } = ctx;
   if (!config || !tart) return skipAll(["registry", "image-tag", "image-local"], "config invalid");
   const { ref } = config.image;
-  const remote = parseRemoteRef(ref);
+  const remote = parseImageRef(ref);
   if (!remote) {
     // A local VM name: there is no registry, only tart's own VM.
     const local = (await tart.list().catch(() => [])).some((v) => v.Name === ref);
