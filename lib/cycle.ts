@@ -20,7 +20,7 @@ import { inspectImageLock } from "./image-lock.ts";
 import { cachedDigest } from "./tart-cache.ts";
 import { aborted } from "./signals.ts";
 import { cleanSlot, removeRunner } from "./slot/clean.ts";
-import { retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
+import { adopt, retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
 import type { StatePatch } from "./slot/state.ts";
 import { VmLimitError } from "./tart.ts";
 
@@ -120,8 +120,12 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   }
   if (jitR.status === "rejected" && failedFirst === "token") throw jitR.reason;
   if (vmR.status === "rejected") {
-    // A VM that never started is untouched: keep it for the next cycle.
-    if (vmR.reason instanceof VmLimitError) store.write({ vm: undefined, next_vm: { name, image, created_at: new Date().toISOString() } });
+    if (vmR.reason instanceof VmLimitError) {
+      // A VM that never started is untouched: keep it for the next cycle.
+      store.write({ vm: undefined, next_vm: { name, image, created_at: new Date().toISOString() } });
+      // One of the running VMs is this slot's although no state names it: a leftover; remove it now.
+      if (vmR.reason.others.some((o) => r.names.owns(o))) await sweep(cycle, { github: true });
+    }
     throw vmR.reason;
   }
   if (jitR.status === "rejected") throw jitR.reason;
@@ -129,6 +133,8 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   reportImage(r, choice, path);
 
   store.write({ phase: "run" });
+  let vmStopped = false;
+  void booted.vm.exited.then(() => (vmStopped = true));
   const run = startRun({
     config, ip: booted.ip, jitConfig: jitR.value.encodedJitConfig, log, vmGone: booted.vm.exited, endAtCompletion: true,
     on: {
@@ -145,7 +151,11 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   });
   void aborted(stop.drain).then(() => drain(cycle, run));
   void aborted(stop.now).then(() => run.stop());
-  const outcome = await run.done;
+  let outcome = await run.done;
+  if (outcome.kind === "lost" && !vmStopped && (await adoptAfterSshLoss(cycle, name, outcome.job))) {
+    outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: "SSH dropped; the job finished on its VM" };
+    metrics.jobCompleted("Unknown");
+  }
   store.write({ job: outcome.job, job_result: outcome.result, runner_gone: outcome.runnerGone || undefined });
   if (outcome.kind === "lost") {
     metrics.lostJob();
@@ -166,6 +176,18 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   });
   metrics.observe("cleanup", (Date.now() - cleanupStarted) / 1000);
   return { outcome, path };
+}
+
+/**
+ * SSH dropped while the job ran but the VM is up: the runner does not notice
+ * (no hangup without a terminal) and its job goes on. Wait for GitHub to see
+ * the job finish, as for a crashed predecessor's job, rather than kill it.
+ */
+async function adoptAfterSshLoss(r: SlotRun, vm: string, job: string | undefined): Promise<boolean> {
+  const s = r.store.current;
+  if (s.runner_id === undefined || s.runner_name === undefined) return false;
+  r.log.warn("run.ssh_lost", `SSH to ${vm} dropped while job "${job}" ran; the VM is up, so the job is left to finish`, { phase: "job" });
+  return adopt(r, { id: s.runner_id, name: s.runner_name, since: new Date().toISOString() }, vm);
 }
 
 /** Drain: a running job finishes; an idle runner is taken off GitHub first (422 = a job was just assigned: it runs). */
@@ -199,11 +221,17 @@ async function precloneNext(r: SlotRun, image: string): Promise<void> {
   }
 }
 
-/** Housekeeping while a runner listens: ghosts, VMs no state names, and now and then this slot's runners on GitHub. */
+/**
+ * Housekeeping while a runner listens: ghosts, VMs no state names, and this
+ * slot's runners on GitHub now and then — at once when a stray VM shows the
+ * state forgot something (its runner is then unrecorded too).
+ */
 async function housekeeping(r: SlotRun): Promise<void> {
   try {
     await retireGhosts(r);
-    await sweep(r, { github: sweepDue(r) });
+    const { strays } = await sweep(r, { github: sweepDue(r) });
+    // A stray VM shows the state forgot something: its slot's runners may be unrecorded too.
+    if (strays > 0) await sweep(r, { github: true });
   } catch (err) {
     r.log.warn("housekeeping.failed", `housekeeping failed (${(err as Error).message}); the next cycle tries again`);
   }

@@ -5,6 +5,7 @@
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import { openSlot, type SlotContext } from "../lib/context.ts";
 import { disposeAll, serveOneJob, type CycleResult } from "../lib/cycle.ts";
+import { OUTCOME_EXIT } from "./ssh-run.ts";
 import { exitCode, MacosRunnerError } from "../lib/errors.ts";
 import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { pacedExit } from "../lib/pace.ts";
@@ -25,7 +26,10 @@ export const spec = {
     "bad-input": "GitHub or tart answered something unexpected; cleaned up and backed off",
     "state-io": "host.state_dir cannot be written (full disk?); cleaned up from memory and backed off",
     tempfail: "the slot is in use by another loop, GitHub is unavailable or rate limited, or another VM holds a VM place (backed off)",
-    timeout: "the runner did not listen, or the job outran runner.job_timeout",
+    "no-job": "the runner ended without a job (not a retirement by GitHub); backed off",
+    lost: "the VM died while the job ran (the job is reported in the log: re-run it); backed off",
+    timeout: "the runner did not listen within runner.listen_timeout, or the job outran runner.job_timeout",
+    "host-key": "the guest's host key does not match vm.ssh.known_hosts_path; backed off",
     unavailable: "tart is not installed (host.tart_path)",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
@@ -65,7 +69,7 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
 /** A healthy cycle (a job ran, a stop, or GitHub retired the idle runner) resets the backoff. */
 function done(r: SlotRun, { outcome }: CycleResult): void {
   const healthy = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.kind === "stopped" || outcome.retired === true;
-  if (!healthy) throw new MacosRunnerError(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`, { kind: outcome.kind === "timeout" ? "timeout" : "failure" });
+  if (!healthy) throw new MacosRunnerError(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`, { kind: OUTCOME_EXIT[outcome.kind] });
   const served = outcome.job !== undefined;
   r.store.write({
     phase: "done", failures: 0, backoff_until: undefined, last_error: undefined, last_failure_kind: undefined,

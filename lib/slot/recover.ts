@@ -9,7 +9,7 @@ import type { GitHubClient } from "../github/client.ts";
 import { getRunner, listRunners } from "../github/runners.ts";
 import type { SlotMetrics } from "../metrics.ts";
 import type { Stop } from "../signals.ts";
-import { poll } from "../wait.ts";
+import { sleep } from "../wait.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
 import type { Ghost, SlotStore } from "./state.ts";
 
@@ -20,10 +20,10 @@ export interface SlotRun extends SlotContext {
   metrics: SlotMetrics;
 }
 
-/** How often an adopted job's runner is looked up on GitHub (API calls per minute stay low). */
-const ADOPT_POLL_MS = 15_000;
-/** How often ghost runners are retried, and runners of this slot swept from GitHub. */
-const GHOST_RETRY_MS = 60_000;
+/** An adopted job's runner is looked up on GitHub after 1 s, then less often, up to every 15 s (a few calls a minute). */
+const ADOPT_FIRST_POLL_MS = 1_000;
+const ADOPT_MAX_POLL_MS = 15_000;
+/** How often this slot's runners are swept from GitHub in steady state. */
 const SWEEP_EVERY_MS = 60 * 60_000;
 
 /** Forgets (never deletes) names in the state file that are not this slot's. */
@@ -55,15 +55,14 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
     const log = r.log.child({ phase: "recover", vm: s.vm, runner: s.runner_name });
     log.warn("recover.start", `the previous cycle ended in phase ${s.phase}; cleaning up what it left`);
     r.store.write({ phase: "recover" });
-    let runnerGone = s.runner_gone ?? false;
     let ghost: Ghost | undefined;
-    if (!runnerGone && (s.runner_id !== undefined || s.runner_name)) {
+    if (!s.runner_gone && (s.runner_id !== undefined || s.runner_name)) {
       const removed = await removeRunner(r.gh(), { id: s.runner_id, name: s.runner_name });
       if (typeof removed === "object") {
-        const adopted = s.vm !== undefined && (await adopt(r, removed.busy, s.vm));
-        if (adopted) runnerGone = true;
-        else ghost = removed.busy;
-      } else runnerGone = true;
+        if (s.vm === undefined || !(await adopt(r, removed.busy, s.vm))) ghost = removed.busy;
+      } else {
+        log.info("recover.runner_removed", removed === "deleted" ? "the previous cycle's runner deleted from GitHub before its VM is stopped" : "the previous cycle's runner was already gone");
+      }
     }
     await cleanSlot(r, r.gh, { vm: s.vm, runnerGone: true }, { why: "left by the previous cycle" });
     r.store.write({ vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined, ghosts: ghost ? [...r.store.current.ghosts, ghost] : r.store.current.ghosts });
@@ -77,20 +76,20 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
  * for that job to finish (runner gone or idle) rather than kill it, within
  * the job's deadline. False when the VM is not running (the runner is a ghost).
  */
-async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
+export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
   if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) return false;
   const started = Date.parse(r.store.current.cycle_started_at ?? "") || Date.now();
   const deadline = started + r.config.runner.jobTimeoutMs;
   const log = r.log.child({ phase: "job", vm, runner: runner.name });
   log.warn("recover.adopt", `runner ${runner.id} is running a job on ${vm}, which is still up; waiting for the job instead of killing it`, { runner_id: runner.id });
   r.store.write({ phase: "job" });
-  const finished = await poll(async () => {
-    const gh = r.gh();
-    const now = await getRunner(gh, runner.id);
-    if (!now || !now.busy) return "done";
-    if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) return "vm-gone";
-    return undefined;
-  }, { deadline, everyMs: ADOPT_POLL_MS, signal: r.stop.now });
+  let finished: "done" | "vm-gone" | undefined;
+  for (let wait = ADOPT_FIRST_POLL_MS; !finished && Date.now() < deadline && !r.stop.now.aborted; wait = Math.min(ADOPT_MAX_POLL_MS, wait * 2)) {
+    await sleep(Math.min(wait, deadline - Date.now()), r.stop.now);
+    const now = await getRunner(r.gh(), runner.id);
+    if (!now || !now.busy) finished = "done";
+    else if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) finished = "vm-gone";
+  }
   if (finished === "done") {
     log.info("recover.adopted_done", "the adopted job finished");
     const again = await removeRunner(r.gh(), { id: runner.id });
@@ -101,29 +100,39 @@ async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
 }
 
 /**
- * Removes what this slot owns but its state does not name: with `github`, its
- * runners on GitHub first (a busy one whose VM still runs is waited for; one
- * whose VM is gone becomes a ghost), then its VMs that tart lists.
+ * Removes what this slot owns but its state does not name, runner first
+ * every time: with `github`, its runners on GitHub (a busy one whose VM still
+ * runs is waited for; one whose VM is gone becomes a ghost), then its VMs
+ * that tart lists, each after the runner of the same name.
  */
-export async function sweep(r: SlotRun, o: { github: boolean }): Promise<void> {
+export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ strays: number }> {
   const s = r.store.current;
   const known = new Set([s.vm, s.next_vm?.name, ...s.dispose].filter((v): v is string => v !== undefined));
+  const ghosts = [...s.ghosts];
+  const ghostIds = new Set(ghosts.map((g) => g.id));
+  /** Takes an unrecorded runner off GitHub; false when its job is still running (waited for, or a ghost). */
+  const dropRunner = async (runner: { id?: number; name: string }) => {
+    const removed = await removeRunner(r.gh(), runner);
+    if (typeof removed !== "object") return;
+    if (!(await adopt(r, removed.busy, runner.name))) ghosts.push(removed.busy);
+  };
   if (o.github) {
-    const ghostIds = new Set(s.ghosts.map((g) => g.id));
-    const ghosts = [...s.ghosts];
     for (const runner of await listRunners(r.gh(), { namePrefix: r.names.prefix })) {
       if (!r.names.owns(runner.name) || runner.name === s.runner_name || ghostIds.has(runner.id)) continue;
       r.log.warn("sweep.runner", `runner ${runner.name} is this slot's but no state names it; removing it`, { phase: "recover", runner: runner.name });
-      const removed = await removeRunner(r.gh(), { id: runner.id, name: runner.name });
-      if (typeof removed === "object" && !(await adopt(r, removed.busy, runner.name))) ghosts.push(removed.busy);
+      await dropRunner(runner);
     }
-    r.store.write({ ghosts, swept_at: new Date().toISOString() });
   }
+  let strays = 0;
   for (const v of await r.tart.list()) {
     if (!r.names.owns(v.Name) || known.has(v.Name)) continue;
-    r.log.warn("sweep.vm", `VM ${v.Name} is this slot's but no state names it; removing it`, { phase: "recover", vm: v.Name });
+    strays++;
+    r.log.warn("sweep.vm", `VM ${v.Name} is this slot's but no state names it; removing it and its runner`, { phase: "recover", vm: v.Name });
+    if (!o.github) await dropRunner({ name: v.Name });
     await cleanSlot(r, r.gh, { vm: v.Name }, { why: "unrecorded VM" });
   }
+  r.store.write({ ghosts, ...(o.github && { swept_at: new Date().toISOString() }) });
+  return { strays };
 }
 
 /** Whether the periodic GitHub sweep is due. */
@@ -132,11 +141,14 @@ export function sweepDue(r: SlotRun): boolean {
   return !Number.isFinite(at) || Date.now() - at > SWEEP_EVERY_MS;
 }
 
-/** Retries deleting ghost runners (at most once a minute); the ones still busy stay. */
+/**
+ * Retries deleting ghost runners, at most once per host.backoff_max (paced
+ * like a failing slot); the ones GitHub still calls busy stay.
+ */
 export async function retireGhosts(r: SlotRun): Promise<void> {
   const s = r.store.current;
   const checked = Date.parse(s.ghosts_checked_at ?? "");
-  if (s.ghosts.length === 0 || (Number.isFinite(checked) && Date.now() - checked < GHOST_RETRY_MS)) return;
+  if (s.ghosts.length === 0 || (Number.isFinite(checked) && Date.now() - checked < r.config.host.backoffMaxMs)) return;
   const left: Ghost[] = [];
   for (const g of s.ghosts) {
     const removed = await removeRunner(r.gh(), { id: g.id, name: g.name });
