@@ -156,7 +156,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: "SSH dropped; the job finished on its VM" };
     metrics.jobCompleted("Unknown");
   }
-  store.write({ job: outcome.job, job_result: outcome.result, runner_gone: outcome.runnerGone || undefined });
+  store.write({ job: outcome.job, job_result: outcome.result, runner_gone: outcome.runnerGone || store.current.runner_gone });
   if (outcome.kind === "lost") {
     metrics.lostJob();
     log.error("job.lost", `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`, { job: outcome.job, runner_id: jitR.value.runner.id });

@@ -22,6 +22,8 @@ export function worldEnv(world: World): Record<string, string> {
 
 export interface Run {
   child: ChildProcess;
+  /** The log lines written so far (JSON lines on stderr). */
+  lines(): LogLine[];
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string; lines: LogLine[] }>;
 }
 
@@ -35,7 +37,7 @@ export function start(world: World, name: string, args: string[], extraEnv: Reco
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string; lines: LogLine[] }>((resolve) =>
     child.on("close", (code, signal) => resolve({ code, signal, stderr, stdout, lines: parseLogLines(stderr) })),
   );
-  return { child, done };
+  return { child, done, lines: () => parseLogLines(stderr) };
 }
 
 export function loop(world: World, config: string, slot = 1) {
