@@ -8,7 +8,7 @@ import { loadConfig, resolveConfigPath, type Config } from "../lib/config.ts";
 import { tartFor } from "../lib/context.ts";
 import { runDoctor, formatResult, type DoctorContext } from "../lib/doctor/index.ts";
 import { exitCode } from "../lib/errors.ts";
-import { runCommand } from "../lib/launchctl.ts";
+import { runCommand } from "../lib/launchd/launchctl.ts";
 import { shortHost } from "../lib/names.ts";
 import type { Tart } from "../lib/tart.ts";
 

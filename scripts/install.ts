@@ -7,16 +7,11 @@ import { dirname, join } from "node:path";
 import { runCli, type CommandSpec, type Parsed } from "../lib/cli.ts";
 import { loadConfig, type Config } from "../lib/config.ts";
 import { exitCode, MacosRunnerError } from "../lib/errors.ts";
-import { runCommand, type CommandRunner } from "../lib/launchctl.ts";
-import { allLabels, MAX_SLOTS, renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/launchd.ts";
-import {
-  checkBinary,
-  checkGuiSession,
-  checkMacos,
-  checkTart,
-  isExecutableFile,
-} from "../lib/launchd-host.ts";
-import { describeStep, executeStep, type Step, type StopTarget } from "../lib/launchd-plan.ts";
+import { runCommand, type CommandRunner } from "../lib/launchd/launchctl.ts";
+import { allLabels, MAX_SLOTS } from "../lib/launchd/labels.ts";
+import { renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/launchd/render.ts";
+import { checkBinary, checkGuiSession, checkMacos, checkTart, isExecutableFile } from "../lib/launchd/host-checks.ts";
+import { describeStep, executeStep, type Step, type StopTarget } from "../lib/launchd/plan.ts";
 
 const options = {
   "dry-run": { type: "boolean", description: "print the plists and the commands, change nothing (works on any OS)" },

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { renderAgents } from "../lib/launchd.ts";
+import { renderAgents } from "../lib/launchd/render.ts";
 import { loadConfig } from "../lib/config.ts";
 import { startAgent } from "../sim/launchd.ts";
 import { parseLogLines } from "../sim/logs.ts";

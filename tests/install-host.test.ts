@@ -6,10 +6,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
-import { DrainTimeoutError, LaunchctlError, runCommand, waitUntilGone } from "../lib/launchctl.ts";
-import { checkGuiSession, checkTart, NoGuiSessionError } from "../lib/launchd-host.ts";
-import { executeStep, type Step } from "../lib/launchd-plan.ts";
-import { renderAgents } from "../lib/launchd.ts";
+import { DrainTimeoutError, LaunchctlError, runCommand, waitUntilGone } from "../lib/launchd/launchctl.ts";
+import { checkGuiSession, checkTart, NoGuiSessionError } from "../lib/launchd/host-checks.ts";
+import { executeStep, type Step } from "../lib/launchd/plan.ts";
+import { renderAgents } from "../lib/launchd/render.ts";
 import { agentParams, installPlan, removePlan, type InstallOptions } from "../scripts/install.ts";
 import { makeHost } from "./fixtures/launchd/host.ts";
 

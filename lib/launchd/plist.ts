@@ -5,8 +5,8 @@
 import { isAbsolute } from "node:path";
 import { parse, type PlistValue } from "plist";
 import { z } from "zod";
-import { MacosRunnerError } from "./errors.ts";
-import { validate } from "./schema.ts";
+import { MacosRunnerError } from "../errors.ts";
+import { validate } from "../schema.ts";
 
 /** A plist that launchd would refuse, or that breaks one of our agent rules. */
 export class PlistInvalidError extends MacosRunnerError {

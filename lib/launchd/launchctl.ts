@@ -2,7 +2,7 @@
 // contracts/tart.md §8 describes it: bootout returns before the job has
 // exited, so callers poll `launchctl print` until the label is gone.
 import { execFile } from "node:child_process";
-import { MacosRunnerError } from "./errors.ts";
+import { MacosRunnerError } from "../errors.ts";
 
 export interface CommandResult {
   code: number;

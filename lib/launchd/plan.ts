@@ -1,9 +1,9 @@
 // What `install` does to a host, as a list of steps: printed by --dry-run,
 // executed otherwise. Only execution touches the disk or runs launchctl.
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { writeFileAtomic } from "./fs.ts";
+import { writeFileAtomic } from "../fs.ts";
 import { bootout, bootoutArgv, bootstrap, bootstrapArgv, enableArgv, printServiceArgv, waitUntilGone, type CommandRunner } from "./launchctl.ts";
-import { readAgentPlist } from "./launchd-plist.ts";
+import { readAgentPlist } from "./plist.ts";
 
 /** A loaded agent to stop: bootout (launchd SIGTERMs it), then wait until launchd lists it no more. */
 export interface StopTarget {
