@@ -1,7 +1,7 @@
 // What every doctor check returns, what it is given, and the deadline each
 // check that calls out (a command, the network) runs under.
 import type { Config } from "../config.ts";
-import type { CommandRunner } from "../launchd/launchctl.ts";
+import type { CommandRunner } from "../proc.ts";
 import type { Tart } from "../tart.ts";
 
 export type CheckStatus = "PASS" | "WARN" | "FAIL" | "SKIP";

@@ -1,29 +1,14 @@
 // launchctl for agents in the user's GUI domain (gui/<uid>), as
 // contracts/tart.md §8 describes it: bootout returns before the job has
 // exited, so callers poll `launchctl print` until the label is gone.
-import { execFile } from "node:child_process";
 import { MacosRunnerError } from "../errors.ts";
+import { runArgv, type CommandRunner } from "../proc.ts";
 
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** launchctl answers at once; a hung one is killed after this. */
+const LAUNCHCTL_TIMEOUT_MS = 30_000;
 
-/** Runs a command; install injects it so --dry-run can print instead of run. */
-export type CommandRunner = (argv: string[]) => Promise<CommandResult>;
-
-const COMMAND_TIMEOUT_MS = 30_000;
-
-export const runCommand: CommandRunner = (argv) =>
-  new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { timeout: COMMAND_TIMEOUT_MS }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean }) | null;
-      let code = 0;
-      if (e) code = typeof e.code === "number" ? e.code : e.code === "ENOENT" ? 127 : e.killed ? 124 : 1;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr).trim() });
-    });
-  });
+/** install's runner: launchctl (and cleanup, with its own deadline) through zx. */
+export const runLaunchctl: CommandRunner = runArgv(LAUNCHCTL_TIMEOUT_MS);
 
 /** launchctl refused to load or unload an agent. */
 export class LaunchctlError extends MacosRunnerError {
@@ -38,7 +23,6 @@ export class DrainTimeoutError extends MacosRunnerError {
     super(message, { kind: "tempfail" });
   }
 }
-
 
 export const guiDomain = (uid: number): string => `gui/${uid}`;
 export const serviceTarget = (uid: number, label: string): string => `${guiDomain(uid)}/${label}`;
