@@ -10,7 +10,7 @@ import { ConfigError, Invalid } from "./config/problems.ts";
 import { configSchema } from "./config/schema.ts";
 import type { z } from "zod";
 
-export { ConfigError, type ConfigProblem } from "./config/problems.ts";
+export { ConfigError } from "./config/problems.ts";
 export { parseDuration } from "./duration.ts";
 
 /** A config as the code uses it: defaults applied, paths absolute, durations in ms. */

@@ -14,7 +14,7 @@ export function quote(arg: string): string {
 }
 
 /** The environment a command sees: ours, minus what makes a shell run start-up files. */
-export function commandEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+function commandEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   delete env.BASH_ENV;
   delete env.ENV;

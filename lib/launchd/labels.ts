@@ -1,7 +1,7 @@
 // The launchd labels of this project's agents: one per VM slot, plus the
 // image-pull agent. install, doctor and the rendered plists agree on them here.
-export const LABEL_PREFIX = "dev.macos-runner";
-export const PULL_LABEL = `${LABEL_PREFIX}.pull`;
+const LABEL_PREFIX = "dev.macos-runner";
+const PULL_LABEL = `${LABEL_PREFIX}.pull`;
 /** Apple's licence allows two macOS VMs per host. */
 export const MAX_SLOTS = 2;
 

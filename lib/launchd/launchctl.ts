@@ -24,8 +24,8 @@ export class DrainTimeoutError extends MacosRunnerError {
   }
 }
 
-export const guiDomain = (uid: number): string => `gui/${uid}`;
-export const serviceTarget = (uid: number, label: string): string => `${guiDomain(uid)}/${label}`;
+const guiDomain = (uid: number): string => `gui/${uid}`;
+const serviceTarget = (uid: number, label: string): string => `${guiDomain(uid)}/${label}`;
 
 export const printDomainArgv = (uid: number): string[] => ["launchctl", "print", guiDomain(uid)];
 export const printServiceArgv = (uid: number, label: string): string[] => ["launchctl", "print", serviceTarget(uid, label)];
@@ -33,7 +33,7 @@ export const bootoutArgv = (uid: number, label: string): string[] => ["launchctl
 export const enableArgv = (uid: number, label: string): string[] => ["launchctl", "enable", serviceTarget(uid, label)];
 export const bootstrapArgv = (uid: number, plistPath: string): string[] => ["launchctl", "bootstrap", guiDomain(uid), plistPath];
 
-export async function isLoaded(run: CommandRunner, uid: number, label: string): Promise<boolean> {
+async function isLoaded(run: CommandRunner, uid: number, label: string): Promise<boolean> {
   return (await run(printServiceArgv(uid, label))).code === 0;
 }
 

@@ -48,7 +48,6 @@ const agentPlist = z.object(
 );
 
 export type AgentPlist = z.output<typeof agentPlist>;
-export type KeepAlive = NonNullable<AgentPlist["KeepAlive"]>;
 
 /** Parses plist XML and type-checks the keys we use; other keys are ignored. */
 export function readAgentPlist(xml: string, source: string): AgentPlist {

@@ -9,7 +9,7 @@ import { validateAgentPlist, type AgentPlist } from "./plist.ts";
  *  progress, tart stop + delete, and the runner DELETE, each with its own timeout. */
 export const CLEANUP_MARGIN_S = 300;
 /** image.pull_interval's default. */
-export const DEFAULT_PULL_INTERVAL_S = 300;
+const DEFAULT_PULL_INTERVAL_S = 300;
 
 /** What the agents are rendered from: plain values, mapped from the config by `install`. */
 export interface AgentParams {
