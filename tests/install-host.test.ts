@@ -111,7 +111,7 @@ describe("install --remove", () => {
 });
 
 describe("host checks", () => {
-  test("no GUI session: exit 81, saying to enable auto-login", async () => {
+  test("no GUI session: exit 69, saying to enable auto-login", async () => {
     writeFileSync(join(state, "no-gui"), "");
     const err = await checkGuiSession(runLaunchctl, uid).catch((e) => e);
     expect(err).toBeInstanceOf(NoGuiSessionError);
