@@ -26,7 +26,7 @@ export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = proces
   return chooseConfigPath(flag, env).path;
 }
 
-export function loadConfig(opts: { path?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+export function loadConfig(opts: { path?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Config {
   const env = opts.env ?? process.env;
   const { path, source } = chooseConfigPath(opts.path, env);
   return parseConfig(readConfigText(path, source), { file: path, env });

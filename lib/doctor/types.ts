@@ -17,10 +17,11 @@ export interface CheckResult {
 
 export interface DoctorContext {
   /** Undefined when the config did not load (the config check says why). */
-  config?: Config;
+  config?: Config | undefined;
   /** The config file's path, loaded or not. */
   configPath: string;
-  tart?: Tart;
+  /** Undefined when the config did not load or its registry password is unreadable. */
+  tart?: Tart | undefined;
   platform: NodeJS.Platform;
   uid: number;
   env: NodeJS.ProcessEnv;

@@ -60,7 +60,7 @@ function renderOne(template: string, values: Record<string, string | number>, sl
   const xml = build(filled);
   const label = (filled as Record<string, PlistValue>).Label as string;
   const fileName = `${label}.plist`;
-  return { label, slot, fileName, xml, plist: validateAgentPlist(xml, fileName) };
+  return { label, ...(slot !== undefined && { slot }), fileName, xml, plist: validateAgentPlist(xml, fileName) };
 }
 
 const PLACEHOLDER = /\{\{(\w+)\}\}/g;
