@@ -31,8 +31,8 @@ type Values<O extends Record<string, OptionSpec>> = {
 };
 
 export interface CommonFlags {
-  config?: string;
-  slot?: number;
+  config?: string | undefined;
+  slot?: number | undefined;
   verbose: boolean;
 }
 

@@ -10,7 +10,7 @@ import { ConfigError, Invalid } from "./config/problems.ts";
 import { configSchema } from "./config/schema.ts";
 import type { z } from "zod";
 
-export { ConfigError, type ConfigProblem } from "./config/problems.ts";
+export { ConfigError } from "./config/problems.ts";
 export { parseDuration } from "./duration.ts";
 
 /** A config as the code uses it: defaults applied, paths absolute, durations in ms. */
@@ -26,7 +26,7 @@ export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = proces
   return chooseConfigPath(flag, env).path;
 }
 
-export function loadConfig(opts: { path?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+export function loadConfig(opts: { path?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Config {
   const env = opts.env ?? process.env;
   const { path, source } = chooseConfigPath(opts.path, env);
   return parseConfig(readConfigText(path, source), { file: path, env });

@@ -6,12 +6,13 @@ import { redact } from "./redact.ts";
 
 export type Level = "debug" | "info" | "warn" | "error";
 
+/** What an event is about; a field that is undefined is left out of the line. */
 export interface Fields {
-  slot?: number;
-  vm?: string;
-  runner?: string;
-  phase?: string;
-  duration_ms?: number;
+  slot?: number | undefined;
+  vm?: string | undefined;
+  runner?: string | undefined;
+  phase?: string | undefined;
+  duration_ms?: number | undefined;
   [k: string]: unknown;
 }
 
@@ -50,7 +51,7 @@ interface Event {
   time: Date;
   level: Level;
   event: string;
-  msg?: string;
+  msg: string | undefined;
   fields: Fields;
 }
 

@@ -27,7 +27,7 @@ export type StartPath = "cold" | "pre-cloned" | "snapshot";
 
 export interface ImageInfo {
   /** sha256:… of the image in use. */
-  image_digest?: string;
+  image_digest?: string | undefined;
   /** The actions runner version baked into the image, e.g. 2.336.0. */
   runner_version?: string;
   path?: StartPath;

@@ -1,9 +1,10 @@
 // The process layer: every external command (tart, ssh, launchctl,
-// ssh-keygen) runs through zx's `$`, with a deadline, never throwing on a
-// non-zero exit (callers read the code), and through /bin/sh with the user's
-// shell start-up files kept out: no .bashrc, $BASH_ENV or $ENV can print a
-// greeting into output we parse. Arguments are quoted for POSIX sh (zx's own
-// quote emits bash's $'...', which dash, Debian's /bin/sh, rejects).
+// defaults, the registry's garbage collector) runs through zx's `$`, with a
+// deadline, never throwing on a non-zero exit (callers read the code), and
+// through /bin/sh with the user's shell start-up files kept out: no .bashrc,
+// $BASH_ENV or $ENV can print a greeting into output we parse. Arguments are
+// quoted for POSIX sh (zx's own quote emits bash's $'...', which dash,
+// Debian's /bin/sh, rejects).
 import { $ as zx, type ProcessPromise } from "zx/core";
 
 /** One argument as POSIX sh reads it back verbatim. */
@@ -13,7 +14,7 @@ export function quote(arg: string): string {
 }
 
 /** The environment a command sees: ours, minus what makes a shell run start-up files. */
-export function commandEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+function commandEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   delete env.BASH_ENV;
   delete env.ENV;
@@ -57,4 +58,12 @@ export async function finished(p: ProcessPromise): Promise<Finished> {
   const out = await p;
   const timedOut = out.signal !== null && out.exitCode === null;
   return { code: out.exitCode ?? (timedOut ? 124 : 1), stdout: out.stdout, stderr: out.stderr.trim(), timedOut };
+}
+
+/** Runs one command given as argv, with a deadline; install and doctor take it as a parameter. */
+export type CommandRunner = (argv: string[], timeoutMs?: number) => Promise<Finished>;
+
+/** The CommandRunner that runs through `sh`: `timeoutMs` unless a call names its own. */
+export function runArgv(defaultTimeoutMs: number): CommandRunner {
+  return (argv, timeoutMs = defaultTimeoutMs) => finished(sh({ timeoutMs })`${argv}`);
 }

@@ -54,8 +54,9 @@ export interface RegistryOptions {
   /** host or host:port */
   host: string;
   /** Plain HTTP (tart's --insecure). */
-  insecure?: boolean;
-  credentials?: RegistryCredentials;
+  insecure?: boolean | undefined;
+  /** None: anonymous. */
+  credentials?: RegistryCredentials | undefined;
   /** Per call; default 30 s. */
   timeoutMs?: number;
   /** What to check when credentials are refused, e.g. "image.username and image.password_path". */

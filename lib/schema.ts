@@ -50,7 +50,7 @@ export function parseJson<S extends z.ZodType>(schema: S, text: string): Checked
  */
 export function parseYaml<S extends z.ZodType>(schema: S, text: string): Checked<z.output<S>> {
   const doc = new YamlText(text);
-  if (doc.syntaxError) return { ok: false, problems: doc.problems.map((p) => ({ ...p, path: "" })) };
+  if (doc.syntaxError) return { ok: false, problems: doc.problems.map(({ line, message }) => ({ path: "", ...(line !== undefined && { line }), message })) };
   const result = schema.safeParse(doc.data);
   const found = [...doc.problems, ...(result.success ? [] : issueProblems(schema, result.error.issues))];
   if (result.success && found.length === 0) return { ok: true, value: result.data };

@@ -26,9 +26,6 @@ export function stopController(): Stop & { request(): "drain" | "now" } {
   };
 }
 
-/** A stop that never comes (step CLIs run to completion). */
-export const NEVER: Stop = { drain: new AbortController().signal, now: new AbortController().signal };
-
 /** Turns SIGTERM, SIGINT and SIGHUP into drain, then now. */
 export function stopOnSignals(log: Logger): Stop {
   const stop = stopController();

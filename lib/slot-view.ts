@@ -13,28 +13,29 @@ export interface Ghost {
   since?: string;
 }
 
+/** A slot's state file as status shows it; a field the file lacks (or holds unusably) is undefined. */
 export interface SlotView {
   slot: number;
   phase: SlotPhase | "unknown";
   /** When the current phase began (falls back to updated_at for files without phase_since). */
-  phase_since?: string;
-  updated_at?: string;
-  vm?: string;
-  runner_name?: string;
-  runner_id?: number;
-  job?: string;
-  job_result?: string;
-  path?: string;
-  image?: string;
-  next_vm?: { name: string; image?: string; created_at?: string };
+  phase_since?: string | undefined;
+  updated_at?: string | undefined;
+  vm?: string | undefined;
+  runner_name?: string | undefined;
+  runner_id?: number | undefined;
+  job?: string | undefined;
+  job_result?: string | undefined;
+  path?: string | undefined;
+  image?: string | undefined;
+  next_vm?: { name: string; image?: string; created_at?: string } | undefined;
   ghosts: Ghost[];
   failures: number;
-  backoff_until?: string;
-  last_error?: string;
-  last_failure_at?: string;
+  backoff_until?: string | undefined;
+  last_error?: string | undefined;
+  last_failure_at?: string | undefined;
   jobs_served: number;
-  last_job_at?: string;
-  cycle_started_at?: string;
+  last_job_at?: string | undefined;
+  cycle_started_at?: string | undefined;
   /** Fields that were present but unusable. */
   problems: string[];
 }

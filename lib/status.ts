@@ -40,7 +40,7 @@ export interface StatusReport {
   runners_error?: string;
 }
 
-export async function gatherStatus(o: { config: Config; tart: Tart; slots?: number[]; host?: string; now?: number }): Promise<StatusReport> {
+export async function gatherStatus(o: { config: Config; tart: Tart; slots?: number[] | undefined; host?: string; now?: number }): Promise<StatusReport> {
   const { config } = o;
   const now = o.now ?? Date.now();
   const host = o.host ?? shortHost();

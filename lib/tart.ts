@@ -1,6 +1,5 @@
 // A typed wrapper around the `tart` CLI. Every call goes through zx (lib/proc)
-// with a deadline; failures become errors that say what to do; the time spent
-// inside tart is counted so benchmarks can subtract it from host overhead.
+// with a deadline; failures become errors that say what to do.
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -65,9 +64,6 @@ export function vmLimitOthers(output: string): string[] | undefined {
 }
 
 export class Tart {
-  /** Milliseconds spent waiting on tart processes, for benchmarks. */
-  elapsedMs = 0;
-
   constructor(private readonly opts: TartOptions) {}
 
   /** TART_HOME as tart resolves it. */
@@ -80,9 +76,7 @@ export class Tart {
   }
 
   private async exec(args: string[], timeoutMs: number, signal?: AbortSignal): Promise<Finished> {
-    const started = performance.now();
     const r = await finished(sh({ timeoutMs, env: this.env(), ...(signal && { signal }) })`${this.opts.path} ${args}`);
-    this.elapsedMs += performance.now() - started;
     if (r.code === 127) {
       throw new TartMissingError(
         `tart not found at "${this.opts.path}": install it (brew install cirruslabs/cli/tart) or fix host.tart_path`,
@@ -201,13 +195,6 @@ export class Tart {
     } catch (err) {
       throw new TartError(`tart list printed something that is not its JSON listing (${(err as Error).message}): ${r.stdout.slice(0, 120)}`, "list", r.code, r.stderr, "bad-input");
     }
-  }
-
-  /** `tart suspend`: the VM's state is saved (state.vzvmsave) and it stops. */
-  async suspend(name: string): Promise<void> {
-    const args = ["suspend", name];
-    const r = await this.exec(args, 120_000);
-    if (r.code !== 0) throw this.fail(name, args, r);
   }
 
   /** `tart pull` (credentials only in tart's environment); a large image takes a while. */

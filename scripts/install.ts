@@ -7,16 +7,12 @@ import { dirname, join } from "node:path";
 import { runCli, type CommandSpec, type Parsed } from "../lib/cli.ts";
 import { loadConfig, type Config } from "../lib/config.ts";
 import { exitCode, MacosRunnerError } from "../lib/errors.ts";
-import { runCommand, type CommandRunner } from "../lib/launchctl.ts";
-import { allLabels, MAX_SLOTS, renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/launchd.ts";
-import {
-  checkBinary,
-  checkGuiSession,
-  checkMacos,
-  checkTart,
-  isExecutableFile,
-} from "../lib/launchd-host.ts";
-import { describeStep, executeStep, type Step, type StopTarget } from "../lib/launchd-plan.ts";
+import { runLaunchctl } from "../lib/launchd/launchctl.ts";
+import { allLabels, MAX_SLOTS } from "../lib/launchd/labels.ts";
+import { CLEANUP_MARGIN_S, renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/launchd/render.ts";
+import { checkBinary, checkGuiSession, checkMacos, checkTart, isExecutableFile } from "../lib/launchd/host-checks.ts";
+import { describeStep, executeStep, type Step, type StopTarget } from "../lib/launchd/plan.ts";
+import type { CommandRunner } from "../lib/proc.ts";
 
 const options = {
   "dry-run": { type: "boolean", description: "print the plists and the commands, change nothing (works on any OS)" },
@@ -90,6 +86,7 @@ export function removePlan(o: InstallOptions): Step[] {
         kind: "run",
         argv: [cleanup, "--slot", String(i + 1), "--config", o.config.file],
         why: `remove what slot ${i + 1} left behind`,
+        timeoutMs: CLEANUP_MARGIN_S * 1000,
       }))
     : [];
   return [
@@ -108,7 +105,7 @@ function defaultBinDir(): string {
   return Bun.isStandaloneExecutable ? dirname(realpathSync(process.execPath)) : join(import.meta.dir, "..", "dist", "darwin-arm64");
 }
 
-export async function main(args: Parsed<typeof options>, run: CommandRunner = runCommand): Promise<number> {
+export async function main(args: Parsed<typeof options>, run: CommandRunner = runLaunchctl): Promise<number> {
   const config = loadConfig({ path: args.common.config });
   const o: InstallOptions = {
     config,

@@ -5,11 +5,11 @@
 // credentials that may delete: runner hosts (and their pull) only read.
 //   retention --registry reg.example.com --keep 4 --username admin --password-file ~/.config/registry-admin
 //   retention ... --gc-config /etc/docker/registry/config.yml    # registry read-only or stopped
-import { spawnSync } from "node:child_process";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import { secretFile } from "../lib/config/paths.ts";
 import { MacosRunnerError, UsageError, exitCode } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
+import { finished, sh } from "../lib/proc.ts";
 import { RegistryClient } from "../lib/registry.ts";
 import { applyRetention, describeTags, planRetention } from "../lib/retention.ts";
 import { readSecretFile } from "../lib/secrets.ts";
@@ -37,6 +37,9 @@ export const spec = {
     config: "the registry refused the credentials (or they may not delete: storage.delete.enabled), or the password file is not 0600",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
+
+/** A registry of many terabytes takes long to mark and sweep; a hung one is killed after this. */
+const GC_TIMEOUT_MS = 3_600_000;
 
 export async function main({ values }: Parsed<typeof spec.options>): Promise<number | void> {
   const log = createLogger({ verbose: Boolean(values.verbose), fields: { phase: "retention" } });
@@ -76,10 +79,11 @@ export async function main({ values }: Parsed<typeof spec.options>): Promise<num
     );
     return exitCode("ok");
   }
-  const gc = spawnSync(gcBinary, ["garbage-collect", "-m", values["gc-config"]], { encoding: "utf8", timeout: 3_600_000 });
-  if (gc.status !== 0) {
-    const why = gc.error ? gc.error.message : (gc.stderr || gc.stdout).trim().split("\n").slice(-3).join(" | ");
-    throw new MacosRunnerError(`${gcBinary} garbage-collect -m ${values["gc-config"]} failed (exit ${gc.status ?? "none"}): ${why}`);
+  const gc = await finished(sh({ timeoutMs: GC_TIMEOUT_MS })`${gcBinary} garbage-collect -m ${values["gc-config"]}`);
+  if (gc.code !== 0) {
+    const why = (gc.stderr || gc.stdout).trim().split("\n").slice(-3).join(" | ");
+    const how = gc.timedOut ? `was killed after ${GC_TIMEOUT_MS / 60_000} min` : `failed (exit ${gc.code})`;
+    throw new MacosRunnerError(`${gcBinary} garbage-collect -m ${values["gc-config"]} ${how}: ${why}`);
   }
   log.info("retention.gc", `garbage-collected with ${values["gc-config"]}`);
   return exitCode("ok");

@@ -36,7 +36,7 @@ export const spec = {
   },
   exits: {
     "job-failed": "the job ran and completed with a result other than Succeeded",
-    "no-job": "the runner exited without running a job (e.g. GitHub removed the idle runner)",
+    "no-job": "the runner exited without running a job (e.g. GitHub removed the idle runner), or another listener holds its session",
     lost: "the SSH session failed or was lost while the job ran (VM died, network)",
     timeout: "the runner did not listen within runner.listen_timeout, the job outran runner.job_timeout, or the runner did not exit within runner.exit_timeout after its job",
     "host-key": "the guest's host key does not match vm.ssh.known_hosts_path; refused",
@@ -148,6 +148,11 @@ export function startRun(o: RunOptions): RunHandle {
       case "runner-gone":
         retired = true;
         runnerGone = true;
+        break;
+      case "session-conflict":
+        // Another listener holds this runner's session (its JIT config ran twice), so
+        // no job can come to this one; the runner would retry for 4 minutes first.
+        end({ kind: "no-job", job, runnerGone, detail: "another listener already holds this runner's session (its JIT config was used twice); no job can come to this one" });
         break;
     }
   };

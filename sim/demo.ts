@@ -12,7 +12,7 @@ import { loadConfig } from "../lib/config.ts";
 import { tartFor } from "../lib/context.ts";
 import { readSlotView } from "../lib/slot-view.ts";
 import { gatherStatus, renderStatus } from "../lib/status.ts";
-import { renderAgents } from "../lib/launchd.ts";
+import { renderAgents } from "../lib/launchd/render.ts";
 import { startAgent, type Agent } from "./launchd.ts";
 import { followLogs, type LogLine } from "./logs.ts";
 import { IMAGE_MARKER } from "./image/fixture.ts";

@@ -29,7 +29,7 @@ export interface RegistryOptions {
   dir?: string;
   username?: string;
   password?: string;
-  binary?: string;
+  binary?: string | undefined;
   startTimeoutMs?: number;
 }
 

@@ -10,9 +10,9 @@ import { GitHubSimClient } from "./github/client.ts";
 import { killVMs, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type ImageVersion, type TartFixture } from "./image/fixture.ts";
 import type { Published } from "./image/publish.ts";
 import { REGISTRY_BINARY, registryInstalled } from "./registry.ts";
-import type { SimTartConfig, SimTartSettings } from "./tart/settings.ts";
+import { patchSettings, type SimTartConfig, type SimTartPatch, type SimTartSettings } from "./tart/settings.ts";
 
-export type { SimTartConfig, SimTartSettings, Fault, FaultKind } from "./tart/settings.ts";
+export type { SimTartConfig, SimTartPatch, SimTartSettings, Fault, FaultKind } from "./tart/settings.ts";
 
 export const REGISTRY_MISSING_NOTICE = "notice: docker-registry not installed; serving the golden image as a local VM instead";
 
@@ -37,7 +37,7 @@ export interface World {
   env: Record<string, string>;
   github: GitHubSim;
   gh: GitHubSimClient;
-  registry?: { url: string; username: string; password: string };
+  registry?: { url: string; username: string; password: string } | undefined;
   /** "127.0.0.1:PORT/macos-runner:sonoma" or a local VM name. */
   imageRef: string;
   tartHome: string;
@@ -46,11 +46,11 @@ export interface World {
   knownHostsPath: string;
   appKeyPath: string;
   patPath: string;
-  registryPasswordPath?: string;
+  registryPasswordPath?: string | undefined;
   /** The sim/tart settings in force (profile and scale applied). */
   tartSettings(): SimTartSettings;
   /** Rewrites the SIM_TART_CONFIG file (merged into the current config; undefined drops a key). */
-  setTart(settings: SimTartConfig): void;
+  setTart(patch: SimTartPatch): void;
   /** Pushes a new version of the golden image (marker file, runner-version label) to the registry under the tag. */
   publishVersion(v: ImageVersion): Promise<Published>;
   /** Writes a macos-runner config YAML, deep-merged with overrides (null deletes a key); returns its path. */
@@ -71,7 +71,7 @@ export interface SimHost {
   /** The host's bootpd lease file (host.dhcp_leases_path). */
   leasesPath: string;
   /** Merges into this host's tart settings. */
-  setTart(patch: SimTartConfig): void;
+  setTart(patch: SimTartPatch): void;
 }
 
 type Tree = Record<string, unknown>;
@@ -150,7 +150,9 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     mkdirSync(tartHome, { recursive: true });
     // Without a registry the golden image is a local VM, so each host gets its own copy.
     if (!fx.registry) cpSync(fx.goldenDir, join(tartHome, "vms", LOCAL_IMAGE_NAME), { recursive: true });
-    let current: SimTartConfig = { ...JSON.parse(readFileSync(fx.settingsPath, "utf8")), leases_file: undefined, ...tart, rev: 0 };
+    // Each host has its own lease file (under its TART_HOME), not the first host's.
+    const { leases_file: _, ...shared } = JSON.parse(readFileSync(fx.settingsPath, "utf8")) as SimTartConfig;
+    let current: SimTartConfig = { ...shared, ...tart, rev: 0 };
     const write = () => writeFileSync(settingsPath, JSON.stringify(current, null, 2));
     write();
     hosts.push(tartHome);
@@ -159,7 +161,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       env: { ...fx.env, TART_HOME: tartHome, SIM_TART_CONFIG: settingsPath },
       leasesPath: join(tartHome, "sim", "dhcpd_leases"),
       setTart(patch) {
-        current = { ...current, ...patch, rev: (current.rev ?? 0) + 1 };
+        current = patchSettings(current, patch);
         write();
       },
     };

@@ -451,7 +451,7 @@ describe("files", () => {
     const w = world();
     chmodSync(join(w.dir, "key"), 0o644);
     const err = expectOneProblem(w, MINIMAL, `line 8: vm.ssh.private_key_path: ${join(w.dir, "key")} is mode 0644; secrets must be 0600 (chmod 600 ${join(w.dir, "key")})`);
-    expect(err.problems[0].path).toBe("vm.ssh.private_key_path");
+    expect(err.problems[0]?.path).toBe("vm.ssh.private_key_path");
   });
 
   test("a group-readable token in a path with a space gets a quoted chmod", () => {

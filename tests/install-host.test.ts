@@ -6,10 +6,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
-import { DrainTimeoutError, LaunchctlError, runCommand, waitUntilGone } from "../lib/launchctl.ts";
-import { checkGuiSession, checkTart, NoGuiSessionError } from "../lib/launchd-host.ts";
-import { executeStep, type Step } from "../lib/launchd-plan.ts";
-import { renderAgents } from "../lib/launchd.ts";
+import { DrainTimeoutError, LaunchctlError, printDomainArgv, runLaunchctl, waitUntilGone } from "../lib/launchd/launchctl.ts";
+import { checkGuiSession, checkTart, NoGuiSessionError } from "../lib/launchd/host-checks.ts";
+import { executeStep, type Step } from "../lib/launchd/plan.ts";
+import { renderAgents } from "../lib/launchd/render.ts";
 import { agentParams, installPlan, removePlan, type InstallOptions } from "../scripts/install.ts";
 import { makeHost } from "./fixtures/launchd/host.ts";
 
@@ -39,7 +39,7 @@ const lines: string[] = [];
 const say = (l: string) => lines.push(l);
 
 async function execute(steps: Step[]) {
-  for (const step of steps) await executeStep(step, uid, runCommand, say);
+  for (const step of steps) await executeStep(step, uid, runLaunchctl, say);
 }
 
 function host(name: string, opts: Parameters<typeof makeHost>[1] = {}): InstallOptions & Omit<ReturnType<typeof makeHost>, "config"> {
@@ -103,7 +103,7 @@ describe("install --remove", () => {
 
   test("an agent that does not go away in time is an error saying what to check", async () => {
     writeFileSync(join(state, "loaded", "dev.macos-runner.slot.1"), "");
-    const err = await waitUntilGone(runCommand, uid, "dev.macos-runner.slot.1", 300).catch((e) => e);
+    const err = await waitUntilGone(runLaunchctl, uid, "dev.macos-runner.slot.1", 300).catch((e) => e);
     expect(err).toBeInstanceOf(DrainTimeoutError);
     expect(err.exitCode).toBe(75);
     expect(err.message).toContain(`gui/${uid}/dev.macos-runner.slot.1 is still loaded`);
@@ -111,14 +111,40 @@ describe("install --remove", () => {
 });
 
 describe("host checks", () => {
-  test("no GUI session: exit 81, saying to enable auto-login", async () => {
+  test("no GUI session: exit 69, saying to enable auto-login", async () => {
     writeFileSync(join(state, "no-gui"), "");
-    const err = await checkGuiSession(runCommand, uid).catch((e) => e);
+    const err = await checkGuiSession(runLaunchctl, uid).catch((e) => e);
     expect(err).toBeInstanceOf(NoGuiSessionError);
     expect(err.exitCode).toBe(69);
     expect(err.message).toContain("Enable automatic login for this user");
     rmSync(join(state, "no-gui"));
-    expect(await checkGuiSession(runCommand, uid)).toBeUndefined();
+    expect(await checkGuiSession(runLaunchctl, uid)).toBeUndefined();
+  });
+
+  test("a greeting from the user's BASH_ENV or ENV file does not reach what launchctl answers", async () => {
+    // launchctl as a bash script (bash reads $BASH_ENV before it runs one), and
+    // shell start-up files that print on both streams, as a careless .bashrc does.
+    const bin = join(dir, "bash-launchctl");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "launchctl"), `#!/usr/bin/env bash\nexec ${join(import.meta.dir, "fixtures", "launchd", "launchctl")} "$@"\n`);
+    chmodSync(join(bin, "launchctl"), 0o755);
+    const greeting = join(dir, "greeting.sh");
+    writeFileSync(greeting, "echo 'Welcome back!'\necho 'Welcome back!' >&2\n");
+    const saved = { PATH: process.env.PATH, BASH_ENV: process.env.BASH_ENV, ENV: process.env.ENV };
+    Object.assign(process.env, { PATH: `${bin}:${saved.PATH}`, BASH_ENV: greeting, ENV: greeting });
+    try {
+      expect(await runLaunchctl(printDomainArgv(uid))).toEqual({ code: 0, stdout: "", stderr: "", timedOut: false });
+      writeFileSync(join(state, "no-gui"), "");
+      const err = await checkGuiSession(runLaunchctl, uid).catch((e) => e);
+      expect(err).toBeInstanceOf(NoGuiSessionError);
+      expect(err.message).toContain(`('launchctl print gui/${uid}' failed: Bad request.)`);
+      expect(calls()).toEqual([`print gui/${uid}`, `print gui/${uid}`]);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 
   test("tart is looked up where the agents will look", () => {

@@ -1,8 +1,8 @@
-// lib/launchd-plist on its schema: what a read plist holds, and the agent
+// lib/launchd/plist on its schema: what a read plist holds, and the agent
 // rules a rendered plist breaks, all of them in one error.
 import { describe, expect, test } from "bun:test";
 import { build } from "plist";
-import { readAgentPlist, validateAgentPlist } from "../lib/launchd-plist.ts";
+import { readAgentPlist, validateAgentPlist } from "../lib/launchd/plist.ts";
 
 type Dict = Record<string, unknown>;
 const xml = (d: Dict) => build(d as never);

@@ -50,7 +50,7 @@ interface Panel {
 
 const dashboard = JSON.parse(readFileSync(join(DIR, "grafana-dashboard.json"), "utf8")) as { title: string; uid: string; panels: Panel[]; templating: { list: { name: string; query: unknown }[] } };
 const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.type !== "row");
-const rules = (parse(readFileSync(join(DIR, "alerts.yml"), "utf8")) as { groups: { name: string; rules: { alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> }[] }[] }).groups.flatMap((g) => g.rules);
+const rules = (parse(readFileSync(join(DIR, "alerts.yml"), "utf8")) as { groups: { name: string; rules: { alert: string; expr: string; for?: string; labels: { severity: string }; annotations: { summary: string; description: string } }[] }[] }).groups.flatMap((g) => g.rules);
 
 describe("dashboard", () => {
   test("loads with a title, a uid and panels that each query something", () => {

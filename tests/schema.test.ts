@@ -33,7 +33,7 @@ describe("parseJson", () => {
   test("text that is not JSON is one problem for the whole document", () => {
     const r = parseJson(State, '{"phase": "run",');
     expect(r).toMatchObject({ ok: false, problems: [{ path: "" }] });
-    if (!r.ok) expect(r.problems[0].message).toStartWith("invalid JSON: ");
+    if (!r.ok) expect(r.problems[0]?.message).toStartWith("invalid JSON: ");
   });
 });
 

@@ -17,17 +17,18 @@ export function parseGithubUrl(raw: string): GithubTarget {
   const bad = (why: string) => new Invalid(`must be ${FORMS}, got ${JSON.stringify(raw)} (${why})`);
   const url = httpUrl(raw, bad);
   const parts = url.pathname.replace(/\/+$/, "").split("/").slice(1);
-  if (parts.length === 0 || parts.length > 2) throw bad(parts.length === 0 ? "no org, repo or enterprise in the path" : "too many path parts");
+  const [first, second] = parts;
+  if (first === undefined || parts.length > 2) throw bad(first === undefined ? "no org, repo or enterprise in the path" : "too many path parts");
   if (!parts.every((p) => NAME.test(p))) throw bad("path parts may hold only letters, digits, '.', '_' and '-'");
   const base = `${url.protocol}//${url.host}`;
   const normalised = `${base}/${parts.join("/")}`;
-  if (parts[0] === "enterprises") {
-    if (parts.length === 1) throw bad("no enterprise name after /enterprises");
-    return { url: normalised, scope: { kind: "enterprise", enterprise: parts[1] } };
+  if (first === "enterprises") {
+    if (second === undefined) throw bad("no enterprise name after /enterprises");
+    return { url: normalised, scope: { kind: "enterprise", enterprise: second } };
   }
-  if (parts.length === 1) return { url: normalised, scope: { kind: "org", org: parts[0] } };
-  if (parts[1].endsWith(".git")) throw bad("that is a clone URL; drop the .git");
-  return { url: normalised, scope: { kind: "repo", owner: parts[0], repo: parts[1] } };
+  if (second === undefined) return { url: normalised, scope: { kind: "org", org: first } };
+  if (second.endsWith(".git")) throw bad("that is a clone URL; drop the .git");
+  return { url: normalised, scope: { kind: "repo", owner: first, repo: second } };
 }
 
 /** github.api_url: any http(s) URL without query or fragment; no trailing slash. */

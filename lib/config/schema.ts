@@ -242,7 +242,7 @@ export function configSchema(src: ConfigSource) {
 }
 
 /** The credentials: the section's rules guarantee exactly one of app and token_path. */
-function authOf(g: { app?: { id: number; installation_id?: number; private_key_path: string }; token_path?: string }) {
+function authOf(g: { app?: { id: number; installation_id?: number | undefined; private_key_path: string } | undefined; token_path?: string | undefined }) {
   if (!g.app) return { kind: "pat" as const, tokenPath: g.token_path! };
   const { id, installation_id, private_key_path } = g.app;
   return { kind: "app" as const, appId: id, ...(installation_id !== undefined && { installationId: installation_id }), privateKeyPath: private_key_path };

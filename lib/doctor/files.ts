@@ -12,7 +12,7 @@ const HOST_KEY_ALIAS = "macos-runner-guest";
 
 interface Paths {
   secrets: { key: string; path: string }[];
-  knownHosts?: string;
+  knownHosts: string | undefined;
 }
 
 function pathsOf(ctx: DoctorContext): Paths {
@@ -30,7 +30,7 @@ function pathsOf(ctx: DoctorContext): Paths {
   try {
     doc = parse(readFileSync(ctx.configPath, "utf8")) ?? {};
   } catch {
-    return { secrets: [] };
+    return { secrets: [], knownHosts: undefined };
   }
   const base = { home: ctx.env.HOME || undefined, dir: dirname(ctx.configPath) };
   const at = (key: string): string | undefined => {

@@ -13,7 +13,7 @@ import { tartCheck } from "./tart.ts";
 import { fail, type Check, type CheckResult, type DoctorContext } from "./types.ts";
 import { vmsCheck } from "./vms.ts";
 
-export { formatResult, type CheckResult, type CheckStatus, type DoctorContext } from "./types.ts";
+export { formatResult, type CheckResult, type DoctorContext } from "./types.ts";
 
 export async function runDoctor(ctx: DoctorContext, configError?: unknown): Promise<CheckResult[]> {
   const checks: [string, Check][] = [

@@ -1,7 +1,7 @@
 // The slots run as launchd agents in the user's GUI (Aqua) session
 // (contracts: Virtualization.framework needs a console session).
-import { printDomainArgv, printServiceArgv } from "../launchctl.ts";
-import { slotLabel } from "../launchd.ts";
+import { printDomainArgv, printServiceArgv } from "../launchd/launchctl.ts";
+import { slotLabel } from "../launchd/labels.ts";
 import { fail, macosOnly, pass, skip, type Check } from "./types.ts";
 
 export const guiSessionCheck: Check = async (ctx) => {

@@ -36,7 +36,7 @@ export async function runnerVersionCheck(ctx: DoctorContext): Promise<CheckResul
   return [pass("runner-version", `${found}; ${days} days before it is too old`)];
 }
 
-export function compareVersions(a: string, b: string): number {
+function compareVersions(a: string, b: string): number {
   const pa = a.split(".").map(Number);
   const pb = b.split(".").map(Number);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {

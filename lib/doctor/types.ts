@@ -1,7 +1,7 @@
 // What every doctor check returns, what it is given, and the deadline each
 // check that calls out (a command, the network) runs under.
 import type { Config } from "../config.ts";
-import type { CommandRunner } from "../launchctl.ts";
+import type { CommandRunner } from "../proc.ts";
 import type { Tart } from "../tart.ts";
 
 export type CheckStatus = "PASS" | "WARN" | "FAIL" | "SKIP";
@@ -17,10 +17,11 @@ export interface CheckResult {
 
 export interface DoctorContext {
   /** Undefined when the config did not load (the config check says why). */
-  config?: Config;
+  config?: Config | undefined;
   /** The config file's path, loaded or not. */
   configPath: string;
-  tart?: Tart;
+  /** Undefined when the config did not load or its registry password is unreadable. */
+  tart?: Tart | undefined;
   platform: NodeJS.Platform;
   uid: number;
   env: NodeJS.ProcessEnv;

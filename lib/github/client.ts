@@ -32,8 +32,8 @@ export interface GitHubClient {
 export interface ClientOptions {
   stateDir: string;
   log: Logger;
-  timeoutMs?: number;
-  maxBodyBytes?: number;
+  timeoutMs?: number | undefined;
+  maxBodyBytes?: number | undefined;
   /** Tests inject a clock and a sleep here; they also drive the token expiry and the 401 replication wait. */
   retry?: RetryOptions;
 }

@@ -41,8 +41,8 @@ export interface CredentialsOptions {
   stateDir: string;
   log: Logger;
   permission: string;
-  now?: () => number;
-  sleep?: (ms: number) => Promise<void>;
+  now?: (() => number) | undefined;
+  sleep?: ((ms: number) => Promise<void>) | undefined;
 }
 
 /** How long a slot waits for the other slot's token fetch before fetching its own. */

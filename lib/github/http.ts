@@ -11,9 +11,9 @@ export interface HttpOptions {
   apiUrl: string;
   log: Logger;
   /** Per call, answer included (default 20 s). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Bytes of an answer read at most (default 1 MiB; a page of 100 runners is about 60 KB). */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
 }
 
 const MAX_BODY_BYTES = 1 << 20;

@@ -2,6 +2,7 @@
 // host and slot, and histogram buckets. Names follow the ARC listener's
 // (gha-runner-scale-set) where the concept is the same, the rest are
 // macos_runner_*. Labels stay low-cardinality: never a job or VM name.
+import type { MetricType } from "./exposition.ts";
 
 /** Slot phases, as the slot state file names them. */
 export const SLOT_PHASES = ["idle", "recover", "token", "clone", "boot", "run", "job", "cleanup", "backoff", "done", "failed"] as const;
@@ -29,7 +30,7 @@ const JOB_BUCKETS = [
 ];
 
 export interface Definition {
-  type: "counter" | "gauge" | "histogram";
+  type: MetricType;
   help: string;
   /** Labels beyond host and slot. */
   labels: readonly string[];

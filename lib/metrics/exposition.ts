@@ -23,7 +23,7 @@ export interface HistogramSample {
 }
 
 export type Family =
-  | { name: string; help: string; type: "counter" | "gauge"; samples: Sample[] }
+  | { name: string; help: string; type: Exclude<MetricType, "histogram">; samples: Sample[] }
   | { name: string; help: string; type: "histogram"; samples: HistogramSample[] };
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;

@@ -7,18 +7,6 @@ import {
 import { TartError, TartMissingError, VmLimitError } from "../tart.ts";
 import type { FailureReason } from "./definitions.ts";
 
-/** How a run ended (ssh-run's outcome kinds) when that is the failure. */
-const OUTCOME_REASON: Record<string, FailureReason> = {
-  "ssh-lost": "ssh_lost",
-  "host-key": "host_key",
-  timeout: "job_timeout",
-  "no-job": "no_job",
-};
-
-export function outcomeReason(kind: string): FailureReason {
-  return OUTCOME_REASON[kind] ?? "other";
-}
-
 export function failureReason(err: unknown): FailureReason {
   if (err instanceof VmLimitError) return "vm_limit";
   if (err instanceof TartMissingError) return "tart_missing";

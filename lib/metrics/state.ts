@@ -51,7 +51,7 @@ function validHistogram(v: unknown, buckets: readonly number[]): v is Histogram 
  * Reads the file. Entries that do not fit today's definitions (a renamed
  * metric, other buckets, a wrong type) are dropped and named in `dropped`.
  */
-export function loadState(path: string): { state: MetricsState; problem?: string; dropped: string[] } {
+export function loadState(path: string): { state: MetricsState; problem?: string | undefined; dropped: string[] } {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, "utf8"));

@@ -6,7 +6,8 @@ export type Path = readonly PropertyKey[];
 /** A problem found at `path`; `line` when the document says where. */
 export interface PathProblem {
   path: Path;
-  line?: number;
+  /** Unknown for a document that is not YAML, or a problem with no node to point at. */
+  line?: number | undefined;
   message: string;
 }
 

@@ -15,7 +15,7 @@ export interface Session {
   /** Host time of the session's first long-poll: from then on it can be handed a job. */
   listeningSince?: number;
   openPolls: number;
-  job?: JobState;
+  job?: JobState | undefined;
 }
 
 type PollOutcome = JobState | "timeout" | "gone";
@@ -74,7 +74,7 @@ export class Broker {
   }
 
   /** Starts a runner's session: it goes online. 409 if it already has one. */
-  open(runner: Runner, info: { os?: string; version?: string }): Session {
+  open(runner: Runner, info: { os?: string | undefined; version?: string | undefined }): Session {
     if (this.sessionOf(runner)) throw new ApiError(409, "A session for this runner already exists.");
     const session: Session = { id: randomUUID(), runner, lastSeen: performance.now(), openPolls: 0 };
     this.sessions.set(session.id, session);

@@ -4,7 +4,7 @@ import type { FaultSpec } from "./types.ts";
 
 interface ArmedFault {
   spec: FaultSpec;
-  regex?: RegExp;
+  regex?: RegExp | undefined;
   left: number;
 }
 

@@ -42,7 +42,7 @@ export interface GitHubSimOptions {
   /** Validate every GitHub API response against the OpenAPI description; violations land in `violations`. */
   validate?: boolean | import("./openapi.ts").ResponseValidator;
   /** Port to bind on 127.0.0.1 (default: a random free port). */
-  port?: number;
+  port?: number | undefined;
 }
 
 /** What PUT /_sim/settings can change while the sim runs; see GitHubSimOptions. */
@@ -135,7 +135,7 @@ export interface FaultSpec {
 export interface EnqueueJob {
   name: string;
   /** Labels a runner must all carry, case-insensitive (default none: any runner). */
-  labels?: string[];
+  labels?: string[] | undefined;
   /** Run by the runner with `/bin/sh -c` in its work folder. */
   script: string;
 }

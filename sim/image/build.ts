@@ -14,7 +14,7 @@ export interface GoldenImageOptions {
   /** authorized_keys content for the guest user (one or more public key lines). */
   authorizedKeys: string;
   /** Defaults to sim/guest/actions-runner. */
-  actionsRunnerDir?: string;
+  actionsRunnerDir?: string | undefined;
   diskSizeGB?: number;
   cpuCount?: number;
   memoryMB?: number;

@@ -10,7 +10,7 @@ import { startRegistry, type Registry } from "../registry.ts";
 import { buildGoldenImage } from "./build.ts";
 import { generateEd25519 } from "./keys.ts";
 import { publishImage, type Published } from "./publish.ts";
-import { resolveSettings, type SimTartConfig, type SimTartSettings } from "../tart/settings.ts";
+import { patchSettings, resolveSettings, type SimTartConfig, type SimTartPatch, type SimTartSettings } from "../tart/settings.ts";
 import { runState } from "../tart/running.ts";
 import { POWER_MARKER } from "../tart/guest/env.ts";
 import { killMarked } from "../tart/guest/processes.ts";
@@ -31,7 +31,7 @@ export interface TartFixtureOptions {
   /** Parent of the temp dir. */
   parent?: string;
   /** The docker-registry binary (default /usr/bin/docker-registry). */
-  registryBinary?: string;
+  registryBinary?: string | undefined;
 }
 
 /** A golden image version: `marker` lands in the guest user's home as IMAGE_MARKER. */
@@ -64,12 +64,12 @@ export interface TartFixture {
   hostPublicKey: string;
   /** The golden image VM directory (as built, before publishing). */
   goldenDir: string;
-  registry?: Registry;
+  registry?: Registry | undefined;
   imageRef: string;
   /** The settings in force (profile and scale applied). */
   settings(): SimTartSettings;
   /** Merges into SIM_TART_CONFIG; a key set to undefined falls back to the profile. */
-  setTart(patch: SimTartConfig): void;
+  setTart(patch: SimTartPatch): void;
   /** Runs the simulated tart synchronously. */
   tart(...args: string[]): TartResult;
   /** Publishes the golden image (optionally changed first) again under the tag: a bumped tag. */
@@ -133,7 +133,7 @@ export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFi
       imageRef,
       settings: () => resolveSettings(current),
       setTart(patch) {
-        current = { ...current, ...patch, rev: (current.rev ?? 0) + 1 };
+        current = patchSettings(current, patch);
         writeSettings();
       },
       tart(...args) {

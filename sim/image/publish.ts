@@ -18,7 +18,7 @@ export interface PublishOptions {
   username?: string;
   password?: string;
   /** Labels in the OCI config, as `tart push --label k=v` writes them. */
-  labels?: Record<string, string>;
+  labels?: Record<string, string> | undefined;
 }
 
 export interface Published {

@@ -31,14 +31,16 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
   const out: ParsedArgs = { args: [], bool: {}, str: {} };
   const shortToLong = new Map(Object.entries(spec.flags).flatMap(([k, f]) => (f.short ? [[f.short, k]] : [])));
   const variadic = spec.args.at(-1)?.endsWith("...") ?? false;
-  for (let i = 0; i < argv.length; i++) {
-    const token = argv[i];
+  // One iterator: a flag's value is the token after it, and "--" or a
+  // variadic argument takes every token left.
+  const tokens = argv.values();
+  for (const token of tokens) {
     if (token === "--") {
-      out.args.push(...argv.slice(i + 1));
+      out.args.push(...tokens);
       break;
     }
     if (variadic && out.args.length >= spec.args.length - 1 && out.args.length > 0 && !token.startsWith("-")) {
-      out.args.push(...argv.slice(i));
+      out.args.push(token, ...tokens);
       break;
     }
     if (!token.startsWith("-") || token === "-") {
@@ -55,23 +57,27 @@ export function parseArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
       out.bool[name] = true;
       continue;
     }
-    let value: string | undefined;
-    if (eq > 0) value = token.slice(eq + 1);
-    else if (i + 1 < argv.length) value = argv[++i];
+    const value = eq > 0 ? token.slice(eq + 1) : tokens.next().value;
     if (value === undefined) throw new ValidationError(`Missing value for '${raw} ${flag.value ?? `<${name}>`}'`);
     (out.str[name] ??= []).push(value);
   }
   const required = spec.args.length - (spec.optionalArgs ?? 0);
-  if (out.args.length < required) {
-    throw new ValidationError(`Missing expected argument '${spec.args[out.args.length].replace("...", " ...")}'`);
-  }
+  const missing = out.args.length < required ? spec.args[out.args.length] : undefined;
+  if (missing !== undefined) throw new ValidationError(`Missing expected argument '${missing.replace("...", " ...")}'`);
   if (!variadic && out.args.length > spec.args.length) {
     throw new ValidationError(`Unexpected argument '${out.args[spec.args.length]}'`);
   }
   for (const [name, values] of Object.entries(out.str)) {
-    if (values.length > 1 && !spec.flags[name].multiple) out.str[name] = [values.at(-1)!];
+    if (values.length > 1 && !spec.flags[name]?.multiple) out.str[name] = values.slice(-1);
   }
   return out;
+}
+
+/** A required positional argument (parseArgs has checked that it is there). */
+export function positional(parsed: ParsedArgs, index: number): string {
+  const value = parsed.args[index];
+  if (value === undefined) throw new ValidationError(`Missing expected argument ${index + 1}`);
+  return value;
 }
 
 /** The last value of a string flag. */

@@ -78,14 +78,14 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 function toLease(raw: Record<string, string>): Lease | undefined {
   const { hw_address: hw, ip_address: ip, lease } = raw;
   if (hw === undefined || ip === undefined || lease === undefined) return undefined;
-  const [proto, macText, ...rest] = hw.split(",");
+  const [proto = "", macText, ...rest] = hw.split(",");
   if (macText === undefined || rest.length > 0) return undefined;
   if (/^[+-]?\d+$/.test(proto) && Number(proto) !== 1) return undefined;
   const mac = parseMAC(macText);
   if (!mac || !IPV4.test(ip)) return undefined;
-  const hex = /^(?:0x)?([0-9a-fA-F]+)$/.exec(lease);
-  if (!hex) return undefined;
-  return { mac, ip, expires: parseInt(hex[1], 16), name: raw.name ?? "" };
+  const hex = /^(?:0x)?([0-9a-fA-F]+)$/.exec(lease)?.[1];
+  if (hex === undefined) return undefined;
+  return { mac, ip, expires: parseInt(hex, 16), name: raw.name ?? "" };
 }
 
 /** Every well-formed lease in the file, expired ones included. */

@@ -79,7 +79,7 @@ export function writeVMConfig(dir: string, config: VMConfig): void {
 /** A locally administered unicast MAC, like VZMACAddress.randomLocallyAdministered(). */
 export function randomMAC(): string {
   const b = randomBytes(6);
-  b[0] = (b[0] & 0xfc) | 0x02;
+  b.writeUInt8((b.readUInt8(0) & 0xfc) | 0x02, 0);
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 

@@ -40,11 +40,11 @@ export function addressCandidates(mac: string): string[] {
   const live = parseLeases(readText()).filter((l) => l.expires > now);
   const own = live.find((l) => l.mac === mac)?.ip;
   const held = new Set(live.map((l) => l.ip));
-  const free = Array.from({ length: 253 }, (_, i) => `127.0.0.${i + 2}`).filter((ip) => !held.has(ip));
-  for (let i = free.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [free[i], free[j]] = [free[j], free[i]];
-  }
+  const free = Array.from({ length: 253 }, (_, i) => `127.0.0.${i + 2}`)
+    .filter((ip) => !held.has(ip))
+    .map((ip) => ({ ip, order: Math.random() }))
+    .sort((a, b) => a.order - b.order)
+    .map(({ ip }) => ip);
   return own ? [own, ...free] : free;
 }
 

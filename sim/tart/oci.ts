@@ -17,9 +17,9 @@ const REMOTE = /^([A-Za-z0-9.-]+(?::\d+)?)\/([a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a
 
 /** Parses a remote name; undefined for a local name. */
 export function parseRemoteName(name: string): RemoteName | undefined {
-  const m = REMOTE.exec(name);
-  if (!m) return undefined;
-  return { host: m[1], namespace: m[2], reference: m[4] ?? m[3] ?? "latest" };
+  const [, host, namespace, tag, digest] = REMOTE.exec(name) ?? [];
+  if (host === undefined || namespace === undefined) return undefined;
+  return { host, namespace, reference: digest ?? tag ?? "latest" };
 }
 
 export function requireRemoteName(name: string): RemoteName {
@@ -67,7 +67,8 @@ export function cacheEntries(): CacheEntry[] {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, e.name);
       const rel = relative(root, path).split("/");
-      const host = decodeURIComponent(rel[0]);
+      const [hostDir = ""] = rel;
+      const host = decodeURIComponent(hostDir);
       const ns = rel.slice(1, -1).join("/");
       if (e.isSymbolicLink()) {
         out.push({ name: `${host}/${ns}:${e.name}`, path, isSymlink: true });

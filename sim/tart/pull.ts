@@ -108,14 +108,15 @@ async function download(registry: RegistryClient, manifest: Manifest, raw: Buffe
     console.log(`pulling disk (${(compressed / 1e9).toFixed(1)} GB compressed)...`);
     console.log("0%");
     const parts: Buffer[] = new Array(disks.length);
-    let next = 0;
+    // The workers share one queue: each takes the next disk part until none is left.
+    const queue = [...disks.entries()];
     let done = 0;
     let lastPercent = 0;
     const worker = async () => {
-      while (next < disks.length) {
-        const i = next++;
-        parts[i] = await fetchChecked(registry, disks[i]);
-        done += disks[i].size;
+      for (let item = queue.shift(); item; item = queue.shift()) {
+        const [i, disk] = item;
+        parts[i] = await fetchChecked(registry, disk);
+        done += disk.size;
         const percent = compressed ? Math.floor((done * 100) / compressed) : 100;
         if (percent > lastPercent && percent < 100) console.log(`${(lastPercent = percent)}%`);
       }

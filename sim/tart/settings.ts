@@ -40,6 +40,20 @@ export interface SimTartSettings extends Timings {
 /** What the file holds: any subset of the settings. */
 export type SimTartConfig = Partial<SimTartSettings>;
 
+/** A change to the settings: a key set to undefined goes back to its default. */
+export type SimTartPatch = { [K in keyof SimTartConfig]?: SimTartConfig[K] | undefined };
+
+/** `config` changed by `patch`, with the keys the patch undefines dropped, and `rev` bumped. */
+export function patchSettings(config: SimTartConfig, patch: SimTartPatch): SimTartConfig {
+  const out: Record<string, unknown> = { ...config };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) delete out[key];
+    else out[key] = value;
+  }
+  // Every key came from a SimTartConfig or a defined value of a SimTartPatch.
+  return { ...(out as SimTartConfig), rev: (config.rev ?? 0) + 1 };
+}
+
 const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [] } as const;
 
 /** The profile's times, overridden by explicit ones, all multiplied by scale. */

@@ -1,11 +1,11 @@
 // tart's `--format text` tables (Formatter/Format.swift, TextTable plain
 // style): left-aligned columns separated by one space, no trailing spaces.
 export function renderTable(rows: Record<string, string | number>[]): string {
-  if (rows.length === 0) return "";
-  const headers = Object.keys(rows[0]);
-  const cells = [headers, ...rows.map((r) => headers.map((h) => String(r[h])))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((c) => c[i].length)));
-  return cells.map((c) => c.map((v, i) => v.padEnd(widths[i])).join(" ").trimEnd()).join("\n");
+  const [first] = rows;
+  if (!first) return "";
+  const columns = Object.keys(first).map((name) => ({ name, width: Math.max(name.length, ...rows.map((r) => String(r[name]).length)) }));
+  const line = (cell: (column: string) => string) => columns.map(({ name, width }) => cell(name).padEnd(width)).join(" ").trimEnd();
+  return [line((name) => name), ...rows.map((r) => line((name) => String(r[name])))].join("\n");
 }
 
 export function relativeTime(date: Date, now = Date.now()): string {

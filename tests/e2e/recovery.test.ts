@@ -20,7 +20,7 @@ beforeAll(async () => {
 afterAll(() => world?.stop());
 
 /** Starts the compiled loop, waits for `phase` (for "run": the runner listening), and SIGKILLs it there: the VM and the runner stay. */
-async function killIn(s: Slots, phase: string): Promise<{ vm: string; runnerId?: number }> {
+async function killIn(s: Slots, phase: string): Promise<{ vm: string; runnerId: number | undefined }> {
   const first = loopBinary(s);
   const st = await until(`phase ${phase}`, () => {
     const st = slotState(s);

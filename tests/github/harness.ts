@@ -92,7 +92,7 @@ export type GitHubConfig = Config["github"];
 /** The `github` config of the sim's org `acme` (or `scope`) with the app (default) or the PAT. */
 export function githubConfig(
   sim: GitHubSim,
-  o: { dir: string; auth?: "app" | "pat"; installationId?: number; scope?: "org" | "repo" | "enterprise" },
+  o: { dir: string; auth?: "app" | "pat"; installationId?: number; scope?: "org" | "repo" | "enterprise" | undefined },
 ): GitHubConfig {
   const scope =
     o.scope === "repo"

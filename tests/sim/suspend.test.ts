@@ -153,7 +153,7 @@ describe("a saved state that cannot be restored", () => {
   test.each([[["--random-mac"]], [["--random-serial"]], [["--cpu", "6"]], [["--memory", "16384"]]])(
     "after tart set %p: VZ restore error on stderr, exit 1, the VM stays suspended",
     async (flags: string[]) => {
-    const name = `spoilt${flags[0].replace(/-/g, "")}`;
+    const name = `spoilt${flags.join("").replace(/-/g, "")}`;
     await bootAndSuspend(name);
     expect(fx.tart("set", name, ...flags).code).toBe(0);
     for (let attempt = 0; attempt < 2; attempt++) {

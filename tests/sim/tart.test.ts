@@ -77,7 +77,7 @@ describe("local VMs", () => {
     expect(Number.isNaN(Date.parse(a.Accessed as string))).toBe(false);
     expect(fx.tart("list", "-q", "--source", "local").stdout.split("\n")).toContain("list-a");
     const text = fx.tart("list", "--source", "local").stdout.split("\n");
-    expect(text[0].split(/\s+/)).toEqual(["Source", "Name", "Disk", "Size", "Accessed", "State"]);
+    expect(text[0]?.split(/\s+/)).toEqual(["Source", "Name", "Disk", "Size", "Accessed", "State"]);
     expect(fx.tart("delete", "list-a").code).toBe(0);
   });
 

@@ -184,7 +184,7 @@ describe("world", () => {
 function processGone(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.split(") ")[1].startsWith("Z");
+    return stat.split(") ")[1]?.startsWith("Z") === true;
   } catch {
     return true;
   }

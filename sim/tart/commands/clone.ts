@@ -5,7 +5,7 @@
 import { cpSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { parseArgs, uintOpt, type CommandSpec } from "../args.ts";
+import { parseArgs, positional, uintOpt, type CommandSpec } from "../args.ts";
 import { TartError, ValidationError } from "../errors.ts";
 import { localVMNames, openLocalVM, randomMAC, readVMConfig, sleep, tartHome, tmpDir, vmPath, vmsDir, writeVMConfig } from "../home.ts";
 import { withFileLock } from "../filelock.ts";
@@ -34,7 +34,8 @@ const NOT_CLONED = new Set(["manifest.json", ".explicitly-pulled", RUN_MARKER, G
 
 export async function run(argv: string[]): Promise<void> {
   const p = parseArgs(spec, argv);
-  const [source, newName] = p.args;
+  const source = positional(p, 0);
+  const newName = positional(p, 1);
   const concurrency = uintOpt(p, "concurrency", "<concurrency>") ?? 4;
   uintOpt(p, "prune-limit", "<n>");
   if (newName.includes("/")) throw new ValidationError("<new-name> should be a local name");

@@ -4,7 +4,7 @@
 // command is frozen with the rest of the guest and this waits until it is
 // killed (dead_peer_ms).
 import { spawn } from "node:child_process";
-import { parseArgs, type CommandSpec } from "../args.ts";
+import { parseArgs, positional, type CommandSpec } from "../args.ts";
 import { vmNotRunning } from "../errors.ts";
 import { openLocalVM } from "../home.ts";
 import { runState } from "../running.ts";
@@ -20,11 +20,13 @@ export const spec: CommandSpec = {
 
 export async function run(argv: string[]): Promise<number> {
   const p = parseArgs(spec, argv);
-  const [name, ...command] = p.args;
+  const name = positional(p, 0);
+  const program = positional(p, 1);
+  const programArgs = p.args.slice(2);
   const dir = openLocalVM(name);
   if (!runState(dir)?.booted) throw vmNotRunning(name);
   const env = guestEnv(dir, loadSettings());
-  const child = spawn(command[0], command.slice(1), {
+  const child = spawn(program, programArgs, {
     cwd: env.HOME,
     env,
     detached: true,

@@ -1,5 +1,5 @@
 // tart get NAME: the VM's configuration (JSON field names and types per §2).
-import { choiceOpt, parseArgs, type CommandSpec } from "../args.ts";
+import { choiceOpt, parseArgs, positional, type CommandSpec } from "../args.ts";
 import { openLocalVM, readVMConfig } from "../home.ts";
 import { allocatedBytes, diskBytes, GB } from "../sizes.ts";
 import { vmState } from "../state.ts";
@@ -15,7 +15,7 @@ export const spec: CommandSpec = {
 export async function run(argv: string[]): Promise<void> {
   const p = parseArgs(spec, argv);
   const format = choiceOpt(p, "format", ["text", "json"] as const, "text");
-  const dir = openLocalVM(p.args[0]);
+  const dir = openLocalVM(positional(p, 0));
   const config = readVMConfig(dir);
   const state = vmState(dir);
   const info = {

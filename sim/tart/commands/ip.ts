@@ -4,7 +4,7 @@
 // has an address; agent once the guest is up (its agent starts with sshd).
 // As tart does, it tries, sleeps 1 s, and tries again until the deadline:
 // even `--wait 0` takes a second to fail.
-import { choiceOpt, parseArgs, uintOpt, type CommandSpec } from "../args.ts";
+import { choiceOpt, parseArgs, positional, uintOpt, type CommandSpec } from "../args.ts";
 import { RuntimeError } from "../errors.ts";
 import { openLocalVM, readVMConfig, sleep } from "../home.ts";
 import { leasedAddress } from "../leases.ts";
@@ -29,7 +29,7 @@ export async function run(argv: string[]): Promise<void> {
   const p = parseArgs(spec, argv);
   const wait = uintOpt(p, "wait", "<wait>", 65535) ?? 0;
   const resolver = choiceOpt(p, "resolver", ["dhcp", "arp", "agent"] as const, "dhcp");
-  const dir = openLocalVM(p.args[0]);
+  const dir = openLocalVM(positional(p, 0));
   const waitUntil = Date.now() + wait * 1000;
   do {
     const ip = resolve(dir, resolver);

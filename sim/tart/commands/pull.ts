@@ -1,5 +1,5 @@
 // tart pull REF: always asks the registry; a local name has nothing to pull.
-import { parseArgs, uintOpt, type CommandSpec } from "../args.ts";
+import { parseArgs, positional, uintOpt, type CommandSpec } from "../args.ts";
 import { ValidationError } from "../errors.ts";
 import { formatRemoteName, parseRemoteName } from "../oci.ts";
 import { pullImage } from "../pull.ts";
@@ -15,9 +15,10 @@ export async function run(argv: string[]): Promise<void> {
   const p = parseArgs(spec, argv);
   const concurrency = uintOpt(p, "concurrency", "<concurrency>") ?? 4;
   if (concurrency < 1) throw new ValidationError("network concurrency cannot be less than 1");
-  const remote = parseRemoteName(p.args[0]);
+  const ref = positional(p, 0);
+  const remote = parseRemoteName(ref);
   if (!remote) {
-    console.log(`"${p.args[0]}" is a local image, nothing to pull here!`);
+    console.log(`"${ref}" is a local image, nothing to pull here!`);
     return;
   }
   console.log(`pulling ${formatRemoteName(remote)}...`);

@@ -4,7 +4,7 @@
 // vm/lifecycle.ts.
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs, type CommandSpec } from "../args.ts";
+import { parseArgs, positional, type CommandSpec } from "../args.ts";
 import { TartError, ValidationError, vmAlreadyRunning } from "../errors.ts";
 import { isVMDir, localVMNames, randomMAC, readVMConfig, tartHome, vmPath, writeVMConfig } from "../home.ts";
 import { withFileLock } from "../filelock.ts";
@@ -50,7 +50,7 @@ function validate(argv: string[]) {
   const net = [Boolean(p.str["net-bridged"]), Boolean(p.bool["net-softnet"]), Boolean(p.bool["net-host"])].filter(Boolean).length;
   if (net > 1) throw new ValidationError("--net-bridged, --net-softnet and --net-host are mutually exclusive");
   if (p.bool.graphics && p.bool["no-graphics"]) throw new ValidationError("--graphics and --no-graphics are mutually exclusive");
-  const name = p.args[0];
+  const name = positional(p, 0);
   const dir = vmPath(name);
   // Thrown inside validate(), so printed with the `Error: ` prefix, exit 1.
   if (!existsSync(dir)) throw new TartError(`the specified VM "${name}" does not exist`);

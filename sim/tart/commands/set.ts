@@ -1,6 +1,6 @@
 // tart set NAME: edits config.json (cpu, memory, display, MAC, serial, disk size). Silent.
 import { randomBytes } from "node:crypto";
-import { opt, parseArgs, uintOpt, type CommandSpec } from "../args.ts";
+import { opt, parseArgs, positional, uintOpt, type CommandSpec } from "../args.ts";
 import { RuntimeError, TartError, ValidationError } from "../errors.ts";
 import { openLocalVM, randomMAC, readVMConfig, writeVMConfig } from "../home.ts";
 import { diskBytes } from "../sizes.ts";
@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<void> {
   const displayMatch = display === undefined ? undefined : /^(\d+)x(\d+)(pt|px)?$/.exec(display);
   if (display !== undefined && !displayMatch) throw new ValidationError(`The value '${display}' is invalid for '--display <display>'`);
 
-  const dir = openLocalVM(p.args[0]);
+  const dir = openLocalVM(positional(p, 0));
   const config = readVMConfig(dir);
   if (cpu !== undefined) {
     if (cpu < config.cpuCountMin) {

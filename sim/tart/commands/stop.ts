@@ -4,7 +4,7 @@
 // and SIGKILL back to back. A run process that exits between the last poll
 // and the SIGKILL makes the kill fail, and tart reports that.
 import { rmSync } from "node:fs";
-import { parseArgs, uintOpt, type CommandSpec } from "../args.ts";
+import { parseArgs, positional, uintOpt, type CommandSpec } from "../args.ts";
 import { RuntimeError, vmNotRunning } from "../errors.ts";
 import { openLocalVM, sleep } from "../home.ts";
 import { runState } from "../running.ts";
@@ -23,7 +23,7 @@ const ERRNO: Record<string, string> = { ESRCH: "No such process", EPERM: "Operat
 export async function run(argv: string[]): Promise<void> {
   const p = parseArgs(spec, argv);
   const timeout = uintOpt(p, "timeout", "<timeout>") ?? 30;
-  const name = p.args[0];
+  const name = positional(p, 0);
   const dir = openLocalVM(name);
   const state = vmState(dir);
   if (state === "suspended") return rmSync(statePath(dir), { force: true });

@@ -2,7 +2,7 @@
 // and returns at once; that process pauses the VM, writes state.vzvmsave and
 // exits (vm/lifecycle.ts). The not-running message repeats tart's own: it
 // wraps an already complete sentence in VMNotRunning's.
-import { parseArgs, type CommandSpec } from "../args.ts";
+import { parseArgs, positional, type CommandSpec } from "../args.ts";
 import { RuntimeError, vmNotRunning } from "../errors.ts";
 import { openLocalVM } from "../home.ts";
 import { runState } from "../running.ts";
@@ -16,7 +16,7 @@ export const spec: CommandSpec = {
 
 export async function run(argv: string[]): Promise<void> {
   const p = parseArgs(spec, argv);
-  const name = p.args[0];
+  const name = positional(p, 0);
   const pid = runState(openLocalVM(name))?.pid;
   if (pid === undefined) throw vmNotRunning(`VM "${name}" is not running`);
   try {

@@ -18,6 +18,10 @@ export type GuestEvent = { lease: string } | { ssh: true } | { shutdown: true };
 const emit = (event: GuestEvent) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
 const [vmDir, mode, leaseAt] = process.argv.slice(2);
+if (vmDir === undefined || (mode !== "boot" && mode !== "resume") || leaseAt === undefined) {
+  process.stderr.write("usage: guest/main.ts <vm dir> boot|resume <lease at, epoch ms>\n");
+  process.exit(64);
+}
 const settings = loadSettings();
 const mac = readVMConfig(vmDir).macAddress;
 let ssh: GuestSSH | undefined;

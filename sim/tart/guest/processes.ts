@@ -23,12 +23,16 @@ interface Entry extends Proc {
 function readEntry(pid: number): Entry | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // After "(comm) ": state, ppid, ... starttime (field 22 of proc(5)).
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const [state, ppid] = fields;
+    const start = fields[19];
+    if (state === undefined || ppid === undefined || start === undefined) return undefined;
     let env: string[] = [];
     try {
       env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
     } catch {}
-    return { pid, ppid: Number(fields[1]), state: fields[0], start: fields[19], env };
+    return { pid, ppid: Number(ppid), state, start, env };
   } catch {
     return undefined;
   }

@@ -8,6 +8,10 @@
 import { freezeGuest, killProcesses, ownStart, type Proc } from "./processes.ts";
 
 const [vmDir, , deadPeerMs] = process.argv.slice(2);
+if (vmDir === undefined || deadPeerMs === undefined) {
+  process.stderr.write("usage: guest/watchdog.ts <vm dir> <MAC> <dead_peer_ms>\n");
+  process.exit(64);
+}
 // The guest of this run started after this watchdog; older ones are not ours.
 const since = ownStart();
 let frozen: Proc[] | undefined;

@@ -24,7 +24,8 @@ export interface VMRun {
   settings: SimTartSettings;
   /** Run with --suspendable, or restored from a snapshot. */
   suspendable: boolean;
-  crash?: Fault;
+  /** The crash fault armed for this VM, if any. */
+  crash?: Fault | undefined;
   noIP: boolean;
 }
 

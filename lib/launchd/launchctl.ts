@@ -1,29 +1,14 @@
 // launchctl for agents in the user's GUI domain (gui/<uid>), as
 // contracts/tart.md §8 describes it: bootout returns before the job has
 // exited, so callers poll `launchctl print` until the label is gone.
-import { execFile } from "node:child_process";
-import { MacosRunnerError } from "./errors.ts";
+import { MacosRunnerError } from "../errors.ts";
+import { runArgv, type CommandRunner } from "../proc.ts";
 
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** launchctl answers at once; a hung one is killed after this. */
+const LAUNCHCTL_TIMEOUT_MS = 30_000;
 
-/** Runs a command; install injects it so --dry-run can print instead of run. */
-export type CommandRunner = (argv: string[]) => Promise<CommandResult>;
-
-const COMMAND_TIMEOUT_MS = 30_000;
-
-export const runCommand: CommandRunner = (argv) =>
-  new Promise((resolve) => {
-    execFile(argv[0]!, argv.slice(1), { timeout: COMMAND_TIMEOUT_MS }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean }) | null;
-      let code = 0;
-      if (e) code = typeof e.code === "number" ? e.code : e.code === "ENOENT" ? 127 : e.killed ? 124 : 1;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr).trim() });
-    });
-  });
+/** install's runner: launchctl (and cleanup, with its own deadline) through zx. */
+export const runLaunchctl: CommandRunner = runArgv(LAUNCHCTL_TIMEOUT_MS);
 
 /** launchctl refused to load or unload an agent. */
 export class LaunchctlError extends MacosRunnerError {
@@ -39,9 +24,8 @@ export class DrainTimeoutError extends MacosRunnerError {
   }
 }
 
-
-export const guiDomain = (uid: number): string => `gui/${uid}`;
-export const serviceTarget = (uid: number, label: string): string => `${guiDomain(uid)}/${label}`;
+const guiDomain = (uid: number): string => `gui/${uid}`;
+const serviceTarget = (uid: number, label: string): string => `${guiDomain(uid)}/${label}`;
 
 export const printDomainArgv = (uid: number): string[] => ["launchctl", "print", guiDomain(uid)];
 export const printServiceArgv = (uid: number, label: string): string[] => ["launchctl", "print", serviceTarget(uid, label)];
@@ -49,7 +33,7 @@ export const bootoutArgv = (uid: number, label: string): string[] => ["launchctl
 export const enableArgv = (uid: number, label: string): string[] => ["launchctl", "enable", serviceTarget(uid, label)];
 export const bootstrapArgv = (uid: number, plistPath: string): string[] => ["launchctl", "bootstrap", guiDomain(uid), plistPath];
 
-export async function isLoaded(run: CommandRunner, uid: number, label: string): Promise<boolean> {
+async function isLoaded(run: CommandRunner, uid: number, label: string): Promise<boolean> {
   return (await run(printServiceArgv(uid, label))).code === 0;
 }
 

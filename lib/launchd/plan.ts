@@ -1,9 +1,10 @@
 // What `install` does to a host, as a list of steps: printed by --dry-run,
 // executed otherwise. Only execution touches the disk or runs launchctl.
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { writeFileAtomic } from "./fs.ts";
-import { bootout, bootoutArgv, bootstrap, bootstrapArgv, enableArgv, printServiceArgv, waitUntilGone, type CommandRunner } from "./launchctl.ts";
-import { readAgentPlist } from "./launchd-plist.ts";
+import { writeFileAtomic } from "../fs.ts";
+import { quote, type CommandRunner } from "../proc.ts";
+import { bootout, bootoutArgv, bootstrap, bootstrapArgv, enableArgv, printServiceArgv, waitUntilGone } from "./launchctl.ts";
+import { readAgentPlist } from "./plist.ts";
 
 /** A loaded agent to stop: bootout (launchd SIGTERMs it), then wait until launchd lists it no more. */
 export interface StopTarget {
@@ -17,7 +18,7 @@ export interface StopTarget {
 export type Step =
   | { kind: "mkdir"; path: string }
   | { kind: "stop"; agents: StopTarget[] }
-  | { kind: "run"; argv: string[]; why: string }
+  | { kind: "run"; argv: string[]; why: string; timeoutMs: number }
   | { kind: "write"; path: string; content: string }
   | { kind: "remove"; path: string }
   | { kind: "start"; label: string; plistPath: string };
@@ -25,11 +26,7 @@ export type Step =
 /** launchd SIGKILLs at ExitTimeOut; the poll allows this much more for it to reap. */
 const STOP_GRACE_S = 30;
 
-export function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-const cmd = (argv: string[]): string => argv.map(shellQuote).join(" ");
+const cmd = (argv: string[]): string => argv.map(quote).join(" ");
 
 /** The step as shell lines, for --dry-run and for progress output. */
 export function describeStep(step: Step, uid: number): string[] {
@@ -44,7 +41,7 @@ export function describeStep(step: Step, uid: number): string[] {
     case "run":
       return [`${cmd(step.argv)}   # ${step.why}`];
     case "write":
-      return [`cat > ${shellQuote(step.path)} <<'PLIST'`, step.content.trimEnd(), "PLIST"];
+      return [`cat > ${quote(step.path)} <<'PLIST'`, step.content.trimEnd(), "PLIST"];
     case "remove":
       return [cmd(["rm", "-f", step.path])];
     case "start":
@@ -68,9 +65,10 @@ export async function executeStep(step: Step, uid: number, run: CommandRunner, s
     }
     case "run": {
       say(`${step.why}: ${cmd(step.argv)}`);
-      const r = await run(step.argv);
+      const r = await run(step.argv, step.timeoutMs);
       // A failed cleanup is reported, not fatal: the next start of the slot cleans up again.
-      if (r.code !== 0) say(`warning: ${step.argv[0]} exited ${r.code}: ${r.stderr}`);
+      if (r.timedOut) say(`warning: ${step.argv[0]} was killed after ${step.timeoutMs / 1000} s: ${r.stderr}`);
+      else if (r.code !== 0) say(`warning: ${step.argv[0]} exited ${r.code}: ${r.stderr}`);
       return;
     }
     case "write":

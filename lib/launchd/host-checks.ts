@@ -3,9 +3,10 @@
 // the binaries the agents run.
 import { accessSync, constants, statSync } from "node:fs";
 import { join } from "node:path";
-import { MacosRunnerError } from "./errors.ts";
-import { printDomainArgv, type CommandRunner } from "./launchctl.ts";
-import { TartMissingError } from "./tart.ts";
+import { MacosRunnerError } from "../errors.ts";
+import type { CommandRunner } from "../proc.ts";
+import { TartMissingError } from "../tart.ts";
+import { printDomainArgv } from "./launchctl.ts";
 
 export class NotMacosError extends MacosRunnerError {
   constructor(platform: string) {

@@ -1,27 +1,15 @@
 // Renders the launchd agents for a host from the templates in launchd/: one
 // slot agent per VM slot, plus the pull agent when a `pull` command exists.
 import { build, parse, type PlistValue } from "plist";
-import pullTemplate from "../launchd/pull.plist" with { type: "text" };
-import slotTemplate from "../launchd/slot.plist" with { type: "text" };
-import { validateAgentPlist, type AgentPlist } from "./launchd-plist.ts";
+import pullTemplate from "../../launchd/pull.plist" with { type: "text" };
+import slotTemplate from "../../launchd/slot.plist" with { type: "text" };
+import { validateAgentPlist, type AgentPlist } from "./plist.ts";
 
-export const LABEL_PREFIX = "dev.macos-runner";
-export const PULL_LABEL = `${LABEL_PREFIX}.pull`;
-export const MAX_SLOTS = 2;
 /** Time a draining slot gets after runner.job_timeout: a boot still in
  *  progress, tart stop + delete, and the runner DELETE, each with its own timeout. */
 export const CLEANUP_MARGIN_S = 300;
 /** image.pull_interval's default. */
-export const DEFAULT_PULL_INTERVAL_S = 300;
-
-export function slotLabel(slot: number): string {
-  return `${LABEL_PREFIX}.slot.${slot}`;
-}
-
-/** Every label `install` may have loaded, so an uninstall finds them all. */
-export function allLabels(): string[] {
-  return [...Array.from({ length: MAX_SLOTS }, (_, i) => slotLabel(i + 1)), PULL_LABEL];
-}
+const DEFAULT_PULL_INTERVAL_S = 300;
 
 /** What the agents are rendered from: plain values, mapped from the config by `install`. */
 export interface AgentParams {
@@ -72,7 +60,7 @@ function renderOne(template: string, values: Record<string, string | number>, sl
   const xml = build(filled);
   const label = (filled as Record<string, PlistValue>).Label as string;
   const fileName = `${label}.plist`;
-  return { label, slot, fileName, xml, plist: validateAgentPlist(xml, fileName) };
+  return { label, ...(slot !== undefined && { slot }), fileName, xml, plist: validateAgentPlist(xml, fileName) };
 }
 
 const PLACEHOLDER = /\{\{(\w+)\}\}/g;

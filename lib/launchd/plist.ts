@@ -5,8 +5,8 @@
 import { isAbsolute } from "node:path";
 import { parse, type PlistValue } from "plist";
 import { z } from "zod";
-import { MacosRunnerError } from "./errors.ts";
-import { validate } from "./schema.ts";
+import { MacosRunnerError } from "../errors.ts";
+import { validate } from "../schema.ts";
 
 /** A plist that launchd would refuse, or that breaks one of our agent rules. */
 export class PlistInvalidError extends MacosRunnerError {
@@ -48,7 +48,6 @@ const agentPlist = z.object(
 );
 
 export type AgentPlist = z.output<typeof agentPlist>;
-export type KeepAlive = NonNullable<AgentPlist["KeepAlive"]>;
 
 /** Parses plist XML and type-checks the keys we use; other keys are ignored. */
 export function readAgentPlist(xml: string, source: string): AgentPlist {

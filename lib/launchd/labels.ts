@@ -1,0 +1,15 @@
+// The launchd labels of this project's agents: one per VM slot, plus the
+// image-pull agent. install, doctor and the rendered plists agree on them here.
+const LABEL_PREFIX = "dev.macos-runner";
+const PULL_LABEL = `${LABEL_PREFIX}.pull`;
+/** Apple's licence allows two macOS VMs per host. */
+export const MAX_SLOTS = 2;
+
+export function slotLabel(slot: number): string {
+  return `${LABEL_PREFIX}.slot.${slot}`;
+}
+
+/** Every label `install` may have loaded, so an uninstall finds them all. */
+export function allLabels(): string[] {
+  return [...Array.from({ length: MAX_SLOTS }, (_, i) => slotLabel(i + 1)), PULL_LABEL];
+}
