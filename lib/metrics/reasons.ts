@@ -4,8 +4,12 @@ import { ConfigError } from "../config.ts";
 import {
   GitHubAuthError, GitHubNotFoundError, GitHubPermissionError, GitHubRateLimitError, GitHubRejectedError, GitHubUnavailableError,
 } from "../github/errors.ts";
+import { MacosRunnerError, type ExitKind } from "../errors.ts";
 import { TartError, TartMissingError, VmLimitError } from "../tart.ts";
 import type { FailureReason } from "./definitions.ts";
+
+/** A run that ended badly fails its cycle with the run's outcome as its kind. */
+const BY_KIND: Partial<Record<ExitKind, FailureReason>> = { lost: "ssh_lost", "host-key": "host_key", timeout: "job_timeout", "no-job": "no_job" };
 
 export function failureReason(err: unknown): FailureReason {
   if (err instanceof VmLimitError) return "vm_limit";
@@ -18,6 +22,8 @@ export function failureReason(err: unknown): FailureReason {
   if (err instanceof GitHubRejectedError) return "github_rejected";
   if (err instanceof GitHubUnavailableError) return "github_unavailable";
   if (err instanceof ConfigError) return "config";
+  const byKind = err instanceof MacosRunnerError ? BY_KIND[err.kind] : undefined;
+  if (byKind) return byKind;
   // Step errors defined beside their scripts, known by name to keep lib/ free of scripts/.
   const name = (err as Error | undefined)?.name;
   if (name === "BootError") return "boot_timeout";

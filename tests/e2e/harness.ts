@@ -153,3 +153,21 @@ export async function exitOf(run: { done: Promise<{ code: number | null; lines: 
   expect(r.code).toBe(expected);
   return r.lines;
 }
+
+/** Signals the guest processes of one VM of this test whose command line matches `pattern` (found by the sim's SIM_TART_VM marker). */
+export function signalGuest(s: Slots, vm: string, pattern: RegExp, signal: NodeJS.Signals): number {
+  const marker = `SIM_TART_VM=${join(s.host.tartHome, "vms", vm)}`;
+  let hit = 0;
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+      if (!env.includes(marker) || !pattern.test(cmd)) continue;
+      process.kill(Number(pid), signal);
+      hit++;
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return hit;
+}

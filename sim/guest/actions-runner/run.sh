@@ -26,12 +26,11 @@ while :; do
   child=$!
   wait "$child"
   rc=$?
-  # A trapped signal interrupts wait (rc > 128); wait again for the listener's own status.
-  while [ "$rc" -gt 128 ]; do
+  # A trapped signal interrupts wait (rc > 128) while the listener still runs:
+  # wait again for its own status. A listener killed by a signal keeps 128+N.
+  while [ "$rc" -gt 128 ] && kill -0 "$child" 2>/dev/null; do
     wait "$child"
-    r=$?
-    [ "$r" -eq 127 ] && break
-    rc=$r
+    rc=$?
   done
   child=""
 
