@@ -27,6 +27,8 @@ import { VmLimitError } from "./tart.ts";
 export interface CycleResult {
   outcome: RunOutcome;
   path: "cold" | "pre-cloned";
+  /** The VM (and runner name) the cycle served on. */
+  vm: string;
 }
 
 /** Ended by a stop before or instead of a job: the slot is clean, exit 0. */
@@ -140,7 +142,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     on: {
       listening: () => {
         metrics.runnerListening();
-        background.push(precloneNext(cycle, image), housekeeping(cycle));
+        background.push(precloneNext(r, image), housekeeping(cycle));
       },
       jobStarted: (job) => {
         store.write({ phase: "job", job });
@@ -175,7 +177,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     ghosts: ghost ? [...store.current.ghosts, ghost] : store.current.ghosts,
   });
   metrics.observe("cleanup", (Date.now() - cleanupStarted) / 1000);
-  return { outcome, path };
+  return { outcome, path, vm: name };
 }
 
 /**

@@ -67,7 +67,7 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
 }
 
 /** A healthy cycle (a job ran, a stop, or GitHub retired the idle runner) resets the backoff. */
-function done(r: SlotRun, { outcome }: CycleResult): void {
+function done(r: SlotRun, { outcome, vm }: CycleResult): void {
   const healthy = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.kind === "stopped" || outcome.retired === true;
   if (!healthy) throw new MacosRunnerError(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`, { kind: OUTCOME_EXIT[outcome.kind] });
   const served = outcome.job !== undefined;
@@ -76,7 +76,7 @@ function done(r: SlotRun, { outcome }: CycleResult): void {
     ...(served && { jobs_served: r.store.current.jobs_served + 1, last_job_at: new Date().toISOString() }),
   });
   r.log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {
-    phase: "done", outcome: outcome.kind, duration_ms: Date.now() - Date.parse(r.store.current.cycle_started_at ?? ""),
+    vm, runner: vm, phase: "done", outcome: outcome.kind, duration_ms: Date.now() - Date.parse(r.store.current.cycle_started_at ?? ""),
   });
 }
 

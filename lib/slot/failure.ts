@@ -30,9 +30,10 @@ export async function failCycle(r: SlotRun, err: unknown): Promise<number> {
   const kind = kindOf(err);
   const message = err instanceof Error ? err.message : String(err);
   const s = r.store.current;
-  if (kind === "ok") r.log.info("cycle.stopped", `${message}; cleaning up`, { phase: s.phase });
+  const where = { vm: s.vm, runner: s.runner_name, phase: s.phase };
+  if (kind === "ok") r.log.info("cycle.stopped", `${message}; cleaning up`, where);
   else {
-    r.log.error("cycle.failed", message, { phase: s.phase, kind, error: err });
+    r.log.error("cycle.failed", message, { ...where, kind, error: err });
     r.metrics.failure(s.phase, failureReason(err));
   }
   r.store.write({ phase: "cleanup" });
