@@ -14,6 +14,7 @@ import { clone } from "../scripts/clone.ts";
 import { startRun, type RunOutcome } from "../scripts/ssh-run.ts";
 import { token } from "../scripts/token.ts";
 import { MacosRunnerError, StateIoError } from "./errors.ts";
+import { GitHubError } from "./github/errors.ts";
 import type { JitConfig } from "./github/runners.ts";
 import { imageToClone, type ImageChoice } from "./image.ts";
 import { inspectImageLock } from "./image-lock.ts";
@@ -109,9 +110,11 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   });
   // Whichever side fails first explains the cycle; the other was cancelled or never began.
   let failedFirst: "vm" | "token" | undefined;
-  tokenP.catch(() => {
+  tokenP.catch((err: unknown) => {
     failedFirst ??= "token";
     cancel.abort();
+    // GitHub refused the call outright (4xx): no runner was made, so there is none to look up and delete.
+    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) store.write({ runner_name: undefined });
   });
   vmP.catch(() => (failedFirst ??= "vm"));
   const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);

@@ -6,7 +6,7 @@ import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/c
 import { openSlot, type SlotContext } from "../lib/context.ts";
 import { disposeAll, serveOneJob, type CycleResult } from "../lib/cycle.ts";
 import { OUTCOME_EXIT } from "./ssh-run.ts";
-import { exitCode, MacosRunnerError } from "../lib/errors.ts";
+import { exitCode, MacosRunnerError, StateIoError } from "../lib/errors.ts";
 import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { pacedExit } from "../lib/pace.ts";
 import { stopOnSignals, type Stop } from "../lib/signals.ts";
@@ -50,7 +50,8 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     if (store.removeStrayTempFiles() > 0) ctx.log.warn("state.temp_removed", "removed temp files a killed writer left in the state dir");
     if (store.problems.length > 0) ctx.log.warn("state.invalid", `state file ${store.path} was unusable (${store.problems.join("; ")}); replaced, and the slot's VMs and runners are swept`);
     const crashed = leftBehind(r);
-    await recover(r, { sweep: store.problems.length > 0 || !store.existed });
+    const recovered = await recover(r, { sweep: store.problems.length > 0 || !store.existed }).then(() => true, (err: unknown) => err);
+    if (recovered !== true) return await failCycle(r, recovered, { clean: false });
     // A crashed predecessor counts as a failed cycle: a loop that keeps dying backs off too.
     if (crashed) recordFailure(r, new Error("the previous cycle did not finish (crash, kill or reboot); its leftovers were removed"));
     await waitOutBackoff(r);
@@ -69,6 +70,9 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
 /** A healthy cycle (a job ran, a stop, or GitHub retired the idle runner) resets the backoff. */
 function done(r: SlotRun, { outcome, vm }: CycleResult): void {
   const healthy = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.kind === "stopped" || outcome.retired === true;
+  if (!r.store.persisted) {
+    throw new StateIoError(`the job is done, but the slot's state cannot be recorded in ${r.store.path} (${r.store.lastWriteError?.message}); free disk space on that volume`, r.store.lastWriteError);
+  }
   if (!healthy) throw new MacosRunnerError(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`, { kind: OUTCOME_EXIT[outcome.kind] });
   const served = outcome.job !== undefined;
   r.store.write({

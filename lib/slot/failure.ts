@@ -5,28 +5,41 @@
 import { exitCode, MacosRunnerError, type ExitKind } from "../errors.ts";
 import { backoffMs } from "../backoff.ts";
 import { sleep } from "../wait.ts";
+import { disposeAll } from "../cycle.ts";
 import { failureReason } from "../metrics/reasons.ts";
 import { cleanSlot } from "./clean.ts";
 import type { SlotRun } from "./recover.ts";
 
 const kindOf = (err: unknown): ExitKind => (err instanceof MacosRunnerError ? err.kind : "failure");
 
-/** Counts a failure and sets the backoff (at least as long as a rate limit asks). */
+/**
+ * Counts a failure and sets the backoff (at least as long as a rate limit
+ * asks). A slot that cannot write its state cannot count its failures across
+ * restarts, so it waits the longest backoff.
+ */
 export function recordFailure(r: SlotRun, err: unknown): number {
   const failures = r.store.current.failures + 1;
   const retryAt = (err as { retryAtMs?: number }).retryAtMs;
-  const delay = Math.max(backoffMs(failures, r.config.host.backoffInitialMs, r.config.host.backoffMaxMs), retryAt ? retryAt - Date.now() : 0);
+  const { backoffInitialMs, backoffMaxMs } = r.config.host;
+  const backoff = r.store.persisted ? backoffMs(failures, backoffInitialMs, backoffMaxMs) : backoffMaxMs;
+  const delay = Math.max(backoff, retryAt ? retryAt - Date.now() : 0);
   const now = new Date();
   r.store.write({
     failures, backoff_until: new Date(now.getTime() + delay).toISOString(),
     last_error: err instanceof Error ? err.message : String(err), last_failure_kind: kindOf(err), last_failure_at: now.toISOString(),
   });
-  if (!r.store.persisted) r.log.error("state.unpersisted", `cannot write ${r.store.path} (${r.store.lastWriteError?.message}); cleaned up from memory; free disk space on that volume`);
+  if (!r.store.persisted) r.log.error("state.unpersisted", `cannot write ${r.store.path} (${r.store.lastWriteError?.message}); cleaned up from what this process knew; backing off the longest (host.backoff_max) until it can: free disk space on that volume`);
   return delay;
 }
 
-/** Cleans what the failed (or stopped) cycle holds, backs off, and returns the exit code. */
-export async function failCycle(r: SlotRun, err: unknown): Promise<number> {
+/**
+ * Cleans what the failed (or stopped) cycle holds — unless the failure was
+ * that very cleanup (`clean: false`: recovery of a predecessor failed; the
+ * next start tries it again) — backs off, and returns the exit code. A slot
+ * that cannot write its state also deletes its finished and pre-cloned VMs
+ * now: no later start would know of them.
+ */
+export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } = { clean: true }): Promise<number> {
   const kind = kindOf(err);
   const message = err instanceof Error ? err.message : String(err);
   const s = r.store.current;
@@ -38,10 +51,12 @@ export async function failCycle(r: SlotRun, err: unknown): Promise<number> {
   }
   r.store.write({ phase: "cleanup" });
   try {
+    if (!o.clean) throw err;
     const { ghost } = await cleanSlot(r, r.gh, { vm: s.vm, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: kind === "ok" ? "stopped" : "failed cycle" });
     r.store.write({ vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined, ...(ghost && { ghosts: [...r.store.current.ghosts, ghost] }) });
+    if (!r.store.persisted) await disposeAll(r);
   } catch (cleanupErr) {
-    r.log.error("cleanup.failed", `cleanup failed; the next start of the slot retries it: ${(cleanupErr as Error).message}`, { phase: "cleanup", error: cleanupErr });
+    if (cleanupErr !== err) r.log.error("cleanup.failed", `cleanup failed; the next start of the slot retries it: ${(cleanupErr as Error).message}`, { phase: "cleanup", error: cleanupErr });
   }
   if (kind === "ok") {
     r.store.write({ phase: "done" });

@@ -51,10 +51,14 @@ describe("tart and the VM", () => {
     await exitOf(served, 0);
   }, 60_000);
 
-  test.concurrent("a VM that never gets an address: boot_timeout, cleaned up, exit 1", async () => {
+  test.concurrent("a VM that never gets an address: boot_timeout, cleaned up once, exit 1", async () => {
     const s = slots(world, { vm: { boot_timeout: "2s" } }, { boot_ms: 150, faults: [{ kind: "no_ip" }] });
     const lines = await exitOf(loopBinary(s), exitCode("failure"));
     expect(events(lines, "cycle.failed")[0]!.msg).toContain("got no address within vm.boot_timeout");
+    // One cleanup: one DELETE of the runner made while the VM booted, one stop and delete of the VM.
+    expect(events(lines, "cleanup.done").length).toBe(1);
+    expect(events(lines, "cleanup.vm").length).toBe(1);
+    expect(count((await github(s)).calls, "DELETE")).toBe(count((await github(s)).calls, "generate-jitconfig"));
     await until("no VM running", () => vms(s).every((v) => !v.running));
     expect((await github(s)).runners).toEqual([]);
   }, 30_000);
