@@ -119,8 +119,12 @@ try {
     await new Promise((r) => setTimeout(r, 250));
     state = await world.gh.state();
   }
-  say("demo: all jobs done; booting the agents out (idle slots clean up and exit) ...");
+  say("demo: all jobs done; uninstalling as `install --remove` does: bootout (idle slots take their runner off GitHub, clean up, exit), then `cleanup` per slot ...");
   await Promise.all(agents.map((a) => a.bootout()));
+  for (let slot = 1; slot <= SLOTS; slot++) {
+    const c = spawnSync(join(binDir, "cleanup"), ["--slot", String(slot), "--config", configPath], { env: { ...process.env, ...world.env }, encoding: "utf8" });
+    if (c.status !== 0) throw new Error(`cleanup --slot ${slot} failed: ${c.stderr.trim()}`);
+  }
   clearInterval(progress);
   showProgress();
   logs.stop();
