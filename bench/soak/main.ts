@@ -110,7 +110,7 @@ try {
   secrets.addFile("SSH key", h.world.sshKeyPath);
   if (h.world.registry) secrets.add("registry password", h.world.registry.password);
   const tokenCache = stateFiles.tokens(h.stateDir);
-  const argv = watchArgv(secrets);
+  const argv = watchArgv(secrets, h.host.tartHome);
 
   const injected: Injected[] = [];
   const spawns: Spawn[] = [];

@@ -56,8 +56,23 @@ export interface ArgvLeak {
   secrets: string[];
 }
 
-/** Samples every process's argv every `everyMs` for secrets; each leaking process is reported once. */
-export function watchArgv(watch: SecretWatch, everyMs = 100): { leaks: ArgvLeak[]; samples(): number; stop(): void } {
+/** Whether a process is the soak's: started by it, or running with our tart home in its environment (VMs outlive their loop). */
+function isOurs(pid: number, marker: string): boolean {
+  if (descendants(process.pid).includes(pid)) return true;
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "utf8").includes(marker);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Samples the argv of every process of the soak's world (`marker`: a path
+ * only its processes carry in their environment, the host's TART_HOME)
+ * every `everyMs` for secrets; each leaking process is reported once. Other
+ * processes on the machine (other test worlds) are not ours to judge.
+ */
+export function watchArgv(watch: SecretWatch, marker: string, everyMs = 100): { leaks: ArgvLeak[]; samples(): number; stop(): void } {
   const leaks: ArgvLeak[] = [];
   const seen = new Set<string>();
   let samples = 0;
@@ -69,7 +84,7 @@ export function watchArgv(watch: SecretWatch, everyMs = 100): { leaks: ArgvLeak[
       if (argv.length === 0) continue;
       const secrets = watch.find(argv.join(" "));
       const key = `${pid}:${argv[0]}`;
-      if (secrets.length === 0 || seen.has(key)) continue;
+      if (secrets.length === 0 || seen.has(key) || !isOurs(pid, marker)) continue;
       seen.add(key);
       leaks.push({ at: new Date().toISOString(), pid, program: argv[0] ?? "", secrets });
     }
