@@ -78,7 +78,13 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
  * the job's deadline. False when the VM is not running (the runner is a ghost).
  */
 async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
-  if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) return false;
+  if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) {
+    // Busy means GitHub holds a job on the runner: with its VM gone (crash, kill, reboot) that job is lost.
+    const job = vm === r.store.current.vm ? r.store.current.job : undefined;
+    r.metrics.lostJob();
+    r.log.child({ phase: "recover", vm, runner: runner.name }).error("job.lost", `${job ? `job "${job}"` : "the job"} on runner ${runner.name} was lost: its VM ${vm} is gone (crash, kill or reboot); GitHub fails it: re-run it`, { runner_id: runner.id, job });
+    return false;
+  }
   const started = Date.parse(r.store.current.cycle_started_at ?? "") || Date.now();
   const deadline = started + r.config.runner.jobTimeoutMs;
   const log = r.log.child({ phase: "job", vm, runner: runner.name });
