@@ -33,6 +33,7 @@ describe("soak plan", () => {
       for (let i = 0; i < 40; i++) first.add(label(deck.draw()!));
       for (const p of KILL_PHASES) expect(first).toContain(`kill@${p}`);
       for (const p of DRAIN_PHASES) expect(first).toContain(`drain@${p}`);
+      expect(first).toContain("drain@listening");
       for (const k of ["token-revoked", "clone-fail", "no-ip", "start-failure", "crash-fault", "vm-killed@boot", "vm-killed@job", "ssh-drop@job", "runner-exit@run", "runner-retired@run", "state-lost@between", "state-garbage@between", "stale-lock@between", "github-drop-jit", "github-429-jit"]) {
         expect([...first].some((c) => c === k || c.startsWith(`${k}@`))).toBe(true);
       }

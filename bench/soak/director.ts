@@ -4,7 +4,7 @@
 // between two cycles). A card whose phase the spawn never reaches waits for a
 // later spawn, while new cards keep coming. Everything
 // injected, and every spawn and exit, is recorded for the measures.
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Deck, Card } from "./plan.ts";
 import { label } from "./plan.ts";
@@ -65,6 +65,9 @@ export class Director {
   private readonly timer: ReturnType<typeof setInterval>;
   /** Pattern-armed tart faults still waiting to learn their VM. */
   private awaitingVm: Injected[] = [];
+  /** How far the slot's log has been read, and when this spawn's runner last started listening. */
+  private logOffset = 0;
+  private listeningAt: number | undefined;
 
   constructor(
     readonly slot: number,
@@ -108,10 +111,32 @@ export class Director {
     if (!this.stopped) for (const p of this.pending.filter((p) => p.card.trigger.at === "between")) void this.play(p);
   }
 
+  /** Reads what the slot logged since the last tick, for the moment its runner starts listening. */
+  private followLog(): void {
+    const path = join(this.h.logDir, `slot-${this.slot}.log`);
+    let size: number;
+    try {
+      size = statSync(path).size;
+    } catch {
+      return;
+    }
+    if (size <= this.logOffset) return;
+    const fd = openSync(path, "r");
+    const buf = Buffer.alloc(size - this.logOffset);
+    readSync(fd, buf, 0, buf.length, this.logOffset);
+    closeSync(fd);
+    const text = buf.toString("utf8");
+    const end = text.lastIndexOf("\n") + 1;
+    this.logOffset += Buffer.byteLength(text.slice(0, end));
+    if (text.slice(0, end).includes('"event":"run.ready"')) this.listeningAt = Date.now();
+  }
+
   private tick(): void {
+    this.followLog();
     const s = this.readState();
     const spawn = this.spawn;
     if (!spawn || spawn.exitedAt !== undefined) return;
+    const listening = this.listeningAt !== undefined && this.listeningAt >= spawn.startedAt;
     const inThisSpawn = Date.parse(s.phase_since ?? "") >= spawn.startedAt - 5;
     if (inThisSpawn && s.vm && (s.phase === "boot" || s.phase === "run")) {
       for (const i of this.awaitingVm.splice(0)) i.vms.push(s.vm);
@@ -119,7 +144,7 @@ export class Director {
     if (this.stopped || !inThisSpawn) return;
     for (const p of this.pending) {
       const t = p.card.trigger;
-      if (p.timer || t.at !== "phase" || s.phase !== t.phase) continue;
+      if (p.timer || !((t.at === "phase" && s.phase === t.phase) || (t.at === "listening" && listening))) continue;
       p.timer = setTimeout(() => {
         p.timer = undefined;
         // The loop this delay was meant for has exited: the card waits for the next spawn.

@@ -162,7 +162,7 @@ export function table(r: Rows, o: { seed: number; wallS: number; faults: number 
     ["seed", String(o.seed)],
     ["jobs queued", String(r.queued)],
     ["completed", `${r.completed} (${r.succeeded} succeeded)`],
-    ["failed because their VM died mid-job (injected; reported in the log)", `${r.diedMidJob} (${r.diedReported} reported)`],
+    ["failed because their VM died mid-job (injected crash, reboot, SSH drop; each reported in the log)", `${r.diedMidJob} (${r.diedReported} reported)`],
     ["lost to our own actions (must be 0)", String(r.lostOurs.length)],
     ["duplicate runs (must be 0)", String(r.duplicates)],
     ["jobs that found a used VM (must be 0)", String(r.dirty)],

@@ -41,7 +41,12 @@ export type Action =
   /** slot-N.lock and the credentials lock left naming an unrelated live process. */
   | { kind: "stale-lock" };
 
-export type Trigger = { at: "start" } | { at: "between" } | { at: "phase"; phase: LoopPhase; delayMs: number };
+export type Trigger =
+  | { at: "start" }
+  | { at: "between" }
+  | { at: "phase"; phase: LoopPhase; delayMs: number }
+  /** After the runner printed "Listening for Jobs": a queued job is assigned about 50 ms later (the sim's assignDelayMs). */
+  | { at: "listening"; delayMs: number };
 
 export interface Card {
   action: Action;
@@ -49,7 +54,7 @@ export interface Card {
 }
 
 export const label = (c: Card): string =>
-  `${c.action.kind === "github" ? `github-${c.action.fault}-${c.action.endpoint}` : c.action.kind}${c.trigger.at === "phase" ? `@${c.trigger.phase}` : c.trigger.at === "between" ? "@between" : ""}`;
+  `${c.action.kind === "github" ? `github-${c.action.fault}-${c.action.endpoint}` : c.action.kind}${c.trigger.at === "phase" ? `@${c.trigger.phase}` : c.trigger.at === "start" ? "" : `@${c.trigger.at}`}`;
 
 const inPhase = (r: Rng, phase: LoopPhase): Trigger => ({ at: "phase", phase, delayMs: Math.round(r.next() * PHASE_SPAN_MS[phase]) });
 
@@ -62,6 +67,8 @@ function oneOfEach(r: Rng, slot: number): Card[] {
   const cards: Card[] = [
     ...KILL_PHASES.map((p) => ({ action: { kind: "kill" } as Action, trigger: inPhase(r, p) })),
     ...DRAIN_PHASES.map((p) => ({ action: { kind: "drain" } as Action, trigger: inPhase(r, p) })),
+    // Just before (or just after) GitHub assigns the queued job to the runner that just started listening.
+    { action: { kind: "drain" }, trigger: { at: "listening", delayMs: r.int(0, 80) } },
     github("5xx", "jit", { status: r.pick([500, 502, 503]), count: r.int(1, 5) }),
     github("5xx", r.pick(["delete", "list"] as const), { status: r.pick([500, 502, 503]), count: r.int(1, 5) }),
     github("429", "jit", { retryAfterS: r.int(1, 3) }),
