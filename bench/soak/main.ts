@@ -19,11 +19,10 @@ import { Deck } from "./plan.ts";
 import { rng } from "./prng.ts";
 import { watchArgv } from "./procs.ts";
 import { SecretWatch } from "./secrets.ts";
-import { BIN, HOST_ID, makeNeighbours, PREFIX, SLOTS, startAgents, startSoakWorld, TIMING, type SoakHost } from "./setup.ts";
+import { finish, ours } from "./finish.ts";
+import { makeNeighbours, PREFIX, SLOTS, startAgents, startSoakWorld } from "./setup.ts";
 
 const PROFILES = ["fast", "scaled", "realistic"];
-/** GHOST_RETRY_MS in lib/slot/recover.ts: a slot retries its ghost runners at most once a minute. */
-const GHOST_RETRY_MS = 60_000;
 
 /** Log events that show the product handling a fault, for the summary under the table. */
 const REACTIONS: Record<string, [string, RegExp?]> = {
@@ -72,26 +71,13 @@ function options() {
   return { seed: whole("seed", values.seed, 0), jobs: whole("jobs", values.jobs, 1), profile: values.profile, report: values.report, logs: values.logs, rate, deadlineMs: whole("deadline", values.deadline, 1) * 60_000 };
 }
 
-/** Our VMs (and the neighbours') as `tart list` shows them. */
-function tartList(h: SoakHost): { Name: string; Running: boolean }[] {
-  const r = spawnSync(h.config.host.tartPath, ["list", "--format", "json", "--source", "local"], { env: h.env, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`soak: tart list failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { Name: string; Running: boolean }[];
+let o: ReturnType<typeof options>;
+try {
+  o = options();
+} catch (err) {
+  say((err as Error).message);
+  process.exit(64); // usage, as lib/errors.ts has it
 }
-const ours = (name: string) => name.startsWith(`${PREFIX}-${HOST_ID}-`);
-
-/** Runs a compiled command to its end; its output joins the evidence. */
-async function run(h: SoakHost, name: string, args: string[], out: { file: string; text: string }[]): Promise<number | null> {
-  const child = spawn(join(BIN, name), args, { env: h.env, stdio: ["ignore", "pipe", "pipe"] });
-  let text = "";
-  child.stdout.on("data", (d) => (text += d));
-  child.stderr.on("data", (d) => (text += d));
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  out.push({ file: `${name} ${args.join(" ")}`, text });
-  return code;
-}
-
-const o = options();
 const started = Date.now();
 say(`soak: seed ${o.seed}, ${o.jobs} jobs, profile ${o.profile}, fault rate ${o.rate}; building dist/linux-x64 ...`);
 const build = spawnSync(process.execPath, [join(import.meta.dir, "..", "..", "tools", "build.ts"), "--target", "linux-x64"], { stdio: "inherit" });
@@ -152,36 +138,13 @@ try {
   injector.tart.clear();
   await h.world.gh.clearFaults();
   const jobs = await ourJobs();
-  const unfinished = [...jobs.filter((j) => j.status !== "completed")];
-  // The run is over: what install --remove does, then the next start of each slot.
-  say("soak: all jobs done; booting the agents out and cleaning each slot (install --remove) ...");
-  await Promise.all([...agents.values()].map((a) => a.bootout()));
-  const endRuns: { file: string; text: string }[] = [];
-  for (const slot of SLOTS) await run(h, "cleanup", ["--slot", String(slot), "--config", h.configPath], endRuns);
-  const vmsLeft = tartList(h).map((v) => v.Name).filter(ours);
-  const apiCalls = (await h.world.gh.state()).requests.byAccount[h.config.github.url.split("/").pop()!.toLowerCase()] ?? {};
-
-  // The next start: each slot serves one more job, and retires its ghosts once GitHub let go of them.
-  const ghostWaitUntil = Math.max(...SLOTS.map((slot) => {
-    try {
-      const st = JSON.parse(readFileSync(join(h.stateDir, `slot-${slot}.json`), "utf8")) as { ghosts?: unknown[]; ghosts_checked_at?: string };
-      return st.ghosts?.length ? (Date.parse(st.ghosts_checked_at ?? "") || 0) + GHOST_RETRY_MS + 1000 : 0;
-    } catch {
-      return 0;
-    }
-  }), Date.now() + TIMING.lostRunnerBusyMs + TIMING.sessionLeaseMs);
-  say(`soak: next start of both slots${ghostWaitUntil > Date.now() + 10_000 ? ` in ${Math.round((ghostWaitUntil - Date.now()) / 1000)} s (ghosts are retried once a minute)` : ""} ...`);
-  await sleep(Math.max(0, ghostWaitUntil - Date.now()));
-  for (const slot of SLOTS) await h.world.gh.enqueueJob({ name: `next-start-${slot}`, labels: [PREFIX], script: "echo next start" });
-  await Promise.all(SLOTS.map((slot) => run(h, "loop", ["--slot", String(slot), "--config", h.configPath], endRuns)));
-  for (const slot of SLOTS) await run(h, "cleanup", ["--slot", String(slot), "--config", h.configPath], endRuns);
-  const after = await h.world.gh.state();
-  const listed = tartList(h);
+  const unfinished = jobs.filter((j) => j.status !== "completed");
+  const { vmsLeft, apiCalls, after, listed, output } = await finish(h, agents, say);
   argv.stop();
   secrets.addCachedTokens(tokenCache);
 
   const logFiles = readdirSync(h.logDir).filter((f) => f.endsWith(".log"));
-  const logText = [...logFiles.map((f) => ({ file: f, text: readFileSync(join(h.logDir, f), "utf8") })), ...endRuns];
+  const logText = [...logFiles.map((f) => ({ file: f, text: readFileSync(join(h.logDir, f), "utf8") })), ...output];
   const lines: LogLine[] = logText.flatMap(({ text }) => parseLogLines(text));
   const vmDir = (name: string) => join(h.host.tartHome, "vms", name, "config.json");
   const rows = measure({
