@@ -25,20 +25,20 @@ import { makeNeighbours, PREFIX, SLOTS, startAgents, startSoakWorld } from "./se
 const PROFILES = ["fast", "scaled", "realistic"];
 
 /** Log events that show the product handling a fault, for the summary under the table. */
-const REACTIONS: Record<string, [string, RegExp?]> = {
-  "recoveries": ["recover.start"],
-  "jobs adopted": ["recover.adopt"],
-  "ghost runners": ["recover.ghost"],
-  "ghosts removed": ["ghost.removed"],
-  "jobs lost": ["job.lost"],
-  "drains meeting a just-assigned job": ["run.draining", /just as GitHub assigned/],
-  "JIT name taken (dropped answer)": ["token.name_taken"],
-  "cached token refused": ["github.token_refused"],
-  "GitHub retries": ["token.retry"],
-  "state files replaced": ["state.invalid"],
-  "swept VMs": ["sweep.vm"],
-  "swept runners": ["sweep.runner"],
-  "failed cycles": ["cycle.failed"],
+const REACTIONS: Record<string, [string[], RegExp?]> = {
+  "recoveries": [["recover.start"]],
+  "jobs adopted": [["recover.adopt"]],
+  "ghost runners": [["recover.ghost", "cleanup.runner_busy"]],
+  "ghosts removed": [["ghost.removed"]],
+  "jobs lost": [["job.lost"]],
+  "drains meeting a just-assigned job": [["run.draining"], /just as GitHub assigned/],
+  "JIT name taken (dropped answer)": [["token.name_taken"]],
+  "cached token refused": [["github.token_refused"]],
+  "GitHub retries": [["token.retry"]],
+  "state files replaced": [["state.invalid"]],
+  "swept VMs": [["sweep.vm"]],
+  "swept runners": [["sweep.runner"]],
+  "failed cycles": [["cycle.failed"]],
 };
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -173,8 +173,8 @@ try {
   say(table(rows, { seed: o.seed, wallS, faults: injected.filter((i) => i.applied).length }));
   say("");
   say(`faults (applied/not applicable when played): ${[...byCard].sort().map(([k, c]) => `${k} ${c.applied}${c.missed ? `/${c.missed}` : ""}`).join(", ")}`);
-  const seen = (event: string, match?: RegExp) => lines.filter((l) => l.event === event && (!match || match.test(l.msg ?? ""))).length;
-  const reactions = Object.entries(REACTIONS).map(([what, [event, match]]) => `${what} ${seen(event, match)}`);
+  const seen = (events: string[], match?: RegExp) => lines.filter((l) => events.includes(l.event) && (!match || match.test(l.msg ?? ""))).length;
+  const reactions = Object.entries(REACTIONS).map(([what, [events, match]]) => `${what} ${seen(events, match)}`);
   say(`what the slots did about it (log events): ${reactions.join(", ")}`);
   if (unplayed.length > 0) say(`drawn but never played (their phase did not come before the end): ${unplayed.join(", ")}`);
   say(`next start: ${nextStart.map((j) => `${j.name} ${j.result ?? j.status}`).join(", ")}`);
