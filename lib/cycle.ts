@@ -157,12 +157,14 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   void aborted(stop.drain).then(() => drain(cycle, run));
   void aborted(stop.now).then(() => run.stop());
   let outcome = await run.done;
-  if (outcome.kind === "lost" && !vmStopped && (await adoptAfterSshLoss(cycle, name, outcome.job))) {
+  // SSH lost with the VM up: the job goes on in the guest; wait for it (a false answer has reported it lost).
+  const adopted = outcome.kind === "lost" && !vmStopped ? await adoptAfterSshLoss(cycle, name, outcome.job) : undefined;
+  if (adopted) {
     outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: "SSH dropped; the job finished on its VM" };
     metrics.jobCompleted("Unknown");
   }
   store.write({ job: outcome.job, job_result: outcome.result, runner_gone: outcome.runnerGone || store.current.runner_gone });
-  if (outcome.kind === "lost") {
+  if (outcome.kind === "lost" && adopted === undefined) {
     metrics.lostJob();
     log.error("job.lost", `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`, { job: outcome.job, runner_id: jitR.value.runner.id });
   }

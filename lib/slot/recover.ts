@@ -72,12 +72,19 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
 }
 
 /**
- * The predecessor's VM still runs the job GitHub says its runner holds: wait
- * for that job to finish (runner gone or idle) rather than kill it, within
- * the job's deadline. False when the VM is not running (the runner is a ghost).
+ * A runner GitHub calls busy holds a job. If its VM still runs, wait for that
+ * job to finish (runner gone or idle) rather than kill it, within the job's
+ * deadline: true. Otherwise the job is lost and is reported so (job.lost,
+ * the lost-jobs metric): false, and the runner is a ghost.
  */
 export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
-  if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) return false;
+  if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) {
+    // Busy means GitHub holds a job on the runner: with its VM gone (crash, kill, reboot) that job is lost.
+    const job = vm === r.store.current.vm ? r.store.current.job : undefined;
+    r.metrics.lostJob();
+    r.log.child({ phase: "recover", vm, runner: runner.name }).error("job.lost", `${job ? `job "${job}"` : "the job"} on runner ${runner.name} was lost: its VM ${vm} is gone (crash, kill or reboot); GitHub fails it: re-run it`, { runner_id: runner.id, job });
+    return false;
+  }
   const started = Date.parse(r.store.current.cycle_started_at ?? "") || Date.now();
   const deadline = started + r.config.runner.jobTimeoutMs;
   const log = r.log.child({ phase: "job", vm, runner: runner.name });
@@ -95,6 +102,7 @@ export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<bool
     const again = await removeRunner(r.gh(), { id: runner.id });
     return typeof again !== "object";
   }
+  r.metrics.lostJob();
   log.error("job.lost", finished === "vm-gone" ? `the VM of the adopted job stopped; the job on runner ${runner.name} is lost: re-run it` : `the adopted job on runner ${runner.name} did not finish in time; cutting it: re-run it`, { runner_id: runner.id });
   return false;
 }

@@ -104,6 +104,21 @@ export class Accounts {
     return { token, expiresAt, permissions };
   }
 
+  /**
+   * GitHub revoking installation tokens before they expire (DELETE
+   * /installation/token, or the app's key rotated): every token of the
+   * account's installation, or of all installations, answers 401 from now on.
+   */
+  revokeTokens(account?: string): number {
+    let revoked = 0;
+    for (const [token, entry] of this.tokens) {
+      if (account !== undefined && entry.installation.account.toLowerCase() !== account.toLowerCase()) continue;
+      this.tokens.delete(token);
+      revoked++;
+    }
+    return revoked;
+  }
+
   /** The spec's `installation` object. */
   installationJson(i: Installation, baseUrl: string): Record<string, unknown> {
     const login = i.account;

@@ -71,6 +71,11 @@ export class GitHubSimClient {
     await this.call("POST", `/_sim/runners/${id}/retire`);
   }
 
+  /** Revokes the installation tokens issued so far (of one account, or all); answers how many. */
+  async revokeTokens(account?: string): Promise<number> {
+    return (await this.call<{ revoked: number }>("POST", "/_sim/tokens/revoke", account === undefined ? {} : { account })).revoked;
+  }
+
   async resetRequests(): Promise<void> {
     await this.call("DELETE", "/_sim/requests");
   }

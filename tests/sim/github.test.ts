@@ -158,6 +158,21 @@ describe("GitHub App auth", () => {
     expect(err.response.data.message).toBe("Bad credentials");
   });
 
+  test("revoked installation tokens answer 401 Bad credentials; only the named account's; new ones work", async () => {
+    const s = await start({ orgs: ["acme", "other"] });
+    const client = new GitHubSimClient(s.url);
+    const acme = apiFor(s, await installationToken(s));
+    const other = apiFor(s, await installationToken(s, "other"));
+    expect(await client.revokeTokens("acme")).toBe(1);
+    const err = await fail(acme("GET /orgs/{org}/actions/runners", { org: "acme" }));
+    expect(err.status).toBe(401);
+    expect(err.response.data.message).toBe("Bad credentials");
+    expect((await other("GET /orgs/{org}/actions/runners", { org: "other" })).status).toBe(200);
+    expect((await apiFor(s, await installationToken(s))("GET /orgs/{org}/actions/runners", { org: "acme" })).status).toBe(200);
+    expect(await client.revokeTokens()).toBe(2);
+    expect((await fail(other("GET /orgs/{org}/actions/runners", { org: "other" }))).status).toBe(401);
+  });
+
   test("requesting permissions beyond the installation's is 422; missing auth is 401", async () => {
     const request = octokitRequest.defaults({ baseUrl: sim.url });
     const auth = createAppAuth({ appId: sim.app.id, privateKey: sim.app.privateKeyPem, request });

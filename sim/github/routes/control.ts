@@ -71,6 +71,11 @@ export function controlRoutes(router: Router<Ctx>): void {
       ctx.world.broker.retire(runner);
       return { status: 204 };
     })
+    .add("POST", "/_sim/tokens/revoke", (ctx) => {
+      const body = ctx.body === undefined ? {} : asObject(ctx.body, "revoke tokens");
+      if (body.account !== undefined && typeof body.account !== "string") throw new UsageErrorBody('revoke tokens: "account" must be a string');
+      return { status: 200, body: { revoked: ctx.world.accounts.revokeTokens(body.account as string | undefined) } };
+    })
     .add("DELETE", "/_sim/requests", (ctx) => {
       ctx.world.requests.total = 0;
       ctx.world.requests.byEndpoint = {};

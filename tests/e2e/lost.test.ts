@@ -1,0 +1,52 @@
+// A job lost to a power loss (host reboot, VM crash with its loop): the next
+// start of the slot finds the runner still busy on GitHub and its VM gone,
+// and says so as a lost job, not only as a ghost runner to delete later.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { markedProcesses } from "../../sim/tart/guest/processes.ts";
+import { runState } from "../../sim/tart/running.ts";
+import type { World } from "../../sim/world.ts";
+import { sample, samples } from "../helpers/exposition.ts";
+import { enqueue, events, fileWorld, loopBinary, loopInProcess, slots, slotState, until } from "./harness.ts";
+
+let world: World;
+beforeAll(async () => {
+  world = await fileWorld();
+});
+afterAll(() => world?.stop());
+
+test("power loss mid-job: the next start reports the job as lost (job.lost, lost-jobs metric) and keeps its busy runner as a ghost", async () => {
+  const textfileDir = join(world.dir, "lost-textfile");
+  const s = slots(world, { metrics: { textfile_dir: textfileDir } }, { boot_ms: 150 });
+  await enqueue(s, "long-build", "sleep 30");
+  const first = loopBinary(s);
+  const st = await until("the job running", () => {
+    const v = slotState(s);
+    return v?.phase === "job" ? v : undefined;
+  }, 30_000);
+  // Power loss: the loop, the VM and its guest die at once.
+  const vmDir = join(s.host.tartHome, "vms", st.vm as string);
+  first.child.kill("SIGKILL");
+  process.kill(runState(vmDir)!.pid, "SIGKILL");
+  for (const p of markedProcesses((v) => v === vmDir)) process.kill(p.pid, "SIGKILL");
+  await first.done;
+
+  const next = loopInProcess(s);
+  try {
+    const lost = await until("job.lost in the next start's log", () => events(next.lines, "job.lost")[0], 20_000);
+    expect(lost.level).toBe("error");
+    expect(lost.job).toBe("long-build");
+    expect(lost.runner).toBe(st.runner_name as string);
+    expect(lost.msg).toContain("re-run it");
+    const ghosts = await until("the busy runner kept as a ghost", () => {
+      const ids = ((slotState(s)?.ghosts ?? []) as { id: number }[]).map((g) => g.id);
+      return ids.length > 0 ? ids : undefined;
+    });
+    expect(ghosts).toEqual([st.runner_id as number]);
+  } finally {
+    next.stop.request();
+    await next.done;
+  }
+  expect(sample(samples(readFileSync(join(textfileDir, "macos_runner_slot_1.prom"), "utf8")), "macos_runner_lost_jobs_total")).toBe(1);
+}, 60_000);
