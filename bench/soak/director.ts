@@ -30,12 +30,12 @@ export interface Injected {
   card: string;
   kind: string;
   /** The slot's state when it was played. */
-  phase?: string;
-  vm?: string;
-  runner?: string;
-  job?: string;
+  phase?: string | undefined;
+  vm?: string | undefined;
+  runner?: string | undefined;
+  job?: string | undefined;
   applied: boolean;
-  note?: string;
+  note?: string | undefined;
   /** VMs it killed (or, for tart faults armed by name pattern, the VM of the slot's next boot). */
   vms: string[];
 }
@@ -54,7 +54,7 @@ interface StateView {
 
 interface Pending {
   card: Card;
-  timer?: ReturnType<typeof setTimeout>;
+  timer?: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class Director {

@@ -16,11 +16,11 @@ import { ORG, slotPrefix, SLOTS, type SoakHost } from "./setup.ts";
 
 /** What a slot was doing when a fault hit it (from its state file). */
 export interface Snapshot {
-  phase?: string;
-  vm?: string;
-  runnerId?: number;
-  runnerName?: string;
-  job?: string;
+  phase?: string | undefined;
+  vm?: string | undefined;
+  runnerId?: number | undefined;
+  runnerName?: string | undefined;
+  job?: string | undefined;
 }
 
 export interface Outcome {
@@ -94,12 +94,12 @@ export class Injector {
       case "github": {
         const { method, path } = ENDPOINTS[action.endpoint];
         const spec: FaultInput = { method, path, count: action.count };
-        if (action.fault === "5xx") spec.status = action.status;
+        if (action.fault === "5xx") Object.assign(spec, { status: action.status });
         if (action.fault === "429") Object.assign(spec, { status: 429, retryAfter: action.retryAfterS });
         if (action.fault === "403-secondary") Object.assign(spec, { rateLimited: "secondary", retryAfter: action.retryAfterS });
         if (action.fault === "403-primary") Object.assign(spec, { rateLimited: "primary", retryAfter: action.retryAfterS });
         if (action.fault === "drop") spec.drop = true;
-        if (action.fault === "slow") spec.latencyMs = action.latencyMs;
+        if (action.fault === "slow") Object.assign(spec, { latencyMs: action.latencyMs });
         await this.h.world.gh.fault(spec);
         return { applied: true };
       }

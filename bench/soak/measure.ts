@@ -35,7 +35,7 @@ export interface Evidence {
 
 export interface Lost {
   job: string;
-  runner?: string;
+  runner?: string | undefined;
   why: string;
 }
 

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig, type Config } from "../../lib/config.ts";
-import { renderAgents } from "../../lib/launchd.ts";
+import { renderAgents } from "../../lib/launchd/render.ts";
 import { startAgent, type Agent, type AgentOptions } from "../../sim/launchd.ts";
 import { startWorld, type SimHost, type World } from "../../sim/world.ts";
 
