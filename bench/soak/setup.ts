@@ -104,7 +104,7 @@ export async function makeNeighbours(h: SoakHost): Promise<NeighbourObject[]> {
   return made;
 }
 
-/** The slots' launchd agents, rendered by lib/launchd.ts and run by sim/launchd.ts. */
+/** The slots' launchd agents, rendered by lib/launchd/render.ts and run by sim/launchd.ts. */
 export function startAgents(h: SoakHost, hooks: (slot: number) => Pick<AgentOptions, "onSpawn" | "onExit">): Map<number, Agent> {
   const dir = join(h.world.dir, "soak", "LaunchAgents");
   mkdirSync(dir, { recursive: true });
