@@ -27,9 +27,17 @@ export interface Run {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string; lines: LogLine[] }>;
 }
 
+/** Every binary a test started: none may outlive the test process (a timed-out test would leave it running). */
+const started = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
 /** Starts a compiled binary (never bun run) with the world's environment. */
 export function start(world: World, name: string, args: string[], extraEnv: Record<string, string> = {}): Run {
   const child = spawn(join(BIN, name), args, { env: { ...worldEnv(world), ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
+  started.add(child);
+  child.on("exit", () => started.delete(child));
   let stderr = "";
   let stdout = "";
   child.stderr!.on("data", (d) => (stderr += d));
