@@ -137,8 +137,11 @@ export function logLines(s: Slots): LogLine[] {
 }
 
 /** Waits until nothing of this test is left: no VM on disk, no runner on GitHub. */
-export async function nothingLeft(s: Slots, timeoutMs = 20_000): Promise<void> {
-  await until(`no VM and no runner of ${s.prefix} left`, async () => vms(s).length === 0 && (await github(s)).runners.length === 0, timeoutMs, 100);
+export async function nothingLeft(s: Slots, timeoutMs = 20_000, log: LogLine[] = []): Promise<void> {
+  await until(`no VM and no runner of ${s.prefix} left`, async () => vms(s).length === 0 && (await github(s)).runners.length === 0, timeoutMs, 100).catch(async (e) => {
+    console.error(`left: VMs ${JSON.stringify(vms(s))}, runners ${JSON.stringify((await github(s)).runners)}; the log:\n${log.map((l) => `  ${JSON.stringify(l)}`).join("\n")}`);
+    throw e;
+  });
 }
 
 /** The calls of one endpoint kind for this test, e.g. count(calls, "generate-jitconfig"). */

@@ -34,15 +34,21 @@ async function killIn(s: Slots, phase: string): Promise<{ vm: string; runnerId: 
 
 /**
  * Runs the loop in-process until `jobs` are done (by its runner, or by a
- * predecessor's it waited for) and its own runner listens with housekeeping
- * done, then stops it; returns its log.
+ * predecessor's it waited for) and then either its own runner listens with
+ * housekeeping done (it is stopped there) or its one cycle ended (its own
+ * runner took the last job); returns its log.
  */
 async function serveThenStop(s: Slots, jobs: number[]) {
   const run = loopInProcess(s);
-  await until("the jobs done and a runner listening", async () => {
+  let ended = false;
+  void run.done.then(() => (ended = true));
+  await until("the jobs done and a runner listening (or the cycle over)", async () => {
     for (const id of jobs) if ((await job(s, id)).status !== "completed") return false;
-    return events(run.lines, "run.ready").length > events(run.lines, "cycle.done").length;
-  }, 45_000, 50);
+    return ended || events(run.lines, "run.ready").length > events(run.lines, "cycle.done").length;
+  }, 45_000, 50).catch((e) => {
+    console.error(`its log:\n${run.lines.map((l) => `  ${JSON.stringify(l)}`).join("\n")}`);
+    throw e;
+  });
   run.stop.request();
   return exitOf(run, 0);
 }
@@ -172,7 +178,7 @@ describe("ghost runners", () => {
     await exitOf(loopInProcess(s), 0);
     expect((await job(s, next.id)).result).toBe("Succeeded");
     // GitHub fails the lost job once it gives up on the vanished runner; it is never re-queued.
-    await until("the lost job failed", async () => (await job(s, lost.id)).result === "Failed", 15_000);
+    await until("the lost job failed", async () => (await job(s, lost.id)).result === "Failed", 30_000);
     expect((await job(s, lost.id)).attempts).toBe(1);
     // Later cycles retry the ghost (at most once per host.backoff_max) until GitHub lets it go.
     await until("the ghost deleted by a later cycle", async () => {
