@@ -16,6 +16,7 @@ const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), "not a 
 const name = z.string().min(1);
 const ghost = z.object({ id: z.number().int().positive(), name, since: isoTime });
 const nextVm = z.object({ name, image: z.string(), created_at: isoTime });
+const golden = z.object({ name, image: z.string(), created_at: isoTime });
 
 /** Field schemas with their defaults; a missing field takes its default silently, a bad one is reported. */
 const FIELDS = {
@@ -34,6 +35,12 @@ const FIELDS = {
   image: [z.string(), undefined],
   /** A VM cloned while the previous job ran, for the next cycle. */
   next_vm: [nextVm, undefined],
+  /**
+   * The slot's suspended golden VM (vm.start: snapshot): its name, the image it
+   * was cloned from, and when it was made. Recorded before it is made, so a
+   * crash mid-way leaves a name to find; only a suspended one is used.
+   */
+  golden: [golden, undefined],
   /** Finished VMs, already forced off, still to delete (off the next cycle's critical path). */
   dispose: [z.array(name), []],
   /** Runners GitHub still calls busy after their VM is gone; deleted by later cycles. */
@@ -55,6 +62,7 @@ export type SlotState = { version: 1; slot: number; updated_at: string } & {
   -readonly [K in keyof Fields]: Fields[K][1] extends undefined ? z.output<Fields[K][0]> | undefined : z.output<Fields[K][0]>;
 };
 export type Ghost = z.output<typeof ghost>;
+export type Golden = z.output<typeof golden>;
 
 /** Parses a state file's text; every field that cannot be used is named in `problems` and defaulted. */
 export function parseSlotState(text: string | undefined, slot: number): { state: SlotState; problems: string[] } {
