@@ -12,6 +12,7 @@ import { guestEnv, VM_MARKER } from "./env.ts";
 import { guestRoot } from "./fs.ts";
 import { killMarked, ownStart } from "./processes.ts";
 import { startGuestSSH, type GuestSSH } from "./ssh-server.ts";
+import { trace } from "../trace.ts";
 
 export type GuestEvent = { lease: string } | { ssh: true } | { shutdown: true };
 
@@ -38,6 +39,7 @@ async function lease(avoid: string[] = []): Promise<string> {
     return await new Promise<string>(() => {}); // no address, ever
   }
   emit({ lease: ip });
+  trace({ kind: "guest", vm: vmDir, event: "lease", ip });
   return ip;
 }
 
@@ -48,7 +50,7 @@ if (mode === "boot") await sleep(settings.ssh_ms);
 const taken: string[] = [];
 for (;;) {
   try {
-    ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown });
+    ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown, onExec: (command) => trace({ kind: "guest", vm: vmDir, event: "exec", command: command.slice(0, 80) }) });
     break;
   } catch (err) {
     // Another process took the address since the lease: take another one.
@@ -58,3 +60,4 @@ for (;;) {
   }
 }
 emit({ ssh: true });
+trace({ kind: "guest", vm: vmDir, event: "ssh", ip });
