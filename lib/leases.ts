@@ -9,7 +9,7 @@
 //   	lease=0x6571f2a3
 //   }
 // (octets lose their leading zeros; lease is the expiry, epoch seconds in hex).
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 
 export interface Lease {
   ip: string;
@@ -47,4 +47,34 @@ export function leaseFor(path: string, mac: string, now = Date.now()): string | 
   }
   const want = shortMac(mac);
   return parseLeases(text).filter((l) => l.mac === want && l.expiresAtMs > now).at(-1)?.ip;
+}
+
+/**
+ * Reads `path` for `mac`'s lease as leaseFor does, but parses the file again
+ * only when it changed (bootpd and tart replace it; size, mtime or inode
+ * tell): a boot watches it every few milliseconds.
+ */
+export function leaseWatcher(path: string, mac: string): () => string | undefined {
+  const want = shortMac(mac);
+  let seen = "";
+  let leases: Lease[] = [];
+  return () => {
+    let stamp: string;
+    try {
+      const st = statSync(path);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+    if (stamp !== seen) {
+      try {
+        leases = parseLeases(readFileSync(path, "utf8")).filter((l) => l.mac === want);
+        seen = stamp;
+      } catch {
+        return undefined;
+      }
+    }
+    const now = Date.now();
+    return leases.filter((l) => l.expiresAtMs > now).at(-1)?.ip;
+  };
 }

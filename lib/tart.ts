@@ -124,9 +124,10 @@ export class Tart {
    * 2-VM limit). The VM outlives this process on purpose: a crashed loop's
    * VM is found and stopped by the next start of the slot.
    */
-  run(name: string, logFile: string): RunningVm {
+  run(name: string, logFile: string, o: { suspendable?: boolean | undefined } = {}): RunningVm {
     const fd = openSync(logFile, "a", 0o600);
-    const p = sh({ env: this.env() })({ detached: true, stdio: ["ignore", fd, fd] })`exec ${this.opts.path} run --no-graphics ${name}`;
+    const flags = ["--no-graphics", ...(o.suspendable ? ["--suspendable"] : [])];
+    const p = sh({ env: this.env() })({ detached: true, stdio: ["ignore", fd, fd] })`exec ${this.opts.path} run ${flags} ${name}`;
     closeSync(fd);
     const exited = (async () => {
       const o = await p;

@@ -4,18 +4,17 @@
 // The address comes straight from the DHCP lease file as soon as the lease
 // appears (tart's own `ip --wait` re-reads it only once a second); then the
 // SSH banner is polled. A `tart run` that exits early is read for why.
-import { mkdirSync, openSync, readSync, closeSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { MacosRunnerError, UsageError } from "../lib/errors.ts";
-import { leaseFor } from "../lib/leases.ts";
+import { leaseWatcher } from "../lib/leases.ts";
 import type { Logger } from "../lib/log.ts";
 import { aborted } from "../lib/signals.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
 import { bannerAt } from "../lib/ssh.ts";
 import { vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "../lib/tart.ts";
+import { readTail, sizeOf, vmLogPath } from "../lib/vm-log.ts";
 import { poll } from "../lib/wait.ts";
 
 export const spec = {
@@ -47,37 +46,6 @@ const PROBE_MS = 20;
 /** A `tart run` still up after this long has got past the start failures it reports at once (2-VM limit, VZ errors). */
 const ALIVE_MS = 1000;
 
-export function vmLogPath(config: Config, slot: number): string {
-  mkdirSync(config.host.logDir, { recursive: true });
-  return join(config.host.logDir, `slot-${slot}.vm.log`);
-}
-
-/** What `tart run` wrote to the VM log after `offset`, for the error when it exits early. */
-function logTail(path: string, offset: number): string {
-  try {
-    const fd = openSync(path, "r");
-    try {
-      const size = statSync(path).size;
-      const start = Math.max(offset, size - 4096);
-      const buf = Buffer.alloc(Math.max(0, size - start));
-      readSync(fd, buf, 0, buf.length, start);
-      return buf.toString("utf8").trim();
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return "";
-  }
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
-}
-
 export interface BootOptions {
   config: Config;
   tart: Tart;
@@ -87,6 +55,8 @@ export interface BootOptions {
   signal?: AbortSignal;
   /** Called once the VM is alive: up for ALIVE_MS, or given an address, whichever comes first. */
   onAlive?: () => void;
+  /** `tart run --suspendable`, for a golden VM that is to be suspended (a suspended VM restores without it). */
+  suspendable?: boolean;
 }
 
 export async function boot(o: BootOptions): Promise<Booted> {
@@ -95,13 +65,13 @@ export async function boot(o: BootOptions): Promise<Booted> {
   const log = o.log.child({ phase: "boot", vm: o.vm });
   const logFile = vmLogPath(o.config, o.slot);
   const offset = sizeOf(logFile);
-  const vm = o.tart.run(o.vm, logFile);
+  const vm = o.tart.run(o.vm, logFile, { suspendable: o.suspendable });
   let exited = false;
   const aliveTimer = setTimeout(() => o.onAlive?.(), ALIVE_MS);
   const died = vm.exited.then((e): never => {
     exited = true;
     clearTimeout(aliveTimer);
-    const output = logTail(logFile, offset);
+    const output = readTail(logFile, offset);
     const others = vmLimitOthers(output);
     if (others) throw new VmLimitError(others, "run", e.code ?? 1, output);
     throw new BootError(`VM ${o.vm} stopped while booting (tart run exit ${e.code ?? e.signal}): ${output.split("\n").at(-1) || "no output"} (${logFile})`);
@@ -112,18 +82,19 @@ export async function boot(o: BootOptions): Promise<Booted> {
     throw new BootError(`boot of ${o.vm} aborted`);
   });
   const race = <T>(p: Promise<T>) => Promise.race([p, died, abortedP]);
-  log.debug("boot.started", "tart run started", { pid: vm.pid });
-  try {
-    const ip = await race(findAddress(o, deadline, signal, () => exited));
-    const leasedAt = Date.now();
+  let leasedAt: number | undefined;
+  const leased = (ip: string) => {
+    leasedAt = Date.now();
     clearTimeout(aliveTimer);
     o.onAlive?.();
     log.info("boot.ip", `VM has address ${ip}`, { ip, duration_ms: leasedAt - started });
-    const ok = await race(poll(async () => ((await bannerAt(ip, o.config.vm.ssh.port)) ? true : undefined), { deadline, everyMs: PROBE_MS, signal }));
-    if (!ok) throw new BootError(`VM ${o.vm}: no SSH banner from ${ip}:${o.config.vm.ssh.port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms); is Remote Login enabled in the image?`);
+  };
+  log.debug("boot.started", "tart run started", { pid: vm.pid });
+  try {
+    const ip = await race(reachable(o, deadline, signal, () => exited, leased));
     const sshAt = Date.now();
-    log.info("boot.done", `VM reachable at ${ip}`, { ip, duration_ms: sshAt - started, ssh_ms: sshAt - leasedAt });
-    return { ip, vm, startedAt: started, leasedAt, sshAt };
+    log.info("boot.done", `VM reachable at ${ip}`, { ip, duration_ms: sshAt - started, ssh_ms: sshAt - (leasedAt ?? sshAt) });
+    return { ip, vm, startedAt: started, leasedAt: leasedAt ?? sshAt, sshAt };
   } finally {
     clearTimeout(aliveTimer);
     stopped.abort();
@@ -133,24 +104,48 @@ export async function boot(o: BootOptions): Promise<Booted> {
 }
 
 /**
- * The VM's address: from the lease file as soon as its MAC has a lease; when
- * the lease file cannot be read (or tart's config has no MAC), from `tart ip --wait`.
+ * The VM's address once its SSH server answers there. The address comes from
+ * the lease file, re-read every probe while the banner of the current one is
+ * probed: a VM restored from a snapshot shares its MAC with the earlier
+ * clones of its golden, so the first lease seen can be the stale one of a VM
+ * that is off, and the guest's own lease replaces it moments later. When the
+ * lease file cannot be read (or tart's config has no MAC), `tart ip --wait`.
  */
-async function findAddress(o: { config: Config; tart: Tart; vm: string }, deadline: number, signal: AbortSignal, exited: () => boolean): Promise<string> {
+async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, exited: () => boolean, leased: (ip: string) => void): Promise<string> {
+  const { port } = o.config.vm.ssh;
   const mac = o.tart.macAddress(o.vm);
   const leases = o.config.host.dhcpLeasesPath;
+  const noBanner = (ip: string) =>
+    new BootError(`VM ${o.vm}: no SSH banner from ${ip}:${port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms); is Remote Login enabled in the image?`);
   if (mac && leases && sizeOf(leases) > 0) {
-    const ip = await poll(() => (exited() ? undefined : leaseFor(leases, mac)), { deadline, everyMs: PROBE_MS, signal });
+    const leaseOf = leaseWatcher(leases, mac);
+    let probe: { ip: string; ok?: boolean } | undefined;
+    const ip = await poll(() => {
+      const current = exited() ? undefined : leaseOf();
+      if (!current) return undefined;
+      if (!probe) leased(current);
+      if (probe?.ip !== current || probe.ok === false) {
+        const p: { ip: string; ok?: boolean } = { ip: current };
+        probe = p;
+        void bannerAt(current, port).then((ok) => (p.ok = ok));
+      }
+      return probe.ok ? current : undefined;
+    }, { deadline, everyMs: PROBE_MS, signal });
     if (ip) return ip;
-    if (!signal.aborted && Date.now() >= deadline - PROBE_MS) {
-      throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): no lease for ${mac} in ${leases}`);
-    }
+    if (signal.aborted) throw new BootError(`boot of ${o.vm} aborted`);
+    if (probe) throw noBanner(probe.ip);
+    throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): no lease for ${mac} in ${leases}`);
   }
+  let ip: string;
   try {
-    return await o.tart.ip(o.vm, Math.max(1, (deadline - Date.now()) / 1000));
+    ip = await o.tart.ip(o.vm, Math.max(1, (deadline - Date.now()) / 1000));
   } catch (err) {
     throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): ${(err as Error).message}`);
   }
+  leased(ip);
+  const ok = await poll(async () => ((await bannerAt(ip, port)) ? true : undefined), { deadline, everyMs: PROBE_MS, signal });
+  if (!ok) throw noBanner(ip);
+  return ip;
 }
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<void> {
