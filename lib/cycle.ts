@@ -20,13 +20,15 @@ import { inspectImageLock } from "./image-lock.ts";
 import { cachedDigest } from "./tart-cache.ts";
 import { aborted } from "./signals.ts";
 import { cleanSlot, removeRunner } from "./slot/clean.ts";
+import { prepareSnapshot } from "./snapshot.ts";
 import { retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
 import type { StatePatch } from "./slot/state.ts";
 import { VmLimitError } from "./tart.ts";
+import type { StartPath } from "./metrics.ts";
 
 export interface CycleResult {
   outcome: RunOutcome;
-  path: "cold" | "pre-cloned";
+  path: StartPath;
 }
 
 /** Ended by a stop before or instead of a job: the slot is clean, exit 0. */
@@ -54,7 +56,7 @@ function usablePreclone(r: SlotRun, image: string): string | undefined {
 }
 
 /** What the metrics' info series says about the image in use: the pinned digest, else the one tart cached for the tag. */
-function reportImage(r: SlotRun, choice: ImageChoice, path: "cold" | "pre-cloned"): void {
+function reportImage(r: SlotRun, choice: ImageChoice, path: StartPath): void {
   const { lock } = inspectImageLock(r.config.host.stateDir);
   const pinnedHere = lock && lock.digest === choice.digest;
   const digest = choice.digest ?? cachedDigest(choice.ref, r.tart.home);
@@ -66,11 +68,14 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const choice = imageToClone(config, r.log);
   const image = choice.ref;
   if (!choice.pinned && choice.ref.includes("/")) r.log.info("clone.unpinned", `no image pinned yet (pull has not run): cloning the tag ${choice.ref}`);
-  const pre = usablePreclone(r, image);
+  // vm.start: snapshot restores clones of the slot's suspended golden (lib/snapshot.ts).
+  const snap = config.vm.start === "snapshot" ? await prepareSnapshot(r, choice) : undefined;
+  const source = snap?.golden ?? image;
+  const pre = usablePreclone(r, source);
   const name = pre ?? r.names.next();
   const log = r.log.child({ vm: name, runner: name });
   const cycle = { ...r, log };
-  const path = pre ? "pre-cloned" : "cold";
+  let path: StartPath = snap ? "snapshot" : pre ? "pre-cloned" : "cold";
   persist(r, {
     phase: pre ? "boot" : "clone", vm: name, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
     cycle_started_at: new Date().toISOString(), path, image: choice.digest ?? choice.ref, next_vm: pre ? undefined : store.current.next_vm,
@@ -82,6 +87,11 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   let alive!: () => void;
   const vmAlive = new Promise<void>((res) => (alive = res));
   const vmP = (async (): Promise<Booted> => {
+    if (snap) {
+      const started = await snap.start({ name, preCloned: pre !== undefined, log, signal: stopOrCancel, onAlive: alive });
+      path = started.path;
+      return started;
+    }
     if (!pre) {
       const cloneStarted = Date.now();
       await clone({ config, tart, vm: name, image, log, signal: stopOrCancel });
@@ -134,7 +144,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     on: {
       listening: () => {
         metrics.runnerListening();
-        background.push(precloneNext(cycle, image), housekeeping(cycle));
+        background.push(precloneNext(cycle, source, { configure: !snap }), housekeeping(cycle));
       },
       jobStarted: (job) => {
         store.write({ phase: "job", job });
@@ -185,13 +195,13 @@ async function drain(r: SlotRun, run: ReturnType<typeof startRun>): Promise<void
 }
 
 /** Clones the next cycle's VM while this one serves, recorded before it starts. */
-async function precloneNext(r: SlotRun, image: string): Promise<void> {
+async function precloneNext(r: SlotRun, image: string, o: { configure: boolean }): Promise<void> {
   if (r.store.current.next_vm || r.stop.drain.aborted) return;
   const name = r.names.next();
   if (!r.store.write({ next_vm: { name, image, created_at: new Date().toISOString() } })) return;
   try {
     const started = Date.now();
-    await clone({ config: r.config, tart: r.tart, vm: name, image, log: r.log.child({ phase: "preclone", vm: name }), signal: r.stop.drain });
+    await clone({ config: r.config, tart: r.tart, vm: name, image, log: r.log.child({ phase: "preclone", vm: name }), signal: r.stop.drain, configure: o.configure });
     r.metrics.observe("clone", (Date.now() - started) / 1000);
   } catch (err) {
     r.log.warn("preclone.failed", `could not clone the next VM ahead (${(err as Error).message}); the next cycle clones its own`, { vm: name });
