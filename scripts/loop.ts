@@ -15,6 +15,7 @@ import { lockSlot } from "../lib/slot/lock.ts";
 import { mirrorStateToMetrics } from "../lib/slot/metrics.ts";
 import { leftBehind, recover, type SlotRun } from "../lib/slot/recover.ts";
 import { SlotStore } from "../lib/slot/state.ts";
+import { unreapedChildren, usage } from "../lib/usage.ts";
 
 export const spec = {
   name: "loop",
@@ -59,6 +60,8 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     if (stop.drain.aborted) await disposeAll(r).catch((err: Error) => ctx.log.error("dispose.failed", `could not delete the slot's stopped VMs: ${err.message}; the next start deletes them`));
     metrics.flush();
     lock.release();
+    // What the cycle cost this host, for the benchmarks and capacity planning.
+    ctx.log.info("loop.exit", "exiting", { ...usage(), unreaped: unreapedChildren() });
   }
 }
 
