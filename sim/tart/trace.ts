@@ -7,7 +7,7 @@
 import { appendFileSync } from "node:fs";
 
 export type TraceEvent =
-  | { kind: "tart"; cmd: string; pid: number; ppid: number; cpu_us: number }
+  | { kind: "tart"; cmd: string; args: string[]; pid: number; ppid: number; started_ms: number; cpu_us: number }
   | { kind: "guest"; vm: string; event: "lease" | "ssh" | "exec"; ip?: string; command?: string };
 
 export function trace(event: TraceEvent): void {
@@ -20,8 +20,9 @@ export function trace(event: TraceEvent): void {
   }
 }
 
-/** This process's CPU so far (user + system), for a `tart` line. */
-export function traceCpu(cmd: string): void {
+/** This tart process: its command and arguments, when it started, its CPU so far (user + system). */
+export function traceTart(): void {
+  const [cmd = "", ...args] = process.argv.slice(2);
   const { user, system } = process.cpuUsage();
-  trace({ kind: "tart", cmd, pid: process.pid, ppid: process.ppid, cpu_us: user + system });
+  trace({ kind: "tart", cmd, args, pid: process.pid, ppid: process.ppid, started_ms: Math.round(performance.timeOrigin), cpu_us: user + system });
 }
