@@ -169,7 +169,7 @@ async function syncClock(config: Config, ip: string, log: Logger): Promise<void>
   const { ssh } = config.vm;
   const started = Date.now();
   const args = sshArgs({ host: ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath }, `sudo sntp -sS ${TIME_SERVER}`);
-  const r = await finished(sh({ timeoutMs: 30_000 })`ssh ${args}`);
+  const r = await finished(sh({ timeoutMs: 30_000 })`exec ssh ${args}`);
   if (r.code !== 0) throw new SnapshotError(`clock sync in the restored guest failed (sntp -sS ${TIME_SERVER}, exit ${r.code}): ${r.stderr.split("\n").at(-1) || "no output"}`);
   log.info("snapshot.clock_synced", `guest clock synced: ${r.stdout.trim().split(" ")[0] ?? ""} s`, { duration_ms: Date.now() - started });
 }

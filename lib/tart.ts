@@ -81,7 +81,8 @@ export class Tart {
 
   private async exec(args: string[], timeoutMs: number, signal?: AbortSignal): Promise<Finished> {
     const started = performance.now();
-    const r = await finished(sh({ timeoutMs, env: this.env(), ...(signal && { signal }) })`${this.opts.path} ${args}`);
+    // exec: tart replaces the shell, one process fewer per call.
+    const r = await finished(sh({ timeoutMs, env: this.env(), ...(signal && { signal }) })`exec ${this.opts.path} ${args}`);
     this.elapsedMs += performance.now() - started;
     if (r.code === 127) {
       throw new TartMissingError(
