@@ -9,7 +9,8 @@
 //   	lease=0x6571f2a3
 //   }
 // (octets lose their leading zeros; lease is the expiry, epoch seconds in hex).
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync, watch } from "node:fs";
+import { basename, dirname } from "node:path";
 
 export interface Lease {
   ip: string;
@@ -77,4 +78,22 @@ export function leaseWatcher(path: string, mac: string): () => string | undefine
     const now = Date.now();
     return leases.filter((l) => l.expiresAtMs > now).at(-1)?.ip;
   };
+}
+
+/**
+ * Calls `onChange` when the lease file may have changed: its directory is
+ * watched (bootpd renames a new file over the old one). Best effort: when the
+ * directory cannot be watched nothing is called, so callers poll as well.
+ */
+export function watchLeases(path: string, onChange: () => void): { close(): void } {
+  const name = basename(path);
+  try {
+    const w = watch(dirname(path), { persistent: false }, (_event, file) => {
+      if (!file || file === name) onChange();
+    });
+    w.on("error", () => {});
+    return { close: () => w.close() };
+  } catch {
+    return { close: () => {} };
+  }
 }

@@ -2,20 +2,21 @@
 // boot: start a VM headless and wait until its SSH server answers.
 //   boot --slot 1 --vm NAME          # prints the VM's IP
 // The address comes straight from the DHCP lease file as soon as the lease
-// appears (tart's own `ip --wait` re-reads it only once a second); then the
-// SSH banner is polled. A `tart run` that exits early is read for why.
+// appears (its directory is watched; tart's own `ip --wait` re-reads it only
+// once a second); then the SSH banner is polled. A `tart run` that exits
+// early is read for why.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { MacosRunnerError, UsageError } from "../lib/errors.ts";
-import { leaseWatcher } from "../lib/leases.ts";
+import { leaseWatcher, watchLeases } from "../lib/leases.ts";
 import type { Logger } from "../lib/log.ts";
 import { aborted } from "../lib/signals.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
 import { bannerAt } from "../lib/ssh.ts";
 import { vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "../lib/tart.ts";
 import { readTail, sizeOf, vmLogPath } from "../lib/vm-log.ts";
-import { poll } from "../lib/wait.ts";
+import { poll, Waker } from "../lib/wait.ts";
 
 export const spec = {
   name: "boot",
@@ -41,8 +42,10 @@ export interface Booted {
   sshAt: number;
 }
 
-/** How often the lease file and the SSH port are looked at while a VM boots. */
+/** How often the SSH port of a leased VM is probed. */
 const PROBE_MS = 20;
+/** How often the lease file is read while no lease is there, besides when its directory changes. */
+const LEASE_POLL_MS = 100;
 /** A `tart run` still up after this long has got past the start failures it reports at once (2-VM limit, VZ errors). */
 const ALIVE_MS = 1000;
 
@@ -119,19 +122,33 @@ async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, 
     new BootError(`VM ${o.vm}: no SSH banner from ${ip}:${port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms); is Remote Login enabled in the image?`);
   if (mac && leases && sizeOf(leases) > 0) {
     const leaseOf = leaseWatcher(leases, mac);
+    const waker = new Waker();
+    const watcher = watchLeases(leases, () => waker.wake());
     let probe: { ip: string; ok?: boolean } | undefined;
-    const ip = await poll(() => {
-      const current = exited() ? undefined : leaseOf();
-      if (!current) return undefined;
-      if (!probe) leased(current);
-      if (probe?.ip !== current || probe.ok === false) {
-        const p: { ip: string; ok?: boolean } = { ip: current };
-        probe = p;
-        void bannerAt(current, port).then((ok) => (p.ok = ok));
+    try {
+      for (;;) {
+        const current = exited() ? undefined : leaseOf();
+        if (current) {
+          if (!probe) leased(current);
+          if (probe?.ip !== current || probe.ok === false) {
+            const p: { ip: string; ok?: boolean } = { ip: current };
+            probe = p;
+            void bannerAt(current, port).then((ok) => {
+              p.ok = ok;
+              if (ok) waker.wake();
+            });
+          }
+          if (probe.ok) return current;
+        }
+        const left = deadline - Date.now();
+        if (signal.aborted || left <= 0) break;
+        // No lease yet: the watcher wakes us when the file changes (and a slow poll in case it cannot).
+        // A lease: its SSH banner is probed every PROBE_MS, and a probe that succeeds wakes us at once.
+        await waker.sleep(Math.min(current ? PROBE_MS : LEASE_POLL_MS, left), signal);
       }
-      return probe.ok ? current : undefined;
-    }, { deadline, everyMs: PROBE_MS, signal });
-    if (ip) return ip;
+    } finally {
+      watcher.close();
+    }
     if (signal.aborted) throw new BootError(`boot of ${o.vm} aborted`);
     if (probe) throw noBanner(probe.ip);
     throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): no lease for ${mac} in ${leases}`);
