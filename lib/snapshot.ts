@@ -22,7 +22,7 @@ import type { ImageChoice } from "./image.ts";
 import type { Logger } from "./log.ts";
 import { finished, sh } from "./proc.ts";
 import type { SlotRun } from "./slot/recover.ts";
-import type { Golden } from "./slot/state.ts";
+import type { Golden, StartedVm } from "./slot/state.ts";
 import { sshArgs } from "./ssh.ts";
 import { VmLimitError, type Tart } from "./tart.ts";
 import { readTail, sizeOf, vmLogPath } from "./vm-log.ts";
@@ -46,6 +46,8 @@ export interface StartOptions {
   name: string;
   /** The VM is a clone of the golden made ahead (pre-cloned): no clone now. */
   preCloned: boolean;
+  /** Its `tart run` was started by the previous cycle (lib/prestart.ts). */
+  started?: StartedVm | undefined;
   log: Logger;
   signal: AbortSignal;
   onAlive: () => void;
@@ -129,8 +131,8 @@ async function startFromGolden(r: SlotRun, image: string, golden: string, o: Sta
       metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
     }
     const logFile = vmLogPath(config, r.slot);
-    const offset = sizeOf(logFile);
-    const booted = await boot({ config, tart, vm: o.name, slot: r.slot, log, signal: o.signal, onAlive: o.onAlive });
+    const offset = o.started?.log_offset ?? sizeOf(logFile);
+    const booted = await boot({ config, tart, vm: o.name, slot: r.slot, log, signal: o.signal, onAlive: o.onAlive, started: o.started });
     observeBoot(r, booted);
     // A MAC already in use makes tart reset the MAC and drop the state: a cold boot after all.
     if (!readTail(logFile, offset).includes("resuming VM")) {

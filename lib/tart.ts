@@ -64,6 +64,28 @@ export function vmLimitOthers(output: string): string[] | undefined {
   return (m[1] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 }
 
+/**
+ * Whether a live process of ours has this pid (another user's answers EPERM:
+ * not our `tart run`). A zombie, dead but not yet reaped by whoever adopted
+ * it, answers kill(0) too: where /proc tells, it counts as dead.
+ */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
+  } catch {
+    return true; // no /proc (macOS): kill(0) is the answer
+  }
+}
+
+/** How often an attached `tart run` (not our child) is checked for having ended. */
+const ATTACHED_POLL_MS = 250;
+
 export class Tart {
   /** Milliseconds spent waiting on tart processes, for benchmarks. */
   elapsedMs = 0;
@@ -136,6 +158,24 @@ export class Tart {
     })();
     p.child?.unref();
     return { pid: p.pid ?? -1, exited };
+  }
+
+  /**
+   * A `tart run` an earlier process started (and left running on purpose):
+   * not our child, so its end is seen by polling its pid. Undefined when
+   * that pid is gone.
+   */
+  attach(pid: number): RunningVm | undefined {
+    if (!isAlive(pid)) return undefined;
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+      const timer = setInterval(() => {
+        if (isAlive(pid)) return;
+        clearInterval(timer);
+        resolve({ code: null, signal: null });
+      }, ATTACHED_POLL_MS);
+      timer.unref();
+    });
+    return { pid, exited };
   }
 
   /** `tart ip --wait`: tart's own lease lookup, polled once a second. */

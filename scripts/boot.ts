@@ -15,6 +15,7 @@ import { aborted } from "../lib/signals.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
 import { bannerAt } from "../lib/ssh.ts";
 import { vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "../lib/tart.ts";
+import type { StartedVm } from "../lib/slot/state.ts";
 import { readTail, sizeOf, vmLogPath } from "../lib/vm-log.ts";
 import { poll, Waker } from "../lib/wait.ts";
 
@@ -46,6 +47,8 @@ export interface Booted {
 const PROBE_MS = 20;
 /** How often the lease file is read while no lease is there, besides when its directory changes. */
 const LEASE_POLL_MS = 100;
+/** A VM the previous cycle started longer ago than this is not trusted to be the process it recorded. */
+const ATTACH_MAX_AGE_MS = 60_000;
 /** A `tart run` still up after this long has got past the start failures it reports at once (2-VM limit, VZ errors). */
 const ALIVE_MS = 1000;
 
@@ -60,15 +63,18 @@ export interface BootOptions {
   onAlive?: () => void;
   /** `tart run --suspendable`, for a golden VM that is to be suspended (a suspended VM restores without it). */
   suspendable?: boolean;
+  /** The VM's `tart run` was started by the previous cycle's process: wait for it rather than start it. */
+  started?: StartedVm | undefined;
 }
 
 export async function boot(o: BootOptions): Promise<Booted> {
-  const started = Date.now();
-  const deadline = started + o.config.vm.bootTimeoutMs;
   const log = o.log.child({ phase: "boot", vm: o.vm });
   const logFile = vmLogPath(o.config, o.slot);
-  const offset = sizeOf(logFile);
-  const vm = o.tart.run(o.vm, logFile, { suspendable: o.suspendable });
+  const attached = o.started && (await attach(o, log));
+  const started = attached ? Date.parse(o.started!.started_at) : Date.now();
+  const deadline = started + o.config.vm.bootTimeoutMs;
+  const offset = attached ? o.started!.log_offset : sizeOf(logFile);
+  const vm = attached || o.tart.run(o.vm, logFile, { suspendable: o.suspendable });
   let exited = false;
   const aliveTimer = setTimeout(() => o.onAlive?.(), ALIVE_MS);
   const died = vm.exited.then((e): never => {
@@ -92,7 +98,8 @@ export async function boot(o: BootOptions): Promise<Booted> {
     o.onAlive?.();
     log.info("boot.ip", `VM has address ${ip}`, { ip, duration_ms: leasedAt - started });
   };
-  log.debug("boot.started", "tart run started", { pid: vm.pid });
+  if (attached) log.info("boot.attached", `the previous cycle started this VM ${Date.now() - started} ms ago`, { pid: vm.pid });
+  else log.debug("boot.started", "tart run started", { pid: vm.pid });
   try {
     const ip = await race(reachable(o, deadline, signal, () => exited, leased));
     const sshAt = Date.now();
@@ -104,6 +111,20 @@ export async function boot(o: BootOptions): Promise<Booted> {
     died.catch(() => {});
     abortedP.catch(() => {});
   }
+}
+
+/**
+ * The `tart run` the previous cycle started, if it still runs and is recent:
+ * a pid recorded before a reboot or long ago may belong to another process
+ * by now, so such a VM is forced off and started again.
+ */
+async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefined> {
+  const age = Date.now() - Date.parse(o.started!.started_at);
+  const vm = age < ATTACH_MAX_AGE_MS ? o.tart.attach(o.started!.pid) : undefined;
+  if (vm) return vm;
+  log.warn("boot.restart", `the VM the previous cycle started ${Math.round(age / 1000)} s ago is not running as started (pid ${o.started!.pid}); starting it again`);
+  await o.tart.forceOff(o.vm);
+  return undefined;
 }
 
 /**

@@ -15,7 +15,9 @@ export type Phase = (typeof PHASES)[number];
 const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), "not a time");
 const name = z.string().min(1);
 const ghost = z.object({ id: z.number().int().positive(), name, since: isoTime });
-const nextVm = z.object({ name, image: z.string(), created_at: isoTime });
+/** A VM whose `tart run` an earlier process started (the next cycle's VM, started by the previous cycle as it ended). */
+const started = z.object({ pid: z.number().int().positive(), started_at: isoTime, log_offset: z.number().int().nonnegative() });
+const nextVm = z.object({ name, image: z.string(), created_at: isoTime, run: started.optional() });
 const golden = z.object({ name, image: z.string(), created_at: isoTime });
 
 /** Field schemas with their defaults; a missing field takes its default silently, a bad one is reported. */
@@ -63,6 +65,7 @@ export type SlotState = { version: 1; slot: number; updated_at: string } & {
 };
 export type Ghost = z.output<typeof ghost>;
 export type Golden = z.output<typeof golden>;
+export type StartedVm = z.output<typeof started>;
 
 /** Parses a state file's text; every field that cannot be used is named in `problems` and defaulted. */
 export function parseSlotState(text: string | undefined, slot: number): { state: SlotState; problems: string[] } {
