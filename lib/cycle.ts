@@ -72,6 +72,8 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const snap = config.vm.start === "snapshot" ? await prepareSnapshot(r, choice) : undefined;
   const source = snap?.golden ?? image;
   const pre = usablePreclone(r, source);
+  // The previous cycle may have started it already (lib/prestart.ts).
+  const started = pre ? store.current.next_vm?.run : undefined;
   const name = pre ?? r.names.next();
   const log = r.log.child({ vm: name, runner: name });
   const cycle = { ...r, log };
@@ -88,9 +90,9 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const vmAlive = new Promise<void>((res) => (alive = res));
   const vmP = (async (): Promise<Booted> => {
     if (snap) {
-      const started = await snap.start({ name, preCloned: pre !== undefined, log, signal: stopOrCancel, onAlive: alive });
-      path = started.path;
-      return started;
+      const b = await snap.start({ name, preCloned: pre !== undefined, started, log, signal: stopOrCancel, onAlive: alive });
+      path = b.path;
+      return b;
     }
     if (!pre) {
       const cloneStarted = Date.now();
@@ -98,7 +100,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
       metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
       store.write({ phase: "boot" });
     }
-    const booted = await boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive });
+    const booted = await boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive, started });
     metrics.observe("boot_to_ip", (booted.leasedAt - booted.startedAt) / 1000);
     metrics.observe("boot_to_ssh", (booted.sshAt - booted.startedAt) / 1000);
     return booted;
