@@ -3,10 +3,11 @@
 // a runner's session opened = "Listening for Jobs") and the sim's tart and
 // guest ($SIM_TART_TRACE: each tart process's span and CPU, the guest's lease,
 // sshd and exec times). Turnaround = job completed -> the same slot's next
-// runner listening. Host overhead = the part of that window in which neither
-// tart (a tart command of this slot's VMs, or the next VM booting or
-// restoring until its sshd answers) nor the guest's runner (its exec until
-// listening) was working: the caller's own time.
+// runner listening. Host overhead = the part of that window in which nothing
+// external was on the way: not a tart command on one of the slot's VMs before
+// the next VM's `tart run` (stop, delete, clone, set), not the next VM booting
+// or restoring until its sshd answers, not the runner starting (its exec
+// until listening): the caller's own time, its polling lag included.
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import type { SimEvent } from "../sim/github/types.ts";
@@ -103,9 +104,11 @@ export function cycles(events: SimEvent[], trace: TraceRecord[], slotOf: (name: 
     const runStart = Math.min(...tart.filter((r) => r.cmd === "run" && r.args.includes(vm)).map((r) => r.started_ms));
     const sshUp = guest.find((g) => ofVm(g) && g.event === "ssh" && g.at_ms >= runStart)?.at_ms;
     const exec = guest.filter((g) => ofVm(g) && g.event === "exec" && g.command?.startsWith(RUNNER_COMMAND) && g.at_ms <= t1).at(-1)?.at_ms;
+    // tart commands count until the next VM's `tart run`: what comes after runs beside the boot
+    // (deleting finished VMs) or polls it (`tart ip --wait`, whose lag past the lease is the caller's).
     const external: [number, number][] = tart
-      .filter((r) => r.cmd !== "run" && r.args.some((a) => slotOf(a) === slot))
-      .map((r) => [r.started_ms, r.at_ms]);
+      .filter((r) => r.cmd !== "run" && r.args.some((a) => slotOf(a) === slot) && r.started_ms < runStart)
+      .map((r) => [r.started_ms, Math.min(r.at_ms, runStart)]);
     if (Number.isFinite(runStart) && sshUp !== undefined) external.push([runStart, sshUp]);
     if (exec !== undefined) external.push([exec, t1]);
     out.push({
