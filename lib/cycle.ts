@@ -4,7 +4,7 @@
 //   run.sh over SSH -> listening -> one job -> completed
 // While the runner listens, the next VM is cloned and the slot's housekeeping
 // (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
-// done the VM is forced off; the next cycle deletes it once its own VM boots
+// done the VM is forced off; the next cycle deletes it while its own VM boots
 // (a stopping slot deletes it, and the pre-cloned VM, before it exits).
 // A stop (drain) takes an idle runner off GitHub before the VM is touched.
 import { existsSync } from "node:fs";
@@ -108,6 +108,8 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // The JIT runner is made once the VM is alive, so a VM that cannot start
   // (2-VM limit, start failure) costs no runner.
   const vmFailed = vmP.then(() => false, () => true);
+  // Finished VMs (already off) are deleted while this one boots, when the host is idle, not while ssh connects.
+  const disposed = Promise.race([vmAlive, vmFailed]).then(() => disposeOld(cycle));
   const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
     if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
     if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
@@ -125,7 +127,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   });
   vmP.catch(() => (failedFirst ??= "vm"));
   const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
-  const background: Promise<unknown>[] = [disposeOld(cycle)];
+  const background: Promise<unknown>[] = [disposed];
   if (stop.drain.aborted) {
     await Promise.allSettled(background);
     throw new StoppedError("before the runner started");
