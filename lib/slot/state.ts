@@ -6,7 +6,7 @@
 // was not persisted, cleans up from what it knows, and backs off.
 import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { writeFileAtomic } from "../fs.ts";
 
 export const PHASES = ["idle", "recover", "token", "clone", "boot", "run", "job", "cleanup", "backoff", "done", "failed"] as const;
