@@ -120,7 +120,7 @@ export async function boot(o: BootOptions): Promise<Booted> {
  */
 async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefined> {
   const age = Date.now() - Date.parse(o.started!.started_at);
-  const vm = age < ATTACH_MAX_AGE_MS ? o.tart.attach(o.started!.pid) : undefined;
+  const vm = age < ATTACH_MAX_AGE_MS ? o.tart.attach(o.vm, o.started!.pid) : undefined;
   if (vm) return vm;
   log.warn("boot.restart", `the VM the previous cycle started ${Math.round(age / 1000)} s ago is not running as started (pid ${o.started!.pid}); starting it again`);
   await o.tart.forceOff(o.vm);

@@ -45,7 +45,7 @@ describe("the next VM started ahead", () => {
     const next = nextVm(s);
     expect(events(first, "next.started").map((l) => l.vm)).toEqual([next.name]);
     expect(alive(next.run!.pid)).toBe(true);
-    expect(vms(s).find((v) => v.name === next.name)?.running).toBe(true);
+    await until("the next VM runs", () => vms(s).find((v) => v.name === next.name)?.running);
     const second = await serve(s, "second");
     expect(events(second, "boot.attached").map((l) => l.pid)).toEqual([next.run!.pid]);
     expect(second.runner).toBe(next.name);
@@ -76,7 +76,7 @@ describe("the next VM started ahead", () => {
   test.concurrent("cleanup removes a VM started ahead when no cycle follows (the agent was unloaded between cycles)", async () => {
     const s = slots(world, {}, { boot_ms: 500 });
     await serve(s, "only");
-    expect(vms(s).some((v) => v.running)).toBe(true);
+    await until("the next VM runs", () => vms(s).some((v) => v.running));
     expect((await start(world, "cleanup", ["--slot", "1", "--config", s.path], s.host.env).done).code).toBe(0);
     await nothingLeft(s);
   }, 60_000);

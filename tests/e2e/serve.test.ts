@@ -71,6 +71,7 @@ describe("steady state", () => {
     const finished = (after1.dispose as string[])[0]!;
     const pre = (after1.next_vm as { name: string }).name;
     // Between cycles the finished VM is off, and the pre-cloned one already boots for the next cycle (started ahead).
+    await until("the next VM runs", () => vms(s).find((v) => v.name === pre)?.running);
     expect(vms(s).sort((a, b) => a.name.localeCompare(b.name))).toEqual([{ name: finished, running: false }, { name: pre, running: true }].sort((a, b) => a.name.localeCompare(b.name)));
     expect((after1.next_vm as { run?: { pid: number } }).run?.pid).toBeGreaterThan(0);
     expect((await github(s)).runners).toEqual([]);
