@@ -21,8 +21,10 @@ export interface Cost {
   selfCpuMs: number;
   /** Peak RSS of one controlling process, KiB. */
   peakRssKb: number;
-  /** Loop processes: children not yet reaped when they exited (their CPU is missing from treeCpuMs). */
+  /** Loop processes: children not yet reaped when they exited (the next VM's run process, left running on purpose). */
   unreaped: number;
+  /** The controlling processes: tart processes they waited for are in treeCpuMs, the others are not. */
+  pids: Set<number>;
 }
 
 export interface Contender {
@@ -82,6 +84,7 @@ export function loopContender({ world, host, dir, o }: Stage): Contender {
   });
   let agents: Agent[] = [];
   let offsets: number[] = [];
+  let pids = new Set<number>();
   const size = (p: string) => {
     try {
       return readFileSync(p).length;
@@ -96,7 +99,8 @@ export function loopContender({ world, host, dir, o }: Stage): Contender {
     slotOf: slotFrom(/^bl-bench-(\d)-/),
     start(trace) {
       offsets = plists.map((p) => size(p.log));
-      agents = plists.map((p) => startAgent(p.path, { env: { ...worldEnv(world), ...host.env, SIM_TART_TRACE: trace } }));
+      pids = new Set();
+      agents = plists.map((p) => startAgent(p.path, { env: { ...worldEnv(world), ...host.env, SIM_TART_TRACE: trace }, onSpawn: (pid) => pids.add(pid) }));
     },
     async stop() {
       await Promise.all(agents.map((a) => a.bootout()));
@@ -109,6 +113,7 @@ export function loopContender({ world, host, dir, o }: Stage): Contender {
         selfCpuMs: sum((l) => Number(l.cpu_ms)),
         peakRssKb: Math.max(0, ...exits.map((l) => Number(l.max_rss_kb))),
         unreaped: sum((l) => Number(l.unreaped ?? 0)),
+        pids,
       };
     },
     kill: () => agents.forEach((a) => killGroup(a.pid)),
@@ -156,7 +161,7 @@ export function baselineContender({ world, host, dir, o }: Stage): Contender {
       );
     },
     async stop() {
-      const cost: Cost = { treeCpuMs: 0, selfCpuMs: 0, peakRssKb: 0, unreaped: 0 };
+      const cost: Cost = { treeCpuMs: 0, selfCpuMs: 0, peakRssKb: 0, unreaped: 0, pids: new Set(loops.map((p) => p.pid)) };
       await Promise.all(loops.map(async (p) => {
         const own = procUsage(p.pid);
         // The whole process group, as a terminal's ^C or launchd would: the runner's ssh ends, the trap cleans up.

@@ -18,6 +18,7 @@ export interface TartRecord {
   cmd: string;
   args: string[];
   pid: number;
+  ppid: number;
   started_ms: number;
   cpu_us: number;
 }
@@ -69,7 +70,9 @@ export function tartProcesses(trace: TraceRecord[]): TartRecord[] {
   return [...byPid.values()];
 }
 
-export const tartCpuMs = (trace: TraceRecord[]) => tartProcesses(trace).reduce((ms, r) => ms + r.cpu_us / 1000, 0);
+/** CPU of the tart processes whose parent (when they last reported) is one of `parents`: the ones those waited for. */
+export const tartCpuMs = (trace: TraceRecord[], parents: Set<number>) =>
+  tartProcesses(trace).filter((r) => parents.has(r.ppid)).reduce((ms, r) => ms + r.cpu_us / 1000, 0);
 
 /** Total length of the union of intervals, clipped to [from, to]. */
 export function coveredMs(intervals: [number, number][], from: number, to: number): number {

@@ -47,7 +47,7 @@ async function block(stage: Stage, c: Contender, n: number): Promise<SideResult>
     jobsFailed: ready.jobs.filter((j) => ids.has(j.id) && j.result !== "Succeeded").length,
     steadySessions: events.filter((e) => e.kind === "session-opened").length,
     steadyApiCalls: total(ready.requests.byAccount[c.org]) - total(before.requests.byAccount[c.org]),
-    hostCpuMs: cost.treeCpuMs - tartCpuMs(trace),
+    hostCpuMs: cost.treeCpuMs - tartCpuMs(trace, cost.pids),
     selfCpuMs: cost.selfCpuMs,
     peakRssKb: cost.peakRssKb,
     unreaped: cost.unreaped,
