@@ -9,7 +9,9 @@ export interface SideResult {
   cycles: Cycle[];
   jobs: number;
   jobsFailed: number;
-  /** Runner sessions opened (cycles that reached "Listening") and API calls, after the first block (its one-off calls). */
+  /** Runner sessions opened: cycles that reached "Listening" (a block's last one is stopped there). */
+  sessions: number;
+  /** Sessions and API calls after the first block (its one-off calls). */
   steadySessions: number;
   steadyApiCalls: number;
   /** CPU of the contender's processes minus tart's, ms. */
@@ -45,8 +47,8 @@ function rows(loop: SideResult, base: SideResult): [string, number, number][] {
     [`SSH reachable -> listening median (ms)`, median(col(loop, (c) => c.sshToListeningMs)), median(col(base, (c) => c.sshToListeningMs))],
     ...stat("host overhead", (c) => c.hostOverheadMs),
     ["GitHub API calls per cycle (after block 1)", loop.steadyApiCalls / loop.steadySessions, base.steadyApiCalls / base.steadySessions],
-    ["host CPU per job (ms)", loop.hostCpuMs / loop.jobs, base.hostCpuMs / base.jobs],
-    ["  of it the controlling process (ms)", loop.selfCpuMs / loop.jobs, base.selfCpuMs / base.jobs],
+    ["host CPU per cycle (ms)", loop.hostCpuMs / loop.sessions, base.hostCpuMs / base.sessions],
+    ["  of it the controlling process (ms)", loop.selfCpuMs / loop.sessions, base.selfCpuMs / base.sessions],
     ["peak RSS, controlling process (MiB)", loop.peakRssKb / 1024, base.peakRssKb / 1024],
   ];
 }

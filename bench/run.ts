@@ -45,6 +45,7 @@ async function block(stage: Stage, c: Contender, n: number): Promise<SideResult>
     cycles: cycles(events, trace, c.slotOf),
     jobs: jobs.length,
     jobsFailed: ready.jobs.filter((j) => ids.has(j.id) && j.result !== "Succeeded").length,
+    sessions: events.filter((e) => e.kind === "session-opened").length,
     steadySessions: events.filter((e) => e.kind === "session-opened").length,
     steadyApiCalls: total(ready.requests.byAccount[c.org]) - total(before.requests.byAccount[c.org]),
     hostCpuMs: cost.treeCpuMs - tartCpuMs(trace, cost.pids),
@@ -59,6 +60,7 @@ function add(a: SideResult, b: SideResult): SideResult {
     cycles: [...a.cycles, ...b.cycles],
     jobs: a.jobs + b.jobs,
     jobsFailed: a.jobsFailed + b.jobsFailed,
+    sessions: a.sessions + b.sessions,
     steadySessions: a.steadySessions + b.steadySessions,
     steadyApiCalls: a.steadyApiCalls + b.steadyApiCalls,
     hostCpuMs: a.hostCpuMs + b.hostCpuMs,
@@ -68,7 +70,7 @@ function add(a: SideResult, b: SideResult): SideResult {
   };
 }
 
-const EMPTY: SideResult = { cycles: [], jobs: 0, jobsFailed: 0, steadySessions: 0, steadyApiCalls: 0, hostCpuMs: 0, selfCpuMs: 0, peakRssKb: 0, unreaped: 0 };
+const EMPTY: SideResult = { cycles: [], jobs: 0, jobsFailed: 0, sessions: 0, steadySessions: 0, steadyApiCalls: 0, hostCpuMs: 0, selfCpuMs: 0, peakRssKb: 0, unreaped: 0 };
 
 async function bench(o: BenchOptions): Promise<void> {
   ensureBinaries(["loop", "cleanup"]);
