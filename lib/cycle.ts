@@ -4,7 +4,7 @@
 //   run.sh over SSH -> listening -> one job -> completed
 // While the runner listens, the next VM is cloned and the slot's housekeeping
 // (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
-// done the VM is forced off; the next cycle deletes it once its own VM boots
+// done the VM is forced off; the next cycle deletes it while its own VM boots
 // (a stopping slot deletes it, and the pre-cloned VM, before it exits).
 // A stop (drain) takes an idle runner off GitHub before the VM is touched.
 import { existsSync } from "node:fs";
@@ -21,13 +21,15 @@ import { inspectImageLock } from "./image-lock.ts";
 import { cachedDigest } from "./tart-cache.ts";
 import { aborted } from "./signals.ts";
 import { cleanSlot, removeRunner } from "./slot/clean.ts";
+import { prepareSnapshot } from "./snapshot.ts";
 import { adopt, retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
 import type { StatePatch } from "./slot/state.ts";
 import { VmLimitError } from "./tart.ts";
+import type { StartPath } from "./metrics.ts";
 
 export interface CycleResult {
   outcome: RunOutcome;
-  path: "cold" | "pre-cloned";
+  path: StartPath;
   /** The VM (and runner name) the cycle served on. */
   vm: string;
 }
@@ -45,19 +47,25 @@ function persist(r: SlotRun, patch: StatePatch, before: string): void {
   throw new StateIoError(`cannot record the slot's state in ${r.store.path} (${r.store.lastWriteError?.message}); not ${before}. Free disk space on that volume.`, r.store.lastWriteError);
 }
 
-/** A VM cloned while the previous job ran, if it is still good to use: same image, young enough, on disk. */
-function usablePreclone(r: SlotRun, image: string): string | undefined {
+/**
+ * A VM cloned while the previous job ran, if it is still good to use: same
+ * image, young enough, on disk. A stale one the previous cycle already started
+ * (a pull pinned another image since) is forced off now: it would hold one of
+ * the two VM places while this cycle's VM boots.
+ */
+async function usablePreclone(r: SlotRun, image: string): Promise<string | undefined> {
   const next = r.store.current.next_vm;
   if (!next) return undefined;
   const fresh = Date.now() - Date.parse(next.created_at) < r.config.vm.precloneMaxAgeMs;
   if (next.image === image && fresh && existsSync(join(r.tart.home, "vms", next.name, "config.json"))) return next.name;
   r.log.info("preclone.stale", `pre-cloned VM ${next.name} is ${next.image === image ? "too old" : "of another image"}; deleting it`, { vm: next.name });
   r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
+  if (next.run) await r.tart.forceOff(next.name);
   return undefined;
 }
 
 /** What the metrics' info series says about the image in use: the pinned digest, else the one tart cached for the tag. */
-function reportImage(r: SlotRun, choice: ImageChoice, path: "cold" | "pre-cloned"): void {
+function reportImage(r: SlotRun, choice: ImageChoice, path: StartPath): void {
   const { lock } = inspectImageLock(r.config.host.stateDir);
   const pinnedHere = lock && lock.digest === choice.digest;
   const digest = choice.digest ?? cachedDigest(choice.ref, r.tart.home);
@@ -69,11 +77,16 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const choice = imageToClone(config, r.log);
   const image = choice.ref;
   if (!choice.pinned && choice.ref.includes("/")) r.log.info("clone.unpinned", `no image pinned yet (pull has not run): cloning the tag ${choice.ref}`);
-  const pre = usablePreclone(r, image);
+  // vm.start: snapshot restores clones of the slot's suspended golden (lib/snapshot.ts).
+  const snap = config.vm.start === "snapshot" ? await prepareSnapshot(r, choice) : undefined;
+  const source = snap?.golden ?? image;
+  const pre = await usablePreclone(r, source);
+  // The previous cycle may have started it already (lib/prestart.ts).
+  const started = pre ? store.current.next_vm?.run : undefined;
   const name = pre ?? r.names.next();
   const log = r.log.child({ vm: name, runner: name });
   const cycle = { ...r, log };
-  const path = pre ? "pre-cloned" : "cold";
+  let path: StartPath = snap ? "snapshot" : pre ? "pre-cloned" : "cold";
   persist(r, {
     phase: pre ? "boot" : "clone", vm: name, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
     cycle_started_at: new Date().toISOString(), path, image: choice.digest ?? choice.ref, next_vm: pre ? undefined : store.current.next_vm,
@@ -85,13 +98,18 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   let alive!: () => void;
   const vmAlive = new Promise<void>((res) => (alive = res));
   const vmP = (async (): Promise<Booted> => {
+    if (snap) {
+      const b = await snap.start({ name, preCloned: pre !== undefined, started, log, signal: stopOrCancel, onAlive: alive });
+      path = b.path;
+      return b;
+    }
     if (!pre) {
       const cloneStarted = Date.now();
       await clone({ config, tart, vm: name, image, log, signal: stopOrCancel });
       metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
       store.write({ phase: "boot" });
     }
-    const booted = await boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive });
+    const booted = await boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive, started });
     metrics.observe("boot_to_ip", (booted.leasedAt - booted.startedAt) / 1000);
     metrics.observe("boot_to_ssh", (booted.sshAt - booted.startedAt) / 1000);
     return booted;
@@ -99,6 +117,8 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // The JIT runner is made once the VM is alive, so a VM that cannot start
   // (2-VM limit, start failure) costs no runner.
   const vmFailed = vmP.then(() => false, () => true);
+  // Finished VMs (already off) are deleted while this one boots, when the host is idle, not while ssh connects.
+  const disposed = Promise.race([vmAlive, vmFailed]).then(() => disposeOld(cycle));
   const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
     if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
     if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
@@ -118,7 +138,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   });
   vmP.catch(() => (failedFirst ??= "vm"));
   const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
-  const background: Promise<unknown>[] = [disposeOld(cycle)];
+  const background: Promise<unknown>[] = [disposed];
   if (stop.drain.aborted) {
     await Promise.allSettled(background);
     throw new StoppedError("before the runner started");
@@ -145,7 +165,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     on: {
       listening: () => {
         metrics.runnerListening();
-        background.push(precloneNext(r, image), housekeeping(cycle));
+        background.push(precloneNext(r, source, { configure: !snap }), housekeeping(cycle));
       },
       jobStarted: (job) => {
         store.write({ phase: "job", job });
@@ -214,13 +234,13 @@ async function drain(r: SlotRun, run: ReturnType<typeof startRun>): Promise<void
 }
 
 /** Clones the next cycle's VM while this one serves, recorded before it starts. */
-async function precloneNext(r: SlotRun, image: string): Promise<void> {
+async function precloneNext(r: SlotRun, image: string, o: { configure: boolean }): Promise<void> {
   if (r.store.current.next_vm || r.stop.drain.aborted) return;
   const name = r.names.next();
   if (!r.store.write({ next_vm: { name, image, created_at: new Date().toISOString() } })) return;
   try {
     const started = Date.now();
-    await clone({ config: r.config, tart: r.tart, vm: name, image, log: r.log.child({ phase: "preclone", vm: name }), signal: r.stop.drain });
+    await clone({ config: r.config, tart: r.tart, vm: name, image, log: r.log.child({ phase: "preclone", vm: name }), signal: r.stop.drain, configure: o.configure });
     r.metrics.observe("clone", (Date.now() - started) / 1000);
   } catch (err) {
     r.log.warn("preclone.failed", `could not clone the next VM ahead (${(err as Error).message}); the next cycle clones its own`, { vm: name });

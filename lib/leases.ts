@@ -9,7 +9,8 @@
 //   	lease=0x6571f2a3
 //   }
 // (octets lose their leading zeros; lease is the expiry, epoch seconds in hex).
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync, watch } from "node:fs";
+import { basename, dirname } from "node:path";
 
 export interface Lease {
   ip: string;
@@ -47,4 +48,52 @@ export function leaseFor(path: string, mac: string, now = Date.now()): string | 
   }
   const want = shortMac(mac);
   return parseLeases(text).filter((l) => l.mac === want && l.expiresAtMs > now).at(-1)?.ip;
+}
+
+/**
+ * Reads `path` for `mac`'s lease as leaseFor does, but parses the file again
+ * only when it changed (bootpd and tart replace it; size, mtime or inode
+ * tell): a boot watches it every few milliseconds.
+ */
+export function leaseWatcher(path: string, mac: string): () => string | undefined {
+  const want = shortMac(mac);
+  let seen = "";
+  let leases: Lease[] = [];
+  return () => {
+    let stamp: string;
+    try {
+      const st = statSync(path);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+    if (stamp !== seen) {
+      try {
+        leases = parseLeases(readFileSync(path, "utf8")).filter((l) => l.mac === want);
+        seen = stamp;
+      } catch {
+        return undefined;
+      }
+    }
+    const now = Date.now();
+    return leases.filter((l) => l.expiresAtMs > now).at(-1)?.ip;
+  };
+}
+
+/**
+ * Calls `onChange` when the lease file may have changed: its directory is
+ * watched (bootpd renames a new file over the old one). Best effort: when the
+ * directory cannot be watched nothing is called, so callers poll as well.
+ */
+export function watchLeases(path: string, onChange: () => void): { close(): void } {
+  const name = basename(path);
+  try {
+    const w = watch(dirname(path), { persistent: false }, (_event, file) => {
+      if (!file || file === name) onChange();
+    });
+    w.on("error", () => {});
+    return { close: () => w.close() };
+  } catch {
+    return { close: () => {} };
+  }
 }

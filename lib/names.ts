@@ -31,11 +31,29 @@ export function isSlotsOwn(name: string, prefix: string, slot: number, host: str
   return name.startsWith(p) && /^[0-9a-f]{6}$/.test(name.slice(p.length));
 }
 
+/**
+ * The slot's suspended golden VM for one image (snapshot start):
+ * `<prefix>-<host>-<slot>-golden-<12 hex of the image>`. `owns` never matches
+ * it, so no sweep, recovery or cleanup of job VMs ever takes a golden.
+ */
+export function goldenName(prefix: string, slot: number, host: string, imageKey: string): string {
+  return `${slotPrefix(prefix, slot, host)}golden-${imageKey.slice(0, 12)}`;
+}
+
+export function isSlotsGolden(name: string, prefix: string, slot: number, host: string): boolean {
+  const p = `${slotPrefix(prefix, slot, host)}golden-`;
+  return name.startsWith(p) && /^[0-9a-f]{12}$/.test(name.slice(p.length));
+}
+
 /** This slot's names: new ones, and whether a name is one of them. */
 export interface SlotNames {
   readonly prefix: string;
   next(): string;
   owns(name: string): boolean;
+  /** The golden VM's name for an image key (hex, e.g. a digest's). */
+  golden(imageKey: string): string;
+  /** Whether a name is one of this slot's goldens (which `owns` never matches). */
+  ownsGolden(name: string): boolean;
 }
 
 export function slotNames(prefix: string, slot: number, host: string): SlotNames {
@@ -43,6 +61,8 @@ export function slotNames(prefix: string, slot: number, host: string): SlotNames
     prefix: slotPrefix(prefix, slot, host),
     next: () => newName(prefix, slot, host),
     owns: (name) => isSlotsOwn(name, prefix, slot, host),
+    golden: (imageKey) => goldenName(prefix, slot, host, imageKey),
+    ownsGolden: (name) => isSlotsGolden(name, prefix, slot, host),
   };
 }
 

@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { MacosRunnerError, type ExitKind } from "./errors.ts";
 import { finished, sh, type Finished } from "./proc.ts";
-import { sleep } from "./wait.ts";
+import { poll, sleep } from "./wait.ts";
 
 export class TartError extends MacosRunnerError {
   constructor(
@@ -63,7 +63,32 @@ export function vmLimitOthers(output: string): string[] | undefined {
   return (m[1] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 }
 
+/**
+ * Whether a live process of ours has this pid (another user's answers EPERM:
+ * not our `tart run`). A zombie, dead but not yet reaped by whoever adopted
+ * it, answers kill(0) too: where /proc tells, it counts as dead.
+ */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
+  } catch {
+    return true; // no /proc (macOS): kill(0) is the answer
+  }
+}
+
+/** How often an attached `tart run` (not our child) is checked for having ended. */
+const ATTACHED_POLL_MS = 250;
+
 export class Tart {
+  /** The `tart run` processes this process started or attached, by VM name, while they run. */
+  private readonly runs = new Map<string, RunningVm & { own: boolean }>();
+
   constructor(private readonly opts: TartOptions) {}
 
   /** TART_HOME as tart resolves it. */
@@ -76,7 +101,8 @@ export class Tart {
   }
 
   private async exec(args: string[], timeoutMs: number, signal?: AbortSignal): Promise<Finished> {
-    const r = await finished(sh({ timeoutMs, env: this.env(), ...(signal && { signal }) })`${this.opts.path} ${args}`);
+    // exec: tart replaces the shell, one process fewer per call.
+    const r = await finished(sh({ timeoutMs, env: this.env(), ...(signal && { signal }) })`exec ${this.opts.path} ${args}`);
     if (r.code === 127) {
       throw new TartMissingError(
         `tart not found at "${this.opts.path}": install it (brew install cirruslabs/cli/tart) or fix host.tart_path`,
@@ -118,16 +144,45 @@ export class Tart {
    * 2-VM limit). The VM outlives this process on purpose: a crashed loop's
    * VM is found and stopped by the next start of the slot.
    */
-  run(name: string, logFile: string): RunningVm {
+  run(name: string, logFile: string, o: { suspendable?: boolean | undefined } = {}): RunningVm {
     const fd = openSync(logFile, "a", 0o600);
-    const p = sh({ env: this.env() })({ detached: true, stdio: ["ignore", fd, fd] })`exec ${this.opts.path} run --no-graphics ${name}`;
+    const flags = ["--no-graphics", ...(o.suspendable ? ["--suspendable"] : [])];
+    const p = sh({ env: this.env() })({ detached: true, stdio: ["ignore", fd, fd] })`exec ${this.opts.path} run ${flags} ${name}`;
     closeSync(fd);
     const exited = (async () => {
       const o = await p;
       return { code: o.exitCode, signal: o.signal as string | null };
     })();
     p.child?.unref();
-    return { pid: p.pid ?? -1, exited };
+    return this.track(name, { pid: p.pid ?? -1, exited }, true);
+  }
+
+  /**
+   * A `tart run` an earlier process started (and left running on purpose):
+   * not our child, so its end is seen by polling its pid. Undefined when
+   * that pid is gone.
+   */
+  attach(name: string, pid: number): RunningVm | undefined {
+    if (!isAlive(pid)) return undefined;
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+      const timer = setInterval(() => {
+        if (isAlive(pid)) return;
+        clearInterval(timer);
+        resolve({ code: null, signal: null });
+      }, ATTACHED_POLL_MS);
+      timer.unref();
+    });
+    return this.track(name, { pid, exited }, false);
+  }
+
+  /** Remembers a VM's run process while it runs, so forceOff can signal it directly. */
+  private track(name: string, vm: RunningVm, own: boolean): RunningVm {
+    const entry = { ...vm, own };
+    this.runs.set(name, entry);
+    void vm.exited.then(() => {
+      if (this.runs.get(name) === entry) this.runs.delete(name);
+    });
+    return vm;
   }
 
   /** `tart ip --wait`: tart's own lease lookup, polled once a second. */
@@ -151,9 +206,28 @@ export class Tart {
   /**
    * Forces a VM off at once (`--timeout 0`: SIGINT then SIGKILL). A VM not
    * running counts as stopped, and so does one that went down between the
-   * two signals (tart then fails its SIGKILL with "No such process").
+   * two signals (tart then fails its SIGKILL with "No such process"). The
+   * run process of a VM this process started is signalled directly and
+   * waited for: one tart process fewer on the way to the next VM.
    */
   async forceOff(name: string): Promise<void> {
+    // A VM whose run process this process started or attached: what `tart stop
+    // --timeout 0` would do (SIGINT, then SIGKILL), without starting tart for it.
+    const run = this.runs.get(name);
+    if (run && isAlive(run.pid)) {
+      for (const signal of ["SIGINT", "SIGKILL"] as const) {
+        try {
+          process.kill(run.pid, signal);
+        } catch {
+          // ended meanwhile
+        }
+      }
+      // Our own child is waited for (reaped); one another process started, polled.
+      const gone = run.own
+        ? await Promise.race([run.exited.then(() => true), sleep(2_000).then(() => false)])
+        : await poll(() => (isAlive(run.pid) ? undefined : true), { deadline: Date.now() + 2_000, everyMs: 5 });
+      if (gone) return;
+    }
     const args = ["stop", name, "--timeout", "0"];
     const r = await this.exec(args, 30_000);
     if (r.code === 0 || r.code === 2 || /failed to forcefully terminate.*No such process/.test(r.stderr)) return;
@@ -195,6 +269,13 @@ export class Tart {
     } catch (err) {
       throw new TartError(`tart list printed something that is not its JSON listing (${(err as Error).message}): ${r.stdout.slice(0, 120)}`, "list", r.code, r.stderr, "bad-input");
     }
+  }
+
+  /** `tart suspend`: the VM's state is saved (state.vzvmsave) and it stops. */
+  async suspend(name: string): Promise<void> {
+    const args = ["suspend", name];
+    const r = await this.exec(args, 120_000);
+    if (r.code !== 0) throw this.fail(name, args, r);
   }
 
   /** `tart pull` (credentials only in tart's environment); a large image takes a while. */

@@ -33,3 +33,33 @@ export async function poll<T>(probe: () => T | undefined | Promise<T | undefined
     await sleep(o.everyMs, o.signal);
   }
 }
+
+/** A sleep that something else can cut short: a file watcher, a probe that succeeded. */
+export class Waker {
+  private wakeUp: (() => void) | undefined;
+  private pending = false;
+
+  /** Ends the current sleep, or the next one at once. */
+  wake(): void {
+    if (this.wakeUp) this.wakeUp();
+    else this.pending = true;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.pending || signal?.aborted) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeUp = done;
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+}

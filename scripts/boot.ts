@@ -2,21 +2,22 @@
 // boot: start a VM headless and wait until its SSH server answers.
 //   boot --slot 1 --vm NAME          # prints the VM's IP
 // The address comes straight from the DHCP lease file as soon as the lease
-// appears (tart's own `ip --wait` re-reads it only once a second); then the
-// SSH banner is polled. A `tart run` that exits early is read for why.
-import { mkdirSync, openSync, readSync, closeSync, statSync } from "node:fs";
-import { join } from "node:path";
+// appears (its directory is watched; tart's own `ip --wait` re-reads it only
+// once a second); then the SSH banner is polled. A `tart run` that exits
+// early is read for why.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { MacosRunnerError, UsageError } from "../lib/errors.ts";
-import { leaseFor } from "../lib/leases.ts";
+import { leaseWatcher, watchLeases } from "../lib/leases.ts";
 import type { Logger } from "../lib/log.ts";
 import { aborted } from "../lib/signals.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
 import { bannerAt } from "../lib/ssh.ts";
 import { vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "../lib/tart.ts";
-import { poll } from "../lib/wait.ts";
+import type { StartedVm } from "../lib/slot/state.ts";
+import { readTail, sizeOf, vmLogPath } from "../lib/vm-log.ts";
+import { poll, Waker } from "../lib/wait.ts";
 
 export const spec = {
   name: "boot",
@@ -42,41 +43,14 @@ export interface Booted {
   sshAt: number;
 }
 
-/** How often the lease file and the SSH port are looked at while a VM boots. */
+/** How often the SSH port of a leased VM is probed. */
 const PROBE_MS = 20;
+/** How often the lease file is read while no lease is there, besides when its directory changes. */
+const LEASE_POLL_MS = 100;
+/** A VM the previous cycle started longer ago than this is not trusted to be the process it recorded. */
+const ATTACH_MAX_AGE_MS = 60_000;
 /** A `tart run` still up after this long has got past the start failures it reports at once (2-VM limit, VZ errors). */
 const ALIVE_MS = 1000;
-
-export function vmLogPath(config: Config, slot: number): string {
-  mkdirSync(config.host.logDir, { recursive: true });
-  return join(config.host.logDir, `slot-${slot}.vm.log`);
-}
-
-/** What `tart run` wrote to the VM log after `offset`, for the error when it exits early. */
-function logTail(path: string, offset: number): string {
-  try {
-    const fd = openSync(path, "r");
-    try {
-      const size = statSync(path).size;
-      const start = Math.max(offset, size - 4096);
-      const buf = Buffer.alloc(Math.max(0, size - start));
-      readSync(fd, buf, 0, buf.length, start);
-      return buf.toString("utf8").trim();
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return "";
-  }
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
-}
 
 export interface BootOptions {
   config: Config;
@@ -87,21 +61,26 @@ export interface BootOptions {
   signal?: AbortSignal;
   /** Called once the VM is alive: up for ALIVE_MS, or given an address, whichever comes first. */
   onAlive?: () => void;
+  /** `tart run --suspendable`, for a golden VM that is to be suspended (a suspended VM restores without it). */
+  suspendable?: boolean;
+  /** The VM's `tart run` was started by the previous cycle's process: wait for it rather than start it. */
+  started?: StartedVm | undefined;
 }
 
 export async function boot(o: BootOptions): Promise<Booted> {
-  const started = Date.now();
-  const deadline = started + o.config.vm.bootTimeoutMs;
   const log = o.log.child({ phase: "boot", vm: o.vm });
   const logFile = vmLogPath(o.config, o.slot);
-  const offset = sizeOf(logFile);
-  const vm = o.tart.run(o.vm, logFile);
+  const attached = o.started && (await attach(o, log));
+  const started = attached ? Date.parse(o.started!.started_at) : Date.now();
+  const deadline = started + o.config.vm.bootTimeoutMs;
+  const offset = attached ? o.started!.log_offset : sizeOf(logFile);
+  const vm = attached || o.tart.run(o.vm, logFile, { suspendable: o.suspendable });
   let exited = false;
   const aliveTimer = setTimeout(() => o.onAlive?.(), ALIVE_MS);
   const died = vm.exited.then((e): never => {
     exited = true;
     clearTimeout(aliveTimer);
-    const output = logTail(logFile, offset);
+    const output = readTail(logFile, offset);
     const others = vmLimitOthers(output);
     if (others) throw new VmLimitError(others, "run", e.code ?? 1, output);
     throw new BootError(`VM ${o.vm} stopped while booting (tart run exit ${e.code ?? e.signal}): ${output.split("\n").at(-1) || "no output"} (${logFile})`);
@@ -112,18 +91,20 @@ export async function boot(o: BootOptions): Promise<Booted> {
     throw new BootError(`boot of ${o.vm} aborted`);
   });
   const race = <T>(p: Promise<T>) => Promise.race([p, died, abortedP]);
-  log.debug("boot.started", "tart run started", { pid: vm.pid });
-  try {
-    const ip = await race(findAddress(o, deadline, signal, () => exited));
-    const leasedAt = Date.now();
+  let leasedAt: number | undefined;
+  const leased = (ip: string) => {
+    leasedAt = Date.now();
     clearTimeout(aliveTimer);
     o.onAlive?.();
     log.info("boot.ip", `VM has address ${ip}`, { ip, duration_ms: leasedAt - started });
-    const ok = await race(poll(async () => ((await bannerAt(ip, o.config.vm.ssh.port)) ? true : undefined), { deadline, everyMs: PROBE_MS, signal }));
-    if (!ok) throw new BootError(`VM ${o.vm}: no SSH banner from ${ip}:${o.config.vm.ssh.port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms); is Remote Login enabled in the image?`);
+  };
+  if (attached) log.info("boot.attached", `the previous cycle started this VM ${Date.now() - started} ms ago`, { pid: vm.pid });
+  else log.debug("boot.started", "tart run started", { pid: vm.pid });
+  try {
+    const ip = await race(reachable(o, deadline, signal, () => exited, leased));
     const sshAt = Date.now();
-    log.info("boot.done", `VM reachable at ${ip}`, { ip, duration_ms: sshAt - started, ssh_ms: sshAt - leasedAt });
-    return { ip, vm, startedAt: started, leasedAt, sshAt };
+    log.info("boot.done", `VM reachable at ${ip}`, { ip, duration_ms: sshAt - started, ssh_ms: sshAt - (leasedAt ?? sshAt) });
+    return { ip, vm, startedAt: started, leasedAt: leasedAt ?? sshAt, sshAt };
   } finally {
     clearTimeout(aliveTimer);
     stopped.abort();
@@ -133,24 +114,76 @@ export async function boot(o: BootOptions): Promise<Booted> {
 }
 
 /**
- * The VM's address: from the lease file as soon as its MAC has a lease; when
- * the lease file cannot be read (or tart's config has no MAC), from `tart ip --wait`.
+ * The `tart run` the previous cycle started, if it still runs and is recent:
+ * a pid recorded before a reboot or long ago may belong to another process
+ * by now, so such a VM is forced off and started again.
  */
-async function findAddress(o: { config: Config; tart: Tart; vm: string }, deadline: number, signal: AbortSignal, exited: () => boolean): Promise<string> {
+async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefined> {
+  const age = Date.now() - Date.parse(o.started!.started_at);
+  const vm = age < ATTACH_MAX_AGE_MS ? o.tart.attach(o.vm, o.started!.pid) : undefined;
+  if (vm) return vm;
+  log.warn("boot.restart", `the VM the previous cycle started ${Math.round(age / 1000)} s ago is not running as started (pid ${o.started!.pid}); starting it again`);
+  await o.tart.forceOff(o.vm);
+  return undefined;
+}
+
+/**
+ * The VM's address once its SSH server answers there. The address comes from
+ * the lease file, re-read every probe while the banner of the current one is
+ * probed: a VM restored from a snapshot shares its MAC with the earlier
+ * clones of its golden, so the first lease seen can be the stale one of a VM
+ * that is off, and the guest's own lease replaces it moments later. When the
+ * lease file cannot be read (or tart's config has no MAC), `tart ip --wait`.
+ */
+async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, exited: () => boolean, leased: (ip: string) => void): Promise<string> {
+  const { port } = o.config.vm.ssh;
   const mac = o.tart.macAddress(o.vm);
   const leases = o.config.host.dhcpLeasesPath;
+  const noBanner = (ip: string) =>
+    new BootError(`VM ${o.vm}: no SSH banner from ${ip}:${port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms); is Remote Login enabled in the image?`);
   if (mac && leases && sizeOf(leases) > 0) {
-    const ip = await poll(() => (exited() ? undefined : leaseFor(leases, mac)), { deadline, everyMs: PROBE_MS, signal });
-    if (ip) return ip;
-    if (!signal.aborted && Date.now() >= deadline - PROBE_MS) {
-      throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): no lease for ${mac} in ${leases}`);
+    const leaseOf = leaseWatcher(leases, mac);
+    const waker = new Waker();
+    const watcher = watchLeases(leases, () => waker.wake());
+    let probe: { ip: string; ok?: boolean } | undefined;
+    try {
+      for (;;) {
+        const current = exited() ? undefined : leaseOf();
+        if (current) {
+          if (!probe) leased(current);
+          if (probe?.ip !== current || probe.ok === false) {
+            const p: { ip: string; ok?: boolean } = { ip: current };
+            probe = p;
+            void bannerAt(current, port).then((ok) => {
+              p.ok = ok;
+              if (ok) waker.wake();
+            });
+          }
+          if (probe.ok) return current;
+        }
+        const left = deadline - Date.now();
+        if (signal.aborted || left <= 0) break;
+        // No lease yet: the watcher wakes us when the file changes (and a slow poll in case it cannot).
+        // A lease: its SSH banner is probed every PROBE_MS, and a probe that succeeds wakes us at once.
+        await waker.sleep(Math.min(current ? PROBE_MS : LEASE_POLL_MS, left), signal);
+      }
+    } finally {
+      watcher.close();
     }
+    if (signal.aborted) throw new BootError(`boot of ${o.vm} aborted`);
+    if (probe) throw noBanner(probe.ip);
+    throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): no lease for ${mac} in ${leases}`);
   }
+  let ip: string;
   try {
-    return await o.tart.ip(o.vm, Math.max(1, (deadline - Date.now()) / 1000));
+    ip = await o.tart.ip(o.vm, Math.max(1, (deadline - Date.now()) / 1000));
   } catch (err) {
     throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): ${(err as Error).message}`);
   }
+  leased(ip);
+  const ok = await poll(async () => ((await bannerAt(ip, port)) ? true : undefined), { deadline, everyMs: PROBE_MS, signal });
+  if (!ok) throw noBanner(ip);
+  return ip;
 }
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<void> {

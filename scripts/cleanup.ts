@@ -1,13 +1,16 @@
 #!/usr/bin/env bun
 // cleanup: take a slot's runner off GitHub, then force its VM off and delete
 // it. The runner goes first, so no job is ever handed to a runner whose VM is
-// about to die. Idempotent.
+// about to die. Idempotent. The slot's golden VM (vm.start: snapshot) stays
+// unless --golden asks for it.
 //   cleanup --slot 1            # whatever the slot's state file names
+//   cleanup --slot 1 --golden   # and the suspended golden VMs (uninstall)
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import { openSlot } from "../lib/context.ts";
 import { UsageError } from "../lib/errors.ts";
 import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { cleanSlot, type Leftovers } from "../lib/slot/clean.ts";
+import { deleteGoldens } from "../lib/snapshot.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
 import { SlotStore } from "../lib/slot/state.ts";
 
@@ -18,6 +21,7 @@ export const spec = {
     vm: { type: "string", value: "NAME", description: "VM to remove (default: the state file's)" },
     "runner-id": { type: "string", value: "ID", description: "runner to remove (default: the state file's)" },
     sweep: { type: "boolean", description: "also remove every other VM of this slot that tart lists" },
+    golden: { type: "boolean", description: "also delete the slot's suspended golden VMs (vm.start: snapshot); install --remove passes it" },
   },
   exits: {
     usage: "bad flags, or a VM or runner whose name is not this slot's (refused, untouched)",
@@ -46,6 +50,11 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
     const vms = new Set<string>(explicit ? [] : [...s.dispose, ...(s.next_vm ? [s.next_vm.name] : [])]);
     if (values.sweep) for (const v of await tart.list()) if (names.owns(v.Name) && v.Name !== target.vm) vms.add(v.Name);
     for (const vm of vms) await cleanSlot(ctx, gh, { vm }, { why: "leftover VM" });
+    // A golden outlives restarts of the slot on purpose: only asked for, it goes.
+    if (values.golden) {
+      await deleteGoldens(ctx);
+      store.write({ golden: undefined });
+    }
     if (!explicit) {
       store.write({ phase: "idle", vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined, next_vm: undefined, dispose: [], ghosts: ghost ? [...s.ghosts, ghost] : s.ghosts });
     }

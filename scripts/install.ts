@@ -84,8 +84,8 @@ export function removePlan(o: InstallOptions): Step[] {
   const cleanups = isExecutableFile(cleanup)
     ? Array.from({ length: o.config.host.slots }, (_, i): Step => ({
         kind: "run",
-        argv: [cleanup, "--slot", String(i + 1), "--config", o.config.file],
-        why: `remove what slot ${i + 1} left behind`,
+        argv: [cleanup, "--slot", String(i + 1), "--config", o.config.file, "--golden"],
+        why: `remove what slot ${i + 1} left behind, its golden VM included`,
         timeoutMs: CLEANUP_MARGIN_S * 1000,
       }))
     : [];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 // loop: one cycle of a VM slot; launchd starts it again after every exit.
-//   lock -> recover what a predecessor left -> back off if failing -> serve one job -> exit
+//   lock -> recover what a predecessor left -> back off if failing -> serve one job
+//   -> start the next cycle's VM (cloned while the job ran) -> exit
 //   loop --slot 1 --config ~/.config/macos-runner/config.yml
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import { openSlot, type SlotContext } from "../lib/context.ts";
@@ -9,6 +10,7 @@ import { OUTCOME_EXIT } from "./ssh-run.ts";
 import { exitCode, MacosRunnerError, StateIoError } from "../lib/errors.ts";
 import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { pacedExit } from "../lib/pace.ts";
+import { startNextVm } from "../lib/prestart.ts";
 import { stopOnSignals, type Stop } from "../lib/signals.ts";
 import { failCycle, recordFailure, waitOutBackoff } from "../lib/slot/failure.ts";
 import { SlotMetrics } from "../lib/metrics.ts";
@@ -16,6 +18,7 @@ import { lockSlot } from "../lib/slot/lock.ts";
 import { mirrorStateToMetrics } from "../lib/slot/metrics.ts";
 import { leftBehind, recover, type SlotRun } from "../lib/slot/recover.ts";
 import { SlotStore } from "../lib/slot/state.ts";
+import { unreapedChildren, usage } from "../lib/usage.ts";
 
 export const spec = {
   name: "loop",
@@ -55,7 +58,11 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     // A crashed predecessor counts as a failed cycle: a loop that keeps dying backs off too.
     if (crashed) recordFailure(r, new Error("the previous cycle did not finish (crash, kill or reboot); its leftovers were removed"));
     await waitOutBackoff(r);
-    if (!stop.drain.aborted) done(r, await serveOneJob(r));
+    if (!stop.drain.aborted) {
+      done(r, await serveOneJob(r));
+      // The next cycle's VM boots while this process exits and the next one starts.
+      await startNextVm(r);
+    }
     return exitCode("ok");
   } catch (err) {
     return await failCycle(r, err);
@@ -64,6 +71,8 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     if (stop.drain.aborted) await disposeAll(r).catch((err: Error) => ctx.log.error("dispose.failed", `could not delete the slot's stopped VMs: ${err.message}; the next start deletes them`));
     metrics.flush();
     lock.release();
+    // What the cycle cost this host, for the benchmarks and capacity planning.
+    ctx.log.info("loop.exit", "exiting", { ...usage(), unreaped: unreapedChildren() });
   }
 }
 

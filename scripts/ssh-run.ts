@@ -88,7 +88,8 @@ export function startRun(o: RunOptions): RunHandle {
   const log = o.log.child({ phase: "run" });
   const started = Date.now();
   const args = sshArgs({ host: o.ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath }, GUEST_COMMAND);
-  const p = sh({ input: `${o.jitConfig}\n` })`ssh ${args}`;
+  // exec: ssh replaces the shell, so ending the run is one kill, not zx's walk of the process tree (ps).
+  const p = sh({ input: `${o.jitConfig}\n` })`exec ssh ${args}`;
 
   let listening = false;
   let job: string | undefined;
@@ -106,7 +107,7 @@ export function startRun(o: RunOptions): RunHandle {
     if (ended) return;
     ended = outcome;
     clearTimeout(timer);
-    if (!sshExited) p.kill("SIGTERM").catch(() => {});
+    if (!sshExited) p.child?.kill("SIGTERM");
     const level = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.retired ? "info" : "warn";
     log[level]("run.done", `${outcome.kind}${outcome.job ? ` job="${outcome.job}" result=${outcome.result ?? "none"}` : ""}${outcome.detail ? `: ${outcome.detail}` : ""}`, {
       duration_ms: Date.now() - started, outcome: outcome.kind,

@@ -95,9 +95,9 @@ describe("install --remove", () => {
     expect(readdirSync(h.agentsDir)).toEqual([]);
     expect(readFileSync(record, "utf8").trim().split("\n")).toEqual([
       "0",
-      `--slot 1 --config ${h.config.file}`,
+      `--slot 1 --config ${h.config.file} --golden`,
       "0",
-      `--slot 2 --config ${h.config.file}`,
+      `--slot 2 --config ${h.config.file} --golden`,
     ]);
   });
 

@@ -78,9 +78,9 @@ describe("install --dry-run", () => {
     const r = await install(["--dry-run", "--remove", "--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir]);
     expect(r.code).toBe(0);
     const lines = r.stdout.split("\n");
-    const cleanup1 = lines.findIndex((l) => l.startsWith(`${join(h.binDir, "cleanup")} --slot 1 --config ${h.config}`));
+    const cleanup1 = lines.findIndex((l) => l.startsWith(`${join(h.binDir, "cleanup")} --slot 1 --config ${h.config} --golden`));
     expect(cleanup1).toBeGreaterThan(lines.findIndex((l) => l.startsWith(`launchctl print gui/${uid}/dev.macos-runner.slot.2 `)));
-    expect(lines.some((l) => l.startsWith(`${join(h.binDir, "cleanup")} --slot 2 --config ${h.config}`))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`${join(h.binDir, "cleanup")} --slot 2 --config ${h.config} --golden`))).toBe(true);
     for (const label of ["slot.1", "slot.2", "pull"]) expect(lines).toContain(`rm -f ${join(h.agentsDir, `dev.macos-runner.${label}.plist`)}`);
     expect(Object.keys(plistsIn(r.stdout))).toEqual([]);
     expect(r.stdout).not.toContain("bootstrap");

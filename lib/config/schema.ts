@@ -1,7 +1,7 @@
 // The config file's schema: every key, its type, default and rules, in the
 // YAML's snake_case, and the transform into the camelCase `Config` the code
 // uses. The descriptions become docs/config.schema.json (tools/config-schema.ts).
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { defaultApiUrl, parseApiUrl, parseGithubUrl, type GithubTarget } from "./github-url.ts";
 import { appPrivateKeyFile, commandPath, existingFile, expandPath, secretFile, type PathBase } from "./paths.ts";
 import { describeValue } from "../schema.ts";

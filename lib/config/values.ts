@@ -1,7 +1,7 @@
 // The kinds of value a config key holds, as zod schemas whose messages say
 // what was expected and what was found ("must be a positive integer, got
 // "abc""), with a hint when the YAML type is the likely slip (quotes, a unit).
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { DURATION_SYNTAX, DurationError, formatDuration, parseDuration } from "../duration.ts";
 import { describeValue } from "../schema.ts";
 import { Invalid } from "./problems.ts";

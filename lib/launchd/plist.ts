@@ -4,7 +4,7 @@
 // Both are zod schemas; a plist's problems are reported together.
 import { isAbsolute } from "node:path";
 import { parse, type PlistValue } from "plist";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { MacosRunnerError } from "../errors.ts";
 import { validate } from "../schema.ts";
 

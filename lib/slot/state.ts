@@ -6,7 +6,7 @@
 // was not persisted, cleans up from what it knows, and backs off.
 import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
+import { z } from "../zod.ts";
 import { writeFileAtomic } from "../fs.ts";
 
 export const PHASES = ["idle", "recover", "token", "clone", "boot", "run", "job", "cleanup", "backoff", "done", "failed"] as const;
@@ -15,7 +15,10 @@ export type Phase = (typeof PHASES)[number];
 const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), "not a time");
 const name = z.string().min(1);
 const ghost = z.object({ id: z.number().int().positive(), name, since: isoTime });
-const nextVm = z.object({ name, image: z.string(), created_at: isoTime });
+/** A VM whose `tart run` an earlier process started (the next cycle's VM, started by the previous cycle as it ended). */
+const started = z.object({ pid: z.number().int().positive(), started_at: isoTime, log_offset: z.number().int().nonnegative() });
+const nextVm = z.object({ name, image: z.string(), created_at: isoTime, run: started.optional() });
+const golden = z.object({ name, image: z.string(), created_at: isoTime });
 
 /** Field schemas with their defaults; a missing field takes its default silently, a bad one is reported. */
 const FIELDS = {
@@ -34,6 +37,12 @@ const FIELDS = {
   image: [z.string(), undefined],
   /** A VM cloned while the previous job ran, for the next cycle. */
   next_vm: [nextVm, undefined],
+  /**
+   * The slot's suspended golden VM (vm.start: snapshot): its name, the image it
+   * was cloned from, and when it was made. Recorded before it is made, so a
+   * crash mid-way leaves a name to find; only a suspended one is used.
+   */
+  golden: [golden, undefined],
   /** Finished VMs, already forced off, still to delete (off the next cycle's critical path). */
   dispose: [z.array(name), []],
   /** Runners GitHub still calls busy after their VM is gone; deleted by later cycles. */
@@ -55,6 +64,8 @@ export type SlotState = { version: 1; slot: number; updated_at: string } & {
   -readonly [K in keyof Fields]: Fields[K][1] extends undefined ? z.output<Fields[K][0]> | undefined : z.output<Fields[K][0]>;
 };
 export type Ghost = z.output<typeof ghost>;
+export type Golden = z.output<typeof golden>;
+export type StartedVm = z.output<typeof started>;
 
 /** Parses a state file's text; every field that cannot be used is named in `problems` and defaulted. */
 export function parseSlotState(text: string | undefined, slot: number): { state: SlotState; problems: string[] } {

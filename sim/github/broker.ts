@@ -5,7 +5,9 @@ import { randomUUID } from "node:crypto";
 import { ApiError } from "./http.ts";
 import type { Clock } from "./clock.ts";
 import type { Registry, Runner } from "./runners.ts";
-import type { EnqueueJob, JobResult, JobState, SimSettings } from "./types.ts";
+import type { EnqueueJob, JobResult, JobState, SimEvent, SimSettings } from "./types.ts";
+
+const MAX_EVENTS = 5000;
 
 export interface Session {
   id: string;
@@ -35,6 +37,8 @@ export const SHUTDOWN_SIGNAL =
 
 export class Broker {
   readonly jobs: JobState[] = [];
+  /** Session openings and job completions with ms times, for benchmarks (turnaround). */
+  readonly events: SimEvent[] = [];
   private readonly sessions = new Map<string, Session>();
   private waiters: Waiter[] = [];
   /** Host time each job was queued, for the assignment delay. */
@@ -79,6 +83,7 @@ export class Broker {
     const session: Session = { id: randomUUID(), runner, lastSeen: performance.now(), openPolls: 0 };
     this.sessions.set(session.id, session);
     runner.online = true;
+    this.record({ at_ms: Date.now(), kind: "session-opened", runner: runner.name });
     if (info.os) runner.os = info.os;
     if (info.version) runner.version = info.version;
     return session;
@@ -182,6 +187,12 @@ export class Broker {
     if (failure) job.failure = failure;
     job.completed_at = this.clock.iso();
     this.queuedAt.delete(job);
+    this.record({ at_ms: Date.now(), kind: "job-completed", runner: job.runner_name ?? "", job: job.id });
+  }
+
+  private record(event: SimEvent): void {
+    this.events.push(event);
+    if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
   }
 
   private reap(): void {

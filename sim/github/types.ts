@@ -97,9 +97,20 @@ export interface JobState {
   completed_at: string | null;
 }
 
+/** A moment the benchmarks measure from (host time, ms precision; GitHub's own times are whole seconds). */
+export interface SimEvent {
+  at_ms: number;
+  /** session-opened: the runner can be handed jobs ("Listening for Jobs"); job-completed: its result is in. */
+  kind: "session-opened" | "job-completed";
+  runner: string;
+  job?: number;
+}
+
 export interface SimState {
   runners: RunnerState[];
   jobs: JobState[];
+  /** The latest session openings and job completions, oldest first (at most 5000). */
+  events: SimEvent[];
   /** GitHub API calls only (not /_sim/ or /_broker/), keyed "METHOD /templated/path". */
   /** API calls: all of them, by endpoint template, and by endpoint per account (org, repo owner, enterprise; lower case). */
   requests: { total: number; byEndpoint: Record<string, number>; byAccount: Record<string, Record<string, number>> };

@@ -77,6 +77,7 @@ export class World {
     return structuredClone({
       runners: [...this.registry.runners.values()].map((r) => Registry.state(r)),
       jobs: this.broker.jobs,
+      events: this.broker.events,
       requests: this.requests,
       violations: this.violations,
       clockOffsetMs: this.clock.offsetMs,

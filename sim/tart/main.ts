@@ -2,6 +2,7 @@
 // in commands/<name>.ts and is imported only when called, so start-up stays
 // lean (ssh2 is loaded by `run` alone).
 import { RuntimeError, ValidationError } from "./errors.ts";
+import { traceTart } from "./trace.ts";
 
 export const VERSION = "2.32.1";
 
@@ -60,4 +61,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+process.on("exit", traceTart);
 process.exitCode = await main(process.argv.slice(2));

@@ -70,8 +70,10 @@ describe("steady state", () => {
     const after1 = slotState(s)!;
     const finished = (after1.dispose as string[])[0]!;
     const pre = (after1.next_vm as { name: string }).name;
-    // Nothing runs between cycles: the finished VM is off, the pre-cloned one not yet booted.
-    expect(vms(s).sort((a, b) => a.name.localeCompare(b.name))).toEqual([{ name: finished, running: false }, { name: pre, running: false }].sort((a, b) => a.name.localeCompare(b.name)));
+    // Between cycles the finished VM is off, and the pre-cloned one already boots for the next cycle (started ahead).
+    await until("the next VM runs", () => vms(s).find((v) => v.name === pre)?.running);
+    expect(vms(s).sort((a, b) => a.name.localeCompare(b.name))).toEqual([{ name: finished, running: false }, { name: pre, running: true }].sort((a, b) => a.name.localeCompare(b.name)));
+    expect((after1.next_vm as { run?: { pid: number } }).run?.pid).toBeGreaterThan(0);
     expect((await github(s)).runners).toEqual([]);
 
     const second = await enqueue(s, "second", "echo two");
@@ -79,6 +81,8 @@ describe("steady state", () => {
     await exitOf(run, 0);
     expect((await job(s, second.id)).runner_name).toBe(pre);
     expect(events(run.lines, "cycle.start")[0]!.path).toBe("pre-cloned");
+    // It waited for the VM the first cycle had started, instead of starting it.
+    expect(events(run.lines, "boot.attached").map((l) => l.pid)).toEqual([(after1.next_vm as { run: { pid: number } }).run.pid]);
     expect(vms(s).map((v) => v.name)).not.toContain(finished);
 
     // A stop deletes what is left: the last finished VM and the next pre-clone.
@@ -91,7 +95,7 @@ describe("steady state", () => {
 });
 
 describe("idle runner retired by GitHub", () => {
-  test.concurrent("'no longer exists' ends the cycle cleanly: exit 0, no backoff, no DELETE, nothing running", async () => {
+  test.concurrent("'no longer exists' ends the cycle cleanly: exit 0, no backoff, no DELETE, its VM off", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
     const run = loopInProcess(s);
     await until("runner listening", () => events(run.lines, "run.ready").length > 0);
@@ -104,7 +108,8 @@ describe("idle runner retired by GitHub", () => {
     expect(after.failures).toBe(0);
     expect(after.backoff_until).toBeUndefined();
     expect(count((await github(s)).calls, "DELETE")).toBe(0);
-    expect(vms(s).filter((v) => v.running)).toEqual([]);
+    // Only the next cycle's VM runs (started ahead); the retired runner's is off.
+    expect(vms(s).filter((v) => v.running).map((v) => v.name)).toEqual([(after.next_vm as { name: string }).name]);
   }, 30_000);
 });
 

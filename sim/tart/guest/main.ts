@@ -12,6 +12,7 @@ import { guestEnv, VM_MARKER } from "./env.ts";
 import { guestRoot } from "./fs.ts";
 import { killMarked, ownStart } from "./processes.ts";
 import { startGuestSSH, type GuestSSH } from "./ssh-server.ts";
+import { trace } from "../trace.ts";
 
 export type GuestEvent = { lease: string } | { ssh: true } | { shutdown: true };
 
@@ -22,6 +23,7 @@ if (vmDir === undefined || (mode !== "boot" && mode !== "resume") || leaseAt ===
   process.stderr.write("usage: guest/main.ts <vm dir> boot|resume <lease at, epoch ms>\n");
   process.exit(64);
 }
+const vm: string = vmDir;
 const settings = loadSettings();
 const mac = readVMConfig(vmDir).macAddress;
 let ssh: GuestSSH | undefined;
@@ -42,6 +44,7 @@ async function lease(avoid: string[] = []): Promise<string> {
     return await new Promise<string>(() => {}); // no address, ever
   }
   emit({ lease: ip });
+  trace({ kind: "guest", vm, event: "lease", ip });
   return ip;
 }
 
@@ -52,7 +55,7 @@ if (mode === "boot") await sleep(settings.ssh_ms);
 const taken: string[] = [];
 for (;;) {
   try {
-    ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown });
+    ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown, onExec: (command) => trace({ kind: "guest", vm, event: "exec", command: command.slice(0, 80) }) });
     break;
   } catch (err) {
     // Another process took the address since the lease: take another one.
@@ -62,3 +65,4 @@ for (;;) {
   }
 }
 emit({ ssh: true });
+trace({ kind: "guest", vm, event: "ssh", ip });

@@ -18,6 +18,8 @@ export interface GuestSSHOptions {
   port: number;
   /** A guest-initiated power-off, e.g. `sudo shutdown -h now`. */
   onShutdown: () => void;
+  /** Told of every exec request as it arrives. */
+  onExec?: (command: string) => void;
 }
 
 export interface GuestSSH {
@@ -51,6 +53,7 @@ function serveExec(conn: Connection, opts: GuestSSHOptions): void {
     session.on("shell", (_a, reject) => reject());
     session.on("subsystem", (_a, reject) => reject());
     session.on("exec", (accept, _reject, info) => {
+      opts.onExec?.(info.command);
       const channel = accept();
       if (SHUTDOWN.test(info.command)) {
         channel.exit(0);

@@ -11,6 +11,7 @@ import { clockInSync, markClockStale } from "../guest/clock.ts";
 import { freezeGuest, ownStart } from "../guest/processes.ts";
 import { endPredecessors, GUEST_LOG, spawnGuest, spawnWatchdog } from "./guest-process.ts";
 import { isSuspended, restorableSnapshot, saveSnapshot, statePath } from "./snapshot.ts";
+import { traceTart } from "../trace.ts";
 
 const CRASH = `Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly." UserInfo={NSLocalizedFailure=Internal Virtualization error. The virtual machine stopped unexpectedly.}`;
 // [U] the exact VZ texts below; the code (VZErrorCode.restore = 12) is VZ's.
@@ -45,6 +46,7 @@ export async function runVM(vm: VMRun): Promise<never> {
     process.exit(code);
   };
   const stop = () => {
+    traceTart(); // `tart stop -t 0` follows its SIGINT with a SIGKILL: no exit hook runs
     // VZ's restore cannot be cancelled: the stop waits until it is done.
     if (phase === "restoring") stopAfterRestore = true;
     else void end(0, "Stopping VM...", { delayMs: settings.stop_ms });
@@ -100,6 +102,7 @@ export async function runVM(vm: VMRun): Promise<never> {
       onEvent(event) {
         if ("lease" in event) updateRunMarker(dir, { ip: event.lease });
         if ("ssh" in event) {
+          traceTart();
           booted = true;
           updateRunMarker(dir, { booted: true });
           const crash = vm.crash;

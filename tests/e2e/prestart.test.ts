@@ -1,0 +1,83 @@
+// The next cycle's VM started ahead: a healthy cycle, as it ends, starts the
+// VM it cloned while its job ran; the next cycle waits for that VM instead of
+// starting it. A start that is gone or too old is not trusted; nothing of it
+// outlives cleanup.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { World } from "../../sim/world.ts";
+import { enqueue, events, exitOf, fileWorld, job, loopBinary, nothingLeft, slots, slotState, start, until, vms, type Slots } from "./harness.ts";
+
+let world: World;
+beforeAll(async () => {
+  world = await fileWorld();
+});
+afterAll(() => world?.stop());
+
+interface NextVm {
+  name: string;
+  run?: { pid: number; started_at: string; log_offset: number };
+}
+
+/** One cycle of the compiled loop serving one job; its log lines. */
+async function serve(s: Slots, name: string) {
+  const j = await enqueue(s, name);
+  const lines = await exitOf(loopBinary(s), 0);
+  const done = await job(s, j.id);
+  expect(done.result).toBe("Succeeded");
+  return Object.assign(lines, { runner: done.runner_name });
+}
+
+const nextVm = (s: Slots) => slotState(s)!.next_vm as NextVm;
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("the next VM started ahead", () => {
+  test.concurrent("a healthy cycle starts the next VM as it exits; the next cycle waits for it and serves its job on it", async () => {
+    const s = slots(world, {}, { boot_ms: 1500 });
+    const first = await serve(s, "first");
+    const next = nextVm(s);
+    expect(events(first, "next.started").map((l) => l.vm)).toEqual([next.name]);
+    expect(alive(next.run!.pid)).toBe(true);
+    await until("the next VM runs", () => vms(s).find((v) => v.name === next.name)?.running);
+    const second = await serve(s, "second");
+    expect(events(second, "boot.attached").map((l) => l.pid)).toEqual([next.run!.pid]);
+    expect(second.runner).toBe(next.name);
+  }, 60_000);
+
+  test.concurrent("a VM started ahead that is gone by the next cycle (a host restart) is started again, and the job is served", async () => {
+    const s = slots(world, {}, { boot_ms: 500 });
+    await serve(s, "first");
+    const next = nextVm(s);
+    process.kill(next.run!.pid, "SIGKILL");
+    await until("the VM is off", () => vms(s).every((v) => !v.running));
+    const lines = await serve(s, "second");
+    expect(events(lines, "boot.restart")).toHaveLength(1);
+    expect(events(lines, "boot.attached")).toEqual([]);
+  }, 60_000);
+
+  test.concurrent("a start recorded long ago is not trusted: the VM is forced off and started again", async () => {
+    const s = slots(world, {}, { boot_ms: 500 });
+    await serve(s, "first");
+    const path = join(s.stateDir, "slot-1.json");
+    const state = JSON.parse(readFileSync(path, "utf8"));
+    state.next_vm.run.started_at = new Date(Date.now() - 10 * 60_000).toISOString();
+    writeFileSync(path, JSON.stringify(state));
+    const lines = await serve(s, "second");
+    expect(events(lines, "boot.restart")).toHaveLength(1);
+  }, 60_000);
+
+  test.concurrent("cleanup removes a VM started ahead when no cycle follows (the agent was unloaded between cycles)", async () => {
+    const s = slots(world, {}, { boot_ms: 500 });
+    await serve(s, "only");
+    await until("the next VM runs", () => vms(s).some((v) => v.running));
+    expect((await start(world, "cleanup", ["--slot", "1", "--config", s.path], s.host.env).done).code).toBe(0);
+    await nothingLeft(s);
+  }, 60_000);
+});

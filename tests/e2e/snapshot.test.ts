@@ -1,0 +1,163 @@
+// Warm start from a snapshot (vm.start: snapshot): each slot boots a golden
+// once and suspends it; cycles restore clones of it, sync the guest clock,
+// and fall back to a cold boot when a restore fails. Boot and restore take
+// distinct sim times (3 s against 0.3 s), so a cycle's boot time tells which
+// one it took.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { IMAGE_MARKER } from "../../sim/image/fixture.ts";
+import type { World } from "../../sim/world.ts";
+import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, nothingLeft, slots, slotState, start, vms, type Slots } from "./harness.ts";
+
+let world: World;
+beforeAll(async () => {
+  world = await fileWorld();
+});
+afterAll(() => world?.stop());
+
+const SNAPSHOT = { vm: { start: "snapshot" } };
+const TIMES = { boot_ms: 3000, restore_ms: 300, suspend_ms: 100 };
+const DIRTY_CHECK = 'test ! -e "$HOME/left-by-previous-job" || { echo "dirty VM"; exit 1; }; touch "$HOME/left-by-previous-job"';
+
+/** One loop cycle serving one job; its log lines. */
+async function serve(s: Slots, name: string, script = DIRTY_CHECK) {
+  const j = await enqueue(s, name, script);
+  const lines = await exitOf(loopBinary(s, 1), 0);
+  const done = await job(s, j.id);
+  expect([done.name, done.result, done.attempts]).toEqual([name, "Succeeded", 1]);
+  return lines;
+}
+
+const bootTime = (lines: { event: string; duration_ms?: unknown }[]) => events(lines as never, "boot.done").map((l) => l.duration_ms as number);
+const golden = (s: Slots, slot = 1) => slotState(s, slot)?.golden as { name: string; image: string } | undefined;
+
+function tart(s: Slots, ...args: string[]): string {
+  const r = spawnSync(s.config.host.tartPath, args, { env: s.env, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`tart ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+const macOf = (s: Slots, vm: string) => (JSON.parse(readFileSync(join(s.host.tartHome, "vms", vm, "config.json"), "utf8")) as { macAddress: string }).macAddress;
+const vmLog = (s: Slots, slot = 1) => readFileSync(join(s.logDir, `slot-${slot}.vm.log`), "utf8");
+
+describe("snapshot start", () => {
+  test.concurrent("the first cycle makes the golden; later cycles restore clones of it in restore time, clock synced before the runner connects", async () => {
+    const s = slots(world, SNAPSHOT, TIMES);
+    const first = await serve(s, "first");
+    const g = golden(s)!;
+    expect(g.name).toStartWith(`${s.prefix}-`);
+    expect(g.name).toContain("-1-golden-");
+    expect(events(first, "golden.ready")).toHaveLength(1);
+    // The golden's own boot is cold (3 s); the cycle's VM restores.
+    const [goldenBoot, firstBoot] = bootTime(first);
+    expect(goldenBoot).toBeGreaterThanOrEqual(3000);
+    expect(firstBoot).toBeLessThan(1500);
+    expect(events(first, "cycle.start")[0]!.path).toBe("snapshot");
+
+    const second = await serve(s, "second");
+    expect(events(second, "golden.make")).toHaveLength(0);
+    expect(events(second, "cycle.start")[0]!.path).toBe("snapshot");
+    expect(slotState(s)!.path).toBe("snapshot");
+    const [restore] = bootTime(second);
+    expect(restore).toBeGreaterThanOrEqual(300);
+    expect(restore).toBeLessThan(1500);
+    // The restored guest's clock was stale: synced, and only then did the runner connect (it refuses a stale clock).
+    const order = second.map((l) => l.event);
+    expect(order.indexOf("snapshot.clock_synced")).toBeGreaterThan(-1);
+    expect(order.indexOf("snapshot.clock_synced")).toBeLessThan(order.indexOf("runner.listening"));
+    expect(second.filter((l) => String(l.msg ?? "").includes("clock skew"))).toEqual([]);
+    // Each job on a VM of its own; the golden stays suspended, never served a job.
+    const gh = await github(s);
+    expect(new Set(gh.jobs.map((j) => j.runner_name)).size).toBe(2);
+    expect(gh.jobs.map((j) => j.runner_name)).not.toContain(g.name);
+    expect(JSON.parse(tart(s, "get", g.name, "--format", "json")).State).toBe("suspended");
+  }, 60_000);
+
+  test.concurrent("a failed restore boots the same cycle cold and serves the job; the golden is made again", async () => {
+    // The first restore fails as a spoilt state does (the golden's own boot is cold, not a restore).
+    const s = slots(world, SNAPSHOT, { ...TIMES, faults: [{ kind: "restore_failure", count: 1 }] });
+    const failed = await serve(s, "restore-fails");
+    expect(events(failed, "golden.ready")).toHaveLength(1);
+    expect(events(failed, "snapshot.fallback")).toHaveLength(1);
+    // The golden's boot and the fallback's are both cold; the failed restore never reached SSH.
+    const boots = bootTime(failed);
+    expect(boots).toHaveLength(2);
+    for (const b of boots) expect(b).toBeGreaterThanOrEqual(3000);
+    expect(slotState(s)!.path).toBe("cold");
+    expect(vmLog(s)).toContain("Failed to restore the virtual machine");
+    expect(golden(s)).toBeUndefined();
+
+    const again = await serve(s, "golden-again");
+    expect(events(again, "golden.ready")).toHaveLength(1);
+    expect(slotState(s)!.path).toBe("snapshot");
+  }, 90_000);
+
+  test.concurrent("a golden spoilt by `tart set` falls back to a cold boot in the same cycle", async () => {
+    const s = slots(world, SNAPSHOT, TIMES);
+    await serve(s, "makes-golden");
+    const g = golden(s)!;
+    // Someone changes the suspended golden's hardware; the next clone of it carries that state.
+    tart(s, "set", g.name, "--display", "800x600");
+    // The clone made ahead (and started) predates the damage: remove it so this cycle clones the spoilt golden.
+    const pre = (slotState(s)!.next_vm as { name: string }).name;
+    tart(s, "stop", pre, "--timeout", "0");
+    tart(s, "delete", pre);
+    const lines = await serve(s, "spoilt");
+    expect(events(lines, "snapshot.fallback")).toHaveLength(1);
+    expect(slotState(s)!.path).toBe("cold");
+    expect(vms(s).map((v) => v.name)).not.toContain(g.name);
+  }, 90_000);
+
+  test.concurrent("a newly pinned image replaces the golden (the old one is deleted); jobs run on the new image", async () => {
+    const s = slots(world, { ...SNAPSHOT, image: { min_free_gb: 1 } }, TIMES);
+    const pull = () => start(world, "pull", ["--config", s.path], s.host.env).done;
+    expect((await pull()).code).toBe(0);
+    await serve(s, "on-v1", `test ! -e "$HOME/${IMAGE_MARKER}"`);
+    const g1 = golden(s)!;
+    await world.publishVersion({ marker: "v2-snap", runnerVersion: "2.336.0" });
+    expect((await pull()).code).toBe(0);
+    const lines = await serve(s, "on-v2", `test "$(cat "$HOME/${IMAGE_MARKER}")" = v2-snap`);
+    const g2 = golden(s)!;
+    expect(g2.name).not.toBe(g1.name);
+    expect(g2.image).not.toBe(g1.image);
+    expect(events(lines, "golden.deleted").map((l) => l.vm)).toEqual([g1.name]);
+    expect(vms(s).map((v) => v.name)).not.toContain(g1.name);
+    expect(slotState(s)!.path).toBe("snapshot");
+  }, 90_000);
+
+  test.concurrent("two slots have a golden each (own MAC) and restore concurrently without a MAC collision", async () => {
+    const s = slots(world, SNAPSHOT, TIMES);
+    // Jobs go to whichever slot listens first: both slots run a cycle, then both jobs must be done.
+    const both = async (names: [string, string]) => {
+      const jobs = await Promise.all(names.map((n) => enqueue(s, n, DIRTY_CHECK)));
+      const lines = await Promise.all([exitOf(loopBinary(s, 1), 0), exitOf(loopBinary(s, 2), 0)]);
+      for (const j of jobs) expect((await job(s, j.id)).result).toBe("Succeeded");
+      return lines;
+    };
+    // Goldens first (one cycle each), then both slots serve at once.
+    await both(["warm-1", "warm-2"]);
+    const [g1, g2] = [golden(s, 1)!, golden(s, 2)!];
+    expect(g1.name).not.toBe(g2.name);
+    expect(macOf(s, g1.name)).not.toBe(macOf(s, g2.name));
+    const [a, b] = await both(["both-1", "both-2"]);
+    for (const lines of [a, b]) {
+      expect(events(lines, "cycle.start")[0]!.path).toBe("snapshot");
+      expect(events(lines, "snapshot.restored")).toHaveLength(1);
+    }
+    for (const slot of [1, 2]) expect(vmLog(s, slot)).not.toContain("same MAC address");
+  }, 90_000);
+
+  test.concurrent("cleanup keeps the golden; cleanup --golden removes it, and nothing is left", async () => {
+    const s = slots(world, SNAPSHOT, TIMES);
+    await serve(s, "one");
+    const g = golden(s)!;
+    const cleanup = (...args: string[]) => start(world, "cleanup", ["--slot", "1", "--config", s.path, ...args], s.host.env).done;
+    expect((await cleanup()).code).toBe(0);
+    expect(vms(s)).toEqual([{ name: g.name, running: false }]);
+    expect(golden(s)).toEqual(g);
+    expect((await cleanup("--golden")).code).toBe(0);
+    expect(golden(s)).toBeUndefined();
+    await nothingLeft(s);
+  }, 60_000);
+});

@@ -1,0 +1,38 @@
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { leaseFor, leaseWatcher } from "../lib/leases.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "leases-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const block = (ip: string, mac: string, expiresS: number) =>
+  `{\n\tname=admins-Virtual-Machine\n\tip_address=${ip}\n\thw_address=1,${mac}\n\tidentifier=1,${mac}\n\tlease=0x${expiresS.toString(16)}\n}\n`;
+/** Replaced as bootpd does: a new file renamed over the old one. */
+function writeLeases(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
+  renameSync(`${path}.tmp`, path);
+}
+
+test("leaseFor: bootpd's short MAC form, unexpired leases only", () => {
+  const path = join(dir, "one");
+  const later = Math.floor(Date.now() / 1000) + 600;
+  writeLeases(path, block("192.168.64.3", "e:1:a:0:b0:7", later) + block("192.168.64.4", "e:1:a:0:b0:8", 1000));
+  expect(leaseFor(path, "0e:01:0a:00:b0:07")).toBe("192.168.64.3");
+  expect(leaseFor(path, "0e:01:0a:00:b0:08")).toBeUndefined();
+  expect(leaseFor(join(dir, "missing"), "0e:01:0a:00:b0:07")).toBeUndefined();
+});
+
+test("leaseWatcher sees a lease replaced under the same MAC (a restored clone's new address) and a lease that appears", () => {
+  const path = join(dir, "two");
+  const later = Math.floor(Date.now() / 1000) + 600;
+  const lease = leaseWatcher(path, "0e:01:0a:00:b0:07");
+  expect(lease()).toBeUndefined();
+  writeLeases(path, block("192.168.64.9", "a:a:a:a:a:a", later));
+  expect(lease()).toBeUndefined();
+  writeLeases(path, block("192.168.64.3", "e:1:a:0:b0:7", later));
+  expect(lease()).toBe("192.168.64.3");
+  writeLeases(path, block("192.168.64.5", "e:1:a:0:b0:7", later + 1));
+  expect(lease()).toBe("192.168.64.5");
+});
