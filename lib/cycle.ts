@@ -20,7 +20,7 @@ import { imageToClone, type ImageChoice } from "./image.ts";
 import { inspectImageLock } from "./image-lock.ts";
 import { cachedDigest } from "./tart-cache.ts";
 import { aborted } from "./signals.ts";
-import { cleanSlot, removeRunner } from "./slot/clean.ts";
+import { cleanSlot, removeRunner, reportGhostJob } from "./slot/clean.ts";
 import { prepareSnapshot } from "./snapshot.ts";
 import { adopt, retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
 import type { StatePatch } from "./slot/state.ts";
@@ -196,6 +196,8 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const cleanupStarted = Date.now();
   const s = store.current;
   const { ghost } = await cleanSlot(cycle, r.gh, { vm: name, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: outcome.kind, keepStoppedVm: true });
+  // Busy on GitHub although we saw no job: one was assigned as the runner or its VM died; it dies with the VM.
+  if (ghost && outcome.kind !== "lost") reportGhostJob(cycle, ghost, name);
   store.write({
     vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined,
     dispose: [...store.current.dispose, name],

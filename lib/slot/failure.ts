@@ -7,7 +7,7 @@ import { backoffMs } from "../backoff.ts";
 import { sleep } from "../wait.ts";
 import { disposeAll } from "../cycle.ts";
 import { failureReason } from "../metrics/reasons.ts";
-import { cleanSlot } from "./clean.ts";
+import { cleanSlot, reportGhostJob } from "./clean.ts";
 import type { SlotRun } from "./recover.ts";
 
 const kindOf = (err: unknown): ExitKind => (err instanceof MacosRunnerError ? err.kind : "failure");
@@ -54,6 +54,7 @@ export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } 
     if (!o.clean) throw err;
     const { ghost } = await cleanSlot(r, r.gh, { vm: s.vm, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: kind === "ok" ? "stopped" : "failed cycle" });
     r.store.write({ vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined, ...(ghost && { ghosts: [...r.store.current.ghosts, ghost] }) });
+    if (ghost) reportGhostJob(r, ghost, s.vm);
     if (!r.store.persisted) await disposeAll(r);
   } catch (cleanupErr) {
     if (cleanupErr !== err) r.log.error("cleanup.failed", `cleanup failed; the next start of the slot retries it: ${(cleanupErr as Error).message}`, { phase: "cleanup", error: cleanupErr });
@@ -79,3 +80,4 @@ export async function waitOutBackoff(r: SlotRun): Promise<void> {
   r.log.info("backoff.wait", `backing off ${waitMs} ms after ${r.store.current.failures} failed cycle(s)`, { phase: "backoff", wait_ms: waitMs });
   await sleep(waitMs, r.stop.drain);
 }
+
