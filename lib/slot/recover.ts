@@ -62,6 +62,7 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
         if (s.vm === undefined || !(await adopt(r, removed.busy, s.vm))) ghost = removed.busy;
       } else {
         log.info("recover.runner_removed", removed === "deleted" ? "the previous cycle's runner deleted from GitHub before its VM is stopped" : "the previous cycle's runner was already gone");
+        await reportJobDiedUnseen(r, s);
       }
     }
     await cleanSlot(r, r.gh, { vm: s.vm, runnerGone: true }, { why: "left by the previous cycle" });
@@ -69,6 +70,19 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
     if (ghost) log.warn("recover.ghost", `runner ${ghost.id} is still busy on GitHub but its VM is gone; the slot goes on serving and deletes it later`, { runner_id: ghost.id });
   }
   if (o.sweep) await sweep(r, { github: true });
+}
+
+/**
+ * The predecessor saw its job start and not end, and the job's VM is gone
+ * (power loss, a host reboot): by the time this start looked, GitHub had
+ * already given up on the runner and failed the job, so the runner no longer
+ * reads busy. Reported as lost all the same, by name.
+ */
+async function reportJobDiedUnseen(r: SlotRun, s: { vm?: string | undefined; job?: string | undefined; job_result?: string | undefined; runner_name?: string | undefined }): Promise<void> {
+  if (s.job === undefined || s.job_result !== undefined || s.vm === undefined) return;
+  if ((await r.tart.list()).some((v) => v.Name === s.vm && v.Running)) return;
+  r.metrics.lostJob();
+  r.log.child({ phase: "recover", vm: s.vm, runner: s.runner_name }).error("job.lost", `job "${s.job}" on runner ${s.runner_name} was lost: its VM ${s.vm} went down with the slot's loop (power loss, reboot), and GitHub has failed it: re-run it`, { job: s.job });
 }
 
 /**

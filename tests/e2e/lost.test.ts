@@ -15,7 +15,8 @@ import { enqueue, events, exitOf, fileWorld, job, loopBinary, loopInProcess, sig
 
 let world: World;
 beforeAll(async () => {
-  world = await fileWorld();
+  // GitHub gives up on a vanished runner after seconds here (its session lease, then its busy time), not minutes.
+  world = await fileWorld({ github: { sessionLeaseMs: 4000, lostRunnerBusyMs: 1000 } });
 });
 afterAll(() => world?.stop());
 
@@ -69,4 +70,31 @@ test("a job handed to the runner as its VM dies, before the runner says so: repo
   expect(lost).toHaveLength(1);
   expect([lost[0]!.level, lost[0]!.runner, lost[0]!.vm]).toEqual(["error", vm, vm]);
   expect((slotState(s)!.ghosts as { name: string }[]).map((g) => g.name)).toEqual([vm]);
+}, 60_000);
+
+test("power loss mid-job, and the slot back only after GitHub failed the job: the next start still reports it lost, by name", async () => {
+  const s = slots(world, {}, { boot_ms: 150 });
+  const j = await enqueue(s, "build-during-the-outage", "sleep 30");
+  const first = loopBinary(s);
+  const st = await until("the job running", () => {
+    const v = slotState(s);
+    return v?.phase === "job" ? v : undefined;
+  }, 30_000);
+  const vmDir = join(s.host.tartHome, "vms", st.vm as string);
+  first.child.kill("SIGKILL");
+  process.kill(runState(vmDir)!.pid, "SIGKILL");
+  for (const p of markedProcesses((v) => v === vmDir)) process.kill(p.pid, "SIGKILL");
+  await first.done;
+  // The host is down longer than GitHub waits: the runner no longer reads busy when the slot is back.
+  await until("GitHub failed the job", async () => (await job(s, j.id)).result === "Failed", 20_000);
+
+  const next = loopInProcess(s);
+  try {
+    const lost = await until("job.lost in the next start's log", () => events(next.lines, "job.lost")[0], 20_000);
+    expect([lost.level, lost.job, lost.runner, lost.vm]).toEqual(["error", "build-during-the-outage", st.runner_name, st.vm]);
+    expect(events(next.lines, "recover.runner_removed")).toHaveLength(1);
+  } finally {
+    next.stop.request();
+    await next.done;
+  }
 }, 60_000);
