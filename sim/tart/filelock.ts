@@ -1,8 +1,13 @@
 // A cross-process mutex for short critical sections (fault counters, leases,
 // the VM-limit check): an O_EXCL lock file holding the owner's pid; a lock
-// whose owner is dead is taken over.
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+// whose owner is dead is taken over, and so is one that never got a pid (its
+// owner was killed between creating and writing it). tart's own locks are
+// flock(2), released by the kernel when the holder dies: never one left held.
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { processAlive } from "./process.ts";
+
+/** A lock file without a pid this long after it was made lost its owner before the pid was written. */
+const PID_WRITE_GRACE_MS = 1000;
 
 const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
@@ -22,7 +27,8 @@ export function withFileLock<T>(path: string, fn: () => T, timeoutMs = 10_000): 
       } catch {
         continue; // released between open and read
       }
-      if (owner > 0 && !processAlive(owner)) {
+      const orphaned = !(owner > 0) && Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > PID_WRITE_GRACE_MS;
+      if ((owner > 0 && !processAlive(owner)) || orphaned) {
         try {
           unlinkSync(path);
         } catch {}
