@@ -178,7 +178,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   void aborted(stop.now).then(() => run.stop());
   let outcome = await run.done;
   // SSH lost with the VM up: the job goes on in the guest; wait for it (a false answer has reported it lost).
-  const adopted = outcome.kind === "lost" && !vmStopped ? await adoptAfterSshLoss(cycle, name, outcome.job) : undefined;
+  const adopted = outcome.kind === "lost" && outcome.sessionDropped && !vmStopped ? await adoptAfterSshLoss(cycle, name, outcome.job) : undefined;
   if (adopted) {
     outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: "SSH dropped; the job finished on its VM" };
     metrics.jobCompleted("Unknown");

@@ -14,7 +14,7 @@ export const EXIT_TABLE = {
   config: { code: 78, meaning: "the config file, a secret file or the credentials are wrong" },
   "job-failed": { code: 80, meaning: "the job ran and did not succeed" },
   "no-job": { code: 81, meaning: "the runner ended without running a job" },
-  lost: { code: 82, meaning: "the VM or the SSH session died while the job ran" },
+  lost: { code: 82, meaning: "the VM, the SSH session or the runner died while the job ran" },
   timeout: { code: 83, meaning: "a deadline passed (job_timeout, listen_timeout, exit_timeout)" },
   "host-key": { code: 84, meaning: "the guest's host key does not match vm.ssh.known_hosts_path" },
   stopped: { code: 85, meaning: "stopped by a signal before a job started" },

@@ -30,7 +30,7 @@ export const spec = {
     "state-io": "host.state_dir cannot be written (full disk?); cleaned up from memory and backed off",
     tempfail: "the slot is in use by another loop, GitHub is unavailable or rate limited, or another VM holds a VM place (backed off)",
     "no-job": "the runner ended without a job (not a retirement by GitHub); backed off",
-    lost: "the VM died while the job ran (the job is reported in the log: re-run it); backed off",
+    lost: "the VM or the runner died while the job ran (the job is reported in the log: re-run it); backed off",
     timeout: "the runner did not listen within runner.listen_timeout, or the job outran runner.job_timeout",
     "host-key": "the guest's host key does not match vm.ssh.known_hosts_path; backed off",
     unavailable: "tart is not installed (host.tart_path)",

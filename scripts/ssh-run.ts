@@ -37,7 +37,7 @@ export const spec = {
   exits: {
     "job-failed": "the job ran and completed with a result other than Succeeded",
     "no-job": "the runner exited without running a job (e.g. GitHub removed the idle runner), or another listener holds its session",
-    lost: "the SSH session failed or was lost while the job ran (VM died, network)",
+    lost: "the SSH session failed or was lost while the job ran (VM died, network), or the runner itself died",
     timeout: "the runner did not listen within runner.listen_timeout, the job outran runner.job_timeout, or the runner did not exit within runner.exit_timeout after its job",
     "host-key": "the guest's host key does not match vm.ssh.known_hosts_path; refused",
     stopped: "stopped by a signal before a job started",
@@ -53,6 +53,13 @@ export interface RunOutcome {
   runnerGone: boolean;
   /** GitHub retired the idle runner ("no longer exists on the server"): a normal end, not a fault. */
   retired?: boolean;
+  /**
+   * The SSH session ended while the job ran without the runner ending: ssh
+   * failed (255) or was killed. The runner does not notice (no hangup without
+   * a terminal), so its job may go on. Any other exit is run.sh's own: the
+   * runner itself ended mid-job.
+   */
+  sessionDropped?: boolean;
   detail?: string | undefined;
 }
 
@@ -171,7 +178,10 @@ export function startRun(o: RunOptions): RunHandle {
     const code = out.exitCode;
     if (result !== undefined) return end(completed());
     if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${ssh.knownHostsPath}` });
-    if (job !== undefined) return end({ kind: "lost", job, runnerGone, detail: `ssh ended (exit ${code ?? out.signal}) while the job ran` });
+    if (job !== undefined) {
+      const sessionDropped = code === 255 || code === null;
+      return end({ kind: "lost", job, runnerGone, sessionDropped, detail: sessionDropped ? `ssh ended (${code ?? out.signal}) while the job ran` : `the runner exited (${code}) while the job ran` });
+    }
     if (retired) return end({ kind: "no-job", runnerGone, retired, detail: "GitHub removed the idle runner" });
     if (code === 255) return end({ kind: "no-job", runnerGone, detail: "ssh failed (exit 255) before a job started" });
     end({ kind: "no-job", runnerGone, detail: `runner exited (${code ?? out.signal}) without a job` });

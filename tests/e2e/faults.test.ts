@@ -106,6 +106,22 @@ describe("the guest", () => {
     await nothingLeftRunning(s);
   }, 60_000);
 
+  test.concurrent("the runner itself dies mid-job, its VM up: the job is reported lost (exit 82), not waited for as after an SSH drop", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const j = await enqueue(s, "its-runner-dies", "sleep 5; echo done");
+    const run = loopInProcess(s);
+    await until("the job running", () => slotState(s)?.phase === "job");
+    expect(signalGuest(s, slotState(s)!.vm as string, /Runner\.Listener\.mjs run/, "SIGKILL")).toBe(1);
+    const lines = await exitOf(run, exitCode("lost"));
+    expect(events(lines, "recover.adopt")).toEqual([]);
+    expect(events(lines, "job.lost")[0]).toMatchObject({ level: "error", job: "its-runner-dies" });
+    expect(events(lines, "job.lost")).toHaveLength(1);
+    expect((await job(s, j.id)).status).not.toBe("queued");
+    // GitHub still calls the runner busy: a ghost for later cycles; its VM is off.
+    expect((slotState(s)!.ghosts as { name: string }[]).map((g) => g.name)).toEqual([events(lines, "job.lost")[0]!.vm as string]);
+    expect(vms(s).filter((v) => v.running)).toEqual([]);
+  }, 30_000);
+
   test.concurrent("a runner that exits without a job: no-job, exit 81, cleaned, backed off", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
     const run = loopInProcess(s);
