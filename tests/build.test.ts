@@ -11,10 +11,13 @@ const COMMANDS = readdirSync(join(root, "scripts"))
   .filter((f) => f.endsWith(".ts"))
   .map((f) => basename(f, ".ts"))
   .sort();
-const LINUX = join(root, "dist", "linux-x64");
+// Its own output directory: other test files run dist/linux-x64 meanwhile.
+const OUT = mkdtempSync(join(tmpdir(), "build-test-"));
+const LINUX = join(OUT, "linux-x64");
+afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
 function build(...args: string[]) {
-  return spawnSync(process.execPath, [join(root, "tools/build.ts"), ...args], { encoding: "utf8" });
+  return spawnSync(process.execPath, [join(root, "tools/build.ts"), "--out", OUT, ...args], { encoding: "utf8" });
 }
 
 function run(exe: string, args: string[]) {
@@ -26,7 +29,7 @@ test("the darwin-arm64 target is one Mach-O arm64 executable, and every command 
   const r = build("--target", "darwin-arm64");
   expect(r.stderr).toBe("");
   expect(r.status).toBe(0);
-  const dir = join(root, "dist", "darwin-arm64");
+  const dir = join(OUT, "darwin-arm64");
   expect(readdirSync(dir).sort()).toEqual([...COMMANDS, "macos-runner"].sort());
   const head = readFileSync(join(dir, "macos-runner")).subarray(0, 8);
   expect(head.readUInt32LE(0)).toBe(0xfeedfacf); // MH_MAGIC_64

@@ -2,7 +2,7 @@
 // endpoint (GET …/releases/latest and …/releases): the clock starts at the
 // release that superseded the image's runner; warn from 14 days, fail from 25.
 // Then the compiled `pull --runner-check` reading the version from the image's label.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { exitCode } from "../lib/errors.ts";
 import { checkRunnerFreshness, RunnerCheckError } from "../lib/runner-release.ts";
@@ -14,7 +14,7 @@ const NOW = Date.parse("2026-06-30T12:00:00Z");
 const daysAgo = (d: number) => new Date(NOW - d * DAY).toISOString();
 
 /** Newest first, as GitHub lists them; a draft and a prerelease that must be ignored. */
-let releases = [
+const RELEASES = [
   { tag_name: "v2.332.0", published_at: daysAgo(2), draft: false, prerelease: false },
   { tag_name: "v2.333.0-rc1", published_at: daysAgo(1), draft: false, prerelease: true },
   { tag_name: "v2.331.0", published_at: daysAgo(20), draft: false, prerelease: false },
@@ -22,6 +22,12 @@ let releases = [
   { tag_name: "v2.329.0", published_at: daysAgo(70), draft: false, prerelease: false },
 ];
 let status = 200;
+/** What the fake endpoint serves; a test that changes it changes only itself (tests may run in any order). */
+let releases = RELEASES;
+beforeEach(() => {
+  releases = RELEASES;
+  status = 200;
+});
 const calls: string[] = [];
 let server: ReturnType<typeof Bun.serve>;
 let url: string;

@@ -4,9 +4,10 @@
 //   dist/darwin-arm64/macos-runner   the product (Mach-O), with boot -> macos-runner, loop -> macos-runner, ...
 //   dist/linux-x64/macos-runner      what the tests run here
 // The commands are every scripts/*.ts: a new script becomes a command by
-// being there. `--target linux-x64` builds one target only.
+// being there. `--target linux-x64` builds one target only; `--out DIR`
+// builds into DIR instead of dist/ (the build test, beside tests that run dist/).
 import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { basename, join, relative } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { MULTICALL_NAME } from "../lib/multicall.ts";
 
@@ -19,7 +20,7 @@ type Target = keyof typeof TARGETS;
 // The sourcemap is embedded (zstd) and maps stack traces back to the sources.
 const FLAGS = ["--compile", "--bytecode", "--format=esm", "--minify-syntax", "--minify-whitespace", "--sourcemap"];
 
-const { values } = parseArgs({ options: { target: { type: "string", multiple: true } } });
+const { values } = parseArgs({ options: { target: { type: "string", multiple: true }, out: { type: "string" } } });
 const targets = (values.target ?? Object.keys(TARGETS)) as Target[];
 for (const t of targets) if (!(t in TARGETS)) throw new Error(`unknown target '${t}', expected one of ${Object.keys(TARGETS).join(", ")}`);
 
@@ -30,13 +31,14 @@ const commands = readdirSync(join(root, "scripts"))
   .sort();
 if (commands.includes(MULTICALL_NAME)) throw new Error(`scripts/${MULTICALL_NAME}.ts: that name is the binary's own`);
 
-const entry = writeEntry(join(root, "dist", ".entry", `${MULTICALL_NAME}.ts`));
+const out = values.out ? resolve(values.out) : join(root, "dist");
+const entry = writeEntry(join(out, ".entry", `${MULTICALL_NAME}.ts`));
 
 const failures: string[] = [];
 const started = performance.now();
 await Promise.all(
   targets.map(async (target) => {
-    const dir = join(root, "dist", target);
+    const dir = join(out, target);
     // Start empty: no binary or link left from an earlier layout or a removed command.
     rmSync(dir, { recursive: true, force: true });
     const proc = Bun.spawn(
@@ -55,7 +57,7 @@ if (failures.length) {
   process.exit(1);
 }
 console.log(
-  `built ${MULTICALL_NAME} (${commands.join(", ")}) for ${targets.join(", ")} in ${Math.round(performance.now() - started)} ms -> dist/`,
+  `built ${MULTICALL_NAME} (${commands.join(", ")}) for ${targets.join(", ")} in ${Math.round(performance.now() - started)} ms -> ${relative(root, out) || out}/`,
 );
 
 /** The binary's entry: the command table, one lazy import per script. */

@@ -49,11 +49,11 @@ describe("a drain", () => {
     const j = await enqueue(s, `last-moment-${lead}`, "echo ran");
     await Bun.sleep(lead); // the race window itself is what is under test
     run.child.kill("SIGTERM");
-    await exitOf(run, 0);
+    const lines = await exitOf(run, 0);
     const after = await job(s, j.id);
     if (after.status === "completed") expect(after.result).toBe("Succeeded");
     else expect(after.status).toBe("queued");
-    await nothingLeft(s);
+    await nothingLeft(s, 20_000, lines);
   }, 60_000);
 });
 
