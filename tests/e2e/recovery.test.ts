@@ -26,7 +26,15 @@ async function killIn(s: Slots, phase: string): Promise<{ vm: string; runnerId: 
     const st = slotState(s);
     return st?.phase === phase && st;
   }, 30_000, 20);
-  if (phase === "run") await until("the runner listening", async () => (await github(s)).runners.some((r) => r.name === st.vm && r.status === "online"), 30_000, 20);
+  if (phase === "run") {
+    let exited = false;
+    void first.done.then(() => (exited = true));
+    const log = () => first.lines().map((l) => `  ${JSON.stringify(l)}`).join("\n");
+    await until("the runner listening", () => exited || events(first.lines(), "run.ready").length > 0, 30_000, 20).catch((e: Error) => {
+      throw new Error(`${e.message}; the loop's log:\n${log()}`);
+    });
+    if (exited) throw new Error(`the loop exited before its runner listened; its log:\n${log()}`);
+  }
   first.child.kill("SIGKILL");
   await first.done;
   return { vm: st.vm as string, runnerId: st.runner_id as number | undefined };
