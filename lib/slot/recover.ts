@@ -72,6 +72,9 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
   if (o.sweep) await sweep(r, { github: true });
 }
 
+/** The state's job_result once a lost job has been reported: a restart does not report it again. */
+export const LOST = "Lost";
+
 /**
  * The predecessor saw its job start and not end, and the job's VM is gone
  * (power loss, a host reboot): by the time this start looked, GitHub had
@@ -82,6 +85,7 @@ async function reportJobDiedUnseen(r: SlotRun, s: { vm?: string | undefined; job
   if (s.job === undefined || s.job_result !== undefined || s.vm === undefined) return;
   if ((await r.tart.list()).some((v) => v.Name === s.vm && v.Running)) return;
   r.metrics.lostJob();
+  r.store.write({ job_result: LOST });
   r.log.child({ phase: "recover", vm: s.vm, runner: s.runner_name }).error("job.lost", `job "${s.job}" on runner ${s.runner_name} was lost: its VM ${s.vm} went down with the slot's loop (power loss, reboot), and GitHub has failed it: re-run it`, { job: s.job });
 }
 
@@ -92,11 +96,14 @@ async function reportJobDiedUnseen(r: SlotRun, s: { vm?: string | undefined; job
  * the lost-jobs metric): false, and the runner is a ghost.
  */
 export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
+  const current = vm === r.store.current.vm;
   if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) {
     // Busy means GitHub holds a job on the runner: with its VM gone (crash, kill, reboot) that job is lost.
-    const job = vm === r.store.current.vm ? r.store.current.job : undefined;
+    const job = current ? r.store.current.job : undefined;
+    if (current && r.store.current.job_result === LOST) return false; // reported before the restart
     r.metrics.lostJob();
     r.log.child({ phase: "recover", vm, runner: runner.name }).error("job.lost", `${job ? `job "${job}"` : "the job"} on runner ${runner.name} was lost: its VM ${vm} is gone (crash, kill or reboot); GitHub fails it: re-run it`, { runner_id: runner.id, job });
+    if (current) r.store.write({ job_result: LOST });
     return false;
   }
   const started = Date.parse(r.store.current.cycle_started_at ?? "") || Date.now();
@@ -117,6 +124,7 @@ export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<bool
     return typeof again !== "object";
   }
   r.metrics.lostJob();
+  if (current) r.store.write({ job_result: LOST });
   log.error("job.lost", finished === "vm-gone" ? `the VM of the adopted job stopped; the job on runner ${runner.name} is lost: re-run it` : `the adopted job on runner ${runner.name} did not finish in time; cutting it: re-run it`, { runner_id: runner.id });
   return false;
 }

@@ -4,7 +4,7 @@
 // a job GitHub assigned in the instant the VM died, which the runner never
 // announced: cleanup finds its runner busy and reports it the same way.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { markedProcesses } from "../../sim/tart/guest/processes.ts";
 import { runState } from "../../sim/tart/running.ts";
@@ -93,6 +93,31 @@ test("power loss mid-job, and the slot back only after GitHub failed the job: th
     const lost = await until("job.lost in the next start's log", () => events(next.lines, "job.lost")[0], 20_000);
     expect([lost.level, lost.job, lost.runner, lost.vm]).toEqual(["error", "build-during-the-outage", st.runner_name, st.vm]);
     expect(events(next.lines, "recover.runner_removed")).toHaveLength(1);
+  } finally {
+    next.stop.request();
+    await next.done;
+  }
+}, 60_000);
+
+test("a lost job is reported once: after a start that reported it and was killed before its cleanup, the next start does not report it again", async () => {
+  const s = slots(world, {}, { boot_ms: 150 });
+  await enqueue(s, "reported-once", "sleep 30");
+  const first = loopBinary(s);
+  const st = await until("the job running", () => {
+    const v = slotState(s);
+    return v?.phase === "job" ? v : undefined;
+  }, 30_000);
+  const vmDir = join(s.host.tartHome, "vms", st.vm as string);
+  first.child.kill("SIGKILL");
+  process.kill(runState(vmDir)!.pid, "SIGKILL");
+  for (const p of markedProcesses((v) => v === vmDir)) process.kill(p.pid, "SIGKILL");
+  await first.done;
+  // As a start that reported the job and was killed before its cleanup leaves the state.
+  writeFileSync(join(s.stateDir, "slot-1.json"), JSON.stringify({ ...slotState(s), phase: "recover", job_result: "Lost" }));
+  const next = loopInProcess(s);
+  try {
+    await until("the busy runner kept as a ghost", () => ((slotState(s)?.ghosts ?? []) as unknown[]).length > 0, 20_000);
+    expect(events(next.lines, "job.lost")).toEqual([]);
   } finally {
     next.stop.request();
     await next.done;
