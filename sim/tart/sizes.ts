@@ -4,10 +4,20 @@ import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { readVMConfig } from "./home.ts";
 
+/** A running guest adds and removes files under disk.img while this walks it: one gone meanwhile counts 0. */
 export function allocatedBytes(path: string): number {
-  const st = lstatSync(path);
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return 0;
   let total = st.blocks * 512;
-  if (st.isDirectory()) for (const e of readdirSync(path)) total += allocatedBytes(join(path, e));
+  if (st.isDirectory()) {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    for (const e of entries) total += allocatedBytes(join(path, e));
+  }
   return total;
 }
 
