@@ -20,9 +20,10 @@ import { imageToClone, type ImageChoice } from "./image.ts";
 import { inspectImageLock } from "./image-lock.ts";
 import { cachedDigest } from "./tart-cache.ts";
 import { aborted } from "./signals.ts";
-import { cleanSlot, removeRunner, reportGhostJob } from "./slot/clean.ts";
+import { cleanSlot, removeRunner } from "./slot/clean.ts";
+import { reportGhostJob, reportLostJob } from "./slot/lost.ts";
 import { prepareSnapshot } from "./snapshot.ts";
-import { adopt, LOST, retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
+import { adopt, retireGhosts, sweep, sweepDue, type SlotRun } from "./slot/recover.ts";
 import type { StatePatch } from "./slot/state.ts";
 import { VmLimitError } from "./tart.ts";
 import type { StartPath } from "./metrics.ts";
@@ -183,12 +184,10 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: "SSH dropped; the job finished on its VM" };
     metrics.jobCompleted("Unknown");
   }
-  // "Lost" once reported, so a restart before the cleanup does not report the job again.
-  const reportLost = outcome.kind === "lost" && adopted === undefined;
-  store.write({ job: outcome.job, job_result: reportLost ? LOST : (outcome.result ?? store.current.job_result), runner_gone: outcome.runnerGone || store.current.runner_gone });
-  if (reportLost) {
-    metrics.lostJob();
-    log.error("job.lost", `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`, { job: outcome.job, runner_id: jitR.value.runner.id });
+  // A result already recorded ("Lost", by adopt) stays.
+  store.write({ job: outcome.job, job_result: outcome.result ?? store.current.job_result, runner_gone: outcome.runnerGone || store.current.runner_gone });
+  if (outcome.kind === "lost" && adopted === undefined) {
+    reportLostJob(cycle, { phase: "job", vm: name, runner: name, runnerId: jitR.value.runner.id, job: outcome.job }, `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`);
   }
   await Promise.allSettled(background);
 

@@ -4,8 +4,6 @@ import type { SlotContext } from "../context.ts";
 import { MacosRunnerError } from "../errors.ts";
 import type { GitHubClient } from "../github/client.ts";
 import { deleteRunner, findRunnerByName } from "../github/runners.ts";
-import type { Logger } from "../log.ts";
-import type { SlotMetrics } from "../metrics.ts";
 import type { Ghost } from "./state.ts";
 
 export class NotThisSlotsError extends MacosRunnerError {
@@ -70,12 +68,3 @@ export async function cleanSlot(
   return cleaned;
 }
 
-/**
- * A runner GitHub calls busy at cleanup, when no job of it was seen: GitHub
- * assigned one just as the runner or its VM died, and the job dies with the
- * VM. Reported like any lost job, by runner and VM (its name never reached us).
- */
-export function reportGhostJob(r: { log: Logger; metrics: SlotMetrics }, ghost: Ghost, vm: string | undefined): void {
-  r.metrics.lostJob();
-  r.log.error("job.lost", `runner ${ghost.name} was handed a job as it or its VM died; GitHub fails that job: re-run it`, { phase: "cleanup", vm, runner: ghost.name, runner_id: ghost.id });
-}

@@ -7,7 +7,8 @@ import { backoffMs } from "../backoff.ts";
 import { sleep } from "../wait.ts";
 import { disposeAll } from "../cycle.ts";
 import { failureReason } from "../metrics/reasons.ts";
-import { cleanSlot, reportGhostJob } from "./clean.ts";
+import { cleanSlot } from "./clean.ts";
+import { reportGhostJob } from "./lost.ts";
 import type { SlotRun } from "./recover.ts";
 
 const kindOf = (err: unknown): ExitKind => (err instanceof MacosRunnerError ? err.kind : "failure");
@@ -80,4 +81,3 @@ export async function waitOutBackoff(r: SlotRun): Promise<void> {
   r.log.info("backoff.wait", `backing off ${waitMs} ms after ${r.store.current.failures} failed cycle(s)`, { phase: "backoff", wait_ms: waitMs });
   await sleep(waitMs, r.stop.drain);
 }
-

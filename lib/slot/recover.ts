@@ -11,6 +11,7 @@ import type { SlotMetrics } from "../metrics.ts";
 import type { Stop } from "../signals.ts";
 import { sleep } from "../wait.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
+import { LOST, reportLostJob } from "./lost.ts";
 import type { Ghost, SlotStore } from "./state.ts";
 
 export interface SlotRun extends SlotContext {
@@ -72,9 +73,6 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
   if (o.sweep) await sweep(r, { github: true });
 }
 
-/** The state's job_result once a lost job has been reported: a restart does not report it again. */
-export const LOST = "Lost";
-
 /**
  * The predecessor saw its job start and not end, and the job's VM is gone
  * (power loss, a host reboot): by the time this start looked, GitHub had
@@ -84,9 +82,7 @@ export const LOST = "Lost";
 async function reportJobDiedUnseen(r: SlotRun, s: { vm?: string | undefined; job?: string | undefined; job_result?: string | undefined; runner_name?: string | undefined }): Promise<void> {
   if (s.job === undefined || s.job_result !== undefined || s.vm === undefined) return;
   if ((await r.tart.list()).some((v) => v.Name === s.vm && v.Running)) return;
-  r.metrics.lostJob();
-  r.store.write({ job_result: LOST });
-  r.log.child({ phase: "recover", vm: s.vm, runner: s.runner_name }).error("job.lost", `job "${s.job}" on runner ${s.runner_name} was lost: its VM ${s.vm} went down with the slot's loop (power loss, reboot), and GitHub has failed it: re-run it`, { job: s.job });
+  reportLostJob(r, { phase: "recover", vm: s.vm, runner: s.runner_name, job: s.job }, `job "${s.job}" on runner ${s.runner_name} was lost: its VM ${s.vm} went down with the slot's loop (power loss, reboot), and GitHub has failed it: re-run it`);
 }
 
 /**
@@ -101,9 +97,7 @@ export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<bool
     // Busy means GitHub holds a job on the runner: with its VM gone (crash, kill, reboot) that job is lost.
     const job = current ? r.store.current.job : undefined;
     if (current && r.store.current.job_result === LOST) return false; // reported before the restart
-    r.metrics.lostJob();
-    r.log.child({ phase: "recover", vm, runner: runner.name }).error("job.lost", `${job ? `job "${job}"` : "the job"} on runner ${runner.name} was lost: its VM ${vm} is gone (crash, kill or reboot); GitHub fails it: re-run it`, { runner_id: runner.id, job });
-    if (current) r.store.write({ job_result: LOST });
+    reportLostJob(r, { phase: "recover", vm, runner: runner.name, runnerId: runner.id, job }, `${job ? `job "${job}"` : "the job"} on runner ${runner.name} was lost: its VM ${vm} is gone (crash, kill or reboot); GitHub fails it: re-run it`);
     return false;
   }
   const started = Date.parse(r.store.current.cycle_started_at ?? "") || Date.now();
@@ -123,9 +117,7 @@ export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<bool
     const again = await removeRunner(r.gh(), { id: runner.id });
     return typeof again !== "object";
   }
-  r.metrics.lostJob();
-  if (current) r.store.write({ job_result: LOST });
-  log.error("job.lost", finished === "vm-gone" ? `the VM of the adopted job stopped; the job on runner ${runner.name} is lost: re-run it` : `the adopted job on runner ${runner.name} did not finish in time; cutting it: re-run it`, { runner_id: runner.id });
+  reportLostJob(r, { phase: "job", vm, runner: runner.name, runnerId: runner.id }, finished === "vm-gone" ? `the VM of the adopted job stopped; the job on runner ${runner.name} is lost: re-run it` : `the adopted job on runner ${runner.name} did not finish in time; cutting it: re-run it`);
   return false;
 }
 

@@ -136,10 +136,15 @@ export function logLines(s: Slots): LogLine[] {
   return readdirSync(s.logDir).filter((f) => f.endsWith(".log") && !f.includes(".vm.")).flatMap((f) => parseLogLines(readFileSync(join(s.logDir, f), "utf8")));
 }
 
+/** Log lines as a failing test prints them: one JSON line each, indented. */
+export function logText(lines: LogLine[]): string {
+  return lines.map((l) => `  ${JSON.stringify(l)}`).join("\n");
+}
+
 /** Waits until nothing of this test is left: no VM on disk, no runner on GitHub. */
 export async function nothingLeft(s: Slots, timeoutMs = 20_000, log: LogLine[] = []): Promise<void> {
   await until(`no VM and no runner of ${s.prefix} left`, async () => vms(s).length === 0 && (await github(s)).runners.length === 0, timeoutMs, 100).catch(async (e) => {
-    console.error(`left: VMs ${JSON.stringify(vms(s))}, runners ${JSON.stringify((await github(s)).runners)}; the log:\n${log.map((l) => `  ${JSON.stringify(l)}`).join("\n")}`);
+    console.error(`left: VMs ${JSON.stringify(vms(s))}, runners ${JSON.stringify((await github(s)).runners)}; the log:\n${logText(log)}`);
     throw e;
   });
 }

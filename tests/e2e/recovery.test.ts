@@ -10,7 +10,7 @@ import { createGitHubClient } from "../../lib/github/client.ts";
 import { generateJitConfig } from "../../lib/github/runners.ts";
 import { createLogger } from "../../lib/log.ts";
 import type { World } from "../../sim/world.ts";
-import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, loopInProcess, nothingLeft, slots, slotState, until, vms, type Slots } from "./harness.ts";
+import { enqueue, events, exitOf, fileWorld, github, job, logText, loopBinary, loopInProcess, nothingLeft, slots, slotState, until, vms, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -29,7 +29,7 @@ async function killIn(s: Slots, phase: string): Promise<{ vm: string; runnerId: 
   if (phase === "run") {
     let exited = false;
     void first.done.then(() => (exited = true));
-    const log = () => first.lines().map((l) => `  ${JSON.stringify(l)}`).join("\n");
+    const log = () => logText(first.lines());
     await until("the runner listening", () => exited || events(first.lines(), "run.ready").length > 0, 30_000, 20).catch((e: Error) => {
       throw new Error(`${e.message}; the loop's log:\n${log()}`);
     });
@@ -54,7 +54,7 @@ async function serveThenStop(s: Slots, jobs: number[]) {
     for (const id of jobs) if ((await job(s, id)).status !== "completed") return false;
     return ended || events(run.lines, "run.ready").length > events(run.lines, "cycle.done").length;
   }, 45_000, 50).catch((e) => {
-    console.error(`its log:\n${run.lines.map((l) => `  ${JSON.stringify(l)}`).join("\n")}`);
+    console.error(`its log:\n${logText(run.lines)}`);
     throw e;
   });
   run.stop.request();
