@@ -2,6 +2,8 @@
 // image-pull agent. install, doctor and the rendered plists agree on them here.
 const LABEL_PREFIX = "dev.macos-runner";
 const PULL_LABEL = `${LABEL_PREFIX}.pull`;
+/** The selftest's one-shot agent (never in LaunchAgents; booted out by the command that loaded it). */
+export const SELFTEST_LABEL = `${LABEL_PREFIX}.selftest`;
 /** Apple's licence allows two macOS VMs per host. */
 export const MAX_SLOTS = 2;
 

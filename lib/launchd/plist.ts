@@ -71,7 +71,7 @@ const absolutePath = (key: string) => z.string(required(key)).refine(isAbsolute,
 
 /** What an agent rendered by `install` must be, on top of the types above. */
 const renderedAgent = z.object({
-  Label: z.string().regex(/^dev\.macos-runner\.(slot\.[12]|pull)$/, { error: (iss) => `unexpected Label '${String(iss.input)}'` }),
+  Label: z.string().regex(/^dev\.macos-runner\.(slot\.[12]|pull|selftest)$/, { error: (iss) => `unexpected Label '${String(iss.input)}'` }),
   ProgramArguments: z.array(z.string()).superRefine((args, ctx) => {
     if (!isAbsolute(args[0]!)) ctx.addIssue({ code: "custom", message: absolute("ProgramArguments[0]")({ input: args[0] }) });
     const at = args.indexOf("--config");

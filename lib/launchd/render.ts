@@ -2,6 +2,7 @@
 // slot agent per VM slot, plus the pull agent when a `pull` command exists.
 import { build, parse, type PlistValue } from "plist";
 import pullTemplate from "../../launchd/pull.plist" with { type: "text" };
+import selftestTemplate from "../../launchd/selftest.plist" with { type: "text" };
 import slotTemplate from "../../launchd/slot.plist" with { type: "text" };
 import { validateAgentPlist, type AgentPlist } from "./plist.ts";
 
@@ -55,8 +56,28 @@ export function renderAgents(p: AgentParams): RenderedAgent[] {
   return agents;
 }
 
-function renderOne(template: string, values: Record<string, string | number>, slot?: number): RenderedAgent {
-  const filled = fill(parse(template), values);
+/** What the selftest's one-shot agent is rendered from. */
+export interface SelftestAgentParams {
+  /** The macos-runner binary (absolute); the agent runs `<program> selftest --in-agent`. */
+  program: string;
+  configPath: string;
+  stateDir: string;
+  reportPath: string;
+  /** The agent's stdout (the table the command relays) and stderr (its log). */
+  outPath: string;
+  logPath: string;
+  /** More arguments for `selftest --in-agent` (e.g. --snapshot). */
+  args: string[];
+}
+
+export function renderSelftestAgent(p: SelftestAgentParams): RenderedAgent {
+  const { args, ...values } = p;
+  return renderOne(selftestTemplate, values, undefined, args);
+}
+
+function renderOne(template: string, values: Record<string, string | number>, slot?: number, extraArgs: string[] = []): RenderedAgent {
+  const filled = fill(parse(template), values) as Record<string, PlistValue>;
+  if (extraArgs.length > 0) filled.ProgramArguments = [...(filled.ProgramArguments as string[]), ...extraArgs];
   const xml = build(filled);
   const label = (filled as Record<string, PlistValue>).Label as string;
   const fileName = `${label}.plist`;

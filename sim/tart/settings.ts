@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { PROFILE_NAMES, PROFILES, TIMING_KEYS, type ProfileName, type Timings } from "./profiles.ts";
 
-export type FaultKind = "clone_disk_full" | "start_failure" | "no_ip" | "crash" | "restore_failure";
+export type FaultKind = "clone_disk_full" | "start_failure" | "no_ip" | "crash" | "restore_failure" | "restore_cold" | "clock_stuck";
 
 export interface Fault {
   kind: FaultKind;

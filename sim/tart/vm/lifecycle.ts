@@ -7,7 +7,7 @@ import { readVMConfig, sleep } from "../home.ts";
 import { takeFault } from "../faults.ts";
 import { releaseRunMarker, updateRunMarker } from "../running.ts";
 import type { Fault, SimTartSettings } from "../settings.ts";
-import { clockInSync, markClockStale } from "../guest/clock.ts";
+import { clockInSync, markClockStale, setNtpReachable } from "../guest/clock.ts";
 import { freezeGuest, ownStart } from "../guest/processes.ts";
 import { endPredecessors, GUEST_LOG, spawnGuest, spawnWatchdog } from "./guest-process.ts";
 import { isSuspended, restorableSnapshot, saveSnapshot, statePath } from "./snapshot.ts";
@@ -75,6 +75,9 @@ export async function runVM(vm: VMRun): Promise<never> {
   spawnWatchdog(dir, mac, settings.dead_peer_ms);
 
   let mode: "boot" | "resume" = "boot";
+  setNtpReachable(dir, !takeFault("clock_stuck", name));
+  // restore_cold: the saved state is dropped without a word and the VM boots cold [U].
+  if (isSuspended(dir) && takeFault("restore_cold", name)) rmSync(statePath(dir));
   if (isSuspended(dir)) {
     phase = "restoring";
     console.log("restoring VM state from a snapshot...");

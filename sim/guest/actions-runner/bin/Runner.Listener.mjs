@@ -538,7 +538,14 @@ async function run(args) {
 
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
+  // `Runner.Listener --version` (also `run.sh --version`, which passes `run --version`)
+  // prints the version and exits 0; the .NET start-up it pays first is SIM_RUNNER_START_MS.
   try {
+    if (command === "--version" || rest.includes("--version")) {
+      await sleep(startUpMs());
+      out(VERSION);
+      return RC.success;
+    }
     const args = parseArgs(rest);
     if (command === "configure") return await configure(args);
     if (command === "remove") return await remove(args);

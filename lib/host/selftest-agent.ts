@@ -1,0 +1,142 @@
+// Runs the selftest where the slots run: a one-shot launchd agent in the GUI
+// session (rendered from launchd/selftest.plist, the slot agents' session,
+// PATH and environment), bootstrapped, waited for and booted out here. The
+// agent writes its table to a file this relays to the terminal as it grows,
+// and its exit code to another file. A stop (Ctrl-C) boots the agent out:
+// launchd's SIGTERM makes it remove its VMs first.
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, openSync, readSync, closeSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config.ts";
+import { MacosRunnerError } from "../errors.ts";
+import { FileLock } from "../flock.ts";
+import { writeFileAtomic } from "../fs.ts";
+import { checkGuiSession } from "../launchd/host-checks.ts";
+import { SELFTEST_LABEL } from "../launchd/labels.ts";
+import { bootout, bootstrap, printServiceArgv, waitUntilGone } from "../launchd/launchctl.ts";
+import { renderSelftestAgent } from "../launchd/render.ts";
+import type { CommandRunner } from "../proc.ts";
+import { sleep } from "../wait.ts";
+
+/** Where the selftest's agent files live: under host.state_dir, never in LaunchAgents. */
+export function selftestFiles(config: Config) {
+  const dir = join(config.host.stateDir, "selftest");
+  return {
+    dir,
+    plist: join(dir, `${SELFTEST_LABEL}.plist`),
+    /** The agent's stdout: the table. */
+    out: join(dir, "selftest.out"),
+    /** The agent's exit code, written as its last act. */
+    exit: join(dir, "selftest.exit"),
+    /** The agent's stderr: its log (JSON lines). */
+    log: join(config.host.logDir, "selftest.log"),
+  };
+}
+
+/** The in-agent run's last act: its exit code, for the command to exit with. */
+export function recordExit(config: Config, code: number): void {
+  writeFileAtomic(selftestFiles(config).exit, `${code}\n`, 0o600);
+}
+
+export interface AgentRunOptions {
+  config: Config;
+  uid: number;
+  /** The macos-runner binary (absolute): the agent runs `<program> selftest --in-agent`. */
+  program: string;
+  args: string[];
+  reportPath: string;
+  launchctl: CommandRunner;
+  /** Where the agent's table goes as it grows (the terminal). */
+  write(text: string): void;
+  /** A stop (SIGINT/SIGTERM of the command): boot the agent out. */
+  signal: AbortSignal;
+  deadlineMs: number;
+}
+
+export type AgentOutcome = { kind: "exited"; code: number } | { kind: "timeout" } | { kind: "stopped" };
+
+/** launchd's ExitTimeOut for the agent (launchd/selftest.plist) plus time to reap. */
+const BOOTOUT_WAIT_MS = 150_000;
+const POLL_MS = 200;
+
+/** Appends what `path` got since `offset` to the terminal; returns the new offset. */
+function relay(path: string, offset: number, write: (text: string) => void): number {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    return offset;
+  }
+  if (size <= offset) return offset;
+  const fd = openSync(path, "r");
+  try {
+    const buf = Buffer.alloc(size - offset);
+    readSync(fd, buf, 0, buf.length, offset);
+    write(buf.toString("utf8"));
+  } finally {
+    closeSync(fd);
+  }
+  return size;
+}
+
+/** The agent's exit code once it ended: its own record, else what launchd says of a job that died without one. */
+async function exited(o: AgentRunOptions, exitFile: string): Promise<number | undefined> {
+  if (existsSync(exitFile)) return Number(readFileSync(exitFile, "utf8").trim());
+  const r = await o.launchctl(printServiceArgv(o.uid, SELFTEST_LABEL));
+  if (r.code !== 0) return 1; // unloaded under us
+  const last = /last exit code = (\d+)/.exec(r.stdout)?.[1];
+  return /state = not running/.test(r.stdout) && last !== undefined && !existsSync(exitFile) ? Number(last) : undefined;
+}
+
+export async function runInAgent(o: AgentRunOptions): Promise<AgentOutcome> {
+  const files = selftestFiles(o.config);
+  await checkGuiSession(o.launchctl, o.uid);
+  mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  const lockPath = join(files.dir, "selftest.lock");
+  const lock = FileLock.tryAcquire(lockPath);
+  if (!lock) {
+    const pid = FileLock.holderPid(lockPath);
+    throw new MacosRunnerError(`another selftest is running${pid ? ` (pid ${pid})` : ""}; wait for it to end`, { kind: "tempfail" });
+  }
+  try {
+    return await loadAndWait(o, files);
+  } finally {
+    lock.release();
+  }
+}
+
+async function loadAndWait(o: AgentRunOptions, files: ReturnType<typeof selftestFiles>): Promise<AgentOutcome> {
+  mkdirSync(o.config.host.logDir, { recursive: true });
+  // A killed command's agent is still loaded: it goes first.
+  if (await bootout(o.launchctl, o.uid, SELFTEST_LABEL)) await waitUntilGone(o.launchctl, o.uid, SELFTEST_LABEL, BOOTOUT_WAIT_MS);
+  for (const f of [files.out, files.exit]) rmSync(f, { force: true });
+  const agent = renderSelftestAgent({
+    program: o.program, configPath: o.config.file, stateDir: o.config.host.stateDir, reportPath: o.reportPath, outPath: files.out, logPath: files.log, args: o.args,
+  });
+  writeFileAtomic(files.plist, agent.xml, 0o644);
+  let offset = 0;
+  let outcome: AgentOutcome = { kind: "timeout" };
+  await bootstrap(o.launchctl, o.uid, SELFTEST_LABEL, files.plist);
+  try {
+    const deadline = Date.now() + o.deadlineMs;
+    for (;;) {
+      offset = relay(files.out, offset, o.write);
+      const code = await exited(o, files.exit);
+      if (code !== undefined) {
+        outcome = { kind: "exited", code };
+        break;
+      }
+      if (o.signal.aborted) {
+        outcome = { kind: "stopped" };
+        break;
+      }
+      if (Date.now() > deadline) break;
+      await sleep(POLL_MS, o.signal);
+    }
+  } finally {
+    // bootout: a running agent gets SIGTERM and removes its VMs before it exits.
+    if (await bootout(o.launchctl, o.uid, SELFTEST_LABEL)) await waitUntilGone(o.launchctl, o.uid, SELFTEST_LABEL, BOOTOUT_WAIT_MS);
+    relay(files.out, offset, o.write);
+    rmSync(files.plist, { force: true });
+  }
+  return outcome;
+}

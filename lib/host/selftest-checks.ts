@@ -1,0 +1,198 @@
+// The selftest's own checks, each a small function over the current lib:
+// what a running guest answers (its addresses, ssh and its host key, tart
+// exec, the runner, sudo, its clock) and what only the agent can tell about
+// itself (that launchd started it, its code signature). The host checks it
+// shares with `doctor` are doctor's own (lib/doctor).
+import { createHash } from "node:crypto";
+import { closeSync, openSync, readFileSync, readSync, realpathSync } from "node:fs";
+import type { Config } from "../config.ts";
+import { fail, pass, skip, warn, type CheckResult } from "../doctor/types.ts";
+import { SELFTEST_LABEL } from "../launchd/labels.ts";
+import { leaseFor } from "../leases.ts";
+import { finished, sh } from "../proc.ts";
+import { checkRunnerFreshness } from "../runner-release.ts";
+import { TIME_SERVER } from "../snapshot.ts";
+import { HOST_KEY_ALIAS } from "../ssh.ts";
+import { sshShell, type GuestShell, type Transport } from "./selftest-guest.ts";
+
+/** A command in the guest that should answer at once; more is a hung guest. */
+const GUEST_TIMEOUT_MS = 30_000;
+/** The runner's start (a .NET program) can take a while on a cold guest. */
+const RUNNER_TIMEOUT_MS = 120_000;
+/** `date +%s` has whole seconds: a synced clock reads within this of the host's. */
+const CLOCK_TOLERANCE_S = 2;
+const LOCAL_NETWORK_FIX = "allow Local Network for macos-runner (System Settings > Privacy & Security > Local Network), or set vm.transport: exec (no network to the guest)";
+
+const firstLine = (text: string) => text.trim().split("\n").at(-1)?.slice(0, 200) || "no output";
+
+/** launchd names a job in XPC_SERVICE_NAME: the proof that this runs as the one-shot agent, beside the slots. */
+export function agentSessionCheck(env: NodeJS.ProcessEnv): CheckResult {
+  if (env.XPC_SERVICE_NAME === SELFTEST_LABEL) return pass("launchd-agent", `running as the launchd agent ${SELFTEST_LABEL} in the GUI session, as the slots do`);
+  return fail("launchd-agent", `not started by launchd (XPC_SERVICE_NAME is ${env.XPC_SERVICE_NAME ? `'${env.XPC_SERVICE_NAME}'` : "unset"}): what it finds is not what a slot meets`, "run `selftest` without --in-agent: it loads the agent itself");
+}
+
+/** The magic numbers of a Mach-O, thin or fat, 32 or 64 bit, either byte order. */
+const MACH_O = new Set([0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe, 0xcafebabe, 0xbebafeca, 0xcafebabf, 0xbfbafeca]);
+
+/** This binary's code signature, as macOS checks it before running it (a mismatch is `Killed: 9`). */
+export async function signatureCheck(binary: string, platform: NodeJS.Platform): Promise<CheckResult> {
+  const path = realpathSync(binary);
+  const head = Buffer.alloc(4);
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, head, 0, 4, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (!MACH_O.has(head.readUInt32BE(0))) return skip("code-signature", `${path} is not a Mach-O binary (${platform}): only macOS checks signatures`);
+  if (platform !== "darwin") return skip("code-signature", `${path} is a Mach-O binary, but codesign runs on macOS only`);
+  const r = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS })`codesign --verify --strict ${path}`);
+  if (r.code === 0) return pass("code-signature", `${path}: codesign --verify --strict accepts its signature`);
+  return fail("code-signature", `${path}: codesign --verify refuses it (${firstLine(r.stderr)}); macOS may kill it at launch`, "install the release binary again (ansible copies it), or re-sign it: codesign --force --sign - PATH");
+}
+
+/** `tart ip VM --resolver R`: the address, or why there is none. */
+async function tartIp(config: Config, vm: string, resolver: "dhcp" | "agent", waitS: number): Promise<{ ip?: string; error?: string }> {
+  const r = await finished(sh({ timeoutMs: (waitS + 15) * 1000, env: { CI: "true" } })`exec ${config.host.tartPath} ip ${vm} --resolver ${resolver} --wait ${String(waitS)}`);
+  return r.code === 0 && r.stdout.trim() ? { ip: r.stdout.trim() } : { error: firstLine(r.stderr || `exit ${r.code}`) };
+}
+
+export interface Addresses {
+  result: CheckResult;
+  /** The address the lease file, then tart, gives. */
+  ip?: string | undefined;
+}
+
+/** The guest's address from the lease file, from `tart ip` and from the guest agent: do they agree? */
+export async function addressCheck(check: string, config: Config, vm: string, mac: string | undefined, transport: Transport): Promise<Addresses> {
+  const lease = mac ? leaseFor(config.host.dhcpLeasesPath, mac) : undefined;
+  const dhcp = await tartIp(config, vm, "dhcp", 1);
+  const agent = await tartIp(config, vm, "agent", 2);
+  const found = `lease file (${config.host.dhcpLeasesPath}): ${lease ?? "no lease"}; tart ip: ${dhcp.ip ?? `none (${dhcp.error})`}; guest agent: ${agent.ip ?? `none (${agent.error})`}`;
+  const ip = lease ?? dhcp.ip;
+  if (!ip) return { result: fail(check, found, "the VM has no address: see the dhcp checks (a full pool, a lease time of a day)") };
+  if (dhcp.ip && lease && dhcp.ip !== lease) return { ip, result: fail(check, `they disagree: ${found}`, "report this: the slots read the lease file, tart reads the same file") };
+  if (agent.ip && agent.ip !== ip) return { ip, result: fail(check, `the guest agent disagrees: ${found}`, "report this: the guest has another address than its lease (a second interface?)") };
+  if (!agent.ip) {
+    const noAgent = `${found}: the image has no working tart guest agent`;
+    return { ip, result: transport === "exec" ? fail(check, noAgent, "install tart-guest-agent in the image, or set vm.transport: ssh") : warn(check, noAgent, "fine with vm.transport: ssh; vm.transport: exec needs tart-guest-agent in the image") };
+  }
+  return { ip, result: pass(check, `all agree on ${ip}`) };
+}
+
+/** The agent's own `ssh` runs a command in the guest: the key, the host key and, on macOS 15+, the Local Network permission. */
+export async function sshChecks(config: Config, ip: string, transport: Transport): Promise<CheckResult[]> {
+  const { port, user } = config.vm.ssh;
+  const r = await sshShell(config, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
+  const where = `${user}@${ip}:${port}`;
+  const severe = transport === "ssh" ? fail : warn;
+  if (r.code === 0 && r.stdout.includes("selftest-ok")) {
+    return [pass("guest-ssh", `ssh ${where} ran a command`), pass("local-network", `this agent's ssh reached ${ip}`)];
+  }
+  const why = firstLine(r.stderr || `exit ${r.code}`);
+  if (/No route to host|Host is down/i.test(r.stderr)) {
+    return [severe("guest-ssh", `ssh ${where}: ${why}`, LOCAL_NETWORK_FIX), severe("local-network", `this agent's ssh may not reach ${ip}: ${why}`, LOCAL_NETWORK_FIX)];
+  }
+  const reached = pass("local-network", `this agent's ssh reached ${ip} (${why})`);
+  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(r.stderr)) {
+    return [severe("guest-ssh", `ssh ${where} refused the guest's host key`, "see the host-key check"), reached];
+  }
+  if (/Permission denied/.test(r.stderr)) {
+    return [severe("guest-ssh", `ssh ${where}: the guest refused vm.ssh.private_key_path's key (${why})`, `put the key's public half in ~${user}/.ssh/authorized_keys in the image`), reached];
+  }
+  return [severe("guest-ssh", `ssh ${where} failed: ${why}`, "is Remote Login on in the image? (System Settings > General > Sharing)"), warn("local-network", `could not tell: ssh ${where} ended with ${why}`, "run selftest again once ssh works")];
+}
+
+const fingerprint = (key: string) => `SHA256:${createHash("sha256").update(Buffer.from(key, "base64")).digest("base64").replace(/=+$/, "")}`;
+
+/** The keys the guest's sshd presents (ssh-keyscan) against the pinned ones in vm.ssh.known_hosts_path. */
+export async function hostKeyCheck(config: Config, ip: string): Promise<CheckResult> {
+  const { port, knownHostsPath } = config.vm.ssh;
+  const scan = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS })`ssh-keyscan -T 10 -p ${String(port)} ${ip}`);
+  const presented = scan.stdout.split("\n").flatMap((l) => {
+    const [, type, key] = l.trim().split(/\s+/);
+    return !l.startsWith("#") && type && key ? [{ type, key }] : [];
+  });
+  if (presented.length === 0) return fail("host-key", `ssh-keyscan got no host key from ${ip}:${port} (${firstLine(scan.stderr || `exit ${scan.code}`)})`, "is Remote Login on in the image? See guest-ssh");
+  let pinned: { type: string; key: string }[] = [];
+  try {
+    pinned = readFileSync(knownHostsPath, "utf8").split("\n").flatMap((l) => {
+      const [hosts, type, key] = l.trim().split(/\s+/);
+      return hosts?.split(",").includes(HOST_KEY_ALIAS) && type && key ? [{ type, key }] : [];
+    });
+  } catch (err) {
+    return fail("host-key", `${knownHostsPath} cannot be read (${(err as Error).message})`, "see doctor's known-hosts check");
+  }
+  const match = presented.find((p) => pinned.some((k) => k.type === p.type && k.key === p.key));
+  const shown = presented.map((p) => `${p.type} ${fingerprint(p.key)}`).join(", ");
+  if (match) return pass("host-key", `the guest's ${match.type} key ${fingerprint(match.key)} is the one ${knownHostsPath} pins`);
+  return fail("host-key", `the guest presents ${shown}; ${knownHostsPath} pins ${pinned.map((k) => `${k.type} ${fingerprint(k.key)}`).join(", ") || "nothing"} under ${HOST_KEY_ALIAS}`,
+    `if the image was rebuilt, pin its key: "${HOST_KEY_ALIAS} <type> <key>" from the image's /etc/ssh/ssh_host_ed25519_key.pub; else find out why the guest has another key`);
+}
+
+/** `tart exec` through the guest agent (no network). */
+export async function execCheck(config: Config, vm: string, transport: Transport): Promise<CheckResult> {
+  const r = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS, env: { CI: "true" } })`exec ${config.host.tartPath} exec ${vm} /bin/sh -c ${"echo selftest-ok"}`);
+  if (r.code === 0 && r.stdout.includes("selftest-ok")) return pass("guest-exec", `tart exec ${vm} ran a command through the guest agent`);
+  const found = `tart exec ${vm} failed: ${firstLine(r.stderr || `exit ${r.code}`)}`;
+  if (transport === "exec") return fail("guest-exec", found, "install tart-guest-agent in the image (macos-image-templates' base does), or set vm.transport: ssh");
+  return warn("guest-exec", found, "fine with vm.transport: ssh; vm.transport: exec needs tart-guest-agent in the image and tart 2.33.0+");
+}
+
+export interface RunnerFound {
+  result: CheckResult;
+  version?: string | undefined;
+  /** How long `run.sh --version` took: the runner's start, without a session (no JIT config). */
+  startMs?: number | undefined;
+}
+
+/** The runner baked into the image (`~/actions-runner/run.sh --version`) against actions/runner's releases. */
+export async function runnerCheck(config: Config, shell: GuestShell): Promise<RunnerFound> {
+  const started = Date.now();
+  const r = await shell.run('cd "$HOME/actions-runner" && ./run.sh --version', RUNNER_TIMEOUT_MS);
+  const startMs = Date.now() - started;
+  const version = /^v?(\d+\.\d+\.\d+)\s*$/m.exec(r.stdout)?.[1];
+  if (r.code !== 0 || !version) {
+    return { startMs, result: fail("runner-version", `~/actions-runner/run.sh --version (over ${shell.transport}) gave no version: ${firstLine(r.stderr || r.stdout || `exit ${r.code}`)}`, "unpack the actions runner into ~/actions-runner in the image (not configured)") };
+  }
+  let f;
+  try {
+    f = await checkRunnerFreshness({ imageVersion: version, releasesUrl: config.image.runnerReleasesUrl, timeoutMs: 15_000 });
+  } catch (err) {
+    return { version, startMs, result: warn("runner-version", `runner ${version} in the guest; the releases could not be read (${(err as Error).message})`, "compare with https://github.com/actions/runner/releases by hand") };
+  }
+  const found = `runner ${version} in the guest: ${f.message}`;
+  const result = f.verdict === "error" ? fail("runner-version", found, "rebuild the image with the latest actions/runner and publish it")
+    : f.verdict === "warn" ? warn("runner-version", found, "rebuild the image with the latest actions/runner soon")
+    : pass("runner-version", found);
+  return { version, startMs, result };
+}
+
+export async function sudoCheck(shell: GuestShell): Promise<CheckResult> {
+  const r = await shell.run("sudo -n true", GUEST_TIMEOUT_MS);
+  if (r.code === 0) return pass("sudo", "sudo -n true needs no password");
+  return fail("sudo", `sudo -n true failed (${firstLine(r.stderr || `exit ${r.code}`)})`, "give the image's user passwordless sudo (/etc/sudoers.d/admin-nopasswd): the clock sync after a restore needs it");
+}
+
+/** The guest's clock minus the host's, in whole seconds; undefined when the guest does not answer. */
+async function clockOffset(shell: GuestShell): Promise<number | undefined> {
+  const before = Date.now();
+  const r = await shell.run("date +%s", GUEST_TIMEOUT_MS);
+  const guest = Number(r.stdout.trim());
+  if (r.code !== 0 || !Number.isFinite(guest) || r.stdout.trim() === "") return undefined;
+  return Math.round(guest - (before + Date.now()) / 2000);
+}
+
+const offsetText = (s: number | undefined) => (s === undefined ? "unknown" : s === 0 ? "in step" : `${Math.abs(s)} s ${s < 0 ? "behind" : "ahead"}`);
+
+/** A restored guest's clock before and after the sync the slots run (`sudo sntp -sS`). */
+export async function clockCheck(shell: GuestShell): Promise<{ result: CheckResult; syncMs: number }> {
+  const before = await clockOffset(shell);
+  const started = Date.now();
+  const sync = await shell.run(`sudo sntp -sS ${TIME_SERVER}`, GUEST_TIMEOUT_MS);
+  const syncMs = Date.now() - started;
+  const after = await clockOffset(shell);
+  const found = `guest clock ${offsetText(before)} after the restore; sudo sntp -sS ${TIME_SERVER} ${sync.code === 0 ? `took ${syncMs} ms` : `failed (${firstLine(sync.stderr || `exit ${sync.code}`)})`}; then ${offsetText(after)}`;
+  if (after !== undefined && Math.abs(after) <= CLOCK_TOLERANCE_S && sync.code === 0) return { syncMs, result: pass("snapshot-clock", found) };
+  return { syncMs, result: fail("snapshot-clock", found, `the guest must reach ${TIME_SERVER} (UDP 123) and run sntp as root: a stale clock fails the runner's calls to GitHub`) };
+}
