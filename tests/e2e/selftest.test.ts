@@ -89,11 +89,98 @@ async function selftest(h: ReturnType<typeof host>, args: string[] = []): Promis
   return { s: h, code: r.code, stdout: r.stdout, report, by };
 }
 
-test("a good host: from a one-shot agent, every check passes or is a macOS-only SKIP; the table, the timings and the report", async () => {
+/** Nothing of the selftest is left: no VM of the test's host, no agent loaded, no plist. */
+function nothingLeft(h: ReturnType<typeof host>): void {
+  expect(vms(h)).toEqual([]);
+  expect(readdirSync(join(h.launchd, "loaded"))).toEqual([]);
+  expect(existsSync(join(h.stateDir, "selftest", "dev.macos-runner.selftest.plist"))).toBe(false);
+}
+
+const statuses = (t: Selftest, status: string) => t.report.checks.filter((c) => c.status === status).map((c) => c.check);
+
+test.concurrent("a good host: run from a one-shot agent, every check passes (macOS-only ones SKIP), the table has times, the report has versions and timings", async () => {
   const h = host();
   const t = await selftest(h, ["--snapshot"]);
-  const bad = t.report.checks.filter((c) => c.status === "FAIL" || c.status === "WARN");
-  expect(bad).toEqual([]);
+  expect(statuses(t, "FAIL")).toEqual([]);
+  expect(statuses(t, "WARN")).toEqual([]);
+  expect(statuses(t, "SKIP").sort()).toEqual(["code-signature", "dhcp-lease-time", "dhcp-leases", "gui-session", "snapshot-after-update"]);
   expect(t.code).toBe(0);
-  console.log(t.stdout);
+  // It ran where the slots run: launchd (the simulated one) started it.
+  expect(t.by("launchd-agent").status).toBe("PASS");
+  // Its VMs carry slot 1's (and 2's) names, so a slot's sweep would remove what a killed selftest leaves.
+  expect(t.by("clone").found).toMatch(new RegExp(`into ${h.prefix}-[a-z0-9-]+-1-[0-9a-f]{6}$`));
+  // The table, relayed by the command: one row per check, steps with their time.
+  for (const c of t.report.checks) expect(t.stdout).toContain(`${c.status.padEnd(4)}  ${c.check.padEnd(22)}`);
+  expect(t.stdout).toMatch(/^PASS {2}clone +\d+(\.\d)? m?s {2}cloned /m);
+  expect(t.stdout).toMatch(/^PASS {2}snapshot-restore +\d+(\.\d)? m?s {2}.* restored at /m);
+  expect(t.stdout).toContain(`attach ${h.reportPath} to a GitHub issue`);
+  expect(t.report.host).toMatchObject({ tart: "2.32.1", runner: "2.336.0", slots: 2, transport: "ssh" });
+  expect(t.report.host.model).toContain("not a Mac");
+  expect(Object.keys(t.report.timings_ms).sort()).toEqual(expect.arrayContaining(["boot_to_lease", "clock_sync", "clone", "clone_golden", "lease_to_ready", "restore_to_ready", "runner_start", "side_by_side_restore", "suspend", "teardown"]));
+  expect(t.by("snapshot-side-by-side").found).toMatch(/slot 1's restored at (\S+) .*slot 2's restored at (?!\1)/);
+  expect(t.by("snapshot-clock").found).toMatch(/^guest clock .* after the restore; sudo sntp -sS time\.apple\.com took \d+ ms; then (in step|[12] s (behind|ahead))$/);
+  // Nothing secret: the registry password is in the sim's environment, never in the report.
+  expect(readFileSync(h.reportPath, "utf8")).not.toContain(world.registry!.password);
+  nothingLeft(h);
+}, 60_000);
+
+test.concurrent("faults: a VM that never gets a lease, a restore that boots cold", async () => {
+  const h = host({ overrides: { host: { slots: 1 } } });
+  h.host.setTart({ faults: [{ kind: "no_ip", count: 1 }, { kind: "restore_cold", count: 1 }] });
+  const t = await selftest(h, ["--snapshot"]);
+  expect(t.code).toBe(1);
+  expect(t.by("lease")).toMatchObject({ status: "FAIL", fix: expect.stringContaining("dhcp") });
+  expect(t.by("lease").found).toContain(`no lease for ${h.prefix}-`);
+  expect(t.by("ready").status).toBe("SKIP");
+  expect(t.by("teardown").status).toBe("PASS");
+  expect(t.by("snapshot-golden").status).toBe("PASS");
+  expect(t.by("snapshot-restore")).toMatchObject({ status: "FAIL", found: expect.stringContaining("booted cold") });
+  expect(t.by("snapshot-clock").status).toBe("SKIP");
+  expect(t.by("snapshot-side-by-side")).toMatchObject({ status: "SKIP", found: "host.slots is 1" });
+  expect(statuses(t, "FAIL").sort()).toEqual(["lease", "snapshot-restore"]);
+  nothingLeft(h);
+}, 60_000);
+
+test.concurrent("faults: an old runner in the image, a restored clock that stays off", async () => {
+  const h = host({ overrides: { host: { slots: 1 } }, releases: SUPERSEDED });
+  h.host.setTart({ faults: [{ kind: "clock_stuck", count: 10 }] });
+  const t = await selftest(h, ["--snapshot"]);
+  expect(t.code).toBe(1);
+  expect(t.by("runner-version")).toMatchObject({ status: "FAIL", found: expect.stringContaining("runner 2.336.0 was superseded by v2.337.0 40 day(s) ago") });
+  expect(t.by("snapshot-restore").status).toBe("PASS");
+  expect(t.by("snapshot-clock")).toMatchObject({ status: "FAIL", found: expect.stringMatching(/sntp -sS time.apple.com failed \(sntp: Exchange failed: timeout/) });
+  expect(statuses(t, "FAIL").sort()).toEqual(["runner-version", "snapshot-clock"]);
+  nothingLeft(h);
+}, 60_000);
+
+test.concurrent("fault: the guest's host key is not the one known_hosts pins", async () => {
+  const dir = join(world.dir, "other-key");
+  mkdirSync(dir, { recursive: true });
+  spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "key")]);
+  const [type, key] = readFileSync(join(dir, "key.pub"), "utf8").split(" ");
+  writeFileSync(join(dir, "known_hosts"), `macos-runner-guest ${type} ${key}\n`);
+  const h = host({ overrides: { vm: { ssh: { known_hosts_path: join(dir, "known_hosts") } } } });
+  const t = await selftest(h);
+  expect(t.code).toBe(1);
+  expect(t.by("host-key")).toMatchObject({ status: "FAIL", found: expect.stringMatching(/^the guest presents ssh-ed25519 SHA256:\S+; .* pins ssh-ed25519 SHA256:/) });
+  expect(t.by("guest-ssh")).toMatchObject({ status: "FAIL", found: expect.stringContaining("refused the guest's host key") });
+  // The connection itself got through: Local Network is not the problem.
+  expect(t.by("local-network").status).toBe("PASS");
+  expect(t.by("guest-exec").status).toBe("PASS");
+  nothingLeft(h);
+}, 60_000);
+
+test.concurrent("stopped mid-cycle (Ctrl-C): the agent is booted out, its VMs removed, exit 85", async () => {
+  const h = host({ overrides: { vm: { boot_timeout: "60s" } } });
+  // A VM that takes its time to boot: the stop comes while the selftest waits for it.
+  h.host.setTart({ boot_ms: 30_000 });
+  const run = start(world, "selftest", ["--config", h.path, "--report", h.reportPath], { ...h.host.env, SIM_LAUNCHD: h.launchd });
+  const out = join(h.stateDir, "selftest", "selftest.out");
+  await until("the selftest's clone", () => existsSync(out) && readFileSync(out, "utf8").includes("PASS  clone"), 30_000);
+  await until("its VM to run", () => vms(h).some((v) => v.running), 10_000);
+  run.child.kill("SIGINT");
+  const r = await run.done;
+  expect(r.code).toBe(85);
+  expect(r.stdout).toMatch(/^SKIP {2}lease +stopped by a signal$/m);
+  nothingLeft(h);
 }, 60_000);
