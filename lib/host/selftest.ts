@@ -332,7 +332,12 @@ async function restoreFrom(run: Run, golden: string, slot: number): Promise<Rest
   const vm = run.made.add(run.names[slot - 1]!.next());
   const free = freeBytes(run.tart.home);
   const cloneStarted = Date.now();
-  await o.steps.clone({ config, tart: run.tart, vm, image: golden, log: o.log, signal: o.signal, configure: false });
+  try {
+    await o.steps.clone({ config, tart: run.tart, vm, image: golden, log: o.log, signal: o.signal, configure: false });
+  } catch (err) {
+    run.stopIfAsked();
+    return { vm, cloneMs: Date.now() - cloneStarted, diskBytes: 0, restored: false, error: `tart clone ${golden} failed: ${(err as Error).message}` };
+  }
   const cloneMs = Date.now() - cloneStarted;
   const diskBytes = Math.max(0, free - freeBytes(run.tart.home));
   const logFile = vmLogPath(config, slot);
@@ -392,45 +397,45 @@ async function snapshotPath(run: Run): Promise<void> {
   }
   run.time("teardown_restored", await teardown(run, r.vm));
   run.stopIfAsked();
-  await sideBySide(run, g.name);
-  await afterUpdate(run);
+  await guarded(run, "snapshot-side-by-side", () => sideBySide(run, g.name));
+  await guarded(run, "snapshot-after-update", () => afterUpdate(run));
   await run.made.remove(g.name);
 }
 
 /** Two goldens of a two-slot host, restored at once: both must restore, each at its own address. */
-async function sideBySide(run: Run, golden1: string): Promise<void> {
+async function sideBySide(run: Run, golden1: string): Promise<Result> {
   const check = "snapshot-side-by-side";
-  if (run.config.host.slots < 2) return run.add(skip(check, "host.slots is 1"));
+  if (run.config.host.slots < 2) return skip(check, "host.slots is 1");
   try {
     run.locks.push(lockSlot(run.config.host.stateDir, 2));
   } catch (err) {
-    return run.add(skip(check, `${(err as Error).message}: stop slot 2 first`));
+    return skip(check, `${(err as Error).message}: stop slot 2 first`);
   }
   const running = await run.running();
-  if (running.length > 0) return run.add(skip(check, `needs both VM places; running: ${running.join(", ")}`));
+  if (running.length > 0) return skip(check, `needs both VM places; running: ${running.join(", ")}`);
   const g2 = await makeGolden(run, 2);
-  if ("error" in g2) return run.add(fail(check, `slot 2's golden: ${g2.error}`, "see snapshot-golden"));
+  if ("error" in g2) return fail(check, `slot 2's golden: ${g2.error}`, "see snapshot-golden");
   const started = Date.now();
   const [a, b] = await Promise.all([restoreFrom(run, golden1, 1), restoreFrom(run, g2.name, 2)]);
   const ms = run.time("side_by_side_restore", Date.now() - started);
+  for (const vm of [a.vm, b.vm, g2.name]) await run.made.remove(vm);
   const found = `slot 1's ${restoreText(a)}; slot 2's ${restoreText(b)}`;
   const ok = a.restored && b.restored && a.booted && b.booted && a.booted.ip !== b.booted.ip;
-  run.add(ok ? pass(check, found) : fail(check, found, "report this with the VM logs: the slots fall back to cold boots when it happens"), ms);
-  for (const vm of [a.vm, b.vm, g2.name]) await run.made.remove(vm);
+  return { ...(ok ? pass(check, found) : fail(check, found, "report this with the VM logs: the slots fall back to cold boots when it happens")), ms };
 }
 
 /** A slot's golden made before the last macOS update: does its state still restore? */
-async function afterUpdate(run: Run): Promise<void> {
+async function afterUpdate(run: Run): Promise<Result> {
   const check = "snapshot-after-update";
-  if (process.platform !== "darwin" || !existsSync(SYSTEM_VERSION)) return run.add(skip(check, "macOS only (the last update's time is SystemVersion.plist's)"));
+  if (process.platform !== "darwin" || !existsSync(SYSTEM_VERSION)) return skip(check, "macOS only (the last update's time is SystemVersion.plist's)");
   const updatedAt = statSync(SYSTEM_VERSION).mtimeMs;
   const born = (name: string) => statSync(join(run.tart.home, "vms", name)).birthtimeMs;
   const old = (await run.tart.list()).filter((v) => run.names.some((n) => n.ownsGolden(v.Name)) && v.State === "suspended" && born(v.Name) < updatedAt);
-  if (old.length === 0) return run.add(skip(check, `no slot golden predates the last macOS update (${new Date(updatedAt).toISOString().slice(0, 10)}); run selftest --snapshot after the next update, before the slots remake their goldens`));
+  if (old.length === 0) return skip(check, `no slot golden predates the last macOS update (${new Date(updatedAt).toISOString().slice(0, 10)}); run selftest --snapshot after the next update, before the slots remake their goldens`);
   const r = await restoreFrom(run, old[0]!.Name, 1);
-  const found = `a clone of ${old[0]!.Name} (made before the update) ${restoreText(r)}`;
-  run.add(r.restored ? pass(check, found) : warn(check, found, "expected cost of an update: each slot boots cold once and remakes its golden"));
   await run.made.remove(r.vm);
+  const found = `a clone of ${old[0]!.Name} (made before the update) ${restoreText(r)}`;
+  return r.restored ? pass(check, found) : warn(check, found, "expected cost of an update: each slot boots cold once and remakes its golden");
 }
 
 async function versions(run: Run): Promise<{ model: string; os: string; tart: string }> {
