@@ -62,6 +62,11 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
     launchctl: runLaunchctl, write: (text) => process.stdout.write(text), signal: stop.signal, deadlineMs: deadlineMs(config.vm.bootTimeoutMs),
   });
   if (outcome.kind === "exited") return outcome.code;
+  if (outcome.kind === "died") {
+    process.stdout.write(`\nselftest: its agent ended without a result (exit ${outcome.code}; its log: ${config.host.logDir}/selftest.log). What it made goes with the next selftest, or: cleanup --slot 1 --sweep (and --slot 2)\n`);
+    return exitCode("failure");
+  }
+  if (outcome.kind === "timeout") process.stdout.write(`\nselftest: its agent did not finish within ${Math.round(deadlineMs(config.vm.bootTimeoutMs) / 60_000)} min; booted out\n`);
   return exitCode(outcome.kind === "timeout" ? "timeout" : "stopped");
 }
 

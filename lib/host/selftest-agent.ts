@@ -52,7 +52,8 @@ export interface AgentRunOptions {
   deadlineMs: number;
 }
 
-export type AgentOutcome = { kind: "exited"; code: number } | { kind: "timeout" } | { kind: "stopped" };
+/** exited: the agent recorded its result; died: launchd saw it end without one (killed, crashed). */
+export type AgentOutcome = { kind: "exited"; code: number } | { kind: "died"; code: number } | { kind: "timeout" } | { kind: "stopped" };
 
 /** launchd's ExitTimeOut for the agent (launchd/selftest.plist) plus time to reap. */
 const BOOTOUT_WAIT_MS = 150_000;
@@ -78,13 +79,17 @@ function relay(path: string, offset: number, write: (text: string) => void): num
   return size;
 }
 
-/** The agent's exit code once it ended: its own record, else what launchd says of a job that died without one. */
-async function exited(o: AgentRunOptions, exitFile: string): Promise<number | undefined> {
-  if (existsSync(exitFile)) return Number(readFileSync(exitFile, "utf8").trim());
+/** How the agent ended, once it has: its own record, else what launchd says of a job that ended without one. */
+async function ended(o: AgentRunOptions, exitFile: string): Promise<AgentOutcome | undefined> {
+  const recorded = () => (existsSync(exitFile) ? { kind: "exited" as const, code: Number(readFileSync(exitFile, "utf8").trim()) } : undefined);
+  const own = recorded();
+  if (own) return own;
   const r = await o.launchctl(printServiceArgv(o.uid, SELFTEST_LABEL));
-  if (r.code !== 0) return 1; // unloaded under us
+  // Its record may have come while launchctl answered.
+  if (r.code !== 0) return recorded() ?? { kind: "died", code: -1 };
   const last = /last exit code = (\d+)/.exec(r.stdout)?.[1];
-  return /state = not running/.test(r.stdout) && last !== undefined && !existsSync(exitFile) ? Number(last) : undefined;
+  if (!/state = not running/.test(r.stdout) || last === undefined) return undefined;
+  return recorded() ?? { kind: "died", code: Number(last) };
 }
 
 export async function runInAgent(o: AgentRunOptions): Promise<AgentOutcome> {
@@ -120,9 +125,9 @@ async function loadAndWait(o: AgentRunOptions, files: ReturnType<typeof selftest
     const deadline = Date.now() + o.deadlineMs;
     for (;;) {
       offset = relay(files.out, offset, o.write);
-      const code = await exited(o, files.exit);
-      if (code !== undefined) {
-        outcome = { kind: "exited", code };
+      const end = await ended(o, files.exit);
+      if (end) {
+        outcome = end;
         break;
       }
       if (o.signal.aborted) {

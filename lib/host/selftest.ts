@@ -518,6 +518,7 @@ export function formatSummary(report: SelftestReport, reportPath: string): strin
     "",
     `${s.pass} pass, ${s.warn} warn, ${s.fail} fail, ${s.skip} skip in ${Math.round(report.duration_ms / 1000)} s on ${report.host.model}, ${report.host.os}, tart ${report.host.tart}`,
     `timings: ${timings || "none"}`,
+    ...(report.timings_ms.runner_start === undefined ? [] : ["(runner_start is `run.sh --version` in the guest: without a JIT config a runner opens no session, so this is its start-up alone)"]),
     `report: ${reportPath}`,
     `To send it to us, attach ${reportPath} to a GitHub issue of macos-runner (drag the file into the comment box); it holds no secret.`,
     "",

@@ -29,7 +29,7 @@ let releases: Record<string, typeof CURRENT> = {};
 let server: ReturnType<typeof Bun.serve>;
 
 beforeAll(async () => {
-  ensureBinaries(["selftest"]);
+  ensureBinaries(["selftest", "cleanup"]);
   world = await fileWorld({ tart: { boot_ms: 100, ssh_ms: 50, suspend_ms: 50, restore_ms: 100 } });
   // GitHub's releases, per test (by the org in the path), so tests share nothing.
   server = Bun.serve({
@@ -182,5 +182,23 @@ test.concurrent("stopped mid-cycle (Ctrl-C): the agent is booted out, its VMs re
   const r = await run.done;
   expect(r.code).toBe(85);
   expect(r.stdout).toMatch(/^SKIP {2}lease +stopped by a signal$/m);
+  nothingLeft(h);
+}, 60_000);
+
+test.concurrent("its agent killed (SIGKILL) mid-cycle: the command says so and exits 1; cleanup --sweep removes the VM it left", async () => {
+  const h = host({ overrides: { vm: { boot_timeout: "60s" } } });
+  h.host.setTart({ boot_ms: 30_000 });
+  const run = start(world, "selftest", ["--config", h.path, "--report", h.reportPath], { ...h.host.env, SIM_LAUNCHD: h.launchd });
+  await until("its VM to run", () => vms(h).some((v) => v.running), 30_000);
+  const job = JSON.parse(readFileSync(join(h.launchd, "status", "dev.macos-runner.selftest.json"), "utf8")) as { pid: number };
+  process.kill(job.pid, "SIGKILL");
+  const r = await run.done;
+  expect(r.code).toBe(1);
+  expect(r.stdout).toContain("selftest: its agent ended without a result (exit 137");
+  // The VM it left carries slot 1's name: the slot's own cleanup takes it.
+  const left = vms(h);
+  expect(left.map((v) => v.name)).toEqual([expect.stringMatching(new RegExp(`^${h.prefix}-[a-z0-9-]+-1-[0-9a-f]{6}$`))]);
+  const c = await start(world, "cleanup", ["--slot", "1", "--sweep", "--config", h.path], h.host.env).done;
+  expect(c.code).toBe(0);
   nothingLeft(h);
 }, 60_000);
