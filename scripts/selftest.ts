@@ -20,7 +20,11 @@ import { clone } from "./clone.ts";
 export const spec = {
   name: "selftest",
   summary: "check this Mac from where the slots run (a one-shot launchd agent): host checks, one real VM cycle with no job, the snapshot path; prints a table, writes a JSON report",
+  // No --slot: it uses slot 1's names (and slot 2's for two goldens side by side).
+  common: false,
   options: {
+    config: { type: "string", value: "PATH", description: "config file (default $MACOS_RUNNER_CONFIG, else ~/.config/macos-runner/config.yml)" },
+    verbose: { type: "boolean", description: "log debug events too" },
     snapshot: { type: "boolean", description: "check the snapshot path (golden, suspend, restore, clock) even when vm.start is cold" },
     report: { type: "string", value: "PATH", description: "where the JSON report goes (default <host.log_dir>/selftest-<time>.json)" },
     "in-agent": { type: "boolean", description: "internal: the run inside the one-shot agent" },

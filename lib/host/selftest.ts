@@ -208,13 +208,11 @@ async function hostChecks(run: Run): Promise<void> {
   for (const [name, check] of doctors) await guarded(run, name, () => check(ctx));
 }
 
-type BootOutcome = { booted: Booted; ms: number } | { error: Error; leased: string | undefined };
+type BootOutcome = { booted: Booted } | { error: Error; leased: string | undefined };
 
 async function bootVm(run: Run, vm: string, slot: number, suspendable = false): Promise<BootOutcome> {
-  const started = Date.now();
   try {
-    const booted = await run.o.steps.boot({ config: run.config, tart: run.tart, vm, slot, log: run.o.log, signal: run.o.signal, suspendable });
-    return { booted, ms: Date.now() - started };
+    return { booted: await run.o.steps.boot({ config: run.config, tart: run.tart, vm, slot, log: run.o.log, signal: run.o.signal, suspendable }) };
   } catch (err) {
     run.stopIfAsked();
     const mac = run.tart.macAddress(vm);

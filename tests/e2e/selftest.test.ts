@@ -202,3 +202,15 @@ test.concurrent("its agent killed (SIGKILL) mid-cycle: the command says so and e
   expect(c.code).toBe(0);
   nothingLeft(h);
 }, 60_000);
+
+test.concurrent("--help lists its exit codes; no GUI session is exit 69 with what to do, and nothing is loaded", async () => {
+  const help = await start(world, "selftest", ["--help"]).done;
+  expect(help.code).toBe(0);
+  for (const row of [/^ +1 {2}failure +at least one check FAILed/m, /^ +69 {2}unavailable/m, /^ +83 {2}timeout/m, /^ +85 {2}stopped/m]) expect(help.stdout).toMatch(row);
+  const h = host();
+  writeFileSync(join(h.launchd, "no-gui"), "");
+  const r = await start(world, "selftest", ["--config", h.path], { ...h.host.env, SIM_LAUNCHD: h.launchd }).done;
+  expect(r.code).toBe(69);
+  expect(r.lines.at(-1)?.msg).toContain("Enable automatic login for this user");
+  expect(existsSync(join(h.launchd, "loaded")) ? readdirSync(join(h.launchd, "loaded")) : []).toEqual([]);
+}, 30_000);
