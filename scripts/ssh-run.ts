@@ -10,9 +10,9 @@ import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/c
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { exitCode, UsageError, type ExitKind } from "../lib/errors.ts";
+import { registerJitConfig } from "../lib/github/jit-config.ts";
 import type { Logger } from "../lib/log.ts";
 import { sh } from "../lib/proc.ts";
-import { registerSecret } from "../lib/redact.ts";
 import { parseRunnerLine } from "../lib/runner-log.ts";
 import { sshArgs } from "../lib/ssh.ts";
 
@@ -218,7 +218,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
   if (!values.ip) throw new UsageError("ssh-run: --ip IP is required");
   const { config, log } = openSlot(common, spec.name);
   const jit = await readStdinJit();
-  registerSecret(jit);
+  registerJitConfig(jit);
   const run = startRun({ config, ip: values.ip, jitConfig: jit, log });
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => run.stop());
   return exitCode(OUTCOME_EXIT[(await run.done).kind]);
