@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { linkSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { checkBinarySignature } from "../lib/doctor/signature.ts";
 import { isMachO, verifyCodeSignature, verifyCodeSignatureFile } from "../lib/host/codesign.ts";
 
 const root = join(import.meta.dir, "..");
@@ -95,6 +96,42 @@ describe("the darwin-arm64 macos-runner", () => {
     const unsigned = Buffer.from(bytes);
     unsigned.writeUInt32LE(0, loadCommandAt(bytes, 0x1d)); // LC_CODE_SIGNATURE -> an unknown command
     expect(() => verifyCodeSignature(unsigned, "unsigned")).toThrow("unsigned: no code signature (no LC_CODE_SIGNATURE load command)");
+  });
+
+  test("doctor's signature check: PASS on the build, FAIL naming the page and the re-sign on a changed copy; on macOS it asks codesign", async () => {
+    const noCommands = async (argv: string[]) => {
+      throw new Error(`no command expected off macOS, got ${argv.join(" ")}`);
+    };
+    expect(await checkBinarySignature(bin, "linux", noCommands)).toEqual([
+      { status: "PASS", check: "signature", found: expect.stringMatching(new RegExp(`^${bin}: \\d+ SHA-256 page hashes match the file$`)), fix: "" },
+    ]);
+    const copy = join(OUT, "doctor-flipped");
+    const changed = Buffer.from(bytes);
+    changed[4096 * 7] = changed[4096 * 7]! ^ 0xff;
+    writeFileSync(copy, changed);
+    try {
+      const [r] = await checkBinarySignature(copy, "linux", noCommands);
+      expect(r!.status).toBe("FAIL");
+      expect(r!.found).toStartWith(`${copy}: page 7 of `);
+      expect(r!.fix).toBe(`re-sign it ad hoc: /usr/bin/codesign --force --sign - ${copy} (the playbook does this on each run), or copy a fresh build`);
+      // codesign is the process boundary on macOS; its answer for a changed file, as Apple's prints it.
+      const codesign = async (argv: string[]) =>
+        argv.join(" ") === `/usr/bin/codesign --verify --strict ${copy}`
+          ? { code: 1, stdout: "", stderr: `${copy}: invalid signature (code or signature have been modified)\nIn architecture: arm64`, timedOut: false }
+          : { code: 0, stdout: "", stderr: "", timedOut: false };
+      expect(await checkBinarySignature(copy, "darwin", codesign)).toEqual([
+        {
+          status: "FAIL",
+          check: "signature",
+          found: `codesign --verify --strict rejects ${copy}: ${copy}: invalid signature (code or signature have been modified); In architecture: arm64; launchd's agents would be killed at launch (Killed: 9)`,
+          fix: `re-sign it ad hoc: /usr/bin/codesign --force --sign - ${copy} (the playbook does this on each run), or copy a fresh build`,
+        },
+      ]);
+      expect((await checkBinarySignature(bin, "darwin", codesign))[0]!.status).toBe("PASS");
+    } finally {
+      rmSync(copy);
+    }
+    expect(await checkBinarySignature(undefined, "darwin", noCommands)).toEqual([{ status: "SKIP", check: "signature", found: "not the compiled binary (run from source)", fix: "" }]);
   });
 
   test("a fat file is checked slice by slice, a bad slice named by its architecture; an ELF is refused", () => {

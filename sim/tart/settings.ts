@@ -33,6 +33,8 @@ export interface SimTartSettings extends Timings {
   /** The bootpd-format lease file; default $TART_HOME/sim/dhcpd_leases. */
   leases_file?: string;
   faults: Fault[];
+  /** What `tart --version` prints: set an old one to see it refused. */
+  version: string;
   /** Free-form; bump it to re-arm identical faults. */
   rev?: number;
 }
@@ -54,7 +56,7 @@ export function patchSettings(config: SimTartConfig, patch: SimTartPatch): SimTa
   return { ...(out as SimTartConfig), rev: (config.rev ?? 0) + 1 };
 }
 
-const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [] } as const;
+const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [], version: "2.35.0" } as const;
 
 /** The profile's times, overridden by explicit ones, all multiplied by scale. */
 export function resolveSettings(config: SimTartConfig): SimTartSettings {
