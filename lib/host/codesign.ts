@@ -216,7 +216,7 @@ function verifyCodeDirectory(
     const more = mismatches.length > 1 ? ` (and ${mismatches.length - 1} more page${mismatches.length === 2 ? "" : "s"})` : "";
     throw bad(
       `page ${first} of ${nCodeSlots} (bytes ${start}-${end}) does not match its ${hashType.name} hash in the ${which}${more}: ` +
-        `the file changed after it was signed; macOS kills it at launch (Killed: 9)`,
+        `the signature does not match the file (written wrong, or the file changed after signing); macOS kills it at launch (Killed: 9)`,
     );
   }
   // Special slot k holds the hash of the SuperBlob's blob of type k (requirements, entitlements, ...).
