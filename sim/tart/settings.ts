@@ -35,6 +35,8 @@ export interface SimTartSettings extends Timings {
   faults: Fault[];
   /** Extra variables of every guest process: the fake runner's hooks (SIM_RUNNER_*, sim/PROTOCOL.md). */
   runner_env: Record<string, string>;
+  /** What `tart --version` prints: set an old one to see it refused. */
+  version: string;
   /** Free-form; bump it to re-arm identical faults. */
   rev?: number;
 }
@@ -56,7 +58,7 @@ export function patchSettings(config: SimTartConfig, patch: SimTartPatch): SimTa
   return { ...(out as SimTartConfig), rev: (config.rev ?? 0) + 1 };
 }
 
-const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [], runner_env: {} } as const;
+const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [], runner_env: {}, version: "2.35.0" } as const;
 
 /** The profile's times, overridden by explicit ones, all multiplied by scale. */
 export function resolveSettings(config: SimTartConfig): SimTartSettings {
