@@ -1,18 +1,27 @@
 // Scrubs secrets out of text before it is written anywhere (log lines,
-// captured guest output). Two layers: exact values registered at run time
-// (secret files, installation tokens, the JIT config), and shapes that are
-// secret whatever their value (GitHub tokens, JWTs, PEM keys, auth headers,
-// URL passwords, secret-named keys and flags). Nothing is guessed from how
-// random a string looks: git SHAs, digests, URLs and names are what an
-// operator needs, and a secret we hold is registered, so it is matched exactly.
+// captured guest output). Three layers: exact values registered at run time
+// (secret files, installation tokens, the JIT config), fragments of the
+// secrets a JIT config carries (any run of 24 characters of them: a secret
+// printed in part is still a secret), and shapes that are secret whatever
+// their value (GitHub tokens, JWTs, PEM keys, auth headers, URL passwords,
+// secret-named keys and flags). Nothing is guessed from how random a string
+// looks: git SHAs, digests, URLs and names are what an operator needs, and a
+// secret we hold is registered, so it is matched exactly.
 // The logger runs it on the final serialised line, so the registered values
 // are also matched in the escaped forms a JSON or text line gives them.
 
 const MIN_SECRET_LENGTH = 8;
+/** A run of this many characters of a fragment-registered secret is a secret; a shorter piece is not (it would match by chance). */
+export const MIN_FRAGMENT_LENGTH = 24;
 const REDACTED = "[REDACTED]";
 
 /** Every form a registered secret may take in output, longest first. */
 let secretForms: string[] = [];
+/** Every 24-character window of the secrets registered with `registerSecretFragments`. */
+const fragmentWindows = new Set<string>();
+// A window never holds a quote, backslash, whitespace or control character, so
+// a match never reaches into a JSON string's delimiter or cuts an escape.
+const UNSAFE_IN_WINDOW = /["\\\s\u0000-\u001f\u007f]/;
 
 /**
  * Registers an exact value to scrub from every later `redact` call, with its
@@ -21,15 +30,35 @@ let secretForms: string[] = [];
  * than 8 characters are ignored: scrubbing them would mangle ordinary words.
  */
 export function registerSecret(value: string): void {
+  addForms(variantsOf(value));
+}
+
+function addForms(variants: string[]): void {
   const forms = new Set(secretForms);
-  for (const variant of variantsOf(value)) {
+  for (const variant of variants) {
     for (const form of encodingsOf(variant)) if (form.length >= MIN_SECRET_LENGTH) forms.add(form);
   }
   secretForms = [...forms].sort((a, b) => b.length - a.length);
 }
 
-/** The value as it may be held: raw, trimmed (read from a file), base64-encoded, base64-decoded. */
-function variantsOf(value: string): string[] {
+/**
+ * Registers `value` whole, with its base64 and URL-encoded forms (but unlike
+ * `registerSecret` nothing it decodes to: the caller registers what it
+ * holds), and every run of 24 or more of its characters: scrubbed wherever it
+ * appears raw, or escaped as a JSON line (`\/`, `\u002B`, doubled
+ * backslashes) or a URL (`%2F`) shows it.
+ */
+export function registerSecretFragments(value: string): void {
+  addForms(encodedVariantsOf(value));
+  const v = value.trim();
+  for (let i = 0; i + MIN_FRAGMENT_LENGTH <= v.length; i++) {
+    const window = v.slice(i, i + MIN_FRAGMENT_LENGTH);
+    if (!UNSAFE_IN_WINDOW.test(window)) fragmentWindows.add(window);
+  }
+}
+
+/** The value raw, trimmed (read from a file) and base64-encoded. */
+function encodedVariantsOf(value: string): string[] {
   const out: string[] = [];
   const add = (v: string) => {
     if (v.length >= MIN_SECRET_LENGTH && !out.includes(v)) out.push(v);
@@ -42,6 +71,15 @@ function variantsOf(value: string): string[] {
     add(bytes.toString("base64").replace(/=+$/, ""));
     add(bytes.toString("base64url"));
   }
+  return out;
+}
+
+/** The value as it may be held: raw, trimmed (read from a file), base64-encoded, base64-decoded. */
+function variantsOf(value: string): string[] {
+  const out = encodedVariantsOf(value);
+  const add = (v: string) => {
+    if (v.length >= MIN_SECRET_LENGTH && !out.includes(v)) out.push(v);
+  };
   // Base64 of base64 of text: decode a few levels.
   let encoded = value.trim();
   for (let depth = 0; depth < 3; depth++) {
@@ -187,6 +225,73 @@ function keep(value: string): boolean {
 export function redact(text: string): string {
   let out = text;
   for (const form of secretForms) if (out.includes(form)) out = out.replaceAll(form, REDACTED);
+  out = scrubFragments(out);
   for (const rule of RULES) out = out.replace(rule.pattern, rule.replace);
   return out;
+}
+
+/**
+ * Replaces every stretch of `text` made of registered fragments with one
+ * "[REDACTED]". Each 24-character window of the unescaped text is looked up
+ * in the set (one hash lookup per character of the line); overlapping and
+ * touching hits join, so a match extends to the secret's whole run in the line.
+ */
+function scrubFragments(text: string): string {
+  if (fragmentWindows.size === 0 || text.length < MIN_FRAGMENT_LENGTH) return text;
+  const view = unescapedView(text);
+  const runs: [number, number][] = [];
+  for (let i = 0; i + MIN_FRAGMENT_LENGTH <= view.text.length; i++) {
+    if (!fragmentWindows.has(view.text.slice(i, i + MIN_FRAGMENT_LENGTH))) continue;
+    const last = runs.at(-1);
+    if (last && i <= last[1]) last[1] = i + MIN_FRAGMENT_LENGTH;
+    else runs.push([i, i + MIN_FRAGMENT_LENGTH]);
+  }
+  if (runs.length === 0) return text;
+  let out = "";
+  let at = 0;
+  for (const [from, to] of runs) {
+    out += text.slice(at, view.start(from)) + REDACTED;
+    at = view.end(to - 1);
+  }
+  return out + text.slice(at);
+}
+
+// An escaped character: backslashes (one per level of JSON nesting) before a
+// character that is not an escape letter (`\/`, `\\/`) or before uXXXX, or
+// a URL's %XX. `\n` and the like stay as they are: windows never hold them.
+const ESCAPED = /(\\+)(?:u([0-9a-fA-F]{4})|([^\\nrtbfu]))|%([0-9a-fA-F]{2})/g;
+
+interface View {
+  text: string;
+  /** Where the view's character `i` starts and ends in the original text. */
+  start(i: number): number;
+  end(i: number): number;
+}
+
+/** `text` with escaped characters decoded, and the way back to the original's offsets. */
+function unescapedView(text: string): View {
+  if (!text.includes("\\") && !text.includes("%")) return { text, start: (i) => i, end: (i) => i + 1 };
+  let view = "";
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const literal = (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      view += text[i];
+      starts.push(i);
+      ends.push(i + 1);
+    }
+  };
+  let at = 0;
+  for (const m of text.matchAll(ESCAPED)) {
+    const [whole, , unicode, char, percent] = m;
+    const code = unicode !== undefined ? parseInt(unicode, 16) : percent !== undefined ? parseInt(percent, 16) : undefined;
+    if (percent !== undefined && code! >= 0x80) continue;
+    literal(at, m.index);
+    view += code !== undefined ? String.fromCharCode(code) : char;
+    starts.push(m.index);
+    ends.push(m.index + whole.length);
+    at = m.index + whole.length;
+  }
+  literal(at, text.length);
+  return { text: view, start: (i) => starts[i]!, end: (i) => ends[i]! };
 }

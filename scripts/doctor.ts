@@ -3,6 +3,7 @@
 //   PASS|WARN|FAIL|SKIP <check>: <what was found>; <what to do>
 //   doctor              # exits 1 when any check FAILs
 //   doctor --json
+import { realpathSync } from "node:fs";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import { loadConfig, resolveConfigPath, type Config } from "../lib/config.ts";
 import { tartFor } from "../lib/context.ts";
@@ -14,7 +15,7 @@ import type { Tart } from "../lib/tart.ts";
 
 export const spec = {
   name: "doctor",
-  summary: "check everything a slot needs (config, secrets, tart, GUI session, agents, VMs, disk, DHCP, network, GitHub, registry, image, runner version); changes nothing",
+  summary: "check everything a slot needs (config, secrets, this binary's signature, tart, GUI session, agents, VMs, disk, DHCP, network, GitHub, registry, image, runner version); changes nothing",
   options: {
     json: { type: "boolean", description: "print the results as JSON" },
   },
@@ -42,7 +43,8 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
     // An unreadable registry password: the secrets check reports it; tart checks are skipped.
   }
   const ctx: DoctorContext = {
-    config, configPath, tart, platform: process.platform, uid: process.getuid?.() ?? 0, env: process.env, run: runArgv(CHECK_TIMEOUT_MS), host: shortHost(), timeoutMs: CHECK_TIMEOUT_MS,
+    config, configPath, tart, platform: process.platform, uid: process.getuid?.() ?? 0, env: process.env, run: runArgv(CHECK_TIMEOUT_MS),
+    binaryPath: Bun.isStandaloneExecutable ? realpathSync(process.execPath) : undefined, host: shortHost(), timeoutMs: CHECK_TIMEOUT_MS,
   };
   const results = await runDoctor(ctx, configError);
   const failed = results.filter((r) => r.status === "FAIL").length;

@@ -10,9 +10,10 @@ import { exitCode, MacosRunnerError } from "../lib/errors.ts";
 import { runLaunchctl } from "../lib/launchd/launchctl.ts";
 import { allLabels, MAX_SLOTS } from "../lib/launchd/labels.ts";
 import { CLEANUP_MARGIN_S, renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/launchd/render.ts";
-import { checkBinary, checkGuiSession, checkMacos, checkTart, isExecutableFile } from "../lib/launchd/host-checks.ts";
+import { checkBinary, checkGuiSession, checkMacos, checkTart, checkTartVersion, isExecutableFile } from "../lib/launchd/host-checks.ts";
 import { describeStep, executeStep, type Step, type StopTarget } from "../lib/launchd/plan.ts";
 import type { CommandRunner } from "../lib/proc.ts";
+import { MIN_TART_VERSION } from "../lib/vm/tart-version.ts";
 
 const options = {
   "dry-run": { type: "boolean", description: "print the plists and the commands, change nothing (works on any OS)" },
@@ -27,7 +28,7 @@ export const spec: CommandSpec<typeof options> = {
   options,
   exits: {
     failure: "launchctl refused to bootstrap or bootout an agent",
-    unavailable: "not macOS (use --dry-run elsewhere), no GUI session for this user (enable auto-login and log in), tart not found, or loop not in the bin dir",
+    unavailable: `not macOS (use --dry-run elsewhere), no GUI session for this user (enable auto-login and log in), tart not found or older than ${MIN_TART_VERSION}, or loop not in the bin dir`,
     tempfail: "an agent was still loaded after its ExitTimeOut; run again",
   },
 };
@@ -123,7 +124,7 @@ export async function main(args: Parsed<typeof options>, run: CommandRunner = ru
       `# install${args.values.remove ? " --remove" : ""} --dry-run: nothing was changed. On the host it would:`,
       "# check: running on macOS",
       `# check: a GUI session for uid ${o.uid}: launchctl print gui/${o.uid}`,
-      ...(args.values.remove ? [] : [`# check: tart at ${config.host.tartPath} (host.tart_path)`, `# check: ${join(o.binDir, "loop")} exists`]),
+      ...(args.values.remove ? [] : [`# check: tart at ${config.host.tartPath} (host.tart_path), version ${MIN_TART_VERSION} or later`, `# check: ${join(o.binDir, "loop")} exists`]),
       ...steps.flatMap((s) => describeStep(s, o.uid)),
     ];
     process.stdout.write(`${out.join("\n")}\n`);
@@ -133,7 +134,7 @@ export async function main(args: Parsed<typeof options>, run: CommandRunner = ru
   checkMacos();
   await checkGuiSession(run, o.uid);
   if (!args.values.remove) {
-    checkTart(config.host.tartPath, agentPath);
+    await checkTartVersion(run, checkTart(config.host.tartPath, agentPath));
     checkBinary(o.binDir, "loop");
   }
   const say = (line: string) => process.stdout.write(`${line}\n`);

@@ -52,7 +52,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
     const say = (line: string) => process.stdout.write(`${line}\n`);
     say("selftest: host checks, one VM cycle with no job, then the snapshot path; rows come as checks end\n");
     const report = await runSelftest({
-      config, log, steps: { boot, clone }, snapshot: Boolean(values.snapshot), binary: process.execPath, signal: stop.signal, onResult: (r) => say(formatRow(r)),
+      config, log, steps: { boot, clone }, snapshot: Boolean(values.snapshot), binary: Bun.isStandaloneExecutable ? realpathSync(process.execPath) : undefined, signal: stop.signal, onResult: (r) => say(formatRow(r)),
     });
     writeReport(reportPath, report);
     say(formatSummary(report, reportPath));

@@ -10,9 +10,10 @@ import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/c
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
 import { exitCode, UsageError, type ExitKind } from "../lib/errors.ts";
+import { registerJitConfig } from "../lib/github/jit-config.ts";
 import type { Logger } from "../lib/log.ts";
 import { sh } from "../lib/proc.ts";
-import { registerSecret } from "../lib/redact.ts";
+import { GuestOutput } from "../lib/runner/guest-output.ts";
 import { parseRunnerLine } from "../lib/runner-log.ts";
 import { sshArgs } from "../lib/ssh.ts";
 
@@ -93,6 +94,7 @@ export function startRun(o: RunOptions): RunHandle {
   const { ssh, } = o.config.vm;
   const { runner } = o.config;
   const log = o.log.child({ phase: "run" });
+  const guestOutput = new GuestOutput(log);
   const started = Date.now();
   const args = sshArgs({ host: o.ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath }, GUEST_COMMAND);
   // exec: ssh replaces the shell, so ending the run is one kill, not zx's walk of the process tree (ps).
@@ -114,6 +116,7 @@ export function startRun(o: RunOptions): RunHandle {
     if (ended) return;
     ended = outcome;
     clearTimeout(timer);
+    guestOutput.close();
     if (!sshExited) p.child?.kill("SIGTERM");
     const level = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.retired ? "info" : "warn";
     log[level]("run.done", `${outcome.kind}${outcome.job ? ` job="${outcome.job}" result=${outcome.result ?? "none"}` : ""}${outcome.detail ? `: ${outcome.detail}` : ""}`, {
@@ -133,7 +136,7 @@ export function startRun(o: RunOptions): RunHandle {
     if (line.trim() === "") return;
     if (/^Host key verification failed/.test(line) || /REMOTE HOST IDENTIFICATION HAS CHANGED/.test(line)) hostKeyRefused = true;
     const ev = parseRunnerLine(line);
-    log.info(ev ? `runner.${ev.kind}` : "guest.output", line, { stream });
+    guestOutput.line(line, stream, ev);
     switch (ev?.kind) {
       case "listening":
         listening = true;
@@ -218,7 +221,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
   if (!values.ip) throw new UsageError("ssh-run: --ip IP is required");
   const { config, log } = openSlot(common, spec.name);
   const jit = await readStdinJit();
-  registerSecret(jit);
+  registerJitConfig(jit);
   const run = startRun({ config, ip: values.ip, jitConfig: jit, log });
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => run.stop());
   return exitCode(OUTCOME_EXIT[(await run.done).kind]);

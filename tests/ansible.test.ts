@@ -1,5 +1,6 @@
 // The Ansible playbook: ansible/check.sh (syntax check + ansible-lint) passes,
-// the role links every command to the one binary, and the example inventory's
+// the role links every command to the one binary, re-signs a binary that
+// codesign refuses and stops a host whose binary still fails, and the example inventory's
 // config is one the config loader accepts, with every secret path in it
 // pointing at a file the playbook copies.
 import { afterAll, expect, test } from "bun:test";
@@ -60,6 +61,44 @@ test("the role links each command of the build to the binary, replacing a full b
   }
   // A re-run with nothing new changes nothing.
   expect(await play()).toMatch(/localhost\s+: ok=\d+\s+changed=0 /);
+}, 60_000);
+
+test("after the copy: a binary that codesign refuses is re-signed ad hoc; one that still fails stops its host's play", async () => {
+  // Three hosts on this machine, each with its own bin dir, and a fake codesign
+  // (tests/fixtures/codesign) whose verdict is the binary's first line.
+  const base = join(home, "signature");
+  const hosts = {
+    verifies: "signature: ok\nbinary\n",
+    "needs-resign": "signature: bad\nbinary\n",
+    unsignable: "signature: bad\nunsignable\n",
+  };
+  const binDir = (host: string) => join(base, host, "bin");
+  for (const [host, content] of Object.entries(hosts)) {
+    mkdirSync(binDir(host), { recursive: true });
+    writeFileSync(join(binDir(host), "macos-runner"), content, { mode: 0o755 });
+  }
+  const inventory = join(base, "inventory.yml");
+  const hostVars = Object.fromEntries(Object.keys(hosts).map((h) => [h, { ansible_connection: "local", ansible_python_interpreter: "auto_silent", macos_runner_bin_dir: binDir(h) }]));
+  writeFileSync(inventory, stringify({ all: { hosts: hostVars } }));
+  const playbook = join(base, "play.yml");
+  const vars = { macos_runner_codesign: join(import.meta.dir, "fixtures", "codesign", "codesign"), ansible_become: false };
+  writeFileSync(playbook, stringify([{ hosts: "all", gather_facts: false, vars, tasks: [{ "ansible.builtin.import_tasks": join(ANSIBLE, "roles/macos_runner/tasks/signature.yml") }] }]));
+  const proc = Bun.spawn(["ansible-playbook", "-i", inventory, playbook], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ANSIBLE_CONFIG: join(ANSIBLE, "ansible.cfg"), NO_COLOR: "1" } });
+  const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  expect({ code, err: code === 2 ? "" : out + err }).toEqual({ code: 2, err: "" });
+  const read = (host: string) => readFileSync(join(binDir(host), "macos-runner"), "utf8");
+  expect(read("verifies")).toBe(hosts.verifies);
+  expect(read("needs-resign")).toBe("signature: re-signed\nbinary\n");
+  expect(read("unsignable")).toBe(hosts.unsignable);
+  expect(out).toMatch(/verifies\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0/);
+  expect(out).toMatch(/needs-resign\s+: ok=\d+\s+changed=1\s+unreachable=0\s+failed=0/);
+  expect(out).toMatch(/unsignable\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=1/);
+  const failure = out.slice(out.indexOf("fatal: [unsignable]"));
+  expect(failure.replace(/\s+/g, " ")).toContain(
+    `${binDir("unsignable")}/macos-runner does not pass codesign --verify --strict, not even after codesign --force --sign - ` +
+      `(verify: ${binDir("unsignable")}/macos-runner: invalid signature (code or signature have been modified) In architecture: arm64; ` +
+      `sign: ${binDir("unsignable")}/macos-runner: main executable failed strict validation): macOS would kill every agent at launch.`,
+  );
 }, 60_000);
 
 test("the example inventory's config loads, and its secret paths are the files the playbook copies", () => {

@@ -7,6 +7,7 @@ import { copyFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CheckResult } from "../lib/doctor/index.ts";
 import { shortHost, newName } from "../lib/names.ts";
+import { MIN_TART_VERSION } from "../lib/vm/tart-version.ts";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, start, tartVms, until, worldEnv } from "./helpers/e2e.ts";
 
@@ -61,7 +62,9 @@ test("a good host: every check passes; the macOS-only ones are SKIPs on Linux; e
   for (const c of ["config", "secrets", "known-hosts", "tart", "vm-limit", "leaked-vms", "disk", "github-key", "github-jwt", "github-clock", "github-installation", "github-permission", "github-runner-group", "github-offline-runners", "registry", "image-tag", "image-local"]) {
     expect(d.by(c).status).toBe("PASS");
   }
-  expect(d.by("tart").found).toMatch(/^tart 2\.32\.1 at /);
+  expect(d.by("tart").found).toMatch(/^tart 2\.35\.0 at /);
+  // The compiled linux binary: no Mach-O signature to check.
+  expect(d.by("signature")).toMatchObject({ status: "SKIP", found: expect.stringMatching(/macos-runner is not a Mach-O binary \(this is linux\); macOS hosts check their own$/) });
   expect(d.by("github-permission").found).toBe("the installation grants organization_self_hosted_runners: write");
   expect(d.by("runner-version")).toMatchObject({ status: "SKIP" });
   // One line per check: STATUS check: found[; fix]
@@ -157,6 +160,23 @@ describe("each broken setup fails the check that explains it", () => {
       run.kill("SIGKILL");
     }
     expect(tartVms(world)).not.toContain(vm);
+  });
+
+  test(`tart older than ${MIN_TART_VERSION}, or one whose version is not a version: tart FAILs saying what it saw and why`, async () => {
+    try {
+      world.setTart({ version: "2.32.1" });
+      const old = await doctor(config());
+      expect(old.failed).toEqual(["tart"]);
+      expect(old.code).toBe(1);
+      expect(old.by("tart").found).toStartWith(`tart 2.32.1 is older than ${MIN_TART_VERSION}, the lowest supported: older tart spins a CPU core at 100 %`);
+      expect(old.by("tart").fix).toBe(`upgrade tart to ${MIN_TART_VERSION} or later (brew upgrade cirruslabs/cli/tart)`);
+      world.setTart({ version: "SNAPSHOT" });
+      const odd = await doctor(config());
+      expect(odd.failed).toEqual(["tart"]);
+      expect(odd.by("tart").found).toStartWith(`tart --version printed "SNAPSHOT", not a release version (X.Y.Z) to compare with ${MIN_TART_VERSION}`);
+    } finally {
+      world.setTart({ version: undefined });
+    }
   });
 
   test("a world-readable app key: the config and the secrets checks say chmod 600", async () => {

@@ -1,12 +1,12 @@
-// The one exit table, as the README shows it to operators, is the code's.
+// The one exit table, as docs/operating.md shows it to operators, is the code's.
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT_TABLE } from "../lib/errors.ts";
 
-test("README's exit table lists every kind with its code and meaning, and nothing else", () => {
-  const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
-  const rows = [...readme.matchAll(/^\| (\d+) \| `([a-z-]+)` \| (.+) \|$/gm)].map(([, code, kind, meaning]) => [kind, Number(code), meaning]);
+test("docs/operating.md's exit table lists every kind with its code and meaning, and nothing else", () => {
+  const doc = readFileSync(join(import.meta.dir, "..", "docs", "operating.md"), "utf8");
+  const rows = [...doc.matchAll(/^\| (\d+) \| `([a-z-]+)` \| (.+) \|$/gm)].map(([, code, kind, meaning]) => [kind, Number(code), meaning]);
   expect(rows).toEqual(Object.entries(EXIT_TABLE).map(([kind, e]) => [kind, e.code, e.meaning]));
 });
 

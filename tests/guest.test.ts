@@ -2,7 +2,8 @@
 // machine; @cdktf/hcl2json is HashiCorp's HCL parser compiled to wasm), its
 // variables all live in variables.pkr.hcl, it runs every provisioning script
 // and only those; every script passes `bash -n` and shellcheck; the clock
-// daemon is a valid plist; record-host-key pins under the product's alias;
+// daemon is a valid plist; actions-runner.sh installs only the pinned runner
+// whose download matches the pinned sha256; record-host-key pins under the product's alias;
 // push labels the image with the runner version and its release date.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
@@ -87,6 +88,59 @@ describe.each(scripts)("%s", (script) => {
     const lint = spawnSync("shellcheck", ["--shell=bash", path], { encoding: "utf8" });
     expect(lint.stdout).toBe("");
     expect(lint.status).toBe(0);
+  });
+});
+
+describe("scripts/actions-runner.sh", () => {
+  // The release download at the process boundary: a curl that serves files
+  // from a directory laid out like github.com/actions/runner/releases/download.
+  const releases = () => join(tmp, "runner-releases");
+  const release = (version: string, reports = version): string => {
+    const src = join(tmp, `runner-src-${version}-${reports}`);
+    mkdirSync(join(src, "bin"), { recursive: true });
+    writeFileSync(join(src, "bin", "Runner.Listener"), `#!/bin/sh\necho ${reports}\n`, { mode: 0o755 });
+    writeFileSync(join(src, "run.sh"), "#!/bin/sh\n", { mode: 0o755 });
+    const dir = join(releases(), `v${version}`);
+    mkdirSync(dir, { recursive: true });
+    const archive = join(dir, `actions-runner-osx-arm64-${version}.tar.gz`);
+    expect(spawnSync("tar", ["-czf", archive, "-C", src, "."]).status).toBe(0);
+    return spawnSync("shasum", ["-a", "256", archive], { encoding: "utf8" }).stdout.split(" ")[0]!;
+  };
+  const install = (name: string, env: Record<string, string>) => {
+    const bin = join(tmp, "curl-bin");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(
+      join(bin, "curl"),
+      `#!/bin/sh\n# curl -fsSL --retry 3 -o FILE URL\nfile=$5; url=$6\nsrc=${releases()}/\${url#https://github.com/actions/runner/releases/download/}\n[ -f "$src" ] || { echo "curl: (22) The requested URL returned error: 404" >&2; exit 22; }\ncp "$src" "$file"\n`,
+      { mode: 0o755 },
+    );
+    const home = join(tmp, `runner-home-${name}`);
+    mkdirSync(home, { recursive: true });
+    const r = spawnSync(join(GUEST, "scripts", "actions-runner.sh"), [], { encoding: "utf8", env: { PATH: `${bin}:${process.env.PATH}`, HOME: home, IMAGE_OS: "macos15", ...env } });
+    return { ...r, runner: join(home, "actions-runner") };
+  };
+
+  test("installs the pinned version once its download matches the pinned sha256", () => {
+    const sha = release("2.332.0");
+    const r = install("ok", { RUNNER_VERSION: "2.332.0", RUNNER_SHA256: sha });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`actions-runner 2.332.0 unpacked in ${r.runner} (unconfigured)`);
+    expect(readFileSync(join(r.runner, ".env"), "utf8")).toStartWith("ImageOS=macos15\n");
+  });
+
+  test("refuses a download whose sha256 differs, a release whose runner reports another version, and no pin", () => {
+    release("2.332.0");
+    const tampered = install("tampered", { RUNNER_VERSION: "2.332.0", RUNNER_SHA256: "0".repeat(64) });
+    expect(tampered.status).not.toBe(0);
+    expect(tampered.stdout + tampered.stderr).toContain("FAILED");
+    expect(spawnSync("test", ["-e", tampered.runner]).status).toBe(1);
+    const other = install("other", { RUNNER_VERSION: "2.331.0", RUNNER_SHA256: release("2.331.0", "2.333.0") });
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain("actions-runner: installed 2.333.0, expected 2.331.0");
+    const unpinned = install("unpinned", { RUNNER_VERSION: "2.332.0" });
+    expect(unpinned.status).toBe(1);
+    expect(unpinned.stderr).toContain("RUNNER_SHA256 is required");
   });
 });
 

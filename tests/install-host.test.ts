@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
 import { DrainTimeoutError, LaunchctlError, printDomainArgv, runLaunchctl, waitUntilGone } from "../lib/launchd/launchctl.ts";
-import { checkGuiSession, checkTart, NoGuiSessionError } from "../lib/launchd/host-checks.ts";
+import { checkGuiSession, checkTart, checkTartVersion, NoGuiSessionError } from "../lib/launchd/host-checks.ts";
+import { MIN_TART_VERSION, TartVersionError } from "../lib/vm/tart-version.ts";
 import { executeStep, type Step } from "../lib/launchd/plan.ts";
 import { renderAgents } from "../lib/launchd/render.ts";
 import { agentParams, installPlan, removePlan, type InstallOptions } from "../scripts/install.ts";
@@ -164,5 +165,35 @@ describe("host checks", () => {
     })();
     expect(err?.exitCode).toBe(69);
     expect(err?.message).toContain(`tart not found at "${join(bin, "missing")}"`);
+  });
+  test(`tart older than ${MIN_TART_VERSION}, or a version that is not one: refused with exit 69, naming what it saw and the upgrade`, async () => {
+    // The simulated tart, its --version set through its settings file.
+    const tart = join(import.meta.dir, "..", "sim", "bin", "tart");
+    const settings = join(dir, "sim-tart.json");
+    const saved = process.env.SIM_TART_CONFIG;
+    process.env.SIM_TART_CONFIG = settings;
+    const refusal = (version: string) => {
+      writeFileSync(settings, JSON.stringify({ version }));
+      return checkTartVersion(runLaunchctl, tart).then(
+        () => undefined,
+        (e: TartVersionError) => ({ type: e.constructor.name, code: e.exitCode, message: e.message }),
+      );
+    };
+    try {
+      writeFileSync(settings, "{}");
+      expect(await checkTartVersion(runLaunchctl, tart)).toBe("2.35.0");
+      expect(await refusal(MIN_TART_VERSION)).toBeUndefined();
+      expect(await refusal("2.32.1")).toEqual({
+        type: "TartVersionError",
+        code: 69,
+        message: `tart 2.32.1 is older than ${MIN_TART_VERSION}, the lowest supported: older tart spins a CPU core at 100 % for the whole job once \`tart exec -i\` has read its piped stdin (tart issue #1280) (${tart}): upgrade tart to ${MIN_TART_VERSION} or later (brew upgrade cirruslabs/cli/tart), then run install again`,
+      });
+      expect((await refusal("2.9.0"))?.message).toStartWith(`tart 2.9.0 is older than ${MIN_TART_VERSION}`);
+      expect((await refusal("SNAPSHOT"))?.message).toStartWith(`tart --version printed "SNAPSHOT", not a release version (X.Y.Z) to compare with ${MIN_TART_VERSION}, the lowest supported (${tart}): upgrade tart`);
+      expect(await refusal("10.0.0")).toBeUndefined();
+    } finally {
+      if (saved === undefined) delete process.env.SIM_TART_CONFIG;
+      else process.env.SIM_TART_CONFIG = saved;
+    }
   });
 });

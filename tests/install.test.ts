@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "plist";
 import { makeHost } from "./fixtures/launchd/host.ts";
+import { MIN_TART_VERSION } from "../lib/vm/tart-version.ts";
 import { BIN, ensureBinaries } from "./helpers/e2e.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -55,6 +56,7 @@ describe("install --dry-run", () => {
     expect(lines).toContain(`launchctl bootstrap gui/${uid} ${slot2}`);
     expect(lines).toContain(`mkdir -p ${h.logDir}`);
     expect(r.stdout).toContain(`# check: a GUI session for uid ${uid}: launchctl print gui/${uid}`);
+    expect(r.stdout).toContain(`# check: tart at tart (host.tart_path), version ${MIN_TART_VERSION} or later`);
     expect(r.stdout).not.toContain(`launchctl bootstrap gui/${uid} ${join(h.agentsDir, "dev.macos-runner.pull.plist")}`);
     expect(existsSync(h.agentsDir)).toBe(false);
     expect(existsSync(h.logDir)).toBe(false);

@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { redact, registerSecret } from "../lib/redact.ts";
+import { Writable } from "node:stream";
+import { jitConfigSecrets, registerJitConfig } from "../lib/github/jit-config.ts";
+import { createLogger } from "../lib/log.ts";
+import { MIN_FRAGMENT_LENGTH, redact, registerSecret } from "../lib/redact.ts";
 
 // Each test registers its own values: the registry is process-wide by design.
 const fresh = (label: string) => `${label}-${randomBytes(12).toString("hex")}`;
@@ -129,6 +132,119 @@ describe("registered secrets", () => {
     registerSecret("admin");
     registerSecret("       ");
     expect(redact("user admin logged in")).toBe("user admin logged in");
+  });
+});
+
+/** A JIT config shaped as GitHub issues it, with a 2048-bit key's RSA parameters (random bytes of the real sizes). */
+function jitConfig() {
+  const name = `acme-mac-mini-07-1-${randomBytes(4).toString("hex")}`;
+  const runner = {
+    agentId: 4711, agentName: name, poolId: 1, poolName: "Default",
+    serverUrl: "https://pipelinesghubeus23.actions.githubusercontent.com/Qx7VbN3kLm9PzR2sT5wY8aC1dF4gH6jK/",
+    gitHubUrl: "https://github.com/acme", workFolder: "/Users/admin/actions-runner/_work", ephemeral: true, disableUpdate: false,
+  };
+  const credentials = {
+    scheme: "OAuth",
+    data: {
+      clientId: crypto.randomUUID(),
+      authorizationUrl: "https://vstoken.actions.githubusercontent.com/_apis/oauth2/token/4e1c7a1b-2f3d-4c5b-9a8e-7d6c5b4a3f21",
+      requireFipsCryptography: "True",
+      token: randomBytes(30).toString("base64url"),
+    },
+  };
+  const bytes = (n: number) => randomBytes(n).toString("base64");
+  // `d` holds "+/+/" (bytes fb ff bf) at a known place, so its escaped forms differ from the raw one.
+  const d = Buffer.concat([randomBytes(30), Buffer.from([0xfb, 0xff, 0xbf]), randomBytes(223)]).toString("base64");
+  const rsa = { d, dp: bytes(128), dq: bytes(128), exponent: "AQAB", inverseQ: bytes(128), modulus: bytes(256), p: bytes(128), q: bytes(128) };
+  const files = { ".runner": b64(JSON.stringify(runner)), ".credentials": b64(JSON.stringify(credentials)), ".credentials_rsaparams": b64(JSON.stringify(rsa)) };
+  const inner = { ...rsa, clientId: credentials.data.clientId, token: credentials.data.token };
+  return { encoded: b64(JSON.stringify(files)), runner, credentials, rsa, inner };
+}
+
+/** The pieces of a secret a runner may print: whole, a 43-character prefix, a middle piece, the last 24 characters. */
+function piecesOf(secret: string): Record<string, string> {
+  const middle = Math.floor(secret.length / 2) - 15;
+  return { whole: secret, prefix43: secret.slice(0, 43), middle30: secret.slice(middle, middle + 30), last24: secret.slice(-MIN_FRAGMENT_LENGTH) };
+}
+
+describe("the secrets inside a JIT config, whole and in part", () => {
+  const jit = jitConfig();
+  registerJitConfig(jit.encoded);
+  const secrets = Object.entries(jit.inner).filter(([field]) => field !== "exponent");
+
+  test("every RSA parameter, the OAuth client id and token are found inside; no field of .runner is", () => {
+    const found = jitConfigSecrets(jit.encoded);
+    for (const [, value] of secrets) expect(found).toContain(value);
+    for (const value of Object.values(jit.runner)) expect(found).not.toContain(value);
+    expect(found).not.toContain(jit.credentials.data.authorizationUrl);
+  });
+
+  for (const [field, secret] of secrets) {
+    test(`${field}: whole, a 43-character prefix, a middle piece and the last 24 characters are scrubbed`, () => {
+      for (const [kind, piece] of Object.entries(piecesOf(secret))) {
+        const out = redact(`debug: runner secret ${piece} (${kind})`);
+        expect(out).toBe(`debug: runner secret [REDACTED] (${kind})`);
+      }
+    });
+  }
+
+  test("a piece glued to other text is cut out to its full extent, the rest kept", () => {
+    const piece = jit.rsa.dp.slice(10, 60);
+    expect(redact(`rsa=>${piece}<=end`)).toBe("rsa=>[REDACTED]<=end");
+    expect(redact(`${jit.rsa.p.slice(0, 40)}${jit.rsa.q.slice(5, 45)}`)).toBe("[REDACTED]");
+  });
+
+  test("escaped as JSON (\\/, \\u002B, nested JSON) and URL-encoded, the piece is still scrubbed", () => {
+    const at = jit.rsa.d.indexOf("+/+/");
+    const piece = jit.rsa.d.slice(at - 20, at + 20);
+    expect(piece).toContain("/");
+    const forms = [
+      piece.replaceAll("/", "\\/"),
+      piece.replaceAll("+", "\\u002B"),
+      JSON.stringify(JSON.stringify(piece.replaceAll("/", "\\/")).slice(1, -1)).slice(1, -1),
+      encodeURIComponent(piece),
+    ];
+    for (const form of forms) {
+      expect(form).not.toBe(piece);
+      expect(redact(`key ${form} end`)).toBe("key [REDACTED] end");
+    }
+  });
+
+  test("23 characters of a secret are not a secret; the runner's name, group, URLs and work folder stay readable", () => {
+    const piece23 = jit.rsa.d.slice(100, 100 + MIN_FRAGMENT_LENGTH - 1);
+    expect(redact(`short ${piece23} piece`)).toBe(`short ${piece23} piece`);
+    const ordinary = [
+      `runner ${jit.runner.agentName} in group ${jit.runner.poolName} (id ${jit.runner.agentId})`,
+      `connecting to ${jit.runner.serverUrl} for ${jit.runner.gitHubUrl}`,
+      `work folder ${jit.runner.workFolder}`,
+      `token from ${jit.credentials.data.authorizationUrl}`,
+    ];
+    for (const text of ordinary) expect(redact(text)).toBe(text);
+  });
+
+  test("a JSON line and a text line with every kind of piece stay valid and hold none of them", () => {
+    for (const format of ["json", "text"] as const) {
+      let text = "";
+      const stream = new Writable({ write: (chunk, _e, done) => ((text += String(chunk)), done()) });
+      const log = createLogger({ stream, format });
+      const pieces = secrets.flatMap(([, s]) => Object.values(piecesOf(s)));
+      log.info("guest.output", `printed "${pieces.join('" and "')}"\tdone`, { stream: "stderr", escaped: pieces.map((p) => p.replaceAll("/", "\\/")) });
+      const line = text.trimEnd();
+      expect(line.split("\n")).toHaveLength(1);
+      if (format === "json") {
+        const parsed = JSON.parse(line);
+        expect(parsed.msg).toStartWith('printed "[REDACTED]" and "[REDACTED]"');
+        expect(parsed.escaped).toEqual(pieces.map(() => "[REDACTED]"));
+      }
+      for (const p of pieces) for (let i = 0; i + MIN_FRAGMENT_LENGTH <= p.length; i++) expect(line).not.toContain(p.slice(i, i + MIN_FRAGMENT_LENGTH));
+    }
+  });
+
+  test("a JIT config that does not decode is registered whole, without failing", () => {
+    const garbage = `not-a-jit-config-${randomBytes(8).toString("hex")}`;
+    expect(jitConfigSecrets(garbage)).toEqual([]);
+    registerJitConfig(garbage);
+    expect(redact(`got ${garbage}`)).toBe("got [REDACTED]");
   });
 });
 

@@ -6,9 +6,13 @@
 // The commands are every scripts/*.ts: a new script becomes a command by
 // being there. `--target linux-x64` builds one target only; `--out DIR`
 // builds into DIR instead of dist/ (the build test, beside tests that run dist/).
+// The darwin binary's code signature is checked after the build (page hashes
+// against the file, lib/host/codesign.ts): a binary macOS would kill at
+// launch fails the build instead of reaching a host.
 import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { verifyCodeSignatureFile } from "../lib/host/codesign.ts";
 import { MULTICALL_NAME } from "../lib/multicall.ts";
 
 const TARGETS = { "darwin-arm64": "bun-darwin-arm64", "linux-x64": "bun-linux-x64" } as const;
@@ -49,6 +53,15 @@ await Promise.all(
     if (code !== 0) return void failures.push(`${target}: ${err.trim()}`);
     // bun also writes the map beside the binary; the binary has its own copy.
     rmSync(join(dir, `${MULTICALL_NAME}.map`), { force: true });
+    if (target === "darwin-arm64") {
+      try {
+        verifyCodeSignatureFile(join(dir, MULTICALL_NAME));
+      } catch (problem) {
+        // Nothing to copy to a host by mistake.
+        rmSync(join(dir, MULTICALL_NAME), { force: true });
+        return void failures.push(`${target}: the code signature does not hold (binary removed): ${(problem as Error).message}`);
+      }
+    }
     for (const name of commands) symlinkSync(MULTICALL_NAME, join(dir, name));
   }),
 );

@@ -117,8 +117,12 @@ try {
 
   const ourJobs = async () => (await h.world.gh.state()).jobs.filter((j) => j.labels.includes(PREFIX) && /^soak-\d+$/.test(j.name));
   let lastShown = 0;
+  const watchJitConfigs = async () => {
+    for (const c of await h.world.gh.jitConfigs()) secrets.addJitConfig(c.encoded_jit_config);
+  };
   for (;;) {
     secrets.addCachedTokens(tokenCache);
+    await watchJitConfigs();
     const jobs = await ourJobs();
     const done = jobs.filter((j) => j.status === "completed").length;
     if (feeder.allQueued() && done === o.jobs) break;
@@ -142,6 +146,7 @@ try {
   const { vmsLeft, apiCalls, after, listed, output } = await finish(h, agents, say);
   argv.stop();
   secrets.addCachedTokens(tokenCache);
+  await watchJitConfigs();
 
   const logFiles = readdirSync(h.logDir).filter((f) => f.endsWith(".log"));
   const logText = [...logFiles.map((f) => ({ file: f, text: readFileSync(join(h.logDir, f), "utf8") })), ...output];

@@ -1,6 +1,7 @@
 // Every doctor check, in the order a host's problems are best read: the
-// config and its files, tart and the macOS session, VMs, disk and network,
-// GitHub, the image, the runner version. Each check is its own file.
+// config and its files, this binary's signature, tart and the macOS session,
+// VMs, disk and network, GitHub, the image, the runner version. Each check
+// is its own file.
 import { configCheck } from "./config.ts";
 import { diskCheck } from "./disk.ts";
 import { knownHostsCheck, secretsCheck } from "./files.ts";
@@ -9,6 +10,7 @@ import { imageChecks } from "./image.ts";
 import { agentsCheck, guiSessionCheck } from "./launchd.ts";
 import { dhcpCheck, localNetworkCheck } from "./network.ts";
 import { runnerVersionCheck } from "./runner-version.ts";
+import { signatureCheck } from "./signature.ts";
 import { tartCheck } from "./tart.ts";
 import { fail, type Check, type CheckResult, type DoctorContext } from "./types.ts";
 import { vmsCheck } from "./vms.ts";
@@ -20,6 +22,7 @@ export async function runDoctor(ctx: DoctorContext, configError?: unknown): Prom
     ["config", configCheck(configError)],
     ["secrets", secretsCheck],
     ["known-hosts", knownHostsCheck],
+    ["signature", signatureCheck],
     ["tart", tartCheck],
     ["gui-session", guiSessionCheck],
     ["launchd-agents", agentsCheck],

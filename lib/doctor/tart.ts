@@ -1,4 +1,5 @@
-// tart is installed where the config says, and its version.
+// tart is installed where the config says, and is at least the lowest version we support.
+import { judgeTartVersion } from "../vm/tart-version.ts";
 import { fail, pass, skip, type Check } from "./types.ts";
 
 export const tartCheck: Check = async (ctx) => {
@@ -7,5 +8,7 @@ export const tartCheck: Check = async (ctx) => {
   const r = await ctx.run([path, "--version"]);
   if (r.code === 127) return [fail("tart", `tart not found at "${path}"`, "install it (brew install cirruslabs/cli/tart) or fix host.tart_path")];
   if (r.code !== 0) return [fail("tart", `${path} --version failed: ${r.stderr || `exit ${r.code}`}`, "reinstall tart (brew reinstall cirruslabs/cli/tart)")];
-  return [pass("tart", `tart ${r.stdout.trim()} at ${path}`)];
+  const verdict = judgeTartVersion(r.stdout);
+  if (!verdict.ok) return [fail("tart", `${verdict.problem} (at ${path})`, verdict.fix)];
+  return [pass("tart", `tart ${verdict.version} at ${path}`)];
 };

@@ -26,6 +26,8 @@ export interface DoctorContext {
   uid: number;
   env: NodeJS.ProcessEnv;
   run: CommandRunner;
+  /** The macos-runner binary that runs (links resolved); undefined when run from source. */
+  binaryPath?: string | undefined;
   /** Host short name, for this host's runner and VM names. */
   host: string;
   /** Per check that calls out. */

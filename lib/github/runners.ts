@@ -3,6 +3,7 @@
 // turned into an error that says what to fix (errors.ts).
 import { BadInputError, MacosRunnerError } from "../errors.ts";
 import { registerSecret } from "../redact.ts";
+import { registerJitConfig } from "./jit-config.ts";
 import { answers, type ExpiringToken, type JitConfig, type Runner } from "./answers.ts";
 import type { GitHubClient } from "./client.ts";
 import { explain, GitHubNotFoundError, GitHubRejectedError, githubMessageOf, isBusyRunner, isHttpError } from "./errors.ts";
@@ -80,7 +81,7 @@ export async function generateJitConfig(
     const { data } = await call(gh, where, () =>
       gh.routes.generateJitConfig({ name: body.name, runner_group_id: runnerGroupId, labels: body.labels, work_folder: body.workFolder }), retry);
     const jit = answers.jitConfig(where, data);
-    registerSecret(jit.encodedJitConfig);
+    registerJitConfig(jit.encodedJitConfig);
     return jit;
   };
   const cachedGroup = body.group !== "Default" && gh.groupIds.get(body.group) !== undefined;

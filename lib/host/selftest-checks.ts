@@ -1,12 +1,12 @@
 // The selftest's own checks, each a small function over the current lib:
 // what a running guest answers (its addresses, ssh and its host key, tart
 // exec, the runner, sudo, its clock) and what only the agent can tell about
-// itself (that launchd started it, its code signature). The host checks it
-// shares with `doctor` are doctor's own (lib/doctor).
+// itself (that launchd started it). The host checks it shares with `doctor`
+// (its code signature among them) are doctor's own (lib/doctor).
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readFileSync, readSync, realpathSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { Config } from "../config.ts";
-import { fail, pass, skip, warn, type CheckResult } from "../doctor/types.ts";
+import { fail, pass, warn, type CheckResult } from "../doctor/types.ts";
 import { SELFTEST_LABEL } from "../launchd/labels.ts";
 import { leaseFor } from "../leases.ts";
 import { finished, sh } from "../proc.ts";
@@ -29,26 +29,6 @@ const firstLine = (text: string) => text.trim().split("\n").at(-1)?.slice(0, 200
 export function agentSessionCheck(env: NodeJS.ProcessEnv): CheckResult {
   if (env.XPC_SERVICE_NAME === SELFTEST_LABEL) return pass("launchd-agent", `running as the launchd agent ${SELFTEST_LABEL} in the GUI session, as the slots do`);
   return fail("launchd-agent", `not started by launchd (XPC_SERVICE_NAME is ${env.XPC_SERVICE_NAME ? `'${env.XPC_SERVICE_NAME}'` : "unset"}): what it finds is not what a slot meets`, "run `selftest` without --in-agent: it loads the agent itself");
-}
-
-/** The magic numbers of a Mach-O, thin or fat, 32 or 64 bit, either byte order. */
-const MACH_O = new Set([0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe, 0xcafebabe, 0xbebafeca, 0xcafebabf, 0xbfbafeca]);
-
-/** This binary's code signature, as macOS checks it before running it (a mismatch is `Killed: 9`). */
-export async function signatureCheck(binary: string, platform: NodeJS.Platform): Promise<CheckResult> {
-  const path = realpathSync(binary);
-  const head = Buffer.alloc(4);
-  const fd = openSync(path, "r");
-  try {
-    readSync(fd, head, 0, 4, 0);
-  } finally {
-    closeSync(fd);
-  }
-  if (!MACH_O.has(head.readUInt32BE(0))) return skip("code-signature", `${path} is not a Mach-O binary (${platform}): only macOS checks signatures`);
-  if (platform !== "darwin") return skip("code-signature", `${path} is a Mach-O binary, but codesign runs on macOS only`);
-  const r = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS })`codesign --verify --strict ${path}`);
-  if (r.code === 0) return pass("code-signature", `${path}: codesign --verify --strict accepts its signature`);
-  return fail("code-signature", `${path}: codesign --verify refuses it (${firstLine(r.stderr)}); macOS may kill it at launch`, "install the release binary again (ansible copies it), or re-sign it: codesign --force --sign - PATH");
 }
 
 /** `tart ip VM --resolver R`: the address, or why there is none. */

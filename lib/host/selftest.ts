@@ -18,6 +18,7 @@ import { knownHostsCheck } from "../doctor/files.ts";
 import { imageChecks } from "../doctor/image.ts";
 import { guiSessionCheck } from "../doctor/launchd.ts";
 import { dhcpCheck } from "../doctor/network.ts";
+import { signatureCheck } from "../doctor/signature.ts";
 import { tartCheck } from "../doctor/tart.ts";
 import { fail, pass, skip, warn, type Check, type CheckResult, type DoctorContext } from "../doctor/types.ts";
 import { vmsCheck } from "../doctor/vms.ts";
@@ -34,7 +35,7 @@ import { lockSlot } from "../slot/lock.ts";
 import type { RunningVm, Tart } from "../tart.ts";
 import { readTail, sizeOf, vmLogPath } from "../vm-log.ts";
 import { sleep } from "../wait.ts";
-import { addressCheck, agentSessionCheck, clockCheck, execCheck, hostKeyCheck, runnerCheck, signatureCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
+import { addressCheck, agentSessionCheck, clockCheck, execCheck, hostKeyCheck, runnerCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
 import { guestShell, slotTransport, type Transport } from "./selftest-guest.ts";
 
 export interface Booted {
@@ -57,8 +58,8 @@ export interface SelftestOptions {
   steps: Steps;
   /** Check the snapshot path even when vm.start is cold. */
   snapshot: boolean;
-  /** This binary, for the code-signature check. */
-  binary: string;
+  /** This binary (compiled), for the signature check; undefined when run from source. */
+  binary: string | undefined;
   /** Each result as it comes (the table, row by row). */
   onResult(r: Result): void;
   /** SIGTERM (bootout): stop, clean up, report what was found. */
@@ -200,11 +201,10 @@ async function hostChecks(run: Run): Promise<void> {
   const { config } = run;
   const ctx: DoctorContext = {
     config, configPath: config.file, tart: run.tart, platform: process.platform, uid: process.getuid?.() ?? 0, env: process.env,
-    run: runArgv(15_000), host: hostId(config.host.id, config.host.stateDir), timeoutMs: 15_000,
+    run: runArgv(15_000), host: hostId(config.host.id, config.host.stateDir), timeoutMs: 15_000, binaryPath: run.o.binary,
   };
   run.add(agentSessionCheck(process.env));
-  await guarded(run, "code-signature", () => signatureCheck(run.o.binary, process.platform));
-  const doctors: [string, Check][] = [["tart", tartCheck], ["gui-session", guiSessionCheck], ["vm-limit", vmsCheck], ["dhcp", dhcpCheck], ["disk", diskCheck], ["known-hosts", knownHostsCheck], ["registry", imageChecks]];
+  const doctors: [string, Check][] = [["signature", signatureCheck], ["tart", tartCheck], ["gui-session", guiSessionCheck], ["vm-limit", vmsCheck], ["dhcp", dhcpCheck], ["disk", diskCheck], ["known-hosts", knownHostsCheck], ["registry", imageChecks]];
   for (const [name, check] of doctors) await guarded(run, name, () => check(ctx));
 }
 

@@ -1,11 +1,12 @@
 // What `install` checks before it touches a host: macOS, a GUI session for
-// the user (agents live in gui/<uid>), tart where the agents will look, and
-// the binaries the agents run.
+// the user (agents live in gui/<uid>), tart where the agents will look and
+// at the lowest supported version or later, and the binaries the agents run.
 import { accessSync, constants, statSync } from "node:fs";
 import { join } from "node:path";
 import { MacosRunnerError } from "../errors.ts";
 import type { CommandRunner } from "../proc.ts";
 import { TartMissingError } from "../tart.ts";
+import { judgeTartVersion, TartVersionError } from "../vm/tart-version.ts";
 import { printDomainArgv } from "./launchctl.ts";
 
 export class NotMacosError extends MacosRunnerError {
@@ -54,6 +55,15 @@ export function checkTart(tartPath: string, agentPath: string): string {
     );
   }
   return found;
+}
+
+/** Refuses a tart below the supported floor, or one whose version cannot be read. */
+export async function checkTartVersion(run: CommandRunner, tartPath: string): Promise<string> {
+  const r = await run([tartPath, "--version"]);
+  if (r.code !== 0) throw new TartVersionError(`${tartPath} --version failed (${r.stderr.split("\n")[0] || `exit ${r.code}`}): reinstall tart (brew reinstall cirruslabs/cli/tart)`);
+  const verdict = judgeTartVersion(r.stdout);
+  if (!verdict.ok) throw new TartVersionError(`${verdict.problem} (${tartPath}): ${verdict.fix}, then run install again`);
+  return verdict.version;
 }
 
 export function checkBinary(binDir: string, name: string): void {

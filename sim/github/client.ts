@@ -1,6 +1,8 @@
 // Typed client of the sim's control API (/_sim/), for tests, the demo and bench.
+import type { IssuedJitConfig } from "./runners.ts";
 import type { EnqueueJob, FaultSpec, JobState, Permission, SimSettings, SimState } from "./types.ts";
 
+export type { IssuedJitConfig } from "./runners.ts";
 export type { EnqueueJob, FaultSpec, JobState, RunnerState, SimSettings, SimState } from "./types.ts";
 
 export interface SimInfo {
@@ -35,6 +37,11 @@ export class GitHubSimClient {
 
   state(): Promise<SimState> {
     return this.call("GET", "/_sim/state");
+  }
+
+  /** The JIT configs generate-jitconfig issued (the last 1000), oldest first. */
+  async jitConfigs(): Promise<IssuedJitConfig[]> {
+    return (await this.call<{ jit_configs: IssuedJitConfig[] }>("GET", "/_sim/jit-configs")).jit_configs;
   }
 
   enqueueJob(job: EnqueueJob): Promise<JobState> {

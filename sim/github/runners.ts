@@ -1,6 +1,6 @@
 // Runner registry: scopes (org, repo, enterprise), their runner groups, the
 // runners registered in them and the short-lived registration/remove tokens.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { ApiError, notFound } from "./http.ts";
 import type { Clock } from "./clock.ts";
 import { randomString, runnerToken } from "./secrets.ts";
@@ -58,6 +58,15 @@ export type RunnerTokenKind = "registration" | "remove" | "pipeline";
 /** Labels GitHub marks read-only: self-hosted, OS and architecture. */
 const READ_ONLY_LABELS = new Set(["self-hosted", "macos", "linux", "windows", "x64", "arm64", "arm", "x86"]);
 const HOUR_MS = 3_600_000;
+/** How many issued JIT configs the control API keeps (newest last). */
+const ISSUED_JIT_CONFIGS = 1000;
+
+/** A JIT config as generate-jitconfig answered it, kept for tests and the soak's secret scan. */
+export interface IssuedJitConfig {
+  runner_id: number;
+  runner_name: string;
+  encoded_jit_config: string;
+}
 
 export class Registry {
   readonly scopes = new Map<string, Scope>();
@@ -232,17 +241,22 @@ export class Registry {
         scheme: "OAuth",
         data: { clientId: randomUUID(), authorizationUrl: `${baseUrl}/_broker/oauth2/token`, token: r.secret },
       },
-      ".credentials_rsaparams": { exponent: "AQAB", modulus: randomString(344) },
+      ".credentials_rsaparams": rsaParams(),
     };
   }
 
-  /** `encoded_jit_config`: base64 of `{file: base64(JSON)}`. */
+  /** `encoded_jit_config`: base64 of `{file: base64(JSON)}`; kept (the last 1000) for `GET /_sim/jit-configs`. */
   encodedJitConfig(r: Runner, baseUrl: string): string {
     const files = Object.fromEntries(
       Object.entries(this.configFiles(r, baseUrl)).map(([name, content]) => [name, Buffer.from(JSON.stringify(content)).toString("base64")]),
     );
-    return Buffer.from(JSON.stringify(files)).toString("base64");
+    const encoded = Buffer.from(JSON.stringify(files)).toString("base64");
+    this.issuedJitConfigs.push({ runner_id: r.id, runner_name: r.name, encoded_jit_config: encoded });
+    if (this.issuedJitConfigs.length > ISSUED_JIT_CONFIGS) this.issuedJitConfigs.shift();
+    return encoded;
   }
+
+  readonly issuedJitConfigs: IssuedJitConfig[] = [];
 
   delete(r: Runner): void {
     this.runners.delete(r.id);
@@ -254,4 +268,14 @@ export class Registry {
     for (const r of this.runners.values()) if (r.secret === secret) return r;
     return this.retiredSecrets.has(secret) ? "gone" : undefined;
   }
+}
+
+/**
+ * The runner's RSA key as actions/runner stores it (.NET RSAParameters, each
+ * field base64 of its bytes): a 2048-bit key's sizes, random bytes (no key
+ * arithmetic: nothing in the sim signs with it), the public exponent AQAB.
+ */
+function rsaParams(): Record<string, string> {
+  const bytes = (n: number) => randomBytes(n).toString("base64");
+  return { d: bytes(256), dp: bytes(128), dq: bytes(128), exponent: "AQAB", inverseQ: bytes(128), modulus: bytes(256), p: bytes(128), q: bytes(128) };
 }

@@ -2,9 +2,8 @@
 // in commands/<name>.ts and is imported only when called, so start-up stays
 // lean (ssh2 is loaded by `run` alone).
 import { RuntimeError, ValidationError } from "./errors.ts";
+import { loadSettings } from "./settings.ts";
 import { traceTart } from "./trace.ts";
-
-export const VERSION = "2.32.1";
 
 const COMMANDS = ["clone", "delete", "exec", "get", "ip", "list", "prune", "pull", "run", "set", "stop", "suspend"] as const;
 type Command = (typeof COMMANDS)[number];
@@ -29,8 +28,13 @@ SUBCOMMANDS:
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "--version") {
-    console.log(VERSION);
-    return 0;
+    try {
+      console.log(loadSettings().version);
+      return 0;
+    } catch (err) {
+      process.stderr.write(`Error: ${(err as Error).message}\n`);
+      return 1;
+    }
   }
   if (command === undefined || command === "--help" || command === "-h" || command === "help") {
     process.stdout.write(HELP);

@@ -33,6 +33,10 @@ export interface SimTartSettings extends Timings {
   /** The bootpd-format lease file; default $TART_HOME/sim/dhcpd_leases. */
   leases_file?: string;
   faults: Fault[];
+  /** Extra variables of every guest process: the fake runner's hooks (SIM_RUNNER_*, sim/PROTOCOL.md). */
+  runner_env: Record<string, string>;
+  /** What `tart --version` prints: set an old one to see it refused. */
+  version: string;
   /** Free-form; bump it to re-arm identical faults. */
   rev?: number;
 }
@@ -54,7 +58,7 @@ export function patchSettings(config: SimTartConfig, patch: SimTartPatch): SimTa
   return { ...(out as SimTartConfig), rev: (config.rev ?? 0) + 1 };
 }
 
-const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [] } as const;
+const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [], runner_env: {}, version: "2.35.0" } as const;
 
 /** The profile's times, overridden by explicit ones, all multiplied by scale. */
 export function resolveSettings(config: SimTartConfig): SimTartSettings {
@@ -64,9 +68,12 @@ export function resolveSettings(config: SimTartConfig): SimTartSettings {
   }
   const scale = config.scale ?? OTHER_DEFAULTS.scale;
   if (!(typeof scale === "number" && scale >= 0)) throw new Error(`scale must be a number >= 0, got ${JSON.stringify(scale)}`);
+  const runnerEnv = config.runner_env ?? {};
+  const badEnv = Object.entries(runnerEnv).find(([k, v]) => !/^SIM_RUNNER_[A-Z0-9_]+$/.test(k) || typeof v !== "string");
+  if (badEnv) throw new Error(`runner_env: ${JSON.stringify(badEnv[0])} must be a SIM_RUNNER_* name with a string value, got ${JSON.stringify(badEnv[1])}`);
   const times = { ...PROFILES[profile] };
   for (const key of TIMING_KEYS) times[key] = Math.round((config[key] ?? times[key]) * scale);
-  return { ...OTHER_DEFAULTS, ...config, ...times, profile, scale, faults: config.faults ?? [] };
+  return { ...OTHER_DEFAULTS, ...config, ...times, profile, scale, faults: config.faults ?? [], runner_env: runnerEnv };
 }
 
 /** The raw file content, or undefined when SIM_TART_CONFIG is unset. */

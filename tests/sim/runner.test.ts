@@ -60,14 +60,21 @@ function launch(script: string, args: string[], env: Record<string, string | und
     stderr: "pipe",
   });
   const out = { stdout: "", stderr: "" };
+  /** What each read of a stream gave, in order (a line written in two parts may come in two). */
+  const chunks = { stdout: [] as string[], stderr: [] as string[] };
   const pump = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
     const decoder = new TextDecoder();
-    for await (const chunk of stream) out[key] += decoder.decode(chunk);
+    for await (const chunk of stream) {
+      const text = decoder.decode(chunk);
+      out[key] += text;
+      chunks[key].push(text);
+    }
   };
   const pumped = Promise.all([pump(proc.stdout, "stdout"), pump(proc.stderr, "stderr")]);
   return {
     proc,
     out,
+    chunks,
     async waitForLine(pattern: RegExp, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (!pattern.test(out.stdout)) {
@@ -251,6 +258,48 @@ describe("run.sh with a JIT config", () => {
     expect(runner.out.stderr).toMatch(new RegExp(`\n${TS}: Runner reconnected\.\n$`));
     runner.proc.kill("SIGTERM");
     expect((await runner.done()).code).toBe(0);
+  });
+
+  test("SIM_RUNNER_LEAK_SECRETS: the runner prints each secret of its JIT config whole, in pieces and split across two writes, on stdout and stderr", async () => {
+    const { config: jit } = await jitRunner(uniqueName("leaky"));
+    const files = JSON.parse(Buffer.from(jit, "base64").toString("utf8")) as Record<string, string>;
+    const file = (name: string) => JSON.parse(Buffer.from(files[name]!, "base64").toString("utf8"));
+    const rsa = file(".credentials_rsaparams") as Record<string, string>;
+    expect(Object.keys(rsa).sort()).toEqual(["d", "dp", "dq", "exponent", "inverseQ", "modulus", "p", "q"]);
+    const { clientId, token } = file(".credentials").data;
+    const secrets = [clientId, token, ...Object.values(rsa).filter((v) => v.length >= 30)];
+    const runner = launch("run.sh", ["--jitconfig", jit], { SIM_RUNNER_LEAK_SECRETS: "1" });
+    await runner.waitForLine(/Listening for Jobs/);
+    runner.proc.kill("SIGTERM");
+    await runner.done();
+    for (const key of ["stdout", "stderr"] as const) {
+      const text = runner.out[key];
+      for (const [i, value] of secrets.entries()) {
+        const middle = Math.floor(value.length / 2) - 15;
+        expect(text).toContain(`debug: runner secret ${i} whole: ${value}\n`);
+        expect(text).toContain(`debug: runner secret ${i} prefix: ${value.slice(0, 43)}\n`);
+        expect(text).toContain(`debug: runner secret ${i} middle: ${value.slice(middle, middle + 30)}\n`);
+        expect(text).toContain(`debug: runner secret ${i} escaped: ${value.replaceAll("/", "\\/")}\n`);
+        expect(text).toContain(`debug: runner secret ${i} split: ${value} (end)\n`);
+        // The split line came in two reads: one ends inside the value.
+        const half = value.slice(0, Math.floor(value.length / 2));
+        expect(runner.chunks[key].some((c) => c.endsWith(`debug: runner secret ${i} split: ${half}`))).toBe(true);
+      }
+    }
+  });
+
+  test("SIM_RUNNER_NOISE_LINES: that many long lines on stderr; not a whole number fails the listener", async () => {
+    const { config: jit } = await jitRunner(uniqueName("chatty"));
+    const runner = launch("run.sh", ["--jitconfig", jit], { SIM_RUNNER_NOISE_LINES: "25" });
+    await runner.waitForLine(/Listening for Jobs/);
+    runner.proc.kill("SIGTERM");
+    await runner.done();
+    const noise = runner.out.stderr.split("\n").filter((l) => l.startsWith("debug: noise "));
+    expect(noise.map((l) => l.length)).toEqual(Array.from({ length: 25 }, (_, i) => `debug: noise ${i} `.length + 2000));
+    const { config: jit2 } = await jitRunner(uniqueName("chatty-bad"));
+    const bad = await run(["--jitconfig", jit2], { SIM_RUNNER_NOISE_LINES: "lots" });
+    expect(bad.stderr).toContain("SIM_RUNNER_NOISE_LINES must be a whole number of lines, got 'lots'");
+    expect(bad.stdout).toContain("Runner listener exit with terminated error");
   });
 
   test("root is refused unless RUNNER_ALLOW_RUNASROOT is set", async () => {

@@ -26,8 +26,14 @@ const ssh = (ip: string, command: string, input = "") => sshIn(fx, ip, command, 
 const running = (name: string) => runningIn(fx, name);
 
 describe("CLI conventions", () => {
-  test("--version", () => {
-    expect(fx.tart("--version")).toEqual({ code: 0, stdout: "2.32.1\n", stderr: "" });
+  test("--version: a current release, or what the settings say", () => {
+    expect(fx.tart("--version")).toEqual({ code: 0, stdout: "2.35.0\n", stderr: "" });
+    fx.setTart({ version: "2.32.1" });
+    try {
+      expect(fx.tart("--version")).toEqual({ code: 0, stdout: "2.32.1\n", stderr: "" });
+    } finally {
+      fx.setTart({ version: undefined });
+    }
   });
 
   test.each([

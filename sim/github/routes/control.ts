@@ -16,6 +16,7 @@ export function controlRoutes(router: Router<Ctx>): void {
   router
     .add("GET", "/_sim/info", (ctx) => ({ status: 200, body: ctx.world.info() }))
     .add("GET", "/_sim/state", (ctx) => ({ status: 200, body: ctx.world.state() }))
+    .add("GET", "/_sim/jit-configs", (ctx) => ({ status: 200, body: { jit_configs: ctx.world.registry.issuedJitConfigs } }))
     .add("POST", "/_sim/jobs", (ctx) => {
       const body = asObject(ctx.body, "enqueue job");
       const job = ctx.world.broker.enqueue({

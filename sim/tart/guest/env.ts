@@ -2,7 +2,8 @@
 // `tart exec`): a login's variables plus the sim's markers (sim/PROTOCOL.md):
 // SIM_TART_VM names the VM so that its power-off finds every process it
 // started; SIM_RUNNER_START_MS and SIM_GUEST_CLOCK_FILE are read by the fake
-// actions runner. PATH starts with the guest's own commands (guest/bin).
+// actions runner, as are the settings' runner_env (SIM_RUNNER_* hooks).
+// PATH starts with the guest's own commands (guest/bin).
 import { join } from "node:path";
 import type { SimTartSettings } from "../settings.ts";
 import { clockFile } from "./clock.ts";
@@ -16,6 +17,7 @@ const GUEST_BIN = join(import.meta.dir, "bin");
 
 export function guestEnv(vmDir: string, settings: SimTartSettings): Record<string, string> {
   return {
+    ...settings.runner_env,
     HOME: userHome(guestRoot(vmDir), GUEST_USER),
     USER: GUEST_USER,
     LOGNAME: GUEST_USER,

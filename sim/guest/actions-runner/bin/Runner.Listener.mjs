@@ -310,6 +310,46 @@ function startUpMs() {
 }
 
 /**
+ * Simulation hook: a runner that prints its own secrets in part, as a
+ * verbose, patched or debugging runner can (`SIM_RUNNER_LEAK_SECRETS=1`).
+ * For the OAuth clientId and token of .credentials and every field of
+ * .credentials_rsaparams long enough: the whole value, its first 43
+ * characters, 30 from its middle, the whole with `/` JSON-escaped as `\/`,
+ * and the whole value split across two writes of one line (a pause between them, so
+ * they reach the reader apart); each on stdout and on stderr.
+ */
+async function leakSecrets() {
+  if (process.env.SIM_RUNNER_LEAK_SECRETS !== "1") return;
+  const credentials = readJsonFile(".credentials").data ?? {};
+  const rsa = existsSync(configPath(".credentials_rsaparams")) ? readJsonFile(".credentials_rsaparams") : {};
+  const secrets = [credentials.clientId, credentials.token, ...Object.values(rsa)].filter((v) => typeof v === "string" && v.length >= 30);
+  for (const [i, value] of secrets.entries()) {
+    const middle = Math.floor(value.length / 2) - 15;
+    const pieces = [
+      ["whole", value],
+      ["prefix", value.slice(0, 43)],
+      ["middle", value.slice(middle, middle + 30)],
+      ["escaped", value.replaceAll("/", "\\/")],
+    ];
+    for (const stream of [process.stdout, process.stderr]) {
+      for (const [kind, piece] of pieces) stream.write(`debug: runner secret ${i} ${kind}: ${piece}\n`);
+      const half = Math.floor(value.length / 2);
+      stream.write(`debug: runner secret ${i} split: ${value.slice(0, half)}`);
+      await sleep(20);
+      stream.write(`${value.slice(half)} (end)\n`);
+    }
+  }
+}
+
+/** Simulation hook: a chatty runner (`SIM_RUNNER_NOISE_LINES=N`) prints N lines of 2000 characters on stderr. */
+function printNoise() {
+  const raw = process.env.SIM_RUNNER_NOISE_LINES ?? "0";
+  const lines = Number(raw);
+  if (!Number.isInteger(lines) || lines < 0) throw new RunnerExit(`SIM_RUNNER_NOISE_LINES must be a whole number of lines, got '${raw}'`, RC.terminated);
+  for (let i = 0; i < lines; i++) err(`debug: noise ${i} ${".".repeat(2000)}`);
+}
+
+/**
  * Simulation hook: a guest restored from a snapshot whose clock was never
  * synced cannot connect while the file `SIM_GUEST_CLOCK_FILE` exists.
  */
@@ -501,6 +541,8 @@ async function run(args) {
     throw new RunnerExit("Not configured. Run config.(sh/cmd) to configure the runner.", RC.terminated);
   }
   loadEnvFile();
+  await leakSecrets();
+  printNoise();
   const runner = readJsonFile(".runner");
   const listener = new Listener(runner, readJsonFile(".credentials"));
   const onSignal = () => stop.abort();

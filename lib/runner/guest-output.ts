@@ -1,0 +1,70 @@
+// What of the guest's output reaches the slot log. The runner's own status
+// lines (lib/runner-log.ts) are logged at info as `runner.<kind>`; anything
+// else the guest prints (a verbose runner, a debug line, ssh's own errors) at
+// debug as `guest.output`. Every line is redacted first, then cut to a length
+// cap; and at most so many lines a minute of each level are written, then
+// one line says how many were dropped: a chatty or hostile guest cannot fill
+// the host's disk, nor crowd out the status lines an operator reads.
+import type { Level, Logger } from "../log.ts";
+import { redact } from "../redact.ts";
+import type { RunnerEvent } from "../runner-log.ts";
+
+export interface GuestOutputLimits {
+  /** Characters of a line that are kept; the rest is cut and the line marked truncated. */
+  lineChars: number;
+  /** Lines of one level written per minute of the run; the others are counted, then reported. */
+  linesPerMinute: number;
+}
+
+export const GUEST_OUTPUT_LIMITS: GuestOutputLimits = { lineChars: 500, linesPerMinute: 120 };
+
+const MINUTE_MS = 60_000;
+type GuestLevel = Extract<Level, "info" | "debug">;
+
+export class GuestOutput {
+  private windowStart = Number.NEGATIVE_INFINITY;
+  private readonly written: Record<GuestLevel, number> = { info: 0, debug: 0 };
+  private readonly dropped: Record<GuestLevel, number> = { info: 0, debug: 0 };
+
+  constructor(
+    private readonly log: Logger,
+    private readonly limits: GuestOutputLimits = GUEST_OUTPUT_LIMITS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Logs one line of the guest's output; `event` is what parseRunnerLine made of it. */
+  line(text: string, stream: "stdout" | "stderr", event: RunnerEvent | undefined): void {
+    const level: GuestLevel = event ? "info" : "debug";
+    if (this.now() - this.windowStart >= MINUTE_MS) {
+      this.reportDropped();
+      this.windowStart = this.now();
+      this.written.info = this.written.debug = 0;
+    }
+    if (this.written[level] >= this.limits.linesPerMinute) {
+      this.dropped[level]++;
+      return;
+    }
+    this.written[level]++;
+    // Redacted before it is cut, so a cut never leaves a secret's head too short to be recognised.
+    const clean = redact(text);
+    const cut = clean.length > this.limits.lineChars;
+    this.log[level](event ? `runner.${event.kind}` : "guest.output", cut ? `${clean.slice(0, this.limits.lineChars)}…[truncated]` : clean, {
+      stream,
+      ...(cut ? { truncated: true, chars: clean.length } : {}),
+    });
+  }
+
+  /** Reports the lines dropped since the last report; called when the run ends. */
+  close(): void {
+    this.reportDropped();
+  }
+
+  private reportDropped(): void {
+    for (const level of ["info", "debug"] as const) {
+      const n = this.dropped[level];
+      if (n === 0) continue;
+      this.dropped[level] = 0;
+      this.log[level]("guest.output_dropped", `${n} guest line${n === 1 ? "" : "s"} not logged: more than ${this.limits.linesPerMinute} a minute`, { dropped: n });
+    }
+  }
+}
