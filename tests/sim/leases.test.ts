@@ -41,6 +41,12 @@ describe("format", () => {
     ].join("\n");
     expect(resolveLease(text, mac)?.ip).toBe("10.0.0.3");
     expect(resolveLease(text, "02:00:00:00:00:02")).toBeUndefined();
+    // The latest expiry wins where it stands first too (bootpd writes the newest lease first).
+    const newestFirst = [
+      "{\n\tip_address=10.0.0.7\n\thw_address=1,2:0:0:0:0:1\n\tlease=0x" + (now() + 900).toString(16) + "\n}",
+      "{\n\tip_address=10.0.0.6\n\thw_address=1,2:0:0:0:0:1\n\tlease=0x" + (now() + 300).toString(16) + "\n}",
+    ].join("\n");
+    expect(resolveLease(newestFirst, mac)?.ip).toBe("10.0.0.7");
   });
 
   test("a malformed file is tart's error", () => {
