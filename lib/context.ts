@@ -60,7 +60,7 @@ export function openSlot(common: CommonFlags, command: string): SlotContext {
     throw new UsageError(`${command}: --slot ${common.slot} but host.slots is ${config.host.slots} in ${config.file}`);
   }
   const log = createLogger({ verbose: common.verbose, fields: { slot: common.slot } });
-  const host = hostId(config.host.id, config.host.stateDir, (id) =>
-    log.info("host.id_pinned", `host id "${id}" pinned in ${config.host.stateDir}/host-id; names keep it even if the hostname changes`));
+  const host = hostId(config.host.id, config.host.stateDir, (id, from) =>
+    log.info("host.id_pinned", `host id "${id}" (from ${from}) pinned in ${config.host.stateDir}/host-id; names keep it even if the hostname changes`));
   return { config, slot: common.slot, log, tart: tartFor(config), names: slotNames(config.runner.namePrefix, common.slot, host) };
 }

@@ -26,7 +26,7 @@ export interface DoctorContext {
   uid: number;
   env: NodeJS.ProcessEnv;
   run: CommandRunner;
-  /** Host short name, for this host's runner and VM names. */
+  /** The host id (host.id, the pinned one, or the one a first start pins): the host part of runner and VM names. */
   host: string;
   /** Per check that calls out. */
   timeoutMs: number;
