@@ -1,9 +1,17 @@
-// Who a host is and what it may see: the registry password lives only in the
-// environment of the tart calls that talk to the registry.
+// Who a host is and what it may see: a host id from the machine, two hosts
+// that share one id in an org without harm, and the registry password only
+// in the environment of the tart calls that talk to the registry.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { loadConfig } from "../../lib/config.ts";
+import { machineId } from "../../lib/host/machine-id.ts";
+import { renderAgents } from "../../lib/launchd/render.ts";
+import { startAgent, type Agent } from "../../sim/launchd.ts";
 import type { World } from "../../sim/world.ts";
-import { enqueue, fileWorld, github, logText, loopBinary, nothingLeft, slots, slotState, start, until } from "./harness.ts";
+import { BIN } from "../helpers/e2e.ts";
+import { count, enqueue, events, fileWorld, github, logLines, logText, loopBinary, nothingLeft, slots, slotState, start, until, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -46,7 +54,13 @@ describe("registry credentials", () => {
       expect(Object.values(env).join("\n")).not.toContain(password);
       expect(Object.values(env).join("\n")).not.toContain(inherited);
       expect((await run.done).code).toBe(0);
-      expect((await github(s)).jobs.find((x) => x.id === id)?.result).toBe("Succeeded");
+      const done = (await github(s)).jobs.find((x) => x.id === id);
+      expect(done?.result).toBe("Succeeded");
+      // No host.id configured: the id comes from the machine (here /etc/machine-id), pinned on this first start.
+      const host = machineId()!.id;
+      expect(readFileSync(join(s.stateDir, "host-id"), "utf8")).toBe(`${host}\n`);
+      expect(done?.runner_name).toStartWith(`${s.prefix}-${host}-1-`);
+      expect(run.lines().find((l) => l.event === "host.id_pinned")?.msg).toContain(`"${host}" (from /etc/machine-id)`);
     } catch (err) {
       run.child.kill("SIGTERM");
       console.error(logText(run.lines()));
@@ -56,4 +70,87 @@ describe("registry credentials", () => {
     expect((await start(world, "cleanup", ["--slot", "1", "--config", s.path], s.host.env).done).code).toBe(0);
     await nothingLeft(s);
   }, 90_000);
+});
+
+/** A second Mac in the same org with the same config (and so the same host.id): its own TART_HOME, state and logs. */
+function twin(a: Slots): Slots {
+  const name = `${a.org}-twin`;
+  const host = world.addHost(name, { boot_ms: 150 });
+  const stateDir = join(world.dir, name, "state");
+  const logDir = join(world.dir, name, "logs");
+  for (const dir of [logDir, stateDir]) mkdirSync(dir, { recursive: true });
+  const yaml = parse(readFileSync(a.path, "utf8")) as { host: Record<string, unknown> };
+  yaml.host = { ...yaml.host, state_dir: stateDir, log_dir: logDir, dhcp_leases_path: host.leasesPath };
+  const path = join(world.dir, `${name}.yml`);
+  writeFileSync(path, stringify(yaml));
+  return { ...a, host, env: { ...a.env, ...host.env }, path, stateDir, logDir, config: loadConfig({ path }) };
+}
+
+/** Slot 1 of a host as launchd runs it: the loop again after every cycle. */
+function agent(s: Slots): Agent {
+  const [slot] = renderAgents({ binDir: BIN, configPath: s.path, slots: 1, logDir: s.logDir, stateDir: s.stateDir, jobTimeoutMs: s.config.runner.jobTimeoutMs, pull: false });
+  const path = join(s.logDir, "..", slot!.fileName);
+  writeFileSync(path, slot!.xml);
+  return startAgent(path, { env: s.env });
+}
+
+describe("two hosts with one host id", () => {
+  test.concurrent("serve one org at the same time: neither deletes the other's runners, no job is reported lost, host.id_conflict and doctor FAIL say why", async () => {
+    // Two Macs imaged alike: the same hostname, pinned as the same host id.
+    const a = slots(world, { host: { id: "admins-mac-mini", slots: 1 } }, { boot_ms: 150 });
+    const b = twin(a);
+    const online = async (s: Slots) => {
+      const mine = slotState(s)?.runner_name;
+      return (await github(s)).runners.find((r) => r.name === mine && r.status === "online");
+    };
+    const agents = [agent(b)];
+    try {
+      await until("host B's runner online", () => online(b), 60_000, 100);
+      // Host B runs a job while host A starts: the case where A used to report B's job lost.
+      const held = await enqueue(a, "on-host-b", "sleep 5; echo ok");
+      const busy = await until("host B's job running", async () => (await github(a)).jobs.find((j) => j.id === held.id && j.status === "in_progress"), 30_000, 100);
+      expect(busy.runner_name).toBe(slotState(b)?.runner_name as string);
+      // doctor on host A: a runner named like A's is online, and neither A's state nor A's tart knows it.
+      const doctor = await start(world, "doctor", ["--config", a.path, "--json"], a.host.env).done;
+      const check = (JSON.parse(doctor.stdout) as { results: { check: string; status: string; found: string; fix: string }[] }).results.find((r) => r.check === "host-id-unique");
+      expect(check?.status).toBe("FAIL");
+      expect(check?.found).toContain(busy.runner_name!);
+      expect(check?.fix).toContain("unique host.id");
+
+      // Host A's first start sweeps its slot's runners on GitHub while B's runs the job.
+      agents.push(agent(a));
+      await until("host A's runner online", () => online(a), 60_000, 100);
+      // Then one job each: both listening at once.
+      await until("host B's job done, both hosts listening", async () => (await github(a)).jobs.find((j) => j.id === held.id)?.status === "completed" && (await online(a)) && (await online(b)), 60_000, 100);
+      const jobs = [held];
+      const queued = await Promise.all([1, 2].map((i) => enqueue(a, `both-${i}`, "sleep 2; echo ok")));
+      jobs.push(...queued);
+      await until("every job done", async () => (await github(a)).jobs.filter((j) => jobs.some((q) => q.id === j.id)).every((j) => j.status === "completed"), 60_000, 100);
+      expect((await github(a)).jobs.map((j) => j.result)).toEqual(jobs.map(() => "Succeeded"));
+    } catch (err) {
+      console.error(`host A:\n${logText(logLines(a))}\nhost B:\n${logText(logLines(b))}`);
+      throw err;
+    } finally {
+      await Promise.all(agents.map((x) => x.bootout()));
+    }
+    const [linesA, linesB] = [logLines(a), logLines(b)];
+    // Both served: B the first job and one of the pair, A the other.
+    const ran = (lines: typeof linesA) => new Set(events(lines, "cycle.start").map((l) => l.runner));
+    const servedBy = (await github(a)).jobs.map((j) => (ran(linesA).has(j.runner_name) ? "A" : ran(linesB).has(j.runner_name) ? "B" : "?"));
+    expect(servedBy.sort()).toEqual(["A", "B", "B"]);
+    for (const lines of [linesA, linesB]) {
+      expect(events(lines, "job.lost")).toEqual([]);
+      expect(events(lines, "sweep.runner")).toEqual([]);
+    }
+    // Every runner DELETE was a host removing its own cycle's runner (by the id in its own state).
+    const own = [...linesA, ...linesB].filter((l) => l.event === "cleanup.runner_removed" || l.event === "recover.runner_removed").length;
+    expect(count((await github(a)).calls, "DELETE")).toBe(own);
+    const conflict = events(linesA, "host.id_conflict");
+    expect(conflict.length).toBe(1);
+    expect(conflict[0]!.level).toBe("error");
+    expect(conflict[0]!.msg).toContain("give each host a unique host.id");
+    for (const s of [a, b]) expect((await start(world, "cleanup", ["--slot", "1", "--config", s.path], s.host.env).done).code).toBe(0);
+    await nothingLeft(a);
+    await nothingLeft(b);
+  }, 180_000);
 });
