@@ -84,6 +84,9 @@ describe("the file", () => {
     expect(fx.tart("ip", "moved").stderr).toBe("no IP address found, is your VM running?\n");
     writeFileSync(moved, renderLeases([{ mac, ip: "127.0.0.77", expires: now() + 60, name: "n" }]));
     expect(fx.tart("ip", "moved").stdout).toBe("127.0.0.77\n");
+    // Two unexpired leases of the VM's MAC: the latest expiry wins, not the last block.
+    writeFileSync(moved, renderLeases([{ mac, ip: "127.0.0.78", expires: now() + 600, name: "n" }, { mac, ip: "127.0.0.77", expires: now() + 60, name: "n" }]));
+    expect(fx.tart("ip", "moved").stdout).toBe("127.0.0.78\n");
     writeFileSync(moved, "{\n\tip_address=127.0.0.77\n");
     expect(fx.tart("ip", "moved")).toEqual({ code: 1, stdout: "", stderr: 'Error: Truncated(name: "truncated DHCPD leases file")\n' });
     fx.setTart({ leases_file: undefined });
