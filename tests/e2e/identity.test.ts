@@ -4,14 +4,18 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { parse, stringify } from "yaml";
 import { loadConfig } from "../../lib/config.ts";
+import { createGitHubClient } from "../../lib/github/client.ts";
+import { generateJitConfig } from "../../lib/github/runners.ts";
+import { createLogger } from "../../lib/log.ts";
 import { machineId } from "../../lib/host/machine-id.ts";
 import { renderAgents } from "../../lib/launchd/render.ts";
 import { startAgent, type Agent } from "../../sim/launchd.ts";
 import type { World } from "../../sim/world.ts";
 import { BIN } from "../helpers/e2e.ts";
-import { count, enqueue, events, fileWorld, github, logLines, logText, loopBinary, nothingLeft, slots, slotState, start, until, type Slots } from "./harness.ts";
+import { count, enqueue, events, exitOf, fileWorld, github, job, logLines, logText, loopBinary, nothingLeft, slots, slotState, start, until, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -153,4 +157,39 @@ describe("two hosts with one host id", () => {
     await nothingLeft(a);
     await nothingLeft(b);
   }, 180_000);
+});
+
+describe("an offline runner named like the slot's that neither state nor tart knows", () => {
+  test.concurrent("left alone for a day after another host with this host id was seen; swept otherwise (what a lost state file leaves)", async () => {
+    const s = slots(world, { host: { id: "shared-id", slots: 1 } }, { boot_ms: 150 });
+    // Registered and never connected: offline, as a crash of ours or another host's runner before it connects.
+    const name = `${s.prefix}-shared-id-1-abcdef`;
+    const gh = createGitHubClient(s.config.github, { stateDir: join(s.stateDir, "..", "other-host"), log: createLogger({ stream: new PassThrough() }) });
+    await generateJitConfig(gh, { name, group: "Default", labels: ["self-hosted"], workFolder: "_work" });
+    /** One cycle with a GitHub sweep due (swept two hours ago), a second owner last seen `seenAgoMs` ago. */
+    const cycle = async (seenAgoMs: number) => {
+      const file = join(s.stateDir, "slot-1.json");
+      const state = slotState(s) ?? { version: 1, slot: 1 };
+      const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+      writeFileSync(file, JSON.stringify({ ...state, swept_at: ago(2 * 3600_000), conflict_seen_at: ago(seenAgoMs) }));
+      const queued = await enqueue(s, `job-${seenAgoMs}`, "sleep 1; echo ok");
+      const lines = await exitOf(loopBinary(s), 0);
+      expect((await job(s, queued.id)).result).toBe("Succeeded");
+      return lines;
+    };
+    const registered = async () => (await github(s)).runners.some((r) => r.name === name);
+
+    const wary = await cycle(3600_000);
+    expect(events(wary, "sweep.runner_unproven").map((l) => l.runner)).toEqual([name]);
+    expect(events(wary, "sweep.runner")).toEqual([]);
+    expect(await registered()).toBe(true);
+
+    const sure = await cycle(2 * 24 * 3600_000);
+    expect(events(sure, "sweep.runner").map((l) => l.runner)).toEqual([name]);
+    expect(await registered()).toBe(false);
+    expect(events([...wary, ...sure], "host.id_conflict")).toEqual([]);
+
+    expect((await start(world, "cleanup", ["--slot", "1", "--config", s.path], s.host.env).done).code).toBe(0);
+    await nothingLeft(s);
+  }, 90_000);
 });
