@@ -12,6 +12,7 @@ import { checkGuiSession, checkTart, NoGuiSessionError } from "../lib/launchd/ho
 import { executeStep, NeedsRootError, type Step } from "../lib/launchd/plan.ts";
 import { renderAgents } from "../lib/launchd/render.ts";
 import { agentParams, installPlan, removePlan, type InstallOptions } from "../scripts/install.ts";
+import { agentsCheck } from "../lib/doctor/launchd.ts";
 import { makeHost } from "./fixtures/launchd/host.ts";
 
 const uid = 501;
@@ -141,6 +142,22 @@ describe("the pull daemon", () => {
     await execute(removePlan(h));
     expect(loaded()).toEqual([]);
     expect(readdirSync(h.daemonsDir)).toEqual([]);
+  });
+});
+
+describe("doctor's pull-daemon check", () => {
+  test("a pull agent of an earlier release still in the GUI session: WARN saying install makes it a daemon", async () => {
+    const h = host("doctor-pull", { slots: 1 });
+    writeFileSync(join(state, "loaded", "dev.macos-runner.slot.1"), "");
+    const ctx = { config: h.config, configPath: h.config.file, platform: "darwin" as const, uid, env: {}, run: runLaunchctl, host: "h", timeoutMs: 5_000 };
+    const [, none] = await agentsCheck(ctx);
+    expect(none).toMatchObject({ check: "pull-daemon", status: "SKIP" }); // no /Library/LaunchDaemons/dev.macos-runner.pull.plist here
+    writeFileSync(join(state, "loaded", "dev.macos-runner.pull"), "");
+    const [agents, old] = await agentsCheck(ctx);
+    expect(agents).toMatchObject({ check: "launchd-agents", status: "PASS" });
+    expect(old).toMatchObject({ check: "pull-daemon", status: "WARN" });
+    expect(old!.found).toContain("a registry on this host's LAN needs the Local Network grant");
+    expect(old!.fix).toContain("run install again");
   });
 });
 
