@@ -25,21 +25,22 @@ export function registryCredentials(config: Config): RegistryCredentials | undef
   return { username: image.username, password: readSecretFile(image.passwordPath, "image.password_path") };
 }
 
-/** tart with the registry credentials in its environment (and `env`, e.g. another TART_HOME). */
+/** tart with the registry credentials for clone and pull (and `env`, e.g. another TART_HOME, for every call). */
 export function tartFor(config: Config, extraEnv: Record<string, string> = {}): Tart {
   // `pull` manages the image cache (pinned + previous kept, disk floor), so
   // clone's automatic pruning must not evict the rollback image.
   const env: Record<string, string> = { TART_NO_AUTO_PRUNE: "1", ...extraEnv };
   const { image } = config;
   const creds = registryCredentials(config);
+  const credentials: Record<string, string> = {};
   if (creds) {
-    // Passed in tart's environment, never argv.
-    env.TART_REGISTRY_USERNAME = creds.username;
-    env.TART_REGISTRY_PASSWORD = creds.password;
+    // Passed in the environment of clone and pull, never argv (lib/tart.ts).
+    credentials.TART_REGISTRY_USERNAME = creds.username;
+    credentials.TART_REGISTRY_PASSWORD = creds.password;
     const host = image.ref.split("/")[0];
-    if (host && image.ref.includes("/")) env.TART_REGISTRY_HOSTNAME = host;
+    if (host && image.ref.includes("/")) credentials.TART_REGISTRY_HOSTNAME = host;
   }
-  return new Tart({ path: config.host.tartPath, env, insecure: image.insecure });
+  return new Tart({ path: config.host.tartPath, env, ...(creds && { credentials }), insecure: image.insecure });
 }
 
 /** The registry of image.ref, with the configured credentials. */
@@ -59,7 +60,7 @@ export function openSlot(common: CommonFlags, command: string): SlotContext {
     throw new UsageError(`${command}: --slot ${common.slot} but host.slots is ${config.host.slots} in ${config.file}`);
   }
   const log = createLogger({ verbose: common.verbose, fields: { slot: common.slot } });
-  const host = hostId(config.host.id, config.host.stateDir, (id) =>
-    log.info("host.id_pinned", `host id "${id}" pinned in ${config.host.stateDir}/host-id; names keep it even if the hostname changes`));
+  const host = hostId(config.host.id, config.host.stateDir, (id, from) =>
+    log.info("host.id_pinned", `host id "${id}" (from ${from}) pinned in ${config.host.stateDir}/host-id; names keep it even if the hostname changes`));
   return { config, slot: common.slot, log, tart: tartFor(config), names: slotNames(config.runner.namePrefix, common.slot, host) };
 }

@@ -46,8 +46,19 @@ export function leaseFor(path: string, mac: string, now = Date.now()): string | 
   } catch {
     return undefined;
   }
+  return currentLease(parseLeases(text), mac, now)?.ip;
+}
+
+/**
+ * `mac`'s lease as tart's dhcp resolver picks it (Leases.swift): of the
+ * unexpired ones the latest expiry, on a tie the later in the file. bootpd
+ * can keep an older, still unexpired lease of a MAC after a newer one.
+ */
+export function currentLease(leases: readonly Lease[], mac: string, now = Date.now()): Lease | undefined {
   const want = shortMac(mac);
-  return parseLeases(text).filter((l) => l.mac === want && l.expiresAtMs > now).at(-1)?.ip;
+  let best: Lease | undefined;
+  for (const l of leases) if (l.mac === want && l.expiresAtMs > now && (!best || l.expiresAtMs >= best.expiresAtMs)) best = l;
+  return best;
 }
 
 /**
@@ -75,8 +86,7 @@ export function leaseWatcher(path: string, mac: string): () => string | undefine
         return undefined;
       }
     }
-    const now = Date.now();
-    return leases.filter((l) => l.expiresAtMs > now).at(-1)?.ip;
+    return currentLease(leases, want)?.ip;
   };
 }
 

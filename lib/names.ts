@@ -1,12 +1,14 @@
 // Runner and VM names: <prefix>-<host>-<slot>-<random>. The prefix+host+slot
 // part is how a slot recognises what is its own (and never touches the rest).
-// The host part is pinned (host.id, or written once to state_dir), so a
-// hostname change never orphans a slot's VMs and runners.
+// The host part is pinned (host.id, or written once to state_dir from the
+// machine's hardware id), so a hostname change never orphans a slot's VMs and
+// runners, and two Macs that share a hostname do not share names.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomic } from "./fs.ts";
+import { machineId, type MachineIdSource } from "./host/machine-id.ts";
 
 /** GitHub rejects longer runner names (third-party code and reports; not documented by GitHub). */
 export const MAX_NAME = 64;
@@ -67,25 +69,47 @@ export function slotNames(prefix: string, slot: number, host: string): SlotNames
 }
 
 /**
- * The host part of names: host.id when configured, else the id pinned in
- * `<state_dir>/host-id` on the first start (from the hostname then).
+ * The host part of names, read only (doctor, status): host.id when
+ * configured, else the id pinned in `<state_dir>/host-id`, else the one the
+ * first start would pin.
  */
-export function hostId(configured: string | undefined, stateDir: string, onPinned?: (id: string) => void): string {
+export function currentHostId(configured: string | undefined, stateDir: string, source?: MachineIdSource): string {
+  return configured ?? pinnedHostId(stateDir) ?? defaultHostId(source).id;
+}
+
+/**
+ * The host part of names: host.id when configured, else the id pinned in
+ * `<state_dir>/host-id` (ids pinned by earlier releases, from the hostname,
+ * keep working), else a new one pinned there on this first start: from the
+ * machine (the Mac's hardware UUID), never from the hostname, which Macs
+ * imaged the same way share.
+ */
+export function hostId(configured: string | undefined, stateDir: string, onPinned?: (id: string, from: string) => void, source?: MachineIdSource): string {
   if (configured) return configured;
-  const file = join(stateDir, "host-id");
-  try {
-    const pinned = readFileSync(file, "utf8").trim();
-    if (/^[a-z0-9-]{1,32}$/.test(pinned)) return pinned;
-  } catch {
-    // first start on this host
-  }
-  const id = shortHost().slice(0, 32).replace(/-$/, "") || "host";
+  const pinned = pinnedHostId(stateDir);
+  if (pinned) return pinned;
+  const { id, from } = defaultHostId(source);
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    writeFileAtomic(file, `${id}\n`, 0o644);
-    onPinned?.(id);
+    writeFileAtomic(join(stateDir, "host-id"), `${id}\n`, 0o644);
+    onPinned?.(id, from);
   } catch {
     // an unwritable state dir is reported where the slot's state is written
   }
   return id;
+}
+
+function pinnedHostId(stateDir: string): string | undefined {
+  try {
+    const pinned = readFileSync(join(stateDir, "host-id"), "utf8").trim();
+    if (/^[a-z0-9-]{1,32}$/.test(pinned)) return pinned;
+  } catch {
+    // first start on this host
+  }
+  return undefined;
+}
+
+/** The machine's short id; random (and then pinned) on a machine that has none to read. */
+function defaultHostId(source?: MachineIdSource): { id: string; from: string } {
+  return machineId(source) ?? { id: randomBytes(4).toString("hex"), from: "random (no machine id could be read)" };
 }

@@ -3,7 +3,7 @@
 // on GitHub. Only reads: no lock, no state written, safe while loops run.
 import type { Config } from "./config.ts";
 import { inspectImageLock, type ImageLock } from "./image-lock.ts";
-import { isSlotsOwn, shortHost, slotPrefix } from "./names.ts";
+import { currentHostId, isSlotsOwn, slotPrefix } from "./names.ts";
 import { readSlotView, type SlotView } from "./slot-view.ts";
 import type { Tart } from "./tart.ts";
 
@@ -43,7 +43,7 @@ export interface StatusReport {
 export async function gatherStatus(o: { config: Config; tart: Tart; slots?: number[] | undefined; host?: string; now?: number }): Promise<StatusReport> {
   const { config } = o;
   const now = o.now ?? Date.now();
-  const host = o.host ?? shortHost();
+  const host = o.host ?? currentHostId(config.host.id, config.host.stateDir);
   const slotNumbers = o.slots ?? Array.from({ length: config.host.slots }, (_, i) => i + 1);
   const slots = slotNumbers.map((slot): SlotStatus => {
     const r = readSlotView(config.host.stateDir, slot);
@@ -77,7 +77,7 @@ function ownerOf(name: string, named: Map<string, number>, prefix: string, host:
 }
 
 /** Runner names this host's slots use: `<prefix>-<host>-<slot>-`. */
-export function hostRunnerPrefixes(prefix: string, host: string = shortHost()): string[] {
+export function hostRunnerPrefixes(prefix: string, host: string): string[] {
   return [1, 2].map((s) => slotPrefix(prefix, s, host));
 }
 

@@ -51,10 +51,15 @@ export interface RunningVm {
 
 export interface TartOptions {
   path: string;
-  /** Extra environment for tart (registry credentials; TART_HOME when it is not this process's). */
+  /** Extra environment for every tart call (TART_HOME when it is not this process's). */
   env?: Record<string, string>;
+  /** TART_REGISTRY_*: in the environment of `tart clone` and `tart pull` only. */
+  credentials?: Record<string, string>;
   insecure?: boolean;
 }
+
+/** The registry credentials tart reads from its environment. */
+const REGISTRY_ENV = ["TART_REGISTRY_USERNAME", "TART_REGISTRY_PASSWORD", "TART_REGISTRY_HOSTNAME"] as const;
 
 /** `The number of VMs exceeds the system limit (other running VMs: a, b)` -> [a, b]. */
 export function vmLimitOthers(output: string): string[] | undefined {
@@ -96,13 +101,19 @@ export class Tart {
     return this.opts.env?.TART_HOME || process.env.TART_HOME || join(homedir(), ".tart");
   }
 
-  private env(): Record<string, string> {
-    return { CI: "true", ...this.opts.env };
+  /**
+   * tart's environment. The registry credentials only `withCredentials`
+   * (clone, pull): a `tart run` lives as long as the job, and its environment
+   * is readable there (`ps eww`); one inherited from ours is removed too.
+   */
+  private env(o: { withCredentials?: boolean } = {}): Record<string, string | undefined> {
+    const registry = o.withCredentials ? this.opts.credentials : Object.fromEntries(REGISTRY_ENV.map((k) => [k, undefined]));
+    return { CI: "true", ...this.opts.env, ...registry };
   }
 
-  private async exec(args: string[], timeoutMs: number, signal?: AbortSignal): Promise<Finished> {
+  private async exec(args: string[], timeoutMs: number, signal?: AbortSignal, o: { withCredentials?: boolean } = {}): Promise<Finished> {
     // exec: tart replaces the shell, one process fewer per call.
-    const r = await finished(sh({ timeoutMs, env: this.env(), ...(signal && { signal }) })`exec ${this.opts.path} ${args}`);
+    const r = await finished(sh({ timeoutMs, env: this.env(o), ...(signal && { signal }) })`exec ${this.opts.path} ${args}`);
     if (r.code === 127) {
       throw new TartMissingError(
         `tart not found at "${this.opts.path}": install it (brew install cirruslabs/cli/tart) or fix host.tart_path`,
@@ -123,7 +134,7 @@ export class Tart {
   /** Clones; a stop (signal) kills a slow or hung clone at once. */
   async clone(source: string, name: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const args = ["clone", source, name, ...(this.opts.insecure ? ["--insecure"] : [])];
-    const r = await this.exec(args, timeoutMs, signal);
+    const r = await this.exec(args, timeoutMs, signal, { withCredentials: true });
     if (signal?.aborted) throw new TartError(`tart clone ${name} stopped by a signal`, "clone", r.code, r.stderr, "stopped");
     if (r.code !== 0) throw this.fail(`${source} -> ${name}`, args, r);
   }
@@ -281,7 +292,7 @@ export class Tart {
   /** `tart pull` (credentials only in tart's environment); a large image takes a while. */
   async pull(ref: string, timeoutMs: number): Promise<void> {
     const args = ["pull", ref, ...(this.opts.insecure ? ["--insecure"] : [])];
-    const r = await this.exec(args, timeoutMs);
+    const r = await this.exec(args, timeoutMs, undefined, { withCredentials: true });
     if (r.code !== 0) throw this.fail(ref, args, r);
   }
 }

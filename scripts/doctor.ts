@@ -9,7 +9,7 @@ import { loadConfig, resolveConfigPath, type Config } from "../lib/config.ts";
 import { tartFor } from "../lib/context.ts";
 import { runDoctor, formatResult, type DoctorContext } from "../lib/doctor/index.ts";
 import { exitCode } from "../lib/errors.ts";
-import { shortHost } from "../lib/names.ts";
+import { currentHostId } from "../lib/names.ts";
 import { runArgv } from "../lib/proc.ts";
 import type { Tart } from "../lib/tart.ts";
 
@@ -44,7 +44,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
   }
   const ctx: DoctorContext = {
     config, configPath, tart, platform: process.platform, uid: process.getuid?.() ?? 0, env: process.env, run: runArgv(CHECK_TIMEOUT_MS),
-    binaryPath: Bun.isStandaloneExecutable ? realpathSync(process.execPath) : undefined, host: shortHost(), timeoutMs: CHECK_TIMEOUT_MS,
+    binaryPath: Bun.isStandaloneExecutable ? realpathSync(process.execPath) : undefined, host: config ? currentHostId(config.host.id, config.host.stateDir) : "", timeoutMs: CHECK_TIMEOUT_MS,
   };
   const results = await runDoctor(ctx, configError);
   const failed = results.filter((r) => r.status === "FAIL").length;

@@ -6,10 +6,14 @@ import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CheckResult } from "../lib/doctor/index.ts";
-import { shortHost, newName } from "../lib/names.ts";
+import { machineId } from "../lib/host/machine-id.ts";
+import { newName } from "../lib/names.ts";
 import { MIN_TART_VERSION } from "../lib/vm/tart-version.ts";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, start, tartVms, until, worldEnv } from "./helpers/e2e.ts";
+
+/** The host part of names with no host.id and nothing pinned: the machine's id (here /etc/machine-id), not the hostname. */
+const HOST = machineId()!.id;
 
 let world: World;
 let n = 0;
@@ -140,7 +144,7 @@ describe("each broken setup fails the check that explains it", () => {
   });
 
   test("a leaked VM: running, named by no slot's state", async () => {
-    const vm = newName("sim", 1, shortHost());
+    const vm = newName("sim", 1, HOST);
     const env = worldEnv(world);
     expect(spawnSync("tart", ["clone", world.imageRef, vm, "--insecure"], { env }).status).toBe(0);
     const run = spawn("tart", ["run", "--no-graphics", vm], { env, stdio: "ignore", detached: true });

@@ -4,14 +4,16 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { build } from "plist";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
 import { DrainTimeoutError, LaunchctlError, printDomainArgv, runLaunchctl, waitUntilGone } from "../lib/launchd/launchctl.ts";
 import { checkGuiSession, checkTart, checkTartVersion, NoGuiSessionError } from "../lib/launchd/host-checks.ts";
 import { MIN_TART_VERSION, TartVersionError } from "../lib/vm/tart-version.ts";
-import { executeStep, type Step } from "../lib/launchd/plan.ts";
+import { executeStep, NeedsRootError, type Step } from "../lib/launchd/plan.ts";
 import { renderAgents } from "../lib/launchd/render.ts";
 import { agentParams, installPlan, removePlan, type InstallOptions } from "../scripts/install.ts";
+import { agentsCheck } from "../lib/doctor/launchd.ts";
 import { makeHost } from "./fixtures/launchd/host.ts";
 
 const uid = 501;
@@ -45,7 +47,9 @@ async function execute(steps: Step[]) {
 
 function host(name: string, opts: Parameters<typeof makeHost>[1] = {}): InstallOptions & Omit<ReturnType<typeof makeHost>, "config"> {
   const h = makeHost(join(dir, name), opts);
-  return { ...h, config: loadConfig({ path: h.config }), binDir: h.binDir, agentsDir: h.agentsDir, uid };
+  const daemonsDir = join(h.agentsDir, "..", "LaunchDaemons"); // /Library/LaunchDaemons is always there
+  mkdirSync(daemonsDir, { recursive: true });
+  return { ...h, config: loadConfig({ path: h.config }), binDir: h.binDir, agentsDir: h.agentsDir, daemonsDir, uid, user: { name: "ci", home: "/Users/ci" } };
 }
 
 describe("install", () => {
@@ -77,6 +81,84 @@ describe("install", () => {
     expect(err).toBeInstanceOf(LaunchctlError);
     expect(err.exitCode).toBe(1);
     expect(err.message).toContain(`launchctl bootstrap gui/${uid} ${join(h.agentsDir, "dev.macos-runner.slot.1.plist")} failed: Bootstrap failed: 125`);
+  });
+});
+
+describe("the pull daemon", () => {
+  const PULL = "dev.macos-runner.pull";
+
+  test("loaded as root in the system domain and run as the user; a pull agent of an earlier release is unloaded and its plist removed; unchanged, it needs no root again", async () => {
+    const h = host("daemon", { slots: 1, binaries: ["loop", "pull"] });
+    mkdirSync(h.agentsDir, { recursive: true });
+    const oldAgent = build({ Label: PULL, ProgramArguments: [join(h.binDir, "pull")], LimitLoadToSessionType: "Aqua", ExitTimeOut: 60 });
+    writeFileSync(join(state, "loaded", PULL), oldAgent);
+    writeFileSync(join(h.agentsDir, `${PULL}.plist`), oldAgent);
+    const agents = renderAgents(agentParams(h));
+    const daemon = agents.find((a) => a.domain === "system")!;
+    expect(daemon.plist.UserName).toBe("ci");
+    expect(daemon.plist.EnvironmentVariables?.HOME).toBe("/Users/ci");
+    expect(daemon.plist.LimitLoadToSessionType).toBeUndefined();
+
+    await execute(installPlan(h, agents));
+
+    expect(loaded()).toEqual(["dev.macos-runner.slot.1", `system.${PULL}`]);
+    expect(readFileSync(join(h.daemonsDir, `${PULL}.plist`), "utf8")).toBe(daemon.xml);
+    expect(readdirSync(h.agentsDir)).toEqual(["dev.macos-runner.slot.1.plist"]);
+    const c = calls();
+    expect(c).toContain(`bootout gui/${uid}/${PULL}`);
+    expect(c).toContain(`sudo -n launchctl bootstrap system ${join(h.daemonsDir, `${PULL}.plist`)}`);
+    expect(c.filter((l) => l.startsWith("sudo ")).every((l) => l.startsWith("sudo -n "))).toBe(true);
+
+    // The playbook puts the daemon in place as root first; install then needs no sudo for it.
+    writeFileSync(join(state, "no-sudo"), "");
+    const before = calls().length;
+    await execute(installPlan(h, renderAgents(agentParams(h))));
+    expect(calls().slice(before).filter((l) => l.startsWith("sudo") || l.includes("system ") || l.startsWith(`bootout system`))).toEqual([]);
+    expect(lines).toContain(`${PULL}: the daemon in ${join(h.daemonsDir, `${PULL}.plist`)} is up to date and loaded`);
+    expect(loaded()).toEqual(["dev.macos-runner.slot.1", `system.${PULL}`]);
+  });
+
+  test("a daemon to change and sudo wanting a password: exit 69 saying to run sudo -v, and nothing else changed", async () => {
+    const h = host("daemon-no-sudo", { slots: 1, binaries: ["loop", "pull"] });
+    writeFileSync(join(state, "loaded", "dev.macos-runner.slot.1"), "running");
+    writeFileSync(join(state, "no-sudo"), "");
+    const err = await execute(installPlan(h, renderAgents(agentParams(h)))).catch((e) => e);
+    expect(err).toBeInstanceOf(NeedsRootError);
+    expect(err.exitCode).toBe(69);
+    expect(err.message).toContain("run 'sudo -v' in this terminal first, then install again");
+    expect(err.message).toContain("sudo: a password is required");
+    expect(loaded()).toEqual(["dev.macos-runner.slot.1"]);
+    expect(readdirSync(h.agentsDir)).toEqual([]);
+    expect(readdirSync(h.daemonsDir)).toEqual([]);
+  });
+
+  test("install --remove takes it out as root; without root it stays, with a warning saying how", async () => {
+    const h = host("daemon-remove", { slots: 1, binaries: ["loop", "pull"] });
+    await execute(installPlan(h, renderAgents(agentParams(h))));
+    writeFileSync(join(state, "no-sudo"), "");
+    await execute(removePlan(h));
+    expect(loaded()).toEqual([`system.${PULL}`]);
+    expect(lines.some((l) => l.startsWith(`warning: the pull daemon stays loaded`) && l.includes(`sudo launchctl bootout system/${PULL}`))).toBe(true);
+    rmSync(join(state, "no-sudo"));
+    await execute(removePlan(h));
+    expect(loaded()).toEqual([]);
+    expect(readdirSync(h.daemonsDir)).toEqual([]);
+  });
+});
+
+describe("doctor's pull-daemon check", () => {
+  test("a pull agent of an earlier release still in the GUI session: WARN saying install makes it a daemon", async () => {
+    const h = host("doctor-pull", { slots: 1 });
+    writeFileSync(join(state, "loaded", "dev.macos-runner.slot.1"), "");
+    const ctx = { config: h.config, configPath: h.config.file, platform: "darwin" as const, uid, env: {}, run: runLaunchctl, host: "h", timeoutMs: 5_000 };
+    const [, none] = await agentsCheck(ctx);
+    expect(none).toMatchObject({ check: "pull-daemon", status: "SKIP" }); // no /Library/LaunchDaemons/dev.macos-runner.pull.plist here
+    writeFileSync(join(state, "loaded", "dev.macos-runner.pull"), "");
+    const [agents, old] = await agentsCheck(ctx);
+    expect(agents).toMatchObject({ check: "launchd-agents", status: "PASS" });
+    expect(old).toMatchObject({ check: "pull-daemon", status: "WARN" });
+    expect(old!.found).toContain("a registry on this host's LAN needs the Local Network grant");
+    expect(old!.fix).toContain("run install again");
   });
 });
 

@@ -2,7 +2,7 @@
 // the refusal off macOS, --help, bad input.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { parse } from "plist";
 import { makeHost } from "./fixtures/launchd/host.ts";
@@ -18,10 +18,12 @@ async function install(args: string[], exe: string[] = [process.execPath, join(R
   return { code, stdout, stderr };
 }
 
-/** The plists a dry run would write, keyed by path, parsed with the real parser. */
+/** The plists a dry run would write, keyed by path, parsed with the real parser: the agents', then the daemon's (staged, then installed as root). */
 function plistsIn(stdout: string): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
   for (const m of stdout.matchAll(/^cat > '?(.+?)'? <<'PLIST'\n([\s\S]*?)\nPLIST$/gm)) out[m[1]!] = parse(m[2]!) as Record<string, unknown>;
+  const daemon = /^staged=\$\(mktemp\) && cat > "\$staged" <<'PLIST'\n([\s\S]*?)\nPLIST\nsudo -n \/usr\/bin\/install -m 0644 -o root -g wheel "\$staged" '?(.+?)'?$/gm;
+  for (const m of stdout.matchAll(daemon)) out[m[2]!] = parse(m[1]!) as Record<string, unknown>;
   return out;
 }
 
@@ -62,14 +64,27 @@ describe("install --dry-run", () => {
     expect(existsSync(h.logDir)).toBe(false);
   });
 
-  test("one slot: one slot agent; a pull binary adds the pull agent", async () => {
+  test("one slot: one slot agent; a pull binary adds the pull daemon, loaded as root in the system domain and run as this user", async () => {
     const h = makeHost(join(dir, "one-pull"), { slots: 1, binaries: ["loop", "pull"] });
-    const r = await install(["--dry-run", "--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir]);
+    const daemons = join(dir, "one-pull", "LaunchDaemons");
+    const r = await install(["--dry-run", "--config", h.config, "--bin-dir", h.binDir, "--agents-dir", h.agentsDir, "--daemons-dir", daemons]);
     expect(r.code).toBe(0);
-    const plists = Object.values(plistsIn(r.stdout));
+    const byPath = plistsIn(r.stdout);
+    const daemonPath = join(daemons, "dev.macos-runner.pull.plist");
+    expect(Object.keys(byPath).sort()).toEqual([join(h.agentsDir, "dev.macos-runner.slot.1.plist"), daemonPath].sort());
+    const plists = Object.values(byPath);
     expect(plists.map((p) => p.Label)).toEqual(["dev.macos-runner.slot.1", "dev.macos-runner.pull"]);
     // image.pull_interval: 15m in the config.
     expect(plists[1]!.StartInterval).toBe(900);
+    expect(plists[1]!.UserName).toBe(userInfo().username);
+    expect((plists[1]!.EnvironmentVariables as Record<string, string>).HOME).toBe(dir);
+    expect(plists[1]!.LimitLoadToSessionType).toBeUndefined();
+    const lines = r.stdout.split("\n");
+    expect(lines).toContain(`sudo -n launchctl bootstrap system ${daemonPath}`);
+    expect(lines).not.toContain(`launchctl bootstrap gui/${uid} ${join(h.agentsDir, "dev.macos-runner.pull.plist")}`);
+    // A pull agent of an earlier release is stopped and its plist removed.
+    expect(lines.some((l) => l.startsWith(`launchctl bootout gui/${uid}/dev.macos-runner.pull `))).toBe(true);
+    expect(lines).toContain(`rm -f ${join(h.agentsDir, "dev.macos-runner.pull.plist")}`);
     // A slot-2 agent left from an earlier two-slot install is stopped and its plist removed.
     expect(r.stdout).toContain(`launchctl bootout gui/${uid}/dev.macos-runner.slot.2`);
     expect(r.stdout).toContain(`rm -f ${join(h.agentsDir, "dev.macos-runner.slot.2.plist")}`);
@@ -84,6 +99,7 @@ describe("install --dry-run", () => {
     expect(cleanup1).toBeGreaterThan(lines.findIndex((l) => l.startsWith(`launchctl print gui/${uid}/dev.macos-runner.slot.2 `)));
     expect(lines.some((l) => l.startsWith(`${join(h.binDir, "cleanup")} --slot 2 --config ${h.config} --golden`))).toBe(true);
     for (const label of ["slot.1", "slot.2", "pull"]) expect(lines).toContain(`rm -f ${join(h.agentsDir, `dev.macos-runner.${label}.plist`)}`);
+    expect(lines).toContain("sudo -n rm -f /Library/LaunchDaemons/dev.macos-runner.pull.plist");
     expect(Object.keys(plistsIn(r.stdout))).toEqual([]);
     expect(r.stdout).not.toContain("bootstrap");
   });
@@ -114,6 +130,20 @@ describe("install --dry-run", () => {
       expect(plists.map((p) => (p.ProgramArguments as string[])[0])).toEqual([join(h.binDir, "loop"), join(h.binDir, "pull")]);
     }
   }, 120_000);
+});
+
+describe("install --print-daemon", () => {
+  test("prints the pull daemon's plist as install would write it (what the playbook installs as root); nothing without a pull command", async () => {
+    const h = makeHost(join(dir, "print-daemon"), { slots: 1, binaries: ["loop", "pull"] });
+    const r = await install(["--print-daemon", "--config", h.config, "--bin-dir", h.binDir]);
+    expect(r.code).toBe(0);
+    const p = parse(r.stdout) as Record<string, unknown>;
+    expect(p.Label).toBe("dev.macos-runner.pull");
+    expect(p.ProgramArguments).toEqual([join(h.binDir, "pull"), "--config", h.config]);
+    expect(p.UserName).toBe(userInfo().username);
+    const none = await install(["--print-daemon", "--config", h.config, "--bin-dir", join(dir, "print-daemon", "nowhere")]);
+    expect(none).toEqual({ code: 0, stdout: "", stderr: "" });
+  });
 });
 
 describe("install refuses", () => {

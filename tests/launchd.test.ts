@@ -15,6 +15,7 @@ const params = (over: Partial<AgentParams> = {}): AgentParams => ({
   stateDir: "/Users/ci/Library/Application Support/macos-runner",
   jobTimeoutMs: SIX_HOURS_MS,
   pull: false,
+  user: { name: "ci", home: "/Users/ci" },
   ...over,
 });
 
@@ -64,7 +65,7 @@ describe("slot agents", () => {
   test("no secret is in the environment", () => {
     for (const agent of renderAgents(params({ pull: true }))) {
       const env = parsed(agent.xml).EnvironmentVariables as Dict;
-      expect(Object.keys(env).sort()).toEqual(["CI", "PATH"]);
+      expect(Object.keys(env).sort()).toEqual(agent.domain === "system" ? ["CI", "HOME", "PATH"] : ["CI", "PATH"]);
     }
   });
 
@@ -95,8 +96,8 @@ describe("slot agents", () => {
   });
 });
 
-describe("pull agent", () => {
-  test("rendered only when asked, on an interval, never kept alive", () => {
+describe("pull daemon", () => {
+  test("rendered only when asked, on an interval, never kept alive; a daemon run as the user, in no session", () => {
     expect(renderAgents(params({ pull: false })).map((a) => a.label)).not.toContain("dev.macos-runner.pull");
     const pull = renderAgents(params({ pull: true })).find((a) => a.label === "dev.macos-runner.pull")!;
     const p = parsed(pull.xml);
@@ -105,8 +106,24 @@ describe("pull agent", () => {
     expect(p.RunAtLoad).toBe(true);
     expect(p.StartInterval).toBe(300);
     expect(parsed(renderAgents(params({ pull: true, pullIntervalS: 900 })).at(-1)!.xml).StartInterval).toBe(900);
-    expect(p.LimitLoadToSessionType).toBe("Aqua");
+    expect(pull.domain).toBe("system");
+    expect(p.UserName).toBe("ci");
+    expect((p.EnvironmentVariables as Dict).HOME).toBe("/Users/ci");
+    expect(p.LimitLoadToSessionType).toBeUndefined();
     expect(p.StandardOutPath).toBe("/Users/ci/Library/Logs/macos-runner/pull.log");
+    const { user: _, ...noUser } = params({ pull: true });
+    expect(() => renderAgents(noUser)).toThrow(/the pull daemon needs the user it runs as/);
+  });
+
+  test("a pull daemon that would run as root or wait for a GUI session is refused; a slot agent must keep its session", () => {
+    const pull = parsed(renderAgents(params({ pull: true })).at(-1)!.xml);
+    const { UserName: _, ...asRoot } = pull;
+    expect(() => validateAgentPlist(build(asRoot as never), "p.plist")).toThrow(/UserName is required \(the pull daemon runs as the runner user, never as root\)/);
+    expect(() => validateAgentPlist(build({ ...pull, LimitLoadToSessionType: "Aqua" } as never), "p.plist")).toThrow(/LimitLoadToSessionType must be absent/);
+    const slot = parsed(renderAgents(params({ slots: 1 }))[0]!.xml);
+    const { LimitLoadToSessionType: __, ...sessionless } = slot;
+    expect(() => validateAgentPlist(build(sessionless as never), "s.plist")).toThrow(/LimitLoadToSessionType must be Aqua/);
+    expect(() => validateAgentPlist(build({ ...slot, UserName: "root" } as never), "s.plist")).toThrow(/UserName must be absent/);
   });
 });
 

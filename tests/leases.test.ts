@@ -3,6 +3,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { leaseFor, leaseWatcher } from "../lib/leases.ts";
+import { resolveLease } from "../sim/tart/dhcpd-leases.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "leases-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,6 +23,23 @@ test("leaseFor: bootpd's short MAC form, unexpired leases only", () => {
   expect(leaseFor(path, "0e:01:0a:00:b0:07")).toBe("192.168.64.3");
   expect(leaseFor(path, "0e:01:0a:00:b0:08")).toBeUndefined();
   expect(leaseFor(join(dir, "missing"), "0e:01:0a:00:b0:07")).toBeUndefined();
+});
+
+test("several unexpired leases of one MAC: the latest expiry wins wherever it stands in the file, as tart reads it (a tie: the later block)", () => {
+  const path = join(dir, "several");
+  const now = Math.floor(Date.now() / 1000);
+  const mac = "e:1:a:0:b0:7";
+  // bootpd writes the newest first; an older, still unexpired lease of the MAC follows it.
+  const text = block("192.168.64.7", mac, now + 900) + block("192.168.64.3", mac, now + 300) + block("192.168.64.2", mac, now - 5);
+  writeLeases(path, text);
+  expect(leaseFor(path, "0e:01:0a:00:b0:07")).toBe("192.168.64.7");
+  expect(leaseWatcher(path, "0e:01:0a:00:b0:07")()).toBe("192.168.64.7");
+  // What the sim's `tart ip` answers for the same file (its resolver is tart's Leases.swift).
+  expect(resolveLease(text, "0e:01:0a:00:b0:07")?.ip).toBe("192.168.64.7");
+  const tie = block("192.168.64.4", mac, now + 900) + block("192.168.64.5", mac, now + 900);
+  writeLeases(path, tie);
+  expect(leaseFor(path, "0e:01:0a:00:b0:07")).toBe("192.168.64.5");
+  expect(resolveLease(tie, "0e:01:0a:00:b0:07")?.ip).toBe("192.168.64.5");
 });
 
 test("leaseWatcher sees a lease replaced under the same MAC (a restored clone's new address) and a lease that appears", () => {

@@ -6,12 +6,16 @@ import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
 import { createGitHubClient } from "../lib/github/client.ts";
 import { deleteRunner, generateJitConfig } from "../lib/github/runners.ts";
-import { shortHost, newName } from "../lib/names.ts";
+import { machineId } from "../lib/host/machine-id.ts";
+import { newName } from "../lib/names.ts";
 import { createLogger } from "../lib/log.ts";
 import { PassThrough } from "node:stream";
 import type { StatusReport } from "../lib/status.ts";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, slotState, start, until } from "./helpers/e2e.ts";
+
+/** The host part of names with no host.id and nothing pinned: the machine's id (here /etc/machine-id), not the hostname. */
+const HOST = machineId()!.id;
 
 let world: World;
 let n = 0;
@@ -44,7 +48,7 @@ const rowOf = (text: string, slot: number) => text.split("\n").find((l) => l.sta
 
 describe("status from state files", () => {
   test("idle and booting: phase, time in phase, VM and runner, served count; text and JSON agree", async () => {
-    const vm = newName("sim", 2, shortHost());
+    const vm = newName("sim", 2, HOST);
     const { config } = withStates({
       1: { version: 1, slot: 1, phase: "idle", phase_since: ago(300), updated_at: ago(300), ghosts: [], failures: 0, jobs_served: 4, last_job_at: ago(300) },
       2: { version: 1, slot: 2, phase: "boot", phase_since: ago(12), updated_at: ago(12), vm, runner_name: vm, runner_id: 42, ghosts: [], failures: 0, jobs_served: 0, path: "cold", image: `127.0.0.1:5000/macos-runner@${DIGEST}` },
@@ -62,7 +66,7 @@ describe("status from state files", () => {
   });
 
   test("running a job, backing off, recovering with a ghost; a never-run slot; nothing written", async () => {
-    const vm = newName("sim", 1, shortHost());
+    const vm = newName("sim", 1, HOST);
     const { config, stateDir } = withStates({
       1: { version: 1, slot: 1, phase: "job", phase_since: ago(185), vm, runner_name: vm, runner_id: 7, job: "build-ios #7", ghosts: [], failures: 0, jobs_served: 12 },
       2: { version: 1, slot: 2, phase: "backoff", phase_since: ago(5), failures: 3, backoff_until: new Date(Date.now() + 90_000).toISOString(), last_error: "tart ip failed (VM x): no IP address found", last_failure_at: ago(5), ghosts: [], jobs_served: 3 },
@@ -73,7 +77,7 @@ describe("status from state files", () => {
     expect(rowOf(text.stdout, 2)).toMatch(/^2\s+backoff\s+\ds\s+-\s+-\s+-\s+3\s+3 in a row; backoff 1m[23]\ds more; tart ip failed \(VM x\): no IP address found/);
     expect(readdirSync(stateDir).map((f) => [f, statSync(join(stateDir, f)).mtimeMs])).toEqual(before);
 
-    const ghostVm = newName("sim", 1, shortHost());
+    const ghostVm = newName("sim", 1, HOST);
     const recovering = withStates({
       1: { version: 1, slot: 1, phase: "recover", phase_since: ago(2), vm: ghostVm, ghosts: [{ id: 99, name: ghostVm, since: ago(600) }], failures: 1, jobs_served: 0 },
     });
@@ -101,9 +105,9 @@ describe("status from state files", () => {
     const cfg = loadConfig({ path: world.writeConfig() });
     const gh = createGitHubClient(cfg.github, { stateDir: join(world.dir, "status-gh"), log: createLogger({ stream: new PassThrough() }) });
     const make = (name: string) => generateJitConfig(gh, { name, group: "Default", labels: ["self-hosted"], workFolder: "_work" }).then((j) => j.runner);
-    const current = await make(newName("sim", 1, shortHost()));
-    const ghost = await make(newName("sim", 2, shortHost()));
-    const stray = await make(newName("sim", 2, shortHost()));
+    const current = await make(newName("sim", 1, HOST));
+    const ghost = await make(newName("sim", 2, HOST));
+    const stray = await make(newName("sim", 2, HOST));
     const otherHost = await make(newName("sim", 1, "other-mac"));
     try {
       const { config } = withStates({

@@ -138,7 +138,7 @@ export function configSchema(src: ConfigSource) {
   const host = section({
     id: matching(/[a-z0-9-]{1,32}/, (got) => `must be 1 to 32 of a-z 0-9 - (the host part of VM and runner names), got ${got}`)
       .optional()
-      .meta({ description: "The host part of VM and runner names. Default: chosen on first start and kept in state_dir, so a hostname change orphans nothing." }),
+      .meta({ description: "The host part of VM and runner names, unique per host. Default: the first 8 hex digits of the Mac's hardware UUID, taken on first start and kept in state_dir, so a hostname change orphans nothing." }),
     slots: numberIn([1, 2], "1 or 2 (Apple's macOS licence allows at most 2 macOS VMs per host)")
       .prefault(2)
       .meta({ description: "VM slots on this host: 1 or 2 (Apple's macOS licence allows at most 2 macOS VMs per host)." }),

@@ -1,6 +1,7 @@
 // GitHub, step by step as a cycle needs it: the app key, a JWT GitHub
 // accepts (and the clock skew read from its Date header), the installation,
-// the runner permission, the runner group, and this host's offline runners.
+// the runner permission, the runner group, this host's offline runners, and
+// runners named like this host's that another host owns (a shared host id).
 // Each call is a plain fetch with a deadline: no retry hides a clock that is
 // off (auth-app would silently re-sign once with the skew corrected).
 import { createPrivateKey, createSign } from "node:crypto";
@@ -8,10 +9,11 @@ import type { Config } from "../config.ts";
 import { registerSecret } from "../redact.ts";
 import { readSecretFile } from "../secrets.ts";
 import { readSlotView } from "../slot-view.ts";
+import { CONFLICT_FIX, conflictMessage, secondOwners } from "../slot/ownership.ts";
 import { hostRunnerPrefixes } from "../status.ts";
 import { fail, pass, skip, skipAll, warn, withDeadline, type CheckResult, type DoctorContext } from "./types.ts";
 
-const CHECKS = ["github-key", "github-jwt", "github-clock", "github-installation", "github-permission", "github-runner-group", "github-offline-runners"];
+const CHECKS = ["github-key", "github-jwt", "github-clock", "github-installation", "github-permission", "github-runner-group", "github-offline-runners", "host-id-unique"];
 /** auth-app dates a JWT 30 s back and GitHub refuses an exp over 10 min ahead: past 30 s of skew JWTs start failing. */
 const SKEW_FAIL_S = 30;
 const SKEW_WARN_S = 5;
@@ -185,19 +187,37 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     }
     // A slot's current runner is offline until it connects: only the ones no slot names are left over.
     const named = new Set<string>();
+    const ghostNames = new Set<string>();
     for (let slot = 1; slot <= config.host.slots; slot++) {
       const v = readSlotView(config.host.stateDir, slot);
-      if (v.kind === "ok" && v.view.runner_name) named.add(v.view.runner_name);
+      if (v.kind !== "ok") continue;
+      if (v.view.runner_name) named.add(v.view.runner_name);
+      for (const g of v.view.ghosts) ghostNames.add(g.name);
     }
     const offline = mine.filter((r) => r.status === "offline" && !r.busy && !named.has(r.name));
     if (offline.length > 0) {
       out.push(warn("github-offline-runners", `${offline.length} offline runner(s) of this host: ${offline.slice(0, 5).map((r) => `${r.name} (${r.id})`).join(", ")}${offline.length > 5 ? ", ..." : ""}`,
         "a slot removes its own at its next start (cleanup --slot N); GitHub drops offline ephemeral runners after a day"));
     } else out.push(pass("github-offline-runners", `${mine.length} runner(s) of this host registered, none offline`));
+    out.push(await hostIdUnique(ctx, mine, new Set([...named, ...ghostNames]), `${config.runner.namePrefix}-${ctx.host}-`));
     return out;
   } catch (err) {
     const why = `GitHub unreachable: ${(err as Error).message}`;
     const done = new Set(out.map((r) => r.check));
     return [...out, ...CHECKS.filter((c) => !done.has(c)).map((c, i) => (i === 0 ? fail(c, why, `check ${config.github.apiUrl} is reachable from this host (proxy, DNS, firewall)`) : skip(c, "GitHub unreachable")))];
   }
+}
+
+/** FAIL when a runner named like this host's is online and neither a slot's state nor tart here knows it (lib/slot/ownership.ts). */
+async function hostIdUnique(ctx: DoctorContext, mine: { id: number; name: string; status: string }[], named: Set<string>, namePrefix: string): Promise<CheckResult> {
+  if (!ctx.tart) return skip("host-id-unique", "tart is not usable here (see the tart checks): its VMs are part of the evidence");
+  let vms: Set<string>;
+  try {
+    vms = new Set((await ctx.tart.list()).map((v) => v.Name));
+  } catch (err) {
+    return skip("host-id-unique", `tart list failed (${(err as Error).message}): its VMs are part of the evidence`);
+  }
+  const others = mine.filter((r) => secondOwners(r, { named, vms }));
+  if (others.length > 0) return fail("host-id-unique", conflictMessage(others.slice(0, 5), namePrefix), CONFLICT_FIX);
+  return pass("host-id-unique", `host id "${ctx.host}": no runner named like this host's is online elsewhere`);
 }

@@ -1,7 +1,9 @@
-// The launchd labels of this project's agents: one per VM slot, plus the
-// image-pull agent. install, doctor and the rendered plists agree on them here.
+// The launchd labels of this project's jobs: one agent per VM slot, plus the
+// image-pull daemon. install, doctor and the rendered plists agree on them here.
 const LABEL_PREFIX = "dev.macos-runner";
-const PULL_LABEL = `${LABEL_PREFIX}.pull`;
+export const PULL_LABEL = `${LABEL_PREFIX}.pull`;
+/** Where launchd daemons' plists live (root-owned). */
+export const DAEMONS_DIR = "/Library/LaunchDaemons";
 /** The selftest's one-shot agent (never in LaunchAgents; booted out by the command that loaded it). */
 export const SELFTEST_LABEL = `${LABEL_PREFIX}.selftest`;
 /** Apple's licence allows two macOS VMs per host. */
@@ -11,7 +13,7 @@ export function slotLabel(slot: number): string {
   return `${LABEL_PREFIX}.slot.${slot}`;
 }
 
-/** Every label `install` may have loaded, so an uninstall finds them all. */
+/** Every label `install` may have loaded in the GUI session (pull was an agent before it became a daemon), so an uninstall finds them all. */
 export function allLabels(): string[] {
   return [...Array.from({ length: MAX_SLOTS }, (_, i) => slotLabel(i + 1)), PULL_LABEL];
 }

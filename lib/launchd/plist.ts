@@ -7,6 +7,7 @@ import { parse, type PlistValue } from "plist";
 import { z } from "../zod.ts";
 import { MacosRunnerError } from "../errors.ts";
 import { validate } from "../schema.ts";
+import { PULL_LABEL } from "./labels.ts";
 
 /** A plist that launchd would refuse, or that breaks one of our agent rules. */
 export class PlistInvalidError extends MacosRunnerError {
@@ -30,6 +31,7 @@ const ENV = "EnvironmentVariables must be a <dict> of <string> values";
 const agentPlist = z.object(
   {
     Label: z.string({ error: (iss) => (iss.input === undefined ? "Label is required" : "Label must be a <string>") }).min(1, { error: "Label is required" }),
+    UserName: text("UserName").optional(),
     ProgramArguments: z.array(z.string({ error: ARGS }), { error: ARGS }).min(1, { error: ARGS }),
     RunAtLoad: bool("RunAtLoad").optional(),
     KeepAlive: z.union([z.boolean(), z.object({ SuccessfulExit: z.boolean().optional() })], { error: KEEP_ALIVE }).optional(),
@@ -84,7 +86,8 @@ const renderedAgent = z.object({
   ExitTimeOut: z.number(required("ExitTimeOut")).min(1, { error: "ExitTimeOut 0 means wait forever; it must be bounded" }),
   ThrottleInterval: z.number(required("ThrottleInterval")),
   ProcessType: z.string(required("ProcessType")),
-  LimitLoadToSessionType: z.literal("Aqua", { error: "LimitLoadToSessionType must be Aqua (VMs need the GUI session)" }),
+  LimitLoadToSessionType: z.literal("Aqua", { error: "LimitLoadToSessionType must be Aqua (VMs need the GUI session)" }).optional(),
+  UserName: z.string().min(1).optional(),
   RunAtLoad: z.literal(true, { error: "RunAtLoad must be true" }),
   EnvironmentVariables: z
     .record(z.string(), z.string())
@@ -99,6 +102,15 @@ const renderedAgent = z.object({
         ctx.addIssue({ code: "custom", message: "EnvironmentVariables.PATH must include /opt/homebrew/bin (where Homebrew puts tart)" });
       }
     }),
+}).superRefine((p, ctx) => {
+  // Slots are agents in the GUI session (VMs need it); pull is a daemon run as the runner user.
+  if (p.Label === PULL_LABEL) {
+    if (!p.UserName) ctx.addIssue({ code: "custom", message: "UserName is required (the pull daemon runs as the runner user, never as root)" });
+    if (p.LimitLoadToSessionType !== undefined) ctx.addIssue({ code: "custom", message: "LimitLoadToSessionType must be absent (the pull daemon has no session)" });
+  } else {
+    if (p.LimitLoadToSessionType === undefined) ctx.addIssue({ code: "custom", message: "LimitLoadToSessionType must be Aqua (VMs need the GUI session)" });
+    if (p.UserName !== undefined) ctx.addIssue({ code: "custom", message: "UserName must be absent (a slot agent runs as the user whose session loads it)" });
+  }
 });
 
 /** Checks a plist rendered by `install` (read back with the real parser). */

@@ -1,5 +1,6 @@
-// Renders the launchd agents for a host from the templates in launchd/: one
-// slot agent per VM slot, plus the pull agent when a `pull` command exists.
+// Renders the launchd jobs for a host from the templates in launchd/: one
+// slot agent per VM slot (the user's GUI session), plus the pull daemon (the
+// system domain, run as the user) when a `pull` command exists.
 import { build, parse, type PlistValue } from "plist";
 import pullTemplate from "../../launchd/pull.plist" with { type: "text" };
 import selftestTemplate from "../../launchd/selftest.plist" with { type: "text" };
@@ -21,17 +22,21 @@ export interface AgentParams {
   logDir: string;
   stateDir: string;
   jobTimeoutMs: number;
-  /** Render the pull agent too. */
+  /** Render the pull daemon too. */
   pull: boolean;
+  /** The user the pull daemon runs as, and its home; required with `pull`. */
+  user?: { name: string; home: string };
   /** The pull agent's StartInterval in seconds (image.pull_interval); default 300. */
   pullIntervalS?: number;
 }
 
 export interface RenderedAgent {
   label: string;
+  /** Where launchd loads it: the user's GUI session (slots) or the system domain (the pull daemon). */
+  domain: "gui" | "system";
   /** The slot it serves; undefined for the pull agent. */
   slot?: number;
-  /** `<label>.plist`, the file name in LaunchAgents. */
+  /** `<label>.plist`, the file name in LaunchAgents or LaunchDaemons. */
   fileName: string;
   xml: string;
   plist: AgentPlist;
@@ -52,7 +57,10 @@ export function renderAgents(p: AgentParams): RenderedAgent[] {
   const agents = Array.from({ length: p.slots }, (_, i) =>
     renderOne(slotTemplate, { ...common, slot: String(i + 1), exitTimeOut: slotExitTimeOut(p.jobTimeoutMs) }, i + 1),
   );
-  if (p.pull) agents.push(renderOne(pullTemplate, { ...common, pullIntervalS: p.pullIntervalS ?? DEFAULT_PULL_INTERVAL_S }));
+  if (p.pull) {
+    if (!p.user) throw new Error("renderAgents: the pull daemon needs the user it runs as");
+    agents.push(renderOne(pullTemplate, { ...common, pullIntervalS: p.pullIntervalS ?? DEFAULT_PULL_INTERVAL_S, user: p.user.name, home: p.user.home }, undefined, "system"));
+  }
   return agents;
 }
 
@@ -72,16 +80,16 @@ export interface SelftestAgentParams {
 
 export function renderSelftestAgent(p: SelftestAgentParams): RenderedAgent {
   const { args, ...values } = p;
-  return renderOne(selftestTemplate, values, undefined, args);
+  return renderOne(selftestTemplate, values, undefined, "gui", args);
 }
 
-function renderOne(template: string, values: Record<string, string | number>, slot?: number, extraArgs: string[] = []): RenderedAgent {
+function renderOne(template: string, values: Record<string, string | number>, slot?: number, domain: "gui" | "system" = "gui", extraArgs: string[] = []): RenderedAgent {
   const filled = fill(parse(template), values) as Record<string, PlistValue>;
   if (extraArgs.length > 0) filled.ProgramArguments = [...(filled.ProgramArguments as string[]), ...extraArgs];
   const xml = build(filled);
   const label = (filled as Record<string, PlistValue>).Label as string;
   const fileName = `${label}.plist`;
-  return { label, ...(slot !== undefined && { slot }), fileName, xml, plist: validateAgentPlist(xml, fileName) };
+  return { label, domain, ...(slot !== undefined && { slot }), fileName, xml, plist: validateAgentPlist(xml, fileName) };
 }
 
 const PLACEHOLDER = /\{\{(\w+)\}\}/g;

@@ -12,6 +12,7 @@ import type { Stop } from "../signals.ts";
 import { sleep } from "../wait.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
 import { LOST, reportLostJob } from "./lost.ts";
+import { CONFLICT_FIX, CONFLICT_MEMORY_MS, conflictMessage, provenOurs, secondOwners } from "./ownership.ts";
 import type { Ghost, SlotStore } from "./state.ts";
 
 export interface SlotRun extends SlotContext {
@@ -125,7 +126,9 @@ export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<bool
  * Removes what this slot owns but its state does not name, runner first
  * every time: with `github`, its runners on GitHub (a busy one whose VM still
  * runs is waited for; one whose VM is gone becomes a ghost), then its VMs
- * that tart lists, each after the runner of the same name.
+ * that tart lists, each after the runner of the same name. A runner is
+ * deleted only as lib/slot/ownership.ts allows: one that is online and known
+ * to neither the state nor tart is a second owner's (`host.id_conflict`).
  */
 export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ strays: number }> {
   const s = r.store.current;
@@ -138,9 +141,23 @@ export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ stray
     if (typeof removed !== "object") return;
     if (!(await adopt(r, removed.busy, runner.name))) ghosts.push(removed.busy);
   };
+  let conflictSeenAt = s.conflict_seen_at;
   if (o.github) {
-    for (const runner of await listRunners(r.gh(), { namePrefix: r.names.prefix })) {
-      if (!r.names.owns(runner.name) || runner.name === s.runner_name || ghostIds.has(runner.id)) continue;
+    const unrecorded = (await listRunners(r.gh(), { namePrefix: r.names.prefix })).filter(
+      (runner) => r.names.owns(runner.name) && runner.name !== s.runner_name && !ghostIds.has(runner.id));
+    const evidence = { named: new Set(ghosts.map((g) => g.name)), vms: new Set((await r.tart.list()).map((v) => v.Name)) };
+    const others = unrecorded.filter((runner) => secondOwners(runner, evidence));
+    if (others.length > 0) {
+      conflictSeenAt = new Date().toISOString();
+      r.log.error("host.id_conflict", `${conflictMessage(others, r.names.prefix)}; not removing ${others.length === 1 ? "it" : "them"}: ${CONFLICT_FIX}`, { phase: "recover", runner: others[0]!.name });
+    }
+    const wary = Date.now() - (Date.parse(conflictSeenAt ?? "") || 0) < CONFLICT_MEMORY_MS;
+    for (const runner of unrecorded) {
+      if (others.includes(runner)) continue;
+      if (!provenOurs(runner, evidence) && wary) {
+        r.log.warn("sweep.runner_unproven", `runner ${runner.name} is named like this slot's but neither state nor tart knows it, and another host uses this host id: leaving it`, { phase: "recover", runner: runner.name });
+        continue;
+      }
       r.log.warn("sweep.runner", `runner ${runner.name} is this slot's but no state names it; removing it`, { phase: "recover", runner: runner.name });
       await dropRunner(runner);
     }
@@ -153,7 +170,7 @@ export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ stray
     if (!o.github) await dropRunner({ name: v.Name });
     await cleanSlot(r, r.gh, { vm: v.Name }, { why: "unrecorded VM" });
   }
-  r.store.write({ ghosts, ...(o.github && { swept_at: new Date().toISOString() }) });
+  r.store.write({ ghosts, conflict_seen_at: conflictSeenAt, ...(o.github && { swept_at: new Date().toISOString() }) });
   return { strays };
 }
 

@@ -57,6 +57,8 @@ const FIELDS = {
   last_job_at: [isoTime, undefined],
   cycle_started_at: [isoTime, undefined],
   swept_at: [isoTime, undefined],
+  /** When a sweep last saw an online runner with this slot's name that is not this host's (lib/slot/ownership.ts). */
+  conflict_seen_at: [isoTime, undefined],
 } as const;
 
 type Fields = typeof FIELDS;

@@ -37,8 +37,9 @@ export function leasedAddress(mac: string): string | undefined {
  */
 export function addressCandidates(mac: string): string[] {
   const now = Date.now() / 1000;
-  const live = parseLeases(readText()).filter((l) => l.expires > now);
-  const own = live.find((l) => l.mac === mac)?.ip;
+  const text = readText();
+  const live = parseLeases(text).filter((l) => l.expires > now);
+  const own = resolveLease(text, mac, now)?.ip;
   const held = new Set(live.map((l) => l.ip));
   const free = Array.from({ length: 253 }, (_, i) => `127.0.0.${i + 2}`)
     .filter((ip) => !held.has(ip))

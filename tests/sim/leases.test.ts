@@ -41,6 +41,12 @@ describe("format", () => {
     ].join("\n");
     expect(resolveLease(text, mac)?.ip).toBe("10.0.0.3");
     expect(resolveLease(text, "02:00:00:00:00:02")).toBeUndefined();
+    // The latest expiry wins where it stands first too (bootpd writes the newest lease first).
+    const newestFirst = [
+      "{\n\tip_address=10.0.0.7\n\thw_address=1,2:0:0:0:0:1\n\tlease=0x" + (now() + 900).toString(16) + "\n}",
+      "{\n\tip_address=10.0.0.6\n\thw_address=1,2:0:0:0:0:1\n\tlease=0x" + (now() + 300).toString(16) + "\n}",
+    ].join("\n");
+    expect(resolveLease(newestFirst, mac)?.ip).toBe("10.0.0.7");
   });
 
   test("a malformed file is tart's error", () => {
@@ -78,6 +84,9 @@ describe("the file", () => {
     expect(fx.tart("ip", "moved").stderr).toBe("no IP address found, is your VM running?\n");
     writeFileSync(moved, renderLeases([{ mac, ip: "127.0.0.77", expires: now() + 60, name: "n" }]));
     expect(fx.tart("ip", "moved").stdout).toBe("127.0.0.77\n");
+    // Two unexpired leases of the VM's MAC: the latest expiry wins, not the last block.
+    writeFileSync(moved, renderLeases([{ mac, ip: "127.0.0.78", expires: now() + 600, name: "n" }, { mac, ip: "127.0.0.77", expires: now() + 60, name: "n" }]));
+    expect(fx.tart("ip", "moved").stdout).toBe("127.0.0.78\n");
     writeFileSync(moved, "{\n\tip_address=127.0.0.77\n");
     expect(fx.tart("ip", "moved")).toEqual({ code: 1, stdout: "", stderr: 'Error: Truncated(name: "truncated DHCPD leases file")\n' });
     fx.setTart({ leases_file: undefined });
