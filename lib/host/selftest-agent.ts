@@ -120,8 +120,8 @@ async function loadAndWait(o: AgentRunOptions, files: ReturnType<typeof selftest
   writeFileAtomic(files.plist, agent.xml, 0o644);
   let offset = 0;
   let outcome: AgentOutcome = { kind: "timeout" };
-  await bootstrap(o.launchctl, o.uid, SELFTEST_LABEL, files.plist);
   try {
+    await bootstrap(o.launchctl, o.uid, SELFTEST_LABEL, files.plist);
     const deadline = Date.now() + o.deadlineMs;
     for (;;) {
       offset = relay(files.out, offset, o.write);
