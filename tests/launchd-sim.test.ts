@@ -2,7 +2,7 @@
 // respawn and throttle, KeepAlive forms, StartInterval, bootout's SIGTERM then
 // SIGKILL, process-group cleanup, environment and appended log files.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "plist";
@@ -210,5 +210,52 @@ describe("environment and logs", () => {
     const path = join(dir, "bad.plist");
     writeFileSync(path, build({ Label: "x" } as never));
     expect(() => startAgent(path)).toThrow(`launchd plist ${path}: ProgramArguments must be a non-empty <array> of <string>`);
+  });
+});
+
+describe("sim/bin/launchctl (an agent outlives the launchctl call, as under launchd)", () => {
+  const launchctl = join(import.meta.dir, "..", "sim", "bin", "launchctl");
+  const ctl = (...args: string[]) => {
+    const r = Bun.spawnSync([launchctl, ...args], { env: { ...process.env, SIM_LAUNCHD: join(dir, "launchd") } });
+    return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  };
+  const plist = (script: string, keys: Record<string, unknown> = {}) => {
+    const path = join(dir, "one-shot.plist");
+    writeFileSync(path, build({ Label: "test.one-shot", ProgramArguments: ["/bin/sh", "-c", script], RunAtLoad: true, KeepAlive: false, StandardOutPath: join(dir, "out.log"), ...keys } as never));
+    return path;
+  };
+
+  test("bootstrap runs it; print shows running, then not running with its exit code; a second bootstrap is EIO; bootout unloads it", async () => {
+    writeFileSync(join(dir, "go"), "");
+    const path = plist(`echo "$SESSION_VAR"; while [ -e ${join(dir, "go")} ]; do sleep 0.05; done; exit 3`);
+    mkdirSync(join(dir, "launchd"), { recursive: true });
+    writeFileSync(join(dir, "launchd", "session.json"), JSON.stringify({ PATH: "/usr/bin:/bin", SESSION_VAR: "from-the-session" }));
+    expect(ctl("bootstrap", "gui/501", path).code).toBe(0);
+    await until("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"));
+    expect(ctl("bootstrap", "gui/501", path)).toMatchObject({ code: 5, stderr: "Bootstrap failed: 5: Input/output error\n" });
+    rmSync(join(dir, "go"));
+    await until("the job to end", () => ctl("print", "gui/501/test.one-shot").stdout.includes("last exit code = 3"));
+    expect(ctl("print", "gui/501/test.one-shot").stdout).toContain("state = not running");
+    expect(readFileSync(join(dir, "out.log"), "utf8")).toBe("from-the-session\n");
+    expect(ctl("bootout", "gui/501/test.one-shot").code).toBe(0);
+    await until("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113);
+    expect(ctl("bootout", "gui/501/test.one-shot")).toMatchObject({ code: 3, stderr: "Boot-out failed: 3: No such process\n" });
+  });
+
+  test("bootout of a running job: SIGTERM, and the label stays loaded until the job is gone", async () => {
+    const path = plist(`trap 'sleep 0.3; echo got-term; exit 0' TERM; while :; do sleep 0.05; done`);
+    expect(ctl("bootstrap", "gui/501", path).code).toBe(0);
+    await until("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"));
+    expect(ctl("bootout", "gui/501/test.one-shot").code).toBe(0);
+    expect(ctl("print", "gui/501/test.one-shot").code).toBe(0); // bootout returned before the job ended
+    await until("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113);
+    expect(readFileSync(join(dir, "out.log"), "utf8")).toContain("got-term");
+  });
+
+  test("no GUI session: print of the domain fails (113) and bootstrap fails (125)", () => {
+    mkdirSync(join(dir, "launchd"), { recursive: true });
+    writeFileSync(join(dir, "launchd", "no-gui"), "");
+    expect(ctl("print", "gui/501").code).toBe(113);
+    expect(ctl("bootstrap", "gui/501", plist("exit 0"))).toMatchObject({ code: 125, stderr: "Bootstrap failed: 125: Domain does not support specified action\n" });
   });
 });
