@@ -168,8 +168,10 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   let jit = jitR.value;
   let runLog = log;
   let run!: RunHandle;
-  void aborted(stop.drain).then(() => drain(cycle, run));
-  void aborted(stop.now).then(() => run?.stop());
+  // Between two runners of the VM nothing listens: a drain then is the replacement's to see (it makes no runner to take off).
+  let replacing = false;
+  void aborted(stop.drain).then(() => (replacing ? undefined : drain(cycle, run)));
+  void aborted(stop.now).then(() => run.stop());
   store.write({ phase: "run", vm_runners: 1 });
   let outcome: RunOutcome;
   // A runner GitHub retires before any job reached it leaves a VM that never
@@ -191,7 +193,6 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
         jobCompleted: (result) => metrics.jobCompleted(result),
       },
     });
-    if (stop.now.aborted) run.stop();
     outcome = await run.done;
     if (!(outcome.retired && outcome.job === undefined) || vmStopped) break;
     const keep = keepIdleVm(cycle, choice.ref);
@@ -199,10 +200,12 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
       runLog.info("runner.retired", `GitHub retired the idle runner; ${keep}: this VM is replaced by a new one`, { phase: "run", vm_runners: store.current.vm_runners });
       break;
     }
+    replacing = true;
     const replaced = await replaceRunner(cycle, name, jit.runner.name).catch(async (err: unknown) => {
       await Promise.allSettled(background);
       throw err;
     });
+    replacing = false;
     if (!replaced) {
       // Stopped while the new runner was made: cleanup deletes it.
       outcome = { kind: "stopped", runnerGone: false, detail: "stopped while a retired runner was replaced" };

@@ -148,6 +148,33 @@ describe("a runner GitHub retires before any job", () => {
   }, 60_000);
 });
 
+describe("a crash while a retired runner is replaced", () => {
+  test.concurrent("killed after the new runner was made but before its answer came: the next start removes the VM and that runner, then serves the job", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const run = loopBinary(s);
+    await until("first runner listening", () => events(run.lines(), "run.ready").length > 0, 20_000);
+    const vm = slotState(s)!.vm as string;
+    // GitHub makes the replacement but holds its answer: the loop is killed waiting for it.
+    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 30_000, count: 1 });
+    const pending = await until("the replacement's name recorded and made on GitHub", async () => {
+      const st = slotState(s)!;
+      const name = st.runner_name as string | undefined;
+      return st.phase === "token" && name !== undefined && name !== vm && (await github(s)).runners.some((r) => r.name === name) && name;
+    }, 20_000, 50);
+    run.child.kill("SIGKILL");
+    await run.done;
+    expect(slotState(s)!.runner_id).toBeUndefined();
+
+    const j = await enqueue(s, "after-crash");
+    const lines = await exitOf(loopBinary(s), 0);
+    expect(events(lines, "recover.start")[0]).toMatchObject({ vm, runner: pending });
+    expect((await job(s, j.id)).result).toBe("Succeeded");
+    expect(events(lines, "cycle.start")[0]!.vm).not.toBe(vm);
+    expect(vms(s).map((v) => v.name)).not.toContain(vm);
+    expect((await github(s)).runners.map((r) => r.name)).not.toContain(pending);
+  }, 60_000);
+});
+
 describe("an idle VM is not kept forever", () => {
   test.concurrent("after vm.idle_reuse_max the next retirement ends the cycle; the next cycle uses a new VM", async () => {
     const s = slots(world, { vm: { idle_reuse_max: "4s" } }, { boot_ms: 150 });
