@@ -177,7 +177,8 @@ describe("a crash while a retired runner is replaced", () => {
 
 describe("an idle VM is not kept forever", () => {
   test.concurrent("after vm.idle_reuse_max the next retirement ends the cycle; the next cycle uses a new VM", async () => {
-    const s = slots(world, { vm: { idle_reuse_max: "4s" } }, { boot_ms: 150 });
+    // Long enough for the first retirement (2.5 s after the runner registered) to come before it.
+    const s = slots(world, { vm: { idle_reuse_max: "6s" } }, { boot_ms: 150 });
     const first = await exitOf(loopBinary(s), 0);
     expect(events(first, "runner.replaced").length).toBeGreaterThanOrEqual(1);
     const retired = events(first, "runner.retired");
