@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { writeImageLock } from "../../lib/image-lock.ts";
 import type { LogLine } from "../../sim/logs.ts";
 import type { World } from "../../sim/world.ts";
-import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, logText, slots, slotState, until, vms, type Slots } from "./harness.ts";
+import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, logText, nothingLeft, slots, slotState, until, vms, type Slots } from "./harness.ts";
 
 /** GitHub's idle retirement, shortened: minutes on github.com. */
 const RETIRE_MS = 2_500;
@@ -172,6 +172,29 @@ describe("a crash while a retired runner is replaced", () => {
     expect(events(lines, "cycle.start")[0]!.vm).not.toBe(vm);
     expect(vms(s).map((v) => v.name)).not.toContain(vm);
     expect((await github(s)).runners.map((r) => r.name)).not.toContain(pending);
+  }, 60_000);
+});
+
+describe("a stop while a retired runner is replaced", () => {
+  test.concurrent("the new runner is not started; the slot exits 0 having deleted it, its VM and nothing else", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const run = loopBinary(s);
+    await until("first runner listening", () => events(run.lines(), "run.ready").length > 0, 20_000);
+    const vm = slotState(s)!.vm as string;
+    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 4_000, count: 1 });
+    const pending = await until("the replacement asked for", () => {
+      const st = slotState(s)!;
+      return st.phase === "token" && st.runner_name !== undefined && st.runner_name !== vm && (st.runner_name as string);
+    }, 20_000, 50);
+    run.child.kill("SIGTERM");
+    const lines = await exitOf(run, 0);
+    expect(events(lines, "runner.replaced")).toEqual([]);
+    // Only the first runner listened: the replacement never started.
+    expect(events(lines, "run.ready").length).toBe(1);
+    // The stop took the new runner off GitHub (GitHub may have retired it first: then that answered 404).
+    expect(count((await github(s)).calls, "DELETE")).toBeGreaterThanOrEqual(1);
+    expect(lines.some((l) => l.event === "cleanup.runner_removed" && l.runner === pending), logText(lines)).toBe(true);
+    await nothingLeft(s, 20_000, lines);
   }, 60_000);
 });
 
