@@ -170,7 +170,7 @@ describe("a valid config", () => {
       start: "cold",
       precloneMaxAgeMs: 3_600_000,
       reuseIdle: true,
-      idleReuseMaxMs: 3_000_000,
+      idleReuseMaxMs: 3_600_000,
       ssh: { user: "admin", port: 22, privateKeyPath: join(w.dir, "key"), knownHostsPath: join(w.dir, "known_hosts") },
     });
     expect(config.host).toEqual({

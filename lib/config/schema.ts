@@ -135,10 +135,9 @@ export function configSchema(src: ConfigSource) {
     reuse_idle: flag()
       .prefault(true)
       .meta({ description: "When GitHub retires a runner before any job reached it, start a new runner in the same VM (it never ran a job) instead of a new VM. false: a new VM each time." }),
-    // Below preclone_max_age's 1h, so the VM cloned ahead when this one started is still fresh when it replaces it.
     idle_reuse_max: duration()
-      .prefault("50m")
-      .meta({ description: "A VM kept for new runners while no job comes is replaced by a fresh one at the first retirement after it has been up this long (and after a new image is pinned)." }),
+      .prefault("1h")
+      .meta({ description: "A VM kept for new runners while no job comes is replaced by a fresh one once it has been up this long (and at once when a new image is pinned)." }),
     ssh: omittable(ssh).meta({ description: "How to reach the guest." }),
   });
 
