@@ -6,8 +6,8 @@
 // VM) and the plain bash loop. Time is the sim's: the profile's times against
 // the realistic ones, times --scale; GitHub retires an idle runner 2
 // simulated minutes after it registered (the short end of the 2 to 6 it
-// takes), and vm.idle_reuse_max and vm.preclone_max_age are their simulated
-// hour. bench/README.md defines the figures.
+// takes), and vm.idle_reuse_max and vm.preclone_max_age are their defaults
+// (an hour each) in simulated time. bench/README.md defines the figures.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -85,7 +85,7 @@ export async function idleBench(o: BenchOptions): Promise<void> {
   const f = timeFactor(o);
   const retireMs = Math.round(RETIRE_REAL_MS * f);
   const windowMs = Math.round(o.idleMinutes * 60_000 * f);
-  const simHour = `${Math.round(HOUR_MS * f)}ms`;
+  const simMinutes = (m: number) => `${Math.round(m * 60_000 * f)}ms`;
   console.error(`bench idle: ${o.idleMinutes} simulated minutes = ${Math.round(windowMs / 1000)} s here; GitHub retires an idle runner after ${retireMs} ms; ${o.idleJobs} jobs (seed ${o.seed})`);
   // A short session lease makes the sim look for idle runners every 500 ms, so retirements come on time.
   const world = await startWorld({
@@ -97,7 +97,8 @@ export async function idleBench(o: BenchOptions): Promise<void> {
     const dir = join(world.dir, "bench");
     mkdirSync(dir, { recursive: true });
     const stage = (name: string) => ({ world, host: world.addHost(name, { profile: o.profile, scale: o.scale }), dir, o });
-    const vm = { idle_reuse_max: simHour, preclone_max_age: simHour };
+    // Their defaults, in simulated time.
+    const vm = { idle_reuse_max: simMinutes(60), preclone_max_age: simMinutes(60) };
     const sides: Side[] = [
       loopContender(stage("today"), { name: "loop-today", org: "bench-old", prefix: "bo", vm: { ...vm, reuse_idle: false } }),
       loopContender(stage("loop"), { name: "loop", org: "bench-loop", prefix: "bl", vm: { ...vm, reuse_idle: true } }),
