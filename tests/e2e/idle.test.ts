@@ -131,7 +131,7 @@ describe("a runner GitHub retires before any job", () => {
 
   test.concurrent("retired before its session opened (the runner keeps its files then): the files are removed before the next runner", async () => {
     // The runner takes longer to start than GitHub lets it sit: retired before it ever listens.
-    const s = slots(world, {}, { boot_ms: 150, runner_start_ms: RETIRE_MS + 2_000 });
+    const s = slots(world, {}, { boot_ms: 150, runner_start_ms: RETIRE_MS + 4_000 });
     const run = loopBinary(s);
     await until("2 runners replaced", () => replacedIn(run.lines()) >= 2, 40_000, 100);
     const vm = slotState(s)!.vm as string;
@@ -201,12 +201,13 @@ describe("a stop while a retired runner is replaced", () => {
 describe("an idle VM is not kept forever", () => {
   test.concurrent("after vm.idle_reuse_max the next retirement ends the cycle; the next cycle uses a new VM", async () => {
     // Long enough for the first retirement (2.5 s after the runner registered) to come before it.
-    const s = slots(world, { vm: { idle_reuse_max: "6s" } }, { boot_ms: 150 });
+    const s = slots(world, { vm: { idle_reuse_max: "10s" } }, { boot_ms: 150 });
     const first = await exitOf(loopBinary(s), 0);
-    expect(events(first, "runner.replaced").length).toBeGreaterThanOrEqual(1);
     const retired = events(first, "runner.retired");
     expect(retired.length, logText(first)).toBe(1);
     expect(retired[0]!.msg).toContain("vm.idle_reuse_max");
+    // Runners were replaced while the VM was younger than the bound (how many depends on the machine's speed).
+    expect(retired[0]!.vm_runners).toBe(events(first, "runner.replaced").length + 1);
     const firstVm = events(first, "cycle.start")[0]!.vm;
 
     const j = await enqueue(s, "fresh");
@@ -220,9 +221,11 @@ describe("an idle VM is not kept forever", () => {
     const run = loopBinary(s);
     await until("runner listening", () => events(run.lines(), "run.ready").length > 0, 20_000);
     // pull pins the tag's digest (any digest other than what the VM was cloned from).
-    writeImageLock(s.stateDir, { ref: s.config.image.ref, digest: `sha256:${"1".repeat(64)}`, pinned_at: new Date().toISOString() });
+    const pinnedAt = new Date().toISOString();
+    writeImageLock(s.stateDir, { ref: s.config.image.ref, digest: `sha256:${"1".repeat(64)}`, pinned_at: pinnedAt });
     const lines = await exitOf(run, 0);
-    expect(events(lines, "runner.replaced")).toEqual([]);
+    // A retirement before the pin (a slow machine) still gets a new runner; none after it.
+    for (const l of events(lines, "runner.replaced")) expect(l.time < pinnedAt).toBe(true);
     expect(events(lines, "runner.retired")[0]!.msg).toContain("another image is pinned");
     expect(events(lines, "cycle.done")[0]!.outcome).toBe("no-job");
   }, 60_000);
