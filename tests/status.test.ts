@@ -90,8 +90,8 @@ describe("status from state files", () => {
   });
 
   test("a VM serving a replacement for retired idle runners: the runner's place on the VM, in text and JSON", async () => {
-    const vm = newName("sim", 1, shortHost());
-    const runner = newName("sim", 1, shortHost());
+    const vm = newName("sim", 1, HOST);
+    const runner = newName("sim", 1, HOST);
     const { config } = withStates({
       1: { version: 1, slot: 1, phase: "run", phase_since: ago(30), vm, runner_name: runner, runner_id: 51, vm_runners: 3, ghosts: [], failures: 0, jobs_served: 2 },
       2: { version: 1, slot: 2, phase: "run", phase_since: ago(30), vm: runner, runner_name: runner, runner_id: 52, vm_runners: 1, ghosts: [], failures: 0, jobs_served: 2 },
