@@ -28,7 +28,8 @@ export interface Cost {
 }
 
 export interface Contender {
-  name: "loop" | "baseline";
+  /** loop, baseline; the idle scenario also runs loop-today (vm.reuse_idle: false). */
+  name: string;
   org: string;
   /** The label its runners carry and its jobs ask for. */
   label: string;
@@ -62,23 +63,31 @@ const slotFrom = (re: RegExp) => (name: string) => {
   return m ? Number(m[1]) : undefined;
 };
 
-export function loopContender({ world, host, dir, o }: Stage): Contender {
-  const org = "bench-loop";
-  const label = "bench-loop";
-  const stateDir = join(dir, "loop", "state");
-  const logDir = join(dir, "loop", "logs");
+/** A loop of its own (name, org = label, runner name prefix) with extra `vm:` settings; the default is the turnaround bench's. */
+export interface LoopVariant {
+  name: string;
+  org: string;
+  prefix: string;
+  vm?: Record<string, unknown>;
+}
+
+export function loopContender({ world, host, dir, o }: Stage, variant: LoopVariant = { name: "loop", org: "bench-loop", prefix: "bl" }): Contender {
+  const { name, org, prefix } = variant;
+  const label = org;
+  const stateDir = join(dir, name, "state");
+  const logDir = join(dir, name, "logs");
   const installation = world.github.app.installations.find((i) => i.account === org)!;
   const configPath = world.writeConfig({
     github: { url: `${world.github.url}/${org}`, app: { installation_id: installation.id } },
-    runner: { name_prefix: "bl", labels: ["self-hosted", "macOS", "ARM64", label] },
-    vm: { start: o.path },
+    runner: { name_prefix: prefix, labels: ["self-hosted", "macOS", "ARM64", label] },
+    vm: { start: o.path, ...variant.vm },
     host: { id: "bench", slots: o.slots, state_dir: stateDir, log_dir: logDir, dhcp_leases_path: host.leasesPath },
-  }, "bench-loop.yml");
+  }, `bench-${name}.yml`);
   const config = loadConfig({ path: configPath });
   // As install does: launchd makes neither.
   for (const d of [stateDir, logDir]) mkdirSync(d, { recursive: true });
   const plists = renderAgents({ binDir: BIN, configPath, slots: o.slots, logDir, stateDir, jobTimeoutMs: config.runner.jobTimeoutMs, pull: false }).map((a) => {
-    const path = join(dir, a.fileName);
+    const path = join(dir, name, a.fileName);
     writeFileSync(path, a.xml);
     return { path, log: a.plist.StandardErrorPath! };
   });
@@ -93,10 +102,10 @@ export function loopContender({ world, host, dir, o }: Stage): Contender {
     }
   };
   return {
-    name: "loop",
+    name,
     org,
     label,
-    slotOf: slotFrom(/^bl-bench-(\d)-/),
+    slotOf: slotFrom(new RegExp(`^${prefix}-bench-(\\d)-`)),
     start(trace) {
       offsets = plists.map((p) => size(p.log));
       pids = new Set();

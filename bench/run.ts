@@ -3,7 +3,8 @@
 // against bench/baseline.sh, the plain bash loop, in one simulated world and
 // on one simulated Mac, in alternating blocks (loop, baseline, loop, …) of a
 // few jobs each, until each side has --cycles turnarounds. Prints the tables
-// bench/README.md explains. Not part of `npm test`.
+// bench/README.md explains. Not part of `npm test`. `--scenario idle` runs
+// bench/idle.ts instead: an idle host while GitHub retires idle runners.
 //   npm run bench -- --profile scaled
 //   npm run bench -- --profile realistic --scale 0.25 --path snapshot
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -14,6 +15,7 @@ import { resolveSettings } from "../sim/tart/settings.ts";
 import { startWorld } from "../sim/world.ts";
 import { ensureBinaries, until, worldEnv } from "../tests/helpers/e2e.ts";
 import { baselineContender, loopContender, type Contender, type Stage } from "./contenders.ts";
+import { idleBench } from "./idle.ts";
 import { cycles, readTrace, tartCpuMs } from "./measure.ts";
 import { BenchUsageError, parseOptions, USAGE, type BenchOptions } from "./options.ts";
 import { machine, render, type SideResult } from "./report.ts";
@@ -113,7 +115,8 @@ async function bench(o: BenchOptions): Promise<void> {
 
 if (import.meta.main) {
   try {
-    await bench(parseOptions(process.argv.slice(2)));
+    const o = parseOptions(process.argv.slice(2));
+    await (o.scenario === "idle" ? idleBench(o) : bench(o));
   } catch (err) {
     if (err instanceof BenchUsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       console.error(`bench: ${(err as Error).message}\n${USAGE}`);

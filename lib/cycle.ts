@@ -2,6 +2,7 @@
 //   VM: pre-cloned (or clone) -> tart run -> address -> SSH     ┐ token starts once
 //   token: the JIT runner (1 API call)                          ┘ the VM is alive
 //   run.sh over SSH -> listening -> one job -> completed
+//   (GitHub retired the runner before any job: a new runner in the same VM, docs/idle.md)
 // While the runner listens, the next VM is cloned and the slot's housekeeping
 // (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
 // done the VM is forced off; the next cycle deletes it while its own VM boots
@@ -11,7 +12,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { boot, type Booted } from "../scripts/boot.ts";
 import { clone } from "../scripts/clone.ts";
-import { startRun, type RunOutcome } from "../scripts/ssh-run.ts";
+import { startRun, type RunHandle, type RunOutcome } from "../scripts/ssh-run.ts";
 import { token } from "../scripts/token.ts";
 import { MacosRunnerError, StateIoError } from "./errors.ts";
 import { GitHubError } from "./github/errors.ts";
@@ -31,8 +32,12 @@ import type { StartPath } from "./metrics.ts";
 export interface CycleResult {
   outcome: RunOutcome;
   path: StartPath;
-  /** The VM (and runner name) the cycle served on. */
+  /** The VM the cycle served on. */
   vm: string;
+  /** The cycle's last runner (the VM's name unless a retired runner was replaced). */
+  runner: string;
+  /** Runners started in the VM: 1, plus one per retired idle runner replaced in it. */
+  runners: number;
 }
 
 /** Ended by a stop before or instead of a job: the slot is clean, exit 0. */
@@ -89,7 +94,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const cycle = { ...r, log };
   let path: StartPath = snap ? "snapshot" : pre ? "pre-cloned" : "cold";
   persist(r, {
-    phase: pre ? "boot" : "clone", vm: name, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
+    phase: pre ? "boot" : "clone", vm: name, vm_runners: undefined, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
     cycle_started_at: new Date().toISOString(), path, image: choice.digest ?? choice.ref, next_vm: pre ? undefined : store.current.next_vm,
   }, "starting a VM");
   log.info("cycle.start", pre ? "cycle started on a pre-cloned VM" : "cycle started", { phase: store.current.phase, path, image: choice.digest ?? choice.ref });
@@ -158,26 +163,57 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const booted = vmR.value;
   reportImage(r, choice, path);
 
-  store.write({ phase: "run" });
   let vmStopped = false;
   void booted.vm.exited.then(() => (vmStopped = true));
-  const run = startRun({
-    config, ip: booted.ip, jitConfig: jitR.value.encodedJitConfig, log, vmGone: booted.vm.exited, endAtCompletion: true,
-    on: {
-      listening: () => {
-        metrics.runnerListening();
-        background.push(precloneNext(r, source, { configure: !snap }), housekeeping(cycle));
-      },
-      jobStarted: (job) => {
-        store.write({ phase: "job", job });
-        metrics.jobStarted();
-      },
-      jobCompleted: (result) => metrics.jobCompleted(result),
-    },
-  });
-  void aborted(stop.drain).then(() => drain(cycle, run));
+  let jit = jitR.value;
+  let runLog = log;
+  let run!: RunHandle;
+  // Between two runners of the VM nothing listens: a drain then is the replacement's to see (it makes no runner to take off).
+  let replacing = false;
+  void aborted(stop.drain).then(() => (replacing ? undefined : drain(cycle, run)));
   void aborted(stop.now).then(() => run.stop());
-  let outcome = await run.done;
+  store.write({ phase: "run", vm_runners: 1 });
+  let outcome: RunOutcome;
+  // A runner GitHub retires before any job reached it leaves a VM that never
+  // ran a job's code: a new runner starts in it (one API call) instead of a
+  // new VM, until the VM is older than vm.idle_reuse_max or another image is pinned.
+  for (;;) {
+    run = startRun({
+      config, ip: booted.ip, jitConfig: jit.encodedJitConfig, log: runLog, vmGone: booted.vm.exited, endAtCompletion: true,
+      on: {
+        listening: () => {
+          metrics.runnerListening();
+          // Once per VM: a replaced runner's VM has its pre-clone and housekeeping under way already.
+          if (store.current.vm_runners === 1) background.push(precloneNext(r, source, { configure: !snap }), housekeeping(cycle));
+        },
+        jobStarted: (job) => {
+          store.write({ phase: "job", job });
+          metrics.jobStarted();
+        },
+        jobCompleted: (result) => metrics.jobCompleted(result),
+      },
+    });
+    outcome = await run.done;
+    if (!(outcome.retired && outcome.job === undefined) || vmStopped) break;
+    const keep = keepIdleVm(cycle, choice.ref);
+    if (keep !== true) {
+      runLog.info("runner.retired", `GitHub retired the idle runner; ${keep}: this VM is replaced by a new one`, { phase: "run", vm_runners: store.current.vm_runners });
+      break;
+    }
+    replacing = true;
+    const replaced = await replaceRunner(cycle, name, jit.runner.name).catch(async (err: unknown) => {
+      await Promise.allSettled(background);
+      throw err;
+    });
+    replacing = false;
+    if (!replaced) {
+      // Stopped while the new runner was made: cleanup deletes it.
+      outcome = { kind: "stopped", runnerGone: false, detail: "stopped while a retired runner was replaced" };
+      break;
+    }
+    jit = replaced;
+    runLog = r.log.child({ vm: name, runner: jit.runner.name });
+  }
   // SSH lost with the VM up: the job goes on in the guest; wait for it (a false answer has reported it lost).
   const adopted = outcome.kind === "lost" && outcome.sessionDropped && !vmStopped ? await adoptAfterSshLoss(cycle, name, outcome.job) : undefined;
   if (adopted) {
@@ -187,7 +223,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // A result already recorded ("Lost", by adopt) stays.
   store.write({ job: outcome.job, job_result: outcome.result ?? store.current.job_result, runner_gone: outcome.runnerGone || store.current.runner_gone });
   if (outcome.kind === "lost" && adopted === undefined) {
-    reportLostJob(cycle, { phase: "job", vm: name, runner: name, runnerId: jitR.value.runner.id, job: outcome.job }, `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`);
+    reportLostJob(cycle, { phase: "job", vm: name, runner: jit.runner.name, runnerId: jit.runner.id, job: outcome.job }, `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`);
   }
   await Promise.allSettled(background);
 
@@ -200,12 +236,57 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // Busy on GitHub although we saw no job: one was assigned as the runner or its VM died; it dies with the VM.
   if (ghost && outcome.kind !== "lost") reportGhostJob(cycle, ghost, name);
   store.write({
-    vm: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined,
+    vm: undefined, vm_runners: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined,
     dispose: [...store.current.dispose, name],
     ghosts: ghost ? [...store.current.ghosts, ghost] : store.current.ghosts,
   });
   metrics.observe("cleanup", (Date.now() - cleanupStarted) / 1000);
-  return { outcome, path, vm: name };
+  return { outcome, path, vm: name, runner: jit.runner.name, runners: s.vm_runners ?? 1 };
+}
+
+/**
+ * Whether the VM of a runner GitHub retired idle may serve a new runner:
+ * true, or why not (reuse is off, the VM is too old, another image is pinned,
+ * the slot is stopping).
+ */
+function keepIdleVm(r: SlotRun, image: string): true | string {
+  const { config, store } = r;
+  if (!config.vm.reuseIdle) return "vm.reuse_idle is off";
+  if (r.stop.drain.aborted) return "the slot is stopping";
+  const up = Date.now() - Date.parse(store.current.cycle_started_at ?? "");
+  if (!(up < config.vm.idleReuseMaxMs)) return `the VM is up ${Math.round(up / 1000)} s, vm.idle_reuse_max is ${config.vm.idleReuseMaxMs / 1000} s`;
+  const now = imageToClone(config, r.log).ref;
+  if (now !== image) return `another image is pinned (${now})`;
+  return true;
+}
+
+/**
+ * A new JIT runner for the VM whose runner GitHub retired before any job:
+ * its name is recorded before it is made (a crash leaves a name recovery
+ * deletes). The retired runner's run has ended (its process is gone); the
+ * guest command removes its config files before the new one starts.
+ * Undefined when a stop came meanwhile (the new runner is recorded for cleanup).
+ */
+async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<JitConfig | undefined> {
+  const { store, metrics } = r;
+  const started = Date.now();
+  persist(r, { phase: "token", runner_id: undefined, runner_name: undefined, runner_gone: undefined }, "replacing the retired runner");
+  let jit: JitConfig;
+  try {
+    jit = await token({ config: r.config, names: r.names, name: r.names.next(), log: r.log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
+  } catch (err) {
+    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) store.write({ runner_name: undefined });
+    throw err;
+  }
+  metrics.observe("token", (Date.now() - started) / 1000);
+  const runners = (store.current.vm_runners ?? 1) + 1;
+  store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name, phase: "run", vm_runners: runners });
+  if (r.stop.drain.aborted) return undefined;
+  metrics.runnerReplaced();
+  r.log.info("runner.replaced", `GitHub retired idle runner ${retired} before any job; runner ${jit.runner.name} starts in the same VM (runner ${runners} on it)`, {
+    phase: "run", vm, runner: jit.runner.name, runner_id: jit.runner.id, retired, vm_runners: runners, duration_ms: Date.now() - started,
+  });
+  return jit;
 }
 
 /**
@@ -221,7 +302,7 @@ async function adoptAfterSshLoss(r: SlotRun, vm: string, job: string | undefined
 }
 
 /** Drain: a running job finishes; an idle runner is taken off GitHub first (422 = a job was just assigned: it runs). */
-async function drain(r: SlotRun, run: ReturnType<typeof startRun>): Promise<void> {
+async function drain(r: SlotRun, run: RunHandle): Promise<void> {
   if (run.job !== undefined) return r.log.warn("run.draining", `stop requested; letting job "${run.job}" finish (signal again to cut it short)`, { phase: "job" });
   const s = r.store.current;
   const removed = await removeRunner(r.gh(), { id: s.runner_id, name: s.runner_name }).catch((err: Error) => err);

@@ -153,6 +153,12 @@ export class SlotMetrics {
     delete this.state.marks.job_started_at;
   }
 
+  /** A retired idle runner was replaced by a new runner in its VM (no new VM). */
+  runnerReplaced(): void {
+    this.inc("macos_runner_runners_replaced_total", []);
+    this.flush();
+  }
+
   /** Runners waiting to be deleted because GitHub still calls them busy. */
   ghosts(count: number): void {
     this.set("macos_runner_ghost_runners", [], Math.max(0, Math.floor(count)));

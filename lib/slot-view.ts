@@ -23,6 +23,8 @@ export interface SlotView {
   vm?: string | undefined;
   runner_name?: string | undefined;
   runner_id?: number | undefined;
+  /** Runners started in the VM: 1 on a fresh VM, more when retired idle runners were replaced in it. */
+  vm_runners?: number | undefined;
   job?: string | undefined;
   job_result?: string | undefined;
   path?: string | undefined;
@@ -113,6 +115,7 @@ export function parseSlotView(text: string, slot: number, where = `slot-${slot}.
     vm: str("vm"),
     runner_name: str("runner_name"),
     runner_id: id("runner_id"),
+    vm_runners: id("vm_runners"),
     job: str("job"),
     job_result: str("job_result"),
     path: str("path"),

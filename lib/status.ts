@@ -139,7 +139,9 @@ export function renderStatus(r: StatusReport): string {
       const vm = s.vm ? `${s.vm}${s.vm_running === undefined ? "" : s.vm_running ? " (running)" : " (not running)"}` : "-";
       // The runner shares the VM's name; only its id is news then.
       const id = s.runner_id === undefined ? "#?" : `#${s.runner_id}`;
-      const runner = s.runner_name ? (s.runner_name === s.vm ? id : `${id} ${s.runner_name}`) : "-";
+      const named = s.runner_name ? (s.runner_name === s.vm ? id : `${id} ${s.runner_name}`) : "-";
+      // A VM whose idle runners GitHub retired serves their replacements: say which runner of the VM this is.
+      const runner = s.vm_runners !== undefined && s.vm_runners > 1 ? `${named} (${ordinal(s.vm_runners)} on VM)` : named;
       const job = s.job ? `${s.job}${s.job_result ? ` [${s.job_result}]` : ""}` : "-";
       rows.push([String(s.slot), s.phase, s.in_phase_s === undefined ? "-" : formatDuration(s.in_phase_s), vm, runner, job, String(s.jobs_served), failureText(s, now), shortDigest(s.image)]);
     }
@@ -165,4 +167,11 @@ export function renderStatus(r: StatusReport): string {
   }
   if (r.runners_error) lines.push(`GitHub runners: ${r.runners_error}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** 2 -> "2nd", 11 -> "11th", 23 -> "23rd". */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? "th" : ({ 1: "st", 2: "nd", 3: "rd" } as Record<number, string>)[n % 10] ?? "th";
+  return `${n}${suffix}`;
 }

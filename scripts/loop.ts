@@ -77,7 +77,7 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
 }
 
 /** A healthy cycle (a job ran, a stop, or GitHub retired the idle runner) resets the backoff. */
-function done(r: SlotRun, { outcome, vm }: CycleResult): void {
+function done(r: SlotRun, { outcome, vm, runner, runners }: CycleResult): void {
   const healthy = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.kind === "stopped" || outcome.retired === true;
   if (!r.store.persisted) {
     throw new StateIoError(`the job is done, but the slot's state cannot be recorded in ${r.store.path} (${r.store.lastWriteError?.message}); free disk space on that volume`, r.store.lastWriteError);
@@ -89,7 +89,7 @@ function done(r: SlotRun, { outcome, vm }: CycleResult): void {
     ...(served && { jobs_served: r.store.current.jobs_served + 1, last_job_at: new Date().toISOString() }),
   });
   r.log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {
-    vm, runner: vm, phase: "done", outcome: outcome.kind, duration_ms: Date.now() - Date.parse(r.store.current.cycle_started_at ?? ""),
+    vm, runner, vm_runners: runners, phase: "done", outcome: outcome.kind, duration_ms: Date.now() - Date.parse(r.store.current.cycle_started_at ?? ""),
   });
 }
 

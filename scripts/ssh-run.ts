@@ -86,9 +86,14 @@ export interface RunOptions {
   on?: { listening?(): void; jobStarted?(job: string): void; jobCompleted?(result: string): void };
 }
 
-/** Reads the JIT config from the guest's stdin, so it never appears in any argv. */
+/**
+ * Reads the JIT config from the guest's stdin, so it never appears in any
+ * argv. A runner retired before its job leaves its config files (the runner
+ * keeps them when GitHub removed it before its session opened); they are
+ * removed first, so a runner started in the same VM sees only its own.
+ */
 const GUEST_COMMAND =
-  'IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && cd "$HOME/actions-runner" && exec ./run.sh';
+  'IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && cd "$HOME/actions-runner" && rm -f .runner .credentials .credentials_rsaparams && exec ./run.sh';
 
 export function startRun(o: RunOptions): RunHandle {
   const { ssh, } = o.config.vm;

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { coveredMs, cycles, percentile, tartCpuMs, type TraceRecord } from "../bench/measure.ts";
+import { arrivals, perIdleHour, timeFactor, type IdleFigures } from "../bench/idle.ts";
 import { parseOptions } from "../bench/options.ts";
 import type { SimEvent } from "../sim/github/types.ts";
 
@@ -59,11 +60,40 @@ describe("bench measurements", () => {
   });
 
   test("options: defaults, and a bad value names the flag", () => {
-    expect(parseOptions([])).toMatchObject({ profile: "scaled", scale: 1, cycles: 20, path: "cold", slots: 1, block: 4, jobMs: 1000 });
+    expect(parseOptions([])).toMatchObject({ scenario: "turnaround", profile: "scaled", scale: 1, cycles: 20, path: "cold", slots: 1, block: 4, jobMs: 1000 });
     expect(() => parseOptions(["--cycles", "5"])).toThrow("--cycles must be a whole number, at least 20, got '5'");
     expect(() => parseOptions(["--profile", "fast"])).not.toThrow();
     expect(() => parseOptions(["--path", "warm"])).toThrow("--path must be cold or snapshot");
     expect(() => parseOptions(["--slots", "3"])).toThrow("--slots must be 1 or 2");
+  });
+});
+
+describe("the idle scenario", () => {
+  test("arrivals: the same seed gives the same moments, each in its own part of the window, far apart", () => {
+    const a = arrivals(6, 60_000, 1);
+    expect(arrivals(6, 60_000, 1)).toEqual(a);
+    expect(arrivals(6, 60_000, 2)).not.toEqual(a);
+    for (const [i, at] of a.entries()) {
+      expect(at).toBeGreaterThanOrEqual(i * 10_000 + 1_500);
+      expect(at).toBeLessThanOrEqual(i * 10_000 + 8_500);
+    }
+    // At least 30% of a part between two jobs: here 3 s, with GitHub's 2 minutes in 60 minutes scaled to 2 s.
+    for (let i = 1; i < a.length; i++) expect(a[i]! - a[i - 1]!).toBeGreaterThanOrEqual(3_000);
+  });
+
+  test("per idle hour: a job's own VM and runner do not count; retirements do", () => {
+    const f = timeFactor({ profile: "scaled", scale: 0.25 });
+    expect(f).toBeCloseTo((2_500 / 13_000) * 0.25, 6);
+    const x: IdleFigures = { name: "loop", slots: 1, windowMs: 0, simHours: 2, boots: 8, jobs: 6, jobsSucceeded: 6, retirements: 40, apiCalls: 46, idleSlotHours: 2, pickupMs: [] };
+    expect(perIdleHour(x)).toEqual({ boots: 1, calls: 20, callsPerRetirement: 1 });
+    expect(perIdleHour({ ...x, retirements: 0 }).callsPerRetirement).toBeNaN();
+  });
+
+  test("options: --scenario idle runs four times faster by default; bad values name the flag", () => {
+    expect(parseOptions(["--scenario", "idle"])).toMatchObject({ scenario: "idle", scale: 0.25, idleMinutes: 60, idleJobs: 6, seed: 1 });
+    expect(parseOptions(["--scenario", "idle", "--scale", "0.5"]).scale).toBe(0.5);
+    expect(() => parseOptions(["--scenario", "busy"])).toThrow("--scenario must be turnaround or idle");
+    expect(() => parseOptions(["--scenario", "idle", "--idle-minutes", "5"])).toThrow("--idle-minutes must be at least 10");
   });
 });
 

@@ -123,6 +123,8 @@ describe("a valid config", () => {
         bootTimeoutMs: 90_000,
         start: "snapshot",
         precloneMaxAgeMs: 1_800_000,
+        reuseIdle: false,
+        idleReuseMaxMs: 1_200_000,
         ssh: { user: "runner", port: 2222, privateKeyPath: join(w.dir, "secrets", "ssh-key"), knownHostsPath: join(w.dir, "known_hosts") },
       },
       host: {
@@ -167,6 +169,8 @@ describe("a valid config", () => {
       bootTimeoutMs: 180_000,
       start: "cold",
       precloneMaxAgeMs: 3_600_000,
+      reuseIdle: true,
+      idleReuseMaxMs: 3_600_000,
       ssh: { user: "admin", port: 22, privateKeyPath: join(w.dir, "key"), knownHostsPath: join(w.dir, "known_hosts") },
     });
     expect(config.host).toEqual({

@@ -124,6 +124,27 @@ describe("SlotMetrics", () => {
     expect(sample(all, "macos_runner_phase_started_timestamp_seconds")).toBe(w.clock.now() / 1000);
   });
 
+  test("a retired idle runner replaced in its VM: counted, not idle while replaced, its start-up timed, the count kept across processes", () => {
+    const w = setup();
+    const m = w.open();
+    m.phase("run");
+    m.runnerListening();
+    // GitHub retired it; the cycle makes a new runner in the same VM, as the cycle reports it.
+    m.phase("token");
+    expect(sample(samples(w.prom()), "gha_idle_runners")).toBe(0);
+    m.runnerReplaced();
+    m.phase("run");
+    w.clock.advance(2);
+    m.runnerListening();
+    const all = samples(w.prom());
+    expect(sample(all, "macos_runner_runners_replaced_total")).toBe(1);
+    expect(sample(all, "gha_idle_runners")).toBe(1);
+    expect(sample(all, "macos_runner_phase_duration_seconds_count", { phase: "runner_to_listening" })).toBe(2);
+    expect(sample(all, "macos_runner_phase_duration_seconds_sum", { phase: "runner_to_listening" })).toBe(2);
+    w.open().runnerReplaced();
+    expect(sample(samples(w.prom()), "macos_runner_runners_replaced_total")).toBe(2);
+  });
+
   test("two processes on one state dir: counters and buckets add up, turnaround spans the processes", () => {
     const w = setup();
     const first = w.open();

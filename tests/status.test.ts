@@ -89,6 +89,21 @@ describe("status from state files", () => {
     expect(json!.slots[1]).toEqual({ slot: 2, state: "never-ran" });
   });
 
+  test("a VM serving a replacement for retired idle runners: the runner's place on the VM, in text and JSON", async () => {
+    const vm = newName("sim", 1, HOST);
+    const runner = newName("sim", 1, HOST);
+    const { config } = withStates({
+      1: { version: 1, slot: 1, phase: "run", phase_since: ago(30), vm, runner_name: runner, runner_id: 51, vm_runners: 3, ghosts: [], failures: 0, jobs_served: 2 },
+      2: { version: 1, slot: 2, phase: "run", phase_since: ago(30), vm: runner, runner_name: runner, runner_id: 52, vm_runners: 1, ghosts: [], failures: 0, jobs_served: 2 },
+    });
+    const text = await status(config);
+    expect(rowOf(text.stdout, 1)).toMatch(new RegExp(`^1\\s+run\\s+3\\ds\\s+${vm} \\(not running\\)\\s+#51 ${runner} \\(3rd on VM\\)\\s+-\\s+2`));
+    // A fresh VM's first runner: nothing added.
+    expect(rowOf(text.stdout, 2)).toMatch(new RegExp(`#52\\s+-\\s+2`));
+    const { json } = await status(config, "--json");
+    expect(json!.slots.map((s) => (s as { vm_runners?: number }).vm_runners)).toEqual([3, 1]);
+  });
+
   test("a damaged state file is reported, not fatal; --slot shows one slot", async () => {
     const { config } = withStates({ 1: "{ half a fi", 2: { slot: 2, phase: "sleeping", failures: "many" } });
     const r = await status(config);

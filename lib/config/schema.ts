@@ -132,6 +132,12 @@ export function configSchema(src: ConfigSource) {
     preclone_max_age: duration()
       .prefault("1h")
       .meta({ description: "A VM cloned ahead of time that is older than this is deleted instead of used." }),
+    reuse_idle: flag()
+      .prefault(true)
+      .meta({ description: "When GitHub retires a runner before any job reached it, start a new runner in the same VM (it never ran a job) instead of a new VM. false: a new VM each time." }),
+    idle_reuse_max: duration()
+      .prefault("1h")
+      .meta({ description: "A VM kept for new runners while no job comes is replaced by a fresh one once it has been up this long (and at once when a new image is pinned)." }),
     ssh: omittable(ssh).meta({ description: "How to reach the guest." }),
   });
 
@@ -225,6 +231,8 @@ export function configSchema(src: ConfigSource) {
       bootTimeoutMs: v.boot_timeout,
       start: v.start,
       precloneMaxAgeMs: v.preclone_max_age,
+      reuseIdle: v.reuse_idle,
+      idleReuseMaxMs: v.idle_reuse_max,
       ssh: { user: v.ssh.user, port: v.ssh.port, privateKeyPath: v.ssh.private_key_path, knownHostsPath: v.ssh.known_hosts_path },
     },
     host: {

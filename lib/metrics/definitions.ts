@@ -60,6 +60,10 @@ export const METRICS = {
   gha_idle_runners: { type: "gauge", labels: [], help: "Registered runners listening for a job (0 or 1 per slot)." },
   macos_runner_failures_total: { type: "counter", labels: ["phase", "reason"], help: "Failed cycles, by the phase they failed in and why." },
   macos_runner_lost_jobs_total: { type: "counter", labels: [], help: "Jobs lost because the VM or the SSH session died while they ran." },
+  macos_runner_runners_replaced_total: {
+    type: "counter", labels: [],
+    help: "Runners GitHub retired before any job reached them that were replaced by a new runner in the same VM (no new VM).",
+  },
   macos_runner_ghost_runners: { type: "gauge", labels: [], help: "Runners GitHub still calls busy after their VM is gone, pending deletion." },
   macos_runner_consecutive_failures: { type: "gauge", labels: [], help: "Failed cycles in a row (0 after a good cycle); drives the backoff." },
   macos_runner_backoff_until_timestamp_seconds: { type: "gauge", labels: [], help: "When the current backoff ends (Unix time; 0 when not backing off)." },

@@ -29,6 +29,8 @@ const FIELDS = {
   runner_id: [z.number().int().positive(), undefined],
   /** The runner completed its job (GitHub removes it) or was already removed: nothing to delete. */
   runner_gone: [z.boolean(), undefined],
+  /** Runners started in the current VM: 1 on a fresh VM, one more per retired idle runner replaced in it. */
+  vm_runners: [z.number().int().positive(), undefined],
   job: [z.string(), undefined],
   job_result: [z.string(), undefined],
   /** How the cycle's VM started: cold (cloned and booted), pre-cloned, snapshot (restored). */

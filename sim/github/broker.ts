@@ -166,6 +166,7 @@ export class Broker {
   retire(runner: Runner): void {
     if (runner.busy) throw new ApiError(422, `Bad request - Runner "${runner.name}" is still running a job`);
     this.removeRunner(runner);
+    this.record({ at_ms: Date.now(), kind: "runner-retired", runner: runner.name });
   }
 
   stop(): void {
@@ -209,6 +210,7 @@ export class Broker {
     for (const runner of [...this.registry.runners.values()]) {
       if (runner.jit && !runner.busy && now - runner.registeredAt >= this.settings.idleJitRunnerRetireMs && !this.jobs.some((j) => j.runner_id === runner.id)) {
         this.removeRunner(runner);
+        this.record({ at_ms: Date.now(), kind: "runner-retired", runner: runner.name });
       }
     }
     this.dispatch();
@@ -238,6 +240,7 @@ export class Broker {
     job.runner_id = session.runner.id;
     job.runner_name = session.runner.name;
     job.started_at = this.clock.iso();
+    this.record({ at_ms: Date.now(), kind: "job-started", runner: session.runner.name, job: job.id });
     job.attempts++;
     session.job = job;
     session.runner.busy = true;

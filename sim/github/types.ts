@@ -100,8 +100,12 @@ export interface JobState {
 /** A moment the benchmarks measure from (host time, ms precision; GitHub's own times are whole seconds). */
 export interface SimEvent {
   at_ms: number;
-  /** session-opened: the runner can be handed jobs ("Listening for Jobs"); job-completed: its result is in. */
-  kind: "session-opened" | "job-completed";
+  /**
+   * session-opened: the runner can be handed jobs ("Listening for Jobs");
+   * job-started: a job was handed to it; job-completed: its result is in;
+   * runner-retired: GitHub removed it idle (idleJitRunnerRetireMs or /_sim/runners/{id}/retire).
+   */
+  kind: "session-opened" | "job-started" | "job-completed" | "runner-retired";
   runner: string;
   job?: number;
 }

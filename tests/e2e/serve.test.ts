@@ -95,8 +95,9 @@ describe("steady state", () => {
 });
 
 describe("idle runner retired by GitHub", () => {
-  test.concurrent("'no longer exists' ends the cycle cleanly: exit 0, no backoff, no DELETE, its VM off", async () => {
-    const s = slots(world, {}, { boot_ms: 150 });
+  // With vm.reuse_idle (the default) the VM gets a new runner instead: tests/e2e/idle.test.ts.
+  test.concurrent("vm.reuse_idle off: 'no longer exists' ends the cycle cleanly: exit 0, no backoff, no DELETE, its VM off", async () => {
+    const s = slots(world, { vm: { reuse_idle: false } }, { boot_ms: 150 });
     const run = loopInProcess(s);
     await until("runner listening", () => events(run.lines, "run.ready").length > 0);
     const st = slotState(s)!;

@@ -2,7 +2,7 @@
 // against sim/github: config.sh, run.sh and the listener as real processes.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startGitHub, type GitHubSim } from "../../sim/github/server.ts";
@@ -145,15 +145,49 @@ describe("run.sh with a JIT config", () => {
     }
   });
 
-  test("a runner deleted before it connects cleans up and exits 0", async () => {
+  test("a runner deleted before it connects says so, exits 1 (run.sh 0) and keeps its config files, as the real one", async () => {
     const { id, config: jit } = await jitRunner(uniqueName("deleted"));
     expect((await api("DELETE", `/orgs/acme/actions/runners/${id}`)).status).toBe(204);
     const { code, stdout, stderr } = await run(["--jitconfig", jit]);
     expect(code).toBe(0);
-    expect(stderr).toBe("The runner no longer exists on the server. Cleaning up local configuration.\n");
+    expect(stderr).toBe("The runner no longer exists on the server. Please reconfigure the runner.\n");
     // "Connected to GitHub" comes before the session exists, so a deleted runner prints it too.
-    expect(stdout).toStartWith("\n√ Connected to GitHub\n\nRunner listener exit with 0 return code");
-    expect(existsSync(join(root, ".runner"))).toBe(false);
+    expect(stdout).toStartWith("\n√ Connected to GitHub\n\nRunner listener exit with terminated error");
+    for (const f of [".runner", ".credentials", ".credentials_rsaparams"]) expect(existsSync(join(root, f))).toBe(true);
+  });
+
+  test("a second JIT config in the same directory is refused while an earlier runner's files are there, and runs once they are removed", async () => {
+    const first = await jitRunner(uniqueName("first"));
+    expect((await api("DELETE", `/orgs/acme/actions/runners/${first.id}`)).status).toBe(204);
+    await run(["--jitconfig", first.config]);
+    const second = await jitRunner(uniqueName("second"));
+    const refused = await run(["--jitconfig", second.config]);
+    expect(refused.code).toBe(0);
+    expect(refused.stderr).toBe("Cannot configure the runner because it is already configured (.runner, .credentials, .credentials_rsaparams left by an earlier runner). Remove them before running with a JIT configuration.\n");
+    expect(JSON.parse(readFileSync(join(root, ".runner"), "utf8")).agentId).toBe(first.id);
+
+    for (const f of [".runner", ".credentials", ".credentials_rsaparams"]) rmSync(join(root, f));
+    const runner = launch("run.sh", ["--jitconfig", second.config]);
+    await runner.waitForLine(/Listening for Jobs/);
+    // A start beside a live listener sees it (and is refused: its files are there).
+    const beside = await run(["--jitconfig", (await jitRunner(uniqueName("beside"))).config]);
+    expect(beside.stderr).toStartWith("Cannot configure the runner because it is already configured");
+    await client.retireRunner(second.id);
+    expect((await runner.done()).code).toBe(0);
+    // _diag: one record per listener start, saying what it found of the earlier runners.
+    const diag = readdirSync(join(root, "_diag")).map((f) => readFileSync(join(root, "_diag", f), "utf8").trim().split("\n").map((l) => JSON.parse(l)));
+    const starts = diag.map((r) => r[0]).sort((a, b) => a.at - b.at);
+    const all = [".runner", ".credentials", ".credentials_rsaparams"];
+    expect(starts.map((r) => [r.event, r.found, r.listeners.length])).toEqual([
+      ["start", [], 0],
+      ["start", all, 0],
+      ["start", [], 0],
+      ["start", all, 1],
+    ]);
+    expect(starts[3].listeners).toEqual([starts[2].pid]);
+    const last = diag.find((r) => r[0].at === starts[2].at)!;
+    expect(last.map((r) => r.event)).toEqual(["start", "configured", "exit"]);
+    expect(last[1].agentId).toBe(second.id);
   });
 
   test("a runner deleted while listening says so and exits 0", async () => {

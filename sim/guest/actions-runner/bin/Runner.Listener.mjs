@@ -2,7 +2,7 @@
 // Plain, dependency-free JavaScript for the guest's `node`; it talks to
 // sim/github only. Commands: configure, remove, run.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -156,8 +156,18 @@ function removeLocalConfig({ announce }) {
   rmSync(configPath(".credentials_rsaparams"), { force: true });
 }
 
-/** Writes the files of a `--jitconfig` value: base64 of `{file: base64(content)}`. */
+/**
+ * Writes the files of a `--jitconfig` value: base64 of `{file: base64(content)}`.
+ * The real runner (2.336.0) overwrites the files the config names and leaves
+ * any other; the sim takes the harsher reading (other versions, a file the new
+ * config does not name) and refuses while any config file of an earlier runner
+ * is still there: whoever reuses a runner directory must remove them first.
+ */
 function writeJitConfig(encoded) {
+  const stale = CONFIG_FILES.filter((name) => existsSync(configPath(name)));
+  if (stale.length) {
+    throw new RunnerExit(`Cannot configure the runner because it is already configured (${stale.join(", ")} left by an earlier runner). Remove them before running with a JIT configuration.`, RC.terminated);
+  }
   let files;
   try {
     files = JSON.parse(Buffer.from(encoded, "base64").toString("utf8"));
@@ -358,6 +368,44 @@ function clockUnsynced() {
   return Boolean(file) && existsSync(file);
 }
 
+/**
+ * Simulation record of each listener start, in `_diag/` as the real runner
+ * keeps its trace there: what an earlier runner left at this start (config
+ * files, listener processes of this root still alive) and when it exited.
+ * Tests read it to prove a runner started in a reused VM saw nothing of the
+ * one before (sim/PROTOCOL.md).
+ */
+const diagFile = join(ROOT, "_diag", `Runner_${new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)}-utc-${process.pid}.log`);
+function diag(record) {
+  try {
+    mkdirSync(dirname(diagFile), { recursive: true });
+    appendFileSync(diagFile, `${JSON.stringify({ at: Date.now(), pid: process.pid, ...record })}\n`);
+  } catch {
+    // a record only; never the runner's failure
+  }
+}
+
+/** Other live listener processes of this runner root (Linux /proc; none found elsewhere). */
+function otherListeners() {
+  const me = join(ROOT, "bin", "Runner.Listener.mjs");
+  const found = [];
+  let pids = [];
+  try {
+    pids = readdirSync("/proc").filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid);
+  } catch {
+    return found;
+  }
+  for (const pid of pids) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (argv.includes(me) && argv.includes("run")) found.push(Number(pid));
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return found;
+}
+
 class Listener {
   constructor(runner, credentials) {
     this.runner = runner;
@@ -414,7 +462,11 @@ class Listener {
         this.reconnected();
         return undefined;
       }
-      if (res.status === 404) return this.gone();
+      // As the real broker listener: no cleanup when the runner is gone before its session exists.
+      if (res.status === 404) {
+        err("The runner no longer exists on the server. Please reconfigure the runner.");
+        return RC.terminated;
+      }
       if (res.status === 401) {
         err("Failed to create a session. The runner registration has been deleted from the server, please re-configure. Runner registrations are automatically deleted for runners that have not connected to the service recently.");
         return RC.terminated;
@@ -536,6 +588,7 @@ class Listener {
 async function run(args) {
   if (args.has("once")) out("Warning: '--once' is going to be deprecated in the future, please consider using '--ephemeral' during runner registration.");
   const jitconfig = args.get("jitconfig");
+  diag({ event: "start", found: CONFIG_FILES.filter((name) => existsSync(configPath(name))), listeners: otherListeners() });
   if (jitconfig) writeJitConfig(jitconfig);
   if (!existsSync(configPath(".runner")) || !existsSync(configPath(".credentials"))) {
     throw new RunnerExit("Not configured. Run config.(sh/cmd) to configure the runner.", RC.terminated);
@@ -544,6 +597,7 @@ async function run(args) {
   await leakSecrets();
   printNoise();
   const runner = readJsonFile(".runner");
+  diag({ event: "configured", agentId: runner.agentId, agentName: runner.agentName });
   const listener = new Listener(runner, readJsonFile(".credentials"));
   const onSignal = () => stop.abort();
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"]) process.on(sig, onSignal);
@@ -604,6 +658,7 @@ async function main() {
 }
 
 const code = await main();
+if (process.argv[2] === "run") diag({ event: "exit", rc: code });
 // Exit once stdout is flushed (pipes are asynchronous on macOS; a broken pipe
 // calls back with its error); open keep-alive sockets must not hold the process.
 process.stdout.write("", () => process.exit(code));
