@@ -29,7 +29,7 @@ export async function startNextVm(r: SlotRun): Promise<void> {
   const logOffset = sizeOf(logFile);
   const startedAt = new Date().toISOString();
   const vm = r.tart.run(next.name, logFile);
-  if (!r.store.write({ next_vm: { ...next, run: { pid: vm.pid, started_at: startedAt, log_offset: logOffset } } })) {
+  if (!r.store.write({ next_vm: { ...next, run: { pid: vm.pid, ...(vm.startTime && { pid_start: vm.startTime }), started_at: startedAt, log_offset: logOffset } } })) {
     // Not recorded: nobody would know it runs.
     await r.tart.forceOff(next.name);
     return;

@@ -47,8 +47,6 @@ export interface Booted {
 const PROBE_MS = 20;
 /** How often the lease file is read while no lease is there, besides when its directory changes. */
 const LEASE_POLL_MS = 100;
-/** A VM the previous cycle started longer ago than this is not trusted to be the process it recorded. */
-const ATTACH_MAX_AGE_MS = 60_000;
 /** A `tart run` still up after this long has got past the start failures it reports at once (2-VM limit, VZ errors). */
 const ALIVE_MS = 1000;
 
@@ -114,15 +112,17 @@ export async function boot(o: BootOptions): Promise<Booted> {
 }
 
 /**
- * The `tart run` the previous cycle started, if it still runs and is recent:
- * a pid recorded before a reboot or long ago may belong to another process
- * by now, so such a VM is forced off and started again.
+ * The `tart run` the previous cycle started, if that very process still runs:
+ * known by its pid and its start time together, since a pid recorded before a
+ * reboot may name another process by now. Any other VM is forced off and
+ * started again.
  */
 async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefined> {
-  const age = Date.now() - Date.parse(o.started!.started_at);
-  const vm = age < ATTACH_MAX_AGE_MS ? o.tart.attach(o.vm, o.started!.pid) : undefined;
+  const { pid, pid_start: startTime, started_at } = o.started!;
+  const vm = o.tart.attach(o.vm, pid, startTime);
   if (vm) return vm;
-  log.warn("boot.restart", `the VM the previous cycle started ${Math.round(age / 1000)} s ago is not running as started (pid ${o.started!.pid}); starting it again`);
+  const age = Date.now() - Date.parse(started_at);
+  log.warn("boot.restart", `the VM the previous cycle started ${Math.round(age / 1000)} s ago is not running as started (pid ${pid}${startTime ? `, started at ${startTime}` : ", no start time recorded"}); starting it again`, { pid });
   await o.tart.forceOff(o.vm);
   return undefined;
 }
