@@ -47,6 +47,8 @@ export interface Booted {
 const PROBE_MS = 20;
 /** How often the lease file is read while no lease is there, besides when its directory changes. */
 const LEASE_POLL_MS = 100;
+/** At least this long for a VM started ahead (however long ago) to show its address and SSH banner. */
+const ATTACHED_REACH_MS = 10_000;
 /** A `tart run` still up after this long has got past the start failures it reports at once (2-VM limit, VZ errors). */
 const ALIVE_MS = 1000;
 
@@ -70,7 +72,8 @@ export async function boot(o: BootOptions): Promise<Booted> {
   const logFile = vmLogPath(o.config, o.slot);
   const attached = o.started && (await attach(o, log));
   const started = attached ? Date.parse(o.started!.started_at) : Date.now();
-  const deadline = started + o.config.vm.bootTimeoutMs;
+  // A VM started ahead long ago has booted; its address and SSH banner still get a few probes.
+  const deadline = Math.max(started + o.config.vm.bootTimeoutMs, attached ? Date.now() + ATTACHED_REACH_MS : 0);
   const offset = attached ? o.started!.log_offset : sizeOf(logFile);
   const vm = attached || o.tart.run(o.vm, logFile, { suspendable: o.suspendable });
   let exited = false;

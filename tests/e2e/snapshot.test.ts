@@ -4,12 +4,12 @@
 // distinct sim times (3 s against 0.3 s), so a cycle's boot time tells which
 // one it took.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IMAGE_MARKER } from "../../sim/image/fixture.ts";
 import type { World } from "../../sim/world.ts";
-import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, nothingLeft, slots, slotState, start, vms, type Slots } from "./harness.ts";
+import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, nothingLeft, slots, slotState, start, until, vms, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -146,6 +146,32 @@ describe("snapshot start", () => {
       expect(events(lines, "snapshot.restored")).toHaveLength(1);
     }
     for (const slot of [1, 2]) expect(vmLog(s, slot)).not.toContain("same MAC address");
+  }, 90_000);
+
+  test.concurrent("a VM of the slot still running with the golden's MAC is forced off before a clone restores (snapshot.mac_in_use), not left to make tart reset the MAC", async () => {
+    const s = slots(world, SNAPSHOT, TIMES);
+    await serve(s, "makes-golden");
+    const g = golden(s)!;
+    // The VM started ahead is stopped and its start forgotten: this cycle starts it itself.
+    const pre = (slotState(s)!.next_vm as { name: string }).name;
+    tart(s, "stop", pre, "--timeout", "0");
+    const path = join(s.stateDir, "slot-1.json");
+    const state = JSON.parse(readFileSync(path, "utf8"));
+    delete state.next_vm.run;
+    writeFileSync(path, JSON.stringify(state));
+    // A VM of the slot, cloned from the golden (so with its MAC), left running as a wrapper around tart can leave one.
+    const holder = pre.replace(/[0-9a-f]{6}$/, "0000aa");
+    tart(s, "clone", g.name, holder);
+    const run = spawn(s.config.host.tartPath, ["run", "--no-graphics", holder], { env: s.env, stdio: "ignore", detached: true });
+    run.unref();
+    await until("the holder runs", () => vms(s).find((v) => v.name === holder)?.running);
+    expect(macOf(s, holder)).toBe(macOf(s, pre));
+    const lines = await serve(s, "restores");
+    expect(events(lines, "snapshot.mac_in_use").map((l) => [l.vm, l.holder])).toEqual([[pre, holder]]);
+    expect(events(lines, "snapshot.restored")).toHaveLength(1);
+    expect(slotState(s)!.path).toBe("snapshot");
+    expect(vms(s).find((v) => v.name === holder)?.running).toBeFalsy();
+    expect(vmLog(s)).not.toContain("same MAC address");
   }, 90_000);
 
   test.concurrent("cleanup keeps the golden; cleanup --golden removes it, and nothing is left", async () => {
