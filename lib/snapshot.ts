@@ -74,6 +74,8 @@ export async function prepareSnapshot(r: SlotRun, choice: ImageChoice): Promise<
     try {
       await makeGolden(r, choice.ref, name);
     } catch (err) {
+      // No VM can start now (the limit, or a host that leaked places): a cold boot would meet the same.
+      if (err instanceof VmLimitError) throw err;
       if (r.stop.drain.aborted) return undefined;
       r.log.warn("golden.failed", `could not make the golden VM ${name} (${(err as Error).message}); this cycle boots cold, the next one tries again`, { vm: name });
       return undefined;

@@ -28,22 +28,21 @@ export class VmLimitError extends TartError {
     command: string,
     tartExitCode: number,
     stderr: string,
+    message = `another VM is running on this host: ${others.join(", ") || "(names not given)"}; macOS allows two. Stop what is not ours (tart list) or lower host.slots`,
   ) {
-    super(
-      `another VM is running on this host: ${others.join(", ") || "(names not given)"}; macOS allows two. Stop what is not ours (tart list) or lower host.slots`,
-      command, tartExitCode, stderr, "tempfail");
+    super(message, command, tartExitCode, stderr, "tempfail");
   }
 }
 /**
  * Apple's VM limit is reached although tart shows fewer than two VMs running,
- * and stays so: VM places leaked by Virtualization.framework (seen on macOS
- * 26.3), which only a reboot of the Mac frees.
+ * and stays so past the time a stopped VM's place takes to free: VM places
+ * leaked by Virtualization.framework (seen on macOS 26.3), which only a
+ * reboot of the Mac frees.
  */
-export class HostDegradedError extends TartError {
-  constructor(readonly running: string[], waitedMs: number, command: string, tartExitCode: number, stderr: string) {
-    super(
-      `this host cannot start VMs: macOS reports its VM limit reached while ${running.length === 0 ? "no VM runs" : `only ${running.join(", ")} runs`} (still after ${Math.round(waitedMs / 1000)} s); macOS has leaked VM places: reboot the Mac`,
-      command, tartExitCode, stderr, "tempfail");
+export class HostDegradedError extends VmLimitError {
+  constructor(running: string[], waitedMs: number, command: string, tartExitCode: number, stderr: string) {
+    super(running, command, tartExitCode, stderr,
+      `this host cannot start VMs: macOS reports its VM limit reached while ${running.length === 0 ? "no VM runs" : `only ${running.join(", ")} runs`} (still after ${Math.round(waitedMs / 1000)} s): it has leaked VM places; reboot the Mac`);
   }
 }
 /** A VM tart still shows running after it was forced off (SIGINT, SIGKILL, `tart stop --timeout 0`). */

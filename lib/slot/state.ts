@@ -59,6 +59,11 @@ const FIELDS = {
   last_error: [z.string(), undefined],
   last_failure_kind: [z.string(), undefined],
   last_failure_at: [isoTime, undefined],
+  /**
+   * When the slot last found the host unable to start VMs although fewer than
+   * two run (macOS leaked VM places; a reboot frees them). Cleared by a good cycle.
+   */
+  host_degraded_at: [isoTime, undefined],
   jobs_served: [z.number().int().nonnegative(), 0],
   last_job_at: [isoTime, undefined],
   cycle_started_at: [isoTime, undefined],

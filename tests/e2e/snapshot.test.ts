@@ -4,7 +4,7 @@
 // distinct sim times (3 s against 0.3 s), so a cycle's boot time tells which
 // one it took.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IMAGE_MARKER } from "../../sim/image/fixture.ts";
@@ -162,9 +162,12 @@ describe("snapshot start", () => {
     // A VM of the slot, cloned from the golden (so with its MAC), left running as a wrapper around tart can leave one.
     const holder = pre.replace(/[0-9a-f]{6}$/, "0000aa");
     tart(s, "clone", g.name, holder);
-    const run = spawn(s.config.host.tartPath, ["run", "--no-graphics", holder], { env: s.env, stdio: "ignore", detached: true });
-    run.unref();
-    await until("the holder runs", () => vms(s).find((v) => v.name === holder)?.running);
+    // Started again while it meets the VM limit: the places of the VMs just stopped take a while to free.
+    let run: ChildProcess | undefined;
+    await until("the holder runs", () => {
+      if (!run || run.exitCode !== null) (run = spawn(s.config.host.tartPath, ["run", "--no-graphics", holder], { env: s.env, stdio: "ignore", detached: true })).unref();
+      return vms(s).find((v) => v.name === holder)?.running;
+    }, 30_000, 200);
     expect(macOf(s, holder)).toBe(macOf(s, pre));
     const lines = await serve(s, "restores");
     expect(events(lines, "snapshot.mac_in_use").map((l) => [l.vm, l.holder])).toEqual([[pre, holder]]);
