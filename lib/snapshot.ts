@@ -132,7 +132,8 @@ async function startFromGolden(r: SlotRun, image: string, golden: string, o: Sta
       await clone({ config, tart, vm: o.name, image: golden, log, signal: o.signal, configure: false });
       metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
     }
-    await freeGoldenMac(r, o.name, log);
+    // A VM started ahead was checked before its start (lib/prestart.ts).
+    if (!o.started) await freeGoldenMac(r, o.name, log);
     const logFile = vmLogPath(config, r.slot);
     const offset = o.started?.log_offset ?? sizeOf(logFile);
     const booted = await boot({ config, tart, vm: o.name, slot: r.slot, log, signal: o.signal, onAlive: o.onAlive, started: o.started });
