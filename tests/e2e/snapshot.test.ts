@@ -154,7 +154,10 @@ describe("snapshot start", () => {
     const g = golden(s)!;
     // The VM started ahead is stopped and its start forgotten: this cycle starts it itself.
     const pre = (slotState(s)!.next_vm as { name: string }).name;
+    await until("the VM started ahead runs", () => vms(s).find((v) => v.name === pre)?.running);
     tart(s, "stop", pre, "--timeout", "0");
+    // `tart stop --timeout 0` returns right after its SIGKILL: off once tart shows it so.
+    await until("the VM started ahead is off", () => vms(s).find((v) => v.name === pre)?.running === false);
     const path = join(s.stateDir, "slot-1.json");
     const state = JSON.parse(readFileSync(path, "utf8"));
     delete state.next_vm.run;
