@@ -117,11 +117,20 @@ const OFF_WAIT_MS = 10_000;
 /** How often tart is asked whether a forced-off VM is off. */
 const OFF_POLL_MS = 100;
 
-function signalProcess(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // ended meanwhile
+/**
+ * Signals a `tart run` we started and its process group: `run` starts it
+ * detached, as the leader of a group of its own, so a wrapper at
+ * host.tart_path that runs tart as its child (and forwards nothing) has
+ * tart in that group too, as a terminal's Ctrl-C would reach both.
+ */
+function signalRun(pid: number, signal: NodeJS.Signals): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, signal);
+      return;
+    } catch {
+      // no such group (or process): ended meanwhile
+    }
   }
 }
 
@@ -247,19 +256,20 @@ export class Tart {
 
   /**
    * Forces a VM off, as `tart stop` does: SIGINT to the VM's run process we
-   * know (started or attached), SIGKILL after STOP_GRACE_MS. That process may
-   * be a wrapper (host.tart_path a script that runs tart as its child) whose
-   * end leaves the VM running, so the VM counts as off only when tart says
-   * so; while it does not, `tart stop --timeout 0` (tart signals the process
+   * know (started or attached) and its process group, SIGKILL after
+   * STOP_GRACE_MS. That process may be a wrapper (host.tart_path a script
+   * that runs tart as its child) whose end leaves the VM running, or tart may
+   * have left the group, so the VM counts as off only when tart says so;
+   * while it does not, `tart stop --timeout 0` (tart signals the process
    * that holds the VM's lock), then tart is asked until OFF_WAIT_MS.
    * A VM not running (or missing) counts as off.
    */
   async forceOff(name: string): Promise<void> {
     const run = this.runs.get(name);
     if (run && this.alive(run)) {
-      signalProcess(run.pid, "SIGINT");
+      signalRun(run.pid, "SIGINT");
       if (!(await this.ended(run, STOP_GRACE_MS))) {
-        signalProcess(run.pid, "SIGKILL");
+        signalRun(run.pid, "SIGKILL");
         await this.ended(run, STOP_GRACE_MS);
       }
     }

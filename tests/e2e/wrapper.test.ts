@@ -1,6 +1,8 @@
 // host.tart_path as a wrapper script that runs tart as its child (not `exec`)
 // and forwards no signal, as a logging shim, `sudo -u` or a version manager's
-// shim can: a signal to the process the slot started kills only the wrapper,
+// shim can. The harsher case: tart runs in a session of its own (as under a
+// wrapper that gives it a terminal), so neither a signal to the process the
+// slot started nor one to its process group reaches tart; the wrapper dies
 // and the VM runs on. A VM counts as off only when tart says so: with
 // snapshot start every cycle restores (no clone meets a running VM with the
 // golden's MAC), and with cold start no VM of the slot starts while the
@@ -18,11 +20,11 @@ beforeAll(async () => {
 });
 afterAll(() => world?.stop());
 
-/** A wrapper that keeps itself between us and tart: tart is its child, its exit status passed on, no signal forwarded. */
+/** A wrapper that keeps itself between us and tart: tart is its child in a session of its own, its exit status passed on, no signal forwarded. */
 function wrapper(name: string): string {
   const tart = join(import.meta.dir, "..", "..", "sim", "bin", "tart");
   const path = join(world.dir, `${name}-tart-wrapper`);
-  writeFileSync(path, `#!/bin/sh\n"${tart}" "$@"\nstatus=$?\nexit $status\n`);
+  writeFileSync(path, `#!/bin/sh\nsetsid --wait "${tart}" "$@"\nstatus=$?\nexit $status\n`);
   chmodSync(path, 0o755);
   return path;
 }
