@@ -124,6 +124,8 @@ const OFF_POLL_MS = 100;
  * tart in that group too, as a terminal's Ctrl-C would reach both.
  */
 function signalRun(pid: number, signal: NodeJS.Signals): void {
+  // Never -1 or 0 (every process, our own group) for a run whose pid is unknown.
+  if (!(pid > 1)) return;
   for (const target of [-pid, pid]) {
     try {
       process.kill(target, signal);
@@ -283,6 +285,7 @@ export class Tart {
 
   /** Whether a run process of ours still runs: our child until reaped; an attached one while its identity holds. */
   private alive(run: RunningVm & { own: boolean }): boolean {
+    if (!(run.pid > 1)) return false;
     return run.own || run.startTime === undefined ? isAlive(run.pid) : isSameProcess(run.pid, run.startTime);
   }
 
