@@ -170,6 +170,11 @@ export class SlotMetrics {
     this.set("macos_runner_backoff_until_timestamp_seconds", [], until ? until.getTime() / 1000 : 0);
   }
 
+  /** Whether the host cannot start VMs with fewer than two running (leaked VM places). */
+  hostDegraded(degraded: boolean): void {
+    this.set("macos_runner_host_degraded", [], degraded ? 1 : 0);
+  }
+
   /** The image in use; replaces what an earlier call said. */
   info(i: ImageInfo): void {
     const digest = i.image_digest && DIGEST.test(i.image_digest) ? i.image_digest : "unknown";

@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { imageToClone } from "./image.ts";
-import { imageKey } from "./snapshot.ts";
+import { freeGoldenMac, imageKey } from "./snapshot.ts";
 import type { SlotRun } from "./slot/recover.ts";
 import { sizeOf, vmLogPath } from "./vm-log.ts";
 
@@ -25,11 +25,12 @@ export async function startNextVm(r: SlotRun): Promise<void> {
   if (!next || next.run || r.stop.drain.aborted) return;
   const fresh = Date.now() - Date.parse(next.created_at) < r.config.vm.precloneMaxAgeMs;
   if (!fresh || next.image !== nextSource(r) || !existsSync(join(r.tart.home, "vms", next.name, "config.json"))) return;
+  if (r.config.vm.start === "snapshot") await freeGoldenMac(r, next.name, r.log.child({ phase: "done", vm: next.name }));
   const logFile = vmLogPath(r.config, r.slot);
   const logOffset = sizeOf(logFile);
   const startedAt = new Date().toISOString();
   const vm = r.tart.run(next.name, logFile);
-  if (!r.store.write({ next_vm: { ...next, run: { pid: vm.pid, started_at: startedAt, log_offset: logOffset } } })) {
+  if (!r.store.write({ next_vm: { ...next, run: { pid: vm.pid, ...(vm.startTime && { pid_start: vm.startTime }), started_at: startedAt, log_offset: logOffset } } })) {
     // Not recorded: nobody would know it runs.
     await r.tart.forceOff(next.name);
     return;

@@ -35,6 +35,8 @@ export interface SlotView {
   backoff_until?: string | undefined;
   last_error?: string | undefined;
   last_failure_at?: string | undefined;
+  /** When the slot last found the host unable to start VMs (leaked VM places). */
+  host_degraded_at?: string | undefined;
   jobs_served: number;
   last_job_at?: string | undefined;
   cycle_started_at?: string | undefined;
@@ -126,6 +128,7 @@ export function parseSlotView(text: string, slot: number, where = `slot-${slot}.
     backoff_until: time("backoff_until"),
     last_error: str("last_error"),
     last_failure_at: time("last_failure_at"),
+    host_degraded_at: time("host_degraded_at"),
     jobs_served: count("jobs_served"),
     last_job_at: time("last_job_at"),
     cycle_started_at: time("cycle_started_at"),

@@ -74,6 +74,8 @@ export async function prepareSnapshot(r: SlotRun, choice: ImageChoice): Promise<
     try {
       await makeGolden(r, choice.ref, name);
     } catch (err) {
+      // No VM can start now (the limit, or a host that leaked places): a cold boot would meet the same.
+      if (err instanceof VmLimitError) throw err;
       if (r.stop.drain.aborted) return undefined;
       r.log.warn("golden.failed", `could not make the golden VM ${name} (${(err as Error).message}); this cycle boots cold, the next one tries again`, { vm: name });
       return undefined;
@@ -130,6 +132,8 @@ async function startFromGolden(r: SlotRun, image: string, golden: string, o: Sta
       await clone({ config, tart, vm: o.name, image: golden, log, signal: o.signal, configure: false });
       metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
     }
+    // A VM started ahead was checked before its start (lib/prestart.ts).
+    if (!o.started) await freeGoldenMac(r, o.name, log);
     const logFile = vmLogPath(config, r.slot);
     const offset = o.started?.log_offset ?? sizeOf(logFile);
     const booted = await boot({ config, tart, vm: o.name, slot: r.slot, log, signal: o.signal, onAlive: o.onAlive, started: o.started });
@@ -155,6 +159,24 @@ async function startFromGolden(r: SlotRun, image: string, golden: string, o: Sta
     const booted = await boot({ config, tart, vm: o.name, slot: r.slot, log, signal: o.signal, onAlive: o.onAlive });
     observeBoot(r, booted);
     return { ...booted, path: "cold" };
+  }
+}
+
+/**
+ * Clones of one golden share its MAC (frozen in the snapshot). A clone
+ * started while another VM with that MAC runs has its MAC reset by tart and
+ * its saved state dropped: a cold boot, silently. So a VM of the slot holding
+ * the MAC (one not yet off, as a wrapper around tart can leave it) is forced
+ * off first, logged; another's is named and left (this VM then boots cold).
+ */
+export async function freeGoldenMac(r: Pick<SlotRun, "tart" | "names">, vm: string, log: Logger): Promise<void> {
+  const mac = r.tart.macAddress(vm);
+  if (!mac) return;
+  for (const v of await r.tart.list()) {
+    if (!v.Running || v.Name === vm || r.tart.macAddress(v.Name) !== mac) continue;
+    const ours = r.names.owns(v.Name);
+    log.warn("snapshot.mac_in_use", `VM ${v.Name} runs with the MAC ${mac} that ${vm} restores with; ${ours ? "forcing it off first" : "it is not this slot's: left running, so tart resets the MAC and this VM boots cold"}`, { vm, holder: v.Name, mac });
+    if (ours) await r.tart.forceOff(v.Name);
   }
 }
 

@@ -149,6 +149,7 @@ export function renderStatus(r: StatusReport): string {
   lines.push(...table(rows));
   for (const s of r.slots) {
     if (s.state !== "ok") continue;
+    if (s.host_degraded_at) lines.push(`slot ${s.slot}: HOST DEGRADED (${s.host_degraded_at}): macOS reports its VM limit with fewer than two VMs running (leaked VM places); reboot the Mac`);
     if (s.next_vm) lines.push(`slot ${s.slot}: next VM ${s.next_vm.name} ready${s.next_vm.image ? ` (${shortDigest(s.next_vm.image)})` : ""}`);
     for (const g of s.ghosts) lines.push(`slot ${s.slot}: ghost runner ${g.id} ${g.name} still busy on GitHub${g.since ? ` since ${g.since}` : ""}; deleted once GitHub lets go`);
     for (const p of s.problems) lines.push(`slot ${s.slot}: state file: ${p}`);

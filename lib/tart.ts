@@ -3,6 +3,7 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { isSameProcess, processStartTime } from "./core/process-identity.ts";
 import { MacosRunnerError, type ExitKind } from "./errors.ts";
 import { finished, sh, type Finished } from "./proc.ts";
 import { poll, sleep } from "./wait.ts";
@@ -27,10 +28,29 @@ export class VmLimitError extends TartError {
     command: string,
     tartExitCode: number,
     stderr: string,
+    message = `another VM is running on this host: ${others.join(", ") || "(names not given)"}; macOS allows two. Stop what is not ours (tart list) or lower host.slots`,
   ) {
+    super(message, command, tartExitCode, stderr, "tempfail");
+  }
+}
+/**
+ * Apple's VM limit is reached although tart shows fewer than two VMs running,
+ * and stays so past the time a stopped VM's place takes to free: VM places
+ * leaked by Virtualization.framework (seen on macOS 26.3), which only a
+ * reboot of the Mac frees.
+ */
+export class HostDegradedError extends VmLimitError {
+  constructor(running: string[], waitedMs: number, command: string, tartExitCode: number, stderr: string) {
+    super(running, command, tartExitCode, stderr,
+      `this host cannot start VMs: macOS reports its VM limit reached while ${running.length === 0 ? "no VM runs" : `only ${running.join(", ")} runs`} (still after ${Math.round(waitedMs / 1000)} s): it has leaked VM places; reboot the Mac`);
+  }
+}
+/** A VM tart still shows running after it was forced off (SIGINT, SIGKILL, `tart stop --timeout 0`). */
+export class VmStillRunningError extends TartError {
+  constructor(readonly vm: string, waitedMs: number) {
     super(
-      `another VM is running on this host: ${others.join(", ") || "(names not given)"}; macOS allows two. Stop what is not ours (tart list) or lower host.slots`,
-      command, tartExitCode, stderr, "tempfail");
+      `VM ${vm} is still running ${Math.round(waitedMs / 1000)} s after it was forced off (tart stop ${vm} --timeout 0); the next VM of the slot is not started beside it. See which process runs it (ps ax | grep "tart run ${vm}"), end it, or reboot the Mac`,
+      "stop", 1, "");
   }
 }
 /** The named VM does not exist (tart exits 2). */
@@ -45,6 +65,8 @@ export interface VmListing {
 
 export interface RunningVm {
   pid: number;
+  /** The start time of the process `pid` (lib/core/process-identity.ts): with the pid, its identity. */
+  startTime: string | undefined;
   /** Resolves when `tart run` exits: the VM is off. */
   exited: Promise<{ code: number | null; signal: string | null }>;
 }
@@ -89,6 +111,35 @@ function isAlive(pid: number): boolean {
 
 /** How often an attached `tart run` (not our child) is checked for having ended. */
 const ATTACHED_POLL_MS = 250;
+/**
+ * How long a VM's run process has after SIGINT before it gets SIGKILL, as
+ * `tart stop` does (Stop.swift: SIGINT, the VM's lock polled until its
+ * timeout, then SIGKILL); shorter than tart's 30 s: the VM is disposable.
+ */
+const STOP_GRACE_MS = 3_000;
+/** How long tart may take to report a forced-off VM off (its lock released) before that is an error. */
+const OFF_WAIT_MS = 10_000;
+/** How often tart is asked whether a forced-off VM is off. */
+const OFF_POLL_MS = 100;
+
+/**
+ * Signals a `tart run` we started and its process group: `run` starts it
+ * detached, as the leader of a group of its own, so a wrapper at
+ * host.tart_path that runs tart as its child (and forwards nothing) has
+ * tart in that group too, as a terminal's Ctrl-C would reach both.
+ */
+function signalRun(pid: number, signal: NodeJS.Signals): void {
+  // Never -1 or 0 (every process, our own group) for a run whose pid is unknown.
+  if (!(pid > 1)) return;
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, signal);
+      return;
+    } catch {
+      // no such group (or process): ended meanwhile
+    }
+  }
+}
 
 export class Tart {
   /** The `tart run` processes this process started or attached, by VM name, while they run. */
@@ -165,25 +216,27 @@ export class Tart {
       return { code: o.exitCode, signal: o.signal as string | null };
     })();
     p.child?.unref();
-    return this.track(name, { pid: p.pid ?? -1, exited }, true);
+    const pid = p.pid ?? -1;
+    return this.track(name, { pid, startTime: processStartTime(pid), exited }, true);
   }
 
   /**
    * A `tart run` an earlier process started (and left running on purpose):
    * not our child, so its end is seen by polling its pid. Undefined when
-   * that pid is gone.
+   * that process is gone: no live process with this pid, or one that started
+   * at another time (the pid was reused), or no start time recorded.
    */
-  attach(name: string, pid: number): RunningVm | undefined {
-    if (!isAlive(pid)) return undefined;
+  attach(name: string, pid: number, startTime: string | undefined): RunningVm | undefined {
+    if (startTime === undefined || !isSameProcess(pid, startTime)) return undefined;
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
       const timer = setInterval(() => {
-        if (isAlive(pid)) return;
+        if (isSameProcess(pid, startTime)) return;
         clearInterval(timer);
         resolve({ code: null, signal: null });
       }, ATTACHED_POLL_MS);
       timer.unref();
     });
-    return this.track(name, { pid, exited }, false);
+    return this.track(name, { pid, startTime, exited }, false);
   }
 
   /** Remembers a VM's run process while it runs, so forceOff can signal it directly. */
@@ -215,34 +268,55 @@ export class Tart {
   }
 
   /**
-   * Forces a VM off at once (`--timeout 0`: SIGINT then SIGKILL). A VM not
-   * running counts as stopped, and so does one that went down between the
-   * two signals (tart then fails its SIGKILL with "No such process"). The
-   * run process of a VM this process started is signalled directly and
-   * waited for: one tart process fewer on the way to the next VM.
+   * Forces a VM off, as `tart stop` does: SIGINT to the VM's run process we
+   * know (started or attached) and its process group, SIGKILL after
+   * STOP_GRACE_MS. That process may be a wrapper (host.tart_path a script
+   * that runs tart as its child) whose end leaves the VM running, or tart may
+   * have left the group, so the VM counts as off only when tart says so;
+   * while it does not, `tart stop --timeout 0` (tart signals the process
+   * that holds the VM's lock), then tart is asked until OFF_WAIT_MS.
+   * A VM not running (or missing) counts as off.
    */
   async forceOff(name: string): Promise<void> {
-    // A VM whose run process this process started or attached: what `tart stop
-    // --timeout 0` would do (SIGINT, then SIGKILL), without starting tart for it.
     const run = this.runs.get(name);
-    if (run && isAlive(run.pid)) {
-      for (const signal of ["SIGINT", "SIGKILL"] as const) {
-        try {
-          process.kill(run.pid, signal);
-        } catch {
-          // ended meanwhile
-        }
+    if (run && this.alive(run)) {
+      signalRun(run.pid, "SIGINT");
+      if (!(await this.ended(run, STOP_GRACE_MS))) {
+        signalRun(run.pid, "SIGKILL");
+        await this.ended(run, STOP_GRACE_MS);
       }
-      // Our own child is waited for (reaped); one another process started, polled.
-      const gone = run.own
-        ? await Promise.race([run.exited.then(() => true), sleep(2_000).then(() => false)])
-        : await poll(() => (isAlive(run.pid) ? undefined : true), { deadline: Date.now() + 2_000, everyMs: 5 });
-      if (gone) return;
     }
+    if (!(await this.isRunning(name))) return;
     const args = ["stop", name, "--timeout", "0"];
     const r = await this.exec(args, 30_000);
-    if (r.code === 0 || r.code === 2 || /failed to forcefully terminate.*No such process/.test(r.stderr)) return;
-    throw this.fail(name, args, r);
+    if (!(r.code === 0 || r.code === 2 || /failed to forcefully terminate.*No such process/.test(r.stderr))) throw this.fail(name, args, r);
+    const off = await poll(async () => ((await this.isRunning(name)) ? undefined : true), { deadline: Date.now() + OFF_WAIT_MS, everyMs: OFF_POLL_MS });
+    if (!off) throw new VmStillRunningError(name, OFF_WAIT_MS);
+  }
+
+  /** Whether a run process of ours still runs: our child until reaped; an attached one while its identity holds. */
+  private alive(run: RunningVm & { own: boolean }): boolean {
+    if (!(run.pid > 1)) return false;
+    return run.own || run.startTime === undefined ? isAlive(run.pid) : isSameProcess(run.pid, run.startTime);
+  }
+
+  /** Waits (bounded) for a run process to end; our own child is waited for (reaped), another's polled. */
+  private async ended(run: RunningVm & { own: boolean }, withinMs: number): Promise<boolean> {
+    if (run.own) return await Promise.race([run.exited.then(() => true), sleep(withinMs).then(() => false)]);
+    return (await poll(() => (this.alive(run) ? undefined : true), { deadline: Date.now() + withinMs, everyMs: 5 })) === true;
+  }
+
+  /** Whether tart shows the VM running (`tart get`: tart holds the VM's lock). A missing VM is not running. */
+  async isRunning(name: string): Promise<boolean> {
+    const args = ["get", name, "--format", "json"];
+    const r = await this.exec(args, 30_000);
+    if (r.code === 2 || (r.code !== 0 && /does not exist/.test(r.stderr))) return false;
+    if (r.code !== 0) throw this.fail(name, args, r);
+    try {
+      return (JSON.parse(r.stdout) as { Running?: unknown }).Running === true;
+    } catch (err) {
+      throw new TartError(`tart get ${name} printed something that is not its JSON (${(err as Error).message}): ${r.stdout.slice(0, 120)}`, "get", r.code, r.stderr, "bad-input");
+    }
   }
 
   /**

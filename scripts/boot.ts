@@ -14,10 +14,10 @@ import type { Logger } from "../lib/log.ts";
 import { aborted } from "../lib/signals.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
 import { bannerAt } from "../lib/ssh.ts";
-import { vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "../lib/tart.ts";
+import { HostDegradedError, vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "../lib/tart.ts";
 import type { StartedVm } from "../lib/slot/state.ts";
 import { readTail, sizeOf, vmLogPath } from "../lib/vm-log.ts";
-import { poll, Waker } from "../lib/wait.ts";
+import { poll, sleep, Waker } from "../lib/wait.ts";
 
 export const spec = {
   name: "boot",
@@ -47,8 +47,14 @@ export interface Booted {
 const PROBE_MS = 20;
 /** How often the lease file is read while no lease is there, besides when its directory changes. */
 const LEASE_POLL_MS = 100;
-/** A VM the previous cycle started longer ago than this is not trusted to be the process it recorded. */
-const ATTACH_MAX_AGE_MS = 60_000;
+/** At least this long for a VM started ahead (however long ago) to show its address and SSH banner. */
+const ATTACHED_REACH_MS = 10_000;
+/** Apple's limit of macOS VMs running at once. */
+const VM_LIMIT = 2;
+/** How long a VM place may take to free after its `tart run` exited before the host counts as degraded. */
+const PLACE_FREE_WAIT_MS = 10_000;
+/** How often `tart run` is tried again while a place frees. */
+const PLACE_RETRY_MS = 500;
 /** A `tart run` still up after this long has got past the start failures it reports at once (2-VM limit, VZ errors). */
 const ALIVE_MS = 1000;
 
@@ -67,12 +73,41 @@ export interface BootOptions {
   started?: StartedVm | undefined;
 }
 
+/**
+ * Starts the VM (or waits for the one started ahead) until it is reachable.
+ * A VM place is not free the instant a `tart run` exits (Virtualization.framework
+ * tears the VM down after), so the VM limit with fewer than two VMs running is
+ * retried for up to PLACE_FREE_WAIT_MS; still hit after that, the host has
+ * leaked places (HostDegradedError). The limit with two VMs running fails at once.
+ */
 export async function boot(o: BootOptions): Promise<Booted> {
   const log = o.log.child({ phase: "boot", vm: o.vm });
+  let started = o.started;
+  let limitSince: number | undefined;
+  for (;;) {
+    try {
+      return await bootOnce({ ...o, started }, log);
+    } catch (err) {
+      if (!(err instanceof VmLimitError) || o.signal?.aborted) throw err;
+      started = undefined;
+      const running = (await o.tart.list()).filter((v) => v.Running && v.Name !== o.vm).map((v) => v.Name);
+      if (running.length >= VM_LIMIT) throw err;
+      const first = limitSince === undefined;
+      limitSince ??= Date.now();
+      const waited = Date.now() - limitSince;
+      if (waited >= PLACE_FREE_WAIT_MS) throw new HostDegradedError(running, waited, "run", err.tartExitCode, err.stderr);
+      if (first) log.info("boot.place_wait", `macOS reports its VM limit with ${running.length} VM(s) running: a stopped VM's place is still being freed; starting ${o.vm} again when it is`, { running });
+      await sleep(PLACE_RETRY_MS, o.signal);
+    }
+  }
+}
+
+async function bootOnce(o: BootOptions, log: Logger): Promise<Booted> {
   const logFile = vmLogPath(o.config, o.slot);
   const attached = o.started && (await attach(o, log));
   const started = attached ? Date.parse(o.started!.started_at) : Date.now();
-  const deadline = started + o.config.vm.bootTimeoutMs;
+  // A VM started ahead long ago has booted; its address and SSH banner still get a few probes.
+  const deadline = Math.max(started + o.config.vm.bootTimeoutMs, attached ? Date.now() + ATTACHED_REACH_MS : 0);
   const offset = attached ? o.started!.log_offset : sizeOf(logFile);
   const vm = attached || o.tart.run(o.vm, logFile, { suspendable: o.suspendable });
   let exited = false;
@@ -114,15 +149,17 @@ export async function boot(o: BootOptions): Promise<Booted> {
 }
 
 /**
- * The `tart run` the previous cycle started, if it still runs and is recent:
- * a pid recorded before a reboot or long ago may belong to another process
- * by now, so such a VM is forced off and started again.
+ * The `tart run` the previous cycle started, if that very process still runs:
+ * known by its pid and its start time together, since a pid recorded before a
+ * reboot may name another process by now. Any other VM is forced off and
+ * started again.
  */
 async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefined> {
-  const age = Date.now() - Date.parse(o.started!.started_at);
-  const vm = age < ATTACH_MAX_AGE_MS ? o.tart.attach(o.vm, o.started!.pid) : undefined;
+  const { pid, pid_start: startTime, started_at } = o.started!;
+  const vm = o.tart.attach(o.vm, pid, startTime);
   if (vm) return vm;
-  log.warn("boot.restart", `the VM the previous cycle started ${Math.round(age / 1000)} s ago is not running as started (pid ${o.started!.pid}); starting it again`);
+  const age = Date.now() - Date.parse(started_at);
+  log.warn("boot.restart", `the VM the previous cycle started ${Math.round(age / 1000)} s ago is not running as started (pid ${pid}${startTime ? `, started at ${startTime}` : ", no start time recorded"}); starting it again`, { pid });
   await o.tart.forceOff(o.vm);
   return undefined;
 }

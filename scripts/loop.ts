@@ -85,7 +85,7 @@ function done(r: SlotRun, { outcome, vm, runner, runners }: CycleResult): void {
   if (!healthy) throw new MacosRunnerError(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`, { kind: OUTCOME_EXIT[outcome.kind] });
   const served = outcome.job !== undefined;
   r.store.write({
-    phase: "done", failures: 0, backoff_until: undefined, last_error: undefined, last_failure_kind: undefined,
+    phase: "done", failures: 0, backoff_until: undefined, last_error: undefined, last_failure_kind: undefined, host_degraded_at: undefined,
     ...(served && { jobs_served: r.store.current.jobs_served + 1, last_job_at: new Date().toISOString() }),
   });
   r.log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {

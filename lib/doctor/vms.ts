@@ -10,12 +10,13 @@ const VM_LIMIT = 2;
 
 export const vmsCheck: Check = async (ctx) => {
   const { config, tart } = ctx;
-  if (!config || !tart) return skipAll(["vm-limit", "leaked-vms"], "config invalid");
+  if (!config || !tart) return skipAll(["vm-limit", "leaked-vms", "host-degraded"], "config invalid");
+  const degraded = hostDegradedCheck(config.host.stateDir, config.host.slots);
   let listed;
   try {
     listed = await tart.list();
   } catch (err) {
-    return [fail("vm-limit", `tart list failed: ${(err as Error).message}`, "fix tart first (see the tart check)")];
+    return [fail("vm-limit", `tart list failed: ${(err as Error).message}`, "fix tart first (see the tart check)"), degraded];
   }
   const named = new Set<string>();
   for (let slot = 1; slot <= config.host.slots; slot++) {
@@ -39,5 +40,18 @@ export const vmsCheck: Check = async (ctx) => {
   } else {
     results.push(pass("leaked-vms", "every running VM of this host is named by its slot's state"));
   }
+  results.push(degraded);
   return results;
 };
+
+/** What the slots last saw: the VM limit with fewer than two VMs running, past the time a place takes to free. */
+function hostDegradedCheck(stateDir: string, slots: number) {
+  const seen: string[] = [];
+  for (let slot = 1; slot <= slots; slot++) {
+    const r = readSlotView(stateDir, slot);
+    if (r.kind === "ok" && r.view.host_degraded_at) seen.push(`slot ${slot} at ${r.view.host_degraded_at}`);
+  }
+  if (seen.length === 0) return pass("host-degraded", "no slot found the host unable to start VMs");
+  return fail("host-degraded", `the host cannot start VMs: macOS reports its VM limit with fewer than two VMs running (${seen.join(", ")}); VM places leaked`,
+    "reboot the Mac (only a reboot frees leaked VM places); the slots wait host.backoff_max between tries until then");
+}

@@ -14,7 +14,7 @@ export type Step = (typeof STEPS)[number];
 
 /** Why a cycle failed (label `reason`): a closed set, so the label stays small. */
 export const FAILURE_REASONS = [
-  "vm_limit", "no_ip", "boot_timeout", "vm_start", "clone", "tart_missing", "tart",
+  "vm_limit", "host_degraded", "no_ip", "boot_timeout", "vm_start", "clone", "tart_missing", "tart",
   "github_auth", "github_permission", "github_not_found", "github_rate_limit", "github_unavailable", "github_rejected",
   "ssh_lost", "host_key", "job_timeout", "no_job", "cleanup", "config", "other",
 ] as const;
@@ -65,6 +65,7 @@ export const METRICS = {
     help: "Runners GitHub retired before any job reached them that were replaced by a new runner in the same VM (no new VM).",
   },
   macos_runner_ghost_runners: { type: "gauge", labels: [], help: "Runners GitHub still calls busy after their VM is gone, pending deletion." },
+  macos_runner_host_degraded: { type: "gauge", labels: [], help: "1 while the slot finds the host unable to start VMs with fewer than two running (macOS leaked VM places: reboot the Mac), else 0." },
   macos_runner_consecutive_failures: { type: "gauge", labels: [], help: "Failed cycles in a row (0 after a good cycle); drives the backoff." },
   macos_runner_backoff_until_timestamp_seconds: { type: "gauge", labels: [], help: "When the current backoff ends (Unix time; 0 when not backing off)." },
   macos_runner_slot_phase: { type: "gauge", labels: ["phase"], help: "The slot's current phase (1 for the current one, 0 for the others)." },

@@ -5,13 +5,14 @@ import {
   GitHubAuthError, GitHubNotFoundError, GitHubPermissionError, GitHubRateLimitError, GitHubRejectedError, GitHubUnavailableError,
 } from "../github/errors.ts";
 import { MacosRunnerError, type ExitKind } from "../errors.ts";
-import { TartError, TartMissingError, VmLimitError } from "../tart.ts";
+import { HostDegradedError, TartError, TartMissingError, VmLimitError } from "../tart.ts";
 import type { FailureReason } from "./definitions.ts";
 
 /** A run that ended badly fails its cycle with the run's outcome as its kind. */
 const BY_KIND: Partial<Record<ExitKind, FailureReason>> = { lost: "ssh_lost", "host-key": "host_key", timeout: "job_timeout", "no-job": "no_job" };
 
 export function failureReason(err: unknown): FailureReason {
+  if (err instanceof HostDegradedError) return "host_degraded";
   if (err instanceof VmLimitError) return "vm_limit";
   if (err instanceof TartMissingError) return "tart_missing";
   if (err instanceof TartError) return err.command === "clone" || err.command === "set" ? "clone" : err.command === "run" ? "vm_start" : "tart";

@@ -7,6 +7,7 @@ import { backoffMs } from "../backoff.ts";
 import { sleep } from "../wait.ts";
 import { disposeAll } from "../cycle.ts";
 import { failureReason } from "../metrics/reasons.ts";
+import { HostDegradedError } from "../tart.ts";
 import { cleanSlot } from "./clean.ts";
 import { reportGhostJob } from "./lost.ts";
 import type { SlotRun } from "./recover.ts";
@@ -22,12 +23,16 @@ export function recordFailure(r: SlotRun, err: unknown): number {
   const failures = r.store.current.failures + 1;
   const retryAt = (err as { retryAtMs?: number }).retryAtMs;
   const { backoffInitialMs, backoffMaxMs } = r.config.host;
-  const backoff = r.store.persisted ? backoffMs(failures, backoffInitialMs, backoffMaxMs) : backoffMaxMs;
+  // A host that cannot start VMs (leaked places) stays so until a reboot: trying again sooner only churns.
+  const degraded = err instanceof HostDegradedError;
+  const backoff = r.store.persisted && !degraded ? backoffMs(failures, backoffInitialMs, backoffMaxMs) : backoffMaxMs;
   const delay = Math.max(backoff, retryAt ? retryAt - Date.now() : 0);
   const now = new Date();
   r.store.write({
     failures, backoff_until: new Date(now.getTime() + delay).toISOString(),
     last_error: err instanceof Error ? err.message : String(err), last_failure_kind: kindOf(err), last_failure_at: now.toISOString(),
+    // Degraded until a good cycle shows the host starts VMs again.
+    ...(degraded && { host_degraded_at: now.toISOString() }),
   });
   if (!r.store.persisted) r.log.error("state.unpersisted", `cannot write ${r.store.path} (${r.store.lastWriteError?.message}); cleaned up from what this process knew; backing off the longest (host.backoff_max) until it can: free disk space on that volume`);
   return delay;
@@ -47,7 +52,7 @@ export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } 
   const where = { vm: s.vm, runner: s.runner_name, phase: s.phase };
   if (kind === "ok") r.log.info("cycle.stopped", `${message}; cleaning up`, where);
   else {
-    r.log.error("cycle.failed", message, { ...where, kind, error: err });
+    r.log.error(err instanceof HostDegradedError ? "host.degraded" : "cycle.failed", message, { ...where, kind, error: err });
     r.metrics.failure(s.phase, failureReason(err));
   }
   r.store.write({ phase: "cleanup" });

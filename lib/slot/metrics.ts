@@ -10,6 +10,7 @@ export function mirrorStateToMetrics(store: SlotStore, metrics: SlotMetrics): vo
       metrics.backoff(s.backoff_until ? new Date(s.backoff_until) : undefined, s.failures);
     }
     if (s.phase !== prev?.phase) metrics.phase(s.phase);
+    if (s.host_degraded_at !== prev?.host_degraded_at || !prev) metrics.hostDegraded(s.host_degraded_at !== undefined);
   };
   mirror(store.current);
   store.onChange = mirror;

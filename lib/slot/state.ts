@@ -15,8 +15,14 @@ export type Phase = (typeof PHASES)[number];
 const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), "not a time");
 const name = z.string().min(1);
 const ghost = z.object({ id: z.number().int().positive(), name, since: isoTime });
-/** A VM whose `tart run` an earlier process started (the next cycle's VM, started by the previous cycle as it ended). */
-const started = z.object({ pid: z.number().int().positive(), started_at: isoTime, log_offset: z.number().int().nonnegative() });
+/**
+ * A VM whose `tart run` an earlier process started (the next cycle's VM,
+ * started by the previous cycle as it ended). `pid` with `pid_start` (the
+ * process's start time, lib/core/process-identity.ts) is the identity of that
+ * process: a pid alone may have been reused since. Without `pid_start` it is
+ * not trusted.
+ */
+const started = z.object({ pid: z.number().int().positive(), pid_start: z.string().min(1).optional(), started_at: isoTime, log_offset: z.number().int().nonnegative() });
 const nextVm = z.object({ name, image: z.string(), created_at: isoTime, run: started.optional() });
 const golden = z.object({ name, image: z.string(), created_at: isoTime });
 
@@ -55,6 +61,11 @@ const FIELDS = {
   last_error: [z.string(), undefined],
   last_failure_kind: [z.string(), undefined],
   last_failure_at: [isoTime, undefined],
+  /**
+   * When the slot last found the host unable to start VMs although fewer than
+   * two run (macOS leaked VM places; a reboot frees them). Cleared by a good cycle.
+   */
+  host_degraded_at: [isoTime, undefined],
   jobs_served: [z.number().int().nonnegative(), 0],
   last_job_at: [isoTime, undefined],
   cycle_started_at: [isoTime, undefined],

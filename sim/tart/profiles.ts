@@ -14,6 +14,8 @@ export interface Timings {
   runner_start_ms: number;
   /** From SIGINT (`Stopping VM...`) to the run process exiting. */
   stop_ms: number;
+  /** From `tart run` exiting to its VM place being free again (Virtualization.framework's teardown). */
+  place_release_ms: number;
   /** `tart delete` of one local VM. */
   delete_ms: number;
   /** `tart suspend`: pausing the VM and writing state.vzvmsave. */
@@ -38,6 +40,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     ssh_ms: 2_000,
     runner_start_ms: 1_500,
     stop_ms: 1_000,
+    place_release_ms: 2_000,
     delete_ms: 500,
     suspend_ms: 5_000,
     restore_ms: 5_000,
@@ -51,6 +54,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     ssh_ms: 400,
     runner_start_ms: 300,
     stop_ms: 250,
+    place_release_ms: 1_000,
     delete_ms: 125,
     suspend_ms: 1_000,
     restore_ms: 1_000,
@@ -64,6 +68,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     ssh_ms: 200,
     runner_start_ms: 100,
     stop_ms: 0,
+    place_release_ms: 1_000,
     delete_ms: 20,
     suspend_ms: 100,
     restore_ms: 300,

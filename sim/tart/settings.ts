@@ -30,6 +30,11 @@ export interface SimTartSettings extends Timings {
   ssh_port: number;
   /** DHCP lease lifetime (macOS default 86400 s); not scaled. */
   lease_s: number;
+  /**
+   * VM places held by no process (macOS 26.3's leak): with two, no VM starts
+   * whatever runs. Removing the setting is the host's reboot.
+   */
+  leaked_places: number;
   /** The bootpd-format lease file; default $TART_HOME/sim/dhcpd_leases. */
   leases_file?: string;
   faults: Fault[];
@@ -58,7 +63,7 @@ export function patchSettings(config: SimTartConfig, patch: SimTartPatch): SimTa
   return { ...(out as SimTartConfig), rev: (config.rev ?? 0) + 1 };
 }
 
-const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [], runner_env: {}, version: "2.35.0" } as const;
+const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, leaked_places: 0, faults: [], runner_env: {}, version: "2.35.0" } as const;
 
 /** The profile's times, overridden by explicit ones, all multiplied by scale. */
 export function resolveSettings(config: SimTartConfig): SimTartSettings {

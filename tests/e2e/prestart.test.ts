@@ -1,7 +1,7 @@
 // The next cycle's VM started ahead: a healthy cycle, as it ends, starts the
 // VM it cloned while its job ran; the next cycle waits for that VM instead of
-// starting it. A start that is gone or too old is not trusted; nothing of it
-// outlives cleanup.
+// starting it. It is trusted by the identity of its `tart run` process (pid
+// and start time), not by its age; nothing of it outlives cleanup.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +16,15 @@ afterAll(() => world?.stop());
 
 interface NextVm {
   name: string;
-  run?: { pid: number; started_at: string; log_offset: number };
+  run?: { pid: number; pid_start?: string; started_at: string; log_offset: number };
+}
+
+/** Changes what the state file says about the VM started ahead. */
+function rewriteRun(s: Slots, patch: Record<string, unknown>): void {
+  const path = join(s.stateDir, "slot-1.json");
+  const state = JSON.parse(readFileSync(path, "utf8"));
+  state.next_vm.run = { ...state.next_vm.run, ...patch };
+  writeFileSync(path, JSON.stringify(state));
 }
 
 /** One cycle of the compiled loop serving one job; its log lines. */
@@ -45,6 +53,7 @@ describe("the next VM started ahead", () => {
     const next = nextVm(s);
     expect(events(first, "next.started").map((l) => l.vm)).toEqual([next.name]);
     expect(alive(next.run!.pid)).toBe(true);
+    expect(next.run!.pid_start).toBeString();
     await until("the next VM runs", () => vms(s).find((v) => v.name === next.name)?.running);
     const second = await serve(s, "second");
     expect(events(second, "boot.attached").map((l) => l.pid)).toEqual([next.run!.pid]);
@@ -62,14 +71,35 @@ describe("the next VM started ahead", () => {
     expect(events(lines, "boot.attached")).toEqual([]);
   }, 60_000);
 
-  test.concurrent("a start recorded long ago is not trusted: the VM is forced off and started again", async () => {
+  test.concurrent("a VM started ahead is trusted by its process, not its age: a start recorded long ago is attached while that process runs", async () => {
     const s = slots(world, {}, { boot_ms: 500 });
     await serve(s, "first");
-    const path = join(s.stateDir, "slot-1.json");
-    const state = JSON.parse(readFileSync(path, "utf8"));
-    state.next_vm.run.started_at = new Date(Date.now() - 10 * 60_000).toISOString();
-    writeFileSync(path, JSON.stringify(state));
+    const next = nextVm(s);
+    rewriteRun(s, { started_at: new Date(Date.now() - 10 * 60_000).toISOString() });
     const lines = await serve(s, "second");
+    expect(events(lines, "boot.attached").map((l) => l.pid)).toEqual([next.run!.pid]);
+    expect(events(lines, "boot.restart")).toEqual([]);
+  }, 60_000);
+
+  test.concurrent("a recorded pid that now names another process (reused) is not attached: the VM is forced off and started again", async () => {
+    const s = slots(world, {}, { boot_ms: 500 });
+    await serve(s, "first");
+    const next = nextVm(s);
+    // The pid now names another live process (this test's own), which started at another time than the one recorded.
+    rewriteRun(s, { pid: process.pid });
+    const lines = await serve(s, "second");
+    expect(events(lines, "boot.attached")).toEqual([]);
+    expect(events(lines, "boot.restart").map((l) => l.pid)).toEqual([process.pid]);
+    expect(alive(process.pid)).toBe(true);
+    expect(alive(next.run!.pid)).toBe(false);
+  }, 60_000);
+
+  test.concurrent("a start recorded without the process's start time (an older state file) is not trusted", async () => {
+    const s = slots(world, {}, { boot_ms: 500 });
+    await serve(s, "first");
+    rewriteRun(s, { pid_start: undefined });
+    const lines = await serve(s, "second");
+    expect(events(lines, "boot.attached")).toEqual([]);
     expect(events(lines, "boot.restart")).toHaveLength(1);
   }, 60_000);
 

@@ -4,12 +4,12 @@
 // distinct sim times (3 s against 0.3 s), so a cycle's boot time tells which
 // one it took.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { IMAGE_MARKER } from "../../sim/image/fixture.ts";
 import type { World } from "../../sim/world.ts";
-import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, nothingLeft, slots, slotState, start, vms, type Slots } from "./harness.ts";
+import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, nothingLeft, slots, slotState, start, until, vms, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -146,6 +146,40 @@ describe("snapshot start", () => {
       expect(events(lines, "snapshot.restored")).toHaveLength(1);
     }
     for (const slot of [1, 2]) expect(vmLog(s, slot)).not.toContain("same MAC address");
+  }, 90_000);
+
+  test.concurrent("a VM of the slot still running with the golden's MAC is forced off before a clone restores (snapshot.mac_in_use), not left to make tart reset the MAC", async () => {
+    const s = slots(world, SNAPSHOT, TIMES);
+    await serve(s, "makes-golden");
+    const g = golden(s)!;
+    // The VM started ahead has restored already (its saved state is gone): removed, so this cycle clones the golden afresh.
+    const pre = (slotState(s)!.next_vm as { name: string }).name;
+    await until("the VM started ahead runs", () => vms(s).find((v) => v.name === pre)?.running);
+    tart(s, "stop", pre, "--timeout", "0");
+    // `tart stop --timeout 0` returns right after its SIGKILL: off once tart shows it so.
+    await until("the VM started ahead is off", () => vms(s).find((v) => v.name === pre)?.running === false);
+    tart(s, "delete", pre);
+    const path = join(s.stateDir, "slot-1.json");
+    const state = JSON.parse(readFileSync(path, "utf8"));
+    delete state.next_vm;
+    writeFileSync(path, JSON.stringify(state));
+    // A VM of the slot, cloned from the golden (so with its MAC), left running as a wrapper around tart can leave one.
+    const holder = pre.replace(/[0-9a-f]{6}$/, "0000aa");
+    tart(s, "clone", g.name, holder);
+    // Started again while it meets the VM limit: the places of the VMs just stopped take a while to free.
+    let run: ChildProcess | undefined;
+    await until("the holder runs", () => {
+      if (!run || run.exitCode !== null) (run = spawn(s.config.host.tartPath, ["run", "--no-graphics", holder], { env: s.env, stdio: "ignore", detached: true })).unref();
+      return vms(s).find((v) => v.name === holder)?.running;
+    }, 30_000, 200);
+    expect(macOf(s, holder)).toBe(macOf(s, g.name));
+    const lines = await serve(s, "restores");
+    const vm = events(lines, "cycle.start")[0]!.vm;
+    expect(events(lines, "snapshot.mac_in_use").map((l) => [l.vm, l.holder])).toEqual([[vm, holder]]);
+    expect(events(lines, "snapshot.restored")).toHaveLength(1);
+    expect(slotState(s)!.path).toBe("snapshot");
+    expect(vms(s).find((v) => v.name === holder)?.running).toBeFalsy();
+    expect(vmLog(s)).not.toContain("same MAC address");
   }, 90_000);
 
   test.concurrent("cleanup keeps the golden; cleanup --golden removes it, and nothing is left", async () => {

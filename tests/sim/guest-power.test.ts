@@ -13,7 +13,8 @@ import { clone, killStarted, pidAlive, procState, ssh, startRun, startSSH, vmDir
 let fx: TartFixture;
 
 beforeAll(async () => {
-  fx = await startTartFixture({ registry: false, settings: { ssh_port: 2222, boot_ms: 100, ssh_ms: 100 } });
+  // VMs start here right after others stopped: a place frees at once (its hold is tested in tart.test.ts).
+  fx = await startTartFixture({ registry: false, settings: { ssh_port: 2222, boot_ms: 100, ssh_ms: 100, place_release_ms: 0 } });
 });
 afterAll(async () => {
   killStarted();

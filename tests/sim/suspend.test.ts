@@ -13,7 +13,8 @@ import { clone, getJSON, killStarted, pidAlive, ssh, startRun, vmDir, waitBooted
 let fx: TartFixture;
 
 beforeAll(async () => {
-  fx = await startTartFixture({ registry: false, settings: { ssh_port: 2222, boot_ms: 100, ssh_ms: 100, suspend_ms: 100, restore_ms: 600 } });
+  // VMs start here right after others stopped: a place frees at once (its hold is tested in tart.test.ts).
+  fx = await startTartFixture({ registry: false, settings: { ssh_port: 2222, boot_ms: 100, ssh_ms: 100, suspend_ms: 100, restore_ms: 600, place_release_ms: 0 } });
 });
 afterAll(async () => {
   killStarted();

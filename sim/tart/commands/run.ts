@@ -9,6 +9,7 @@ import { TartError, ValidationError, vmAlreadyRunning } from "../errors.ts";
 import { isVMDir, localVMNames, randomMAC, readVMConfig, tartHome, vmPath, writeVMConfig } from "../home.ts";
 import { withFileLock } from "../filelock.ts";
 import { acquireRunMarker, isRunning, releaseRunMarker } from "../running.ts";
+import { dropPlace, heldPlaces, takePlace } from "../places.ts";
 import { loadSettings } from "../settings.ts";
 import { takeFault } from "../faults.ts";
 import { runVM } from "../vm/lifecycle.ts";
@@ -64,8 +65,9 @@ export async function run(argv: string[]): Promise<number> {
   const settings = loadSettings();
 
   // Under the $TART_HOME lock, as tart does: MAC collision, the run marker,
-  // and (for the sim) the 2-VM limit, so that concurrent starts count right.
-  const others = withFileLock(join(tartHome(), ".sim-lock"), () => {
+  // and (for the sim) the 2-VM limit, so that concurrent starts count right:
+  // the places held by running VMs, by VMs still being torn down, and leaked.
+  const { others, full } = withFileLock(join(tartHome(), ".sim-lock"), () => {
     const config = readVMConfig(dir);
     const running = localVMNames().filter((n) => n !== name && isRunning(vmPath(n)));
     if (running.some((n) => readVMConfig(vmPath(n)).macAddress === config.macAddress)) {
@@ -76,15 +78,18 @@ export async function run(argv: string[]): Promise<number> {
       rmSync(statePath(dir), { force: true });
     }
     if (!acquireRunMarker(dir)) throw vmAlreadyRunning(name);
-    return running;
+    const full = heldPlaces(settings.place_release_ms) + settings.leaked_places >= 2;
+    if (!full) takePlace(name);
+    return { others: running, full };
   });
 
   const fail = (message: string): number => {
+    dropPlace();
     releaseRunMarker(dir);
     process.stderr.write(`${message}\n`);
     return 1;
   };
-  if (others.length >= 2) return fail(`The number of VMs exceeds the system limit (other running VMs: ${others.join(", ")})`);
+  if (full) return fail(`The number of VMs exceeds the system limit (other running VMs: ${others.join(", ")})`);
   if (takeFault("start_failure", name)) return fail(START_FAILURE);
   return await runVM({ name, dir, settings, suspendable, noIP: Boolean(takeFault("no_ip", name)), crash: takeFault("crash", name) });
 }

@@ -4,12 +4,15 @@
 // off. Its guest's processes are frozen, not killed, so that their TCP peers
 // hear nothing (contracts §11: no FIN, no RST), and are killed after
 // dead_peer_ms, or at once on SIGTERM: a new run of the VM with this MAC
-// takes their address (vm/lifecycle.ts). argv: <vm dir> <MAC> <dead_peer_ms>
+// takes their address (vm/lifecycle.ts). When the run process ends it also
+// stamps the VM's place with the time it frees (places.ts).
+// argv: <vm dir> <MAC> <dead_peer_ms> <place file> <place_release_ms>
+import { releasePlace } from "../places.ts";
 import { freezeGuest, killProcesses, ownStart, type Proc } from "./processes.ts";
 
-const [vmDir, , deadPeerMs] = process.argv.slice(2);
-if (vmDir === undefined || deadPeerMs === undefined) {
-  process.stderr.write("usage: guest/watchdog.ts <vm dir> <MAC> <dead_peer_ms>\n");
+const [vmDir, , deadPeerMs, placeFile, placeReleaseMs] = process.argv.slice(2);
+if (vmDir === undefined || deadPeerMs === undefined || placeFile === undefined || placeReleaseMs === undefined) {
+  process.stderr.write("usage: guest/watchdog.ts <vm dir> <MAC> <dead_peer_ms> <place file> <place_release_ms>\n");
   process.exit(64);
 }
 // The guest of this run started after this watchdog; older ones are not ours.
@@ -19,6 +22,7 @@ const powerOff = () => (frozen ??= freezeGuest(vmDir, since));
 
 process.stdin.on("data", () => {});
 process.stdin.on("end", () => {
+  releasePlace(placeFile, Number(placeReleaseMs));
   if (powerOff().length === 0) process.exit(0);
   setTimeout(() => {
     killProcesses(powerOff());

@@ -11,6 +11,7 @@ import { POWER_MARKER, VM_MARKER } from "../guest/env.ts";
 import type { GuestEvent } from "../guest/main.ts";
 import { commandLine, markedProcesses } from "../guest/processes.ts";
 import { sleep } from "../home.ts";
+import { placePath } from "../places.ts";
 import { processStartTime } from "../process.ts";
 
 const GUEST_DIR = join(import.meta.dir, "..", "guest");
@@ -22,8 +23,8 @@ function hostEnv(): Record<string, string> {
   return env;
 }
 
-export function spawnWatchdog(vmDir: string, mac: string, deadPeerMs: number): void {
-  const child = spawn(process.execPath, [join(GUEST_DIR, "watchdog.ts"), vmDir, mac, String(deadPeerMs)], {
+export function spawnWatchdog(vmDir: string, mac: string, deadPeerMs: number, placeReleaseMs: number): void {
+  const child = spawn(process.execPath, [join(GUEST_DIR, "watchdog.ts"), vmDir, mac, String(deadPeerMs), placePath(process.pid), String(placeReleaseMs)], {
     env: { ...hostEnv(), [POWER_MARKER]: vmDir },
     detached: true,
     stdio: ["pipe", "ignore", "ignore"],

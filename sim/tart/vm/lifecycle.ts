@@ -72,7 +72,7 @@ export async function runVM(vm: VMRun): Promise<never> {
   setInterval(() => {}, 1 << 30);
   const mac = readVMConfig(dir).macAddress;
   await endPredecessors(dir, mac);
-  spawnWatchdog(dir, mac, settings.dead_peer_ms);
+  spawnWatchdog(dir, mac, settings.dead_peer_ms, settings.place_release_ms);
 
   let mode: "boot" | "resume" = "boot";
   setNtpReachable(dir, !takeFault("clock_stuck", name));
