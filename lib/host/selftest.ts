@@ -32,7 +32,7 @@ import { runArgv } from "../proc.ts";
 import { redact } from "../redact.ts";
 import type { FileLock } from "../flock.ts";
 import { lockSlot } from "../slot/lock.ts";
-import type { RunningVm, Tart } from "../tart.ts";
+import { VmLimitError, type RunningVm, type Tart } from "../tart.ts";
 import { readTail, sizeOf, vmLogPath } from "../vm-log.ts";
 import { sleep } from "../wait.ts";
 import { addressCheck, agentSessionCheck, clockCheck, execCheck, hostKeyCheck, runnerCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
@@ -240,7 +240,9 @@ async function coldCycle(run: Run, placesBefore: string[]): Promise<void> {
   }
   run.add(pass("clone", `cloned ${image} into ${vm}`), run.time("clone", Date.now() - started));
   const b = await bootVm(run, vm, 1);
-  if ("error" in b) {
+  if ("error" in b && b.error instanceof VmLimitError) {
+    run.add(fail("lease", `${vm} did not start: ${b.error.message}`, "see vm-limit and host-degraded: stop what is not ours; when nothing runs and the limit is still hit, VM places leaked and only a reboot frees them"));
+  } else if ("error" in b) {
     run.add(b.leased ? pass("lease", `the VM leased ${b.leased}`) : fail("lease", `no lease for ${vm} in ${config.host.dhcpLeasesPath} within vm.boot_timeout (${b.error.message})`,
       "see the dhcp checks (pool full? lease time?); macOS gives VMs addresses only while Internet Sharing's bootpd runs"));
     if (b.leased) run.add(fail("ready", `${vm} leased ${b.leased} but was not ready over ${run.transport}: ${b.error.message}`, run.transport === "ssh" ? "is Remote Login on in the image? On macOS 15+, allow Local Network for macos-runner" : "is tart-guest-agent running in the image?"));
