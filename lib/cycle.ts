@@ -162,7 +162,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   let vmStopped = false;
   void booted.vm.exited.then(() => (vmStopped = true));
   const run = startRun({
-    config, ip: booted.ip, jitConfig: jitR.value.encodedJitConfig, log, vmGone: booted.vm.exited, endAtCompletion: true,
+    config, vm: name, ip: booted.ip, tartHome: tart.home, jitConfig: jitR.value.encodedJitConfig, log, vmGone: booted.vm.exited, endAtCompletion: true,
     on: {
       listening: () => {
         metrics.runnerListening();

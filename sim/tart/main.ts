@@ -4,7 +4,7 @@
 import { RuntimeError, ValidationError } from "./errors.ts";
 import { traceTart } from "./trace.ts";
 
-export const VERSION = "2.32.1";
+export const VERSION = "2.33.0";
 
 const COMMANDS = ["clone", "delete", "exec", "get", "ip", "list", "prune", "pull", "run", "set", "stop", "suspend"] as const;
 type Command = (typeof COMMANDS)[number];

@@ -10,6 +10,8 @@ export interface Timings {
   boot_ms: number;
   /** From the lease to the guest's sshd answering. */
   ssh_ms: number;
+  /** From the lease to the tart guest agent answering `tart exec` (it starts in the auto-login session, after sshd). */
+  agent_ms: number;
   /** How long the fake actions runner takes from start to "Listening for Jobs" (SIM_RUNNER_START_MS). */
   runner_start_ms: number;
   /** From SIGINT (`Stopping VM...`) to the run process exiting. */
@@ -36,6 +38,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     clone_ms: 100,
     boot_ms: 13_000,
     ssh_ms: 2_000,
+    agent_ms: 3_000,
     runner_start_ms: 1_500,
     stop_ms: 1_000,
     delete_ms: 500,
@@ -49,6 +52,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     clone_ms: 200,
     boot_ms: 2_500,
     ssh_ms: 400,
+    agent_ms: 500,
     runner_start_ms: 300,
     stop_ms: 250,
     delete_ms: 125,
@@ -62,6 +66,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     clone_ms: 0,
     boot_ms: 500,
     ssh_ms: 200,
+    agent_ms: 250,
     runner_start_ms: 100,
     stop_ms: 0,
     delete_ms: 20,

@@ -28,6 +28,11 @@ export interface SimTartSettings extends Timings {
    */
   dead_peer_ms: number;
   ssh_port: number;
+  /**
+   * How long a `tart exec` waits for the guest agent before it fails (tart's
+   * gRPC connection pool: 30 s); not scaled.
+   */
+  exec_connect_timeout_ms: number;
   /** DHCP lease lifetime (macOS default 86400 s); not scaled. */
   lease_s: number;
   /** The bootpd-format lease file; default $TART_HOME/sim/dhcpd_leases. */
@@ -54,7 +59,7 @@ export function patchSettings(config: SimTartConfig, patch: SimTartPatch): SimTa
   return { ...(out as SimTartConfig), rev: (config.rev ?? 0) + 1 };
 }
 
-const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [] } as const;
+const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, exec_connect_timeout_ms: 30_000, ssh_port: 22, lease_s: 86_400, faults: [] } as const;
 
 /** The profile's times, overridden by explicit ones, all multiplied by scale. */
 export function resolveSettings(config: SimTartConfig): SimTartSettings {

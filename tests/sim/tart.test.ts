@@ -27,7 +27,7 @@ const running = (name: string) => runningIn(fx, name);
 
 describe("CLI conventions", () => {
   test("--version", () => {
-    expect(fx.tart("--version")).toEqual({ code: 0, stdout: "2.32.1\n", stderr: "" });
+    expect(fx.tart("--version")).toEqual({ code: 0, stdout: "2.33.0\n", stderr: "" });
   });
 
   test.each([

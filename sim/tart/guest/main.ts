@@ -14,7 +14,7 @@ import { killMarked, ownStart } from "./processes.ts";
 import { startGuestSSH, type GuestSSH } from "./ssh-server.ts";
 import { trace } from "../trace.ts";
 
-export type GuestEvent = { lease: string } | { ssh: true } | { shutdown: true };
+export type GuestEvent = { lease: string } | { ssh: true } | { agent: true } | { shutdown: true };
 
 const emit = (event: GuestEvent) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
@@ -51,6 +51,12 @@ async function lease(avoid: string[] = []): Promise<string> {
 setInterval(() => {}, 1 << 30);
 await sleep(Number(leaseAt) - Date.now());
 let ip = await lease();
+// The guest agent is a LaunchAgent of the auto-login session: it answers
+// agent_ms after the lease on a boot, at once in a resumed guest.
+setTimeout(() => {
+  emit({ agent: true });
+  trace({ kind: "guest", vm, event: "agent" });
+}, mode === "boot" ? settings.agent_ms : 0);
 if (mode === "boot") await sleep(settings.ssh_ms);
 const taken: string[] = [];
 for (;;) {
