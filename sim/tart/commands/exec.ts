@@ -72,7 +72,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!(await connect(dir, settings.exec_connect_timeout_ms))) throw new RuntimeError(AGENT_UNREACHABLE, 1);
   const runner = runState(dir);
   if (!runner) throw new RuntimeError(AGENT_UNREACHABLE, 1);
-  trace({ kind: "guest", vm: dir, event: "tart-exec", command: [program, ...programArgs].join(" ").slice(0, 80) });
+  // `sh -c CMD` is traced as CMD, as sshd's exec requests are.
+  const shell = /(^|\/)sh$/.test(program) && programArgs[0] === "-c";
+  trace({ kind: "guest", vm: dir, event: "tart-exec", command: (shell ? programArgs.slice(1).join(" ") : [program, ...programArgs].join(" ")).slice(0, 80) });
   const child = spawn(program, programArgs, {
     cwd: guestEnv(dir, settings).HOME,
     env: guestEnv(dir, settings),

@@ -61,7 +61,9 @@ if (mode === "boot") await sleep(settings.ssh_ms);
 const taken: string[] = [];
 for (;;) {
   try {
-    ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown, onExec: (command) => trace({ kind: "guest", vm, event: "exec", command: command.slice(0, 80) }) });
+    ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown, onExec: (command) => trace({ kind: "guest", vm, event: "exec", command: command.slice(0, 80) }),
+      localNetwork: settings.local_network,
+      onConnection: (c) => trace({ kind: "guest", vm, event: c.refused ? "refused" : "connect", peer: c.peer, ours: c.ours }) });
     break;
   } catch (err) {
     // Another process took the address since the lease: take another one.
