@@ -45,6 +45,9 @@ const AGENT_UNREACHABLE = /is the Tart Guest Agent running\?/;
 /** ssh's words for EHOSTUNREACH: on macOS 15+ a Local Network refusal of a LaunchAgent (or its children). */
 const NO_ROUTE = /No route to host/;
 
+/** ssh refused the guest's host key (it does not match vm.ssh.known_hosts_path). */
+const HOST_KEY_REFUSED = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/;
+
 /** The agent did not answer: a command that never started in the guest, safe to run again. */
 export const agentUnreachable = (stderr: string) => AGENT_UNREACHABLE.test(stderr);
 /** The connection to the guest's address was refused with EHOSTUNREACH. */
@@ -74,5 +77,6 @@ export interface ProbeResult {
 export async function probeGuest(config: Config, target: GuestTarget, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
   const argv = guestArgv(config, target, "true", { stdin: false });
   const r = await finished(sh({ timeoutMs, env: guestEnv(target), ...(signal && { signal }) })`exec ${argv}`);
-  return { ok: r.code === 0, refused: noRouteToHost(r.stderr), stderr: r.stderr };
+  // A host key that does not match is an answer too: the run that follows refuses it (exit 84), not a boot timeout.
+  return { ok: r.code === 0 || HOST_KEY_REFUSED.test(r.stderr), refused: noRouteToHost(r.stderr), stderr: r.stderr };
 }
