@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { PROFILE_NAMES, PROFILES, TIMING_KEYS, type ProfileName, type Timings } from "./profiles.ts";
 
-export type FaultKind = "clone_disk_full" | "start_failure" | "no_ip" | "crash" | "restore_failure";
+export type FaultKind = "clone_disk_full" | "start_failure" | "no_ip" | "crash" | "restore_failure" | "ssh_drop_runner";
 
 export interface Fault {
   kind: FaultKind;

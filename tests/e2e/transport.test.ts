@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { World } from "../../sim/world.ts";
 import { readTrace, type GuestRecord } from "../../bench/measure.ts";
-import { enqueue, exitOf, fileWorld, github, loopBinary, nothingLeft, slots, type Slots } from "./harness.ts";
+import { count, enqueue, events, exitOf, fileWorld, github, loopBinary, nothingLeft, slots, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -65,5 +65,16 @@ describe("Local Network granted", () => {
     expect(events.some((e) => e.event === "exec" && e.command?.includes("ACTIONS_RUNNER_INPUT_JITCONFIG"))).toBe(true);
     expect(events.filter((e) => e.event === "refused")).toEqual([]);
     expect(events.some((e) => e.event === "connect" && e.ours && /\/usr\/bin\/ssh/.test(e.peer ?? ""))).toBe(true);
+  }, 60_000);
+
+  test.concurrent("ssh: exit 255 before the runner printed anything starts it once more with the same JIT config, and the job is served", async () => {
+    const { s, trace, env } = traced({ vm: { transport: "ssh" } }, { local_network: "granted", faults: [{ kind: "ssh_drop_runner", count: 1 }] });
+    const j = await enqueue(s, "after-a-drop", "echo served after a dropped start");
+    const lines = await exitOf(loopBinary(s, 1, env), 0);
+    expect(events(lines, "run.retry").map((l) => l.attempt)).toEqual([2]);
+    expect((await github(s)).jobs.find((x) => x.id === j.id)).toMatchObject({ result: "Succeeded", attempts: 1 });
+    // Two runner starts reached the guest's sshd: the dropped one and the one that ran.
+    expect(guestEvents(trace).filter((e) => e.event === "exec" && e.command?.includes("ACTIONS_RUNNER_INPUT_JITCONFIG")).length).toBe(2);
+    expect(count((await github(s)).calls, "generate-jitconfig")).toBe(1);
   }, 60_000);
 });

@@ -13,6 +13,8 @@ import { guestRoot } from "./fs.ts";
 import { killMarked, ownStart } from "./processes.ts";
 import { startGuestSSH, type GuestSSH } from "./ssh-server.ts";
 import { trace } from "../trace.ts";
+import { takeFault } from "../faults.ts";
+import { basename } from "node:path";
 
 export type GuestEvent = { lease: string } | { ssh: true } | { agent: true } | { shutdown: true };
 
@@ -63,6 +65,7 @@ for (;;) {
   try {
     ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown, onExec: (command) => trace({ kind: "guest", vm, event: "exec", command: command.slice(0, 80) }),
       localNetwork: settings.local_network,
+      dropExec: (command) => command.startsWith("IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG") && takeFault("ssh_drop_runner", basename(vm)) !== undefined,
       onConnection: (c) => trace({ kind: "guest", vm, event: c.refused ? "refused" : "connect", peer: c.peer, ours: c.ours }) });
     break;
   } catch (err) {

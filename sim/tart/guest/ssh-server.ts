@@ -22,6 +22,8 @@ export interface GuestSSHOptions {
   onShutdown: () => void;
   /** Told of every exec request as it arrives. */
   onExec?: (command: string) => void;
+  /** True when this exec request is to be dropped before it runs (the ssh_drop_runner fault). */
+  dropExec?: (command: string) => boolean;
   /**
    * Local Network privacy: "withheld" (the default) refuses a connection from
    * our binary or a process it started (sim/PROTOCOL.md); "granted" lets it in.
@@ -63,6 +65,8 @@ function serveExec(conn: Connection, opts: GuestSSHOptions): void {
     session.on("subsystem", (_a, reject) => reject());
     session.on("exec", (accept, _reject, info) => {
       opts.onExec?.(info.command);
+      // sshd answering while the guest still boots: the connection closes before the command runs.
+      if (opts.dropExec?.(info.command)) return void conn.end();
       const channel = accept();
       if (SHUTDOWN.test(info.command)) {
         channel.exit(0);
