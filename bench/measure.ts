@@ -41,7 +41,7 @@ export interface Cycle {
   runner: string;
   turnaroundMs: number;
   hostOverheadMs: number;
-  /** sshd answering -> the runner's command arriving in the guest: SSH reachable -> listening, minus the runner's own start. */
+  /** The guest reachable (its agent answering for tart exec, else its sshd) -> the runner's command arriving in the guest. */
   readinessLagMs?: number;
   /** sshd answering -> listening, the runner's own start included. */
   sshToListeningMs?: number;
