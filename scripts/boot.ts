@@ -48,9 +48,9 @@ export interface Booted {
 /** How soon a failed readiness probe is followed by the next one. */
 const PROBE_MS = 20;
 /** How often a new readiness probe starts while earlier ones hang (a `tart exec` waiting out tart's reconnect backoff). */
-const PROBE_EVERY_MS = 100;
+const PROBE_EVERY_MS = 50;
 /** At most this many readiness probes at once. */
-const MAX_PROBES = 8;
+const MAX_PROBES = 12;
 /** A readiness probe that has not answered by then is killed (a loaded host starts a process slowly; a probe's own start must fit). */
 const PROBE_TIMEOUT_MS = 3000;
 /** How often the lease file is read while no lease is there, besides when its directory changes. */

@@ -87,25 +87,21 @@ export async function run(argv: string[]): Promise<number> {
   }
   child.stdout!.pipe(process.stdout);
   child.stderr!.pipe(process.stderr);
-  let ended = false;
-  // The control socket lives as long as the VM's `tart run`.
-  const socketGone = (async () => {
-    while (!ended && runState(dir)?.pid === runner.pid) await sleep(100);
-    return !ended;
-  })();
+  let watch: ReturnType<typeof setInterval> | undefined;
   const code = await new Promise<number>((resolve) => {
     child.on("error", (err) => {
       process.stderr.write(`${err.message}\n`);
       resolve(1);
     });
     child.on("close", (c) => resolve(c ?? 255));
-    void socketGone.then((gone) => {
-      if (!gone) return;
+    // The control socket lives as long as the VM's `tart run`.
+    watch = setInterval(() => {
+      if (runState(dir)?.pid === runner.pid) return;
       process.stderr.write(`${CONTROL_SOCKET_CLOSED}\n`);
       resolve(1);
-    });
+    }, 100);
   });
-  ended = true;
+  clearInterval(watch);
   // The client is done; whatever still runs in the guest is left to it.
   process.stdin.unpipe();
   process.stdin.destroy();
