@@ -49,8 +49,10 @@ export interface Booted {
 const PROBE_MS = 20;
 /** How often a new readiness probe starts while earlier ones hang (a `tart exec` waiting out tart's reconnect backoff). */
 const PROBE_EVERY_MS = 50;
-/** At most this many readiness probes at once. */
+/** At most this many readiness probes at once; past that, the oldest one that had its first try is replaced. */
 const MAX_PROBES = 12;
+/** A probe this old has made its first connection try and waits out tart's backoff (its next try at 1 s): replaceable. */
+const PROBE_STALE_MS = 1000;
 /** A readiness probe that has not answered by then is killed (a loaded host starts a process slowly; a probe's own start must fit). */
 const PROBE_TIMEOUT_MS = 3000;
 /** How often the lease file is read while no lease is there, besides when its directory changes. */
@@ -143,14 +145,17 @@ async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefine
 /**
  * Readiness probes of one VM: `true` run in the guest over vm.transport
  * (lib/vm/guest.ts), never a socket of ours. A new probe starts when the last
- * one failed (after PROBE_MS) or PROBE_EVERY_MS after the last start (up to
- * MAX_PROBES at once), so probes overlap while a `tart exec` made before the
- * guest agent answered is held by tart's reconnect backoff (1 s, then x1.6);
- * each is killed after PROBE_TIMEOUT_MS (harmless: `true` does nothing). A probe of another address (the lease
+ * one failed (after PROBE_MS) or PROBE_EVERY_MS after the last start, so
+ * probes overlap while a `tart exec` made before the guest agent answered is
+ * held by tart's reconnect backoff (1 s, then x1.6). With MAX_PROBES running,
+ * the oldest is replaced once it is PROBE_STALE_MS old (it already made its
+ * first try); none runs longer than PROBE_TIMEOUT_MS. Killing a probe is
+ * harmless: `true` does nothing. A probe of another address (the lease
  * changed) starts at once.
  */
 class Prober {
-  private inFlight = 0;
+  /** The probes running, oldest first: when each started, and how to kill it. */
+  private readonly running: { at: number; kill: AbortController }[] = [];
   private lastStart = 0;
   private lastEnd = 0;
   private target: string | undefined;
@@ -164,13 +169,18 @@ class Prober {
   tick(ip: string): void {
     const now = Date.now();
     const moved = this.target !== ip;
-    const due = moved || (this.inFlight === 0 && now - this.lastEnd >= PROBE_MS) || (this.inFlight < MAX_PROBES && now - this.lastStart >= PROBE_EVERY_MS);
+    const stale = this.running.length >= MAX_PROBES && now - this.running[0]!.at >= PROBE_STALE_MS;
+    const room = this.running.length < MAX_PROBES || stale;
+    const due = moved || (this.running.length === 0 && now - this.lastEnd >= PROBE_MS) || (room && now - this.lastStart >= PROBE_EVERY_MS);
     if (!due || this.ok) return;
+    if (this.running.length >= MAX_PROBES) this.running.shift()!.kill.abort();
     this.target = ip;
     this.lastStart = now;
-    this.inFlight++;
-    void probeGuest(this.o.config, { vm: this.o.vm, ip, tartHome: this.o.tart.home }, PROBE_TIMEOUT_MS, this.signal).then((r) => {
-      this.inFlight--;
+    const probe = { at: now, kill: new AbortController() };
+    this.running.push(probe);
+    void probeGuest(this.o.config, { vm: this.o.vm, ip, tartHome: this.o.tart.home }, PROBE_TIMEOUT_MS, AbortSignal.any([this.signal, probe.kill.signal])).then((r) => {
+      const i = this.running.indexOf(probe);
+      if (i >= 0) this.running.splice(i, 1);
       this.lastEnd = Date.now();
       if (r.ok && this.target === ip) this.ok ??= ip;
       else if (r.refused) this.refused = { ip, detail: r.stderr.split("\n").at(-1) ?? "" };
@@ -183,7 +193,7 @@ class Prober {
   /** How long until the next probe is due. */
   nextInMs(): number {
     const now = Date.now();
-    return Math.max(1, Math.min(this.lastStart + PROBE_EVERY_MS - now, this.inFlight === 0 ? this.lastEnd + PROBE_MS - now : Infinity));
+    return Math.max(1, Math.min(this.lastStart + PROBE_EVERY_MS - now, this.running.length === 0 ? this.lastEnd + PROBE_MS - now : Infinity));
   }
 }
 
