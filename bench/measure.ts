@@ -27,8 +27,11 @@ export interface GuestRecord {
   at_ms: number;
   /** The VM's directory ($TART_HOME/vms/<name>). */
   vm: string;
-  event: "lease" | "ssh" | "exec";
+  event: "lease" | "ssh" | "agent" | "exec" | "tart-exec" | "connect" | "refused";
   command?: string;
+  /** connect, refused: the peer process and its ancestry; whether it is our binary or one it started. */
+  peer?: string;
+  ours?: boolean;
 }
 export type TraceRecord = TartRecord | GuestRecord;
 
@@ -38,7 +41,7 @@ export interface Cycle {
   runner: string;
   turnaroundMs: number;
   hostOverheadMs: number;
-  /** sshd answering -> the runner's command arriving in the guest: SSH reachable -> listening, minus the runner's own start. */
+  /** The guest reachable (its agent answering for tart exec, else its sshd) -> the runner's command arriving in the guest. */
   readinessLagMs?: number;
   /** sshd answering -> listening, the runner's own start included. */
   sshToListeningMs?: number;
@@ -105,8 +108,11 @@ export function cycles(events: SimEvent[], trace: TraceRecord[], slotOf: (name: 
     const vm = next.runner;
     const ofVm = (g: GuestRecord) => basename(g.vm) === vm;
     const runStart = Math.min(...tart.filter((r) => r.cmd === "run" && r.args.includes(vm)).map((r) => r.started_ms));
-    const sshUp = guest.find((g) => ofVm(g) && g.event === "ssh" && g.at_ms >= runStart)?.at_ms;
-    const exec = guest.filter((g) => ofVm(g) && g.event === "exec" && g.command?.startsWith(RUNNER_COMMAND) && g.at_ms <= t1).at(-1)?.at_ms;
+    const runnerExec = guest.filter((g) => ofVm(g) && (g.event === "exec" || g.event === "tart-exec") && g.command?.startsWith(RUNNER_COMMAND) && g.at_ms <= t1).at(-1);
+    const exec = runnerExec?.at_ms;
+    // Reachable: the guest agent answering when the runner came through tart exec, else its sshd.
+    const upEvent = runnerExec?.event === "tart-exec" ? "agent" : "ssh";
+    const sshUp = guest.find((g) => ofVm(g) && g.event === upEvent && g.at_ms >= runStart)?.at_ms;
     // tart commands count until the next VM's `tart run`: what comes after runs beside the boot
     // (deleting finished VMs) or polls it (`tart ip --wait`, whose lag past the lease is the caller's).
     const external: [number, number][] = tart

@@ -45,6 +45,15 @@ build {
     environment_vars = ["BREW_PACKAGES=${join(" ", var.brew_packages)}", "XCODE_XIP_URL=${var.xcode_xip_url}"]
   }
 
+  provisioner "file" {
+    source      = "${path.root}/files/org.cirruslabs.tart-guest-agent.plist"
+    destination = "/tmp/org.cirruslabs.tart-guest-agent.plist"
+  }
+
+  provisioner "shell" {
+    script = "${path.root}/scripts/guest-agent.sh"
+  }
+
   provisioner "shell" {
     script           = "${path.root}/scripts/actions-runner.sh"
     environment_vars = ["RUNNER_VERSION=${var.runner_version}", "RUNNER_SHA256=${var.runner_sha256}", "IMAGE_OS=${var.image_os}"]

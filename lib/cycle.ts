@@ -179,7 +179,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // new VM, until the VM is older than vm.idle_reuse_max or another image is pinned.
   for (;;) {
     run = startRun({
-      config, ip: booted.ip, jitConfig: jit.encodedJitConfig, log: runLog, vmGone: booted.vm.exited, endAtCompletion: true,
+      config, vm: name, ip: booted.ip, tartHome: tart.home, jitConfig: jit.encodedJitConfig, log: runLog, vmGone: booted.vm.exited, endAtCompletion: true,
       on: {
         listening: () => {
           metrics.runnerListening();

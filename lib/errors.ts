@@ -11,6 +11,7 @@ export const EXIT_TABLE = {
   unavailable: { code: 69, meaning: "something it needs is missing (tart, macOS, a GUI session, a binary)" },
   "state-io": { code: 74, meaning: "the state directory cannot be read or written (permissions, full disk)" },
   tempfail: { code: 75, meaning: "try again later (slot busy, GitHub or registry unavailable, rate limited)" },
+  "local-network": { code: 77, meaning: "macOS Local Network privacy refused a connection to the guest (use vm.transport: exec, or grant it)" },
   config: { code: 78, meaning: "the config file, a secret file or the credentials are wrong" },
   "job-failed": { code: 80, meaning: "the job ran and did not succeed" },
   "no-job": { code: 81, meaning: "the runner ended without running a job" },
@@ -54,6 +55,13 @@ export class BadInputError extends MacosRunnerError {
 export class StateIoError extends MacosRunnerError {
   constructor(message: string, cause?: unknown) {
     super(message, { kind: "state-io", cause });
+  }
+}
+
+/** macOS Local Network privacy refused our connection to a guest (EHOSTUNREACH, "No route to host"). */
+export class LocalNetworkError extends MacosRunnerError {
+  constructor(message: string) {
+    super(message, { kind: "local-network" });
   }
 }
 

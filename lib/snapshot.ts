@@ -23,7 +23,7 @@ import type { Logger } from "./log.ts";
 import { finished, sh } from "./proc.ts";
 import type { SlotRun } from "./slot/recover.ts";
 import type { Golden, StartedVm } from "./slot/state.ts";
-import { sshArgs } from "./ssh.ts";
+import { guestArgv, guestEnv, type GuestTarget } from "./vm/guest.ts";
 import { VmLimitError, type Tart } from "./tart.ts";
 import { readTail, sizeOf, vmLogPath } from "./vm-log.ts";
 import { sleep } from "./wait.ts";
@@ -144,7 +144,7 @@ async function startFromGolden(r: SlotRun, image: string, golden: string, o: Sta
       r.store.write({ path: "cold" });
       return { ...booted, path: "cold" };
     }
-    await syncClock(config, booted.ip, log);
+    await syncClock(config, { vm: o.name, ip: booted.ip, tartHome: tart.home }, log);
     log.info("snapshot.restored", `VM ${o.name} restored from ${golden}`, { duration_ms: Date.now() - booted.startedAt });
     return { ...booted, path: "snapshot" };
   } catch (err) {
@@ -189,11 +189,10 @@ function observeBoot(r: SlotRun, b: Booted): void {
  * The restored guest's clock is the snapshot's: set it (root, as sntp needs)
  * before the runner's first call to GitHub, which a stale clock fails.
  */
-async function syncClock(config: Config, ip: string, log: Logger): Promise<void> {
-  const { ssh } = config.vm;
+async function syncClock(config: Config, target: GuestTarget, log: Logger): Promise<void> {
   const started = Date.now();
-  const args = sshArgs({ host: ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath }, `sudo sntp -sS ${TIME_SERVER}`);
-  const r = await finished(sh({ timeoutMs: 30_000 })`exec ssh ${args}`);
+  const argv = guestArgv(config, target, `sudo sntp -sS ${TIME_SERVER}`, { stdin: false });
+  const r = await finished(sh({ timeoutMs: 30_000, env: guestEnv(target) })`exec ${argv}`);
   if (r.code !== 0) throw new SnapshotError(`clock sync in the restored guest failed (sntp -sS ${TIME_SERVER}, exit ${r.code}): ${r.stderr.split("\n").at(-1) || "no output"}`);
   log.info("snapshot.clock_synced", `guest clock synced: ${r.stdout.trim().split(" ")[0] ?? ""} s`, { duration_ms: Date.now() - started });
 }

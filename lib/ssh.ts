@@ -1,6 +1,6 @@
-// The system OpenSSH client, pinned to the golden image's host key. Guests get
-// a new IP every cycle, so the key is pinned under one alias, not per address.
-import { connect } from "node:net";
+// The system OpenSSH client's options (vm.transport ssh; lib/vm/guest.ts
+// runs it), pinned to the golden image's host key. Guests get a new IP every
+// cycle, so the key is pinned under one alias, not per address.
 
 /** known_hosts lines for the image's host key use this name (see docs/hosts.md). */
 export const HOST_KEY_ALIAS = "macos-runner-guest";
@@ -32,23 +32,4 @@ export function sshArgs(t: SshTarget, command: string): string[] {
     `${t.user}@${t.host}`,
     command,
   ];
-}
-
-/** Whether an SSH server answers at host:port with its banner ("SSH-2.0-…") within timeoutMs. */
-export function bannerAt(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    let buffered = "";
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.on("data", (chunk) => {
-      buffered += chunk.toString("latin1");
-      if (buffered.includes("\n")) done(buffered.startsWith("SSH-"));
-    });
-    socket.on("error", () => done(false));
-    socket.on("close", () => done(false));
-  });
 }

@@ -1,32 +1,34 @@
 #!/usr/bin/env bun
-// boot: start a VM headless and wait until its SSH server answers.
+// boot: start a VM headless and wait until it answers on vm.transport.
 //   boot --slot 1 --vm NAME          # prints the VM's IP
 // The address comes straight from the DHCP lease file as soon as the lease
 // appears (its directory is watched; tart's own `ip --wait` re-reads it only
-// once a second); then the SSH banner is polled. A `tart run` that exits
-// early is read for why.
+// once a second); then `true` is run in the guest (tart exec, or ssh) until it
+// answers. A `tart run` that exits early is read for why.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
 import type { Config } from "../lib/config.ts";
 import { openSlot } from "../lib/context.ts";
-import { MacosRunnerError, UsageError } from "../lib/errors.ts";
+import { LocalNetworkError, MacosRunnerError, UsageError } from "../lib/errors.ts";
+import { recordReach } from "../lib/vm/reach.ts";
 import { leaseWatcher, watchLeases } from "../lib/leases.ts";
 import type { Logger } from "../lib/log.ts";
 import { aborted } from "../lib/signals.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
-import { bannerAt } from "../lib/ssh.ts";
+import { localNetworkError, probeGuest } from "../lib/vm/guest.ts";
 import { HostDegradedError, vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "../lib/tart.ts";
 import type { StartedVm } from "../lib/slot/state.ts";
 import { readTail, sizeOf, vmLogPath } from "../lib/vm-log.ts";
-import { poll, sleep, Waker } from "../lib/wait.ts";
+import { sleep, Waker } from "../lib/wait.ts";
 
 export const spec = {
   name: "boot",
-  summary: "start a VM with `tart run --no-graphics` (detached) and wait for its address and SSH banner within vm.boot_timeout",
+  summary: "start a VM with `tart run --no-graphics` (detached) and wait for its address and for it to answer on vm.transport (tart exec or ssh) within vm.boot_timeout",
   options: {
     vm: { type: "string", value: "NAME", description: "the VM to boot (required)" },
   },
   exits: {
     failure: "the VM did not become reachable before vm.boot_timeout, or died while booting (the log says why)",
+    "local-network": "vm.transport ssh: macOS Local Network privacy refused the connection to the guest (No route to host)",
     tempfail: "the slot is in use by a loop, or another VM holds one of the host's two VM places",
     unavailable: "tart is not installed (host.tart_path)",
   },
@@ -43,8 +45,16 @@ export interface Booted {
   sshAt: number;
 }
 
-/** How often the SSH port of a leased VM is probed. */
+/** How soon a failed readiness probe is followed by the next one. */
 const PROBE_MS = 20;
+/** How often a new readiness probe starts while earlier ones hang (a `tart exec` waiting out tart's reconnect backoff). */
+const PROBE_EVERY_MS = 50;
+/** At most this many readiness probes at once; past that, the oldest one that had its first try is replaced. */
+const MAX_PROBES = 12;
+/** A probe this old has made its first connection try and waits out tart's backoff (its next try at 1 s): replaceable. */
+const PROBE_STALE_MS = 1000;
+/** A readiness probe that has not answered by then is killed (a loaded host starts a process slowly; a probe's own start must fit). */
+const PROBE_TIMEOUT_MS = 3000;
 /** How often the lease file is read while no lease is there, besides when its directory changes. */
 const LEASE_POLL_MS = 100;
 /** At least this long for a VM started ahead (however long ago) to show its address and SSH banner. */
@@ -135,10 +145,15 @@ async function bootOnce(o: BootOptions, log: Logger): Promise<Booted> {
   };
   if (attached) log.info("boot.attached", `the previous cycle started this VM ${Date.now() - started} ms ago`, { pid: vm.pid });
   else log.debug("boot.started", "tart run started", { pid: vm.pid });
+  const transport = o.config.vm.transport;
   try {
-    const ip = await race(reachable(o, deadline, signal, () => exited, leased));
+    const ip = await race(reachable(o, deadline, signal, () => exited, leased)).catch((err: unknown) => {
+      if (err instanceof LocalNetworkError) recordReach(o.config.host.stateDir, { slot: o.slot, transport, outcome: "refused", detail: err.message });
+      throw err;
+    });
+    recordReach(o.config.host.stateDir, { slot: o.slot, transport, outcome: "ok" });
     const sshAt = Date.now();
-    log.info("boot.done", `VM reachable at ${ip}`, { ip, duration_ms: sshAt - started, ssh_ms: sshAt - (leasedAt ?? sshAt) });
+    log.info("boot.done", `VM reachable at ${ip} (${transport})`, { ip, transport, duration_ms: sshAt - started, ssh_ms: sshAt - (leasedAt ?? sshAt) });
     return { ip, vm, startedAt: started, leasedAt: leasedAt ?? sshAt, sshAt };
   } finally {
     clearTimeout(aliveTimer);
@@ -165,50 +180,112 @@ async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefine
 }
 
 /**
- * The VM's address once its SSH server answers there. The address comes from
- * the lease file, re-read every probe while the banner of the current one is
- * probed: a VM restored from a snapshot shares its MAC with the earlier
- * clones of its golden, so the first lease seen can be the stale one of a VM
- * that is off, and the guest's own lease replaces it moments later. When the
- * lease file cannot be read (or tart's config has no MAC), `tart ip --wait`.
+ * Readiness probes of one VM: `true` run in the guest over vm.transport
+ * (lib/vm/guest.ts), never a socket of ours. A new probe starts when the last
+ * one failed (after PROBE_MS) or PROBE_EVERY_MS after the last start, so
+ * probes overlap while a `tart exec` made before the guest agent answered is
+ * held by tart's reconnect backoff (1 s, then x1.6). With MAX_PROBES running,
+ * the oldest is replaced once it is PROBE_STALE_MS old (it already made its
+ * first try); none runs longer than PROBE_TIMEOUT_MS. Killing a probe is
+ * harmless: `true` does nothing. A probe of another address (the lease
+ * changed) starts at once.
+ */
+class Prober {
+  /** The probes running, oldest first: when each started, and how to kill it. */
+  private readonly running: { at: number; kill: AbortController }[] = [];
+  private lastStart = 0;
+  private lastEnd = 0;
+  private target: string | undefined;
+  ok: string | undefined;
+  refused: { ip: string; detail: string } | undefined;
+  lastError = "";
+
+  constructor(private readonly o: BootOptions, private readonly signal: AbortSignal, private readonly wake: () => void) {}
+
+  /** Starts a probe of `ip` when one is due. */
+  tick(ip: string): void {
+    const now = Date.now();
+    const moved = this.target !== ip;
+    const stale = this.running.length >= MAX_PROBES && now - this.running[0]!.at >= PROBE_STALE_MS;
+    const room = this.running.length < MAX_PROBES || stale;
+    const due = moved || (this.running.length === 0 && now - this.lastEnd >= PROBE_MS) || (room && now - this.lastStart >= PROBE_EVERY_MS);
+    if (!due || this.ok) return;
+    if (this.running.length >= MAX_PROBES) this.running.shift()!.kill.abort();
+    this.target = ip;
+    this.lastStart = now;
+    const probe = { at: now, kill: new AbortController() };
+    this.running.push(probe);
+    void probeGuest(this.o.config, { vm: this.o.vm, ip, tartHome: this.o.tart.home }, PROBE_TIMEOUT_MS, AbortSignal.any([this.signal, probe.kill.signal])).then((r) => {
+      const i = this.running.indexOf(probe);
+      if (i >= 0) this.running.splice(i, 1);
+      this.lastEnd = Date.now();
+      if (r.ok && this.target === ip) this.ok ??= ip;
+      else if (r.refused) this.refused = { ip, detail: r.stderr.split("\n").at(-1) ?? "" };
+      else if (r.stderr) this.lastError = r.stderr.split("\n").at(-1) ?? "";
+      if (!r.ok) this.o.log.debug("boot.probe", `not ready: ${r.stderr.split("\n").at(-1) || "no answer"}`, { ip });
+      this.wake();
+    });
+  }
+
+  /** How long until the next probe is due. */
+  nextInMs(): number {
+    const now = Date.now();
+    return Math.max(1, Math.min(this.lastStart + PROBE_EVERY_MS - now, this.running.length === 0 ? this.lastEnd + PROBE_MS - now : Infinity));
+  }
+}
+
+/**
+ * The VM's address once `true` runs in it over vm.transport. The address
+ * comes from the lease file, re-read every round: a VM restored from a
+ * snapshot shares its MAC with the earlier clones of its golden, so the first
+ * lease seen can be the stale one of a VM that is off, and the guest's own
+ * lease replaces it moments later. When the lease file cannot be read (or
+ * tart's config has no MAC), `tart ip --wait`.
  */
 async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, exited: () => boolean, leased: (ip: string) => void): Promise<string> {
-  const { port } = o.config.vm.ssh;
   const mac = o.tart.macAddress(o.vm);
   const leases = o.config.host.dhcpLeasesPath;
-  const noBanner = (ip: string) =>
-    new BootError(`VM ${o.vm}: no SSH banner from ${ip}:${port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms); is Remote Login enabled in the image?`);
+  const waker = new Waker();
+  const prober = new Prober(o, signal, () => waker.wake());
+  const transport = o.config.vm.transport;
+  const unreachable = (ip: string) => {
+    if (prober.refused) return localNetworkError(prober.refused.ip, prober.refused.detail);
+    const last = prober.lastError ? ` (last: ${prober.lastError})` : "";
+    return new BootError(transport === "exec"
+      ? `VM ${o.vm}: the tart guest agent did not answer \`tart exec\` within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms)${last}; is tart-guest-agent installed and started in the image (docs/transport.md)?`
+      : `VM ${o.vm}: no SSH at ${ip}:${o.config.vm.ssh.port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms)${last}; is Remote Login enabled in the image? ` +
+        "A connection refused or reset before SSH answers can be macOS Local Network privacy refusing the slot agent: use vm.transport: exec, or grant Local Network (docs/hosts.md)");
+  };
+  const probeUntilReady = async (ipNow: () => string | undefined): Promise<string | undefined> => {
+    let seen: string | undefined;
+    for (;;) {
+      const current = exited() ? undefined : ipNow();
+      if (current) {
+        if (!seen) leased(current);
+        seen = current;
+        prober.tick(current);
+        if (prober.ok === current) return current;
+        if (prober.refused) throw unreachable(current);
+      }
+      const left = deadline - Date.now();
+      if (signal.aborted || left <= 0) break;
+      // No lease yet: the watcher wakes us when the file changes (and a slow poll in case it cannot).
+      // A lease: probes are due every few ms, and a probe that ends wakes us at once.
+      await waker.sleep(Math.min(current ? prober.nextInMs() : LEASE_POLL_MS, left), signal);
+    }
+    if (signal.aborted) throw new BootError(`boot of ${o.vm} aborted`);
+    return seen;
+  };
   if (mac && leases && sizeOf(leases) > 0) {
     const leaseOf = leaseWatcher(leases, mac);
-    const waker = new Waker();
     const watcher = watchLeases(leases, () => waker.wake());
-    let probe: { ip: string; ok?: boolean } | undefined;
     try {
-      for (;;) {
-        const current = exited() ? undefined : leaseOf();
-        if (current) {
-          if (!probe) leased(current);
-          if (probe?.ip !== current || probe.ok === false) {
-            const p: { ip: string; ok?: boolean } = { ip: current };
-            probe = p;
-            void bannerAt(current, port).then((ok) => {
-              p.ok = ok;
-              if (ok) waker.wake();
-            });
-          }
-          if (probe.ok) return current;
-        }
-        const left = deadline - Date.now();
-        if (signal.aborted || left <= 0) break;
-        // No lease yet: the watcher wakes us when the file changes (and a slow poll in case it cannot).
-        // A lease: its SSH banner is probed every PROBE_MS, and a probe that succeeds wakes us at once.
-        await waker.sleep(Math.min(current ? PROBE_MS : LEASE_POLL_MS, left), signal);
-      }
+      const seen = await probeUntilReady(leaseOf);
+      if (prober.ok) return prober.ok;
+      if (seen) throw unreachable(seen);
     } finally {
       watcher.close();
     }
-    if (signal.aborted) throw new BootError(`boot of ${o.vm} aborted`);
-    if (probe) throw noBanner(probe.ip);
     throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): no lease for ${mac} in ${leases}`);
   }
   let ip: string;
@@ -217,9 +294,8 @@ async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, 
   } catch (err) {
     throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): ${(err as Error).message}`);
   }
-  leased(ip);
-  const ok = await poll(async () => ((await bannerAt(ip, port)) ? true : undefined), { deadline, everyMs: PROBE_MS, signal });
-  if (!ok) throw noBanner(ip);
+  await probeUntilReady(() => ip);
+  if (!prober.ok) throw unreachable(ip);
   return ip;
 }
 

@@ -33,6 +33,7 @@ export const spec = {
     lost: "the VM or the runner died while the job ran (the job is reported in the log: re-run it); backed off",
     timeout: "the runner did not listen within runner.listen_timeout, or the job outran runner.job_timeout",
     "host-key": "the guest's host key does not match vm.ssh.known_hosts_path; backed off",
+    "local-network": "macOS Local Network privacy refused the connection to the guest (vm.transport: ssh); backed off",
     unavailable: "tart is not installed (host.tart_path)",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;

@@ -15,7 +15,7 @@ import type { Logger } from "../lib/log.ts";
 import { sh } from "../lib/proc.ts";
 import { GuestOutput } from "../lib/runner/guest-output.ts";
 import { parseRunnerLine } from "../lib/runner-log.ts";
-import { sshArgs } from "../lib/ssh.ts";
+import { agentUnreachable, guestArgv, guestEnv, noRouteToHost, localNetworkError } from "../lib/vm/guest.ts";
 
 /** How a run ended, and the exit kind ssh-run reports it with. */
 export const OUTCOME_EXIT = {
@@ -26,14 +26,16 @@ export const OUTCOME_EXIT = {
   timeout: "timeout",
   "host-key": "host-key",
   stopped: "stopped",
+  "local-network": "local-network",
 } as const satisfies Record<string, ExitKind>;
 export type OutcomeKind = keyof typeof OUTCOME_EXIT;
 
 export const spec = {
   name: "ssh-run",
-  summary: "run the actions runner in the guest over SSH (JIT config read from stdin) and wait for its job",
+  summary: "run the actions runner in the guest over vm.transport (tart exec, or ssh; JIT config read from stdin) and wait for its job",
   options: {
-    ip: { type: "string", value: "IP", description: "the guest's address (required)" },
+    vm: { type: "string", value: "NAME", description: "the VM (required for vm.transport exec)" },
+    ip: { type: "string", value: "IP", description: "the guest's address (required for vm.transport ssh)" },
   },
   exits: {
     "job-failed": "the job ran and completed with a result other than Succeeded",
@@ -42,6 +44,7 @@ export const spec = {
     timeout: "the runner did not listen within runner.listen_timeout, the job outran runner.job_timeout, or the runner did not exit within runner.exit_timeout after its job",
     "host-key": "the guest's host key does not match vm.ssh.known_hosts_path; refused",
     stopped: "stopped by a signal before a job started",
+    "local-network": "vm.transport ssh: macOS Local Network privacy refused the connection to the guest (No route to host)",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
@@ -76,7 +79,12 @@ export interface RunHandle {
 
 export interface RunOptions {
   config: Config;
+  /** The VM's name: `tart exec` reaches it by name (vm.transport exec). */
+  vm: string;
+  /** The guest's address (vm.transport ssh). */
   ip: string;
+  /** TART_HOME of the VM (vm.transport exec), when not our own environment's. */
+  tartHome?: string | undefined;
   jitConfig: string;
   log: Logger;
   /** Resolves when the VM is gone: a running job is lost then, without waiting for ssh to notice. */
@@ -85,6 +93,11 @@ export interface RunOptions {
   endAtCompletion?: boolean;
   on?: { listening?(): void; jobStarted?(job: string): void; jobCompleted?(result: string): void };
 }
+
+/** How soon a start is tried again while `tart exec` says the guest agent does not answer yet. */
+const AGENT_RETRY_MS = 50;
+/** tart exec's own error when the control socket closed under the command (the VM's `tart run` ended). */
+const EXEC_SESSION_ENDED = /^Error: .*(unavailable|Transport became inactive|GRPC)/i;
 
 /**
  * Reads the JIT config from the guest's stdin, so it never appears in any
@@ -96,14 +109,18 @@ const GUEST_COMMAND =
   'IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && cd "$HOME/actions-runner" && rm -f .runner .credentials .credentials_rsaparams && exec ./run.sh';
 
 export function startRun(o: RunOptions): RunHandle {
-  const { ssh, } = o.config.vm;
+  const { ssh, transport } = o.config.vm;
   const { runner } = o.config;
   const log = o.log.child({ phase: "run" });
   const guestOutput = new GuestOutput(log);
   const started = Date.now();
-  const args = sshArgs({ host: o.ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath }, GUEST_COMMAND);
-  // exec: ssh replaces the shell, so ending the run is one kill, not zx's walk of the process tree (ps).
-  const p = sh({ input: `${o.jitConfig}\n` })`exec ssh ${args}`;
+  const target = { vm: o.vm, ip: o.ip, tartHome: o.tartHome };
+  const argv = guestArgv(o.config, target, GUEST_COMMAND, { stdin: true });
+  // exec: tart or ssh replaces the shell, so ending the run is one kill, not zx's walk of the process tree (ps).
+  // The JIT config is unused until run.sh reads it, so a start that never reached the guest is made again with it.
+  const spawn = () => sh({ input: `${o.jitConfig}\n`, env: guestEnv(target) })`exec ${argv}`;
+  let p = spawn();
+  let attempts = 1;
 
   let listening = false;
   let job: string | undefined;
@@ -111,6 +128,11 @@ export function startRun(o: RunOptions): RunHandle {
   let runnerGone = false;
   let retired = false;
   let hostKeyRefused = false;
+  // Per attempt: the runner printed something (stdout), or tart/ssh said why the session could not be had.
+  let runnerSpoke = false;
+  let agentDown = false;
+  let noRoute = "";
+  let execSessionEnded = false;
   let ended: RunOutcome | undefined;
   let sshExited = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -172,8 +194,19 @@ export function startRun(o: RunOptions): RunHandle {
         break;
     }
   };
-  createInterface({ input: p.stdout }).on("line", (l) => onLine(l, "stdout"));
-  createInterface({ input: p.stderr }).on("line", (l) => onLine(l, "stderr"));
+  // What the transport itself says (tart exec, ssh) before the runner's lines are logged.
+  const transportLine = (line: string, stream: "stdout" | "stderr") => {
+    if (stream === "stdout") runnerSpoke = true;
+    else if (!runnerSpoke && agentUnreachable(line)) return void (agentDown = true);
+    else if (!runnerSpoke && noRouteToHost(line)) noRoute = line.trim();
+    else if (transport === "exec" && EXEC_SESSION_ENDED.test(line)) execSessionEnded = true;
+    onLine(line, stream);
+  };
+  const follow = () => {
+    createInterface({ input: p.stdout }).on("line", (l) => transportLine(l, "stdout"));
+    createInterface({ input: p.stderr }).on("line", (l) => transportLine(l, "stderr"));
+  };
+  follow();
 
   o.vmGone?.then(() => {
     if (result !== undefined) return end(completed());
@@ -181,17 +214,39 @@ export function startRun(o: RunOptions): RunHandle {
   });
 
   void (async () => {
-    const out = await p;
+    let out = await p;
+    // A start that never reached the runner is made again with the same, still unused, JIT config:
+    // exec while the guest agent does not answer yet (until runner.listen_timeout), ssh once on 255
+    // (sshd answering early while the guest boots).
+    for (;;) {
+      if (ended || runnerSpoke || hostKeyRefused || noRoute) break;
+      const again = transport === "exec" ? out.exitCode === 1 && agentDown : out.exitCode === 255 && attempts === 1;
+      if (!again) break;
+      log[transport === "exec" ? "debug" : "warn"]("run.retry", transport === "exec"
+        ? "the tart guest agent does not answer yet; starting the runner again"
+        : "ssh failed (exit 255) before the runner printed anything; starting it once more with the same JIT config", { attempt: attempts + 1 });
+      if (transport === "exec") await new Promise((r) => setTimeout(r, AGENT_RETRY_MS));
+      if (ended) break;
+      agentDown = false;
+      attempts++;
+      p = spawn();
+      follow();
+      out = await p;
+    }
     sshExited = true;
     const code = out.exitCode;
     if (result !== undefined) return end(completed());
+    if (noRoute) return end({ kind: "local-network", runnerGone, detail: localNetworkError(o.ip, noRoute).message });
     if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${ssh.knownHostsPath}` });
     if (job !== undefined) {
-      const sessionDropped = code === 255 || code === null;
-      return end({ kind: "lost", job, runnerGone, sessionDropped, detail: sessionDropped ? `ssh ended (${code ?? out.signal}) while the job ran` : `the runner exited (${code}) while the job ran` });
+      // ssh: 255 is ssh's own failure. tart exec: 255 is a runner killed by a signal (the agent reports -1);
+      // the session ended when tart says its control socket closed, or the client was killed.
+      const sessionDropped = code === null || (transport === "ssh" ? code === 255 : execSessionEnded);
+      return end({ kind: "lost", job, runnerGone, sessionDropped, detail: sessionDropped ? `${transport === "ssh" ? "ssh" : "tart exec"} ended (${code ?? out.signal}) while the job ran` : `the runner exited (${code}) while the job ran` });
     }
     if (retired) return end({ kind: "no-job", runnerGone, retired, detail: "GitHub removed the idle runner" });
-    if (code === 255) return end({ kind: "no-job", runnerGone, detail: "ssh failed (exit 255) before a job started" });
+    if (transport === "ssh" && code === 255) return end({ kind: "no-job", runnerGone, detail: `ssh failed (exit 255) before a job started${attempts > 1 ? ", twice" : ""}` });
+    if (agentDown) return end({ kind: "no-job", runnerGone, detail: "the tart guest agent did not answer" });
     end({ kind: "no-job", runnerGone, detail: `runner exited (${code ?? out.signal}) without a job` });
   })();
 
@@ -223,11 +278,12 @@ async function readStdinJit(): Promise<string> {
 }
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number> {
-  if (!values.ip) throw new UsageError("ssh-run: --ip IP is required");
-  const { config, log } = openSlot(common, spec.name);
+  const { config, log, tart } = openSlot(common, spec.name);
+  if (config.vm.transport === "exec" && !values.vm) throw new UsageError("ssh-run: --vm NAME is required (vm.transport: exec)");
+  if (config.vm.transport === "ssh" && !values.ip) throw new UsageError("ssh-run: --ip IP is required (vm.transport: ssh)");
   const jit = await readStdinJit();
   registerJitConfig(jit);
-  const run = startRun({ config, ip: values.ip, jitConfig: jit, log });
+  const run = startRun({ config, vm: values.vm ?? "", ip: values.ip ?? "", tartHome: tart.home, jitConfig: jit, log });
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => run.stop());
   return exitCode(OUTCOME_EXIT[(await run.done).kind]);
 }

@@ -6,7 +6,7 @@
 // is pushed and the compiled `pull` pins it; the later jobs show which image
 // they ran on.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config.ts";
 import { tartFor } from "../lib/context.ts";
@@ -17,6 +17,7 @@ import { startAgent, type Agent } from "./launchd.ts";
 import { followLogs, type LogLine } from "./logs.ts";
 import { IMAGE_MARKER } from "./image/fixture.ts";
 import { startWorld } from "./world.ts";
+import type { TraceEvent } from "./tart/trace.ts";
 
 const JOBS = Number(process.env.DEMO_JOBS ?? 6);
 const ROLLOUT = process.argv.slice(2).includes("--rollout");
@@ -41,6 +42,8 @@ let exitCode = 1;
 const agents: Agent[] = [];
 try {
   const configPath = world.writeConfig({ host: { slots: SLOTS } });
+  // The guests trace every connection to them: Local Network is withheld (the sim's default).
+  const tracePath = join(world.dir, "tart-trace.jsonl");
   const config = loadConfig({ path: configPath });
   const plistDir = join(world.dir, "LaunchAgents");
   mkdirSync(plistDir, { recursive: true });
@@ -98,7 +101,7 @@ try {
   for (const a of rendered) {
     const path = join(plistDir, a.fileName);
     writeFileSync(path, a.xml);
-    agents.push(startAgent(path, { env: { ...sessionEnv(), ...world.env } }));
+    agents.push(startAgent(path, { env: { ...sessionEnv(), ...world.env, SIM_TART_TRACE: tracePath } }));
   }
 
   const deadline = Date.now() + DEADLINE_MS;
@@ -150,7 +153,11 @@ try {
   const onImage = (v: string) => state.jobs.filter((j) => j.output?.includes(`image ${v}`)).map((j) => j.name.replace(/^.*#/, "#"));
   if (rollout) say(`  rollout              on v1: ${onImage("v1").join(" ")}; on v2: ${onImage("v2").join(" ")}`);
   const rolledOut = !rollout || onImage("v2").length > 0;
-  const ok = jobsOnce === JOBS && succeeded === JOBS && leftVms.length === 0 && state.runners.length === 0 && rolledOut;
+  const traced = existsSync(tracePath) ? readFileSync(tracePath, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as TraceEvent) : [];
+  const connections = traced.filter((r) => r.kind === "guest" && (r.event === "connect" || r.event === "refused"));
+  const ours = connections.filter((c) => c.kind === "guest" && c.ours);
+  say(`  transport            ${config.vm.transport}; Local Network withheld; connections of ours (or of an ssh it started) to a guest: ${ours.length}`);
+  const ok = jobsOnce === JOBS && succeeded === JOBS && leftVms.length === 0 && state.runners.length === 0 && rolledOut && ours.length === 0;
   say("");
   say("status (what `status` prints on a host)");
   process.stdout.write(renderStatus(await gatherStatus({ config, tart: tartFor(config) })).replace(/^(?=.)/gm, "  "));

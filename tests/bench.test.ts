@@ -11,7 +11,7 @@ import type { SimEvent } from "../sim/github/types.ts";
 const slotOf = (name: string) => Number(/^bl-h-(\d)-/.exec(name)?.[1]) || undefined;
 const tart = (cmd: string, args: string[], started: number, ended: number, pid: number, cpuMs = 10, ppid = 1): TraceRecord =>
   ({ kind: "tart", cmd, args, pid, ppid, started_ms: started, at_ms: ended, cpu_us: cpuMs * 1000 });
-const guest = (vm: string, event: "lease" | "ssh" | "exec", at: number, command?: string): TraceRecord =>
+const guest = (vm: string, event: "lease" | "ssh" | "agent" | "exec" | "tart-exec", at: number, command?: string): TraceRecord =>
   ({ kind: "guest", vm: `/t/vms/${vm}`, event, at_ms: at, ...(command && { command }) });
 const RUNNER = "IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && exec ./run.sh";
 
@@ -44,6 +44,23 @@ describe("bench measurements", () => {
     expect(rest).toEqual([]);
     // Ours: 1000-1020 and 1050-1100 before the boot (70 ms), 3500-3560 after sshd (60 ms).
     expect(c).toEqual({ slot: 1, runner: "bl-h-1-bbbbbb", turnaroundMs: 3000, hostOverheadMs: 130, readinessLagMs: 60, sshToListeningMs: 500 });
+  });
+
+  test("a runner started with tart exec: readiness is the guest agent answering, not sshd", () => {
+    const events: SimEvent[] = [
+      { at_ms: 1000, kind: "job-completed", runner: "bl-h-1-aaaaaa", job: 1 },
+      { at_ms: 4200, kind: "session-opened", runner: "bl-h-1-bbbbbb" },
+    ];
+    const trace = [
+      tart("run", ["--no-graphics", "bl-h-1-bbbbbb"], 1100, 3500, 12),
+      guest("bl-h-1-bbbbbb", "lease", 3100),
+      guest("bl-h-1-bbbbbb", "ssh", 3500),
+      guest("bl-h-1-bbbbbb", "agent", 3700),
+      guest("bl-h-1-bbbbbb", "tart-exec", 3790, RUNNER),
+    ];
+    const [c] = cycles(events, trace, slotOf);
+    // Ours: 1000-1100 before the boot, 3700-3790 after the agent answered.
+    expect(c).toEqual({ slot: 1, runner: "bl-h-1-bbbbbb", turnaroundMs: 3200, hostOverheadMs: 190, readinessLagMs: 90, sshToListeningMs: 500 });
   });
 
   test("CPU: only tart processes the contender waited for are subtracted", () => {

@@ -122,6 +122,7 @@ describe("a valid config", () => {
         memoryMb: 8192,
         bootTimeoutMs: 90_000,
         start: "snapshot",
+        transport: "exec",
         precloneMaxAgeMs: 1_800_000,
         reuseIdle: false,
         idleReuseMaxMs: 1_200_000,
@@ -168,6 +169,7 @@ describe("a valid config", () => {
     expect(config.vm).toEqual({
       bootTimeoutMs: 180_000,
       start: "cold",
+      transport: "exec",
       precloneMaxAgeMs: 3_600_000,
       reuseIdle: true,
       idleReuseMaxMs: 3_600_000,
@@ -606,6 +608,7 @@ describe("keys other engineers' features read", () => {
   test.each([
     ["host.id", "host", "  id: Mini_01\n", `line 11: host.id: must be 1 to 32 of a-z 0-9 - (the host part of VM and runner names), got "Mini_01"`],
     ["host.id too long", "host", `  id: ${"a".repeat(33)}\n`, `line 11: host.id: must be 1 to 32 of a-z 0-9 - (the host part of VM and runner names), got "${"a".repeat(33)}"`],
+    ["vm.transport", "vm", "  transport: vsock\n  ssh: { private_key_path: key, known_hosts_path: known_hosts }\n", `line 7: vm.transport: must be exec or ssh, got "vsock"`],
     ["vm.start", "vm", "  start: warm\n  ssh: { private_key_path: key, known_hosts_path: known_hosts }\n", `line 7: vm.start: must be cold or snapshot, got "warm"`],
     ["image.min_free_gb", "image", "  ref: x\n  min_free_gb: -1\n", "line 10: image.min_free_gb: must be an integer of at least 0, got -1"],
     ["image.min_free_gb quoted", "image", '  ref: x\n  min_free_gb: "50"\n', `line 10: image.min_free_gb: must be an integer of at least 0, got "50" (a string; remove the quotes)`],

@@ -56,13 +56,15 @@ async function doctor(path: string) {
   return { code: json.code, textCode: text.code, text: text.stdout, report, by, failed };
 }
 
-const MACOS_ONLY = ["gui-session", "launchd-agents", "dhcp-lease-time", "dhcp-leases", "local-network"];
+const MACOS_ONLY = ["gui-session", "launchd-agents", "dhcp-lease-time", "dhcp-leases"];
 
 test("a good host: every check passes; the macOS-only ones are SKIPs on Linux; exit 0", async () => {
   const d = await doctor(config());
   expect(d.report.results.filter((r) => r.status !== "PASS" && r.status !== "SKIP")).toEqual([]);
   expect([d.code, d.textCode]).toEqual([0, 0]);
   for (const c of MACOS_ONLY) expect(d.by(c)).toEqual({ status: "SKIP", check: c, found: "macOS only", fix: "" });
+  // The default transport needs no network, so no Local Network grant.
+  expect(d.by("local-network")).toMatchObject({ status: "PASS", found: expect.stringContaining("vm.transport exec") });
   for (const c of ["config", "secrets", "known-hosts", "tart", "vm-limit", "leaked-vms", "disk", "github-key", "github-jwt", "github-clock", "github-installation", "github-permission", "github-runner-group", "github-offline-runners", "registry", "image-tag", "image-local"]) {
     expect(d.by(c).status).toBe("PASS");
   }
@@ -75,6 +77,19 @@ test("a good host: every check passes; the macOS-only ones are SKIPs on Linux; e
   const lines = d.text.trim().split("\n");
   expect(lines.slice(0, d.report.results.length).every((l) => /^(PASS|WARN|FAIL|SKIP) [a-z-]+: .+/.test(l))).toBe(true);
   expect(lines.at(-1)).toMatch(/^\d+ pass, 0 warn, 0 fail, \d+ skip$/);
+}, 60_000);
+
+test("local-network reads what the slot agents saw: a refusal one of them met fails it, with the fix", async () => {
+  const name = `doctor-${n + 1}`;
+  const path = config({ vm: { transport: "ssh" } });
+  const stateDir = join(world.dir, name, "state");
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(join(stateDir, "reach-2.json"), JSON.stringify({ slot: 2, transport: "ssh", outcome: "refused", at: "2026-12-07T10:00:00.000Z", detail: "No route to host" }));
+  const d = await doctor(path);
+  expect(d.by("local-network")).toMatchObject({ status: "FAIL", found: expect.stringContaining("slot 2 was refused by Local Network privacy") });
+  expect(d.by("local-network").fix).toContain("vm.transport: exec");
+  expect(d.by("local-network").fix).toContain("System Settings > Privacy & Security > Local Network");
+  expect(d.code).not.toBe(0);
 }, 60_000);
 
 test("a host on a PAT: the app checks are SKIPs, the PAT lists runners, exit 0", async () => {

@@ -28,14 +28,14 @@ test("a second listener for the same runner ends at once as no-job (exit 81); th
   const jit = readFileSync(jitFile);
   const runnerName = (JSON.parse(jit.toString()) as { runner_name: string }).runner_name;
 
-  const first = start(world, "ssh-run", [...args, "--ip", ip]);
+  const first = start(world, "ssh-run", [...args, "--vm", vm, "--ip", ip]);
   first.child.stdin?.end(jit);
   await until("the first listener's session", async () => (await world.gh.state()).runners.find((r) => r.name === runnerName && r.status === "online"));
 
   // The same JIT config again: the runner's session is taken. The real runner
   // retries for 240 s before it gives up; ssh-run must not wait for that.
   const started = Date.now();
-  const second = start(world, "ssh-run", [...args, "--ip", ip]);
+  const second = start(world, "ssh-run", [...args, "--vm", vm, "--ip", ip]);
   second.child.stdin?.end(jit);
   const ended = await second.done;
   expect(ended.code).toBe(81);

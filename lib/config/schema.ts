@@ -125,7 +125,7 @@ export function configSchema(src: ConfigSource) {
     // tart ip --wait takes whole seconds as a UInt16.
     boot_timeout: duration({ max: { ms: 65_535_000, why: "tart ip --wait takes at most 65535 seconds" } })
       .prefault("3m")
-      .meta({ description: "The VM must have an address and answer SSH within this after it starts; at most 18h12m15s (tart ip --wait)." }),
+      .meta({ description: "The VM must start and answer on its transport (guest agent or SSH) within this after it starts; at most 18h12m15s (tart ip --wait)." }),
     start: oneOf(["cold", "snapshot"])
       .prefault("cold")
       .meta({ description: "How VMs start: cold boots the clone; snapshot resumes a suspended golden image (opt-in)." }),
@@ -138,7 +138,10 @@ export function configSchema(src: ConfigSource) {
     idle_reuse_max: duration()
       .prefault("1h")
       .meta({ description: "A VM kept for new runners while no job comes is replaced by a fresh one once it has been up this long (and at once when a new image is pinned)." }),
-    ssh: omittable(ssh).meta({ description: "How to reach the guest." }),
+    transport: oneOf(["exec", "ssh"])
+      .prefault("exec")
+      .meta({ description: "How commands reach the guest: exec uses `tart exec` and the tart guest agent (no network, so no Local Network grant); ssh uses /usr/bin/ssh to the guest's address (needs the Local Network grant for the slot agents)." }),
+    ssh: omittable(ssh).meta({ description: "How to reach the guest over SSH (vm.transport: ssh); the host key pin also serves doctor." }),
   });
 
   const host = section({
@@ -230,6 +233,7 @@ export function configSchema(src: ConfigSource) {
       ...(v.memory_mb !== undefined && { memoryMb: v.memory_mb }),
       bootTimeoutMs: v.boot_timeout,
       start: v.start,
+      transport: v.transport,
       precloneMaxAgeMs: v.preclone_max_age,
       reuseIdle: v.reuse_idle,
       idleReuseMaxMs: v.idle_reuse_max,

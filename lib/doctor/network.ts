@@ -1,8 +1,10 @@
 // macOS networking of the VMs: vmnet's DHCP (bootpd) lease time and how full
-// its pool is, and the Local Network permission that lets this process reach
-// a guest (without it, connections to 192.168.64.x fail with EHOSTUNREACH).
+// its pool is, and the Local Network permission the slot agents need on
+// vm.transport ssh (without it, their connections to 192.168.64.x fail with
+// EHOSTUNREACH); read from what the agents last saw, not only doctor's probe.
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
+import { readReaches } from "../vm/reach.ts";
 import { fail, macosOnly, pass, skip, warn, withDeadline, type Check } from "./types.ts";
 
 const SHARING_PLIST = "/Library/Preferences/SystemConfiguration/com.apple.InternetSharing.default.plist";
@@ -50,19 +52,39 @@ function reach(host: string, port: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+const GRANT_FIX =
+  "set vm.transport: exec (the tart guest agent; no network needed), or allow Local Network for the slot agents' binary (System Settings > Privacy & Security > Local Network; an upgrade of the binary can ask again; see docs/hosts.md)";
+
+/**
+ * What the slot agents themselves last saw (reach-<slot>.json in state_dir):
+ * doctor runs from a Terminal, which macOS exempts from Local Network
+ * privacy, so its own probe passes where a LaunchAgent is refused.
+ */
 export const localNetworkCheck: Check = async (ctx) => {
-  if (ctx.platform !== "darwin") return [macosOnly("local-network")];
   const { config, tart } = ctx;
-  if (!config || !tart) return [skip("local-network", "config invalid")];
+  if (!config) return [skip("local-network", "config invalid")];
+  const reaches = readReaches(config.host.stateDir);
+  const refused = reaches.filter((r) => r.outcome === "refused");
+  if (refused.length > 0) {
+    const r = refused[0]!;
+    return [fail("local-network", `slot ${refused.map((x) => x.slot).join(", ")} was refused by Local Network privacy when it reached its guest over ${r.transport} (${r.at})`, GRANT_FIX)];
+  }
+  if (config.vm.transport === "exec") {
+    const seen = reaches.filter((r) => r.transport === "exec").map((r) => `slot ${r.slot} at ${r.at}`);
+    return [pass("local-network", `vm.transport exec: the slots reach their guests through tart exec, no network${seen.length ? `; last reached: ${seen.join(", ")}` : ""}`)];
+  }
+  const ok = reaches.filter((r) => r.transport === "ssh" && r.outcome === "ok");
+  if (ok.length > 0) return [pass("local-network", `the slot agents reached their guests over ssh: ${ok.map((r) => `slot ${r.slot} at ${r.at}`).join(", ")}`)];
+  if (ctx.platform !== "darwin") return [macosOnly("local-network")];
+  if (!tart) return [skip("local-network", "config invalid")];
   const running = (await tart.list().catch(() => [])).find((v) => v.Running);
   const target = running ? { host: await tart.ip(running.Name, 1).catch(() => GATEWAY), port: config.vm.ssh.port, what: `VM ${running.Name}` } : { host: GATEWAY, port: 53, what: "the vmnet gateway" };
   try {
     await withDeadline(ctx.timeoutMs, `${target.host}:${target.port}`, (signal) => reach(target.host, target.port, signal));
-    return [pass("local-network", `reached ${target.what} at ${target.host}:${target.port}`)];
+    return [warn("local-network", `doctor reached ${target.what} at ${target.host}:${target.port}, but no slot agent has reported yet (a Terminal is exempt from Local Network privacy; the agents are not)`, "run a cycle and doctor again, or set vm.transport: exec")];
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (!running && e.code === "ECONNREFUSED") return [pass("local-network", `${GATEWAY} answered (refused port ${target.port}): the network is reachable`)];
-    return [fail("local-network", `cannot reach ${target.what} at ${target.host}:${target.port} (${e.code ?? e.message})`,
-      "allow Local Network for this binary (System Settings > Privacy & Security > Local Network); launchd agents inherit the permission of the binary they run")];
+    if (!running && e.code === "ECONNREFUSED") return [warn("local-network", `${GATEWAY} answered doctor (refused port ${target.port}), but no slot agent has reported yet (a Terminal is exempt from Local Network privacy; the agents are not)`, "run a cycle and doctor again, or set vm.transport: exec")];
+    return [fail("local-network", `cannot reach ${target.what} at ${target.host}:${target.port} (${e.code ?? e.message})`, GRANT_FIX)];
   }
 };

@@ -16,7 +16,7 @@ export type Step = (typeof STEPS)[number];
 export const FAILURE_REASONS = [
   "vm_limit", "host_degraded", "no_ip", "boot_timeout", "vm_start", "clone", "tart_missing", "tart",
   "github_auth", "github_permission", "github_not_found", "github_rate_limit", "github_unavailable", "github_rejected",
-  "ssh_lost", "host_key", "job_timeout", "no_job", "cleanup", "config", "other",
+  "ssh_lost", "host_key", "local_network", "job_timeout", "no_job", "cleanup", "config", "other",
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 

@@ -9,7 +9,7 @@ import { HostDegradedError, TartError, TartMissingError, VmLimitError } from "..
 import type { FailureReason } from "./definitions.ts";
 
 /** A run that ended badly fails its cycle with the run's outcome as its kind. */
-const BY_KIND: Partial<Record<ExitKind, FailureReason>> = { lost: "ssh_lost", "host-key": "host_key", timeout: "job_timeout", "no-job": "no_job" };
+const BY_KIND: Partial<Record<ExitKind, FailureReason>> = { lost: "ssh_lost", "host-key": "host_key", "local-network": "local_network", timeout: "job_timeout", "no-job": "no_job" };
 
 export function failureReason(err: unknown): FailureReason {
   if (err instanceof HostDegradedError) return "host_degraded";

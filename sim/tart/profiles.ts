@@ -10,6 +10,8 @@ export interface Timings {
   boot_ms: number;
   /** From the lease to the guest's sshd answering. */
   ssh_ms: number;
+  /** From the lease to the tart guest agent answering `tart exec` (it starts in the auto-login session, after sshd). */
+  agent_ms: number;
   /** How long the fake actions runner takes from start to "Listening for Jobs" (SIM_RUNNER_START_MS). */
   runner_start_ms: number;
   /** From SIGINT (`Stopping VM...`) to the run process exiting. */
@@ -38,6 +40,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     clone_ms: 100,
     boot_ms: 13_000,
     ssh_ms: 2_000,
+    agent_ms: 3_000,
     runner_start_ms: 1_500,
     stop_ms: 1_000,
     place_release_ms: 2_000,
@@ -52,6 +55,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     clone_ms: 200,
     boot_ms: 2_500,
     ssh_ms: 400,
+    agent_ms: 500,
     runner_start_ms: 300,
     stop_ms: 250,
     place_release_ms: 1_000,
@@ -66,6 +70,7 @@ export const PROFILES: Record<ProfileName, Timings> = {
     clone_ms: 0,
     boot_ms: 500,
     ssh_ms: 200,
+    agent_ms: 250,
     runner_start_ms: 100,
     stop_ms: 0,
     place_release_ms: 1_000,

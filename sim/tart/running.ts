@@ -14,6 +14,8 @@ export interface RunState {
   ip?: string;
   /** Set once the guest has booted: its sshd answers on `ip`. */
   booted?: boolean;
+  /** Set once the guest agent answers `tart exec` (through the VM's control socket). */
+  agent?: boolean;
 }
 
 function readMarker(vmDir: string): RunState | undefined {

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { PROFILE_NAMES, PROFILES, TIMING_KEYS, type ProfileName, type Timings } from "./profiles.ts";
 
-export type FaultKind = "clone_disk_full" | "start_failure" | "no_ip" | "crash" | "restore_failure" | "restore_cold" | "clock_stuck";
+export type FaultKind = "clone_disk_full" | "start_failure" | "no_ip" | "crash" | "restore_failure" | "restore_cold" | "clock_stuck" | "ssh_drop_runner";
 
 export interface Fault {
   kind: FaultKind;
@@ -28,6 +28,16 @@ export interface SimTartSettings extends Timings {
    */
   dead_peer_ms: number;
   ssh_port: number;
+  /**
+   * macOS Local Network privacy for our binary and what it starts: "withheld"
+   * (a LaunchAgent nobody clicked Allow for; the default) or "granted".
+   */
+  local_network: "withheld" | "granted";
+  /**
+   * How long a `tart exec` waits for the guest agent before it fails (tart's
+   * gRPC connection pool: 30 s); not scaled.
+   */
+  exec_connect_timeout_ms: number;
   /** DHCP lease lifetime (macOS default 86400 s); not scaled. */
   lease_s: number;
   /**
@@ -63,7 +73,7 @@ export function patchSettings(config: SimTartConfig, patch: SimTartPatch): SimTa
   return { ...(out as SimTartConfig), rev: (config.rev ?? 0) + 1 };
 }
 
-const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, ssh_port: 22, lease_s: 86_400, leaked_places: 0, faults: [], runner_env: {}, version: "2.35.0" } as const;
+const OTHER_DEFAULTS = { profile: "fast", scale: 1, dead_peer_ms: 30_000, exec_connect_timeout_ms: 30_000, local_network: "withheld", ssh_port: 22, lease_s: 86_400, leaked_places: 0, faults: [], runner_env: {}, version: "2.35.0" } as const;
 
 /** The profile's times, overridden by explicit ones, all multiplied by scale. */
 export function resolveSettings(config: SimTartConfig): SimTartSettings {

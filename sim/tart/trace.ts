@@ -8,7 +8,7 @@ import { appendFileSync } from "node:fs";
 
 export type TraceEvent =
   | { kind: "tart"; cmd: string; args: string[]; pid: number; ppid: number; started_ms: number; cpu_us: number }
-  | { kind: "guest"; vm: string; event: "lease" | "ssh" | "exec"; ip?: string; command?: string };
+  | { kind: "guest"; vm: string; event: "lease" | "ssh" | "agent" | "exec" | "tart-exec" | "connect" | "refused"; peer?: string; ours?: boolean; ip?: string; command?: string };
 
 export function trace(event: TraceEvent): void {
   const file = process.env.SIM_TART_TRACE;

@@ -130,7 +130,7 @@ describe("the steps by hand", () => {
     const ip = booted.stdout.trim();
     const tokened = await step("token", "--output", join(s.stateDir, "jit.json"));
     expect(tokened.code).toBe(0);
-    const ran = start(world, "ssh-run", ["--slot", "1", "--config", s.path, "--ip", ip], s.host.env);
+    const ran = start(world, "ssh-run", ["--slot", "1", "--config", s.path, "--vm", vm, "--ip", ip], s.host.env);
     ran.child.stdin!.end(readFileSync(join(s.stateDir, "jit.json")));
     expect((await ran.done).code).toBe(0);
     expect((await job(s, j.id)).result).toBe("Succeeded");
@@ -192,7 +192,7 @@ describe("secrets and the shell", () => {
         return "";
       }
     });
-    expect(argv.some((a) => a.includes("ssh ") && a.includes("actions-runner"))).toBe(true); // the job's ssh is in the table
+    expect(argv.some((a) => a.includes(" exec -i ") && a.includes("actions-runner"))).toBe(true); // the job's tart exec is in the table
     for (const secret of secrets) expect(argv.filter((a) => a.includes(secret))).toEqual([]);
     expect(argv.filter((a) => /[A-Za-z0-9+/=]{200,}/.test(a))).toEqual([]); // no JIT config
     const r = await run.done;

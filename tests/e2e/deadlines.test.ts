@@ -31,7 +31,7 @@ test.concurrent("a runner that reported its job but never exits: ssh-run ends af
   expect((await step("token", "--output", join(s.stateDir, "jit.json"))).code).toBe(0);
   // After its job the runner closes its session; GitHub holds that answer, so the runner waits.
   await world.gh.fault({ method: "DELETE", path: /^\/_broker\/sessions\/[^/]+$/, latencyMs: 60_000, count: 1 });
-  const ran = start(world, "ssh-run", ["--slot", "1", "--config", s.path, "--ip", ip], s.host.env);
+  const ran = start(world, "ssh-run", ["--slot", "1", "--config", s.path, "--vm", vm, "--ip", ip], s.host.env);
   ran.child.stdin!.end(readFileSync(join(s.stateDir, "jit.json")));
   const r = await ran.done;
   expect(r.code).toBe(exitCode("timeout"));

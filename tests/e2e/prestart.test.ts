@@ -37,10 +37,16 @@ async function serve(s: Slots, name: string) {
 }
 
 const nextVm = (s: Slots) => slotState(s)!.next_vm as NextVm;
+/** A live process: a zombie (killed, not yet reaped by whoever adopted it) answers kill(0) but is dead. */
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
   } catch {
     return false;
   }

@@ -330,6 +330,8 @@ describe("run.sh with a JIT config", () => {
     await runner.done();
     const noise = runner.out.stderr.split("\n").filter((l) => l.startsWith("debug: noise "));
     expect(noise.map((l) => l.length)).toEqual(Array.from({ length: 25 }, (_, i) => `debug: noise ${i} `.length + 2000));
+    // SIGTERM while listening keeps the registration and its files: a second JIT config needs them gone.
+    for (const f of [".runner", ".credentials", ".credentials_rsaparams"]) rmSync(join(root, f), { force: true });
     const { config: jit2 } = await jitRunner(uniqueName("chatty-bad"));
     const bad = await run(["--jitconfig", jit2], { SIM_RUNNER_NOISE_LINES: "lots" });
     expect(bad.stderr).toContain("SIM_RUNNER_NOISE_LINES must be a whole number of lines, got 'lots'");

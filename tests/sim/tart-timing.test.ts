@@ -33,7 +33,7 @@ describe("profiles", () => {
   test("fast is the default; realistic and scaled carry the published figures", () => {
     expect(resolveSettings({})).toMatchObject({ profile: "fast", scale: 1, ...PROFILES.fast, ssh_port: 22, lease_s: 86400, dead_peer_ms: 30_000 });
     expect(PROFILES.realistic).toEqual({
-      clone_ms: 100, boot_ms: 13_000, ssh_ms: 2_000, runner_start_ms: 1_500, stop_ms: 1_000, place_release_ms: 2_000, delete_ms: 500, suspend_ms: 5_000, restore_ms: 5_000, pull_ms: 4_000,
+      clone_ms: 100, boot_ms: 13_000, ssh_ms: 2_000, agent_ms: 3_000, runner_start_ms: 1_500, stop_ms: 1_000, place_release_ms: 2_000, delete_ms: 500, suspend_ms: 5_000, restore_ms: 5_000, pull_ms: 4_000,
     });
     expect(PROFILES.scaled).toMatchObject({ clone_ms: 200, boot_ms: 2_500, stop_ms: 250 });
   });

@@ -1,7 +1,9 @@
 // tart ip NAME [--wait N] [--resolver dhcp|arp|agent] (IP.swift). dhcp reads
 // the bootpd lease file, so it answers as soon as the guest has a lease, and
 // with a stale lease for a stopped VM; arp answers for a running guest that
-// has an address; agent once the guest is up (its agent starts with sshd).
+// has an address; agent once the guest agent answers (AgentResolver.swift:
+// one ResolveIP call with a 1 s limit per try, so a try before the agent
+// answers takes that second before the usual 1 s sleep).
 // As tart does, it tries, sleeps 1 s, and tries again until the deadline:
 // even `--wait 0` takes a second to fail.
 import { choiceOpt, parseArgs, positional, uintOpt, type CommandSpec } from "../args.ts";
@@ -22,7 +24,7 @@ type Resolver = "dhcp" | "arp" | "agent";
 function resolve(dir: string, resolver: Resolver): string | undefined {
   if (resolver === "dhcp") return leasedAddress(readVMConfig(dir).macAddress);
   const state = runState(dir);
-  return resolver === "arp" || state?.booted ? state?.ip : undefined;
+  return resolver === "arp" || state?.agent ? state?.ip : undefined;
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -37,6 +39,7 @@ export async function run(argv: string[]): Promise<void> {
       console.log(ip);
       return;
     }
+    if (resolver === "agent") await sleep(1000);
     await sleep(1000);
   } while (Date.now() < waitUntil);
   let message = "no IP address found";

@@ -13,8 +13,10 @@ import { guestRoot } from "./fs.ts";
 import { killMarked, ownStart } from "./processes.ts";
 import { startGuestSSH, type GuestSSH } from "./ssh-server.ts";
 import { trace } from "../trace.ts";
+import { takeFault } from "../faults.ts";
+import { basename } from "node:path";
 
-export type GuestEvent = { lease: string } | { ssh: true } | { shutdown: true };
+export type GuestEvent = { lease: string } | { ssh: true } | { agent: true } | { shutdown: true };
 
 const emit = (event: GuestEvent) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
@@ -51,11 +53,20 @@ async function lease(avoid: string[] = []): Promise<string> {
 setInterval(() => {}, 1 << 30);
 await sleep(Number(leaseAt) - Date.now());
 let ip = await lease();
+// The guest agent is a LaunchAgent of the auto-login session: it answers
+// agent_ms after the lease on a boot, at once in a resumed guest.
+setTimeout(() => {
+  emit({ agent: true });
+  trace({ kind: "guest", vm, event: "agent" });
+}, mode === "boot" ? settings.agent_ms : 0);
 if (mode === "boot") await sleep(settings.ssh_ms);
 const taken: string[] = [];
 for (;;) {
   try {
-    ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown, onExec: (command) => trace({ kind: "guest", vm, event: "exec", command: command.slice(0, 80) }) });
+    ssh = await startGuestSSH({ root: guestRoot(vmDir), env: guestEnv(vmDir, settings), host: ip, port: settings.ssh_port, onShutdown: shutdown, onExec: (command) => trace({ kind: "guest", vm, event: "exec", command: command.slice(0, 80) }),
+      localNetwork: settings.local_network,
+      dropExec: (command) => command.startsWith("IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG") && takeFault("ssh_drop_runner", basename(vm)) !== undefined,
+      onConnection: (c) => trace({ kind: "guest", vm, event: c.refused ? "refused" : "connect", peer: c.peer, ours: c.ours }) });
     break;
   } catch (err) {
     // Another process took the address since the lease: take another one.

@@ -4,10 +4,12 @@
 // each in a session of its own (stdin, stdout, stderr, exit status and exit
 // signal passed through). No pty, no shell, no subsystems.
 import { spawn } from "node:child_process";
+import { createServer, type Socket } from "node:net";
 import { readFileSync } from "node:fs";
 import { timingSafeEqual } from "node:crypto";
 import ssh2, { type Connection, type ParsedKey } from "ssh2";
 import { authorizedKeysPath, GUEST_USER, hostKeyPath, userHome } from "./fs.ts";
+import { peerOf } from "./peer.ts";
 
 const { Server, utils } = ssh2;
 
@@ -20,6 +22,15 @@ export interface GuestSSHOptions {
   onShutdown: () => void;
   /** Told of every exec request as it arrives. */
   onExec?: (command: string) => void;
+  /** True when this exec request is to be dropped before it runs (the ssh_drop_runner fault). */
+  dropExec?: (command: string) => boolean;
+  /**
+   * Local Network privacy: "withheld" (the default) refuses a connection from
+   * our binary or a process it started (sim/PROTOCOL.md); "granted" lets it in.
+   */
+  localNetwork: "withheld" | "granted";
+  /** Told of every TCP connection: who it came from, and whether it was refused. */
+  onConnection?: (c: { peer: string; ours: boolean; refused: boolean }) => void;
 }
 
 export interface GuestSSH {
@@ -54,6 +65,8 @@ function serveExec(conn: Connection, opts: GuestSSHOptions): void {
     session.on("subsystem", (_a, reject) => reject());
     session.on("exec", (accept, _reject, info) => {
       opts.onExec?.(info.command);
+      // sshd answering while the guest still boots: the connection closes before the command runs.
+      if (opts.dropExec?.(info.command)) return void conn.end();
       const channel = accept();
       if (SHUTDOWN.test(info.command)) {
         channel.exit(0);
@@ -116,13 +129,25 @@ export function startGuestSSH(opts: GuestSSHOptions): Promise<GuestSSH> {
     });
     conn.on("ready", () => serveExec(conn, opts));
   });
+  // TCP first: the peer is looked up before SSH sees the connection. A Mac
+  // refuses at connect() (EHOSTUNREACH); the sim can only reset what it accepted.
+  const tcp = createServer({ pauseOnConnect: true }, (socket: Socket) => {
+    const ip = (socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+    const peer = peerOf(ip, socket.remotePort ?? 0);
+    const ours = peer?.ours !== undefined;
+    const refused = ours && opts.localNetwork !== "granted";
+    opts.onConnection?.({ peer: peer ? peer.chain.map((c) => `${c.pid}:${c.exe}`).slice(0, 4).join(" < ") : `${ip}:${socket.remotePort} (process not found)`, ours, refused });
+    if (refused) return socket.resetAndDestroy();
+    server.injectSocket(socket);
+    socket.resume();
+  });
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
+    tcp.once("error", reject);
+    tcp.listen(opts.port, opts.host, () => {
+      tcp.off("error", reject);
       resolve({
         close() {
-          server.close();
+          tcp.close();
           for (const c of connections) c.end();
         },
       });

@@ -111,6 +111,7 @@ export async function runVM(vm: VMRun): Promise<never> {
           const crash = vm.crash;
           if (crash) setTimeout(() => void end(0, `guest has stopped the virtual machine due to error: ${CRASH}`), crash.after_ms ?? 0);
         }
+        if ("agent" in event) updateRunMarker(dir, { agent: true });
         if ("shutdown" in event) void end(0, "guest has stopped the virtual machine");
       },
       onExit(code, signal) {

@@ -1,0 +1,47 @@
+// What a slot last saw when it reached its guest: the transport, whether the
+// connection was had or refused by Local Network privacy, and when. `doctor`
+// runs from a Terminal, which macOS exempts from Local Network privacy, so its
+// own probe passes where the slot agents are refused: it reads these instead.
+// One small JSON per slot in host.state_dir: reach-<slot>.json.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../fs.ts";
+import type { Transport } from "./guest.ts";
+
+export interface Reach {
+  slot: number;
+  transport: Transport;
+  outcome: "ok" | "refused";
+  /** ISO time. */
+  at: string;
+  detail?: string;
+}
+
+const FILE = /^reach-(\d+)\.json$/;
+
+/** Records what the slot saw; a failure to write never fails the cycle. */
+export function recordReach(stateDir: string, reach: Omit<Reach, "at">): void {
+  try {
+    writeFileAtomic(join(stateDir, `reach-${reach.slot}.json`), `${JSON.stringify({ ...reach, at: new Date().toISOString() })}\n`, 0o644);
+  } catch {
+    // a diagnostic aid
+  }
+}
+
+/** Every slot's last record, by slot. */
+export function readReaches(stateDir: string): Reach[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(stateDir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => FILE.test(n)).flatMap((n) => {
+    try {
+      const r = JSON.parse(readFileSync(join(stateDir, n), "utf8")) as Reach;
+      return typeof r.slot === "number" && (r.outcome === "ok" || r.outcome === "refused") ? [r] : [];
+    } catch {
+      return [];
+    }
+  }).sort((a, b) => a.slot - b.slot);
+}
