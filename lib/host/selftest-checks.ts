@@ -13,7 +13,8 @@ import { finished, sh } from "../proc.ts";
 import { checkRunnerFreshness } from "../runner-release.ts";
 import { TIME_SERVER } from "../snapshot.ts";
 import { HOST_KEY_ALIAS } from "../ssh.ts";
-import { sshShell, type GuestShell, type Transport } from "./selftest-guest.ts";
+import { noRouteToHost } from "../vm/guest.ts";
+import { guestShell, type GuestShell, type Transport } from "./selftest-guest.ts";
 
 /** A command in the guest that should answer at once; more is a hung guest. */
 const GUEST_TIMEOUT_MS = 30_000;
@@ -60,27 +61,38 @@ export async function addressCheck(check: string, config: Config, vm: string, ma
   return { ip, result: pass(check, `all agree on ${ip}`) };
 }
 
-/** The agent's own `ssh` runs a command in the guest: the key, the host key and, on macOS 15+, the Local Network permission. */
-export async function sshChecks(config: Config, ip: string, transport: Transport): Promise<CheckResult[]> {
+/** What the agent's own ssh found: its two results, and whether Local Network privacy refused it (nothing else can be checked over ssh then). */
+export interface SshFound {
+  results: CheckResult[];
+  refused: boolean;
+}
+
+/** A connection refused (EHOSTUNREACH) or reset before SSH answered: on macOS 15+, Local Network privacy refusing the agent or its children. */
+const refusedBeforeSsh = (stderr: string) => noRouteToHost(stderr) || /Host is down|Connection reset by peer|kex_exchange_identification: read: Connection reset/i.test(stderr);
+
+/** The agent's own `ssh` runs a command in the guest: the key, the host key and, on macOS 15+, the Local Network grant. */
+export async function sshChecks(config: Config, vm: string, ip: string, transport: Transport): Promise<SshFound> {
   const { port, user } = config.vm.ssh;
-  const r = await sshShell(config, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
+  const r = await guestShell(config, "ssh", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
   const where = `${user}@${ip}:${port}`;
+  // Over exec the slots need no ssh: what ssh finds is worth knowing, not a failure.
   const severe = transport === "ssh" ? fail : warn;
   if (r.code === 0 && r.stdout.includes("selftest-ok")) {
-    return [pass("guest-ssh", `ssh ${where} ran a command`), pass("local-network", `this agent's ssh reached ${ip}`)];
+    return { refused: false, results: [pass("guest-ssh", `ssh ${where} ran a command`), pass("local-network", `this agent's ssh reached ${ip}: the Local Network grant holds`)] };
   }
   const why = firstLine(r.stderr || `exit ${r.code}`);
-  if (/No route to host|Host is down/i.test(r.stderr)) {
-    return [severe("guest-ssh", `ssh ${where}: ${why}`, LOCAL_NETWORK_FIX), severe("local-network", `this agent's ssh may not reach ${ip}: ${why}`, LOCAL_NETWORK_FIX)];
+  if (refusedBeforeSsh(r.stderr)) {
+    const found = `this agent's ssh to ${ip} was refused before SSH answered (${why}): Local Network privacy${transport === "exec" ? "; the slots use vm.transport: exec, which needs no grant" : ""}`;
+    return { refused: true, results: [severe("guest-ssh", `ssh ${where}: ${why}`, LOCAL_NETWORK_FIX), severe("local-network", found, LOCAL_NETWORK_FIX)] };
   }
   const reached = pass("local-network", `this agent's ssh reached ${ip} (${why})`);
   if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(r.stderr)) {
-    return [severe("guest-ssh", `ssh ${where} refused the guest's host key`, "see the host-key check"), reached];
+    return { refused: false, results: [severe("guest-ssh", `ssh ${where} refused the guest's host key`, "see the host-key check"), reached] };
   }
   if (/Permission denied/.test(r.stderr)) {
-    return [severe("guest-ssh", `ssh ${where}: the guest refused vm.ssh.private_key_path's key (${why})`, `put the key's public half in ~${user}/.ssh/authorized_keys in the image`), reached];
+    return { refused: false, results: [severe("guest-ssh", `ssh ${where}: the guest refused vm.ssh.private_key_path's key (${why})`, `put the key's public half in ~${user}/.ssh/authorized_keys in the image`), reached] };
   }
-  return [severe("guest-ssh", `ssh ${where} failed: ${why}`, "is Remote Login on in the image? (System Settings > General > Sharing)"), warn("local-network", `could not tell: ssh ${where} ended with ${why}`, "run selftest again once ssh works")];
+  return { refused: false, results: [severe("guest-ssh", `ssh ${where} failed: ${why}`, "is Remote Login on in the image? (System Settings > General > Sharing)"), warn("local-network", `could not tell: ssh ${where} ended with ${why}`, "run selftest again once ssh works")] };
 }
 
 const fingerprint = (key: string) => `SHA256:${createHash("sha256").update(Buffer.from(key, "base64")).digest("base64").replace(/=+$/, "")}`;
@@ -88,7 +100,7 @@ const fingerprint = (key: string) => `SHA256:${createHash("sha256").update(Buffe
 /** The keys the guest's sshd presents (ssh-keyscan) against the pinned ones in vm.ssh.known_hosts_path. */
 export async function hostKeyCheck(config: Config, ip: string): Promise<CheckResult> {
   const { port, knownHostsPath } = config.vm.ssh;
-  const scan = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS })`ssh-keyscan -T 10 -p ${String(port)} ${ip}`);
+  const scan = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS })`exec /usr/bin/ssh-keyscan -T 10 -p ${String(port)} ${ip}`);
   const presented = scan.stdout.split("\n").flatMap((l) => {
     const [, type, key] = l.trim().split(/\s+/);
     return !l.startsWith("#") && type && key ? [{ type, key }] : [];

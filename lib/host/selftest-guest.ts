@@ -1,40 +1,27 @@
-// How the selftest runs a command in the guest: over `ssh` (the system
-// client, pinned to the image's host key) or over `tart exec` (the tart guest
-// agent, no network). The cycle's own checks (runner, sudo, clock) go over
-// the transport the slots use; the transport checks try both.
+// How the selftest runs a command in the guest: through lib/vm/guest.ts, over
+// `tart exec` (the tart guest agent, no network) or `ssh` (the system client,
+// pinned to the image's host key). The cycle's own checks (runner, sudo,
+// clock) go over the transport the slots use (vm.transport); the transport
+// checks try both.
 import type { Config } from "../config.ts";
 import { finished, sh, type Finished } from "../proc.ts";
-import { sshArgs } from "../ssh.ts";
+import { guestArgv, type Transport } from "../vm/guest.ts";
 
-export type Transport = "ssh" | "exec";
+export type { Transport };
 
 export interface GuestShell {
   transport: Transport;
-  /** Runs `command` with the guest user's shell; never a secret in it. */
+  /** Runs `command` with /bin/sh in the guest; never a secret in it. */
   run(command: string, timeoutMs: number): Promise<Finished>;
 }
 
 /** The transport the slots use to reach a guest. */
-export function slotTransport(_config: Config): Transport {
-  return "ssh";
-}
-
-export function sshShell(config: Config, ip: string): GuestShell {
-  const { ssh } = config.vm;
-  const target = { host: ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath };
-  return {
-    transport: "ssh",
-    run: (command, timeoutMs) => finished(sh({ timeoutMs })`exec ssh ${sshArgs(target, command)}`),
-  };
-}
-
-export function execShell(config: Config, vm: string): GuestShell {
-  return {
-    transport: "exec",
-    run: (command, timeoutMs) => finished(sh({ timeoutMs, env: { CI: "true" } })`exec ${config.host.tartPath} exec ${vm} /bin/sh -c ${command}`),
-  };
-}
+export const slotTransport = (config: Config): Transport => config.vm.transport;
 
 export function guestShell(config: Config, transport: Transport, vm: string, ip: string): GuestShell {
-  return transport === "exec" ? execShell(config, vm) : sshShell(config, ip);
+  const over = { ...config, vm: { ...config.vm, transport } };
+  return {
+    transport,
+    run: (command, timeoutMs) => finished(sh({ timeoutMs, env: { CI: "true" } })`exec ${guestArgv(over, { vm, ip }, command, { stdin: false })}`),
+  };
 }

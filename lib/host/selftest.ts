@@ -267,8 +267,13 @@ async function coldCycle(run: Run, placesBefore: string[]): Promise<void> {
 async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
   const { config } = run;
   await guarded(run, "addresses", async () => (await addressCheck("addresses", config, vm, run.tart.macAddress(vm), run.transport)).result);
-  await guarded(run, "guest-ssh", () => sshChecks(config, ip, run.transport));
-  await guarded(run, "host-key", () => hostKeyCheck(config, ip));
+  let refused = false;
+  await guarded(run, "guest-ssh", async () => {
+    const found = await sshChecks(config, vm, ip, run.transport);
+    refused = found.refused;
+    return found.results;
+  });
+  await guarded(run, "host-key", async () => (refused ? skip("host-key", "Local Network privacy refuses this agent's connections to the guest (see local-network)") : hostKeyCheck(config, ip)));
   await guarded(run, "guest-exec", () => execCheck(config, vm, run.transport));
   const shell = guestShell(config, run.transport, vm, ip);
   await guarded(run, "runner-version", async () => {

@@ -59,7 +59,7 @@ interface Selftest {
 }
 
 let hosts = 0;
-function host(o: { overrides?: Record<string, unknown>; releases?: typeof CURRENT } = {}): Slots & { launchd: string; reportPath: string } {
+function host(o: { overrides?: Record<string, unknown>; releases?: typeof CURRENT; localNetwork?: "granted" | "withheld" } = {}): Slots & { launchd: string; reportPath: string } {
   const id = `h${++hosts}`;
   releases[id] = o.releases ?? CURRENT;
   const s = slots(world, {
@@ -67,6 +67,8 @@ function host(o: { overrides?: Record<string, unknown>; releases?: typeof CURREN
     image: { runner_releases_url: `http://127.0.0.1:${server.port}/${id}/releases` },
     vm: { boot_timeout: "3s", ...(o.overrides?.vm as object) },
   });
+  // Someone clicked Allow for macos-runner's Local Network prompt (unless the test says otherwise).
+  s.host.setTart({ local_network: o.localNetwork ?? "granted" });
   // A host that has served before has the image in tart's cache.
   const pull = spawnSync(s.config.host.tartPath, ["pull", world.imageRef, "--insecure"], { env: s.env, encoding: "utf8" });
   if (pull.status !== 0) throw new Error(`tart pull failed: ${pull.stderr}`);
@@ -115,7 +117,7 @@ test.concurrent("a good host: run from a one-shot agent, every check passes (mac
   expect(t.stdout).toMatch(/^PASS {2}snapshot-restore +\d+(\.\d)? m?s {2}.* restored at /m);
   expect(t.stdout).toContain(`attach ${h.reportPath} to a GitHub issue`);
   const tart = spawnSync(h.config.host.tartPath, ["--version"], { encoding: "utf8" }).stdout.trim();
-  expect(t.report.host).toMatchObject({ tart, runner: "2.336.0", slots: 2, transport: "ssh" });
+  expect(t.report.host).toMatchObject({ tart, runner: "2.336.0", slots: 2, transport: "exec" });
   expect(t.report.host.model).toContain("not a Mac");
   expect(Object.keys(t.report.timings_ms).sort()).toEqual(expect.arrayContaining(["boot_to_lease", "clock_sync", "clone", "clone_golden", "lease_to_ready", "restore_to_ready", "runner_start", "side_by_side_restore", "suspend", "teardown"]));
   expect(t.by("snapshot-side-by-side").found).toMatch(/slot 1's restored at (\S+) .*slot 2's restored at (?!\1)/);
@@ -164,7 +166,8 @@ test.concurrent("fault: the guest's host key is not the one known_hosts pins", a
   const t = await selftest(h);
   expect(t.code).toBe(1);
   expect(t.by("host-key")).toMatchObject({ status: "FAIL", found: expect.stringMatching(/^the guest presents ssh-ed25519 SHA256:\S+; .* pins ssh-ed25519 SHA256:/) });
-  expect(t.by("guest-ssh")).toMatchObject({ status: "FAIL", found: expect.stringContaining("refused the guest's host key") });
+  // The slots use exec: ssh refusing the key is worth knowing, not their failure.
+  expect(t.by("guest-ssh")).toMatchObject({ status: "WARN", found: expect.stringContaining("refused the guest's host key") });
   // The connection itself got through: Local Network is not the problem.
   expect(t.by("local-network").status).toBe("PASS");
   expect(t.by("guest-exec").status).toBe("PASS");
@@ -215,3 +218,20 @@ test.concurrent("--help lists its exit codes; no GUI session is exit 69 with wha
   expect(r.lines.at(-1)?.msg).toContain("Enable automatic login for this user");
   expect(existsSync(join(h.launchd, "loaded")) ? readdirSync(join(h.launchd, "loaded")) : []).toEqual([]);
 }, 30_000);
+
+test.concurrent("Local Network withheld (nobody allowed the prompt): over exec the slots are fine and ssh's refusal is a WARN; over ssh the VM is never ready (FAIL)", async () => {
+  const overExec = host({ localNetwork: "withheld" });
+  const overSsh = host({ localNetwork: "withheld", overrides: { vm: { transport: "ssh" } } });
+  const [e, s] = await Promise.all([selftest(overExec), selftest(overSsh)]);
+  expect(e.code).toBe(0);
+  expect(e.by("ready")).toMatchObject({ status: "PASS", found: expect.stringContaining("ready over exec") });
+  expect(e.by("local-network")).toMatchObject({ status: "WARN", found: expect.stringContaining("refused before SSH answered") });
+  expect(e.by("guest-ssh").status).toBe("WARN");
+  expect(e.by("host-key")).toMatchObject({ status: "SKIP", found: expect.stringContaining("Local Network privacy") });
+  for (const c of ["guest-exec", "runner-version", "sudo"]) expect(e.by(c).status).toBe("PASS");
+  expect(s.code).toBe(1);
+  expect(s.by("lease").status).toBe("PASS");
+  expect(s.by("ready")).toMatchObject({ status: "FAIL", found: expect.stringContaining("Local Network") });
+  nothingLeft(overExec);
+  nothingLeft(overSsh);
+}, 60_000);
