@@ -14,6 +14,7 @@ import { recordExit, runInAgent } from "../lib/host/selftest-agent.ts";
 import { formatRow, formatSummary, runSelftest, writeReport } from "../lib/host/selftest.ts";
 import { runLaunchctl } from "../lib/launchd/launchctl.ts";
 import { createLogger } from "../lib/log.ts";
+import { redact } from "../lib/redact.ts";
 import { boot } from "./boot.ts";
 import { clone } from "./clone.ts";
 
@@ -49,7 +50,8 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => stop.abort());
   if (values["in-agent"]) {
     const log = createLogger({ verbose: common.verbose, fields: { command: "selftest" } });
-    const say = (line: string) => process.stdout.write(`${line}\n`);
+    // Redacted like the log and the report: a row quotes what tart or the guest said.
+    const say = (line: string) => process.stdout.write(`${redact(line)}\n`);
     say("selftest: host checks, one VM cycle with no job, then the snapshot path; rows come as checks end\n");
     const report = await runSelftest({
       config, log, steps: { boot, clone }, snapshot: Boolean(values.snapshot), binary: Bun.isStandaloneExecutable ? realpathSync(process.execPath) : undefined, signal: stop.signal, onResult: (r) => say(formatRow(r)),

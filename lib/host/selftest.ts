@@ -482,6 +482,8 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
 
 async function selftestSteps(run: Run, snapshot: boolean): Promise<void> {
   const { stateDir } = run.config.host;
+  // What a killed selftest left goes first: doctor's checks would count it as leaked.
+  await run.made.removeAll();
   await hostChecks(run);
   run.stopIfAsked();
   try {
@@ -491,7 +493,6 @@ async function selftestSteps(run: Run, snapshot: boolean): Promise<void> {
     run.add(fail("slot-lock", (err as Error).message, "the cycle needs slot 1's VM names and place: stop the slots first (launchctl bootout gui/$(id -u)/dev.macos-runner.slot.1, and .2), then run selftest"));
   }
   if (run.locks.length > 0) {
-    await run.made.removeAll();
     const running = await run.running();
     if (running.length >= VM_PLACES) {
       run.add(fail("vm-place", `no free VM place: running ${running.join(", ")}`, "stop the slots (or the VMs no slot owns: see vm-limit), then run selftest"));

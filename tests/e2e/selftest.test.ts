@@ -59,7 +59,9 @@ interface Selftest {
 }
 
 let hosts = 0;
-function host(o: { overrides?: Record<string, unknown>; releases?: typeof CURRENT; localNetwork?: "granted" | "withheld" } = {}): Slots & { launchd: string; reportPath: string } {
+type Host = Slots & { launchd: string; reportPath: string };
+
+async function host(o: { overrides?: Record<string, unknown>; releases?: typeof CURRENT; localNetwork?: "granted" | "withheld" } = {}): Promise<Host> {
   const id = `h${++hosts}`;
   releases[id] = o.releases ?? CURRENT;
   const s = slots(world, {
@@ -71,8 +73,9 @@ function host(o: { overrides?: Record<string, unknown>; releases?: typeof CURREN
   // Someone clicked Allow for macos-runner's Local Network prompt (unless the test says otherwise).
   s.host.setTart({ local_network: o.localNetwork ?? "granted" });
   // A host that has served before has the image in tart's cache.
-  const pull = spawnSync(s.config.host.tartPath, ["pull", world.imageRef, "--insecure"], { env: s.env, encoding: "utf8" });
-  if (pull.status !== 0) throw new Error(`tart pull failed: ${pull.stderr}`);
+  // Not spawnSync: the other tests' selftests and waits go on meanwhile.
+  const pull = Bun.spawn([s.config.host.tartPath, "pull", world.imageRef, "--insecure"], { env: s.env, stdout: "ignore", stderr: "pipe" });
+  if ((await pull.exited) !== 0) throw new Error(`tart pull failed: ${await new Response(pull.stderr).text()}`);
   const launchd = join(world.dir, s.org, "launchd");
   mkdirSync(launchd, { recursive: true });
   // The GUI session's environment: this host's TART_HOME and sim settings (on a Mac: ~/.tart).
@@ -80,7 +83,7 @@ function host(o: { overrides?: Record<string, unknown>; releases?: typeof CURREN
   return { ...s, launchd, reportPath: join(s.logDir, "report.json") };
 }
 
-async function selftest(h: ReturnType<typeof host>, args: string[] = []): Promise<Selftest> {
+async function selftest(h: Host, args: string[] = []): Promise<Selftest> {
   const r = await start(world, "selftest", ["--config", h.path, "--report", h.reportPath, ...args], { ...h.host.env, SIM_LAUNCHD: h.launchd }).done;
   if (!existsSync(h.reportPath)) throw new Error(`no report (exit ${r.code}); stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   const report = JSON.parse(readFileSync(h.reportPath, "utf8")) as SelftestReport;
@@ -92,8 +95,15 @@ async function selftest(h: ReturnType<typeof host>, args: string[] = []): Promis
   return { s: h, code: r.code, stdout: r.stdout, report, by };
 }
 
+/** Whether one of the host's VMs runs, asked without blocking the other tests (tart list, async). */
+async function aVmRuns(h: Host): Promise<boolean> {
+  const p = Bun.spawn([h.config.host.tartPath, "list", "--format", "json", "--source", "local"], { env: h.env, stdout: "pipe", stderr: "ignore" });
+  const listed = JSON.parse((await new Response(p.stdout).text()) || "[]") as { Name: string; Running: boolean }[];
+  return listed.some((v) => v.Name.startsWith(`${h.prefix}-`) && v.Running);
+}
+
 /** Nothing of the selftest is left: no VM of the test's host, no agent loaded, no plist. */
-function nothingLeft(h: ReturnType<typeof host>): void {
+function nothingLeft(h: Host): void {
   expect(vms(h)).toEqual([]);
   expect(readdirSync(join(h.launchd, "loaded"))).toEqual([]);
   expect(existsSync(join(h.stateDir, "selftest", "dev.macos-runner.selftest.plist"))).toBe(false);
@@ -102,7 +112,7 @@ function nothingLeft(h: ReturnType<typeof host>): void {
 const statuses = (t: Selftest, status: string) => t.report.checks.filter((c) => c.status === status).map((c) => c.check);
 
 test.concurrent("a good host: run from a one-shot agent, every check passes (macOS-only ones SKIP), the table has times, the report has versions and timings", async () => {
-  const h = host();
+  const h = await host();
   const t = await selftest(h, ["--snapshot"]);
   expect(statuses(t, "FAIL")).toEqual([]);
   expect(statuses(t, "WARN")).toEqual([]);
@@ -129,7 +139,7 @@ test.concurrent("a good host: run from a one-shot agent, every check passes (mac
 }, 60_000);
 
 test.concurrent("fault: a VM that never gets a lease", async () => {
-  const h = host({ overrides: { vm: { boot_timeout: "4s" } } });
+  const h = await host({ overrides: { vm: { boot_timeout: "4s" } } });
   h.host.setTart({ faults: [{ kind: "no_ip", count: 1 }] });
   const t = await selftest(h);
   expect(t.code).toBe(1);
@@ -142,7 +152,7 @@ test.concurrent("fault: a VM that never gets a lease", async () => {
 }, 60_000);
 
 test.concurrent("fault: a restore that boots cold", async () => {
-  const h = host({ overrides: { host: { slots: 1 } } });
+  const h = await host({ overrides: { host: { slots: 1 } } });
   h.host.setTart({ faults: [{ kind: "restore_cold", count: 1 }] });
   const t = await selftest(h, ["--snapshot"]);
   expect(t.code).toBe(1);
@@ -155,7 +165,7 @@ test.concurrent("fault: a restore that boots cold", async () => {
 }, 60_000);
 
 test.concurrent("faults: an old runner in the image, a restored clock that stays off", async () => {
-  const h = host({ overrides: { host: { slots: 1 } }, releases: SUPERSEDED });
+  const h = await host({ overrides: { host: { slots: 1 } }, releases: SUPERSEDED });
   h.host.setTart({ faults: [{ kind: "clock_stuck", count: 10 }] });
   const t = await selftest(h, ["--snapshot"]);
   expect(t.code).toBe(1);
@@ -172,7 +182,7 @@ test.concurrent("fault: the guest's host key is not the one known_hosts pins", a
   spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "key")]);
   const [type, key] = readFileSync(join(dir, "key.pub"), "utf8").split(" ");
   writeFileSync(join(dir, "known_hosts"), `macos-runner-guest ${type} ${key}\n`);
-  const h = host({ overrides: { vm: { ssh: { known_hosts_path: join(dir, "known_hosts") } } } });
+  const h = await host({ overrides: { vm: { ssh: { known_hosts_path: join(dir, "known_hosts") } } } });
   const t = await selftest(h);
   expect(t.code).toBe(1);
   expect(t.by("host-key")).toMatchObject({ status: "FAIL", found: expect.stringMatching(/^the guest presents ssh-ed25519 SHA256:\S+; .* pins ssh-ed25519 SHA256:/) });
@@ -185,13 +195,13 @@ test.concurrent("fault: the guest's host key is not the one known_hosts pins", a
 }, 60_000);
 
 test.concurrent("stopped mid-cycle (Ctrl-C): the agent is booted out, its VMs removed, exit 85", async () => {
-  const h = host({ overrides: { vm: { boot_timeout: "60s" } } });
+  const h = await host({ overrides: { vm: { boot_timeout: "60s" } } });
   // A VM that takes its time to boot: the stop comes while the selftest waits for it.
   h.host.setTart({ boot_ms: 30_000 });
   const run = start(world, "selftest", ["--config", h.path, "--report", h.reportPath], { ...h.host.env, SIM_LAUNCHD: h.launchd });
   const out = join(h.stateDir, "selftest", "selftest.out");
   await until("the selftest's clone", () => existsSync(out) && readFileSync(out, "utf8").includes("PASS  clone"), 30_000);
-  await until("its VM to run", () => vms(h).some((v) => v.running), 10_000);
+  await until("its VM to run", () => aVmRuns(h), 10_000, 200);
   run.child.kill("SIGINT");
   const r = await run.done;
   expect(r.code).toBe(85);
@@ -199,21 +209,36 @@ test.concurrent("stopped mid-cycle (Ctrl-C): the agent is booted out, its VMs re
   nothingLeft(h);
 }, 60_000);
 
-test.concurrent("its agent killed (SIGKILL) mid-cycle: the command says so and exits 1; cleanup --sweep removes the VM it left", async () => {
-  const h = host({ overrides: { vm: { boot_timeout: "60s" } } });
+/** Starts a selftest whose VM boots slowly, and SIGKILLs its agent (not the command) once that VM runs. */
+async function killedMidCycle(h: Host) {
   h.host.setTart({ boot_ms: 30_000 });
   const run = start(world, "selftest", ["--config", h.path, "--report", h.reportPath], { ...h.host.env, SIM_LAUNCHD: h.launchd });
-  await until("its VM to run", () => vms(h).some((v) => v.running), 30_000);
+  await until("its VM to run", () => aVmRuns(h), 30_000, 200);
   const job = JSON.parse(readFileSync(join(h.launchd, "status", "dev.macos-runner.selftest.json"), "utf8")) as { pid: number };
   process.kill(job.pid, "SIGKILL");
   const r = await run.done;
   expect(r.code).toBe(1);
   expect(r.stdout).toContain("selftest: its agent ended without a result (exit 137");
-  // The VM it left carries slot 1's name: the slot's own cleanup takes it.
-  const left = vms(h);
-  expect(left.map((v) => v.name)).toEqual([expect.stringMatching(new RegExp(`^${h.prefix}-[a-z0-9-]+-1-[0-9a-f]{6}$`))]);
+  // The VM it left carries slot 1's name: the slot's own sweep takes it.
+  expect(vms(h).map((v) => v.name)).toEqual([expect.stringMatching(new RegExp(`^${h.prefix}-[a-z0-9-]+-1-[0-9a-f]{6}$`))]);
+  h.host.setTart({ boot_ms: undefined });
+}
+
+test.concurrent("its agent killed (SIGKILL) mid-cycle: the command says so and exits 1; cleanup --sweep removes the VM it left", async () => {
+  const h = await host();
+  await killedMidCycle(h);
   const c = await start(world, "cleanup", ["--slot", "1", "--sweep", "--config", h.path], h.host.env).done;
   expect(c.code).toBe(0);
+  nothingLeft(h);
+}, 60_000);
+
+test.concurrent("its agent killed (SIGKILL) mid-cycle: the next selftest removes the VM it left, then runs", async () => {
+  const h = await host();
+  await killedMidCycle(h);
+  const left = vms(h)[0]!.name;
+  const t = await selftest(h);
+  expect(t.code).toBe(0);
+  expect(t.by("clone").found).not.toContain(left);
   nothingLeft(h);
 }, 60_000);
 
@@ -221,7 +246,7 @@ test.concurrent("--help lists its exit codes; no GUI session is exit 69 with wha
   const help = await start(world, "selftest", ["--help"]).done;
   expect(help.code).toBe(0);
   for (const row of [/^ +1 {2}failure +at least one check FAILed/m, /^ +69 {2}unavailable/m, /^ +83 {2}timeout/m, /^ +85 {2}stopped/m]) expect(help.stdout).toMatch(row);
-  const h = host();
+  const h = await host();
   writeFileSync(join(h.launchd, "no-gui"), "");
   const r = await start(world, "selftest", ["--config", h.path], { ...h.host.env, SIM_LAUNCHD: h.launchd }).done;
   expect(r.code).toBe(69);
@@ -230,9 +255,9 @@ test.concurrent("--help lists its exit codes; no GUI session is exit 69 with wha
 }, 30_000);
 
 test.concurrent("Local Network withheld (nobody allowed the prompt): over exec the slots are fine and ssh's refusal is a WARN; over ssh the VM is never ready (FAIL)", async () => {
-  const overExec = host({ localNetwork: "withheld" });
+  const overExec = await host({ localNetwork: "withheld" });
   // It can never be ready: the boot waits out a short vm.boot_timeout.
-  const overSsh = host({ localNetwork: "withheld", overrides: { vm: { transport: "ssh", boot_timeout: "5s" } } });
+  const overSsh = await host({ localNetwork: "withheld", overrides: { vm: { transport: "ssh", boot_timeout: "5s" } } });
   const [e, s] = await Promise.all([selftest(overExec), selftest(overSsh)]);
   expect(e.code).toBe(0);
   expect(e.by("ready")).toMatchObject({ status: "PASS", found: expect.stringContaining("ready over exec") });
