@@ -219,6 +219,8 @@ describe("sim/bin/launchctl (an agent outlives the launchctl call, as under laun
     const r = Bun.spawnSync([launchctl, ...args], { env: { ...process.env, SIM_LAUNCHD: join(dir, "launchd") } });
     return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
+  /** Each call is a bun process: on a loaded machine the agent's steps take seconds. */
+  const SLOW = 20_000;
   const plist = (script: string, keys: Record<string, unknown> = {}) => {
     const path = join(dir, "one-shot.plist");
     writeFileSync(path, build({ Label: "test.one-shot", ProgramArguments: ["/bin/sh", "-c", script], RunAtLoad: true, KeepAlive: false, StandardOutPath: join(dir, "out.log"), ...keys } as never));
@@ -231,31 +233,32 @@ describe("sim/bin/launchctl (an agent outlives the launchctl call, as under laun
     mkdirSync(join(dir, "launchd"), { recursive: true });
     writeFileSync(join(dir, "launchd", "session.json"), JSON.stringify({ PATH: "/usr/bin:/bin", SESSION_VAR: "from-the-session" }));
     expect(ctl("bootstrap", "gui/501", path).code).toBe(0);
-    await until("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"));
+    await until("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"), SLOW);
     expect(ctl("bootstrap", "gui/501", path)).toMatchObject({ code: 5, stderr: "Bootstrap failed: 5: Input/output error\n" });
     rmSync(join(dir, "go"));
-    await until("the job to end", () => ctl("print", "gui/501/test.one-shot").stdout.includes("last exit code = 3"));
+    await until("the job to end", () => ctl("print", "gui/501/test.one-shot").stdout.includes("last exit code = 3"), SLOW);
     expect(ctl("print", "gui/501/test.one-shot").stdout).toContain("state = not running");
     expect(readFileSync(join(dir, "out.log"), "utf8")).toBe("from-the-session\n");
     expect(ctl("bootout", "gui/501/test.one-shot").code).toBe(0);
-    await until("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113);
+    await until("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113, SLOW);
     expect(ctl("bootout", "gui/501/test.one-shot")).toMatchObject({ code: 3, stderr: "Boot-out failed: 3: No such process\n" });
-  });
+  }, 60_000);
 
   test("bootout of a running job: SIGTERM, and the label stays loaded until the job is gone", async () => {
-    const path = plist(`trap 'sleep 0.3; echo got-term; exit 0' TERM; while :; do sleep 0.05; done`);
+    // The job takes 3 s to end after SIGTERM: the label must still be loaded when bootout has returned.
+    const path = plist(`trap 'sleep 3; echo got-term; exit 0' TERM; while :; do sleep 0.05; done`);
     expect(ctl("bootstrap", "gui/501", path).code).toBe(0);
-    await until("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"));
+    await until("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"), SLOW);
     expect(ctl("bootout", "gui/501/test.one-shot").code).toBe(0);
     expect(ctl("print", "gui/501/test.one-shot").code).toBe(0); // bootout returned before the job ended
-    await until("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113);
+    await until("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113, SLOW);
     expect(readFileSync(join(dir, "out.log"), "utf8")).toContain("got-term");
-  });
+  }, 60_000);
 
   test("no GUI session: print of the domain fails (113) and bootstrap fails (125)", () => {
     mkdirSync(join(dir, "launchd"), { recursive: true });
     writeFileSync(join(dir, "launchd", "no-gui"), "");
     expect(ctl("print", "gui/501").code).toBe(113);
     expect(ctl("bootstrap", "gui/501", plist("exit 0"))).toMatchObject({ code: 125, stderr: "Bootstrap failed: 125: Domain does not support specified action\n" });
-  });
+  }, 30_000);
 });
