@@ -2,7 +2,7 @@
 // `plist` parser and every key that matters is checked.
 import { describe, expect, test } from "bun:test";
 import { build, parse } from "plist";
-import { CLEANUP_MARGIN_S, renderAgents, type AgentParams } from "../lib/launchd/render.ts";
+import { CLEANUP_MARGIN_S, renderAgents, renderSelftestAgent, type AgentParams } from "../lib/launchd/render.ts";
 import { PlistInvalidError, readAgentPlist, validateAgentPlist } from "../lib/launchd/plist.ts";
 
 const SIX_HOURS_MS = 6 * 3600 * 1000;
@@ -124,6 +124,26 @@ describe("pull daemon", () => {
     const { LimitLoadToSessionType: __, ...sessionless } = slot;
     expect(() => validateAgentPlist(build(sessionless as never), "s.plist")).toThrow(/LimitLoadToSessionType must be Aqua/);
     expect(() => validateAgentPlist(build({ ...slot, UserName: "root" } as never), "s.plist")).toThrow(/UserName must be absent/);
+  });
+});
+
+describe("selftest agent", () => {
+  const agentParams = { program: "/opt/mr/macos-runner", configPath: "/etc/mr/config.yml", stateDir: "/var/mr", reportPath: "/var/log/mr/r.json", outPath: "/var/mr/selftest/selftest.out", logPath: "/var/log/mr/selftest.log" };
+
+  test("runs once, where the slots run: their session, process type, environment and PATH; never kept alive", () => {
+    const [slot] = renderAgents(params({ slots: 1 }));
+    const agent = renderSelftestAgent({ ...agentParams, args: [] });
+    const p = parse(agent.xml) as Record<string, unknown>;
+    expect(agent).toMatchObject({ label: "dev.macos-runner.selftest", domain: "gui" });
+    expect(p).toMatchObject({ RunAtLoad: true, KeepAlive: false, StandardOutPath: agentParams.outPath, StandardErrorPath: agentParams.logPath, WorkingDirectory: "/var/mr" });
+    const s = parse(slot!.xml) as Record<string, unknown>;
+    for (const key of ["EnvironmentVariables", "LimitLoadToSessionType", "ProcessType"]) expect(p[key]).toEqual(s[key]);
+    expect(p.ProgramArguments).toEqual(["/opt/mr/macos-runner", "selftest", "--in-agent", "--config", "/etc/mr/config.yml", "--report", "/var/log/mr/r.json"]);
+  });
+
+  test("its own flags follow", () => {
+    const p = parse(renderSelftestAgent({ ...agentParams, args: ["--snapshot"] }).xml) as { ProgramArguments: string[] };
+    expect(p.ProgramArguments.at(-1)).toBe("--snapshot");
   });
 });
 

@@ -78,14 +78,22 @@ export interface SelftestAgentParams {
   args: string[];
 }
 
+/**
+ * The selftest's agent runs where the slots run: its environment is the slot
+ * agents' own (slot.plist's EnvironmentVariables), not a copy of it.
+ */
 export function renderSelftestAgent(p: SelftestAgentParams): RenderedAgent {
   const { args, ...values } = p;
-  return renderOne(selftestTemplate, values, undefined, "gui", args);
+  const slotEnv = (parse(slotTemplate) as Record<string, PlistValue>).EnvironmentVariables!;
+  return renderOne(selftestTemplate, values, undefined, "gui", (filled) => {
+    filled.ProgramArguments = [...(filled.ProgramArguments as string[]), ...args];
+    filled.EnvironmentVariables = slotEnv;
+  });
 }
 
-function renderOne(template: string, values: Record<string, string | number>, slot?: number, domain: "gui" | "system" = "gui", extraArgs: string[] = []): RenderedAgent {
+function renderOne(template: string, values: Record<string, string | number>, slot?: number, domain: "gui" | "system" = "gui", adjust?: (filled: Record<string, PlistValue>) => void): RenderedAgent {
   const filled = fill(parse(template), values) as Record<string, PlistValue>;
-  if (extraArgs.length > 0) filled.ProgramArguments = [...(filled.ProgramArguments as string[]), ...extraArgs];
+  adjust?.(filled);
   const xml = build(filled);
   const label = (filled as Record<string, PlistValue>).Label as string;
   const fileName = `${label}.plist`;
