@@ -80,7 +80,18 @@ export interface SelftestReport {
   checks: Result[];
   /** Every step's duration in ms (clone, boot_to_lease, lease_to_ready, runner_start, suspend, restore…). */
   timings_ms: Record<string, number>;
+  /**
+   * The same timings under the simulated tart's profile keys (SIM_TART_CONFIG,
+   * sim/tart/README.md), to set the bench's profiles against this host:
+   * teardown (a forced stop and a delete) stands for stop_ms + delete_ms.
+   */
+  sim_profile: Record<string, number>;
 }
+
+/** sim/tart's timing keys and the step each is measured by. */
+const SIM_PROFILE_KEYS: Record<string, string> = {
+  clone_ms: "clone", boot_ms: "boot_to_lease", ssh_ms: "lease_to_ready", runner_start_ms: "runner_start", suspend_ms: "suspend", restore_ms: "restore_to_ready", teardown_ms: "teardown",
+};
 
 const CYCLE = ["slot-lock", "vm-place", "clone", "lease", "ready", "addresses", "guest-ssh", "local-network", "host-key", "guest-exec", "runner-version", "sudo", "teardown", "vm-place-free"];
 const SNAPSHOT = ["snapshot-golden", "snapshot-suspend", "snapshot-clone-disk", "snapshot-restore", "snapshot-address", "snapshot-lease", "snapshot-clock", "snapshot-side-by-side", "snapshot-after-update"];
@@ -477,6 +488,7 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
     summary: { pass: count("PASS"), warn: count("WARN"), fail: count("FAIL"), skip: count("SKIP") },
     checks: run.results,
     timings_ms: run.timings,
+    sim_profile: Object.fromEntries(Object.entries(SIM_PROFILE_KEYS).flatMap(([key, step]) => (run.timings[step] === undefined ? [] : [[key, run.timings[step]!]]))),
   };
 }
 

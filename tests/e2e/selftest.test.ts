@@ -131,6 +131,8 @@ test.concurrent("a good host: run from a one-shot agent, every check passes (mac
   expect(t.report.host).toMatchObject({ tart, runner: "2.336.0", slots: 2, transport: "exec" });
   expect(t.report.host.model).toContain("not a Mac");
   expect(Object.keys(t.report.timings_ms).sort()).toEqual(expect.arrayContaining(["boot_to_lease", "clock_sync", "clone", "clone_golden", "lease_to_ready", "restore_to_ready", "runner_start", "side_by_side_restore", "suspend", "teardown"]));
+  // The same timings under the sim's profile keys, for the bench.
+  expect(t.report.sim_profile).toMatchObject({ clone_ms: t.report.timings_ms.clone, boot_ms: t.report.timings_ms.boot_to_lease, restore_ms: t.report.timings_ms.restore_to_ready });
   expect(t.by("snapshot-side-by-side").found).toMatch(/slot 1's restored at (\S+) .*slot 2's restored at (?!\1)/);
   expect(t.by("snapshot-clock").found).toMatch(/^guest clock .* after the restore; sudo sntp -sS time\.apple\.com took \d+ ms; then (in step|[12] s (behind|ahead))$/);
   // Nothing secret: the registry password is in the sim's environment, never in the report.
