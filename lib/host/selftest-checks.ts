@@ -24,7 +24,8 @@ const RUNNER_TIMEOUT_MS = 120_000;
 const CLOCK_TOLERANCE_S = 2;
 const LOCAL_NETWORK_FIX = "allow Local Network for macos-runner (System Settings > Privacy & Security > Local Network), or set vm.transport: exec (no network to the guest)";
 
-const firstLine = (text: string) => text.trim().split("\n").at(-1)?.slice(0, 200) || "no output";
+/** The last line of a command's output, where ssh, tart and sntp say why they failed. */
+const lastLine = (text: string) => text.trim().split("\n").at(-1)?.slice(0, 200) || "no output";
 
 /** launchd names a job in XPC_SERVICE_NAME: the proof that this runs as the one-shot agent, beside the slots. */
 export function agentSessionCheck(env: NodeJS.ProcessEnv): CheckResult {
@@ -35,30 +36,24 @@ export function agentSessionCheck(env: NodeJS.ProcessEnv): CheckResult {
 /** `tart ip VM --resolver R`: the address, or why there is none. */
 async function tartIp(config: Config, vm: string, resolver: "dhcp" | "agent", waitS: number): Promise<{ ip?: string; error?: string }> {
   const r = await finished(sh({ timeoutMs: (waitS + 15) * 1000, env: { CI: "true" } })`exec ${config.host.tartPath} ip ${vm} --resolver ${resolver} --wait ${String(waitS)}`);
-  return r.code === 0 && r.stdout.trim() ? { ip: r.stdout.trim() } : { error: firstLine(r.stderr || `exit ${r.code}`) };
-}
-
-export interface Addresses {
-  result: CheckResult;
-  /** The address the lease file, then tart, gives. */
-  ip?: string | undefined;
+  return r.code === 0 && r.stdout.trim() ? { ip: r.stdout.trim() } : { error: lastLine(r.stderr || `exit ${r.code}`) };
 }
 
 /** The guest's address from the lease file, from `tart ip` and from the guest agent: do they agree? */
-export async function addressCheck(check: string, config: Config, vm: string, mac: string | undefined, transport: Transport): Promise<Addresses> {
+export async function addressCheck(check: string, config: Config, vm: string, mac: string | undefined, transport: Transport): Promise<CheckResult> {
   const lease = mac ? leaseFor(config.host.dhcpLeasesPath, mac) : undefined;
   const dhcp = await tartIp(config, vm, "dhcp", 1);
   const agent = await tartIp(config, vm, "agent", 2);
   const found = `lease file (${config.host.dhcpLeasesPath}): ${lease ?? "no lease"}; tart ip: ${dhcp.ip ?? `none (${dhcp.error})`}; guest agent: ${agent.ip ?? `none (${agent.error})`}`;
   const ip = lease ?? dhcp.ip;
-  if (!ip) return { result: fail(check, found, "the VM has no address: see the dhcp checks (a full pool, a lease time of a day)") };
-  if (dhcp.ip && lease && dhcp.ip !== lease) return { ip, result: fail(check, `they disagree: ${found}`, "report this: the slots read the lease file, tart reads the same file") };
-  if (agent.ip && agent.ip !== ip) return { ip, result: fail(check, `the guest agent disagrees: ${found}`, "report this: the guest has another address than its lease (a second interface?)") };
+  if (!ip) return fail(check, found, "the VM has no address: see the dhcp checks (a full pool, a lease time of a day)");
+  if (dhcp.ip && lease && dhcp.ip !== lease) return fail(check, `they disagree: ${found}`, "report this: the slots read the lease file, tart reads the same file");
+  if (agent.ip && agent.ip !== ip) return fail(check, `the guest agent disagrees: ${found}`, "report this: the guest has another address than its lease (a second interface?)");
   if (!agent.ip) {
     const noAgent = `${found}: the image has no working tart guest agent`;
-    return { ip, result: transport === "exec" ? fail(check, noAgent, "install tart-guest-agent in the image, or set vm.transport: ssh") : warn(check, noAgent, "fine with vm.transport: ssh; vm.transport: exec needs tart-guest-agent in the image") };
+    return transport === "exec" ? fail(check, noAgent, "install tart-guest-agent in the image, or set vm.transport: ssh") : warn(check, noAgent, "fine with vm.transport: ssh; vm.transport: exec needs tart-guest-agent in the image");
   }
-  return { ip, result: pass(check, `all agree on ${ip}`) };
+  return pass(check, `all agree on ${ip}`);
 }
 
 /** What the agent's own ssh found: its two results, and whether Local Network privacy refused it (nothing else can be checked over ssh then). */
@@ -80,7 +75,7 @@ export async function sshChecks(config: Config, vm: string, ip: string, transpor
   if (r.code === 0 && r.stdout.includes("selftest-ok")) {
     return { refused: false, results: [pass("guest-ssh", `ssh ${where} ran a command`), pass("local-network", `this agent's ssh reached ${ip}: the Local Network grant holds`)] };
   }
-  const why = firstLine(r.stderr || `exit ${r.code}`);
+  const why = lastLine(r.stderr || `exit ${r.code}`);
   if (refusedBeforeSsh(r.stderr)) {
     const found = `this agent's ssh to ${ip} was refused before SSH answered (${why}): Local Network privacy${transport === "exec" ? "; the slots use vm.transport: exec, which needs no grant" : ""}`;
     return { refused: true, results: [severe("guest-ssh", `ssh ${where}: ${why}`, LOCAL_NETWORK_FIX), severe("local-network", found, LOCAL_NETWORK_FIX)] };
@@ -105,7 +100,7 @@ export async function hostKeyCheck(config: Config, ip: string): Promise<CheckRes
     const [, type, key] = l.trim().split(/\s+/);
     return !l.startsWith("#") && type && key ? [{ type, key }] : [];
   });
-  if (presented.length === 0) return fail("host-key", `ssh-keyscan got no host key from ${ip}:${port} (${firstLine(scan.stderr || `exit ${scan.code}`)})`, "is Remote Login on in the image? See guest-ssh");
+  if (presented.length === 0) return fail("host-key", `ssh-keyscan got no host key from ${ip}:${port} (${lastLine(scan.stderr || `exit ${scan.code}`)})`, "is Remote Login on in the image? See guest-ssh");
   let pinned: { type: string; key: string }[] = [];
   try {
     pinned = readFileSync(knownHostsPath, "utf8").split("\n").flatMap((l) => {
@@ -123,10 +118,10 @@ export async function hostKeyCheck(config: Config, ip: string): Promise<CheckRes
 }
 
 /** `tart exec` through the guest agent (no network). */
-export async function execCheck(config: Config, vm: string, transport: Transport): Promise<CheckResult> {
-  const r = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS, env: { CI: "true" } })`exec ${config.host.tartPath} exec ${vm} /bin/sh -c ${"echo selftest-ok"}`);
+export async function execCheck(config: Config, vm: string, ip: string, transport: Transport): Promise<CheckResult> {
+  const r = await guestShell(config, "exec", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
   if (r.code === 0 && r.stdout.includes("selftest-ok")) return pass("guest-exec", `tart exec ${vm} ran a command through the guest agent`);
-  const found = `tart exec ${vm} failed: ${firstLine(r.stderr || `exit ${r.code}`)}`;
+  const found = `tart exec ${vm} failed: ${lastLine(r.stderr || `exit ${r.code}`)}`;
   if (transport === "exec") return fail("guest-exec", found, "install tart-guest-agent in the image (macos-image-templates' base does), or set vm.transport: ssh");
   return warn("guest-exec", found, "fine with vm.transport: ssh; vm.transport: exec needs tart-guest-agent in the image and tart 2.33.0+");
 }
@@ -145,7 +140,7 @@ export async function runnerCheck(config: Config, shell: GuestShell): Promise<Ru
   const startMs = Date.now() - started;
   const version = /^v?(\d+\.\d+\.\d+)\s*$/m.exec(r.stdout)?.[1];
   if (r.code !== 0 || !version) {
-    return { startMs, result: fail("runner-version", `~/actions-runner/run.sh --version (over ${shell.transport}) gave no version: ${firstLine(r.stderr || r.stdout || `exit ${r.code}`)}`, "unpack the actions runner into ~/actions-runner in the image (not configured)") };
+    return { startMs, result: fail("runner-version", `~/actions-runner/run.sh --version (over ${shell.transport}) gave no version: ${lastLine(r.stderr || r.stdout || `exit ${r.code}`)}`, "unpack the actions runner into ~/actions-runner in the image (not configured)") };
   }
   let f;
   try {
@@ -163,7 +158,7 @@ export async function runnerCheck(config: Config, shell: GuestShell): Promise<Ru
 export async function sudoCheck(shell: GuestShell): Promise<CheckResult> {
   const r = await shell.run("sudo -n true", GUEST_TIMEOUT_MS);
   if (r.code === 0) return pass("sudo", "sudo -n true needs no password");
-  return fail("sudo", `sudo -n true failed (${firstLine(r.stderr || `exit ${r.code}`)})`, "give the image's user passwordless sudo (/etc/sudoers.d/admin-nopasswd): the clock sync after a restore needs it");
+  return fail("sudo", `sudo -n true failed (${lastLine(r.stderr || `exit ${r.code}`)})`, "give the image's user passwordless sudo (/etc/sudoers.d/admin-nopasswd): the clock sync after a restore needs it");
 }
 
 /** The guest's clock minus the host's, in whole seconds; undefined when the guest does not answer. */
@@ -184,7 +179,7 @@ export async function clockCheck(shell: GuestShell): Promise<{ result: CheckResu
   const sync = await shell.run(`sudo sntp -sS ${TIME_SERVER}`, GUEST_TIMEOUT_MS);
   const syncMs = Date.now() - started;
   const after = await clockOffset(shell);
-  const found = `guest clock ${offsetText(before)} after the restore; sudo sntp -sS ${TIME_SERVER} ${sync.code === 0 ? `took ${syncMs} ms` : `failed (${firstLine(sync.stderr || `exit ${sync.code}`)})`}; then ${offsetText(after)}`;
+  const found = `guest clock ${offsetText(before)} after the restore; sudo sntp -sS ${TIME_SERVER} ${sync.code === 0 ? `took ${syncMs} ms` : `failed (${lastLine(sync.stderr || `exit ${sync.code}`)})`}; then ${offsetText(after)}`;
   if (after !== undefined && Math.abs(after) <= CLOCK_TOLERANCE_S && sync.code === 0) return { syncMs, result: pass("snapshot-clock", found) };
   return { syncMs, result: fail("snapshot-clock", found, `the guest must reach ${TIME_SERVER} (UDP 123) and run sntp as root: a stale clock fails the runner's calls to GitHub`) };
 }

@@ -277,7 +277,7 @@ async function coldCycle(run: Run, placesBefore: string[]): Promise<void> {
 
 async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
   const { config } = run;
-  await guarded(run, "addresses", async () => (await addressCheck("addresses", config, vm, run.tart.macAddress(vm), run.transport)).result);
+  await guarded(run, "addresses", () => addressCheck("addresses", config, vm, run.tart.macAddress(vm), run.transport));
   let refused = false;
   await guarded(run, "guest-ssh", async () => {
     const found = await sshChecks(config, vm, ip, run.transport);
@@ -285,7 +285,7 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
     return found.results;
   });
   await guarded(run, "host-key", async () => (refused ? skip("host-key", "Local Network privacy refuses this agent's connections to the guest (see local-network)") : hostKeyCheck(config, ip)));
-  await guarded(run, "guest-exec", () => execCheck(config, vm, run.transport));
+  await guarded(run, "guest-exec", () => execCheck(config, vm, ip, run.transport));
   const shell = guestShell(config, run.transport, vm, ip);
   await guarded(run, "runner-version", async () => {
     const r = await runnerCheck(config, shell);
@@ -394,7 +394,7 @@ async function snapshotPath(run: Run): Promise<void> {
     await guarded(run, "snapshot-address", async () => {
       const a = await addressCheck("snapshot-address", config, r.vm, run.tart.macAddress(r.vm), run.transport);
       const moved = ip === g.ip ? `the golden's address ${g.ip} again` : `a new address (the golden had ${g.ip})`;
-      return { ...a.result, found: `restored guest at ${ip}, ${moved}; ${a.result.found}` };
+      return { ...a, found: `restored guest at ${ip}, ${moved}; ${a.found}` };
     });
     await guarded(run, "snapshot-lease", async () => {
       const mac = run.tart.macAddress(r.vm);
