@@ -10,6 +10,8 @@
 //   the process is gone;
 // - StandardOutPath/StandardErrorPath are opened for append at every spawn.
 // `timeScale` multiplies every interval, so tests can run launchd's seconds fast.
+// sim/bin/launchctl (sim/launchctl.ts) runs bootstrapped agents under it, for
+// commands that load agents themselves (selftest's one-shot agent).
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { readAgentPlist, type AgentPlist } from "../lib/launchd/plist.ts";
