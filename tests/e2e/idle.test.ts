@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeImageLock } from "../../lib/image-lock.ts";
+import { writeImageLock } from "../../lib/image/pin.ts";
 import type { LogLine } from "../../sim/logs.ts";
 import type { World } from "../../sim/world.ts";
 import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, logText, nothingLeft, slots, slotState, until, vms, type Slots } from "./harness.ts";
