@@ -6,8 +6,8 @@
 // subtracts it from the trace).
 import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig } from "../lib/config.ts";
-import { renderAgents } from "../lib/launchd/render.ts";
+import { loadConfig } from "../lib/config/index.ts";
+import { renderAgents } from "../lib/host/launchd/render.ts";
 import { startAgent, type Agent } from "../sim/launchd.ts";
 import { parseLogLines } from "../sim/logs.ts";
 import type { SimHost, World } from "../sim/world.ts";

@@ -5,12 +5,12 @@
 // unless --golden asks for it.
 //   cleanup --slot 1            # whatever the slot's state file names
 //   cleanup --slot 1 --golden   # and the suspended golden VMs (uninstall)
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
-import { openSlot } from "../lib/context.ts";
-import { UsageError } from "../lib/errors.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
+import { openSlot } from "../lib/slot/context.ts";
+import { UsageError } from "../lib/core/errors.ts";
 import { githubFor, type GitHubClient } from "../lib/github/client.ts";
 import { cleanSlot, type Leftovers } from "../lib/slot/clean.ts";
-import { deleteGoldens } from "../lib/snapshot.ts";
+import { deleteGoldens } from "../lib/slot/snapshot.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
 import { SlotStore } from "../lib/slot/state.ts";
 

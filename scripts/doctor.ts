@@ -4,14 +4,14 @@
 //   doctor              # exits 1 when any check FAILs
 //   doctor --json
 import { realpathSync } from "node:fs";
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
-import { loadConfig, resolveConfigPath, type Config } from "../lib/config.ts";
-import { tartFor } from "../lib/context.ts";
-import { runDoctor, formatResult, type DoctorContext } from "../lib/doctor/index.ts";
-import { exitCode } from "../lib/errors.ts";
-import { currentHostId } from "../lib/names.ts";
-import { runArgv } from "../lib/proc.ts";
-import type { Tart } from "../lib/tart.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
+import { loadConfig, resolveConfigPath, type Config } from "../lib/config/index.ts";
+import { tartFor } from "../lib/slot/context.ts";
+import { runDoctor, formatResult, type DoctorContext } from "../lib/host/doctor/index.ts";
+import { exitCode } from "../lib/core/errors.ts";
+import { currentHostId } from "../lib/config/names.ts";
+import { runArgv } from "../lib/core/proc.ts";
+import type { Tart } from "../lib/vm/tart.ts";
 
 export const spec = {
   name: "doctor",

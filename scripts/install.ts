@@ -5,15 +5,15 @@
 import { realpathSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { dirname, join } from "node:path";
-import { runCli, type CommandSpec, type Parsed } from "../lib/cli.ts";
-import { loadConfig, type Config } from "../lib/config.ts";
-import { exitCode, MacosRunnerError } from "../lib/errors.ts";
-import { runLaunchctl } from "../lib/launchd/launchctl.ts";
-import { allLabels, DAEMONS_DIR, MAX_SLOTS, PULL_LABEL } from "../lib/launchd/labels.ts";
-import { CLEANUP_MARGIN_S, renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/launchd/render.ts";
-import { checkBinary, checkGuiSession, checkMacos, checkTart, checkTartVersion, isExecutableFile } from "../lib/launchd/host-checks.ts";
-import { describeStep, executeStep, type Step, type StopTarget } from "../lib/launchd/plan.ts";
-import type { CommandRunner } from "../lib/proc.ts";
+import { runCli, type CommandSpec, type Parsed } from "../lib/core/cli.ts";
+import { loadConfig, type Config } from "../lib/config/index.ts";
+import { exitCode, MacosRunnerError } from "../lib/core/errors.ts";
+import { runLaunchctl } from "../lib/host/launchd/launchctl.ts";
+import { allLabels, DAEMONS_DIR, MAX_SLOTS, PULL_LABEL } from "../lib/host/launchd/labels.ts";
+import { CLEANUP_MARGIN_S, renderAgents, slotExitTimeOut, type AgentParams, type RenderedAgent } from "../lib/host/launchd/render.ts";
+import { checkBinary, checkGuiSession, checkMacos, checkTart, checkTartVersion, isExecutableFile } from "../lib/host/launchd/host-checks.ts";
+import { describeStep, executeStep, type Step, type StopTarget } from "../lib/host/launchd/plan.ts";
+import type { CommandRunner } from "../lib/core/proc.ts";
 import { MIN_TART_VERSION } from "../lib/vm/tart-version.ts";
 
 const options = {

@@ -3,22 +3,23 @@
 //   lock -> recover what a predecessor left -> back off if failing -> serve one job
 //   -> start the next cycle's VM (cloned while the job ran) -> exit
 //   loop --slot 1 --config ~/.config/macos-runner/config.yml
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
-import { openSlot, type SlotContext } from "../lib/context.ts";
-import { disposeAll, serveOneJob, type CycleResult } from "../lib/cycle.ts";
-import { OUTCOME_EXIT } from "./ssh-run.ts";
-import { exitCode, MacosRunnerError, StateIoError } from "../lib/errors.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
+import { openSlot, type SlotContext } from "../lib/slot/context.ts";
+import { disposeAll, serveOneJob, type CycleResult } from "../lib/slot/cycle.ts";
+import { OUTCOME_EXIT } from "../lib/runner/run.ts";
+import { exitCode, MacosRunnerError, StateIoError } from "../lib/core/errors.ts";
 import { githubFor, type GitHubClient } from "../lib/github/client.ts";
-import { pacedExit } from "../lib/pace.ts";
-import { startNextVm } from "../lib/prestart.ts";
-import { stopOnSignals, type Stop } from "../lib/signals.ts";
+import { pacedExit } from "../lib/core/pace.ts";
+import { startNextVm } from "../lib/slot/prestart.ts";
+import { stopOnSignals, type Stop } from "../lib/core/signals.ts";
 import { failCycle, recordFailure, waitOutBackoff } from "../lib/slot/failure.ts";
-import { SlotMetrics } from "../lib/metrics.ts";
+import { SlotMetrics } from "../lib/host/metrics/index.ts";
 import { lockSlot } from "../lib/slot/lock.ts";
 import { mirrorStateToMetrics } from "../lib/slot/metrics.ts";
-import { leftBehind, recover, type SlotRun } from "../lib/slot/recover.ts";
+import type { SlotRun } from "../lib/slot/context.ts";
+import { leftBehind, recover } from "../lib/slot/recover.ts";
 import { SlotStore } from "../lib/slot/state.ts";
-import { unreapedChildren, usage } from "../lib/usage.ts";
+import { unreapedChildren, usage } from "../lib/core/usage.ts";
 
 export const spec = {
   name: "loop",

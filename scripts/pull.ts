@@ -8,20 +8,20 @@
 // and never see a half-pulled image; any failure here leaves the pin as it is.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
-import { loadConfig, type Config } from "../lib/config.ts";
-import { registryFor, tartFor } from "../lib/context.ts";
-import { formatGb, freeBytes, requiredFreeBytes, tartHomeDir } from "../lib/disk.ts";
-import { exitCode, MacosRunnerError, type ExitKind } from "../lib/errors.ts";
-import { FileLock } from "../lib/flock.ts";
-import { readImageInfo } from "../lib/image-info.ts";
-import { readImageLock, writeImageLock, type ImageLock } from "../lib/image-lock.ts";
-import { cachedDigests, digestsInUse, pruneCache } from "../lib/image-prune.ts";
-import { createLogger, type Logger } from "../lib/log.ts";
-import { isDigest, parseImageRef, shortDigest, withDigest, type ImageRef } from "../lib/oci-ref.ts";
-import type { RegistryClient } from "../lib/registry.ts";
-import { checkRunnerFreshness } from "../lib/runner-release.ts";
-import { TartError, type Tart } from "../lib/tart.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
+import { loadConfig, type Config } from "../lib/config/index.ts";
+import { registryFor, tartFor } from "../lib/slot/context.ts";
+import { formatGb, freeBytes, requiredFreeBytes, tartHomeDir } from "../lib/core/disk.ts";
+import { exitCode, MacosRunnerError, type ExitKind } from "../lib/core/errors.ts";
+import { FileLock } from "../lib/core/flock.ts";
+import { readImageInfo } from "../lib/image/info.ts";
+import { readImageLock, writeImageLock, type ImageLock } from "../lib/image/pin.ts";
+import { cachedDigests, digestsInUse, pruneCache } from "../lib/image/prune.ts";
+import { createLogger, type Logger } from "../lib/core/log.ts";
+import { isDigest, parseImageRef, shortDigest, withDigest, type ImageRef } from "../lib/image/oci-ref.ts";
+import type { RegistryClient } from "../lib/image/registry.ts";
+import { checkRunnerFreshness } from "../lib/image/runner-release.ts";
+import { TartError, type Tart } from "../lib/vm/tart.ts";
 
 export const spec = {
   name: "pull",

@@ -5,14 +5,14 @@
 // credentials that may delete: runner hosts (and their pull) only read.
 //   retention --registry reg.example.com --keep 4 --username admin --password-file ~/.config/registry-admin
 //   retention ... --gc-config /etc/docker/registry/config.yml    # registry read-only or stopped
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { secretFile } from "../lib/config/paths.ts";
-import { MacosRunnerError, UsageError, exitCode } from "../lib/errors.ts";
-import { createLogger } from "../lib/log.ts";
-import { finished, sh } from "../lib/proc.ts";
-import { RegistryClient } from "../lib/registry.ts";
-import { applyRetention, describeTags, planRetention } from "../lib/retention.ts";
-import { readSecretFile } from "../lib/secrets.ts";
+import { MacosRunnerError, UsageError, exitCode } from "../lib/core/errors.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { finished, sh } from "../lib/core/proc.ts";
+import { RegistryClient } from "../lib/image/registry.ts";
+import { applyRetention, describeTags, planRetention } from "../registry/retention/retention.ts";
+import { readSecretFile } from "../lib/core/secrets.ts";
 
 export const spec = {
   name: "retention",

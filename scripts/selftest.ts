@@ -7,16 +7,14 @@
 //   selftest --snapshot      # the snapshot path too
 import { realpathSync } from "node:fs";
 import { join } from "node:path";
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
-import { exitCode, UsageError } from "../lib/errors.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
+import { loadConfig } from "../lib/config/index.ts";
+import { exitCode, UsageError } from "../lib/core/errors.ts";
 import { recordExit, runInAgent } from "../lib/host/selftest-agent.ts";
 import { formatRow, formatSummary, runSelftest, writeReport } from "../lib/host/selftest.ts";
-import { runLaunchctl } from "../lib/launchd/launchctl.ts";
-import { createLogger } from "../lib/log.ts";
-import { redact } from "../lib/redact.ts";
-import { boot } from "./boot.ts";
-import { clone } from "./clone.ts";
+import { runLaunchctl } from "../lib/host/launchd/launchctl.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { redact } from "../lib/core/redact.ts";
 
 export const spec = {
   name: "selftest",
@@ -54,7 +52,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
     const say = (line: string) => process.stdout.write(`${redact(line)}\n`);
     say("selftest: host checks, one VM cycle with no job, then the snapshot path; rows come as checks end\n");
     const report = await runSelftest({
-      config, log, steps: { boot, clone }, snapshot: Boolean(values.snapshot), binary: Bun.isStandaloneExecutable ? realpathSync(process.execPath) : undefined, signal: stop.signal, onResult: (r) => say(formatRow(r)),
+      config, log, snapshot: Boolean(values.snapshot), binary: Bun.isStandaloneExecutable ? realpathSync(process.execPath) : undefined, signal: stop.signal, onResult: (r) => say(formatRow(r)),
     });
     writeReport(reportPath, report);
     say(formatSummary(report, reportPath));

@@ -7,14 +7,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger } from "../lib/log.ts";
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
-import { loadConfig } from "../lib/config.ts";
-import { tartFor } from "../lib/context.ts";
-import { exitCode, MacosRunnerError } from "../lib/errors.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
+import { loadConfig } from "../lib/config/index.ts";
+import { tartFor } from "../lib/slot/context.ts";
+import { exitCode, MacosRunnerError } from "../lib/core/errors.ts";
 import { createGitHubClient } from "../lib/github/client.ts";
 import { listRunners } from "../lib/github/runners.ts";
-import { gatherStatus, hostRunners, renderStatus, type StatusReport } from "../lib/status.ts";
+import { gatherStatus, hostRunners, renderStatus, type StatusReport } from "../lib/host/status.ts";
 
 export const spec = {
   name: "status",

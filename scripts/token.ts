@@ -3,15 +3,12 @@
 //   token --slot 1 > jit.json        # {"runner_id":…,"runner_name":…,"encoded_jit_config":…}
 //   token --slot 1 --registration-token
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, writeSync } from "node:fs";
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/cli.ts";
-import type { Config } from "../lib/config.ts";
-import { openSlot } from "../lib/context.ts";
-import { UsageError } from "../lib/errors.ts";
-import { githubFor, type GitHubClient } from "../lib/github/client.ts";
-import { GitHubError } from "../lib/github/errors.ts";
-import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, type JitConfig } from "../lib/github/runners.ts";
-import type { Logger } from "../lib/log.ts";
-import type { SlotNames } from "../lib/names.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
+import { openSlot } from "../lib/slot/context.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { githubFor } from "../lib/github/client.ts";
+import { createRegistrationToken } from "../lib/github/runners.ts";
+import { token } from "../lib/runner/jit.ts";
 
 export const spec = {
   name: "token",
@@ -26,46 +23,6 @@ export const spec = {
     tempfail: "GitHub unavailable or rate limited; try again later",
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
-
-export interface TokenOptions {
-  config: Config;
-  names: SlotNames;
-  name: string;
-  log: Logger;
-  gh?: GitHubClient;
-  /** Called with each name before its runner is created, so a crash mid-call still knows it. */
-  beforeCreate?: (name: string) => void;
-}
-
-/**
- * Creates the slot's JIT runner. A 409 (name taken) can only mean an earlier
- * attempt of ours succeeded without us seeing the answer: that runner is
- * removed and a fresh name is used.
- */
-export async function token(o: TokenOptions): Promise<JitConfig> {
-  const gh = o.gh ?? githubFor(o.config, o.log);
-  const { runner } = o.config;
-  const retry = {
-    onRetry: (i: { attempt: number; status: number; waitMs: number; reason: string }) =>
-      o.log.warn("token.retry", `GitHub ${i.reason}; retrying in ${i.waitMs} ms`, { phase: "token", status: i.status, attempt: i.attempt, wait_ms: i.waitMs }),
-  };
-  const done = o.log.time("token.done", { phase: "token" });
-  let name = o.name;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      o.beforeCreate?.(name);
-      const jit = await generateJitConfig(gh, { name, group: runner.group, labels: runner.labels, workFolder: runner.workFolder }, retry);
-      done("JIT runner created", { runner: jit.runner.name, runner_id: jit.runner.id });
-      return jit;
-    } catch (err) {
-      if (!(err instanceof GitHubError) || err.status !== 409 || attempt > 1) throw err;
-      o.log.warn("token.name_taken", `runner name ${name} already exists; removing it and using a new name`, { phase: "token", runner: name });
-      const stale = await findRunnerByName(gh, name, retry);
-      if (stale && o.names.owns(stale.name)) await deleteRunner(gh, stale.id, retry);
-      name = o.names.next();
-    }
-  }
-}
 
 /** Writes a secret to a file that only its owner can read; an existing file anyone else can read is refused. */
 function writeSecretFile(path: string, text: string): void {

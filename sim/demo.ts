@@ -8,11 +8,11 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig } from "../lib/config.ts";
-import { tartFor } from "../lib/context.ts";
-import { readSlotView } from "../lib/slot-view.ts";
-import { gatherStatus, renderStatus } from "../lib/status.ts";
-import { renderAgents } from "../lib/launchd/render.ts";
+import { loadConfig } from "../lib/config/index.ts";
+import { tartFor } from "../lib/slot/context.ts";
+import { readSlotView } from "../lib/host/slot-view.ts";
+import { gatherStatus, renderStatus } from "../lib/host/status.ts";
+import { renderAgents } from "../lib/host/launchd/render.ts";
 import { startAgent, type Agent } from "./launchd.ts";
 import { followLogs, type LogLine } from "./logs.ts";
 import { IMAGE_MARKER } from "./image/fixture.ts";

@@ -17,7 +17,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readAgentPlist } from "../lib/launchd/plist.ts";
+import { readAgentPlist } from "../lib/host/launchd/plist.ts";
 import { startAgent } from "./launchd.ts";
 
 const state = process.env.SIM_LAUNCHD;

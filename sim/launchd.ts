@@ -14,7 +14,7 @@
 // commands that load agents themselves (selftest's one-shot agent).
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { readAgentPlist, type AgentPlist } from "../lib/launchd/plist.ts";
+import { readAgentPlist, type AgentPlist } from "../lib/host/launchd/plist.ts";
 
 export interface AgentOptions {
   /** The session environment launchd gives jobs; the plist's EnvironmentVariables are laid over it.

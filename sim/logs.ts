@@ -1,9 +1,9 @@
 // Follows JSON-lines log files as they grow (the way an operator tails them),
 // handing each parsed event to a callback. Used by the demo and the tests.
 import { existsSync, readFileSync } from "node:fs";
-import type { Fields, Level } from "../lib/log.ts";
+import type { Fields, Level } from "../lib/core/log.ts";
 
-/** One JSON line as lib/log.ts writes it. */
+/** One JSON line as lib/core/log.ts writes it. */
 export interface LogLine extends Fields {
   time: string;
   level: Level;

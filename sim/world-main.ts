@@ -1,8 +1,8 @@
 // CLI: starts the simulated world, writes a config, prints what a human (or a
 // script) needs to drive it as one JSON object, and runs until SIGINT/SIGTERM.
 //   npx bun sim/world-main.ts [--registry optional|required] [--profile fast|scaled|realistic] [--scale X] [--boot-ms N]
-import { runCli } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
+import { runCli } from "../lib/core/cli.ts";
+import { UsageError } from "../lib/core/errors.ts";
 import { startWorld } from "./world.ts";
 import { PROFILE_NAMES, type ProfileName } from "./tart/profiles.ts";
 

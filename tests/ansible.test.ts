@@ -8,7 +8,7 @@ import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync,
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse, stringify } from "yaml";
-import { parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../lib/config/index.ts";
 import { BIN, ensureBinaries } from "./helpers/e2e.ts";
 import { APP_KEY_PEM } from "./fixtures/app-key.ts";
 

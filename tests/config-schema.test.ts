@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse } from "yaml";
-import { parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../lib/config/index.ts";
 import { renderConfigSchema, SCHEMA_FILE } from "../tools/config-schema.ts";
 import { APP_KEY_PEM } from "./fixtures/app-key.ts";
 

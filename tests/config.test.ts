@@ -4,8 +4,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { ConfigError, loadConfig, parseConfig, parseDuration, resolveConfigPath } from "../lib/config.ts";
-import { exitCode } from "../lib/errors.ts";
+import { ConfigError, loadConfig, parseConfig, parseDuration, resolveConfigPath } from "../lib/config/index.ts";
+import { exitCode } from "../lib/core/errors.ts";
 import { APP_KEY_PEM } from "./fixtures/app-key.ts";
 
 const FIXTURES = join(import.meta.dir, "fixtures", "config");

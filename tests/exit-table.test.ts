@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { EXIT_TABLE } from "../lib/errors.ts";
+import { EXIT_TABLE } from "../lib/core/errors.ts";
 
 test("docs/operating.md's exit table lists every kind with its code and meaning, and nothing else", () => {
   const doc = readFileSync(join(import.meta.dir, "..", "docs", "operating.md"), "utf8");

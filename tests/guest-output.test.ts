@@ -3,10 +3,10 @@
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
-import { createLogger } from "../lib/log.ts";
-import { registerSecretFragments } from "../lib/redact.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { registerSecretFragments } from "../lib/core/redact.ts";
 import { GuestOutput } from "../lib/runner/guest-output.ts";
-import { parseRunnerLine } from "../lib/runner-log.ts";
+import { parseRunnerLine } from "../lib/runner/status-lines.ts";
 
 function setup(limits = { lineChars: 500, linesPerMinute: 120 }) {
   let text = "";

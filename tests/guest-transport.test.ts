@@ -3,9 +3,9 @@
 // not answering yet (start again), "No route to host" (a Local Network
 // refusal, its own error and exit code, with the fix in the message).
 import { describe, expect, test } from "bun:test";
-import type { Config } from "../lib/config.ts";
-import { exitCode, LocalNetworkError } from "../lib/errors.ts";
-import { failureReason } from "../lib/metrics/reasons.ts";
+import type { Config } from "../lib/config/index.ts";
+import { exitCode, LocalNetworkError } from "../lib/core/errors.ts";
+import { failureReason } from "../lib/host/metrics/reasons.ts";
 import { agentUnreachable, guestArgv, localNetworkError, noRouteToHost, SSH_PATH } from "../lib/vm/guest.ts";
 
 const config = (transport: "exec" | "ssh") =>

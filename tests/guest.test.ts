@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parse as parsePlist } from "plist";
-import { HOST_KEY_ALIAS } from "../lib/ssh.ts";
+import { HOST_KEY_ALIAS } from "../lib/vm/ssh.ts";
 import { generateEd25519 } from "../sim/image/keys.ts";
 
 // Imported by a computed name: the package's types pull in the DOM lib, which changes Node's fetch types project-wide.

@@ -6,14 +6,14 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { build } from "plist";
 import { join } from "node:path";
-import { loadConfig } from "../lib/config.ts";
-import { DrainTimeoutError, LaunchctlError, printDomainArgv, runLaunchctl, waitUntilGone } from "../lib/launchd/launchctl.ts";
-import { checkGuiSession, checkTart, checkTartVersion, NoGuiSessionError } from "../lib/launchd/host-checks.ts";
+import { loadConfig } from "../lib/config/index.ts";
+import { DrainTimeoutError, LaunchctlError, printDomainArgv, runLaunchctl, waitUntilGone } from "../lib/host/launchd/launchctl.ts";
+import { checkGuiSession, checkTart, checkTartVersion, NoGuiSessionError } from "../lib/host/launchd/host-checks.ts";
 import { MIN_TART_VERSION, TartVersionError } from "../lib/vm/tart-version.ts";
-import { executeStep, NeedsRootError, type Step } from "../lib/launchd/plan.ts";
-import { renderAgents } from "../lib/launchd/render.ts";
+import { executeStep, NeedsRootError, type Step } from "../lib/host/launchd/plan.ts";
+import { renderAgents } from "../lib/host/launchd/render.ts";
 import { agentParams, installPlan, removePlan, type InstallOptions } from "../scripts/install.ts";
-import { agentsCheck } from "../lib/doctor/launchd.ts";
+import { agentsCheck } from "../lib/host/doctor/launchd.ts";
 import { makeHost } from "./fixtures/launchd/host.ts";
 
 const uid = 501;

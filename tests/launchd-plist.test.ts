@@ -2,7 +2,7 @@
 // rules a rendered plist breaks, all of them in one error.
 import { describe, expect, test } from "bun:test";
 import { build } from "plist";
-import { readAgentPlist, validateAgentPlist } from "../lib/launchd/plist.ts";
+import { readAgentPlist, validateAgentPlist } from "../lib/host/launchd/plist.ts";
 
 type Dict = Record<string, unknown>;
 const xml = (d: Dict) => build(d as never);

@@ -2,8 +2,8 @@
 // `plist` parser and every key that matters is checked.
 import { describe, expect, test } from "bun:test";
 import { build, parse } from "plist";
-import { CLEANUP_MARGIN_S, renderAgents, renderSelftestAgent, type AgentParams } from "../lib/launchd/render.ts";
-import { PlistInvalidError, readAgentPlist, validateAgentPlist } from "../lib/launchd/plist.ts";
+import { CLEANUP_MARGIN_S, renderAgents, renderSelftestAgent, type AgentParams } from "../lib/host/launchd/render.ts";
+import { PlistInvalidError, readAgentPlist, validateAgentPlist } from "../lib/host/launchd/plist.ts";
 
 const SIX_HOURS_MS = 6 * 3600 * 1000;
 

@@ -2,7 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { leaseFor, leaseWatcher } from "../lib/leases.ts";
+import { leaseFor, leaseWatcher } from "../lib/vm/leases.ts";
 import { resolveLease } from "../sim/tart/dhcpd-leases.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "leases-"));

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
-import { createLogger, type LoggerOptions } from "../lib/log.ts";
-import { registerSecret } from "../lib/redact.ts";
+import { createLogger, type LoggerOptions } from "../lib/core/log.ts";
+import { registerSecret } from "../lib/core/redact.ts";
 
 /** A stream that keeps what was written, as a launchd log file or a terminal would. */
 function capture(isTTY?: boolean) {

@@ -6,10 +6,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { createLogger } from "../lib/log.ts";
-import { SlotMetrics, type FailureReason } from "../lib/metrics.ts";
-import { METRICS, SLOT_PHASES } from "../lib/metrics/definitions.ts";
-import { render } from "../lib/metrics/exposition.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { SlotMetrics, type FailureReason } from "../lib/host/metrics/index.ts";
+import { METRICS, SLOT_PHASES } from "../lib/host/metrics/definitions.ts";
+import { render } from "../lib/host/metrics/exposition.ts";
 import { parseExposition, sample, samples } from "./helpers/exposition.ts";
 
 const dirs: string[] = [];

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parser } from "@prometheus-io/lezer-promql";
 import { parse } from "yaml";
-import { METRICS } from "../lib/metrics/definitions.ts";
+import { METRICS } from "../lib/host/metrics/definitions.ts";
 
 const DIR = join(import.meta.dir, "..", "monitoring");
 

@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FileLock } from "../lib/flock.ts";
-import { readImageLock } from "../lib/image-lock.ts";
+import { FileLock } from "../lib/core/flock.ts";
+import { readImageLock } from "../lib/image/pin.ts";
 import { parseLogLines } from "../sim/logs.ts";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, events, loop, start, worldEnv } from "./helpers/e2e.ts";

@@ -2,8 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { jitConfigSecrets, registerJitConfig } from "../lib/github/jit-config.ts";
-import { createLogger } from "../lib/log.ts";
-import { MIN_FRAGMENT_LENGTH, redact, registerSecret } from "../lib/redact.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { MIN_FRAGMENT_LENGTH, redact, registerSecret } from "../lib/core/redact.ts";
 
 // Each test registers its own values: the registry is process-wide by design.
 const fresh = (label: string) => `${label}-${randomBytes(12).toString("hex")}`;

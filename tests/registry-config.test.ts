@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import { exitCode } from "../lib/errors.ts";
-import { RegistryClient, RegistryError } from "../lib/registry.ts";
+import { exitCode } from "../lib/core/errors.ts";
+import { RegistryClient, RegistryError } from "../lib/image/registry.ts";
 import { freePort, REGISTRY_BINARY } from "../sim/registry.ts";
 import { BIN, ensureBinaries, until } from "./helpers/e2e.ts";
 

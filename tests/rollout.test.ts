@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readImageLock } from "../lib/image-lock.ts";
+import { readImageLock } from "../lib/image/pin.ts";
 import { IMAGE_MARKER } from "../sim/image/fixture.ts";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, events, loop, slotState, start, until, worldEnv } from "./helpers/e2e.ts";

@@ -4,8 +4,8 @@
 // Then the compiled `pull --runner-check` reading the version from the image's label.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { exitCode } from "../lib/errors.ts";
-import { checkRunnerFreshness, RunnerCheckError } from "../lib/runner-release.ts";
+import { exitCode } from "../lib/core/errors.ts";
+import { checkRunnerFreshness, RunnerCheckError } from "../lib/image/runner-release.ts";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, start } from "./helpers/e2e.ts";
 

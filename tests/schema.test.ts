@@ -2,7 +2,7 @@
 // with its key path (and line, for YAML), unknown keys with "did you mean".
 import { describe, expect, test } from "bun:test";
 import { z } from "zod";
-import { formatProblem, parseJson, parseYaml, validate } from "../lib/schema.ts";
+import { formatProblem, parseJson, parseYaml, validate } from "../lib/core/schema/index.ts";
 
 // A state-file-like document: nested objects, a list of objects, optional keys.
 const State = z.strictObject({

@@ -3,14 +3,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/config/index.ts";
 import { createGitHubClient } from "../lib/github/client.ts";
 import { deleteRunner, generateJitConfig } from "../lib/github/runners.ts";
-import { machineId } from "../lib/host/machine-id.ts";
-import { newName } from "../lib/names.ts";
-import { createLogger } from "../lib/log.ts";
+import { machineId } from "../lib/config/machine-id.ts";
+import { newName } from "../lib/config/names.ts";
+import { createLogger } from "../lib/core/log.ts";
 import { PassThrough } from "node:stream";
-import type { StatusReport } from "../lib/status.ts";
+import type { StatusReport } from "../lib/host/status.ts";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, slotState, start, until } from "./helpers/e2e.ts";
 

@@ -76,7 +76,7 @@ try {
   o = options();
 } catch (err) {
   say((err as Error).message);
-  process.exit(64); // usage, as lib/errors.ts has it
+  process.exit(64); // usage, as lib/core/errors.ts has it
 }
 const started = Date.now();
 say(`soak: seed ${o.seed}, ${o.jobs} jobs, profile ${o.profile}, fault rate ${o.rate}; building dist/linux-x64 ...`);

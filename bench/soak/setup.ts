@@ -7,8 +7,8 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig, type Config } from "../../lib/config.ts";
-import { renderAgents } from "../../lib/launchd/render.ts";
+import { loadConfig, type Config } from "../../lib/config/index.ts";
+import { renderAgents } from "../../lib/host/launchd/render.ts";
 import { startAgent, type Agent, type AgentOptions } from "../../sim/launchd.ts";
 import { startWorld, type SimHost, type World } from "../../sim/world.ts";
 
@@ -104,7 +104,7 @@ export async function makeNeighbours(h: SoakHost): Promise<NeighbourObject[]> {
   return made;
 }
 
-/** The slots' launchd agents, rendered by lib/launchd/render.ts and run by sim/launchd.ts. */
+/** The slots' launchd agents, rendered by lib/host/launchd/render.ts and run by sim/launchd.ts. */
 export function startAgents(h: SoakHost, hooks: (slot: number) => Pick<AgentOptions, "onSpawn" | "onExit">): Map<number, Agent> {
   const dir = join(h.world.dir, "soak", "LaunchAgents");
   mkdirSync(dir, { recursive: true });

@@ -3,7 +3,7 @@
 import { createPrivateKey } from "node:crypto";
 import { statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { readSecretFile } from "../secrets.ts";
+import { readSecretFile } from "../core/secrets.ts";
 import { Invalid } from "./problems.ts";
 
 export interface PathBase {

@@ -1,6 +1,6 @@
 // What goes wrong in a config file, and the one error that reports all of it.
-import { MacosRunnerError } from "../errors.ts";
-import { formatProblem, type Problem } from "../schema.ts";
+import { MacosRunnerError } from "../core/errors.ts";
+import { formatProblem, type Problem } from "../core/schema/index.ts";
 
 /** A problem with a key: its dotted path ("" for the file), its line when it has one, and what is wrong. */
 export type ConfigProblem = Problem;

@@ -1,7 +1,7 @@
 // Checks of the GitHub answers we use, field by field, so a malformed one is a
 // BadInputError naming the call and the field, not a TypeError three calls
 // later. Only what we read is checked; GitHub may add fields freely.
-import { BadInputError, excerpt } from "../errors.ts";
+import { BadInputError, excerpt } from "../core/errors.ts";
 
 export interface Runner {
   id: number;

@@ -3,9 +3,9 @@
 // typed runner routes, the retry policy, and the runner group ids cached on
 // disk. Creating it reads the secret files and makes no API call.
 import { mkdirSync } from "node:fs";
-import type { Config } from "../config.ts";
-import type { Logger } from "../log.ts";
-import { readSecretFile } from "../secrets.ts";
+import type { Config } from "../config/index.ts";
+import type { Logger } from "../core/log.ts";
+import { readSecretFile } from "../core/secrets.ts";
 import { AppCredentials } from "./credentials.ts";
 import { baseRequest, type Request } from "./http.ts";
 import { isPositiveInteger, JsonMapFile } from "./json-map-file.ts";

@@ -10,11 +10,11 @@
 // says the JWT's times are off, logging through our logger.
 import { createAppAuth } from "@octokit/auth-app";
 import type { EndpointOptions } from "@octokit/types";
-import type { Config } from "../config.ts";
-import { MacosRunnerError } from "../errors.ts";
-import { FileLock } from "../flock.ts";
-import type { Logger } from "../log.ts";
-import { registerSecret } from "../redact.ts";
+import type { Config } from "../config/index.ts";
+import { MacosRunnerError } from "../core/errors.ts";
+import { FileLock } from "../core/flock.ts";
+import type { Logger } from "../core/log.ts";
+import { registerSecret } from "../core/redact.ts";
 import { answers, type ExpiringToken } from "./answers.ts";
 import { explain, isHttpError, isRateLimited, networkFailure } from "./errors.ts";
 import { octokitLog, type Request } from "./http.ts";

@@ -1,7 +1,7 @@
 // GitHub failures a user can act on, each with what to fix. Every error keeps
 // the HTTP status and a bounded excerpt of GitHub's answer (never request
 // headers: they hold tokens; never a whole body: an HTML error page is 25 KB).
-import { excerpt, MacosRunnerError, type ExitKind } from "../errors.ts";
+import { excerpt, MacosRunnerError, type ExitKind } from "../core/errors.ts";
 
 export interface HttpErrorLike {
   status: number;

@@ -2,8 +2,8 @@
 // headers, a timeout per call, a cap on how much of an answer is ever read,
 // and octokit's own warnings routed into our log (not console.warn).
 import { request as octokitRequest } from "@octokit/request";
-import { BadInputError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import { BadInputError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 
 export type Request = typeof octokitRequest;
 

@@ -4,7 +4,7 @@
 // `.credentials_rsaparams` (its RSA private key). Whoever holds the config is
 // the runner until it has run its job, so everything in it that proves
 // identity is scrubbed from output, whole and in part.
-import { registerSecret, registerSecretFragments } from "../redact.ts";
+import { registerSecret, registerSecretFragments } from "../core/redact.ts";
 
 /** A string this long in a credential file is taken for a credential (a UUID is 36, a short flag like "True" is not). */
 const CREDENTIAL_MIN_LENGTH = 16;

@@ -4,8 +4,8 @@
 // absent, and an unparsable file as empty, so a bad cache costs a lookup, not a slot.
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { StateIoError } from "../errors.ts";
-import { writeFileAtomic } from "../fs.ts";
+import { StateIoError } from "../core/errors.ts";
+import { writeFileAtomic } from "../core/fs.ts";
 
 export class JsonMapFile<V> {
   constructor(

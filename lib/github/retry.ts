@@ -1,7 +1,7 @@
 // Bounded retries for GitHub calls: 5xx and network errors back off
 // exponentially; rate limits wait as retry-after / x-ratelimit-reset say, but
 // only up to a cap, beyond which the caller's slot backs off instead.
-import { MacosRunnerError } from "../errors.ts";
+import { MacosRunnerError } from "../core/errors.ts";
 import { GitHubRateLimitError, githubMessageOf, header, isHttpError, isRateLimited, networkFailure, type HttpErrorLike } from "./errors.ts";
 
 export interface RetryInfo {

@@ -1,8 +1,8 @@
 // The self-hosted runner calls macos-runner makes, for any scope. Each is
 // retried as retry.ts says, its answer checked (answers.ts), and its failure
 // turned into an error that says what to fix (errors.ts).
-import { BadInputError, MacosRunnerError } from "../errors.ts";
-import { registerSecret } from "../redact.ts";
+import { BadInputError, MacosRunnerError } from "../core/errors.ts";
+import { registerSecret } from "../core/redact.ts";
 import { registerJitConfig } from "./jit-config.ts";
 import { answers, type ExpiringToken, type JitConfig, type Runner } from "./answers.ts";
 import type { GitHubClient } from "./client.ts";

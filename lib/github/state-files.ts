@@ -2,7 +2,7 @@
 // shared by the host's slots), and the key of each entry: a state directory
 // may serve more than one GitHub or scope over its life.
 import { join } from "node:path";
-import type { Config } from "../config.ts";
+import type { Config } from "../config/index.ts";
 
 type GitHubConfig = Config["github"];
 

@@ -21,7 +21,7 @@
 //   holds one such Mach-O per architecture at the offsets of its table.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { MacosRunnerError } from "../errors.ts";
+import { MacosRunnerError } from "../core/errors.ts";
 
 const MH_MAGIC_64 = 0xfeedfacf;
 const MH_MAGIC = 0xfeedface;

@@ -6,16 +6,16 @@
 // launchd's SIGTERM makes it remove its VMs first.
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, openSync, readSync, closeSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../config.ts";
-import { MacosRunnerError } from "../errors.ts";
-import { FileLock } from "../flock.ts";
-import { writeFileAtomic } from "../fs.ts";
-import { checkGuiSession } from "../launchd/host-checks.ts";
-import { SELFTEST_LABEL } from "../launchd/labels.ts";
-import { bootout, bootstrap, printServiceArgv, waitUntilGone } from "../launchd/launchctl.ts";
-import { renderSelftestAgent } from "../launchd/render.ts";
-import type { CommandRunner } from "../proc.ts";
-import { sleep } from "../wait.ts";
+import type { Config } from "../config/index.ts";
+import { MacosRunnerError } from "../core/errors.ts";
+import { FileLock } from "../core/flock.ts";
+import { writeFileAtomic } from "../core/fs.ts";
+import { checkGuiSession } from "./launchd/host-checks.ts";
+import { SELFTEST_LABEL } from "./launchd/labels.ts";
+import { bootout, bootstrap, printServiceArgv, waitUntilGone } from "./launchd/launchctl.ts";
+import { renderSelftestAgent } from "./launchd/render.ts";
+import type { CommandRunner } from "../core/proc.ts";
+import { sleep } from "../core/wait.ts";
 
 /** Where the selftest's agent files live: under host.state_dir, never in LaunchAgents. */
 export function selftestFiles(config: Config) {

@@ -5,14 +5,14 @@
 // (its code signature among them) are doctor's own (lib/doctor).
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Config } from "../config.ts";
-import { fail, pass, warn, type CheckResult } from "../doctor/types.ts";
-import { SELFTEST_LABEL } from "../launchd/labels.ts";
-import { leaseFor } from "../leases.ts";
-import { finished, sh } from "../proc.ts";
-import { checkRunnerFreshness } from "../runner-release.ts";
-import { TIME_SERVER } from "../snapshot.ts";
-import { HOST_KEY_ALIAS } from "../ssh.ts";
+import type { Config } from "../config/index.ts";
+import { fail, pass, warn, type CheckResult } from "./doctor/types.ts";
+import { SELFTEST_LABEL } from "./launchd/labels.ts";
+import { leaseFor } from "../vm/leases.ts";
+import { finished, sh } from "../core/proc.ts";
+import { checkRunnerFreshness } from "../image/runner-release.ts";
+import { TIME_SERVER } from "../slot/snapshot.ts";
+import { HOST_KEY_ALIAS } from "../vm/ssh.ts";
 import { noRouteToHost } from "../vm/guest.ts";
 import { guestShell, type GuestShell, type Transport } from "./selftest-guest.ts";
 

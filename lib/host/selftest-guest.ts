@@ -3,8 +3,8 @@
 // pinned to the image's host key). The cycle's own checks (runner, sudo,
 // clock) go over the transport the slots use (vm.transport); the transport
 // checks try both.
-import type { Config } from "../config.ts";
-import { finished, sh, type Finished } from "../proc.ts";
+import type { Config } from "../config/index.ts";
+import { finished, sh, type Finished } from "../core/proc.ts";
 import { guestArgv, type Transport } from "../vm/guest.ts";
 
 export type { Transport };

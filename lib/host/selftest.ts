@@ -10,52 +10,39 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { arch, cpus, release } from "node:os";
 import { join } from "node:path";
-import type { Config } from "../config.ts";
-import { tartFor } from "../context.ts";
-import { freeBytes } from "../disk.ts";
-import { diskCheck } from "../doctor/disk.ts";
-import { knownHostsCheck } from "../doctor/files.ts";
-import { imageChecks } from "../doctor/image.ts";
-import { guiSessionCheck } from "../doctor/launchd.ts";
-import { dhcpCheck } from "../doctor/network.ts";
-import { signatureCheck } from "../doctor/signature.ts";
-import { tartCheck } from "../doctor/tart.ts";
-import { fail, pass, skip, warn, type Check, type CheckResult, type DoctorContext } from "../doctor/types.ts";
-import { vmsCheck } from "../doctor/vms.ts";
-import { MacosRunnerError } from "../errors.ts";
-import { writeFileAtomic } from "../fs.ts";
-import { imageToClone } from "../image.ts";
-import { leaseFor, parseLeases, shortMac } from "../leases.ts";
-import type { Logger } from "../log.ts";
-import { hostId, slotNames, type SlotNames } from "../names.ts";
-import { runArgv } from "../proc.ts";
-import { redact } from "../redact.ts";
-import type { FileLock } from "../flock.ts";
+import type { Config } from "../config/index.ts";
+import { tartFor } from "../slot/context.ts";
+import { freeBytes } from "../core/disk.ts";
+import { diskCheck } from "./doctor/disk.ts";
+import { knownHostsCheck } from "./doctor/files.ts";
+import { imageChecks } from "./doctor/image.ts";
+import { guiSessionCheck } from "./doctor/launchd.ts";
+import { dhcpCheck } from "./doctor/network.ts";
+import { signatureCheck } from "./doctor/signature.ts";
+import { tartCheck } from "./doctor/tart.ts";
+import { fail, pass, skip, warn, type Check, type CheckResult, type DoctorContext } from "./doctor/types.ts";
+import { vmsCheck } from "./doctor/vms.ts";
+import { MacosRunnerError } from "../core/errors.ts";
+import { writeFileAtomic } from "../core/fs.ts";
+import { imageToClone } from "../image/choice.ts";
+import { leaseFor, parseLeases, shortMac } from "../vm/leases.ts";
+import type { Logger } from "../core/log.ts";
+import { hostId, slotNames, type SlotNames } from "../config/names.ts";
+import { runArgv } from "../core/proc.ts";
+import { redact } from "../core/redact.ts";
+import type { FileLock } from "../core/flock.ts";
 import { lockSlot } from "../slot/lock.ts";
-import { VmLimitError, type RunningVm, type Tart } from "../tart.ts";
-import { readTail, sizeOf, vmLogPath } from "../vm-log.ts";
-import { sleep } from "../wait.ts";
+import { boot, type Booted } from "../vm/boot.ts";
+import { clone } from "../vm/clone.ts";
+import { VmLimitError, type Tart } from "../vm/tart.ts";
+import { readTail, sizeOf, vmLogPath } from "../vm/run-log.ts";
+import { sleep } from "../core/wait.ts";
 import { addressCheck, agentSessionCheck, clockCheck, execCheck, hostKeyCheck, runnerCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
 import { guestShell, slotTransport, type Transport } from "./selftest-guest.ts";
-
-export interface Booted {
-  ip: string;
-  vm: RunningVm;
-  startedAt: number;
-  leasedAt: number;
-  sshAt: number;
-}
-
-/** The slot's own steps (scripts/clone.ts, scripts/boot.ts), handed in by the command. */
-export interface Steps {
-  clone(o: { config: Config; tart: Tart; vm: string; image: string; log: Logger; signal?: AbortSignal; configure?: boolean }): Promise<void>;
-  boot(o: { config: Config; tart: Tart; vm: string; slot: number; log: Logger; signal?: AbortSignal; suspendable?: boolean }): Promise<Booted>;
-}
 
 export interface SelftestOptions {
   config: Config;
   log: Logger;
-  steps: Steps;
   /** Check the snapshot path even when vm.start is cold. */
   snapshot: boolean;
   /** This binary (compiled), for the signature check; undefined when run from source. */
@@ -223,7 +210,7 @@ type BootOutcome = { booted: Booted } | { error: Error; leased: string | undefin
 
 async function bootVm(run: Run, vm: string, slot: number, suspendable = false): Promise<BootOutcome> {
   try {
-    return { booted: await run.o.steps.boot({ config: run.config, tart: run.tart, vm, slot, log: run.o.log, signal: run.o.signal, suspendable }) };
+    return { booted: await boot({ config: run.config, tart: run.tart, vm, slot, log: run.o.log, signal: run.o.signal, suspendable }) };
   } catch (err) {
     run.stopIfAsked();
     const mac = run.tart.macAddress(vm);
@@ -243,7 +230,7 @@ async function coldCycle(run: Run, placesBefore: string[]): Promise<void> {
   const image = imageToClone(config, o.log).ref;
   const started = Date.now();
   try {
-    await o.steps.clone({ config, tart: run.tart, vm, image, log: o.log, signal: o.signal });
+    await clone({ config, tart: run.tart, vm, image, log: o.log, signal: o.signal });
   } catch (err) {
     run.stopIfAsked();
     run.add(fail("clone", `tart clone ${image} ${vm} failed: ${(err as Error).message}`, "see the registry and disk checks above"), Date.now() - started);
@@ -302,7 +289,7 @@ async function makeGolden(run: Run, slot: number): Promise<{ name: string; ip: s
   const name = run.made.add(run.names[slot - 1]!.next());
   const started = Date.now();
   try {
-    await o.steps.clone({ config, tart: run.tart, vm: name, image: imageToClone(config, o.log).ref, log: o.log, signal: o.signal });
+    await clone({ config, tart: run.tart, vm: name, image: imageToClone(config, o.log).ref, log: o.log, signal: o.signal });
   } catch (err) {
     run.stopIfAsked();
     return { error: `tart clone failed: ${(err as Error).message}` };
@@ -349,7 +336,7 @@ async function restoreFrom(run: Run, golden: string, slot: number): Promise<Rest
   const free = freeBytes(run.tart.home);
   const cloneStarted = Date.now();
   try {
-    await o.steps.clone({ config, tart: run.tart, vm, image: golden, log: o.log, signal: o.signal, configure: false });
+    await clone({ config, tart: run.tart, vm, image: golden, log: o.log, signal: o.signal, configure: false });
   } catch (err) {
     run.stopIfAsked();
     return { vm, cloneMs: Date.now() - cloneStarted, diskBytes: 0, restored: false, error: `tart clone ${golden} failed: ${(err as Error).message}` };

@@ -1,13 +1,13 @@
 // What of the guest's output reaches the slot log. The runner's own status
-// lines (lib/runner-log.ts) are logged at info as `runner.<kind>`; anything
+// lines (lib/runner/status-lines.ts) are logged at info as `runner.<kind>`; anything
 // else the guest prints (a verbose runner, a debug line, ssh's own errors) at
 // debug as `guest.output`. Every line is redacted first, then cut to a length
 // cap; and at most so many lines a minute of each level are written, then
 // one line says how many were dropped: a chatty or hostile guest cannot fill
 // the host's disk, nor crowd out the status lines an operator reads.
-import type { Level, Logger } from "../log.ts";
-import { redact } from "../redact.ts";
-import type { RunnerEvent } from "../runner-log.ts";
+import type { Level, Logger } from "../core/log.ts";
+import { redact } from "../core/redact.ts";
+import type { RunnerEvent } from "./status-lines.ts";
 
 export interface GuestOutputLimits {
   /** Characters of a line that are kept; the rest is cut and the line marked truncated. */

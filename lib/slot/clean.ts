@@ -1,7 +1,7 @@
 // Cleaning a slot: the runner off GitHub first, then the VM forced off and
 // deleted, so no job is ever handed to a runner whose VM is about to die.
-import type { SlotContext } from "../context.ts";
-import { MacosRunnerError } from "../errors.ts";
+import type { SlotContext } from "./context.ts";
+import { MacosRunnerError } from "../core/errors.ts";
 import type { GitHubClient } from "../github/client.ts";
 import { deleteRunner, findRunnerByName } from "../github/runners.ts";
 import type { Ghost } from "./state.ts";

@@ -2,15 +2,15 @@
 // then the VM), counted, and backed off (persisted, doubling, capped, reset
 // by the next healthy cycle) so no failure becomes a restart storm or a
 // storm of GitHub calls. The same path takes a crashed predecessor's leftovers.
-import { exitCode, MacosRunnerError, type ExitKind } from "../errors.ts";
-import { backoffMs } from "../backoff.ts";
-import { sleep } from "../wait.ts";
-import { disposeAll } from "../cycle.ts";
-import { failureReason } from "../metrics/reasons.ts";
-import { HostDegradedError } from "../tart.ts";
+import { exitCode, MacosRunnerError, type ExitKind } from "../core/errors.ts";
+import { backoffMs } from "./backoff.ts";
+import { sleep } from "../core/wait.ts";
+import { disposeAll } from "./cycle.ts";
+import { failureReason } from "../host/metrics/reasons.ts";
+import { HostDegradedError } from "../vm/tart.ts";
 import { cleanSlot } from "./clean.ts";
 import { reportGhostJob } from "./lost.ts";
-import type { SlotRun } from "./recover.ts";
+import type { SlotRun } from "./context.ts";
 
 const kindOf = (err: unknown): ExitKind => (err instanceof MacosRunnerError ? err.kind : "failure");
 

@@ -4,8 +4,8 @@
 // change a slot's VM (`clone`, `boot`, `cleanup` with --slot) take it too.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { MacosRunnerError, StateIoError } from "../errors.ts";
-import { FileLock } from "../flock.ts";
+import { MacosRunnerError, StateIoError } from "../core/errors.ts";
+import { FileLock } from "../core/flock.ts";
 
 export class SlotBusyError extends MacosRunnerError {
   constructor(message: string) {

@@ -2,7 +2,7 @@
 // operator re-runs (job, runner, VM), the lost-jobs metric, and, for the
 // slot's current VM, job_result "Lost" in the state, so a start killed after
 // the report and before its cleanup is not followed by a second report.
-import type { SlotRun } from "./recover.ts";
+import type { SlotRun } from "./context.ts";
 import type { Ghost } from "./state.ts";
 
 /** The state's job_result once a lost job has been reported. */

@@ -1,6 +1,6 @@
 // Keeps a slot's state-derived metrics (current phase, ghost runners, backoff)
 // in step with its state file: every write the store makes is mirrored.
-import type { SlotMetrics } from "../metrics.ts";
+import type { SlotMetrics } from "../host/metrics/index.ts";
 import type { SlotState, SlotStore } from "./state.ts";
 
 export function mirrorStateToMetrics(store: SlotStore, metrics: SlotMetrics): void {

@@ -4,23 +4,13 @@
 // on the predecessor's VM is waited for, not killed. A runner GitHub still
 // calls busy after its VM died becomes a ghost, deleted by later cycles while
 // the slot goes on serving. Names that are not this slot's are never touched.
-import type { SlotContext } from "../context.ts";
-import type { GitHubClient } from "../github/client.ts";
+import type { SlotRun } from "./context.ts";
 import { getRunner, listRunners } from "../github/runners.ts";
-import type { SlotMetrics } from "../metrics.ts";
-import type { Stop } from "../signals.ts";
-import { sleep } from "../wait.ts";
+import { sleep } from "../core/wait.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
 import { LOST, reportLostJob } from "./lost.ts";
 import { CONFLICT_FIX, CONFLICT_MEMORY_MS, conflictMessage, provenOurs, secondOwners } from "./ownership.ts";
-import type { Ghost, SlotStore } from "./state.ts";
-
-export interface SlotRun extends SlotContext {
-  store: SlotStore;
-  gh: () => GitHubClient;
-  stop: Stop;
-  metrics: SlotMetrics;
-}
+import type { Ghost } from "./state.ts";
 
 /** An adopted job's runner is looked up on GitHub after 1 s, then less often, up to every 15 s (a few calls a minute). */
 const ADOPT_FIRST_POLL_MS = 1_000;

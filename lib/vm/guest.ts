@@ -3,13 +3,13 @@
 //         the tart guest agent; no IP traffic, so Local Network privacy has
 //         nothing to refuse.
 //   ssh:  `/usr/bin/ssh -F /dev/null …` to the guest's address, host key
-//         pinned (lib/ssh.ts); needs the Local Network grant on macOS 15+.
+//         pinned (lib/vm/ssh.ts); needs the Local Network grant on macOS 15+.
 // Our own process never opens a socket to a guest: readiness is a command run
 // this way too (`true`), never a connect() of ours.
-import type { Config } from "../config.ts";
-import { LocalNetworkError } from "../errors.ts";
-import { finished, sh } from "../proc.ts";
-import { sshArgs } from "../ssh.ts";
+import type { Config } from "../config/index.ts";
+import { LocalNetworkError } from "../core/errors.ts";
+import { finished, sh } from "../core/proc.ts";
+import { sshArgs } from "./ssh.ts";
 
 /**
  * The system OpenSSH by absolute path: a Homebrew ssh earlier on the agents'

@@ -5,7 +5,7 @@
 // One small JSON per slot in host.state_dir: reach-<slot>.json.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../fs.ts";
+import { writeFileAtomic } from "../core/fs.ts";
 import type { Transport } from "./guest.ts";
 
 export interface Reach {

@@ -6,7 +6,7 @@
 // was never removed). The runner's JIT config reaches the guest on
 // `tart exec -i` stdin, and the runner lives for the whole job, so an older
 // tart burns a core per slot for every job.
-import { MacosRunnerError } from "../errors.ts";
+import { MacosRunnerError } from "../core/errors.ts";
 
 export const MIN_TART_VERSION = "2.33.0";
 export const MIN_TART_WHY = "older tart spins a CPU core at 100 % for the whole job once `tart exec -i` has read its piped stdin (tart issue #1280)";

@@ -6,6 +6,8 @@ interface ArmedFault {
   spec: FaultSpec;
   regex?: RegExp | undefined;
   left: number;
+  /** Matching calls still to let through before it applies. */
+  skip: number;
 }
 
 export class Faults {
@@ -21,6 +23,8 @@ export class Faults {
     if (spec.rateLimited !== undefined && spec.rateLimited !== "primary" && spec.rateLimited !== "secondary") {
       throw new UsageErrorBody(`fault: rateLimited must be "primary" or "secondary", got ${JSON.stringify(spec.rateLimited)}`);
     }
+    const skip = spec.skip ?? 0;
+    if (!Number.isInteger(skip) || skip < 0) throw new UsageErrorBody(`fault: skip must be a whole number, got ${JSON.stringify(spec.skip)}`);
     if (spec.path === undefined && spec.pathRegex === undefined) throw new UsageErrorBody("fault: give path or pathRegex");
     let regex: RegExp | undefined;
     if (spec.pathRegex !== undefined) {
@@ -30,7 +34,7 @@ export class Faults {
         throw new UsageErrorBody(`fault: pathRegex is not a regular expression: ${(err as Error).message}`);
       }
     }
-    this.armed.push({ spec, regex, left: count });
+    this.armed.push({ spec, regex, left: count, skip });
   }
 
   clear(): void {
@@ -45,6 +49,10 @@ export class Faults {
         (regex ? regex.test(path) : spec.path === path || spec.path === template),
     );
     if (!hit) return undefined;
+    if (hit.skip > 0) {
+      hit.skip--;
+      return undefined;
+    }
     hit.left--;
     if (hit.left === 0) this.armed = this.armed.filter((f) => f !== hit);
     return hit.spec;

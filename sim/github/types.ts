@@ -133,6 +133,8 @@ export interface FaultSpec {
   pathRegex?: string;
   /** How many matching calls it applies to (default 1). */
   count?: number;
+  /** How many matching calls pass untouched before it applies (default 0). */
+  skip?: number;
   /** Answer with this status instead of handling the call. */
   status?: number;
   /** Body for `status` (default GitHub's error body for that status). */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EXIT_TABLE, exitCode, type ExitKind } from "../../lib/errors.ts";
+import { EXIT_TABLE, exitCode, type ExitKind } from "../../lib/core/errors.ts";
 import type { World } from "../../sim/world.ts";
 import { ROOT } from "../helpers/e2e.ts";
 import { parse, stringify } from "yaml";

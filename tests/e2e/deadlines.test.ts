@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { exitCode } from "../../lib/errors.ts";
+import { exitCode } from "../../lib/core/errors.ts";
 import type { World } from "../../sim/world.ts";
 import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, loopInProcess, slots, slotState, start, until, vms } from "./harness.ts";
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { exitCode } from "../../lib/errors.ts";
+import { exitCode } from "../../lib/core/errors.ts";
 import type { World } from "../../sim/world.ts";
 import { sample, samples } from "../helpers/exposition.ts";
 import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, loopInProcess, signalGuest, slots, slotState, start, until, vms, type Slots } from "./harness.ts";

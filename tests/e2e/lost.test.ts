@@ -10,7 +10,7 @@ import { markedProcesses } from "../../sim/tart/guest/processes.ts";
 import { runState } from "../../sim/tart/running.ts";
 import type { World } from "../../sim/world.ts";
 import { sample, samples } from "../helpers/exposition.ts";
-import { exitCode } from "../../lib/errors.ts";
+import { exitCode } from "../../lib/core/errors.ts";
 import type { LogLine } from "../../sim/logs.ts";
 import { enqueue, events, exitOf, fileWorld, job, loopBinary, loopInProcess, signalGuest, slots, slotState, until, type Slots } from "./harness.ts";
 

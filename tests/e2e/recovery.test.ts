@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { createGitHubClient } from "../../lib/github/client.ts";
 import { generateJitConfig } from "../../lib/github/runners.ts";
-import { createLogger } from "../../lib/log.ts";
+import { createLogger } from "../../lib/core/log.ts";
 import type { World } from "../../sim/world.ts";
 import { enqueue, events, exitOf, fileWorld, github, job, logText, loopBinary, loopInProcess, nothingLeft, slots, slotState, until, vms, type Slots } from "./harness.ts";
 

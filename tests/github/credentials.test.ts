@@ -4,13 +4,13 @@
 // token in any log line.
 import { expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
-import { exitCode } from "../../lib/errors.ts";
+import { exitCode } from "../../lib/core/errors.ts";
 import { GitHubAuthError, GitHubNotFoundError } from "../../lib/github/errors.ts";
 import { isPositiveInteger, JsonMapFile } from "../../lib/github/json-map-file.ts";
 import { generateJitConfig } from "../../lib/github/runners.ts";
 import { stateFiles, stateKeys } from "../../lib/github/state-files.ts";
 import { TokenCache } from "../../lib/github/token-cache.ts";
-import { redact } from "../../lib/redact.ts";
+import { redact } from "../../lib/core/redact.ts";
 import { calls, type CapturedLog, captureLog, clientFor, fakeClock, type GitHubConfig, githubConfig, orgInstallationId, simForFile, tempDir } from "./harness.ts";
 
 const h = simForFile();

@@ -3,7 +3,7 @@
 // gives up with an error that says so.
 import { expect, test } from "bun:test";
 import { createServer } from "node:net";
-import { exitCode } from "../../lib/errors.ts";
+import { exitCode } from "../../lib/core/errors.ts";
 import { GitHubRateLimitError, GitHubUnavailableError } from "../../lib/github/errors.ts";
 import type { RetryInfo } from "../../lib/github/retry.ts";
 import { createRegistrationToken, listRunners } from "../../lib/github/runners.ts";

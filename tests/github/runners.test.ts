@@ -3,12 +3,12 @@
 // across pages, the delete outcomes, the scopes' routes, and bad answers
 // (malformed, HTML, huge) turned into short, clear errors.
 import { expect, test } from "bun:test";
-import type { Config } from "../../lib/config.ts";
-import { BadInputError, exitCode, MacosRunnerError } from "../../lib/errors.ts";
+import type { Config } from "../../lib/config/index.ts";
+import { BadInputError, exitCode, MacosRunnerError } from "../../lib/core/errors.ts";
 import { GitHubRejectedError, GitHubUnavailableError } from "../../lib/github/errors.ts";
 import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, listRunners, runnerGroupId } from "../../lib/github/runners.ts";
-import { isSlotsOwn, slotNames, slotPrefix } from "../../lib/names.ts";
-import { token } from "../../scripts/token.ts";
+import { isSlotsOwn, slotNames, slotPrefix } from "../../lib/config/names.ts";
+import { token } from "../../lib/runner/jit.ts";
 import { calls, captureLog, clientFor, fakeClock, githubConfig, orgInstallationId, simForFile, tempDir } from "./harness.ts";
 
 const h = simForFile({ runnerGroups: ["macos", "linux"] });

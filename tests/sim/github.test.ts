@@ -503,6 +503,8 @@ describe("jobs and broker", () => {
     expect(((await badLabels.json()) as { message: string }).message).toMatch(/"labels"/);
     const badCount = await post("faults", { path: "/x", count: 0 });
     expect(((await badCount.json()) as { message: string }).message).toMatch(/count/);
+    const badSkip = await post("faults", { path: "/x", skip: -1 });
+    expect(((await badSkip.json()) as { message: string }).message).toMatch(/skip/);
     const badRegex = await post("faults", { pathRegex: "(" });
     expect(((await badRegex.json()) as { message: string }).message).toMatch(/pathRegex/);
     await expect(control.setClockOffset(Number.NaN)).rejects.toThrow(/offsetMs/);
@@ -521,6 +523,12 @@ describe("faults", () => {
     await client.fault({ method: "GET", path: "/orgs/{org}/actions/runners", count: 2, status: 502 });
     expect((await fail(list())).status).toBe(502);
     expect((await fail(list())).status).toBe(502);
+    expect((await list()).status).toBe(200);
+
+    // skip: the first matching call passes, the next one fails, then none.
+    await client.fault({ method: "GET", path: "/orgs/{org}/actions/runners", skip: 1, status: 503 });
+    expect((await list()).status).toBe(200);
+    expect((await fail(list())).status).toBe(503);
     expect((await list()).status).toBe(200);
 
     await client.fault({ path: /\/runners$/, rateLimited: "secondary", retryAfter: 7 });
@@ -542,7 +550,7 @@ describe("faults", () => {
     const t0 = performance.now();
     expect((await list()).status).toBe(200);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
-    expect((await client.state()).requests.byEndpoint["GET /orgs/{org}/actions/runners"]).toBe(7);
+    expect((await client.state()).requests.byEndpoint["GET /orgs/{org}/actions/runners"]).toBe(10);
   });
 
   test("latency holds the answer, not the call: a JIT runner is registered even if the client gives up waiting", async () => {

@@ -1,0 +1,125 @@
+// Renders the launchd jobs for a host from the templates in launchd/: one
+// slot agent per VM slot (the user's GUI session), plus the pull daemon (the
+// system domain, run as the user) when a `pull` command exists.
+import { build, parse, type PlistValue } from "plist";
+import pullTemplate from "../../../launchd/pull.plist" with { type: "text" };
+import selftestTemplate from "../../../launchd/selftest.plist" with { type: "text" };
+import slotTemplate from "../../../launchd/slot.plist" with { type: "text" };
+import { validateAgentPlist, type AgentPlist } from "./plist.ts";
+
+/** Time a draining slot gets after runner.job_timeout: a boot still in
+ *  progress, tart stop + delete, and the runner DELETE, each with its own timeout. */
+export const CLEANUP_MARGIN_S = 300;
+/** image.pull_interval's default. */
+const DEFAULT_PULL_INTERVAL_S = 300;
+
+/** What the agents are rendered from: plain values, mapped from the config by `install`. */
+export interface AgentParams {
+  /** Absolute directory holding macos-runner and its command links (loop, pull, cleanup). */
+  binDir: string;
+  configPath: string;
+  slots: number;
+  logDir: string;
+  stateDir: string;
+  jobTimeoutMs: number;
+  /** Render the pull daemon too. */
+  pull: boolean;
+  /** The user the pull daemon runs as, and its home; required with `pull`. */
+  user?: { name: string; home: string };
+  /** The pull agent's StartInterval in seconds (image.pull_interval); default 300. */
+  pullIntervalS?: number;
+}
+
+export interface RenderedAgent {
+  label: string;
+  /** Where launchd loads it: the user's GUI session (slots) or the system domain (the pull daemon). */
+  domain: "gui" | "system";
+  /** The slot it serves; undefined for the pull agent. */
+  slot?: number;
+  /** `<label>.plist`, the file name in LaunchAgents or LaunchDaemons. */
+  fileName: string;
+  xml: string;
+  plist: AgentPlist;
+}
+
+/** ExitTimeOut for a slot agent: the longest job plus the cleanup margin, in whole seconds. */
+export function slotExitTimeOut(jobTimeoutMs: number): number {
+  return Math.ceil(jobTimeoutMs / 1000) + CLEANUP_MARGIN_S;
+}
+
+export function renderAgents(p: AgentParams): RenderedAgent[] {
+  const common = {
+    binDir: p.binDir.replace(/\/+$/, ""),
+    configPath: p.configPath,
+    logDir: p.logDir.replace(/\/+$/, ""),
+    stateDir: p.stateDir,
+  };
+  const agents = Array.from({ length: p.slots }, (_, i) =>
+    renderOne(slotTemplate, { ...common, slot: String(i + 1), exitTimeOut: slotExitTimeOut(p.jobTimeoutMs) }, i + 1),
+  );
+  if (p.pull) {
+    if (!p.user) throw new Error("renderAgents: the pull daemon needs the user it runs as");
+    agents.push(renderOne(pullTemplate, { ...common, pullIntervalS: p.pullIntervalS ?? DEFAULT_PULL_INTERVAL_S, user: p.user.name, home: p.user.home }, undefined, "system"));
+  }
+  return agents;
+}
+
+/** What the selftest's one-shot agent is rendered from. */
+export interface SelftestAgentParams {
+  /** The macos-runner binary (absolute); the agent runs `<program> selftest --in-agent`. */
+  program: string;
+  configPath: string;
+  stateDir: string;
+  reportPath: string;
+  /** The agent's stdout (the table the command relays) and stderr (its log). */
+  outPath: string;
+  logPath: string;
+  /** More arguments for `selftest --in-agent` (e.g. --snapshot). */
+  args: string[];
+}
+
+/**
+ * The selftest's agent runs where the slots run: its environment is the slot
+ * agents' own (slot.plist's EnvironmentVariables), not a copy of it.
+ */
+export function renderSelftestAgent(p: SelftestAgentParams): RenderedAgent {
+  const { args, ...values } = p;
+  const slotEnv = (parse(slotTemplate) as Record<string, PlistValue>).EnvironmentVariables!;
+  return renderOne(selftestTemplate, values, undefined, "gui", (filled) => {
+    filled.ProgramArguments = [...(filled.ProgramArguments as string[]), ...args];
+    filled.EnvironmentVariables = slotEnv;
+  });
+}
+
+function renderOne(template: string, values: Record<string, string | number>, slot?: number, domain: "gui" | "system" = "gui", adjust?: (filled: Record<string, PlistValue>) => void): RenderedAgent {
+  const filled = fill(parse(template), values) as Record<string, PlistValue>;
+  adjust?.(filled);
+  const xml = build(filled);
+  const label = (filled as Record<string, PlistValue>).Label as string;
+  const fileName = `${label}.plist`;
+  return { label, domain, ...(slot !== undefined && { slot }), fileName, xml, plist: validateAgentPlist(xml, fileName) };
+}
+
+const PLACEHOLDER = /\{\{(\w+)\}\}/g;
+
+// Fills {{name}} in every string of the parsed template. A string that is
+// exactly one placeholder takes the value's own type (a number becomes an <integer>).
+function fill(node: PlistValue, values: Record<string, string | number>): PlistValue {
+  if (typeof node === "string") {
+    const whole = /^\{\{(\w+)\}\}$/.exec(node);
+    if (whole) return lookup(whole[1]!, values);
+    return node.replace(PLACEHOLDER, (_, name: string) => String(lookup(name, values)));
+  }
+  if (Array.isArray(node)) return node.map((v) => fill(v, values));
+  if (typeof node === "object" && node !== null && !(node instanceof Date) && !(node instanceof Uint8Array)) {
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, fill(v, values)]));
+  }
+  return node;
+}
+
+function lookup(name: string, values: Record<string, string | number>): string | number {
+  const v = values[name];
+  // A template names a value the renderer does not supply: a bug in launchd/*.plist.
+  if (v === undefined) throw new Error(`launchd template uses unknown placeholder {{${name}}}`);
+  return v;
+}

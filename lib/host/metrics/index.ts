@@ -1,0 +1,249 @@
+// A slot's Prometheus metrics, written for node_exporter's textfile collector
+// as <metrics.textfile_dir>/macos_runner_slot_<N>.prom (temp file + rename,
+// mode 0644: no secret in it). `loop` is a new process every cycle, so
+// counters and histograms live in <state_dir>/metrics-slot-<N>.json between
+// processes: open() loads them, the calls update them, flush() writes both.
+//
+//   const m = SlotMetrics.open({ config, slot, log });
+//   m.phase("clone");                 // written at once, like every job event
+//   m.observe("clone", 4.2);          // written with the next phase change or flush()
+//   m.runnerListening(); m.jobStarted(); m.jobCompleted("Succeeded");
+//
+// Without a `metrics:` section in the config every call does nothing. A write
+// that fails (full disk, unwritable dir) is logged once and never throws.
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Config } from "../../config/index.ts";
+import { writeFileAtomic } from "../../core/fs.ts";
+import { createLogger, type Logger } from "../../core/log.ts";
+import { render, type Family, type HistogramSample, type Sample } from "./exposition.ts";
+import { FAILURE_REASONS, METRICS, SLOT_PHASES, STEPS, type FailureReason, type MetricName, type SlotPhase, type Step } from "./definitions.ts";
+import { emptyState, loadState, type Histogram, type MetricsState } from "./state.ts";
+import { shortHost } from "../../config/names.ts";
+
+export { FAILURE_REASONS, SLOT_PHASES, STEPS, type FailureReason, type SlotPhase, type Step } from "./definitions.ts";
+
+export type StartPath = "cold" | "pre-cloned" | "snapshot";
+
+export interface ImageInfo {
+  /** sha256:… of the image in use. */
+  image_digest?: string | undefined;
+  /** The actions runner version baked into the image, e.g. 2.336.0. */
+  runner_version?: string;
+  path?: StartPath;
+  /** ISO time the image was pinned (image.lock pinned_at). */
+  pinned_at?: string;
+}
+
+export interface MetricsOptions {
+  config: Pick<Config, "metrics" | "host">;
+  slot: number;
+  /** The host label (default: this host's short name). */
+  host?: string;
+  log?: Logger;
+  /** Clock in epoch ms (tests). */
+  now?: () => number;
+}
+
+/** The file node_exporter reads for a slot. */
+export const promFileName = (slot: number): string => `macos_runner_slot_${slot}.prom`;
+export const stateFileName = (slot: number): string => `metrics-slot-${slot}.json`;
+
+// Results the actions runner prints (contracts/github.md §4); anything else is "Unknown".
+const JOB_RESULT = /^[A-Za-z]{1,32}$/;
+const VERSION = /^[0-9A-Za-z.+-]{1,64}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+export class SlotMetrics {
+  private state: MetricsState = emptyState();
+  /** A new process writes at its first flush even without changes: the .prom file may be gone. */
+  private dirty = true;
+  private warned = false;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly host: string;
+  /** Where the files go; undefined when metrics are off. */
+  private readonly files?: { prom: string; state: string; dir: string };
+
+  private constructor(private readonly o: MetricsOptions) {
+    this.now = o.now ?? Date.now;
+    this.log = o.log ?? createLogger({ fields: { slot: o.slot } });
+    this.host = o.host ?? shortHost();
+    const dir = o.config.metrics?.textfileDir;
+    if (dir) this.files = { dir, prom: join(dir, promFileName(o.slot)), state: join(o.config.host.stateDir, stateFileName(o.slot)) };
+  }
+
+  static open(o: MetricsOptions): SlotMetrics {
+    const m = new SlotMetrics(o);
+    if (!m.files) return m;
+    const { state, problem, dropped } = loadState(m.files.state);
+    m.state = state;
+    if (problem) m.log.warn("metrics.state_reset", problem);
+    if (dropped.length > 0) m.log.warn("metrics.state_dropped", `dropped metric series that no longer fit: ${dropped.join(", ")}`);
+    return m;
+  }
+
+  get enabled(): boolean {
+    return this.files !== undefined;
+  }
+
+  /** The slot entered `phase`; written at once. */
+  phase(phase: SlotPhase): void {
+    for (const p of SLOT_PHASES) this.set("macos_runner_slot_phase", [p], p === phase ? 1 : 0);
+    this.set("macos_runner_phase_started_timestamp_seconds", [], this.now() / 1000);
+    this.set("gha_busy_runners", [], phase === "job" ? 1 : 0);
+    if (phase !== "run") this.set("gha_idle_runners", [], 0);
+    if (phase === "run") this.state.marks.runner_started_at = this.now();
+    this.flush();
+  }
+
+  /** One timed step of the cycle. */
+  observe(step: Step, seconds: number): void {
+    if (!STEPS.includes(step) || !Number.isFinite(seconds) || seconds < 0) return;
+    this.histogram("macos_runner_phase_duration_seconds", [step], seconds);
+  }
+
+  /** The runner printed "Listening for Jobs": runner start to listening, and the turnaround after the last job. */
+  runnerListening(): void {
+    const now = this.now();
+    const { marks } = this.state;
+    if (marks.runner_started_at !== undefined) this.observe("runner_to_listening", (now - marks.runner_started_at) / 1000);
+    if (marks.job_finished_at !== undefined) this.histogram("macos_runner_turnaround_seconds", [], (now - marks.job_finished_at) / 1000);
+    marks.listening_at = now;
+    delete marks.job_finished_at;
+    this.set("gha_idle_runners", [], 1);
+    this.set("gha_busy_runners", [], 0);
+    this.flush();
+  }
+
+  /** GitHub handed the runner a job ("Running job"). */
+  jobStarted(): void {
+    const now = this.now();
+    const { marks } = this.state;
+    this.inc("gha_started_jobs_total", []);
+    if (marks.listening_at !== undefined) this.histogram("macos_runner_job_wait_seconds", [], (now - marks.listening_at) / 1000);
+    marks.job_started_at = now;
+    delete marks.listening_at;
+    this.phase("job");
+  }
+
+  /** The job completed with the runner's result (Succeeded, Failed, Canceled, ...). */
+  jobCompleted(result: string): void {
+    const now = this.now();
+    const jobResult = JOB_RESULT.test(result) ? result : "Unknown";
+    const { marks } = this.state;
+    this.inc("gha_completed_jobs_total", [jobResult]);
+    if (marks.job_started_at !== undefined) this.histogram("gha_job_execution_duration_seconds", [jobResult], (now - marks.job_started_at) / 1000);
+    this.set("macos_runner_last_job_timestamp_seconds", [], now / 1000);
+    if (jobResult === "Succeeded") this.set("macos_runner_last_success_timestamp_seconds", [], now / 1000);
+    delete marks.job_started_at;
+    marks.job_finished_at = now;
+    this.set("gha_busy_runners", [], 0);
+    this.flush();
+  }
+
+  /** A failed cycle: the phase it failed in and why. */
+  failure(phase: SlotPhase, reason: FailureReason): void {
+    this.inc("macos_runner_failures_total", [SLOT_PHASES.includes(phase) ? phase : "failed", FAILURE_REASONS.includes(reason) ? reason : "other"]);
+  }
+
+  /** The VM or the SSH session died while a job ran. */
+  lostJob(): void {
+    this.inc("macos_runner_lost_jobs_total", []);
+    delete this.state.marks.job_started_at;
+  }
+
+  /** A retired idle runner was replaced by a new runner in its VM (no new VM). */
+  runnerReplaced(): void {
+    this.inc("macos_runner_runners_replaced_total", []);
+    this.flush();
+  }
+
+  /** Runners waiting to be deleted because GitHub still calls them busy. */
+  ghosts(count: number): void {
+    this.set("macos_runner_ghost_runners", [], Math.max(0, Math.floor(count)));
+  }
+
+  /** Failures in a row and the end of the backoff (undefined: not backing off). */
+  backoff(until: Date | undefined, failures: number): void {
+    this.set("macos_runner_consecutive_failures", [], Math.max(0, Math.floor(failures)));
+    this.set("macos_runner_backoff_until_timestamp_seconds", [], until ? until.getTime() / 1000 : 0);
+  }
+
+  /** Whether the host cannot start VMs with fewer than two running (leaked VM places). */
+  hostDegraded(degraded: boolean): void {
+    this.set("macos_runner_host_degraded", [], degraded ? 1 : 0);
+  }
+
+  /** The image in use; replaces what an earlier call said. */
+  info(i: ImageInfo): void {
+    const digest = i.image_digest && DIGEST.test(i.image_digest) ? i.image_digest : "unknown";
+    this.state.series.macos_runner_image_info = {};
+    this.set("macos_runner_image_info", [digest, i.path ?? "cold"], 1);
+    this.state.series.macos_runner_runner_version_info = {};
+    if (i.runner_version && VERSION.test(i.runner_version)) this.set("macos_runner_runner_version_info", [i.runner_version], 1);
+    const pinned = i.pinned_at ? Date.parse(i.pinned_at) : NaN;
+    if (Number.isFinite(pinned)) this.set("macos_runner_image_pinned_timestamp_seconds", [], pinned / 1000);
+    else delete this.state.series.macos_runner_image_pinned_timestamp_seconds;
+  }
+
+  /** The exposition text for the current values. */
+  render(): string {
+    const base = { host: this.host, slot: String(this.o.slot) };
+    const families: Family[] = (Object.keys(METRICS) as MetricName[]).map((name) => {
+      const def = METRICS[name];
+      const entries = Object.entries(this.state.series[name] ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      const labelsOf = (key: string) => ({ ...base, ...Object.fromEntries(def.labels.map((l, i) => [l, (JSON.parse(key) as string[])[i]!])) });
+      if (def.type === "histogram") {
+        const samples: HistogramSample[] = entries.map(([key, h]) => ({ labels: labelsOf(key), ...(h as Histogram) }));
+        return { name, help: def.help, type: "histogram", samples };
+      }
+      const samples: Sample[] = entries.map(([key, v]) => ({ labels: labelsOf(key), value: v as number }));
+      return { name, help: def.help, type: def.type, samples };
+    });
+    return render(families);
+  }
+
+  /** Writes the state file and the .prom file if anything changed since the last write; never throws. */
+  flush(): void {
+    if (!this.files || !this.dirty) return;
+    try {
+      mkdirSync(dirname(this.files.state), { recursive: true, mode: 0o700 });
+      // No fsync: these writes sit on the cycle's path, and a file lost in a
+      // power cut only restarts the counters (Prometheus reads a reset).
+      writeFileAtomic(this.files.state, `${JSON.stringify(this.state)}\n`, 0o600, { sync: false });
+      mkdirSync(this.files.dir, { recursive: true });
+      writeFileAtomic(this.files.prom, this.render(), 0o644, { sync: false });
+      this.dirty = false;
+    } catch (err) {
+      if (this.warned) return;
+      this.warned = true;
+      this.log.warn("metrics.write_failed", `could not write metrics (${(err as Error).message}); the slot goes on without them and retries at the next update`, { error: err });
+    }
+  }
+
+  private set(name: MetricName, labels: string[], value: number): void {
+    (this.state.series[name] ??= {})[JSON.stringify(labels)] = value;
+    this.dirty = true;
+  }
+
+  private inc(name: MetricName, labels: string[]): void {
+    const series = (this.state.series[name] ??= {});
+    const key = JSON.stringify(labels);
+    series[key] = ((series[key] as number | undefined) ?? 0) + 1;
+    this.dirty = true;
+  }
+
+  private histogram(name: MetricName, labels: string[], value: number): void {
+    const buckets = (METRICS[name] as { buckets?: readonly number[] }).buckets!;
+    const series = (this.state.series[name] ??= {});
+    const key = JSON.stringify(labels);
+    const h = (series[key] ??= { le: [...buckets], counts: buckets.map(() => 0), sum: 0, count: 0 }) as Histogram;
+    buckets.forEach((bound, i) => {
+      if (value <= bound) h.counts[i]! += 1;
+    });
+    h.sum += value;
+    h.count += 1;
+    this.dirty = true;
+  }
+}

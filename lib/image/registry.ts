@@ -1,0 +1,228 @@
+// The OCI Distribution calls the product makes: a tag's digest (HEAD with
+// the OCI Accept header; docker-registry answers 404 without it), manifests,
+// small JSON blobs, tag lists and deletes by digest. Every call has a
+// timeout; every failure is a RegistryError saying what failed and what to do.
+import { createHash } from "node:crypto";
+import { MacosRunnerError, excerpt, type ExitKind } from "../core/errors.ts";
+import { isDigest } from "./oci-ref.ts";
+import { basicAuthorization, fetchBearerToken, parseChallenge, TokenRequestFailed, type RegistryCredentials } from "./registry-auth.ts";
+
+export type { RegistryCredentials } from "./registry-auth.ts";
+
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export interface OciDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+export interface OciManifest {
+  schemaVersion: number;
+  mediaType?: string;
+  config: OciDescriptor;
+  layers: OciDescriptor[];
+  annotations?: Record<string, string>;
+}
+
+export type RegistryFailure = "unreachable" | "timeout" | "tls" | "unauthorized" | "forbidden" | "not-found" | "server" | "unexpected";
+
+const KIND: Record<RegistryFailure, ExitKind> = {
+  unreachable: "tempfail",
+  timeout: "tempfail",
+  server: "tempfail",
+  tls: "config",
+  unauthorized: "config",
+  forbidden: "config",
+  "not-found": "config",
+  unexpected: "bad-input",
+};
+
+export class RegistryError extends MacosRunnerError {
+  constructor(
+    readonly failure: RegistryFailure,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message, { kind: KIND[failure] });
+  }
+}
+
+export interface RegistryOptions {
+  /** host or host:port */
+  host: string;
+  /** Plain HTTP (tart's --insecure). */
+  insecure?: boolean | undefined;
+  /** None: anonymous. */
+  credentials?: RegistryCredentials | undefined;
+  /** Per call; default 30 s. */
+  timeoutMs?: number;
+  /** What to check when credentials are refused, e.g. "image.username and image.password_path". */
+  credentialsSource?: string;
+}
+
+export class RegistryClient {
+  readonly base: string;
+  private authorization: string | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: RegistryOptions) {
+    this.base = `${opts.insecure ? "http" : "https"}://${opts.host}`;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** The digest a tag (or digest) resolves to, without downloading the manifest. */
+  async headManifest(namespace: string, reference: string): Promise<{ digest: string; size: number }> {
+    const what = `looking up ${namespace}:${reference}`;
+    const res = await this.call("HEAD", `/v2/${namespace}/manifests/${reference}`, what, { Accept: OCI_MANIFEST });
+    const digest = res.headers.get("docker-content-digest");
+    if (!digest || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+      throw new RegistryError("unexpected", `${this.opts.host} answered ${what} without a Docker-Content-Digest header; is it an OCI Distribution registry?`);
+    }
+    return { digest, size: Number(res.headers.get("content-length") ?? 0) };
+  }
+
+  /** The manifest and the sha256 of its exact bytes. */
+  async getManifest(namespace: string, reference: string): Promise<{ digest: string; manifest: OciManifest }> {
+    const what = `reading the manifest of ${namespace}:${reference}`;
+    const res = await this.call("GET", `/v2/${namespace}/manifests/${reference}`, what, { Accept: OCI_MANIFEST });
+    const raw = Buffer.from(await res.arrayBuffer());
+    const digest = `sha256:${createHash("sha256").update(raw).digest("hex")}`;
+    // A registry must serve exactly the bytes a digest names (a broken mirror or proxy may not).
+    if (isDigest(reference) && digest !== reference) {
+      throw new RegistryError("unexpected", `${this.opts.host} served a manifest for ${namespace}@${reference} whose sha256 is ${digest}: the content does not match its digest`);
+    }
+    let manifest: OciManifest;
+    try {
+      manifest = JSON.parse(raw.toString("utf8")) as OciManifest;
+    } catch {
+      throw new RegistryError("unexpected", `${this.opts.host} answered ${what} with something that is not JSON: ${excerpt(raw.toString("utf8"))}`);
+    }
+    if (!manifest?.config?.digest || !Array.isArray(manifest.layers)) {
+      throw new RegistryError("unexpected", `${this.opts.host}: the manifest of ${namespace}:${reference} has no config or layers; is it a tart image?`);
+    }
+    return { digest, manifest };
+  }
+
+  /** A small JSON blob (an image config). */
+  async getJsonBlob<T>(namespace: string, digest: string): Promise<T> {
+    const what = `reading blob ${digest} of ${namespace}`;
+    const res = await this.call("GET", `/v2/${namespace}/blobs/${digest}`, what, {});
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new RegistryError("unexpected", `${this.opts.host} answered ${what} with something that is not JSON: ${excerpt(text)}`);
+    }
+  }
+
+  /** Deletes a manifest by digest (a tag answers 400 DIGEST_INVALID; the registry needs storage.delete.enabled). */
+  async deleteManifest(namespace: string, digest: string): Promise<void> {
+    await this.call("DELETE", `/v2/${namespace}/manifests/${digest}`, `deleting ${namespace}@${digest}`, {}, [202]);
+  }
+
+  async listTags(namespace: string): Promise<string[]> {
+    return this.paged(`/v2/${namespace}/tags/list?n=1000`, `listing the tags of ${namespace}`, "tags");
+  }
+
+  async listRepositories(): Promise<string[]> {
+    return this.paged("/v2/_catalog?n=1000", "listing repositories", "repositories");
+  }
+
+  /** Follows the Link rel="next" pages of a list (the registry caps a page at 1000). */
+  private async paged(first: string, what: string, key: "tags" | "repositories"): Promise<string[]> {
+    const out: string[] = [];
+    for (let path: string | undefined = first; path; ) {
+      const res = await this.call("GET", path, what, {});
+      const body = (await res.json().catch(() => ({}))) as Record<string, string[] | null | undefined>;
+      out.push(...(body[key] ?? []));
+      path = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.get("link") ?? "")?.[1];
+    }
+    return out;
+  }
+
+  /** One call; a 401 is answered once with the challenge's scheme, then the call is sent again. */
+  private async call(method: string, path: string, what: string, headers: Record<string, string>, ok = [200]): Promise<Response> {
+    let res = await this.send(method, path, what, headers);
+    if (res.status === 401) {
+      const before = this.authorization;
+      await this.answerChallenge(res, what);
+      if (this.authorization !== before) res = await this.send(method, path, what, headers);
+    }
+    if (ok.includes(res.status)) return res;
+    throw await this.statusError(res, method, what);
+  }
+
+  private async send(method: string, path: string, what: string, headers: Record<string, string>): Promise<Response> {
+    try {
+      return await fetch(/^https?:/.test(path) ? path : `${this.base}${path}`, {
+        method,
+        headers: { ...headers, ...(this.authorization && { Authorization: this.authorization }) },
+        signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: "follow",
+      });
+    } catch (err) {
+      throw this.networkError(err, what);
+    }
+  }
+
+  private async answerChallenge(res: Response, what: string): Promise<void> {
+    const challenge = parseChallenge(res.headers.get("www-authenticate"));
+    await res.body?.cancel();
+    const creds = this.opts.credentials;
+    if (challenge?.scheme === "basic") {
+      if (!creds) throw this.unauthorized(what, "wants credentials and none are configured");
+      this.authorization = basicAuthorization(creds);
+    } else if (challenge?.scheme === "bearer") {
+      try {
+        this.authorization = `Bearer ${await fetchBearerToken(challenge, creds, this.timeoutMs)}`;
+      } catch (err) {
+        if (err instanceof TokenRequestFailed && (err.status === 401 || err.status === 403)) {
+          throw this.unauthorized(what, `refused a token (${err.message})`);
+        }
+        throw this.networkError(err, `${what} (getting a token)`);
+      }
+    }
+  }
+
+  private unauthorized(what: string, detail: string): RegistryError {
+    const who = this.opts.credentials ? ` for user ${this.opts.credentials.username}` : "";
+    const check = this.opts.credentialsSource ? `; check ${this.opts.credentialsSource}` : "";
+    return new RegistryError("unauthorized", `the registry ${this.opts.host} ${detail}${who} (401) while ${what}${check}`, 401);
+  }
+
+  private async statusError(res: Response, method: string, what: string): Promise<RegistryError> {
+    const body = method === "HEAD" ? "" : await res.text().catch(() => "");
+    const code = registryErrorCode(body);
+    const detail = code ? ` ${code}` : body ? `: ${excerpt(body)}` : "";
+    const s = res.status;
+    if (s === 401) return this.unauthorized(what, "refused the credentials");
+    if (s === 403) return new RegistryError("forbidden", `the registry ${this.opts.host} denied ${what} (403${detail}); the account needs more rights`, s);
+    if (s === 404) return new RegistryError("not-found", `${what}: not found on ${this.opts.host} (404${detail})`, s);
+    if (s === 429 || s >= 500) return new RegistryError("server", `the registry ${this.opts.host} failed ${what} (${s}${detail}); try again later`, s);
+    return new RegistryError("unexpected", `the registry ${this.opts.host} answered ${s}${detail} while ${what}`, s);
+  }
+
+  private networkError(err: unknown, what: string): RegistryError {
+    const e = err as { name?: string; code?: string; message?: string };
+    if (e.name === "TimeoutError" || e.name === "AbortError") {
+      return new RegistryError("timeout", `no answer from the registry ${this.opts.host} within ${this.timeoutMs / 1000} s while ${what}; is it overloaded or down?`);
+    }
+    if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(`${e.code ?? ""} ${e.message ?? ""}`)) {
+      return new RegistryError("tls", `the registry ${this.opts.host}'s TLS certificate is not trusted while ${what} (${e.code ?? e.message}); trust its CA on this host (security add-trusted-cert), or use image.insecure for a plain-HTTP registry`);
+    }
+    return new RegistryError("unreachable", `cannot reach the registry at ${this.base} while ${what} (${e.code ?? e.message ?? String(err)}); is it running and reachable from this host?`);
+  }
+}
+
+/** The first error code in a Distribution error body: {"errors":[{"code":"MANIFEST_UNKNOWN",…}]}. */
+function registryErrorCode(body: string): string | undefined {
+  try {
+    const code = (JSON.parse(body) as { errors?: { code?: unknown }[] }).errors?.[0]?.code;
+    return typeof code === "string" ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}

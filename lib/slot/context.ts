@@ -1,0 +1,78 @@
+// What every step CLI opens first: the config, the slot number, a logger
+// carrying the slot, and a tart wrapper with the registry credentials.
+import type { CommonFlags } from "../core/cli.ts";
+import { loadConfig, type Config } from "../config/index.ts";
+import { UsageError } from "../core/errors.ts";
+import { createLogger, type Logger } from "../core/log.ts";
+import { hostId, slotNames, type SlotNames } from "../config/names.ts";
+import type { ImageRef } from "../image/oci-ref.ts";
+import { RegistryClient, type RegistryCredentials } from "../image/registry.ts";
+import { readSecretFile } from "../core/secrets.ts";
+import { Tart } from "../vm/tart.ts";
+import type { GitHubClient } from "../github/client.ts";
+import type { Stop } from "../core/signals.ts";
+import type { SlotMetrics } from "../host/metrics/index.ts";
+import type { SlotStore } from "./state.ts";
+
+export interface SlotContext {
+  config: Config;
+  slot: number;
+  log: Logger;
+  tart: Tart;
+  names: SlotNames;
+}
+
+/** A slot's context while its loop runs: the state file, GitHub, the stop signals and the metrics. */
+export interface SlotRun extends SlotContext {
+  store: SlotStore;
+  gh: () => GitHubClient;
+  stop: Stop;
+  metrics: SlotMetrics;
+}
+
+/** image.username and the password from image.password_path (registered as a secret), if configured. */
+export function registryCredentials(config: Config): RegistryCredentials | undefined {
+  const { image } = config;
+  if (!image.username || !image.passwordPath) return undefined;
+  return { username: image.username, password: readSecretFile(image.passwordPath, "image.password_path") };
+}
+
+/** tart with the registry credentials for clone and pull (and `env`, e.g. another TART_HOME, for every call). */
+export function tartFor(config: Config, extraEnv: Record<string, string> = {}): Tart {
+  // `pull` manages the image cache (pinned + previous kept, disk floor), so
+  // clone's automatic pruning must not evict the rollback image.
+  const env: Record<string, string> = { TART_NO_AUTO_PRUNE: "1", ...extraEnv };
+  const { image } = config;
+  const creds = registryCredentials(config);
+  const credentials: Record<string, string> = {};
+  if (creds) {
+    // Passed in the environment of clone and pull, never argv (lib/vm/tart.ts).
+    credentials.TART_REGISTRY_USERNAME = creds.username;
+    credentials.TART_REGISTRY_PASSWORD = creds.password;
+    const host = image.ref.split("/")[0];
+    if (host && image.ref.includes("/")) credentials.TART_REGISTRY_HOSTNAME = host;
+  }
+  return new Tart({ path: config.host.tartPath, env, ...(creds && { credentials }), insecure: image.insecure });
+}
+
+/** The registry of image.ref, with the configured credentials. */
+export function registryFor(config: Config, repo: ImageRef): RegistryClient {
+  return new RegistryClient({
+    host: repo.host,
+    insecure: config.image.insecure,
+    credentials: registryCredentials(config),
+    credentialsSource: "image.username and image.password_path",
+  });
+}
+
+export function openSlot(common: CommonFlags, command: string): SlotContext {
+  if (common.slot === undefined) throw new UsageError(`${command}: --slot N is required`);
+  const config = loadConfig({ path: common.config });
+  if (common.slot > config.host.slots) {
+    throw new UsageError(`${command}: --slot ${common.slot} but host.slots is ${config.host.slots} in ${config.file}`);
+  }
+  const log = createLogger({ verbose: common.verbose, fields: { slot: common.slot } });
+  const host = hostId(config.host.id, config.host.stateDir, (id, from) =>
+    log.info("host.id_pinned", `host id "${id}" (from ${from}) pinned in ${config.host.stateDir}/host-id; names keep it even if the hostname changes`));
+  return { config, slot: common.slot, log, tart: tartFor(config), names: slotNames(config.runner.namePrefix, common.slot, host) };
+}

@@ -1,0 +1,370 @@
+// One cycle of a slot, from a fresh VM to its one job done:
+//   VM: pre-cloned (or clone) -> tart run -> address -> SSH     ┐ token starts once
+//   token: the JIT runner (1 API call)                          ┘ the VM is alive
+//   run.sh over SSH -> listening -> one job -> completed
+//   (GitHub retired the runner before any job: a new runner in the same VM, docs/idle.md)
+// While the runner listens, the next VM is cloned and the slot's housekeeping
+// (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
+// done the VM is forced off; the next cycle deletes it while its own VM boots
+// (a stopping slot deletes it, and the pre-cloned VM, before it exits).
+// A stop (drain) takes an idle runner off GitHub before the VM is touched.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { boot, type Booted } from "../vm/boot.ts";
+import { clone } from "../vm/clone.ts";
+import { startRun, type RunHandle, type RunOutcome } from "../runner/run.ts";
+import { token } from "../runner/jit.ts";
+import { MacosRunnerError, StateIoError } from "../core/errors.ts";
+import { GitHubError } from "../github/errors.ts";
+import type { JitConfig } from "../github/runners.ts";
+import { imageToClone, type ImageChoice } from "../image/choice.ts";
+import { inspectImageLock } from "../image/pin.ts";
+import { cachedDigest } from "../vm/tart-cache.ts";
+import { aborted } from "../core/signals.ts";
+import { cleanSlot, removeRunner } from "./clean.ts";
+import { reportGhostJob, reportLostJob } from "./lost.ts";
+import { prepareSnapshot } from "./snapshot.ts";
+import type { SlotRun } from "./context.ts";
+import { adopt, retireGhosts, sweep, sweepDue } from "./recover.ts";
+import type { StatePatch } from "./state.ts";
+import { VmLimitError } from "../vm/tart.ts";
+import type { StartPath } from "../host/metrics/index.ts";
+
+export interface CycleResult {
+  outcome: RunOutcome;
+  path: StartPath;
+  /** The VM the cycle served on. */
+  vm: string;
+  /** The cycle's last runner (the VM's name unless a retired runner was replaced). */
+  runner: string;
+  /** Runners started in the VM: 1, plus one per retired idle runner replaced in it. */
+  runners: number;
+}
+
+/** Ended by a stop before or instead of a job: the slot is clean, exit 0. */
+export class StoppedError extends MacosRunnerError {
+  constructor(when: string) {
+    super(`stopped ${when}`, { kind: "ok" });
+  }
+}
+
+/** Writes the state, and refuses to go on when it could not be persisted (a crash would forget what we made). */
+function persist(r: SlotRun, patch: StatePatch, before: string): void {
+  if (r.store.write(patch)) return;
+  throw new StateIoError(`cannot record the slot's state in ${r.store.path} (${r.store.lastWriteError?.message}); not ${before}. Free disk space on that volume.`, r.store.lastWriteError);
+}
+
+/**
+ * A VM cloned while the previous job ran, if it is still good to use: same
+ * image, young enough, on disk. A stale one the previous cycle already started
+ * (a pull pinned another image since) is forced off now: it would hold one of
+ * the two VM places while this cycle's VM boots.
+ */
+async function usablePreclone(r: SlotRun, image: string): Promise<string | undefined> {
+  const next = r.store.current.next_vm;
+  if (!next) return undefined;
+  const fresh = Date.now() - Date.parse(next.created_at) < r.config.vm.precloneMaxAgeMs;
+  if (next.image === image && fresh && existsSync(join(r.tart.home, "vms", next.name, "config.json"))) return next.name;
+  r.log.info("preclone.stale", `pre-cloned VM ${next.name} is ${next.image === image ? "too old" : "of another image"}; deleting it`, { vm: next.name });
+  r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
+  if (next.run) await r.tart.forceOff(next.name);
+  return undefined;
+}
+
+/** What the metrics' info series says about the image in use: the pinned digest, else the one tart cached for the tag. */
+function reportImage(r: SlotRun, choice: ImageChoice, path: StartPath): void {
+  const { lock } = inspectImageLock(r.config.host.stateDir);
+  const pinnedHere = lock && lock.digest === choice.digest;
+  const digest = choice.digest ?? cachedDigest(choice.ref, r.tart.home);
+  r.metrics.info({ image_digest: digest, path, ...(pinnedHere && { runner_version: lock.runner_version, pinned_at: lock.pinned_at }) });
+}
+
+export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
+  const { config, tart, store, stop, metrics } = r;
+  const choice = imageToClone(config, r.log);
+  const image = choice.ref;
+  if (!choice.pinned && choice.ref.includes("/")) r.log.info("clone.unpinned", `no image pinned yet (pull has not run): cloning the tag ${choice.ref}`);
+  // vm.start: snapshot restores clones of the slot's suspended golden (lib/slot/snapshot.ts).
+  const snap = config.vm.start === "snapshot" ? await prepareSnapshot(r, choice) : undefined;
+  const source = snap?.golden ?? image;
+  const pre = await usablePreclone(r, source);
+  // The previous cycle may have started it already (lib/slot/prestart.ts).
+  const started = pre ? store.current.next_vm?.run : undefined;
+  const name = pre ?? r.names.next();
+  const log = r.log.child({ vm: name, runner: name });
+  const cycle = { ...r, log };
+  let path: StartPath = snap ? "snapshot" : pre ? "pre-cloned" : "cold";
+  persist(r, {
+    phase: pre ? "boot" : "clone", vm: name, vm_runners: undefined, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
+    cycle_started_at: new Date().toISOString(), path, image: choice.digest ?? choice.ref, next_vm: pre ? undefined : store.current.next_vm,
+  }, "starting a VM");
+  log.info("cycle.start", pre ? "cycle started on a pre-cloned VM" : "cycle started", { phase: store.current.phase, path, image: choice.digest ?? choice.ref });
+
+  const cancel = new AbortController();
+  const stopOrCancel = AbortSignal.any([stop.drain, cancel.signal]);
+  let alive!: () => void;
+  const vmAlive = new Promise<void>((res) => (alive = res));
+  const vmP = (async (): Promise<Booted> => {
+    if (snap) {
+      const b = await snap.start({ name, preCloned: pre !== undefined, started, log, signal: stopOrCancel, onAlive: alive });
+      path = b.path;
+      return b;
+    }
+    if (!pre) {
+      const cloneStarted = Date.now();
+      await clone({ config, tart, vm: name, image, log, signal: stopOrCancel });
+      metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
+      store.write({ phase: "boot" });
+    }
+    const booted = await boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive, started });
+    metrics.observe("boot_to_ip", (booted.leasedAt - booted.startedAt) / 1000);
+    metrics.observe("boot_to_ssh", (booted.sshAt - booted.startedAt) / 1000);
+    return booted;
+  })();
+  // The JIT runner is made once the VM is alive, so a VM that cannot start
+  // (2-VM limit, start failure) costs no runner.
+  const vmFailed = vmP.then(() => false, () => true);
+  // Finished VMs (already off) are deleted while this one boots, when the host is idle, not while ssh connects.
+  const disposed = Promise.race([vmAlive, vmFailed]).then(() => disposeOld(cycle));
+  const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
+    if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
+    if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
+    const tokenStarted = Date.now();
+    const jit = await token({ config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
+    store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
+    metrics.observe("token", (Date.now() - tokenStarted) / 1000);
+    return jit;
+  });
+  // Whichever side fails first explains the cycle; the other was cancelled or never began.
+  let failedFirst: "vm" | "token" | undefined;
+  tokenP.catch((err: unknown) => {
+    failedFirst ??= "token";
+    cancel.abort();
+    // GitHub refused the call outright (4xx): no runner was made, so there is none to look up and delete.
+    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) store.write({ runner_name: undefined });
+  });
+  vmP.catch(() => (failedFirst ??= "vm"));
+  const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
+  const background: Promise<unknown>[] = [disposed];
+  if (stop.drain.aborted) {
+    await Promise.allSettled(background);
+    throw new StoppedError("before the runner started");
+  }
+  if (jitR.status === "rejected" && failedFirst === "token") throw jitR.reason;
+  if (vmR.status === "rejected") {
+    if (vmR.reason instanceof VmLimitError) {
+      // A VM that never started is untouched: keep it for the next cycle.
+      store.write({ vm: undefined, next_vm: { name, image, created_at: new Date().toISOString() } });
+      // One of the running VMs is this slot's although no state names it: a leftover; remove it now.
+      if (vmR.reason.others.some((o) => r.names.owns(o))) await sweep(cycle, { github: true });
+    }
+    throw vmR.reason;
+  }
+  if (jitR.status === "rejected") throw jitR.reason;
+  const booted = vmR.value;
+  reportImage(r, choice, path);
+
+  let vmStopped = false;
+  void booted.vm.exited.then(() => (vmStopped = true));
+  let jit = jitR.value;
+  let runLog = log;
+  let run!: RunHandle;
+  // Between two runners of the VM nothing listens: a drain then is the replacement's to see (it makes no runner to take off).
+  let replacing = false;
+  void aborted(stop.drain).then(() => (replacing ? undefined : drain(cycle, run)));
+  void aborted(stop.now).then(() => run.stop());
+  store.write({ phase: "run", vm_runners: 1 });
+  let outcome: RunOutcome;
+  // A runner GitHub retires before any job reached it leaves a VM that never
+  // ran a job's code: a new runner starts in it (one API call) instead of a
+  // new VM, until the VM is older than vm.idle_reuse_max or another image is pinned.
+  for (;;) {
+    run = startRun({
+      config, vm: name, ip: booted.ip, tartHome: tart.home, jitConfig: jit.encodedJitConfig, log: runLog, vmGone: booted.vm.exited, endAtCompletion: true,
+      on: {
+        listening: () => {
+          metrics.runnerListening();
+          // Once per VM: a replaced runner's VM has its pre-clone and housekeeping under way already.
+          if (store.current.vm_runners === 1) background.push(precloneNext(r, source, { configure: !snap }), housekeeping(cycle));
+        },
+        jobStarted: (job) => {
+          store.write({ phase: "job", job });
+          metrics.jobStarted();
+        },
+        jobCompleted: (result) => metrics.jobCompleted(result),
+      },
+    });
+    outcome = await run.done;
+    if (!(outcome.retired && outcome.job === undefined) || vmStopped) break;
+    const keep = keepIdleVm(cycle, choice.ref);
+    if (keep !== true) {
+      runLog.info("runner.retired", `GitHub retired the idle runner; ${keep}: this VM is replaced by a new one`, { phase: "run", vm_runners: store.current.vm_runners });
+      break;
+    }
+    replacing = true;
+    const replaced = await replaceRunner(cycle, name, jit.runner.name).catch(async (err: unknown) => {
+      await Promise.allSettled(background);
+      throw err;
+    });
+    replacing = false;
+    if (!replaced) {
+      // Stopped while the new runner was made: cleanup deletes it.
+      outcome = { kind: "stopped", runnerGone: false, detail: "stopped while a retired runner was replaced" };
+      break;
+    }
+    jit = replaced;
+    runLog = r.log.child({ vm: name, runner: jit.runner.name });
+  }
+  // SSH lost with the VM up: the job goes on in the guest; wait for it (a false answer has reported it lost).
+  const adopted = outcome.kind === "lost" && outcome.sessionDropped && !vmStopped ? await adoptAfterSshLoss(cycle, name, outcome.job) : undefined;
+  if (adopted) {
+    outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: "SSH dropped; the job finished on its VM" };
+    metrics.jobCompleted("Unknown");
+  }
+  // A result already recorded ("Lost", by adopt) stays.
+  store.write({ job: outcome.job, job_result: outcome.result ?? store.current.job_result, runner_gone: outcome.runnerGone || store.current.runner_gone });
+  if (outcome.kind === "lost" && adopted === undefined) {
+    reportLostJob(cycle, { phase: "job", vm: name, runner: jit.runner.name, runnerId: jit.runner.id, job: outcome.job }, `job "${outcome.job}" was lost (${outcome.detail}); GitHub fails it: re-run it`);
+  }
+  await Promise.allSettled(background);
+
+  // The finished VM is disposable: forced off now, deleted by the next cycle
+  // (at once when the slot is stopping, so nothing is left behind).
+  store.write({ phase: "cleanup" });
+  const cleanupStarted = Date.now();
+  const s = store.current;
+  const { ghost } = await cleanSlot(cycle, r.gh, { vm: name, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: outcome.kind, keepStoppedVm: true });
+  // Busy on GitHub although we saw no job: one was assigned as the runner or its VM died; it dies with the VM.
+  if (ghost && outcome.kind !== "lost") reportGhostJob(cycle, ghost, name);
+  store.write({
+    vm: undefined, vm_runners: undefined, runner_id: undefined, runner_name: undefined, runner_gone: undefined,
+    dispose: [...store.current.dispose, name],
+    ghosts: ghost ? [...store.current.ghosts, ghost] : store.current.ghosts,
+  });
+  metrics.observe("cleanup", (Date.now() - cleanupStarted) / 1000);
+  return { outcome, path, vm: name, runner: jit.runner.name, runners: s.vm_runners ?? 1 };
+}
+
+/**
+ * Whether the VM of a runner GitHub retired idle may serve a new runner:
+ * true, or why not (reuse is off, the VM is too old, another image is pinned,
+ * the slot is stopping).
+ */
+function keepIdleVm(r: SlotRun, image: string): true | string {
+  const { config, store } = r;
+  if (!config.vm.reuseIdle) return "vm.reuse_idle is off";
+  if (r.stop.drain.aborted) return "the slot is stopping";
+  const up = Date.now() - Date.parse(store.current.cycle_started_at ?? "");
+  if (!(up < config.vm.idleReuseMaxMs)) return `the VM is up ${Math.round(up / 1000)} s, vm.idle_reuse_max is ${config.vm.idleReuseMaxMs / 1000} s`;
+  const now = imageToClone(config, r.log).ref;
+  if (now !== image) return `another image is pinned (${now})`;
+  return true;
+}
+
+/**
+ * A new JIT runner for the VM whose runner GitHub retired before any job:
+ * its name is recorded before it is made (a crash leaves a name recovery
+ * deletes). The retired runner's run has ended (its process is gone); the
+ * guest command removes its config files before the new one starts.
+ * Undefined when a stop came meanwhile (the new runner is recorded for cleanup).
+ */
+async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<JitConfig | undefined> {
+  const { store, metrics } = r;
+  const started = Date.now();
+  persist(r, { phase: "token", runner_id: undefined, runner_name: undefined, runner_gone: undefined }, "replacing the retired runner");
+  let jit: JitConfig;
+  try {
+    jit = await token({ config: r.config, names: r.names, name: r.names.next(), log: r.log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
+  } catch (err) {
+    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) store.write({ runner_name: undefined });
+    throw err;
+  }
+  metrics.observe("token", (Date.now() - started) / 1000);
+  const runners = (store.current.vm_runners ?? 1) + 1;
+  store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name, phase: "run", vm_runners: runners });
+  if (r.stop.drain.aborted) return undefined;
+  metrics.runnerReplaced();
+  r.log.info("runner.replaced", `GitHub retired idle runner ${retired} before any job; runner ${jit.runner.name} starts in the same VM (runner ${runners} on it)`, {
+    phase: "run", vm, runner: jit.runner.name, runner_id: jit.runner.id, retired, vm_runners: runners, duration_ms: Date.now() - started,
+  });
+  return jit;
+}
+
+/**
+ * SSH dropped while the job ran but the VM is up: the runner does not notice
+ * (no hangup without a terminal) and its job goes on. Wait for GitHub to see
+ * the job finish, as for a crashed predecessor's job, rather than kill it.
+ */
+async function adoptAfterSshLoss(r: SlotRun, vm: string, job: string | undefined): Promise<boolean> {
+  const s = r.store.current;
+  if (s.runner_id === undefined || s.runner_name === undefined) return false;
+  r.log.warn("run.ssh_lost", `SSH to ${vm} dropped while job "${job}" ran; the VM is up, so the job is left to finish`, { phase: "job" });
+  return adopt(r, { id: s.runner_id, name: s.runner_name, since: new Date().toISOString() }, vm);
+}
+
+/** Drain: a running job finishes; an idle runner is taken off GitHub first (422 = a job was just assigned: it runs). */
+async function drain(r: SlotRun, run: RunHandle): Promise<void> {
+  if (run.job !== undefined) return r.log.warn("run.draining", `stop requested; letting job "${run.job}" finish (signal again to cut it short)`, { phase: "job" });
+  const s = r.store.current;
+  const removed = await removeRunner(r.gh(), { id: s.runner_id, name: s.runner_name }).catch((err: Error) => err);
+  if (removed instanceof Error) {
+    r.log.warn("run.draining", `could not take the idle runner off GitHub (${removed.message}); stopping it anyway`, { phase: "run" });
+  } else if (typeof removed === "object") {
+    return r.log.warn("run.draining", "stop requested just as GitHub assigned a job; letting it run (signal again to cut it short)", { phase: "run" });
+  } else {
+    r.store.write({ runner_gone: true });
+  }
+  r.log.info("run.stopping", "idle runner removed from GitHub; stopping", { phase: "run" });
+  run.stop();
+}
+
+/** Clones the next cycle's VM while this one serves, recorded before it starts. */
+async function precloneNext(r: SlotRun, image: string, o: { configure: boolean }): Promise<void> {
+  if (r.store.current.next_vm || r.stop.drain.aborted) return;
+  const name = r.names.next();
+  if (!r.store.write({ next_vm: { name, image, created_at: new Date().toISOString() } })) return;
+  try {
+    const started = Date.now();
+    await clone({ config: r.config, tart: r.tart, vm: name, image, log: r.log.child({ phase: "preclone", vm: name }), signal: r.stop.drain, configure: o.configure });
+    r.metrics.observe("clone", (Date.now() - started) / 1000);
+  } catch (err) {
+    r.log.warn("preclone.failed", `could not clone the next VM ahead (${(err as Error).message}); the next cycle clones its own`, { vm: name });
+    r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, name] });
+  }
+}
+
+/**
+ * Housekeeping while a runner listens: ghosts, VMs no state names, and this
+ * slot's runners on GitHub now and then — at once when a stray VM shows the
+ * state forgot something (its runner is then unrecorded too).
+ */
+async function housekeeping(r: SlotRun): Promise<void> {
+  try {
+    await retireGhosts(r);
+    const { strays } = await sweep(r, { github: sweepDue(r) });
+    // A stray VM shows the state forgot something: its slot's runners may be unrecorded too.
+    if (strays > 0) await sweep(r, { github: true });
+  } catch (err) {
+    r.log.warn("housekeeping.failed", `housekeeping failed (${(err as Error).message}); the next cycle tries again`);
+  }
+}
+
+/** Deletes VMs finished by earlier cycles (already forced off). */
+async function disposeOld(r: SlotRun): Promise<void> {
+  for (const vm of r.store.current.dispose) {
+    try {
+      await r.tart.forceOff(vm);
+      await r.tart.delete(vm);
+      r.store.write({ dispose: r.store.current.dispose.filter((v) => v !== vm) });
+    } catch (err) {
+      r.log.warn("dispose.failed", `could not delete finished VM ${vm} (${(err as Error).message}); the next cycle tries again`, { vm });
+    }
+  }
+}
+
+/** On a stop: nothing of the slot's stays on disk, the pre-cloned VM included. */
+export async function disposeAll(r: SlotRun): Promise<void> {
+  const next = r.store.current.next_vm;
+  if (next) r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
+  await disposeOld(r);
+}
