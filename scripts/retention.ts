@@ -6,13 +6,9 @@
 //   retention --registry reg.example.com --keep 4 --username admin --password-file ~/.config/registry-admin
 //   retention ... --gc-config /etc/docker/registry/config.yml    # registry read-only or stopped
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
-import { secretFile } from "../lib/config/paths.ts";
-import { MacosRunnerError, UsageError, exitCode } from "../lib/core/errors.ts";
+import { UsageError, exitCode } from "../lib/core/errors.ts";
 import { createLogger } from "../lib/core/log.ts";
-import { finished, sh } from "../lib/core/proc.ts";
-import { RegistryClient } from "../lib/image/registry.ts";
-import { applyRetention, describeTags, planRetention } from "../registry/retention/retention.ts";
-import { readSecretFile } from "../lib/core/secrets.ts";
+import { garbageCollect, openRegistry, retain } from "../registry/retention/run.ts";
 
 export const spec = {
   name: "retention",
@@ -38,38 +34,13 @@ export const spec = {
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
-/** A registry of many terabytes takes long to mark and sweep; a hung one is killed after this. */
-const GC_TIMEOUT_MS = 3_600_000;
-
 export async function main({ values }: Parsed<typeof spec.options>): Promise<number | void> {
   const log = createLogger({ verbose: Boolean(values.verbose), fields: { phase: "retention" } });
   if (!values.registry) throw new UsageError("retention: --registry HOST[:PORT] is required");
   if (!values.keep || !/^[1-9]\d*$/.test(values.keep)) throw new UsageError(`retention: --keep N must be a whole number of at least 1, got '${values.keep ?? ""}'`);
   if (Boolean(values.username) !== Boolean(values["password-file"])) throw new UsageError("retention: --username and --password-file go together");
-  const keep = Number(values.keep);
-  let credentials;
-  if (values.username && values["password-file"]) {
-    let path: string;
-    try {
-      path = secretFile(values["password-file"], { home: process.env.HOME, dir: process.cwd() });
-    } catch (err) {
-      throw new MacosRunnerError(`--password-file: ${(err as Error).message}`, { kind: "config" });
-    }
-    credentials = { username: values.username, password: readSecretFile(path, "--password-file") };
-  }
-  const registry = new RegistryClient({ host: values.registry, insecure: values.insecure, credentials, credentialsSource: "--username and --password-file" });
-
-  const repositories = values.repository ?? (await registry.listRepositories());
-  let deleted = 0;
-  for (const repository of repositories) {
-    const plan = planRetention(repository, await describeTags(registry, repository), keep);
-    const say = (line: string) => process.stdout.write(`${line}\n`);
-    say(`${repository}: keep ${plan.keep.map((t) => t.tag).join(", ") || "nothing"}`);
-    for (const t of plan.undated) say(`${repository}: keep ${t.tag} (no upload time to rank it by)`);
-    for (const r of plan.remove) say(`${repository}: ${values["dry-run"] ? "would delete" : "delete"} ${r.digest} (${r.tags.join(", ")})`);
-    if (!values["dry-run"]) await applyRetention(registry, plan, log);
-    deleted += plan.remove.length;
-  }
+  const registry = openRegistry({ host: values.registry, insecure: values.insecure, username: values.username, passwordFile: values["password-file"] });
+  const deleted = await retain(registry, { keep: Number(values.keep), repositories: values.repository, dryRun: Boolean(values["dry-run"]), log });
   if (values["dry-run"] || deleted === 0) return exitCode("ok");
 
   const gcBinary = values["gc-binary"] ?? "docker-registry";
@@ -79,13 +50,7 @@ export async function main({ values }: Parsed<typeof spec.options>): Promise<num
     );
     return exitCode("ok");
   }
-  const gc = await finished(sh({ timeoutMs: GC_TIMEOUT_MS })`${gcBinary} garbage-collect -m ${values["gc-config"]}`);
-  if (gc.code !== 0) {
-    const why = (gc.stderr || gc.stdout).trim().split("\n").slice(-3).join(" | ");
-    const how = gc.timedOut ? `was killed after ${GC_TIMEOUT_MS / 60_000} min` : `failed (exit ${gc.code})`;
-    throw new MacosRunnerError(`${gcBinary} garbage-collect -m ${values["gc-config"]} ${how}: ${why}`);
-  }
-  log.info("retention.gc", `garbage-collected with ${values["gc-config"]}`);
+  await garbageCollect(gcBinary, values["gc-config"], log);
   return exitCode("ok");
 }
 

@@ -35,3 +35,22 @@ export function processStartTime(pid: number): string | undefined {
 export function isSameProcess(pid: number, startTime: string): boolean {
   return processStartTime(pid) === startTime;
 }
+
+/**
+ * Whether a live process of ours has this pid (another user's answers EPERM:
+ * not our `tart run`). A zombie, dead but not yet reaped by whoever adopted
+ * it, answers kill(0) too: where /proc tells, it counts as dead.
+ */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
+  } catch {
+    return true; // no /proc (macOS): kill(0) is the answer
+  }
+}

@@ -3,7 +3,7 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { isSameProcess, processStartTime } from "../core/process-identity.ts";
+import { isAlive, isSameProcess, processStartTime } from "../core/process-identity.ts";
 import { MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { finished, sh, type Finished } from "../core/proc.ts";
 import { poll, sleep } from "../core/wait.ts";
@@ -88,25 +88,6 @@ export function vmLimitOthers(output: string): string[] | undefined {
   const m = /exceeds the system limit(?: \(other running VMs: ([^)]*)\))?/.exec(output);
   if (!m) return undefined;
   return (m[1] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-}
-
-/**
- * Whether a live process of ours has this pid (another user's answers EPERM:
- * not our `tart run`). A zombie, dead but not yet reaped by whoever adopted
- * it, answers kill(0) too: where /proc tells, it counts as dead.
- */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
-  } catch {
-    return true; // no /proc (macOS): kill(0) is the answer
-  }
 }
 
 /** How often an attached `tart run` (not our child) is checked for having ended. */

@@ -14,7 +14,7 @@ import { tartFor, type SlotContext } from "../../lib/slot/context.ts";
 import { createLogger } from "../../lib/core/log.ts";
 import { hostId, slotNames } from "../../lib/config/names.ts";
 import { stopController } from "../../lib/core/signals.ts";
-import { loop } from "../../scripts/loop.ts";
+import { loop } from "../../lib/slot/loop.ts";
 import { parseLogLines, type LogLine } from "../../sim/logs.ts";
 import { startWorld, type SimHost, type SimTartConfig, type World, type WorldOptions } from "../../sim/world.ts";
 import { ensureBinaries, start, until, worldEnv, type Run } from "../helpers/e2e.ts";

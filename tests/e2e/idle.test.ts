@@ -178,20 +178,22 @@ describe("a crash while a retired runner is replaced", () => {
 describe("a stop while a retired runner is replaced", () => {
   test.concurrent("the new runner is not started; the slot exits 0 having deleted it, its VM and nothing else", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
-    // The replacement's JIT call (the second) answers 4 s late: armed before the loop starts, so it meets it however soon GitHub retires the first runner.
-    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 4_000, skip: 1 });
+    // The replacement's JIT call (the second) answers 8 s late (time for a loaded machine to see it asked for and signal): armed before the loop starts, so it meets it however soon GitHub retires the first runner.
+    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 8_000, skip: 1 });
     const run = loopBinary(s);
-    await until("first runner listening", () => events(run.lines(), "run.ready").length > 0, 20_000);
-    const vm = slotState(s)!.vm as string;
+    // The VM's first runner is named as the VM; a replacement's name differs. (On a loaded machine the first runner
+    // may be retired before it even listens: the replacement comes all the same.)
+    let vm = "";
     const pending = await until("the replacement asked for", () => {
-      const st = slotState(s)!;
-      return st.phase === "token" && st.runner_name !== undefined && st.runner_name !== vm && (st.runner_name as string);
-    }, 20_000, 50);
+      const st = slotState(s);
+      vm = st?.vm as string;
+      return st?.phase === "token" && st.runner_name !== undefined && st.runner_name !== vm && (st.runner_name as string);
+    }, 30_000, 50);
     run.child.kill("SIGTERM");
     const lines = await exitOf(run, 0);
     expect(events(lines, "runner.replaced")).toEqual([]);
-    // Only the first runner listened: the replacement never started.
-    expect(events(lines, "run.ready").length).toBe(1);
+    // Only the VM's first runner can have listened: the replacement never started.
+    expect(events(lines, "run.ready").filter((l) => l.runner !== vm)).toEqual([]);
     // The stop took the new runner off GitHub (GitHub may have retired it first: then that answered 404).
     expect(count((await github(s)).calls, "DELETE")).toBeGreaterThanOrEqual(1);
     expect(lines.some((l) => l.event === "cleanup.runner_removed" && l.runner === pending), logText(lines)).toBe(true);

@@ -4,6 +4,7 @@
 // and start time), not by its age; nothing of it outlives cleanup.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
+import { isAlive } from "../../lib/core/process-identity.ts";
 import { join } from "node:path";
 import type { World } from "../../sim/world.ts";
 import { enqueue, events, exitOf, fileWorld, job, loopBinary, nothingLeft, slots, slotState, start, until, vms, type Slots } from "./harness.ts";
@@ -37,20 +38,6 @@ async function serve(s: Slots, name: string) {
 }
 
 const nextVm = (s: Slots) => slotState(s)!.next_vm as NextVm;
-/** A live process: a zombie (killed, not yet reaped by whoever adopted it) answers kill(0) but is dead. */
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
-  } catch {
-    return false;
-  }
-};
 
 describe("the next VM started ahead", () => {
   test.concurrent("a healthy cycle starts the next VM as it exits; the next cycle waits for it and serves its job on it", async () => {
@@ -58,7 +45,7 @@ describe("the next VM started ahead", () => {
     const first = await serve(s, "first");
     const next = nextVm(s);
     expect(events(first, "next.started").map((l) => l.vm)).toEqual([next.name]);
-    expect(alive(next.run!.pid)).toBe(true);
+    expect(isAlive(next.run!.pid)).toBe(true);
     expect(next.run!.pid_start).toBeString();
     await until("the next VM runs", () => vms(s).find((v) => v.name === next.name)?.running);
     const second = await serve(s, "second");
@@ -96,8 +83,8 @@ describe("the next VM started ahead", () => {
     const lines = await serve(s, "second");
     expect(events(lines, "boot.attached")).toEqual([]);
     expect(events(lines, "boot.restart").map((l) => l.pid)).toEqual([process.pid]);
-    expect(alive(process.pid)).toBe(true);
-    expect(alive(next.run!.pid)).toBe(false);
+    expect(isAlive(process.pid)).toBe(true);
+    expect(isAlive(next.run!.pid)).toBe(false);
   }, 60_000);
 
   test.concurrent("a start recorded without the process's start time (an older state file) is not trusted", async () => {

@@ -49,8 +49,10 @@ describe("Local Network withheld", () => {
     expect(String(failed?.msg)).toContain("Local Network");
     const refused = guestEvents(trace).filter((e) => e.event === "refused");
     expect(refused.length).toBeGreaterThan(0);
-    // Refused because the peer is an ssh that our binary started.
-    expect(refused.every((e) => e.ours && /\/usr\/bin\/ssh/.test(e.peer ?? "") && /macos-runner/.test(e.peer ?? ""))).toBe(true);
+    // Refused because the peer descends from our binary; and the ssh it started is refused. (A probe's ssh that
+    // ended before the guest looked it up, killed at its deadline, has no readable executable left to name.)
+    expect(refused.filter((e) => !(e.ours && /macos-runner/.test(e.peer ?? "")))).toEqual([]);
+    expect(refused.some((e) => /\/usr\/bin\/ssh.* < .*macos-runner/.test(e.peer ?? ""))).toBe(true);
     await nothingLeft(s);
   }, 60_000);
 });

@@ -136,7 +136,7 @@ export function startGuestSSH(opts: GuestSSHOptions): Promise<GuestSSH> {
     const peer = peerOf(ip, socket.remotePort ?? 0);
     const ours = peer?.ours !== undefined;
     const refused = ours && opts.localNetwork !== "granted";
-    opts.onConnection?.({ peer: peer ? peer.chain.map((c) => `${c.pid}:${c.exe}`).slice(0, 4).join(" < ") : `${ip}:${socket.remotePort} (process not found)`, ours, refused });
+    opts.onConnection?.({ peer: peer ? peer.chain.slice(0, peer.ours ? peer.chain.indexOf(peer.ours) + 1 : 4).map((c) => `${c.pid}:${c.exe}`).join(" < ") : `${ip}:${socket.remotePort} (process not found)`, ours, refused });
     if (refused) return socket.resetAndDestroy();
     server.injectSocket(socket);
     socket.resume();

@@ -1,0 +1,218 @@
+// Keeping the golden image fresh for the slots (the `pull` command): check
+// the tag's digest, pull a new one into tart's cache, verify it, pin it
+// (image.lock) and prune old digests; roll back to the previous pin; report
+// the pin and the cache; check the image's actions runner against GitHub's
+// latest release. Slots clone the pinned digest, so they never wait for a
+// pull and never see a half-pulled image; any failure here leaves the pin as
+// it is.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config/index.ts";
+import { formatGb, freeBytes, requiredFreeBytes, tartHomeDir } from "../core/disk.ts";
+import { MacosRunnerError, type ExitKind } from "../core/errors.ts";
+import { FileLock } from "../core/flock.ts";
+import type { Logger } from "../core/log.ts";
+import { TartError, type Tart } from "../vm/tart.ts";
+import { readImageInfo } from "./info.ts";
+import { shortDigest, withDigest, type ImageRef } from "./oci-ref.ts";
+import { readImageLock, writeImageLock, type ImageLock } from "./pin.ts";
+import { cachedDigests, digestsInUse, pruneCache } from "./prune.ts";
+import type { RegistryClient } from "./registry.ts";
+import { checkRunnerFreshness, type RunnerFreshness } from "./runner-release.ts";
+
+/** A 50 GB image over a slow link. */
+const PULL_TIMEOUT_MS = 4 * 3600_000;
+
+/** What every step of a pull works with; made by `pull` from the config. */
+export interface PullContext {
+  config: Config;
+  repo: ImageRef;
+  tart: Tart;
+  registry: RegistryClient;
+  log: Logger;
+}
+
+/** Runs `fn` holding the host's pull lock (state_dir/pull.lock): one pull or rollback at a time. */
+export async function withPullLock<T>(stateDir: string, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const lockPath = join(stateDir, "pull.lock");
+  const held = FileLock.tryAcquire(lockPath);
+  if (!held) {
+    const pid = FileLock.holderPid(lockPath);
+    throw new MacosRunnerError(`another pull${pid ? ` (pid ${pid})` : ""} holds ${lockPath}; not starting a second one`, { kind: "tempfail" });
+  }
+  try {
+    return await fn();
+  } finally {
+    held.release();
+  }
+}
+
+/** The pin for this image.ref, or undefined (none yet, another ref, or a damaged file: pull rewrites it). */
+function currentPin(ctx: PullContext): ImageLock | undefined {
+  try {
+    const lock = readImageLock(ctx.config.host.stateDir);
+    return lock?.ref === ctx.config.image.ref ? lock : undefined;
+  } catch (err) {
+    ctx.log.warn("pull.lock-damaged", (err as Error).message);
+    return undefined;
+  }
+}
+
+/** Rethrows with what stays in service, so each failure is one clear line. */
+function keepingPin(err: unknown, pin: ImageLock | undefined, kind?: ExitKind): never {
+  if (!(err instanceof MacosRunnerError)) throw err;
+  const keeping = pin ? `the pinned image ${shortDigest(pin.digest)} stays in service` : "slots clone the tag until a pull succeeds";
+  throw new MacosRunnerError(`${err.message}; ${keeping}`, { kind: kind ?? err.kind, cause: err });
+}
+
+/** Pins the tag's digest when it moved (pull, verify, pin), or brings a pruned pin back; then prunes. */
+export async function updatePin(ctx: PullContext): Promise<void> {
+  const { config, repo, tart, registry, log } = ctx;
+  const pin = currentPin(ctx);
+  const tag = await registry.headManifest(repo.namespace, repo.reference).catch((err) => keepingPin(err, pin));
+
+  if (pin?.digest === tag.digest || pin?.rolled_back?.digest === tag.digest) {
+    if (pin.digest !== tag.digest) {
+      log.info("pull.rolled-back", `the tag still points at ${shortDigest(tag.digest)}, which was rolled back; ${shortDigest(pin.digest)} stays pinned until the tag moves`);
+    }
+    // Someone may have pruned tart's cache by hand: bring the pinned image back.
+    if (!cachedDigests(await tart.listCached(), repo).includes(pin.digest)) {
+      log.warn("pull.repull", `the pinned image ${shortDigest(pin.digest)} is no longer in tart's cache; pulling it again`);
+      await pullDigest(ctx, pin.digest, pin);
+    } else if (pin.digest === tag.digest) {
+      log.info("pull.current", `${config.image.ref} is still ${shortDigest(pin.digest)}: nothing to pull`, { digest: pin.digest });
+    }
+    await prune(ctx, pin);
+    return;
+  }
+
+  const info = await readImageInfo(registry, repo.namespace, tag.digest).catch((err) => keepingPin(err, pin));
+  const home = tartHomeDir();
+  const need = requiredFreeBytes(config.image.minFreeGb, info.uncompressedDiskSize);
+  const free = freeBytes(home);
+  if (free < need) {
+    const floor = config.image.minFreeGb !== undefined ? "image.min_free_gb" : "the image's disk size + 20 GB";
+    keepingPin(new MacosRunnerError(
+      `not pulling ${shortDigest(tag.digest)}: ${formatGb(free)} free on the volume of ${home}, below the floor of ${formatGb(need)} (${floor}); free some space (tart prune, old VMs)`,
+      { kind: "unavailable" },
+    ), pin);
+  }
+
+  log.info("pull.start", `${config.image.ref} moved to ${shortDigest(tag.digest)}${pin ? ` (pinned: ${shortDigest(pin.digest)})` : ""}; pulling it`, { digest: tag.digest });
+  await pullDigest(ctx, tag.digest, pin);
+  const now = new Date().toISOString();
+  const next: ImageLock = {
+    ref: config.image.ref,
+    digest: tag.digest,
+    pinned_at: now,
+    ...(info.runnerVersion && { runner_version: info.runnerVersion }),
+    ...(pin && { previous: { digest: pin.digest, pinned_at: pin.pinned_at, ...(pin.runner_version && { runner_version: pin.runner_version }) } }),
+  };
+  writeImageLock(config.host.stateDir, next);
+  log.info("pull.pinned", `pinned ${shortDigest(tag.digest)}${info.runnerVersion ? ` (runner ${info.runnerVersion})` : ""}; slots clone it from their next cycle`, {
+    digest: tag.digest, previous: pin?.digest, runner_version: info.runnerVersion,
+  });
+  await prune(ctx, next);
+}
+
+/** `tart pull <repo>@<digest>`, then checks that tart's cache holds exactly that digest. */
+async function pullDigest(ctx: PullContext, digest: string, pin: ImageLock | undefined): Promise<void> {
+  const { tart, repo, log } = ctx;
+  const before = new Set(cachedDigests(await ctx.tart.listCached(), repo));
+  const done = log.time("pull.pulled", { digest });
+  try {
+    await tart.pull(withDigest(repo, digest), PULL_TIMEOUT_MS);
+  } catch (err) {
+    // tart's own words (registry down, disk full); the next run tries again.
+    keepingPin(err, pin, err instanceof TartError && err.kind === "unavailable" ? "unavailable" : "tempfail");
+  }
+  const after = cachedDigests(await tart.listCached(), repo);
+  if (!after.includes(digest)) {
+    const stray = after.filter((d) => !before.has(d));
+    for (const d of stray) await tart.delete(withDigest(repo, d));
+    keepingPin(new MacosRunnerError(
+      `tart pulled ${withDigest(repo, digest)} but its cache has no such digest${stray.length ? ` (it stored ${stray.map(shortDigest).join(", ")}, now deleted)` : ""}: the registry served content that does not match the digest; not pinning it`,
+      { kind: "bad-input" },
+    ), pin);
+  }
+  done(`pulled ${shortDigest(digest)} into tart's cache`);
+}
+
+async function prune(ctx: PullContext, pin: ImageLock): Promise<void> {
+  const keep = new Set([pin.digest, ...(pin.previous ? [pin.previous.digest] : [])]);
+  await pruneCache({ tart: ctx.tart, repo: ctx.repo, keep, stateDir: ctx.config.host.stateDir, log: ctx.log });
+}
+
+/** Pins the previous image again (pulled again if it left tart's cache). */
+export async function rollbackPin(ctx: PullContext): Promise<void> {
+  const { config, repo, tart, log } = ctx;
+  const pin = currentPin(ctx);
+  if (!pin?.previous) {
+    throw new MacosRunnerError(`no previous image to roll back to in ${join(config.host.stateDir, "image.lock")} (a rollback needs two pulls of different digests)`);
+  }
+  const back = pin.previous;
+  if (!cachedDigests(await tart.listCached(), repo).includes(back.digest)) {
+    log.warn("pull.repull", `the previous image ${shortDigest(back.digest)} is no longer in tart's cache; pulling it again`);
+    await pullDigest(ctx, back.digest, pin);
+  }
+  const now = new Date().toISOString();
+  writeImageLock(config.host.stateDir, {
+    ref: pin.ref,
+    digest: back.digest,
+    pinned_at: now,
+    ...(back.runner_version && { runner_version: back.runner_version }),
+    previous: { digest: pin.digest, pinned_at: pin.pinned_at, ...(pin.runner_version && { runner_version: pin.runner_version }) },
+    rolled_back: { digest: pin.digest, at: now },
+  });
+  log.info("pull.rollback", `rolled back: pinned ${shortDigest(back.digest)} again (was ${shortDigest(pin.digest)}); slots clone it from their next cycle`, {
+    digest: back.digest, previous: pin.digest,
+  });
+}
+
+/** The pinned, previous, available, cached and in-use digests: a report (for --json) and its text. */
+export async function pullStatus(ctx: PullContext): Promise<{ report: unknown; text: string }> {
+  const { config, repo, tart, registry } = ctx;
+  const pin = currentPin(ctx) ?? null;
+  const available = await registry.headManifest(repo.namespace, repo.reference).then(
+    (t) => ({ digest: t.digest }),
+    (err: Error) => ({ error: err.message }),
+  );
+  const cached = await tart.listCached().then((l) => cachedDigests(l, repo), (err: Error) => ({ error: err.message }));
+  const inUse = Object.fromEntries(digestsInUse(config.host.stateDir));
+  const report = { ref: config.image.ref, pinned: pin && { digest: pin.digest, pinned_at: pin.pinned_at, runner_version: pin.runner_version ?? null }, previous: pin?.previous ?? null, rolled_back: pin?.rolled_back ?? null, available, cached, in_use: inUse };
+  const pinLine = (p: { digest: string; pinned_at: string; runner_version?: string } | null | undefined) =>
+    p ? `${p.digest}  pinned ${p.pinned_at}${p.runner_version ? `  runner ${p.runner_version}` : ""}` : "none";
+  const availableLine = "error" in available
+    ? `unknown: ${available.error}`
+    : `${available.digest}${available.digest === pin?.digest ? "  (pinned)" : available.digest === pin?.rolled_back?.digest ? "  (rolled back from; not re-pinned until the tag moves)" : "  (new: the next pull pins it)"}`;
+  const text = [
+    `image.ref   ${config.image.ref}`,
+    `pinned      ${pinLine(pin)}`,
+    `previous    ${pinLine(pin?.previous)}`,
+    `available   ${availableLine}`,
+    `cached      ${Array.isArray(cached) ? cached.join("\n            ") || "none" : `unknown: ${cached.error}`}`,
+    `in use      ${Object.entries(inUse).map(([d, slots]) => `${shortDigest(d)} (slot ${slots.join(", ")})`).join(", ") || "none"}`,
+    "",
+  ].join("\n");
+  return { report, text };
+}
+
+/** How far the pinned image's actions runner is behind the latest release (logged too). */
+export async function checkPinnedRunner(ctx: PullContext): Promise<RunnerFreshness> {
+  const { config, repo, registry, log } = ctx;
+  const pin = currentPin(ctx);
+  const version = pin?.runner_version ?? (await readImageInfo(registry, repo.namespace, pin?.digest ?? repo.reference)).runnerVersion;
+  if (!version) {
+    throw new MacosRunnerError(
+      `the image ${pin ? withDigest(repo, pin.digest) : config.image.ref} has no dev.macos-runner.runner-version label; push it with tart push --label dev.macos-runner.runner-version=<version> (guest/push does)`,
+      { kind: "bad-input" },
+    );
+  }
+  const r = await checkRunnerFreshness({ imageVersion: version, releasesUrl: config.image.runnerReleasesUrl });
+  const fields = { runner_version: r.imageVersion, latest: r.latestVersion, days_behind: r.daysBehind, verdict: r.verdict };
+  if (r.verdict === "error") log.error("runner.check", r.message, fields);
+  else if (r.verdict === "warn") log.warn("runner.check", r.message, fields);
+  else log.info("runner.check", r.message, fields);
+  return r;
+}

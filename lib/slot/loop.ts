@@ -1,0 +1,74 @@
+// The loop of a slot: one cycle, from the slot's lock to the next cycle's VM.
+//   lock -> recover what a predecessor left -> back off if failing -> serve one job
+//   -> start the next cycle's VM (cloned while the job ran) -> exit code
+// `loop` (scripts/loop.ts) runs it once per process; launchd starts it again.
+import { exitCode, MacosRunnerError, StateIoError } from "../core/errors.ts";
+import type { Stop } from "../core/signals.ts";
+import { unreapedChildren, usage } from "../core/usage.ts";
+import { githubFor, type GitHubClient } from "../github/client.ts";
+import { SlotMetrics } from "../host/metrics/index.ts";
+import { OUTCOME_EXIT } from "../runner/run.ts";
+import type { SlotContext, SlotRun } from "./context.ts";
+import { disposeAll, serveOneJob, type CycleResult } from "./cycle.ts";
+import { failCycle, recordFailure, waitOutBackoff } from "./failure.ts";
+import { lockSlot } from "./lock.ts";
+import { mirrorStateToMetrics } from "./metrics.ts";
+import { startNextVm } from "./prestart.ts";
+import { leftBehind, recover } from "./recover.ts";
+import { SlotStore } from "./state.ts";
+
+/** One client per cycle, made when first needed (reading the key is where a bad key shows). */
+function lazyGitHub(ctx: SlotContext): () => GitHubClient {
+  let client: GitHubClient | undefined;
+  return () => (client ??= githubFor(ctx.config, ctx.log));
+}
+
+export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
+  const lock = lockSlot(ctx.config.host.stateDir, ctx.slot);
+  const store = new SlotStore(ctx.config.host.stateDir, ctx.slot);
+  const metrics = SlotMetrics.open({ config: ctx.config, slot: ctx.slot, log: ctx.log });
+  mirrorStateToMetrics(store, metrics);
+  const r: SlotRun = { ...ctx, store, gh: lazyGitHub(ctx), stop, metrics };
+  try {
+    if (store.removeStrayTempFiles() > 0) ctx.log.warn("state.temp_removed", "removed temp files a killed writer left in the state dir");
+    if (store.problems.length > 0) ctx.log.warn("state.invalid", `state file ${store.path} was unusable (${store.problems.join("; ")}); replaced, and the slot's VMs and runners are swept`);
+    const crashed = leftBehind(r);
+    const recovered = await recover(r, { sweep: store.problems.length > 0 || !store.existed }).then(() => true, (err: unknown) => err);
+    if (recovered !== true) return await failCycle(r, recovered, { clean: false });
+    // A crashed predecessor counts as a failed cycle: a loop that keeps dying backs off too.
+    if (crashed) recordFailure(r, new Error("the previous cycle did not finish (crash, kill or reboot); its leftovers were removed"));
+    await waitOutBackoff(r);
+    if (!stop.drain.aborted) {
+      done(r, await serveOneJob(r));
+      // The next cycle's VM boots while this process exits and the next one starts.
+      await startNextVm(r);
+    }
+    return exitCode("ok");
+  } catch (err) {
+    return await failCycle(r, err);
+  } finally {
+    // A stopping slot leaves nothing on disk: finished and pre-cloned VMs go now.
+    if (stop.drain.aborted) await disposeAll(r).catch((err: Error) => ctx.log.error("dispose.failed", `could not delete the slot's stopped VMs: ${err.message}; the next start deletes them`));
+    metrics.flush();
+    lock.release();
+    // What the cycle cost this host, for the benchmarks and capacity planning.
+    ctx.log.info("loop.exit", "exiting", { ...usage(), unreaped: unreapedChildren() });
+  }
+}
+
+/** A healthy cycle (a job ran, a stop, or GitHub retired the idle runner) resets the backoff. */
+function done(r: SlotRun, { outcome, vm, runner, runners }: CycleResult): void {
+  const healthy = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.kind === "stopped" || outcome.retired === true;
+  if (!r.store.persisted) {
+    throw new StateIoError(`the job is done, but the slot's state cannot be recorded in ${r.store.path} (${r.store.lastWriteError?.message}); free disk space on that volume`, r.store.lastWriteError);
+  }
+  if (!healthy) throw new MacosRunnerError(`run ended: ${outcome.kind}${outcome.detail ? ` (${outcome.detail})` : ""}`, { kind: OUTCOME_EXIT[outcome.kind] });
+  const served = outcome.job !== undefined;
+  r.store.write({
+    phase: "done", failures: 0, backoff_until: undefined, last_error: undefined, last_failure_kind: undefined, host_degraded_at: undefined,
+    ...(served && { jobs_served: r.store.current.jobs_served + 1, last_job_at: new Date().toISOString() }),
+  });
+  r.log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {
+    vm, runner, vm_runners: runners, phase: "done", outcome: outcome.kind, duration_ms: Date.now() - Date.parse(r.store.current.cycle_started_at ?? ""),
+  });
+}
