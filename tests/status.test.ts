@@ -164,9 +164,8 @@ test("against a live loop: the VM it boots shows running under slot 1, then the 
   }, "status-live.yml");
   const job = await world.gh.enqueueJob({ name: "live-status", script: "sleep 2; echo done" });
   const run = start(world, "loop", ["--slot", "1", "--config", config], host.env);
-  const status = (config: string, ...args: string[]) => statusOn(host.env, config, ...args);
   const seen = await until("status to show the slot running its VM", async () => {
-    const { json } = await status(config, "--json");
+    const { json } = await statusOn(host.env, config, "--json");
     const s = json!.slots[0]!;
     return s.state === "ok" && s.phase === "run" && s.vm_running === true && json!.vms.some((v) => v.name === s.vm && v.running && v.owner === "slot 1") && s;
   }, 30_000, 100);
@@ -174,7 +173,7 @@ test("against a live loop: the VM it boots shows running under slot 1, then the 
   const done = await run.done;
   expect(done.code).toBe(0);
   expect((await world.gh.job(job.id)).result).toBe("Succeeded");
-  const after = await status(config);
+  const after = await statusOn(host.env, config);
   expect(rowOf(after.stdout, 1)).toMatch(/^1\s+done\s/);
   expect(slotState(stateDir)?.phase).toBe("done");
 }, 60_000);
