@@ -3,7 +3,7 @@
 // the tag, or serves content that does not match its digest; a disk below
 // the floor; a second pull. Each leaves the pinned image in service (image.lock
 // untouched, a slot still clones it and serves a job) and says why in one line.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FileLock } from "../lib/core/flock.ts";
@@ -25,6 +25,10 @@ beforeAll(async () => {
   world = await startWorld({ registry: "required", tart: { boot_ms: 100 } });
   handler = forward;
   proxy = startProxy(world.registry!.url, (req, url, fwd) => handler(req, url, fwd));
+});
+// A test that makes the registry misbehave does so for itself only: each starts with the plain front.
+beforeEach(() => {
+  handler = forward;
 });
 afterAll(async () => {
   proxy?.stop();
@@ -156,6 +160,8 @@ describe("failures leave the pinned image in service", () => {
   });
 
   test("a manifest that changes between our check and tart's pull: caught in tart's cache, the stray copy deleted", async () => {
+    // A version newer than the pinned one that no test has pulled into tart's cache yet.
+    await world.publishVersion({ marker: "changed-under-us" });
     let gets = 0;
     handler = async (req, url, fwd) => {
       const res = await fwd();
@@ -171,7 +177,8 @@ describe("failures leave the pinned image in service", () => {
   }, 60_000);
 
   test("less free disk than the floor: exit 69, nothing downloaded", async () => {
-    handler = forward;
+    // A version newer than the pinned one, so there is something to download.
+    await world.publishVersion({ marker: "over-the-floor" });
     const small = world.writeConfig({ image: { ref: `${proxy.host}/macos-runner:sonoma`, min_free_gb: 1_000_000 }, host: { state_dir: c.stateDir, log_dir: join(world.dir, "floor-logs") } }, `floor-${n}.yml`);
     const seen = proxy.seen.length;
     const r = await pull(small);

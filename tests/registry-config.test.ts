@@ -54,6 +54,22 @@ afterAll(() => {
 
 const basic = () => `Basic ${Buffer.from(`ci:${password}`).toString("base64")}`;
 
+/** Pushes a config-only image to macos-runner:<tag>; the manifest PUT's response. */
+async function pushImage(tag: string): Promise<Response> {
+  const config = "{}";
+  const digest = `sha256:${new Bun.CryptoHasher("sha256").update(config).digest("hex")}`;
+  const start = await fetch(`https://${host}/v2/macos-runner/blobs/uploads/`, { method: "POST", tls: { ca }, headers: { Authorization: basic() } });
+  const location = new URL(start.headers.get("location")!, `https://${host}`);
+  location.searchParams.set("digest", digest);
+  expect((await fetch(location, { method: "PUT", body: config, tls: { ca }, headers: { Authorization: basic() } })).status).toBe(201);
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest, size: 2 }, layers: [] });
+  const pushed = await fetch(`https://${host}/v2/macos-runner/manifests/${tag}`, {
+    method: "PUT", body: manifest, tls: { ca }, headers: { Authorization: basic(), "Content-Type": "application/vnd.oci.image.manifest.v1+json" },
+  });
+  expect(pushed.status).toBe(201);
+  return pushed;
+}
+
 describe("registry/config.yml", () => {
   test("the settings the README promises", () => {
     const c = parse(readFileSync(SHIPPED, "utf8"));
@@ -72,17 +88,7 @@ describe("registry/config.yml", () => {
   });
 
   test("delete is enabled: by digest 202, by tag 400", async () => {
-    const put = async (path: string, body: string, type: string) =>
-      fetch(`https://${host}/v2/macos-runner/${path}`, { method: "PUT", body, tls: { ca }, headers: { Authorization: basic(), "Content-Type": type } });
-    const config = "{}";
-    const digest = `sha256:${new Bun.CryptoHasher("sha256").update(config).digest("hex")}`;
-    const start = await fetch(`https://${host}/v2/macos-runner/blobs/uploads/`, { method: "POST", tls: { ca }, headers: { Authorization: basic() } });
-    const location = new URL(start.headers.get("location")!, `https://${host}`);
-    location.searchParams.set("digest", digest);
-    expect((await fetch(location, { method: "PUT", body: config, tls: { ca }, headers: { Authorization: basic() } })).status).toBe(201);
-    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest, size: 2 }, layers: [] });
-    const pushed = await put("manifests/v1", manifest, "application/vnd.oci.image.manifest.v1+json");
-    expect(pushed.status).toBe(201);
+    const pushed = await pushImage("v1");
     const byTag = await fetch(`https://${host}/v2/macos-runner/manifests/v1`, { method: "DELETE", tls: { ca }, headers: { Authorization: basic() } });
     expect(byTag.status).toBe(400);
     const byDigest = await fetch(`https://${host}/v2/macos-runner/manifests/${pushed.headers.get("docker-content-digest")}`, { method: "DELETE", tls: { ca }, headers: { Authorization: basic() } });
@@ -97,8 +103,10 @@ describe("registry/config.yml", () => {
     expect(err.message).toContain("security add-trusted-cert");
   });
 
-  test("retention (compiled) trusts it through NODE_EXTRA_CA_CERTS, as the README says for Linux", () => {
+  test("retention (compiled) trusts it through NODE_EXTRA_CA_CERTS, as the README says for Linux", async () => {
     ensureBinaries(["retention"]);
+    // An image of its own for retention to list: the delete test's may not exist yet, and it deletes it.
+    await pushImage("retained");
     writeFileSync(join(dir, "ci-password"), `${password}\n`, { mode: 0o600 });
     const args = ["--registry", host, "--keep", "2", "--dry-run", "--username", "ci", "--password-file", join(dir, "ci-password")];
     const untrusted = spawnSync(join(BIN, "retention"), args, { encoding: "utf8" });

@@ -2,7 +2,7 @@
 // images stay (by tart's upload-time) with every tag on them, the others are
 // deleted by digest, the kept ones still pull with the
 // fake tart, and garbage-collect frees the deleted images' blobs.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -52,8 +52,11 @@ const tags = async () =>
   (((await (await fetch(`http://${fx.registry!.url}/v2/${IMAGE_REPOSITORY}/tags/list`, { headers: auth() })).json()) as { tags: string[] | null }).tags ?? []).sort();
 const blobStatus = async (digest: string) => (await fetch(`http://${fx.registry!.url}/v2/${IMAGE_REPOSITORY}/blobs/${digest}`, { method: "HEAD", headers: auth() })).status;
 
-beforeAll(async () => {
-  ensureBinaries(["retention"]);
+beforeAll(() => ensureBinaries(["retention"]));
+
+// Each test deletes images, so each gets a registry of its own holding the same five.
+beforeEach(async () => {
+  for (const record of [digests, diskLayer]) for (const tag of Object.keys(record)) delete record[tag];
   fx = await startTartFixture({ registry: true });
   // sonoma (the fixture's) is the oldest; each publish is later than the one before.
   await publish("week-1", "1");
@@ -63,7 +66,7 @@ beforeAll(async () => {
   passwordFile = join(fx.dir, "registry-admin");
   writeFileSync(passwordFile, `${fx.registry!.password}\n`, { mode: 0o600 });
 });
-afterAll(async () => {
+afterEach(async () => {
   await fx?.stop();
 });
 
@@ -105,6 +108,9 @@ describe("retention", () => {
   }, 60_000);
 
   test("--gc-config runs the garbage collector: deleted images' blobs go, kept ones still pull", async () => {
+    // First a run without the collector: week-1, week-2 and sonoma deleted, their blobs still stored.
+    expect((await run([...common(), "--keep", "2"])).code).toBe(0);
+    expect(await tags()).toEqual(["stable", "week-3", "week-4"]);
     expect(await blobStatus(diskLayer["week-1"]!)).toBe(200);
     const r = await run([...common(), "--keep", "1", "--gc-config", join(fx.registry!.dir, "config.yml")]);
     expect(r.code).toBe(0);

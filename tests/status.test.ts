@@ -38,7 +38,12 @@ function withStates(states: Record<number, object | string>): { config: string; 
 }
 
 async function status(config: string, ...args: string[]) {
-  const r = await start(world, "status", ["--config", config, ...args]).done;
+  return statusOn({}, config, ...args);
+}
+
+/** `status` with a host's env (its own TART_HOME) over the world's. */
+async function statusOn(env: Record<string, string>, config: string, ...args: string[]) {
+  const r = await start(world, "status", ["--config", config, ...args], env).done;
   return { ...r, json: args.includes("--json") ? (JSON.parse(r.stdout) as StatusReport) : undefined };
 }
 
@@ -149,12 +154,18 @@ describe("status from state files", () => {
 });
 
 test("against a live loop: the VM it boots shows running under slot 1, then the slot settles to done", async () => {
+  // A host and a runner prefix of its own: the VMs and runners this loop leaves
+  // behind (the next VM it readies) are not in the other tests' tart list or runner list.
+  const host = world.addHost("status-live");
   const stateDir = join(world.dir, "status-live", "state");
-  const config = world.writeConfig({ host: { state_dir: stateDir, log_dir: join(world.dir, "status-live", "logs") } }, "status-live.yml");
+  const config = world.writeConfig({
+    runner: { name_prefix: "live" },
+    host: { state_dir: stateDir, log_dir: join(world.dir, "status-live", "logs"), dhcp_leases_path: host.leasesPath },
+  }, "status-live.yml");
   const job = await world.gh.enqueueJob({ name: "live-status", script: "sleep 2; echo done" });
-  const run = start(world, "loop", ["--slot", "1", "--config", config]);
+  const run = start(world, "loop", ["--slot", "1", "--config", config], host.env);
   const seen = await until("status to show the slot running its VM", async () => {
-    const { json } = await status(config, "--json");
+    const { json } = await statusOn(host.env, config, "--json");
     const s = json!.slots[0]!;
     return s.state === "ok" && s.phase === "run" && s.vm_running === true && json!.vms.some((v) => v.name === s.vm && v.running && v.owner === "slot 1") && s;
   }, 30_000, 100);
@@ -162,7 +173,7 @@ test("against a live loop: the VM it boots shows running under slot 1, then the 
   const done = await run.done;
   expect(done.code).toBe(0);
   expect((await world.gh.job(job.id)).result).toBe("Succeeded");
-  const after = await status(config);
+  const after = await statusOn(host.env, config);
   expect(rowOf(after.stdout, 1)).toMatch(/^1\s+done\s/);
   expect(slotState(stateDir)?.phase).toBe("done");
 }, 60_000);

@@ -47,18 +47,21 @@ async function scatter(name: string, ip: string): Promise<number[]> {
 describe("power-off takes every guest process", () => {
   test("tart stop: all frozen at once, whatever their session, and killed dead_peer_ms later; the job never finishes", async () => {
     fx.setTart({ dead_peer_ms: 1500 });
-    clone(fx, "scattered");
-    const run = startRun(fx, "scattered");
-    const ip = await waitBooted(fx, "scattered");
-    const pids = await scatter("scattered", ip);
-    expect(pids.every(pidAlive)).toBe(true);
+    try {
+      clone(fx, "scattered");
+      const run = startRun(fx, "scattered");
+      const ip = await waitBooted(fx, "scattered");
+      const pids = await scatter("scattered", ip);
+      expect(pids.every(pidAlive)).toBe(true);
 
-    expect(fx.tart("stop", "scattered").code).toBe(0);
-    expect(pids.map(procState)).toEqual(["T", "T", "T", "T"]);
-    await run.exited;
-    await waitFor("all killed", () => !pids.some(pidAlive), 5000);
-    expect(existsSync(join(home("scattered"), "late-marker"))).toBe(false);
-    fx.setTart({ dead_peer_ms: undefined });
+      expect(fx.tart("stop", "scattered").code).toBe(0);
+      expect(pids.map(procState)).toEqual(["T", "T", "T", "T"]);
+      await run.exited;
+      await waitFor("all killed", () => !pids.some(pidAlive), 5000);
+      expect(existsSync(join(home("scattered"), "late-marker"))).toBe(false);
+    } finally {
+      fx.setTart({ dead_peer_ms: undefined });
+    }
   });
 
   test("a SIGKILLed `tart run` is silent: an ssh client notices only by its keepalive; the address stays taken", async () => {
@@ -86,18 +89,21 @@ describe("power-off takes every guest process", () => {
 
   test("SIGTERM (no handler) powers off the same way; a connection closes only when the frozen guest is killed", async () => {
     fx.setTart({ dead_peer_ms: 1500 });
-    clone(fx, "termed");
-    const run = startRun(fx, "termed");
-    const ip = await waitBooted(fx, "termed");
-    const session = startSSH(fx, ip, "sleep 293");
-    await waitFor("the session's command", () => ssh(fx, ip, "pgrep -fx 'sleep 293'").code === 0);
-    const t = Date.now();
-    run.proc.kill("SIGTERM");
-    expect((await run.exited).signal).toBe("SIGTERM");
-    expect(runState(vmDir(fx, "termed"))).toBeUndefined();
-    expect(await session.exited).toBe(255);
-    expect(Date.now() - t).toBeGreaterThanOrEqual(1400);
-    fx.setTart({ dead_peer_ms: undefined });
+    try {
+      clone(fx, "termed");
+      const run = startRun(fx, "termed");
+      const ip = await waitBooted(fx, "termed");
+      const session = startSSH(fx, ip, "sleep 293");
+      await waitFor("the session's command", () => ssh(fx, ip, "pgrep -fx 'sleep 293'").code === 0);
+      const t = Date.now();
+      run.proc.kill("SIGTERM");
+      expect((await run.exited).signal).toBe("SIGTERM");
+      expect(runState(vmDir(fx, "termed"))).toBeUndefined();
+      expect(await session.exited).toBe(255);
+      expect(Date.now() - t).toBeGreaterThanOrEqual(1400);
+    } finally {
+      fx.setTart({ dead_peer_ms: undefined });
+    }
   });
 
   test("a new run with the VM's MAC ends its frozen predecessor and gets its address; a new VM under the name does not", async () => {

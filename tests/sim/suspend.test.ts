@@ -170,13 +170,16 @@ describe("a saved state that cannot be restored", () => {
   test("the restore_failure fault: the next restore fails the same way", async () => {
     await bootAndSuspend("unlucky");
     fx.setTart({ faults: [{ kind: "restore_failure", vm: "unlucky" }] });
-    const failed = startRun(fx, "unlucky");
-    expect((await failed.exited).code).toBe(1);
-    expect(failed.err()).toStartWith(RESTORE_ERROR);
-    const again = startRun(fx, "unlucky");
-    await waitBooted(fx, "unlucky");
-    expect(again.out()).toBe("restoring VM state from a snapshot...\nresuming VM...\n");
-    await stop(again);
-    fx.setTart({ faults: [] });
+    try {
+      const failed = startRun(fx, "unlucky");
+      expect((await failed.exited).code).toBe(1);
+      expect(failed.err()).toStartWith(RESTORE_ERROR);
+      const again = startRun(fx, "unlucky");
+      await waitBooted(fx, "unlucky");
+      expect(again.out()).toBe("restoring VM state from a snapshot...\nresuming VM...\n");
+      await stop(again);
+    } finally {
+      fx.setTart({ faults: [] });
+    }
   });
 });

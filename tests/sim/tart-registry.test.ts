@@ -1,7 +1,7 @@
 // sim/tart pull/clone against the real registry (docker-registry on
 // loopback): progress lines, tag -> digest cache semantics, a bumped tag,
 // credentials and registry errors; and the image publisher's manifest shape.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,11 +11,13 @@ import { sortedJSON } from "../../sim/image/publish.ts";
 let fx: TartFixture;
 let ref: string;
 
-beforeAll(async () => {
+// Each test gets a registry and a tart cache of its own: pulls, bumps and
+// deletes change both, and the tests run in any order.
+beforeEach(async () => {
   fx = await startTartFixture({ registry: true, settings: { boot_ms: 100, ssh_port: 2222 } });
   ref = fx.imageRef;
 });
-afterAll(async () => {
+afterEach(async () => {
   await fx?.stop();
 });
 
@@ -85,6 +87,7 @@ describe("pull and clone", () => {
   });
 
   test("pull of a cached tag: already cached and linked", async () => {
+    expect(fx.tart("pull", "--insecure", ref).code).toBe(0);
     const r = fx.tart("pull", "--insecure", ref);
     expect(r).toEqual({
       code: 0,
@@ -94,6 +97,7 @@ describe("pull and clone", () => {
   });
 
   test("a bumped tag: clone keeps the cached version without asking the registry; pull fetches the new one", async () => {
+    expect(fx.tart("pull", "--insecure", ref).code).toBe(0);
     const old = await remoteDigest();
     const bumped = await fx.republish((dir) => writeFileSync(join(dir, "disk.img", "Users", "admin", "VERSION"), "2\n"));
     const fresh = await remoteDigest();
@@ -116,6 +120,7 @@ describe("pull and clone", () => {
 
   test("pull by digest keeps the entry as explicitly pulled", async () => {
     const digest = await remoteDigest();
+    expect(fx.tart("pull", "--insecure", ref).code).toBe(0);
     fx.tart("delete", ref);
     const r = fx.tart("pull", "--insecure", pinned(digest));
     expect(r.code).toBe(0);
@@ -147,6 +152,7 @@ describe("pull and clone", () => {
 
   test("prune --space-budget 0 empties the OCI cache; local VMs stay", () => {
     expect(fx.tart("pull", "--insecure", ref).code).toBe(0);
+    expect(fx.tart("clone", ref, "c1").code).toBe(0);
     expect(fx.tart("list", "-q", "--source", "oci").stdout).not.toBe("");
     expect(fx.tart("prune", "--space-budget", "0")).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(fx.tart("list", "-q", "--source", "oci").stdout).toBe("");

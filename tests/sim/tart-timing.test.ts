@@ -57,21 +57,24 @@ describe("profiles", () => {
 describe("commands take their time", () => {
   test("clone takes clone_ms, delete delete_ms (scaled); stop waits for the run process's stop_ms", async () => {
     fx.setTart({ clone_ms: 800, delete_ms: 600, stop_ms: 500, scale: 0.5 });
-    const [, cloneTook] = await timed(() => clone(fx, "slow-1"));
-    expect(cloneTook).toBeGreaterThanOrEqual(400);
-    const [r, deleteTook] = await timed(() => fx.tart("delete", "slow-1"));
-    expect(r.code).toBe(0);
-    expect(deleteTook).toBeGreaterThanOrEqual(300);
+    try {
+      const [, cloneTook] = await timed(() => clone(fx, "slow-1"));
+      expect(cloneTook).toBeGreaterThanOrEqual(400);
+      const [r, deleteTook] = await timed(() => fx.tart("delete", "slow-1"));
+      expect(r.code).toBe(0);
+      expect(deleteTook).toBeGreaterThanOrEqual(300);
 
-    clone(fx, "slow-2");
-    const run = startRun(fx, "slow-2");
-    await waitFor("running", () => runState(vmDir(fx, "slow-2")));
-    const [stop, stopTook] = await timed(() => fx.tart("stop", "slow-2"));
-    expect(stop.code).toBe(0);
-    expect(stopTook).toBeGreaterThanOrEqual(250);
-    expect(await run.exited).toEqual({ code: 0, signal: null });
-    expect(run.out()).toBe("Stopping VM...\n");
-    fx.setTart({ clone_ms: undefined, delete_ms: undefined, stop_ms: undefined, scale: undefined });
+      clone(fx, "slow-2");
+      const run = startRun(fx, "slow-2");
+      await waitFor("running", () => runState(vmDir(fx, "slow-2")));
+      const [stop, stopTook] = await timed(() => fx.tart("stop", "slow-2"));
+      expect(stop.code).toBe(0);
+      expect(stopTook).toBeGreaterThanOrEqual(250);
+      expect(await run.exited).toEqual({ code: 0, signal: null });
+      expect(run.out()).toBe("Stopping VM...\n");
+    } finally {
+      fx.setTart({ clone_ms: undefined, delete_ms: undefined, stop_ms: undefined, scale: undefined });
+    }
   });
 });
 
@@ -105,35 +108,41 @@ describe("ip --wait", () => {
 describe("boot", () => {
   test("the lease comes boot_ms after `tart run`, sshd answers ssh_ms after the lease", async () => {
     fx.setTart({ boot_ms: 300, ssh_ms: 1500 });
-    clone(fx, "late-ssh");
-    const run = startRun(fx, "late-ssh");
-    const ip = await waitFor("the lease", () => runState(vmDir(fx, "late-ssh"))?.ip);
-    const leasedAt = Date.now();
-    expect(fx.tart("ip", "late-ssh").stdout).toBe(`${ip}\n`);
-    expect(runState(vmDir(fx, "late-ssh"))?.booted).toBeUndefined();
-    const early = ssh(fx, ip, "true");
-    expect(early.code).toBe(255);
-    expect(early.stderr).toContain("Connection refused");
-    await waitBooted(fx, "late-ssh");
-    expect(Date.now() - leasedAt).toBeGreaterThanOrEqual(1200);
-    expect(ssh(fx, ip, "true").code).toBe(0);
-    run.proc.kill("SIGINT");
-    await run.exited;
-    fx.setTart({ boot_ms: 150, ssh_ms: 100 });
+    try {
+      clone(fx, "late-ssh");
+      const run = startRun(fx, "late-ssh");
+      const ip = await waitFor("the lease", () => runState(vmDir(fx, "late-ssh"))?.ip);
+      const leasedAt = Date.now();
+      expect(fx.tart("ip", "late-ssh").stdout).toBe(`${ip}\n`);
+      expect(runState(vmDir(fx, "late-ssh"))?.booted).toBeUndefined();
+      const early = ssh(fx, ip, "true");
+      expect(early.code).toBe(255);
+      expect(early.stderr).toContain("Connection refused");
+      await waitBooted(fx, "late-ssh");
+      expect(Date.now() - leasedAt).toBeGreaterThanOrEqual(1200);
+      expect(ssh(fx, ip, "true").code).toBe(0);
+      run.proc.kill("SIGINT");
+      await run.exited;
+    } finally {
+      fx.setTart({ boot_ms: 150, ssh_ms: 100 });
+    }
   });
 
   test("the guest's environment carries SIM_RUNNER_START_MS (scaled), SIM_TART_VM and SIM_GUEST_CLOCK_FILE", async () => {
     fx.setTart({ runner_start_ms: 900, scale: 0.5 });
-    clone(fx, "env-vm");
-    const run = startRun(fx, "env-vm");
-    const ip = await waitBooted(fx, "env-vm");
-    const r = ssh(fx, ip, 'echo "$SIM_RUNNER_START_MS|$SIM_TART_VM|$SIM_GUEST_CLOCK_FILE"');
-    const [startMs, vm, clock] = r.stdout.trim().split("|");
-    expect(startMs).toBe("450");
-    expect(vm).toBe(vmDir(fx, "env-vm"));
-    expect(clock).toStartWith(join(vmDir(fx, "env-vm"), "disk.img"));
-    run.proc.kill("SIGINT");
-    await run.exited;
-    fx.setTart({ runner_start_ms: undefined, scale: undefined });
+    try {
+      clone(fx, "env-vm");
+      const run = startRun(fx, "env-vm");
+      const ip = await waitBooted(fx, "env-vm");
+      const r = ssh(fx, ip, 'echo "$SIM_RUNNER_START_MS|$SIM_TART_VM|$SIM_GUEST_CLOCK_FILE"');
+      const [startMs, vm, clock] = r.stdout.trim().split("|");
+      expect(startMs).toBe("450");
+      expect(vm).toBe(vmDir(fx, "env-vm"));
+      expect(clock).toStartWith(join(vmDir(fx, "env-vm"), "disk.img"));
+      run.proc.kill("SIGINT");
+      await run.exited;
+    } finally {
+      fx.setTart({ runner_start_ms: undefined, scale: undefined });
+    }
   });
 });

@@ -3,7 +3,7 @@
 // timeout, the 2-VM limit and faults. Runs the shim as a real process.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, type TartFixture } from "../../sim/image/fixture.ts";
 import {
@@ -117,17 +117,20 @@ describe("local VMs", () => {
   });
 
   test("set: cpu below the minimum, memory and display", () => {
-    const r = fx.tart("set", "mac-a", "--cpu", "2");
+    clone("set-a");
+    const r = fx.tart("set", "set-a", "--cpu", "2");
     expect(r).toEqual({ code: 1, stdout: "", stderr: "Error: LessThanMinimalResourcesError: VM should have 4 CPU cores at minimum (requested 2)\n" });
-    expect(fx.tart("set", "mac-a", "--cpu", "6", "--memory", "16384", "--display", "1920x1080").code).toBe(0);
-    expect(JSON.parse(fx.tart("get", "mac-a", "--format", "json").stdout)).toMatchObject({ CPU: 6, Memory: 16384, Display: "1920x1080" });
-    expect(fx.tart("set", "mac-a", "--disk-size", "10").code).toBe(1);
+    expect(fx.tart("set", "set-a", "--cpu", "6", "--memory", "16384", "--display", "1920x1080").code).toBe(0);
+    expect(JSON.parse(fx.tart("get", "set-a", "--format", "json").stdout)).toMatchObject({ CPU: 6, Memory: 16384, Display: "1920x1080" });
+    expect(fx.tart("set", "set-a", "--disk-size", "10").code).toBe(1);
   });
 
   test("delete takes several names and stops at a missing one", () => {
-    expect(fx.tart("delete", "mac-a", "mac-b")).toEqual({ code: 0, stdout: "", stderr: "" });
-    expect(existsSync(join(fx.tartHome, "vms", "mac-a"))).toBe(false);
-    expect(fx.tart("delete", "mac-b").code).toBe(2);
+    clone("del-a");
+    clone("del-b");
+    expect(fx.tart("delete", "del-a", "del-b")).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(existsSync(join(fx.tartHome, "vms", "del-a"))).toBe(false);
+    expect(fx.tart("delete", "del-b").code).toBe(2);
   });
 
   test("stop and ip of a stopped VM", () => {
@@ -209,19 +212,22 @@ describe("run", () => {
 
   test("stop -t N: SIGKILL after N s and return at once; -t 0: SIGINT and SIGKILL back to back", async () => {
     fx.setTart({ stop_ms: 10_000 });
-    clone("stubborn");
-    for (const timeout of ["1", "0"]) {
-      const run = startRun("stubborn");
-      await waitFor("running", () => running("stubborn"));
-      const t = Date.now();
-      expect(fx.tart("stop", "stubborn", "-t", timeout).code).toBe(0);
-      const took = Date.now() - t;
-      if (timeout === "1") expect(took).toBeGreaterThanOrEqual(1000);
-      expect(took).toBeLessThan(timeout === "1" ? 2500 : 900);
-      expect((await run.exited).signal).toBe("SIGKILL");
-      await waitFor("stopped", () => !running("stubborn"));
+    try {
+      clone("stubborn");
+      for (const timeout of ["1", "0"]) {
+        const run = startRun("stubborn");
+        await waitFor("running", () => running("stubborn"));
+        const t = Date.now();
+        expect(fx.tart("stop", "stubborn", "-t", timeout).code).toBe(0);
+        const took = Date.now() - t;
+        if (timeout === "1") expect(took).toBeGreaterThanOrEqual(1000);
+        expect(took).toBeLessThan(timeout === "1" ? 2500 : 900);
+        expect((await run.exited).signal).toBe("SIGKILL");
+        await waitFor("stopped", () => !running("stubborn"));
+      }
+    } finally {
+      fx.setTart({ stop_ms: undefined });
     }
-    fx.setTart({ stop_ms: undefined });
   });
 
   test("at most 2 running VMs: the third `tart run` says so on its own stderr, exit 1 at once", async () => {
@@ -251,6 +257,20 @@ async function startWhenPlaceFree(name: string, timeoutMs = 10_000) {
   }
 }
 
+/**
+ * Waits until no place is held, the hold after a run ended included (the sim's
+ * place files under $TART_HOME/sim/places), so the next test finds both free.
+ */
+async function placesFreed(timeoutMs = 5000) {
+  const dir = join(fx.tartHome, "sim", "places");
+  const held = () =>
+    readdirSync(dir).filter((f) => {
+      const place = JSON.parse(readFileSync(join(dir, f), "utf8")) as { frees_at?: number };
+      return place.frees_at === undefined || place.frees_at > Date.now();
+    }).length;
+  await waitFor("every VM place to free", () => held() === 0, timeoutMs);
+}
+
 describe("VM places", () => {
   test("a VM's place frees place_release_ms after its tart run exits: a run started meanwhile meets the limit though one VM runs", async () => {
     fx.setTart({ place_release_ms: 1500 });
@@ -273,6 +293,8 @@ describe("VM places", () => {
     } finally {
       for (const r of [a, late]) r?.proc.kill("SIGINT");
       await Promise.all([a.exited, late?.exited]);
+      // pl-a's and pl-c's places were stamped with the 1.5 s hold: the next test must not meet it.
+      await placesFreed();
       fx.setTart({ place_release_ms: 0 });
     }
   }, 20_000);
@@ -280,15 +302,16 @@ describe("VM places", () => {
   test("leaked places (macOS 26.3): two stop every start though none runs; with one fewer (a reboot clears the setting) a VM starts", async () => {
     clone("leak-a");
     fx.setTart({ leaked_places: 2 });
-    const r = fx.tart("run", "leak-a", "--no-graphics");
-    expect([r.code, r.stderr]).toEqual([1, "The number of VMs exceeds the system limit (other running VMs: )\n"]);
-    fx.setTart({ leaked_places: 1 });
-    const one = await startWhenPlaceFree("leak-a");
+    let one: ReturnType<typeof startRun> | undefined;
     try {
+      const r = fx.tart("run", "leak-a", "--no-graphics");
+      expect([r.code, r.stderr]).toEqual([1, "The number of VMs exceeds the system limit (other running VMs: )\n"]);
+      fx.setTart({ leaked_places: 1 });
+      one = await startWhenPlaceFree("leak-a");
       expect(running("leak-a")).toBe(true);
     } finally {
-      one.proc.kill("SIGINT");
-      await one.exited;
+      one?.proc.kill("SIGINT");
+      await one?.exited;
       fx.setTart({ leaked_places: undefined });
     }
   }, 10_000);
@@ -297,42 +320,54 @@ describe("VM places", () => {
 describe("faults from SIM_TART_CONFIG", () => {
   test("the next clone fails with disk full, then clones work again", () => {
     fx.setTart({ faults: [{ kind: "clone_disk_full", count: 1 }] });
-    expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1")).toEqual({ code: 1, stdout: "", stderr: "Error: The operation couldn’t be completed. No space left on device\n" });
-    expect(existsSync(join(fx.tartHome, "vms", "full-1"))).toBe(false);
-    expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1").code).toBe(0);
-    fx.setTart({ faults: [] });
+    try {
+      expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1")).toEqual({ code: 1, stdout: "", stderr: "Error: The operation couldn’t be completed. No space left on device\n" });
+      expect(existsSync(join(fx.tartHome, "vms", "full-1"))).toBe(false);
+      expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1").code).toBe(0);
+    } finally {
+      fx.setTart({ faults: [] });
+    }
   });
 
   test("start failure targeted by name", async () => {
     fx.setTart({ faults: [{ kind: "start_failure", vm: "doomed-*" }] });
-    clone("doomed-1");
-    const r = startRun("doomed-1");
-    expect((await r.exited).code).toBe(1);
-    expect(r.err()).toContain('VZErrorDomain Code=1 "The virtual machine failed to start."');
-    expect(running("doomed-1")).toBe(false);
-    fx.setTart({ faults: [] });
+    try {
+      clone("doomed-1");
+      const r = startRun("doomed-1");
+      expect((await r.exited).code).toBe(1);
+      expect(r.err()).toContain('VZErrorDomain Code=1 "The virtual machine failed to start."');
+      expect(running("doomed-1")).toBe(false);
+    } finally {
+      fx.setTart({ faults: [] });
+    }
   });
 
   test("a VM that never gets an IP", async () => {
     fx.setTart({ faults: [{ kind: "no_ip", count: 1 }] });
-    clone("dark");
-    const run = startRun("dark");
-    await waitFor("running", () => running("dark"));
-    expect(fx.tart("ip", "dark", "--wait", "2")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
-    run.proc.kill("SIGINT");
-    expect((await run.exited).code).toBe(0);
-    fx.setTart({ faults: [] });
+    try {
+      clone("dark");
+      const run = startRun("dark");
+      await waitFor("running", () => running("dark"));
+      expect(fx.tart("ip", "dark", "--wait", "2")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
+      run.proc.kill("SIGINT");
+      expect((await run.exited).code).toBe(0);
+    } finally {
+      fx.setTart({ faults: [] });
+    }
   });
 
   test("a VM that crashes after boot: tart run says so on stdout and exits 0 (VM.swift didStopWithError)", async () => {
     fx.setTart({ faults: [{ kind: "crash", count: 1, after_ms: 300 }] });
-    clone("crashy");
-    const run = startRun("crashy");
-    await waitBooted(fx, "crashy");
-    expect(await run.exited).toEqual({ code: 0, signal: null });
-    expect(run.out()).toStartWith('guest has stopped the virtual machine due to error: Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly."');
-    expect(run.err()).toBe("");
-    expect(running("crashy")).toBe(false);
-    fx.setTart({ faults: [] });
+    try {
+      clone("crashy");
+      const run = startRun("crashy");
+      await waitBooted(fx, "crashy");
+      expect(await run.exited).toEqual({ code: 0, signal: null });
+      expect(run.out()).toStartWith('guest has stopped the virtual machine due to error: Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly."');
+      expect(run.err()).toBe("");
+      expect(running("crashy")).toBe(false);
+    } finally {
+      fx.setTart({ faults: [] });
+    }
   });
 });

@@ -115,13 +115,20 @@ describe("scripted session", () => {
   }, 60_000);
 
   test("ssh refuses a guest whose host key is not the pinned one", async () => {
-    const { ip } = await bootVM("cycle-2");
-    const wrong = join(world.dir, "wrong_known_hosts");
-    writeFileSync(wrong, "macos-runner-guest ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDQX5ZKxmf0+0ZJ2pLGNbFnhaQ5m0Z4Jm4W9wq8GcBnb\n");
-    const r = spawnSync("ssh", [...sshArgs(ip, wrong), "true"], { encoding: "utf8", timeout: 20_000 });
-    expect(r.status).toBe(255);
-    expect(r.stderr).toContain("Host key verification failed");
-    expect(spawnSync("ssh", [...sshArgs(ip), "true"], { encoding: "utf8", timeout: 20_000 }).status).toBe(0);
+    const { ip, exited } = await bootVM("cycle-2");
+    try {
+      const wrong = join(world.dir, "wrong_known_hosts");
+      writeFileSync(wrong, "macos-runner-guest ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDQX5ZKxmf0+0ZJ2pLGNbFnhaQ5m0Z4Jm4W9wq8GcBnb\n");
+      const r = spawnSync("ssh", [...sshArgs(ip, wrong), "true"], { encoding: "utf8", timeout: 20_000 });
+      expect(r.status).toBe(255);
+      expect(r.stderr).toContain("Host key verification failed");
+      expect(spawnSync("ssh", [...sshArgs(ip), "true"], { encoding: "utf8", timeout: 20_000 }).status).toBe(0);
+    } finally {
+      // Its VM goes with it: the session test expects a world with no VM left.
+      tart("stop", "cycle-2");
+      await exited;
+      tart("delete", "cycle-2");
+    }
   });
 });
 
