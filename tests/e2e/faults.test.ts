@@ -96,7 +96,9 @@ describe("tart and the VM", () => {
   }, 90_000);
 
   test.concurrent("a VM place still being freed (a VM just stopped) is waited for, not a failed cycle", async () => {
-    const s = slots(world, {}, { boot_ms: 150, place_release_ms: 3000 });
+    // Places free 6 s after their VM stops: long enough that a loaded machine still meets the held place, short enough
+    // to come before boot's 10 s bound on waiting for one (past it the host counts as degraded).
+    const s = slots(world, {}, { boot_ms: 150, place_release_ms: 6000 });
     // Two VMs that are not ours hold both places: the first cycle meets the limit and keeps its clone.
     const others = ["leaving-a", "leaving-b"];
     for (const name of others) expect(tart(s, "clone", s.config.image.ref, name, "--insecure").status).toBe(0);
@@ -104,7 +106,7 @@ describe("tart and the VM", () => {
     const runningCount = () => (JSON.parse(tart(s, "list", "--format", "json").stdout) as { Running: boolean }[]).filter((v) => v.Running).length;
     await until("both running", () => runningCount() === 2);
     await exitOf(loopBinary(s), exitCode("tempfail"));
-    // They stop; their places free 3 s later. The next cycle starts its kept clone at once and waits for a place.
+    // They stop; their places free 6 s later. The next cycle starts its kept clone at once and waits for a place.
     for (const pid of runs) process.kill(Number(pid), "SIGKILL");
     await until("both off", () => runningCount() === 0);
     const j = await enqueue(s, "place-freed");
@@ -205,7 +207,7 @@ describe("GitHub", () => {
     await world.gh.fault({ path, rateLimited: "secondary", retryAfter: 1, count: 1 });
     const j = await enqueue(s, "after-retries");
     const run = loopInProcess(s);
-    await until("served", async () => (await job(s, j.id)).result === "Succeeded", 30_000);
+    await until("served", async () => (await job(s, j.id)).result === "Succeeded", 50_000);
     run.stop.request();
     const lines = await exitOf(run, 0);
     expect(events(lines, "token.retry").length + events(lines, "github.retry").length).toBeGreaterThanOrEqual(3);

@@ -64,8 +64,9 @@ describe("snapshot start", () => {
     expect(slotState(s)!.path).toBe("snapshot");
     const [restore] = bootTime(second);
     expect(restore).toBeGreaterThanOrEqual(300);
+    // Started ahead by the first cycle: its time counts from that start, the gap between the two loop processes
+    // included, so it is no measure against a cold boot; tart's word that it restored is.
     expect(restores(s)).toBeGreaterThanOrEqual(2);
-    expect(restore).toBeLessThan(goldenBoot!);
     expect(vmLog(s)).not.toContain("same MAC address");
     // The restored guest's clock was stale: synced, and only then did the runner connect (it refuses a stale clock).
     const order = second.map((l) => l.event);
