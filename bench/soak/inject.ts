@@ -1,6 +1,6 @@
 // Carries out a fault card through the world's controls only: sim/github
 // faults and controls, sim/tart faults (per VM name pattern), signals to the
-// loop, its SSH client, the VM's `tart run` and the guest's runner, and
+// loop, its session client (ssh or tart exec), the VM's `tart run` and the guest's runner, and
 // files in the state dir. Never by changing product code.
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
@@ -11,7 +11,7 @@ import { commandLine, markedProcesses } from "../../sim/tart/guest/processes.ts"
 import { runState } from "../../sim/tart/running.ts";
 import type { Fault } from "../../sim/world.ts";
 import type { Action, Endpoint } from "./plan.ts";
-import { childrenRunning, signal } from "./procs.ts";
+import { sessionClients, signal } from "./procs.ts";
 import { ORG, slotPrefix, SLOTS, type SoakHost } from "./setup.ts";
 
 /** What a slot was doing when a fault hit it (from its state file). */
@@ -120,9 +120,10 @@ export class Injector {
       case "vm-killed":
         return s.vm && this.killVm(s.vm) ? { applied: true, killedVms: [s.vm] } : { applied: false, note: "no running VM" };
       case "ssh-drop": {
-        const ssh = loopPid ? childrenRunning(loopPid, "ssh") : [];
-        for (const pid of ssh) signal(pid, "SIGKILL");
-        return ssh.length > 0 ? { applied: true, killedVms: s.vm ? [s.vm] : [] } : { applied: false, note: "no ssh client" };
+        // The session's client dies, whichever the transport: ssh, or the `tart exec` running the runner.
+        const clients = loopPid ? sessionClients(loopPid) : [];
+        for (const pid of clients) signal(pid, "SIGKILL");
+        return clients.length > 0 ? { applied: true, killedVms: s.vm ? [s.vm] : [] } : { applied: false, note: "no session client (ssh or tart exec)" };
       }
       case "runner-exit": {
         if (!s.vm) return { applied: false, note: "no VM" };

@@ -86,7 +86,23 @@ function unpacedPerMinute(spawns: Spawn[], jobs: JobState[]): Record<number, num
   return out;
 }
 
+/**
+ * The VM each runner ran in, from the slots' `token.done` lines (a runner is
+ * logged with the VM it was made for). A runner is named after its VM, except
+ * one made in a VM whose runner GitHub retired idle (lib/slot/cycle.ts
+ * replaceRunner) or one renamed after a 409: a fault that killed that VM
+ * killed its job too.
+ */
+export function vmsOfRunners(lines: LogLine[]): Map<string, string> {
+  const vmOf = new Map<string, string>();
+  for (const l of lines) {
+    if (l.event === "token.done" && typeof l.runner === "string" && typeof l.vm === "string") vmOf.set(l.runner, l.vm);
+  }
+  return vmOf;
+}
+
 export function measure(e: Evidence): Rows {
+  const vmOf = vmsOfRunners(e.lines);
   const lostOurs: Lost[] = [];
   let diedMidJob = 0;
   let diedReported = 0;
@@ -97,10 +113,11 @@ export function measure(e: Evidence): Rows {
       dirty++;
       continue;
     }
-    const killedBy = e.injected.filter((i) => i.applied && DEATHS.has(i.kind) && j.runner_name !== undefined && i.vms.includes(j.runner_name));
+    const vm = j.runner_name === undefined ? undefined : (vmOf.get(j.runner_name) ?? j.runner_name);
+    const killedBy = e.injected.filter((i) => i.applied && DEATHS.has(i.kind) && vm !== undefined && i.vms.includes(vm));
     if (killedBy.length > 0) {
       diedMidJob++;
-      if (e.lines.some((l) => l.event === "job.lost" && (l.job === j.name || l.runner === j.runner_name || l.vm === j.runner_name))) diedReported++;
+      if (e.lines.some((l) => l.event === "job.lost" && (l.job === j.name || l.runner === j.runner_name || l.vm === vm))) diedReported++;
     } else {
       lostOurs.push({ job: j.name, runner: j.runner_name, why: j.failure ?? `failed: ${j.output?.slice(0, 200) ?? "no output"}` });
     }

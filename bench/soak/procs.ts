@@ -1,5 +1,5 @@
 // The host's processes, read from /proc: a slot's loop and its children (the
-// SSH client), and a sampler of every process's argv that looks for secrets.
+// session's ssh or tart exec client), and a sampler of every process's argv that looks for secrets.
 import { readdirSync, readFileSync } from "node:fs";
 import { commandLine } from "../../sim/tart/guest/processes.ts";
 import type { SecretWatch } from "./secrets.ts";
@@ -35,9 +35,18 @@ export function descendants(root: number): number[] {
   return out;
 }
 
-/** The descendants of `root` running `program` (argv[0]'s base name). */
-export function childrenRunning(root: number, program: string): number[] {
-  return descendants(root).filter((pid) => commandLine(pid)[0]?.split("/").pop() === program);
+/**
+ * The descendants of `root` that carry the guest runner's session: an `ssh`
+ * client (vm.transport ssh), or a `tart exec` whose guest command is the
+ * runner's start (vm.transport exec; the sim's tart is bun running
+ * sim/tart/main.ts, so `exec` is found as an argument, not as argv[0]).
+ */
+export function sessionClients(root: number): number[] {
+  return descendants(root).filter((pid) => {
+    const argv = commandLine(pid);
+    if (argv[0]?.split("/").pop() === "ssh") return true;
+    return argv.includes("exec") && argv.some((a) => a.startsWith("IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG"));
+  });
 }
 
 export function signal(pid: number, sig: NodeJS.Signals): boolean {

@@ -33,7 +33,9 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     if (store.removeStrayTempFiles() > 0) ctx.log.warn("state.temp_removed", "removed temp files a killed writer left in the state dir");
     if (store.problems.length > 0) ctx.log.warn("state.invalid", `state file ${store.path} was unusable (${store.problems.join("; ")}); replaced, and the slot's VMs and runners are swept`);
     const crashed = leftBehind(r);
-    const recovered = await recover(r, { sweep: store.problems.length > 0 || !store.existed }).then(() => true, (err: unknown) => err);
+    // Recorded first: a sweep that fails or is killed is made by the next start too (the state this start writes exists and is valid).
+    if (store.problems.length > 0 || !store.existed) store.write({ sweep_pending: true });
+    const recovered = await recover(r, { sweep: store.current.sweep_pending === true }).then(() => true, (err: unknown) => err);
     if (recovered !== true) return await failCycle(r, recovered, { clean: false });
     // A crashed predecessor counts as a failed cycle: a loop that keeps dying backs off too.
     if (crashed) recordFailure(r, new Error("the previous cycle did not finish (crash, kill or reboot); its leftovers were removed"));

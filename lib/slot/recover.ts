@@ -160,7 +160,7 @@ export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ stray
     if (!o.github) await dropRunner({ name: v.Name });
     await cleanSlot(r, r.gh, { vm: v.Name }, { why: "unrecorded VM" });
   }
-  r.store.write({ ghosts, conflict_seen_at: conflictSeenAt, ...(o.github && { swept_at: new Date().toISOString() }) });
+  r.store.write({ ghosts, conflict_seen_at: conflictSeenAt, ...(o.github && { swept_at: new Date().toISOString(), sweep_pending: undefined }) });
   return { strays };
 }
 

@@ -70,6 +70,13 @@ const FIELDS = {
   last_job_at: [isoTime, undefined],
   cycle_started_at: [isoTime, undefined],
   swept_at: [isoTime, undefined],
+  /**
+   * The state was lost or unusable, so VMs and runners of this slot may be
+   * unrecorded: every start sweeps until a full sweep (GitHub and tart) has
+   * finished. Set before that sweep, so one that fails (GitHub down) or is
+   * killed is made again by the next start.
+   */
+  sweep_pending: [z.boolean(), undefined],
   /** When a sweep last saw an online runner with this slot's name that is not this host's (lib/slot/ownership.ts). */
   conflict_seen_at: [isoTime, undefined],
 } as const;

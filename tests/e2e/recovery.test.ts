@@ -130,6 +130,28 @@ describe("a state file that forgot", () => {
   }
 });
 
+describe("a sweep that failed", () => {
+  test.concurrent("a lost state's sweep cut short by GitHub is made by the next start, before anything new", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const { vm } = await killIn(s, "run");
+    rmSync(join(s.stateDir, "slot-1.json"));
+    // The sweep's runner listing fails every retry: the start fails having written a fresh, valid state.
+    await s.world.gh.fault({ method: "GET", path: `/orgs/${s.org}/actions/runners`, status: 503, count: 4 });
+    const failed = await loopBinary(s).done;
+    expect(failed.code).not.toBe(0);
+    expect(events(failed.lines, "cycle.failed").map((l) => l.msg).join("\n")).toMatch(/listing runners/);
+    expect(vms(s).map((v) => v.name)).toContain(vm);
+    // The next start cannot clone (so no cycle of its own reaches housekeeping): only its recovery can remove what the lost state named.
+    s.host.setTart({ faults: [{ kind: "clone_disk_full" }] });
+    const next = await loopBinary(s).done;
+    expect(next.code).not.toBe(0);
+    expect(events(next.lines, "sweep.vm").map((l) => l.vm)).toContain(vm);
+    expect(vms(s).map((v) => v.name)).not.toContain(vm);
+    expect((await github(s)).runners.map((r) => r.name)).not.toContain(vm);
+    expect(slotState(s)?.sweep_pending).toBeUndefined();
+  }, 60_000);
+});
+
 /** Every VM on the test's host, neighbours' included. */
 function listAll(s: Slots): string[] {
   const r = spawnSync(s.config.host.tartPath, ["list", "--format", "json", "--source", "local"], { env: s.env, encoding: "utf8" });
