@@ -1,7 +1,7 @@
 // What a slot last saw when it reached its guest: the transport, whether the
 // connection was had or refused by Local Network privacy, and when. `doctor`
-// runs from a Terminal, which macOS exempts from Local Network privacy, so its
-// own probe passes where the slot agents are refused: it reads these instead.
+// runs from a Terminal, which macOS exempts from Local Network privacy, so a
+// probe of its own would pass where the slot agents are refused: it reads these.
 // One small JSON per slot in host.state_dir: reach-<slot>.json.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
