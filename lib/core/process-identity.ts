@@ -47,10 +47,6 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "");
-  } catch {
-    return true; // no /proc (macOS): kill(0) is the answer
-  }
+  // Without /proc (macOS) kill(0) is the answer; with it, a zombie has no start time.
+  return !hasProc || processStartTime(pid) !== undefined;
 }
