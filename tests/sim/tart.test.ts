@@ -152,7 +152,8 @@ describe("run", () => {
     expect(ip).toMatch(/^127\.0\.0\.\d+$/);
     expect(await waitBooted(fx, "vm-a")).toBe(ip);
     expect(fx.tart("ip", "vm-a", "--resolver", "arp").stdout.trim()).toBe(ip);
-    expect(fx.tart("ip", "vm-a", "--resolver", "agent").stdout.trim()).toBe(ip);
+    // The guest agent answers agent_ms after the lease, maybe after sshd: --wait polls for it.
+    expect(fx.tart("ip", "vm-a", "--resolver", "agent", "--wait", "10").stdout.trim()).toBe(ip);
 
     const r = ssh(ip, 'printf "%s|%s|%s|" "$USER" "$PWD" "$(cat)"; echo oops >&2; exit 7', "from-stdin");
     expect(r.stdout).toBe(`admin|${join(fx.tartHome, "vms", "vm-a", "disk.img", "Users", "admin")}|from-stdin|`);
