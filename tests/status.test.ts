@@ -162,7 +162,9 @@ test("against a live loop: the VM it boots shows running under slot 1, then the 
     runner: { name_prefix: "live" },
     host: { state_dir: stateDir, log_dir: join(world.dir, "status-live", "logs"), dhcp_leases_path: host.leasesPath },
   }, "status-live.yml");
-  const job = await world.gh.enqueueJob({ name: "live-status", script: "sleep 2; echo done" });
+  // The job runs until the test has seen it run: no window a slow poll could miss.
+  const release = join(world.dir, "status-live", "release");
+  const job = await world.gh.enqueueJob({ name: "live-status", script: `while [ ! -e ${release} ]; do sleep 0.1; done; echo done` });
   const run = start(world, "loop", ["--slot", "1", "--config", config], host.env);
   const seen = await until("status to show the slot running its VM", async () => {
     const { json } = await statusOn(host.env, config, "--json");
@@ -170,6 +172,7 @@ test("against a live loop: the VM it boots shows running under slot 1, then the 
     return s.state === "ok" && s.phase === "run" && s.vm_running === true && json!.vms.some((v) => v.name === s.vm && v.running && v.owner === "slot 1") && s;
   }, 30_000, 100);
   expect(seen.state === "ok" && seen.runner_id).toBeGreaterThan(0);
+  writeFileSync(release, "");
   const done = await run.done;
   expect(done.code).toBe(0);
   expect((await world.gh.job(job.id)).result).toBe("Succeeded");

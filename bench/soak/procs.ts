@@ -38,8 +38,8 @@ export function descendants(root: number): number[] {
 /**
  * The descendants of `root` that carry the guest runner's session: an `ssh`
  * client (vm.transport ssh), or a `tart exec` whose guest command is the
- * runner's start (vm.transport exec; the sim's tart is bun running
- * sim/tart/main.ts, so `exec` is found as an argument, not as argv[0]).
+ * runner's start (vm.transport exec; `exec` is found as an argument, not
+ * argv[1]: the sim's tart may be bun running sim/tart/main.ts).
  */
 export function sessionClients(root: number): number[] {
   return descendants(root).filter((pid) => {

@@ -15,6 +15,7 @@ import { runState } from "../tart/running.ts";
 import { POWER_MARKER } from "../tart/guest/env.ts";
 import { killMarked } from "../tart/guest/processes.ts";
 import { GUEST_USER, userHome } from "../tart/guest/fs.ts";
+import { ensureCompiledTart } from "../tart/compiled.ts";
 
 export const SIM_BIN = resolve(import.meta.dir, "..", "bin");
 export const HOST_KEY_ALIAS = "macos-runner-guest";
@@ -80,6 +81,7 @@ export interface TartFixture {
 }
 
 export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFixture> {
+  ensureCompiledTart();
   const dir = mkdtempSync(join(opts.parent ?? tmpdir(), "sim-tart-"));
   let registry: Registry | undefined;
   try {

@@ -1,17 +1,31 @@
 // Entry point of the simulated `tart` (contracts/tart.md). Each command lives
 // in commands/<name>.ts and is imported only when called, so start-up stays
-// lean (ssh2 is loaded by `run` alone).
+// lean (ssh2 is loaded by `run` alone); the imports are written out so that
+// the compiled executable (compiled.ts) bundles every command.
 import { RuntimeError, ValidationError } from "./errors.ts";
 import { loadSettings } from "./settings.ts";
 import { traceTart } from "./trace.ts";
-
-const COMMANDS = ["clone", "delete", "exec", "get", "ip", "list", "prune", "pull", "run", "set", "stop", "suspend"] as const;
-type Command = (typeof COMMANDS)[number];
 
 interface CommandModule {
   spec: { name: string; usage: string };
   run(argv: string[]): Promise<number | void>;
 }
+
+const MODULES: Record<string, () => Promise<CommandModule>> = {
+  clone: () => import("./commands/clone.ts"),
+  delete: () => import("./commands/delete.ts"),
+  exec: () => import("./commands/exec.ts"),
+  get: () => import("./commands/get.ts"),
+  ip: () => import("./commands/ip.ts"),
+  list: () => import("./commands/list.ts"),
+  prune: () => import("./commands/prune.ts"),
+  pull: () => import("./commands/pull.ts"),
+  run: () => import("./commands/run.ts"),
+  set: () => import("./commands/set.ts"),
+  stop: () => import("./commands/stop.ts"),
+  suspend: () => import("./commands/suspend.ts"),
+};
+const COMMANDS = Object.keys(MODULES);
 
 const HELP = `OVERVIEW: Simulated tart (macos-runner sim): a fake of cirruslabs/tart for tests.
 
@@ -40,11 +54,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (!(COMMANDS as readonly string[]).includes(command)) {
+  const load = Object.hasOwn(MODULES, command) ? MODULES[command] : undefined;
+  if (!load) {
     process.stderr.write(`Error: Unexpected argument '${command}'\nUsage: tart <subcommand>\n  See 'tart --help' for more information.\n`);
     return 64;
   }
-  const mod = (await import(`./commands/${command as Command}.ts`)) as CommandModule;
+  const mod = await load();
   if (rest.includes("--help") || rest.includes("-h")) {
     console.log(`USAGE: tart ${command} ${mod.spec.usage}`);
     return 0;

@@ -7,13 +7,14 @@
 import { join } from "node:path";
 import type { SimTartSettings } from "../settings.ts";
 import { clockFile } from "./clock.ts";
+import { SIM_TART_DIR } from "../compiled.ts";
 import { GUEST_USER, guestRoot, userHome } from "./fs.ts";
 
 export const VM_MARKER = "SIM_TART_VM";
 /** Marks a VM's power watchdog (guest/watchdog.ts), which is not part of the guest. */
 export const POWER_MARKER = "SIM_TART_POWER";
 
-const GUEST_BIN = join(import.meta.dir, "bin");
+const GUEST_BIN = join(SIM_TART_DIR, "guest", "bin");
 
 export function guestEnv(vmDir: string, settings: SimTartSettings): Record<string, string> {
   return {

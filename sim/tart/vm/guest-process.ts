@@ -13,8 +13,11 @@ import { commandLine, markedProcesses } from "../guest/processes.ts";
 import { sleep } from "../home.ts";
 import { placePath } from "../places.ts";
 import { processStartTime } from "../process.ts";
+import { COMPILED, SIM_TART_DIR } from "../compiled.ts";
 
-const GUEST_DIR = join(import.meta.dir, "..", "guest");
+const GUEST_DIR = join(SIM_TART_DIR, "guest");
+/** The compiled tart runs these .ts files as bun would only when told so. */
+const RUN_TS: Record<string, string> = COMPILED ? { BUN_BE_BUN: "1" } : {};
 export const GUEST_LOG = ".sim-guest.log";
 
 function hostEnv(): Record<string, string> {
@@ -25,7 +28,7 @@ function hostEnv(): Record<string, string> {
 
 export function spawnWatchdog(vmDir: string, mac: string, deadPeerMs: number, placeReleaseMs: number): void {
   const child = spawn(process.execPath, [join(GUEST_DIR, "watchdog.ts"), vmDir, mac, String(deadPeerMs), placePath(process.pid), String(placeReleaseMs)], {
-    env: { ...hostEnv(), [POWER_MARKER]: vmDir },
+    env: { ...hostEnv(), ...RUN_TS, [POWER_MARKER]: vmDir },
     detached: true,
     stdio: ["pipe", "ignore", "ignore"],
   });
@@ -53,7 +56,7 @@ export async function endPredecessors(vmDir: string, mac: string): Promise<void>
 export function spawnGuest(vmDir: string, mode: "boot" | "resume", leaseAt: number, handlers: GuestHandlers): void {
   const log = openSync(join(vmDir, GUEST_LOG), "a");
   const child = spawn(process.execPath, [join(GUEST_DIR, "main.ts"), vmDir, mode, String(leaseAt)], {
-    env: { ...hostEnv(), [VM_MARKER]: vmDir },
+    env: { ...hostEnv(), ...RUN_TS, [VM_MARKER]: vmDir },
     detached: true,
     stdio: ["ignore", "pipe", log],
   });
