@@ -36,8 +36,12 @@ export class SecretWatch {
   /** Installation tokens the slots cached (github-token-cache.json): read now and then, as they rotate. */
   addCachedTokens(cachePath: string): void {
     try {
-      const cache = JSON.parse(readFileSync(cachePath, "utf8")) as Record<string, { token?: unknown }>;
-      for (const entry of Object.values(cache)) if (typeof entry.token === "string") this.values.set(entry.token, "installation token");
+      // auth-app's cache entries: "token|createdAt|expiresAt|…".
+      const cache = JSON.parse(readFileSync(cachePath, "utf8")) as Record<string, unknown>;
+      for (const entry of Object.values(cache)) {
+        const token = typeof entry === "string" ? entry.split("|")[0] : undefined;
+        if (token) this.values.set(token, "installation token");
+      }
     } catch {
       // not written yet, or being replaced
     }

@@ -1,35 +1,9 @@
-// Checks of the GitHub answers we use, field by field, so a malformed one is a
+// The GitHub answers we use, as zod schemas, so a malformed one is a
 // BadInputError naming the call and the field, not a TypeError three calls
-// later. Only what we read is checked; GitHub may add fields freely.
+// later. Only what we read is checked (zod drops the rest); GitHub may add fields freely.
 import { BadInputError, excerpt } from "../core/errors.ts";
-
-export interface Runner {
-  id: number;
-  name: string;
-  status: string;
-  busy: boolean;
-}
-
-export interface JitConfig {
-  runner: { id: number; name: string };
-  encodedJitConfig: string;
-}
-
-export interface ExpiringToken {
-  token: string;
-  /** ISO 8601, as GitHub gave it. */
-  expiresAt: string;
-}
-
-class Malformed extends Error {
-  constructor(
-    readonly path: string,
-    readonly expected: string,
-    readonly got: unknown,
-  ) {
-    super(`${path}: expected ${expected}`);
-  }
-}
+import { formatPath } from "../core/schema/index.ts";
+import { z } from "../core/schema/zod.ts";
 
 function kindOf(v: unknown): string {
   if (v === undefined) return "missing";
@@ -38,82 +12,41 @@ function kindOf(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-function object(v: unknown, path: string): Record<string, unknown> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Malformed(path, "an object", v);
-  return v as Record<string, unknown>;
-}
+/** "a string, expected true or false": the kind of what came, never its value (a JIT answer's other fields are secret). */
+const expected = (what: string) => ({ error: (issue: { input?: unknown }) => `${kindOf(issue.input)}, expected ${what}` });
+const NATURAL = expected("a non-negative integer");
+const TEXT = expected("a non-empty string");
+const id = z.int(NATURAL).min(0, NATURAL);
+const text = z.string(TEXT).min(1, TEXT);
+const object = <S extends z.ZodRawShape>(shape: S) => z.object(shape, expected("an object"));
 
-function integer(v: unknown, path: string): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new Malformed(path, "a non-negative integer", v);
-  return v;
-}
+const runner = object({ id, name: text, status: text, busy: z.boolean(expected("true or false")) });
+const jitConfig = object({ runner: object({ id, name: text }), encoded_jit_config: text }).transform((j) => ({ runner: j.runner, encodedJitConfig: j.encoded_jit_config }));
+const expiringToken = object({ token: text, expires_at: text.refine((s) => Number.isFinite(Date.parse(s)), expected("an ISO 8601 date-time")) })
+  .transform((t) => ({ token: t.token, expiresAt: t.expires_at }));
 
-function text(v: unknown, path: string): string {
-  if (typeof v !== "string" || v === "") throw new Malformed(path, "a non-empty string", v);
-  return v;
-}
+export type Runner = z.output<typeof runner>;
+export type JitConfig = z.output<typeof jitConfig>;
+/** `expiresAt` is ISO 8601, as GitHub gave it. */
+export type ExpiringToken = z.output<typeof expiringToken>;
 
-function boolean(v: unknown, path: string): boolean {
-  if (typeof v !== "boolean") throw new Malformed(path, "true or false", v);
-  return v;
-}
-
-function list(v: unknown, path: string): unknown[] {
-  if (!Array.isArray(v)) throw new Malformed(path, "an array", v);
-  return v;
-}
-
-function date(v: unknown, path: string): string {
-  const s = text(v, path);
-  if (!Number.isFinite(Date.parse(s))) throw new Malformed(path, "an ISO 8601 date-time", v);
-  return s;
-}
-
-function runner(v: unknown, path: string): Runner {
-  const r = object(v, path);
-  return { id: integer(r.id, `${path}.id`), name: text(r.name, `${path}.name`), status: text(r.status, `${path}.status`), busy: boolean(r.busy, `${path}.busy`) };
-}
-
-function expiringToken(v: unknown): ExpiringToken {
-  const d = object(v, "the answer");
-  return { token: text(d.token, "token"), expiresAt: date(d.expires_at, "expires_at") };
-}
-
-/** Reads `data` with `read`; a malformed answer becomes a BadInputError that names `where` and the field. */
-function parse<T>(where: string, data: unknown, read: (data: unknown) => T): T {
-  try {
-    return read(data);
-  } catch (err) {
-    if (!(err instanceof Malformed)) throw err;
-    // Name the field and its type, never its value: a JIT answer's other fields are secret.
-    const what = typeof data === "string" ? `the answer is not JSON: "${excerpt(data)}"` : `${err.path} is ${kindOf(err.got)}, expected ${err.expected}`;
+/** Reads an answer with `schema`; a malformed one becomes a BadInputError that names `where` and the first wrong field. */
+function reader<S extends z.ZodType>(schema: S) {
+  return (where: string, data: unknown): z.output<S> => {
+    const checked = schema.safeParse(data);
+    if (checked.success) return checked.data;
+    const issue = checked.error.issues[0]!;
+    const what = typeof data === "string" ? `the answer is not JSON: "${excerpt(data)}"` : `${formatPath(issue.path) || "the answer"} is ${issue.message}`;
     throw new BadInputError(`${where}: GitHub's answer does not have the documented shape (${what}). GitHub, or a proxy in front of it, answered something unexpected.`);
-  }
+  };
 }
 
 export const answers = {
-  jitConfig: (where: string, data: unknown): JitConfig =>
-    parse(where, data, (v) => {
-      const d = object(v, "the answer");
-      const r = object(d.runner, "runner");
-      return { runner: { id: integer(r.id, "runner.id"), name: text(r.name, "runner.name") }, encodedJitConfig: text(d.encoded_jit_config, "encoded_jit_config") };
-    }),
-
-  runner: (where: string, data: unknown): Runner => parse(where, data, (v) => runner(v, "the answer")),
-
-  runnerPage: (where: string, data: unknown): Runner[] =>
-    parse(where, data, (v) => list(object(v, "the answer").runners, "runners").map((r, i) => runner(r, `runners[${i}]`))),
-
-  groupPage: (where: string, data: unknown): { id: number; name: string }[] =>
-    parse(where, data, (v) =>
-      list(object(v, "the answer").runner_groups, "runner_groups").map((g, i) => {
-        const o = object(g, `runner_groups[${i}]`);
-        return { id: integer(o.id, `runner_groups[${i}].id`), name: text(o.name, `runner_groups[${i}].name`) };
-      }),
-    ),
-
-  installationId: (where: string, data: unknown): number => parse(where, data, (v) => integer(object(v, "the answer").id, "id")),
-
+  jitConfig: reader(jitConfig),
+  runner: reader(runner),
+  runnerPage: reader(object({ runners: z.array(runner, expected("an array")) }).transform((p) => p.runners)),
+  groupPage: reader(object({ runner_groups: z.array(object({ id, name: text }), expected("an array")) }).transform((p) => p.runner_groups)),
+  installationId: reader(object({ id }).transform((i) => i.id)),
   /** An installation access token, a registration token: `{token, expires_at}`. */
-  expiringToken: (where: string, data: unknown): ExpiringToken => parse(where, data, expiringToken),
+  expiringToken: reader(expiringToken),
 };

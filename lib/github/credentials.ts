@@ -1,13 +1,13 @@
 // GitHub App credentials: the installation id (configured, or looked up once
-// and cached on disk) and its installation token (cached on disk until 10 min
-// before it expires), shared by a host's slots. Both heal: a cached token that
-// GitHub refuses (401) is dropped and fetched again once; a cached installation
-// id GitHub does not know (404) is dropped and looked up again once. On a cold
-// cache one slot fetches while the other waits on a file lock, then reuses it.
-//
-// auth-app does what it is for: it signs the app JWT for the app routes (the
-// lookup, the token), and retries those once with a shifted clock when GitHub
-// says the JWT's times are off, logging through our logger.
+// and cached on disk) and its installation token, shared by a host's slots.
+// auth-app signs the app JWT for the app routes (the lookup, the token) and
+// retries those once with a shifted clock when GitHub says the JWT's times are
+// off, logging through our logger; it fetches the token and keeps it in our
+// TokenCache, a file, so the next cycle and the other slot reuse it. Both heal:
+// a cached token that GitHub refuses (401) is replaced once; a cached
+// installation id GitHub does not know (404) is dropped and looked up again
+// once. On a cold cache one slot fetches while the other waits on a file lock,
+// then reuses it.
 import { createAppAuth } from "@octokit/auth-app";
 import type { EndpointOptions } from "@octokit/types";
 import type { Config } from "../config/index.ts";
@@ -19,9 +19,8 @@ import { answers, type ExpiringToken } from "./answers.ts";
 import { explain, isHttpError, isRateLimited, networkFailure } from "./errors.ts";
 import { octokitLog, type Request } from "./http.ts";
 import { isPositiveInteger, JsonMapFile } from "./json-map-file.ts";
-import { createInstallationToken, installationLookup } from "./routes.ts";
+import { installationLookup } from "./routes.ts";
 import { stateFiles, stateKeys } from "./state-files.ts";
-import { TokenCache } from "./token-cache.ts";
 
 type GitHubConfig = Config["github"];
 type AppAuth = Extract<GitHubConfig["auth"], { kind: "app" }>;
@@ -52,6 +51,41 @@ const REPLICATION_DELAY_MS = 1000;
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Tokens closer to expiry than this are not reused (a job start must not race the expiry). */
+export const EXPIRY_MARGIN_MS = 10 * 60 * 1000;
+
+/**
+ * auth-app's installation token cache, in a 0600 file shared by the host's
+ * slots. auth-app stores its own `token|createdAt|expiresAt|...` strings and
+ * uses whatever get() returns: only its default in-memory cache expires
+ * entries (59 min after set). So get() drops a token within EXPIRY_MARGIN_MS
+ * of the expiry it reads from the string, and any entry it cannot read.
+ */
+export class TokenCache {
+  private readonly file: JsonMapFile<string>;
+  /** Tokens get() handed out (not fetched by this process just now): a 401 on one may mean it was revoked. */
+  readonly handedOut = new Set<string>();
+
+  constructor(
+    path: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.file = new JsonMapFile(path, (v): v is string => typeof v === "string");
+  }
+
+  get(key: string): string | undefined {
+    const value = this.file.get(key);
+    const [token, , expiresAt] = value?.split("|") ?? [];
+    if (!token || !(Date.parse(expiresAt ?? "") - this.now() > EXPIRY_MARGIN_MS)) return undefined;
+    this.handedOut.add(token);
+    return value;
+  }
+
+  set(key: string, value: string): void {
+    this.file.set(key, value);
+  }
+}
+
 interface KnownInstallation {
   id: number;
   source: "config" | "cache";
@@ -59,6 +93,7 @@ interface KnownInstallation {
 
 export class AppCredentials {
   private readonly appRequest: Request;
+  private readonly auth: ReturnType<typeof createAppAuth>;
   private readonly tokens: TokenCache;
   private readonly installationIds: JsonMapFile<number>;
   private readonly installationKey: string;
@@ -66,9 +101,18 @@ export class AppCredentials {
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(private readonly o: CredentialsOptions) {
-    const auth = createAppAuth({ appId: o.auth.appId, privateKey: o.privateKey, request: o.base, log: octokitLog(o.log) });
-    this.appRequest = o.base.defaults({ request: { hook: auth.hook } });
     this.tokens = new TokenCache(stateFiles.tokens(o.stateDir), o.now);
+    const key = (authAppKey: string) => stateKeys.token(o.github, authAppKey);
+    // auth-app's own token fetch goes through its hook too, for the clock-skew retry.
+    this.appRequest = o.base.defaults({ request: { hook: (request: Request, options: EndpointOptions) => this.auth.hook(request, options) } });
+    this.auth = createAppAuth({
+      appId: o.auth.appId,
+      privateKey: o.privateKey,
+      request: this.appRequest,
+      log: octokitLog(o.log),
+      // A miss is undefined, as from auth-app's default cache (its type says string).
+      cache: { get: (k: string) => this.tokens.get(key(k)) as string, set: (k: string, v: string) => this.tokens.set(key(k), v) },
+    });
     this.installationIds = new JsonMapFile(stateFiles.installations(o.stateDir), isPositiveInteger);
     this.installationKey = stateKeys.installation(o.github);
     this.lockPath = stateFiles.credentialsLock(o.stateDir);
@@ -110,18 +154,17 @@ export class AppCredentials {
 
   /** The installation token to use: the cached one, else a fresh one (one slot at a time). */
   async token(): Promise<InstallationToken> {
-    const hit = this.cachedToken();
-    if (hit) return hit;
-    return this.underLock(async () => this.cachedToken() ?? this.fetchToken(this.knownInstallation()));
+    const known = this.knownInstallation();
+    // auth-app keys a token by its installation id; under another key this only ever misses and takes the lock.
+    if (known && this.tokens.get(stateKeys.token(this.o.github, known.id))) return this.installationToken(known.id);
+    return this.underLock(() => this.fetchToken(this.knownInstallation()));
   }
 
-  /** After GitHub refused `refused`: drops it from the cache (unless another slot replaced it already) and fetches a fresh one. */
+  /** After GitHub refused `refused`: the token another slot cached in its place, else a fresh one. */
   private async replace(refused: InstallationToken): Promise<InstallationToken> {
     return this.underLock(async () => {
-      const current = this.cachedToken();
-      if (current && current.token !== refused.token) return current;
-      this.tokens.delete(stateKeys.token(this.o.github, refused.installationId));
-      return this.fetchToken(this.knownInstallation());
+      const current = await this.fetchToken(this.knownInstallation());
+      return current.token !== refused.token ? current : this.fetchToken(this.knownInstallation(), true);
     });
   }
 
@@ -131,19 +174,12 @@ export class AppCredentials {
     return id === undefined ? undefined : { id, source: "cache" };
   }
 
-  private cachedToken(): InstallationToken | undefined {
-    const known = this.knownInstallation();
-    const hit = known && this.tokens.get(stateKeys.token(this.o.github, known.id));
-    if (!known || !hit) return undefined;
-    registerSecret(hit.token);
-    return { ...hit, installationId: known.id, cached: true };
-  }
-
-  private async fetchToken(known: KnownInstallation | undefined): Promise<InstallationToken> {
+  /** The token from auth-app: the cached one, else (or with `refresh`) a fresh one; heals a stale cached installation id. */
+  private async fetchToken(known: KnownInstallation | undefined, refresh = false): Promise<InstallationToken> {
     const id = known?.id ?? (await this.lookUp());
     const where = (n: number) => `fetching an installation token for installation ${n}${known?.source === "config" ? " (github.app.installation_id)" : ""}`;
     try {
-      return await this.mint(id);
+      return await this.installationToken(id, refresh);
     } catch (err) {
       const stale = known?.source === "cache" && isHttpError(err) && err.status === 404 && !(err instanceof MacosRunnerError);
       if (!stale) throw this.explained(err, where(id));
@@ -153,7 +189,7 @@ export class AppCredentials {
     const tried = `the cached installation id ${id} had answered 404, so it was dropped and the installation looked up again`;
     const again = await this.lookUp(tried);
     try {
-      return await this.mint(again);
+      return await this.installationToken(again, refresh);
     } catch (err) {
       throw this.explained(err, where(again), `${tried} (found ${again})`);
     }
@@ -174,13 +210,13 @@ export class AppCredentials {
     }
   }
 
-  private async mint(installationId: number): Promise<InstallationToken> {
-    const { data } = await createInstallationToken(this.appRequest, installationId);
-    const t = answers.expiringToken(`fetching an installation token for installation ${installationId}`, data);
+  private async installationToken(installationId: number, refresh = false): Promise<InstallationToken> {
+    const got = await this.auth({ type: "installation", installationId, refresh });
+    const t = answers.expiringToken(`fetching an installation token for installation ${installationId}`, { token: got.token, expires_at: got.expiresAt });
     registerSecret(t.token);
-    this.tokens.set(stateKeys.token(this.o.github, installationId), t);
-    this.o.log.info("github.token_fetched", `installation token fetched for installation ${installationId}, valid until ${t.expiresAt}`);
-    return { ...t, installationId, cached: false };
+    const cached = this.tokens.handedOut.has(t.token);
+    if (!cached) this.o.log.info("github.token_fetched", `installation token fetched for installation ${installationId}, valid until ${t.expiresAt}`);
+    return { ...t, installationId, cached };
   }
 
   /** A refusal becomes the error a user can act on; a transient failure is left to withRetries, which retries the whole call. */

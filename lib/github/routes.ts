@@ -87,8 +87,3 @@ export function installationLookup(appRequest: Request, scope: Exclude<Scope, { 
     ? appRequest("GET /orgs/{org}/installation", { org: scope.org })
     : appRequest("GET /repos/{owner}/{repo}/installation", { owner: scope.owner, repo: scope.repo });
 }
-
-/** A new installation access token, app-authenticated. */
-export function createInstallationToken(appRequest: Request, installationId: number): Answer {
-  return appRequest("POST /app/installations/{installation_id}/access_tokens", { installation_id: installationId });
-}

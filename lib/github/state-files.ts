@@ -7,7 +7,7 @@ import type { Config } from "../config/index.ts";
 type GitHubConfig = Config["github"];
 
 export const stateFiles = {
-  /** Installation tokens, `{token, expiresAt}` by installation. */
+  /** Installation tokens, as auth-app serializes them, by installation. */
   tokens: (stateDir: string) => join(stateDir, "github-token-cache.json"),
   /** The app's installation id for github.url, when github.app.installation_id is not set. */
   installations: (stateDir: string) => join(stateDir, "github-installation.json"),
@@ -18,7 +18,8 @@ export const stateFiles = {
 };
 
 export const stateKeys = {
-  token: (github: GitHubConfig, installationId: number) => `${github.apiUrl} installation ${installationId}`,
+  /** `authAppKey`: auth-app's cache key, the installation id. */
+  token: (github: GitHubConfig, authAppKey: string | number) => `${github.apiUrl} installation ${authAppKey}`,
   installation: (github: GitHubConfig) => `${github.apiUrl} ${github.url}`,
   group: (github: GitHubConfig, name: string) => `${github.apiUrl} ${github.url} ${name}`,
 };

@@ -4,12 +4,12 @@
 // token in any log line.
 import { expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
-import { exitCode } from "../../lib/core/errors.ts";
+import { BadInputError, exitCode } from "../../lib/core/errors.ts";
 import { GitHubAuthError, GitHubNotFoundError } from "../../lib/github/errors.ts";
 import { isPositiveInteger, JsonMapFile } from "../../lib/github/json-map-file.ts";
 import { generateJitConfig } from "../../lib/github/runners.ts";
+import { TokenCache } from "../../lib/github/credentials.ts";
 import { stateFiles, stateKeys } from "../../lib/github/state-files.ts";
-import { TokenCache } from "../../lib/github/token-cache.ts";
 import { redact } from "../../lib/core/redact.ts";
 import { calls, type CapturedLog, captureLog, clientFor, fakeClock, type GitHubConfig, githubConfig, orgInstallationId, simForFile, tempDir } from "./harness.ts";
 
@@ -34,8 +34,17 @@ function cycle(github: GitHubConfig, stateDir: string, logs: CapturedLog = captu
 const jitFor = (gh: Parameters<typeof generateJitConfig>[0]) =>
   generateJitConfig(gh, { name: `cred-${++n}`, group: "Default", labels: ["self-hosted"], workFolder: "_work" });
 
+const REVOKED = "ghs_revokedRevokedRevokedRevoked0123";
+
+/** The token cached for the sim's installation (auth-app's `token|createdAt|expiresAt|...`). */
 function cachedToken(stateDir: string, github: GitHubConfig) {
-  return new TokenCache(stateFiles.tokens(stateDir)).get(stateKeys.token(github, orgInstallationId(h().sim)));
+  return new TokenCache(stateFiles.tokens(stateDir)).get(stateKeys.token(github, orgInstallationId(h().sim)))?.split("|")[0];
+}
+
+/** Caches `token` for the sim's installation, good for an hour, as auth-app would have. */
+function cacheToken(stateDir: string, github: GitHubConfig, token: string) {
+  const value = [token, new Date().toISOString(), new Date(Date.now() + 3_600_000).toISOString(), "all", "organization_self_hosted_runners!", ""].join("|");
+  new TokenCache(stateFiles.tokens(stateDir)).set(stateKeys.token(github, orgInstallationId(h().sim)), value);
 }
 
 test("cold cache: the installation is looked up and a token fetched once; the next cycle (a new process) reuses both", async () => {
@@ -45,7 +54,7 @@ test("cold cache: the installation is looked up and a token fetched once; the ne
   expect(calls(await h().control.state())).toEqual({ [LOOKUP]: 1, [ACCESS_TOKENS]: 1, [JIT]: 2 });
   expect(statSync(stateFiles.tokens(dir)).mode & 0o777).toBe(0o600);
   expect(statSync(stateFiles.installations(dir)).mode & 0o777).toBe(0o600);
-  const token = cachedToken(dir, github)!.token;
+  const token = cachedToken(dir, github)!;
   expect(redact(`x ${token} y`)).toBe("x [REDACTED] y"); // registered as a secret
 });
 
@@ -57,22 +66,19 @@ test("two slots starting together on a cold cache fetch one token between them (
 
 test("a revoked cached token is dropped and a fresh one fetched, once; the call then succeeds", async () => {
   const { dir, github } = host({ installationId: orgInstallationId(h().sim) });
-  const revoked = { token: "ghs_revokedRevokedRevokedRevoked0123", expiresAt: new Date(Date.now() + 3_600_000).toISOString() };
-  new TokenCache(stateFiles.tokens(dir)).set(stateKeys.token(github, orgInstallationId(h().sim)), revoked);
+  cacheToken(dir, github, REVOKED);
   const { gh, logs } = cycle(github, dir);
   const jit = await jitFor(gh);
   expect(jit.runner.id).toBeGreaterThan(0);
   expect(calls(await h().control.state())).toEqual({ [ACCESS_TOKENS]: 1, [JIT]: 2 });
-  expect(cachedToken(dir, github)!.token).not.toBe(revoked.token);
+  expect(cachedToken(dir, github)).toBeDefined();
+  expect(cachedToken(dir, github)).not.toBe(REVOKED);
   expect(logs.lines().find((l) => l.event === "github.token_refused")?.level).toBe("warn");
 });
 
 test("a fresh token refused too: a config error (78) saying the cached token was dropped and a fresh one also refused", async () => {
   const { dir, github } = host({ installationId: orgInstallationId(h().sim) });
-  new TokenCache(stateFiles.tokens(dir)).set(stateKeys.token(github, orgInstallationId(h().sim)), {
-    token: "ghs_revokedRevokedRevokedRevoked0123",
-    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
-  });
+  cacheToken(dir, github, REVOKED);
   await h().control.fault({ method: "POST", path: "/orgs/{org}/actions/runners/generate-jitconfig", status: 401, count: 2 });
   const err = (await jitFor(cycle(github, dir).gh).catch((e: unknown) => e)) as GitHubAuthError;
   expect(err).toBeInstanceOf(GitHubAuthError);
@@ -125,6 +131,17 @@ test("a configured installation id GitHub does not know is not healed: the error
   expect(calls(await h().control.state())).toEqual({ [ACCESS_TOKENS]: 1 });
 });
 
+test("an installation token answer without expires_at: a bad-input error naming the call and the field; the next cycle fetches again", async () => {
+  const { dir, github } = host({ installationId: orgInstallationId(h().sim) });
+  await h().control.fault({ method: "POST", path: "/app/installations/{installation_id}/access_tokens", status: 201, body: { token: "ghs_noExpiryNoExpiryNoExpiry0123" } });
+  const err = (await jitFor(cycle(github, dir).gh).catch((e: unknown) => e)) as BadInputError;
+  expect(err).toBeInstanceOf(BadInputError);
+  expect(err.message).toContain(`fetching an installation token for installation ${orgInstallationId(h().sim)}: GitHub's answer does not have the documented shape (expires_at is missing, expected a non-empty string)`);
+  expect(cachedToken(dir, github)).toBeUndefined();
+  await jitFor(cycle(github, dir).gh);
+  expect(calls(await h().control.state())).toEqual({ [ACCESS_TOKENS]: 2, [JIT]: 1 });
+});
+
 test("clock skew: auth-app's warnings land in our JSON log (not on the console), and its retry gets the token", async () => {
   const { dir, github } = host({ installationId: orgInstallationId(h().sim) });
   await h().control.setClockOffset(20 * 60_000); // GitHub's clock 20 min ahead: our JWT looks expired to it
@@ -140,14 +157,14 @@ test("no token, JWT or key in any log line, through a cold start, a refused toke
   const { dir, github } = host();
   const logs = captureLog();
   await jitFor(cycle(github, dir, logs).gh);
-  const first = cachedToken(dir, github)!.token;
-  new TokenCache(stateFiles.tokens(dir)).set(stateKeys.token(github, orgInstallationId(h().sim)), { token: "ghs_revokedRevokedRevokedRevoked0123", expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+  const first = cachedToken(dir, github)!;
+  cacheToken(dir, github, REVOKED);
   await h().control.fault({ method: "POST", path: "/orgs/{org}/actions/runners/generate-jitconfig", status: 502 });
   await jitFor(cycle(github, dir, logs).gh);
-  const second = cachedToken(dir, github)!.token;
+  const second = cachedToken(dir, github)!;
   const text = logs.text();
   expect(logs.lines().map((l) => l.event)).toEqual(expect.arrayContaining(["github.installation_found", "github.token_fetched", "github.token_refused", "github.retry"]));
-  for (const secret of [first, second, "ghs_revokedRevokedRevokedRevoked0123", h().sim.app.privateKeyPem.split("\n")[1]!]) expect(text).not.toContain(secret);
+  for (const secret of [first, second, REVOKED, h().sim.app.privateKeyPem.split("\n")[1]!]) expect(text).not.toContain(secret);
   expect(text).not.toMatch(/ghs_[A-Za-z0-9]{8}/);
   expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{8}/);
   expect(readFileSync(stateFiles.tokens(dir), "utf8")).toContain(second); // the secret lives only in the 0600 cache
