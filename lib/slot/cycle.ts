@@ -13,6 +13,7 @@ import { token } from "../runner/jit.ts";
 import { MacosRunnerError, StateIoError } from "../core/errors.ts";
 import { GitHubError } from "../github/errors.ts";
 import type { JitConfig } from "../github/runners.ts";
+import type { Logger } from "../core/log.ts";
 import { imageToClone, type ImageChoice } from "../image/choice.ts";
 import { inspectImageLock } from "../image/pin.ts";
 import { cachedDigest } from "../vm/tart-cache.ts";
@@ -85,19 +86,13 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
     if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
     if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
-    const tokenStarted = Date.now();
-    const jit = await token({ config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
-    store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
-    metrics.observe("token", (Date.now() - tokenStarted) / 1000);
-    return jit;
+    return makeRunner(r, name, log);
   });
   // Whichever side fails first explains the cycle; the other was cancelled or never began.
   let failedFirst: "vm" | "token" | undefined;
-  tokenP.catch((err: unknown) => {
+  tokenP.catch(() => {
     failedFirst ??= "token";
     cancel.abort();
-    // GitHub refused the call outright (4xx): no runner was made, so there is none to look up and delete.
-    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) store.write({ runner_name: undefined });
   });
   vmP.catch(() => (failedFirst ??= "vm"));
   const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
@@ -227,21 +222,26 @@ async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<J
   const { store, metrics } = r;
   const started = Date.now();
   persist(r, { phase: "token", runner_id: undefined, runner_name: undefined, runner_gone: undefined }, "replacing the retired runner");
-  let jit: JitConfig;
-  try {
-    jit = await token({ config: r.config, names: r.names, name: r.names.next(), log: r.log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
-  } catch (err) {
-    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) store.write({ runner_name: undefined });
-    throw err;
-  }
-  metrics.observe("token", (Date.now() - started) / 1000);
+  const jit = await makeRunner(r, r.names.next(), r.log);
   const runners = (store.current.vm_runners ?? 1) + 1;
-  store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name, phase: "run", vm_runners: runners });
+  store.write({ phase: "run", vm_runners: runners });
   if (r.stop.drain.aborted) return undefined;
   metrics.runnerReplaced();
   r.log.info("runner.replaced", `GitHub retired idle runner ${retired} before any job; runner ${jit.runner.name} starts in the same VM (runner ${runners} on it)`, {
     phase: "run", vm, runner: jit.runner.name, runner_id: jit.runner.id, retired, vm_runners: runners, duration_ms: Date.now() - started,
   });
+  return jit;
+}
+
+/** A JIT runner, its name recorded before it is made; GitHub refusing the call outright (4xx) made none, so none is left to look up and delete. */
+async function makeRunner(r: SlotRun, name: string, log: Logger): Promise<JitConfig> {
+  const started = Date.now();
+  const jit = await token({ config: r.config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") }).catch((err: unknown) => {
+    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) r.store.write({ runner_name: undefined });
+    throw err;
+  });
+  r.store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
+  r.metrics.observe("token", (Date.now() - started) / 1000);
   return jit;
 }
 
