@@ -5,6 +5,7 @@ import { MacosRunnerError } from "../core/errors.ts";
 import type { GitHubClient } from "../github/client.ts";
 import { deleteRunner, findRunnerByName } from "../github/runners.ts";
 import type { Ghost } from "./state.ts";
+import type { Tart } from "../vm/tart.ts";
 
 export class NotThisSlotsError extends MacosRunnerError {
   constructor(what: string, name: string, slot: number) {
@@ -34,6 +35,12 @@ export async function removeRunner(gh: GitHubClient, target: { id?: number | und
   return { busy: { id, name: target.name ?? String(id), since: new Date().toISOString() } };
 }
 
+/** Forces a VM off and deletes it. */
+export async function removeVm(tart: Tart, vm: string): Promise<void> {
+  await tart.forceOff(vm);
+  await tart.delete(vm);
+}
+
 /**
  * Runner first, then VM: DELETE the runner (a busy one becomes a ghost),
  * force the VM off, and delete it unless `keepStoppedVm` (the next cycle
@@ -60,8 +67,7 @@ export async function cleanSlot(
     }
   }
   if (target.vm) {
-    await ctx.tart.forceOff(target.vm);
-    if (!o.keepStoppedVm) await ctx.tart.delete(target.vm);
+    await (o.keepStoppedVm ? ctx.tart.forceOff(target.vm) : removeVm(ctx.tart, target.vm));
     log.info("cleanup.vm", `VM ${target.vm} forced off${o.keepStoppedVm ? "; deleted by the next cycle" : " and deleted"}`);
   }
   log.info("cleanup.done", `slot clean (${o.why})`, { duration_ms: Date.now() - started });

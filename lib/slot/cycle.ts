@@ -1,29 +1,26 @@
 // One cycle of a slot, from a fresh VM to its one job done:
-//   VM: pre-cloned (or clone) -> tart run -> address -> SSH     ┐ token starts once
+//   VM: the next VM (or a clone) -> tart run -> address -> SSH  ┐ token starts once
 //   token: the JIT runner (1 API call)                          ┘ the VM is alive
 //   run.sh over SSH -> listening -> one job -> completed
 //   (GitHub retired the runner before any job: a new runner in the same VM, docs/idle.md)
 // While the runner listens, the next VM is cloned and the slot's housekeeping
 // (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
 // done the VM is forced off; the next cycle deletes it while its own VM boots
-// (a stopping slot deletes it, and the pre-cloned VM, before it exits).
+// (a stopping slot deletes it, and the next VM, before it exits).
 // A stop (drain) takes an idle runner off GitHub before the VM is touched.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { boot, type Booted } from "../vm/boot.ts";
-import { clone } from "../vm/clone.ts";
 import { startRun, type RunHandle, type RunOutcome } from "../runner/run.ts";
 import { token } from "../runner/jit.ts";
 import { MacosRunnerError, StateIoError } from "../core/errors.ts";
 import { GitHubError } from "../github/errors.ts";
 import type { JitConfig } from "../github/runners.ts";
+import type { Logger } from "../core/log.ts";
 import { imageToClone, type ImageChoice } from "../image/choice.ts";
 import { inspectImageLock } from "../image/pin.ts";
 import { cachedDigest } from "../vm/tart-cache.ts";
 import { aborted } from "../core/signals.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
 import { reportGhostJob, reportLostJob } from "./lost.ts";
-import { prepareSnapshot } from "./snapshot.ts";
+import { cloneNextVm, cycleVm, disposeOld, keepAsNextVm } from "./next-vm.ts";
 import type { SlotRun } from "./context.ts";
 import { adopt, retireGhosts, sweep, sweepDue } from "./recover.ts";
 import type { StatePatch } from "./state.ts";
@@ -54,23 +51,6 @@ function persist(r: SlotRun, patch: StatePatch, before: string): void {
   throw new StateIoError(`cannot record the slot's state in ${r.store.path} (${r.store.lastWriteError?.message}); not ${before}. Free disk space on that volume.`, r.store.lastWriteError);
 }
 
-/**
- * A VM cloned while the previous job ran, if it is still good to use: same
- * image, young enough, on disk. A stale one the previous cycle already started
- * (a pull pinned another image since) is forced off now: it would hold one of
- * the two VM places while this cycle's VM boots.
- */
-async function usablePreclone(r: SlotRun, image: string): Promise<string | undefined> {
-  const next = r.store.current.next_vm;
-  if (!next) return undefined;
-  const fresh = Date.now() - Date.parse(next.created_at) < r.config.vm.precloneMaxAgeMs;
-  if (next.image === image && fresh && existsSync(join(r.tart.home, "vms", next.name, "config.json"))) return next.name;
-  r.log.info("preclone.stale", `pre-cloned VM ${next.name} is ${next.image === image ? "too old" : "of another image"}; deleting it`, { vm: next.name });
-  r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
-  if (next.run) await r.tart.forceOff(next.name);
-  return undefined;
-}
-
 /** What the metrics' info series says about the image in use: the pinned digest, else the one tart cached for the tag. */
 function reportImage(r: SlotRun, choice: ImageChoice, path: StartPath): void {
   const { lock } = inspectImageLock(r.config.host.stateDir);
@@ -80,47 +60,24 @@ function reportImage(r: SlotRun, choice: ImageChoice, path: StartPath): void {
 }
 
 export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
-  const { config, tart, store, stop, metrics } = r;
+  const { config, store, stop, metrics } = r;
   const choice = imageToClone(config, r.log);
-  const image = choice.ref;
   if (!choice.pinned && choice.ref.includes("/")) r.log.info("clone.unpinned", `no image pinned yet (pull has not run): cloning the tag ${choice.ref}`);
-  // vm.start: snapshot restores clones of the slot's suspended golden (lib/slot/snapshot.ts).
-  const snap = config.vm.start === "snapshot" ? await prepareSnapshot(r, choice) : undefined;
-  const source = snap?.golden ?? image;
-  const pre = await usablePreclone(r, source);
-  // The previous cycle may have started it already (lib/slot/prestart.ts).
-  const started = pre ? store.current.next_vm?.run : undefined;
-  const name = pre ?? r.names.next();
+  const vm = await cycleVm(r, choice);
+  const name = vm.name;
   const log = r.log.child({ vm: name, runner: name });
   const cycle = { ...r, log };
-  let path: StartPath = snap ? "snapshot" : pre ? "pre-cloned" : "cold";
   persist(r, {
-    phase: pre ? "boot" : "clone", vm: name, vm_runners: undefined, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
-    cycle_started_at: new Date().toISOString(), path, image: choice.digest ?? choice.ref, next_vm: pre ? undefined : store.current.next_vm,
+    phase: vm.next ? "boot" : "clone", vm: name, vm_runners: undefined, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
+    cycle_started_at: new Date().toISOString(), path: vm.path, image: choice.digest ?? choice.ref, next_vm: undefined,
   }, "starting a VM");
-  log.info("cycle.start", pre ? "cycle started on a pre-cloned VM" : "cycle started", { phase: store.current.phase, path, image: choice.digest ?? choice.ref });
+  log.info("cycle.start", vm.next ? "cycle started on the next VM, made ahead" : "cycle started", { phase: store.current.phase, path: vm.path, image: choice.digest ?? choice.ref });
 
   const cancel = new AbortController();
   const stopOrCancel = AbortSignal.any([stop.drain, cancel.signal]);
   let alive!: () => void;
   const vmAlive = new Promise<void>((res) => (alive = res));
-  const vmP = (async (): Promise<Booted> => {
-    if (snap) {
-      const b = await snap.start({ name, preCloned: pre !== undefined, started, log, signal: stopOrCancel, onAlive: alive });
-      path = b.path;
-      return b;
-    }
-    if (!pre) {
-      const cloneStarted = Date.now();
-      await clone({ config, tart, vm: name, image, log, signal: stopOrCancel });
-      metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
-      store.write({ phase: "boot" });
-    }
-    const booted = await boot({ config, tart, vm: name, slot: r.slot, log, signal: stopOrCancel, onAlive: alive, started });
-    metrics.observe("boot_to_ip", (booted.leasedAt - booted.startedAt) / 1000);
-    metrics.observe("boot_to_ssh", (booted.sshAt - booted.startedAt) / 1000);
-    return booted;
-  })();
+  const vmP = vm.start({ log, signal: stopOrCancel, onAlive: alive });
   // The JIT runner is made once the VM is alive, so a VM that cannot start
   // (2-VM limit, start failure) costs no runner.
   const vmFailed = vmP.then(() => false, () => true);
@@ -129,19 +86,13 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
     if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
     if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
-    const tokenStarted = Date.now();
-    const jit = await token({ config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
-    store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
-    metrics.observe("token", (Date.now() - tokenStarted) / 1000);
-    return jit;
+    return makeRunner(r, name, log);
   });
   // Whichever side fails first explains the cycle; the other was cancelled or never began.
   let failedFirst: "vm" | "token" | undefined;
-  tokenP.catch((err: unknown) => {
+  tokenP.catch(() => {
     failedFirst ??= "token";
     cancel.abort();
-    // GitHub refused the call outright (4xx): no runner was made, so there is none to look up and delete.
-    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) store.write({ runner_name: undefined });
   });
   vmP.catch(() => (failedFirst ??= "vm"));
   const [jitR, vmR] = await Promise.allSettled([tokenP, vmP]);
@@ -153,8 +104,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   if (jitR.status === "rejected" && failedFirst === "token") throw jitR.reason;
   if (vmR.status === "rejected") {
     if (vmR.reason instanceof VmLimitError) {
-      // A VM that never started is untouched: keep it for the next cycle.
-      store.write({ vm: undefined, next_vm: { name, image, created_at: new Date().toISOString() } });
+      keepAsNextVm(r, name, choice.ref);
       // One of the running VMs is this slot's although no state names it: a leftover; remove it now.
       if (vmR.reason.others.some((o) => r.names.owns(o))) await sweep(cycle, { github: true });
     }
@@ -162,7 +112,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   }
   if (jitR.status === "rejected") throw jitR.reason;
   const booted = vmR.value;
-  reportImage(r, choice, path);
+  reportImage(r, choice, booted.path);
 
   let vmStopped = false;
   void booted.vm.exited.then(() => (vmStopped = true));
@@ -180,12 +130,12 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // new VM, until the VM is older than vm.idle_reuse_max or another image is pinned.
   for (;;) {
     run = startRun({
-      config, vm: name, ip: booted.ip, tartHome: tart.home, jitConfig: jit.encodedJitConfig, log: runLog, vmGone: booted.vm.exited, endAtCompletion: true,
+      config, vm: name, ip: booted.ip, tartHome: r.tart.home, jitConfig: jit.encodedJitConfig, log: runLog, vmGone: booted.vm.exited, endAtCompletion: true,
       on: {
         listening: () => {
           metrics.runnerListening();
-          // Once per VM: a replaced runner's VM has its pre-clone and housekeeping under way already.
-          if (store.current.vm_runners === 1) background.push(precloneNext(r, source, { configure: !snap }), housekeeping(cycle));
+          // Once per VM: a replaced runner's VM has its next VM and housekeeping under way already.
+          if (store.current.vm_runners === 1) background.push(cloneNextVm(r, vm.source), housekeeping(cycle));
         },
         jobStarted: (job) => {
           store.write({ phase: "job", job });
@@ -242,7 +192,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     ghosts: ghost ? [...store.current.ghosts, ghost] : store.current.ghosts,
   });
   metrics.observe("cleanup", (Date.now() - cleanupStarted) / 1000);
-  return { outcome, path, vm: name, runner: jit.runner.name, runners: s.vm_runners ?? 1 };
+  return { outcome, path: booted.path, vm: name, runner: jit.runner.name, runners: s.vm_runners ?? 1 };
 }
 
 /**
@@ -272,21 +222,26 @@ async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<J
   const { store, metrics } = r;
   const started = Date.now();
   persist(r, { phase: "token", runner_id: undefined, runner_name: undefined, runner_gone: undefined }, "replacing the retired runner");
-  let jit: JitConfig;
-  try {
-    jit = await token({ config: r.config, names: r.names, name: r.names.next(), log: r.log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") });
-  } catch (err) {
-    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) store.write({ runner_name: undefined });
-    throw err;
-  }
-  metrics.observe("token", (Date.now() - started) / 1000);
+  const jit = await makeRunner(r, r.names.next(), r.log);
   const runners = (store.current.vm_runners ?? 1) + 1;
-  store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name, phase: "run", vm_runners: runners });
+  store.write({ phase: "run", vm_runners: runners });
   if (r.stop.drain.aborted) return undefined;
   metrics.runnerReplaced();
   r.log.info("runner.replaced", `GitHub retired idle runner ${retired} before any job; runner ${jit.runner.name} starts in the same VM (runner ${runners} on it)`, {
     phase: "run", vm, runner: jit.runner.name, runner_id: jit.runner.id, retired, vm_runners: runners, duration_ms: Date.now() - started,
   });
+  return jit;
+}
+
+/** A JIT runner, its name recorded before it is made; GitHub refusing the call outright (4xx) made none, so none is left to look up and delete. */
+async function makeRunner(r: SlotRun, name: string, log: Logger): Promise<JitConfig> {
+  const started = Date.now();
+  const jit = await token({ config: r.config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") }).catch((err: unknown) => {
+    if (err instanceof GitHubError && err.status >= 400 && err.status < 500) r.store.write({ runner_name: undefined });
+    throw err;
+  });
+  r.store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
+  r.metrics.observe("token", (Date.now() - started) / 1000);
   return jit;
 }
 
@@ -318,21 +273,6 @@ async function drain(r: SlotRun, run: RunHandle): Promise<void> {
   run.stop();
 }
 
-/** Clones the next cycle's VM while this one serves, recorded before it starts. */
-async function precloneNext(r: SlotRun, image: string, o: { configure: boolean }): Promise<void> {
-  if (r.store.current.next_vm || r.stop.drain.aborted) return;
-  const name = r.names.next();
-  if (!r.store.write({ next_vm: { name, image, created_at: new Date().toISOString() } })) return;
-  try {
-    const started = Date.now();
-    await clone({ config: r.config, tart: r.tart, vm: name, image, log: r.log.child({ phase: "preclone", vm: name }), signal: r.stop.drain, configure: o.configure });
-    r.metrics.observe("clone", (Date.now() - started) / 1000);
-  } catch (err) {
-    r.log.warn("preclone.failed", `could not clone the next VM ahead (${(err as Error).message}); the next cycle clones its own`, { vm: name });
-    r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, name] });
-  }
-}
-
 /**
  * Housekeeping while a runner listens: ghosts, VMs no state names, and this
  * slot's runners on GitHub now and then — at once when a stray VM shows the
@@ -347,24 +287,4 @@ async function housekeeping(r: SlotRun): Promise<void> {
   } catch (err) {
     r.log.warn("housekeeping.failed", `housekeeping failed (${(err as Error).message}); the next cycle tries again`);
   }
-}
-
-/** Deletes VMs finished by earlier cycles (already forced off). */
-async function disposeOld(r: SlotRun): Promise<void> {
-  for (const vm of r.store.current.dispose) {
-    try {
-      await r.tart.forceOff(vm);
-      await r.tart.delete(vm);
-      r.store.write({ dispose: r.store.current.dispose.filter((v) => v !== vm) });
-    } catch (err) {
-      r.log.warn("dispose.failed", `could not delete finished VM ${vm} (${(err as Error).message}); the next cycle tries again`, { vm });
-    }
-  }
-}
-
-/** On a stop: nothing of the slot's stays on disk, the pre-cloned VM included. */
-export async function disposeAll(r: SlotRun): Promise<void> {
-  const next = r.store.current.next_vm;
-  if (next) r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
-  await disposeOld(r);
 }

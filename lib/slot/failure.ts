@@ -5,7 +5,7 @@
 import { exitCode, MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { backoffMs } from "./backoff.ts";
 import { sleep } from "../core/wait.ts";
-import { disposeAll } from "./cycle.ts";
+import { disposeAll } from "./next-vm.ts";
 import { failureReason } from "../host/metrics/reasons.ts";
 import { HostDegradedError } from "../vm/tart.ts";
 import { cleanSlot } from "./clean.ts";
@@ -42,7 +42,7 @@ export function recordFailure(r: SlotRun, err: unknown): number {
  * Cleans what the failed (or stopped) cycle holds — unless the failure was
  * that very cleanup (`clean: false`: recovery of a predecessor failed; the
  * next start tries it again) — backs off, and returns the exit code. A slot
- * that cannot write its state also deletes its finished and pre-cloned VMs
+ * that cannot write its state also deletes its finished VMs and the next VM
  * now: no later start would know of them.
  */
 export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } = { clean: true }): Promise<number> {

@@ -1,6 +1,6 @@
-// The loop of a slot: one cycle, from the slot's lock to the next cycle's VM.
+// The loop of a slot: one cycle, from the slot's lock to the next VM started ahead.
 //   lock -> recover what a predecessor left -> back off if failing -> serve one job
-//   -> start the next cycle's VM (cloned while the job ran) -> exit code
+//   -> start the next VM (cloned while the job ran) -> exit code
 // `loop` (scripts/loop.ts) runs it once per process; launchd starts it again.
 import { exitCode, MacosRunnerError, StateIoError } from "../core/errors.ts";
 import type { Stop } from "../core/signals.ts";
@@ -9,11 +9,11 @@ import { githubFor, type GitHubClient } from "../github/client.ts";
 import { SlotMetrics } from "../host/metrics/index.ts";
 import { OUTCOME_EXIT } from "../runner/run.ts";
 import type { SlotContext, SlotRun } from "./context.ts";
-import { disposeAll, serveOneJob, type CycleResult } from "./cycle.ts";
+import { serveOneJob, type CycleResult } from "./cycle.ts";
 import { failCycle, recordFailure, waitOutBackoff } from "./failure.ts";
 import { lockSlot } from "./lock.ts";
 import { mirrorStateToMetrics } from "./metrics.ts";
-import { startNextVm } from "./prestart.ts";
+import { disposeAll, startNextVm } from "./next-vm.ts";
 import { leftBehind, recover } from "./recover.ts";
 import { SlotStore } from "./state.ts";
 
@@ -42,14 +42,14 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     await waitOutBackoff(r);
     if (!stop.drain.aborted) {
       done(r, await serveOneJob(r));
-      // The next cycle's VM boots while this process exits and the next one starts.
+      // The next VM boots while this process exits and the next one starts.
       await startNextVm(r);
     }
     return exitCode("ok");
   } catch (err) {
     return await failCycle(r, err);
   } finally {
-    // A stopping slot leaves nothing on disk: finished and pre-cloned VMs go now.
+    // A stopping slot leaves nothing on disk: finished VMs and the next VM go now.
     if (stop.drain.aborted) await disposeAll(r).catch((err: Error) => ctx.log.error("dispose.failed", `could not delete the slot's stopped VMs: ${err.message}; the next start deletes them`));
     metrics.flush();
     lock.release();

@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { boot, type Booted } from "../vm/boot.ts";
+import { removeVm } from "./clean.ts";
 import { clone } from "../vm/clone.ts";
 import type { Config } from "../config/index.ts";
 import { MacosRunnerError } from "../core/errors.ts";
@@ -22,10 +23,9 @@ import type { ImageChoice } from "../image/choice.ts";
 import type { Logger } from "../core/log.ts";
 import { finished, sh } from "../core/proc.ts";
 import type { SlotRun } from "./context.ts";
-import type { Golden, StartedVm } from "./state.ts";
 import { guestArgv, guestEnv, type GuestTarget } from "../vm/guest.ts";
 import { VmLimitError, type Tart } from "../vm/tart.ts";
-import { readTail, sizeOf, vmLogPath } from "../vm/run-log.ts";
+import { readTail, vmLogPath } from "../vm/run-log.ts";
 import { sleep } from "../core/wait.ts";
 
 /** The guest syncs its clock with this server (as the golden image's own boot does). */
@@ -34,24 +34,6 @@ export const TIME_SERVER = "time.apple.com";
 const SUSPEND_TIMEOUT_MS = 120_000;
 
 export class SnapshotError extends MacosRunnerError {}
-
-export interface SnapshotStart {
-  /** The suspended golden this cycle's VM is (or was pre-) cloned from. */
-  golden: string;
-  /** Starts the cycle's VM from the golden: restored, clock synced; a cold boot of `image` when that fails. */
-  start(o: StartOptions): Promise<Booted & { path: "snapshot" | "cold" }>;
-}
-
-export interface StartOptions {
-  name: string;
-  /** The VM is a clone of the golden made ahead (pre-cloned): no clone now. */
-  preCloned: boolean;
-  /** Its `tart run` was started by the previous cycle (lib/slot/prestart.ts). */
-  started?: StartedVm | undefined;
-  log: Logger;
-  signal: AbortSignal;
-  onAlive: () => void;
-}
 
 /** The hex that names an image's golden: its digest, else a hash of the reference (an unpinned tag or a local VM). */
 export function imageKey(choice: ImageChoice): string {
@@ -62,26 +44,26 @@ export function imageKey(choice: ImageChoice): string {
 const isSuspended = (tart: Tart, name: string) => existsSync(join(tart.home, "vms", name, "state.vzvmsave"));
 
 /**
- * The slot's golden for this image, made now when there is none (the first
- * snapshot cycle after a new image pays one cold boot and a suspend). A
- * golden of another image is deleted first. Undefined when it cannot be made:
- * the cycle then boots cold (logged), and the next cycle tries again.
+ * The name of the slot's golden for this image, made now when there is none
+ * (the first snapshot cycle after a new image pays one cold boot and a
+ * suspend). A golden of another image is deleted first. Undefined when it
+ * cannot be made: the cycle then boots cold (logged), and the next cycle
+ * tries again.
  */
-export async function prepareSnapshot(r: SlotRun, choice: ImageChoice): Promise<SnapshotStart | undefined> {
+export async function prepareGolden(r: SlotRun, choice: ImageChoice): Promise<string | undefined> {
   const name = r.names.golden(imageKey(choice));
   const g = r.store.current.golden;
-  if (!(g?.name === name && g.image === choice.ref && isSuspended(r.tart, name))) {
-    try {
-      await makeGolden(r, choice.ref, name);
-    } catch (err) {
-      // No VM can start now (the limit, or a host that leaked places): a cold boot would meet the same.
-      if (err instanceof VmLimitError) throw err;
-      if (r.stop.drain.aborted) return undefined;
-      r.log.warn("golden.failed", `could not make the golden VM ${name} (${(err as Error).message}); this cycle boots cold, the next one tries again`, { vm: name });
-      return undefined;
-    }
+  if (g?.name === name && g.image === choice.ref && isSuspended(r.tart, name)) return name;
+  try {
+    await makeGolden(r, choice.ref, name);
+    return name;
+  } catch (err) {
+    // No VM can start now (the limit, or a host that leaked places): a cold boot would meet the same.
+    if (err instanceof VmLimitError) throw err;
+    if (r.stop.drain.aborted) return undefined;
+    r.log.warn("golden.failed", `could not make the golden VM ${name} (${(err as Error).message}); this cycle boots cold, the next one tries again`, { vm: name });
+    return undefined;
   }
-  return { golden: name, start: (o) => startFromGolden(r, choice.ref, name, o) };
 }
 
 /** Deletes every golden of the slot but `keep` (a golden of an older image, or one left half-made). */
@@ -89,8 +71,7 @@ export async function deleteGoldens(ctx: Pick<SlotRun, "tart" | "names" | "log">
   const deleted: string[] = [];
   for (const v of await ctx.tart.list()) {
     if (!ctx.names.ownsGolden(v.Name) || v.Name === keep) continue;
-    await ctx.tart.forceOff(v.Name);
-    await ctx.tart.delete(v.Name);
+    await removeVm(ctx.tart, v.Name);
     ctx.log.info("golden.deleted", `golden VM ${v.Name} deleted`, { vm: v.Name });
     deleted.push(v.Name);
   }
@@ -103,8 +84,7 @@ async function makeGolden(r: SlotRun, image: string, name: string): Promise<void
   const started = Date.now();
   await deleteGoldens(r);
   // Recorded first: a crash half-way leaves a name the next cycle replaces.
-  const golden: Golden = { name, image, created_at: new Date().toISOString() };
-  store.write({ golden, phase: "boot" });
+  store.write({ golden: { name, image, created_at: new Date().toISOString() }, phase: "boot" });
   log.info("golden.make", `making the golden VM for ${image}: cold boot, then suspend`);
   try {
     // CPU, memory and MAC are set here, before the first boot, never on a suspended VM.
@@ -115,51 +95,24 @@ async function makeGolden(r: SlotRun, image: string, name: string): Promise<void
     if (!ended) throw new SnapshotError(`tart suspend ${name} did not end its VM within ${SUSPEND_TIMEOUT_MS / 1000} s`);
     if (!isSuspended(tart, name)) throw new SnapshotError(`tart suspend ${name} saved no state (tart run exit ${ended.code ?? ended.signal}; see ${vmLogPath(config, r.slot)})`);
   } catch (err) {
-    await tart.forceOff(name).then(() => tart.delete(name)).catch(() => {});
+    await removeVm(tart, name).catch(() => {});
     store.write({ golden: undefined });
     throw err;
   }
   log.info("golden.ready", `golden VM ${name} suspended`, { duration_ms: Date.now() - started, image });
 }
 
-async function startFromGolden(r: SlotRun, image: string, golden: string, o: StartOptions): Promise<Booted & { path: "snapshot" | "cold" }> {
-  const { config, tart, metrics } = r;
-  const log = o.log.child({ phase: "boot" });
-  try {
-    if (!o.preCloned) {
-      const cloneStarted = Date.now();
-      // No `tart set`: a suspended clone must stay the hardware its state was saved with.
-      await clone({ config, tart, vm: o.name, image: golden, log, signal: o.signal, configure: false });
-      metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
-    }
-    // A VM started ahead was checked before its start (lib/slot/prestart.ts).
-    if (!o.started) await freeGoldenMac(r, o.name, log);
-    const logFile = vmLogPath(config, r.slot);
-    const offset = o.started?.log_offset ?? sizeOf(logFile);
-    const booted = await boot({ config, tart, vm: o.name, slot: r.slot, log, signal: o.signal, onAlive: o.onAlive, started: o.started });
-    observeBoot(r, booted);
-    // A MAC already in use makes tart reset the MAC and drop the state: a cold boot after all.
-    if (!readTail(logFile, offset).includes("resuming VM")) {
-      log.warn("snapshot.not_restored", `VM ${o.name} booted cold instead of restoring its snapshot (see ${logFile})`);
-      r.store.write({ path: "cold" });
-      return { ...booted, path: "cold" };
-    }
-    await syncClock(config, { vm: o.name, ip: booted.ip, tartHome: tart.home }, log);
-    log.info("snapshot.restored", `VM ${o.name} restored from ${golden}`, { duration_ms: Date.now() - booted.startedAt });
-    return { ...booted, path: "snapshot" };
-  } catch (err) {
-    if (err instanceof VmLimitError || o.signal.aborted) throw err;
-    log.warn("snapshot.fallback", `restoring ${o.name} from ${golden} failed (${(err as Error).message}); booting it cold from ${image}; the golden is made again next cycle`);
-    r.store.write({ path: "cold", golden: undefined });
-    await tart.forceOff(o.name);
-    await tart.forceOff(golden).then(() => tart.delete(golden)).catch((e: Error) => log.warn("golden.delete_failed", `could not delete golden ${golden}: ${e.message}`));
-    const cloneStarted = Date.now();
-    await clone({ config, tart, vm: o.name, image, log, signal: o.signal });
-    metrics.observe("clone", (Date.now() - cloneStarted) / 1000);
-    const booted = await boot({ config, tart, vm: o.name, slot: r.slot, log, signal: o.signal, onAlive: o.onAlive });
-    observeBoot(r, booted);
-    return { ...booted, path: "cold" };
+/** "snapshot" when the clone of `golden` restored (its clock is synced then); "cold" when it booted after all (a MAC in use makes tart drop the state). */
+export async function restoredPath(r: SlotRun, vm: string, golden: string, booted: Booted, log: Logger): Promise<"snapshot" | "cold"> {
+  const logFile = vmLogPath(r.config, r.slot);
+  if (!readTail(logFile, booted.logOffset).includes("resuming VM")) {
+    log.warn("snapshot.not_restored", `VM ${vm} booted cold instead of restoring its snapshot (see ${logFile})`);
+    r.store.write({ path: "cold" });
+    return "cold";
   }
+  await syncClock(r.config, { vm, ip: booted.ip, tartHome: r.tart.home }, log);
+  log.info("snapshot.restored", `VM ${vm} restored from ${golden}`, { duration_ms: Date.now() - booted.startedAt });
+  return "snapshot";
 }
 
 /**
@@ -178,11 +131,6 @@ export async function freeGoldenMac(r: Pick<SlotRun, "tart" | "names">, vm: stri
     log.warn("snapshot.mac_in_use", `VM ${v.Name} runs with the MAC ${mac} that ${vm} restores with; ${ours ? "forcing it off first" : "it is not this slot's: left running, so tart resets the MAC and this VM boots cold"}`, { vm, holder: v.Name, mac });
     if (ours) await r.tart.forceOff(v.Name);
   }
-}
-
-function observeBoot(r: SlotRun, b: Booted): void {
-  r.metrics.observe("boot_to_ip", (b.leasedAt - b.startedAt) / 1000);
-  r.metrics.observe("boot_to_ssh", (b.sshAt - b.startedAt) / 1000);
 }
 
 /**

@@ -16,8 +16,8 @@ const isoTime = z.string().refine((s) => Number.isFinite(Date.parse(s)), "not a 
 const name = z.string().min(1);
 const ghost = z.object({ id: z.number().int().positive(), name, since: isoTime });
 /**
- * A VM whose `tart run` an earlier process started (the next cycle's VM,
- * started by the previous cycle as it ended). `pid` with `pid_start` (the
+ * A VM whose `tart run` an earlier process started (the next VM, started
+ * ahead by the previous cycle as it ended). `pid` with `pid_start` (the
  * process's start time, lib/core/process-identity.ts) is the identity of that
  * process: a pid alone may have been reused since. Without `pid_start` it is
  * not trusted.
@@ -39,11 +39,11 @@ const FIELDS = {
   vm_runners: [z.number().int().positive(), undefined],
   job: [z.string(), undefined],
   job_result: [z.string(), undefined],
-  /** How the cycle's VM started: cold (cloned and booted), pre-cloned, snapshot (restored). */
+  /** How the cycle's VM started: cold (cloned and booted), pre-cloned (the next VM, made ahead), snapshot (restored). */
   path: [z.enum(["cold", "pre-cloned", "snapshot"]), undefined],
   /** The image the cycle's VM was cloned from (a digest reference when pinned). */
   image: [z.string(), undefined],
-  /** A VM cloned while the previous job ran, for the next cycle. */
+  /** The next VM: cloned while the previous job ran, maybe started ahead (`run`); lib/slot/next-vm.ts. */
   next_vm: [nextVm, undefined],
   /**
    * The slot's suspended golden VM (vm.start: snapshot): its name, the image it
@@ -86,8 +86,7 @@ export type SlotState = { version: 1; slot: number; updated_at: string } & {
   -readonly [K in keyof Fields]: Fields[K][1] extends undefined ? z.output<Fields[K][0]> | undefined : z.output<Fields[K][0]>;
 };
 export type Ghost = z.output<typeof ghost>;
-export type Golden = z.output<typeof golden>;
-export type StartedVm = z.output<typeof started>;
+export type NextVm = z.output<typeof nextVm>;
 
 /** Parses a state file's text; every field that cannot be used is named in `problems` and defaulted. */
 export function parseSlotState(text: string | undefined, slot: number): { state: SlotState; problems: string[] } {

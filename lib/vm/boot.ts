@@ -32,6 +32,8 @@ export interface Booted {
   startedAt: number;
   leasedAt: number;
   sshAt: number;
+  /** Where this run's output starts in the VM log. */
+  logOffset: number;
 }
 
 /** How soon a failed readiness probe is followed by the next one. */
@@ -147,7 +149,7 @@ async function bootOnce(o: BootOptions, log: Logger): Promise<Booted> {
     recordReach(o.config.host.stateDir, { slot: o.slot, transport, outcome: "ok" });
     const sshAt = Date.now();
     log.info("boot.done", `VM reachable at ${ip} (${transport})`, { ip, transport, duration_ms: sshAt - started, ssh_ms: sshAt - (leasedAt ?? sshAt) });
-    return { ip, vm, startedAt: started, leasedAt: leasedAt ?? sshAt, sshAt };
+    return { ip, vm, startedAt: started, leasedAt: leasedAt ?? sshAt, sshAt, logOffset: offset };
   } finally {
     clearTimeout(aliveTimer);
     stopped.abort();

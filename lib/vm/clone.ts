@@ -19,9 +19,10 @@ export interface CloneOptions {
   configure?: boolean;
 }
 
-export async function clone(o: CloneOptions): Promise<void> {
+/** Clones (and sets up) the VM; returns how long that took, in ms. */
+export async function clone(o: CloneOptions): Promise<number> {
   const done = o.log.time("clone.done", { phase: "clone", vm: o.vm });
   await o.tart.clone(o.image, o.vm, CLONE_TIMEOUT_MS, o.signal);
   if (o.configure !== false) await o.tart.set(o.vm, { cpu: o.config.vm.cpu, memoryMb: o.config.vm.memoryMb, randomMac: true });
-  done(`cloned ${o.image}`, { image: o.image, digest: o.image.split("@")[1] });
+  return done(`cloned ${o.image}`, { image: o.image, digest: o.image.split("@")[1] });
 }

@@ -1,5 +1,5 @@
 // Serving jobs: two launchd-driven slots of the compiled loop, the cold and
-// pre-cloned paths, GitHub retiring an idle runner, the credentials modes.
+// next VM (pre-cloned) paths, GitHub retiring an idle runner, the credentials modes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -35,7 +35,7 @@ describe("steady state", () => {
       await Promise.all(agents.map((a) => a.bootout()));
     }
     // As `install --remove` does after the bootout: a slot stopped between two cycles
-    // left its finished and pre-cloned VMs for a next start that will not come.
+    // left its finished VMs and its next VM for a next start that will not come.
     for (const slot of [1, 2]) expect((await start(world, "cleanup", ["--slot", String(slot), "--config", s.path], s.host.env).done).code).toBe(0);
     const gh = await github(s);
     expect(gh.jobs.map((j) => j.result)).toEqual(jobs.map(() => "Succeeded"));
@@ -62,7 +62,7 @@ describe("steady state", () => {
     expect(paths.filter((p) => p === "pre-cloned").length).toBeGreaterThanOrEqual(cycles - 2);
   }, 90_000);
 
-  test.concurrent("a finished VM is forced off at once and deleted by the next cycle; a pre-clone waits for it", async () => {
+  test.concurrent("a finished VM is forced off at once and deleted by the next cycle; the next VM waits for it", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
     const first = await enqueue(s, "first", "echo one");
     await exitOf(loopInProcess(s), 0);
@@ -70,7 +70,7 @@ describe("steady state", () => {
     const after1 = slotState(s)!;
     const finished = (after1.dispose as string[])[0]!;
     const pre = (after1.next_vm as { name: string }).name;
-    // Between cycles the finished VM is off, and the pre-cloned one already boots for the next cycle (started ahead).
+    // Between cycles the finished VM is off, and the next VM already boots for the next cycle (started ahead).
     await until("the next VM runs", () => vms(s).find((v) => v.name === pre)?.running);
     expect(vms(s).sort((a, b) => a.name.localeCompare(b.name))).toEqual([{ name: finished, running: false }, { name: pre, running: true }].sort((a, b) => a.name.localeCompare(b.name)));
     expect((after1.next_vm as { run?: { pid: number } }).run?.pid).toBeGreaterThan(0);
@@ -85,7 +85,7 @@ describe("steady state", () => {
     expect(events(run.lines, "boot.attached").map((l) => l.pid)).toEqual([(after1.next_vm as { run: { pid: number } }).run.pid]);
     expect(vms(s).map((v) => v.name)).not.toContain(finished);
 
-    // A stop deletes what is left: the last finished VM and the next pre-clone.
+    // A stop deletes what is left: the last finished VM and the next VM.
     const third = loopInProcess(s);
     await until("runner listening", () => events(third.lines, "run.ready").length > 0);
     third.stop.request();
