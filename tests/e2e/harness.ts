@@ -155,8 +155,21 @@ export function count(calls: Record<string, number>, what: string): number {
 }
 
 /** The run's exit code; when it is not the expected one, its log is printed to tell why. */
-export async function exitOf(run: { done: Promise<{ code: number | null; lines: LogLine[] }> }, expected: number): Promise<LogLine[]> {
-  const r = await run.done;
+export async function exitOf(
+  run: { done: Promise<{ code: number | null; lines: LogLine[] }>; lines: LogLine[] | (() => LogLine[]); child?: { kill(signal: NodeJS.Signals): unknown } },
+  expected: number,
+  withinMs = 60_000,
+): Promise<LogLine[]> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const lines = typeof run.lines === "function" ? run.lines() : run.lines;
+      console.error(`still running after ${withinMs} ms; its log so far:\n${lines.map((l) => `  ${l.ts ?? ""} ${l.level} ${l.event} ${l.phase ?? ""} ${l.vm ?? ""} ${l.msg ?? ""}`).join("\n")}`);
+      run.child?.kill("SIGKILL");
+      reject(new Error(`the run did not exit within ${withinMs} ms`));
+    }, withinMs);
+  });
+  const r = await Promise.race([run.done, late]).finally(() => clearTimeout(timer));
   if (r.code !== expected) console.error(`exit ${r.code}, expected ${expected}; its log:\n${r.lines.map((l) => `  ${l.level} ${l.event} ${l.phase ?? ""} ${l.msg ?? ""}`).join("\n")}`);
   expect(r.code).toBe(expected);
   return r.lines;
