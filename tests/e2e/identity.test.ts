@@ -116,6 +116,7 @@ describe("two hosts with one host id", () => {
       expect(busy.runner_name).toBe(slotState(b)?.runner_name as string);
       // doctor on host A: a runner named like A's is online, and neither A's state nor A's tart knows it.
       const doctor = await start(world, "doctor", ["--config", a.path, "--json"], a.host.env).done;
+      if (!doctor.stdout.trim()) throw new Error(`doctor --json printed nothing (exit ${doctor.code}); its stderr:\n${doctor.stderr}`);
       const check = (JSON.parse(doctor.stdout) as { results: { check: string; status: string; found: string; fix: string }[] }).results.find((r) => r.check === "host-id-unique");
       expect(check?.status).toBe("FAIL");
       expect(check?.found).toContain(busy.runner_name!);
