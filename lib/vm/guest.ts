@@ -19,6 +19,9 @@ export const SSH_PATH = "/usr/bin/ssh";
 
 export type Transport = "exec" | "ssh";
 
+/** The command a transport runs, as messages name it: "tart exec" or "ssh". */
+export const transportCommand = (transport: Transport): string => (transport === "ssh" ? "ssh" : "tart exec");
+
 export interface GuestTarget {
   /** The VM's name (tart exec). */
   vm: string;
