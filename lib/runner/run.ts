@@ -10,7 +10,7 @@ import type { Logger } from "../core/log.ts";
 import { sh } from "../core/proc.ts";
 import { GuestOutput } from "./guest-output.ts";
 import { parseRunnerLine } from "./status-lines.ts";
-import { agentUnreachable, guestArgv, guestEnv, noRouteToHost, localNetworkError, transportCommand } from "../vm/guest.ts";
+import { agentUnreachable, guestArgv, guestEnv, noRouteToHost, localNetworkError, sshSettings, transportCommand } from "../vm/guest.ts";
 
 /** How a run ended, and the exit kind ssh-run reports it with. */
 export const OUTCOME_EXIT = {
@@ -87,7 +87,7 @@ const GUEST_COMMAND =
   'IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && cd "$HOME/actions-runner" && rm -f .runner .credentials .credentials_rsaparams && exec ./run.sh';
 
 export function startRun(o: RunOptions): RunHandle {
-  const { ssh, transport } = o.config.vm;
+  const { transport } = o.config.vm;
   const { runner } = o.config;
   const log = o.log.child({ phase: "run" });
   const guestOutput = new GuestOutput(log);
@@ -215,7 +215,7 @@ export function startRun(o: RunOptions): RunHandle {
     const code = out.exitCode;
     if (result !== undefined) return end(completed());
     if (noRoute) return end({ kind: "local-network", runnerGone, detail: localNetworkError(o.ip, noRoute).message });
-    if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${ssh.knownHostsPath}` });
+    if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${sshSettings(o.config).knownHostsPath}` });
     if (job !== undefined) {
       // ssh: 255 is ssh's own failure. tart exec: 255 is a runner killed by a signal (the agent reports -1);
       // the session ended when tart says its control socket closed, or the client was killed.
