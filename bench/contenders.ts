@@ -8,6 +8,7 @@ import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config/index.ts";
 import { renderAgents } from "../lib/host/launchd/render.ts";
+import { sshSettings } from "../lib/vm/guest.ts";
 import { startAgent, type Agent } from "../sim/launchd.ts";
 import { parseLogLines } from "../sim/logs.ts";
 import type { SimHost, World } from "../sim/world.ts";
@@ -141,6 +142,7 @@ export function baselineContender({ world, host, dir, o }: Stage): Contender {
   const org = "bench-base";
   const label = "bench-base";
   const config = loadConfig({ path: world.writeConfig({}, "bench-base-ref.yml") });
+  const ssh = sshSettings(config);
   const env = {
     ...worldEnv(world),
     ...host.env,
@@ -152,10 +154,10 @@ export function baselineContender({ world, host, dir, o }: Stage): Contender {
     TOKEN_FILE: world.patPath,
     LABELS: JSON.stringify(["self-hosted", "macOS", "ARM64", label]),
     NAME_PREFIX: "bb",
-    SSH_USER: config.vm.ssh.user,
-    SSH_PORT: String(config.vm.ssh.port),
-    SSH_KEY: config.vm.ssh.privateKeyPath,
-    KNOWN_HOSTS: config.vm.ssh.knownHostsPath,
+    SSH_USER: ssh.user,
+    SSH_PORT: String(ssh.port),
+    SSH_KEY: ssh.privateKeyPath,
+    KNOWN_HOSTS: ssh.knownHostsPath,
   };
   let loops: ReturnType<typeof Bun.spawn>[] = [];
   return {

@@ -115,8 +115,8 @@ test("the example inventory's config loads, and its secret paths are the files t
   const secretPaths = [
     config.github.auth.kind === "app" ? config.github.auth.privateKeyPath : config.github.auth.tokenPath,
     config.image.passwordPath!,
-    config.vm.ssh.privateKeyPath,
-    config.vm.ssh.knownHostsPath,
+    config.vm.ssh!.privateKeyPath,
+    config.vm.ssh!.knownHostsPath,
   ].map((p) => runnerHome + p.slice(home.length));
   expect(secretPaths.sort()).toEqual(copied.sort());
   expect(vars.macos_runner_config_path).toBe(`${vars.macos_runner_config_dir}/config.yml`);

@@ -29,6 +29,7 @@ describe("the JSON Schema, as an editor uses it", () => {
   test.each([
     ["tests/fixtures/config/full.yml", readFileSync(join(ROOT, "tests/fixtures/config/full.yml"), "utf8")],
     ["the complete example in docs/config.md", docExample],
+    ["a config on vm.transport exec without vm.ssh", "github: { url: https://github.com/acme, token_path: pat }\nimage: { ref: x }\nvm: { transport: exec }\n"],
   ])("accepts %s", (_name, yaml) => {
     expect({ valid: check(parse(yaml)), errors: check.errors ?? null }).toEqual({ valid: true, errors: null });
   });
@@ -39,6 +40,7 @@ describe("the JSON Schema, as an editor uses it", () => {
     ["a duration without a unit", { runner: { job_timeout: "90" } }, "/runner/job_timeout", "pattern"],
     ["a string for an integer", { vm: { cpu: "4", ssh: { private_key_path: "k", known_hosts_path: "h" } } }, "/vm/cpu", "type"],
     ["a missing required key", { vm: { ssh: { private_key_path: "k" } } }, "/vm/ssh", "required"],
+    ["vm.transport ssh without vm.ssh", { vm: { transport: "ssh" } }, "/vm", "required"],
   ])("flags %s", (_name, change, where, keyword) => {
     const base = { github: { url: "https://github.com/acme", token_path: "pat" }, image: { ref: "x" }, vm: { ssh: { private_key_path: "k", known_hosts_path: "h" } } };
     expect(check(base)).toBe(true);

@@ -274,7 +274,7 @@ describe("bad input is reported with key path and line", () => {
     ["only comments", "# nothing yet\n\n"],
   ])("an %s file", (_name, text) => {
     const w = world();
-    expectOneProblem(w, text, "the file is empty; it needs at least the github:, image: and vm: sections");
+    expectOneProblem(w, text, "the file is empty; it needs at least the github: and image: sections");
   });
 
   test("a top level that is not a mapping", () => {
@@ -305,10 +305,49 @@ describe("bad input is reported with key path and line", () => {
       "github.url: missing (required); e.g. https://github.com/acme (org), https://github.com/acme/app (repo) or https://github.com/enterprises/acme",
       "github: needs github.app (a GitHub App: id and private_key_path) or github.token_path (a file holding a PAT)",
       "image.ref: missing (required); the golden VM image, e.g. registry.example.com/macos-runner:sequoia, or a local VM name",
-      "vm.ssh.private_key_path: missing (required); the private key whose public half the golden image authorises",
-      "vm.ssh.known_hosts_path: missing (required); a known_hosts file holding the golden image's host key",
     ]);
     expect(err.problems.every((p) => p.line === undefined)).toBe(true);
+  });
+
+  describe("vm.ssh is needed by vm.transport ssh only", () => {
+    const NO_VM = MINIMAL.split("vm:\n")[0]!;
+
+    test("vm.transport exec (the default) without vm.ssh loads, and the config has no ssh settings", () => {
+      const w = world();
+      for (const yaml of [NO_VM, `${NO_VM}vm:\n  transport: exec\n`]) {
+        const config = w.parse(yaml);
+        expect(config.vm.transport).toBe("exec");
+        expect(Object.keys(config.vm)).not.toContain("ssh");
+      }
+    });
+
+    test("vm.transport ssh without vm.ssh is refused at the transport's line, naming the keys it needs", () => {
+      const w = world();
+      const err = expectOneProblem(
+        w,
+        `${NO_VM}vm:\n  cpu: 2\n  transport: ssh\n`,
+        "line 8: vm.transport: ssh needs a vm.ssh section with private_key_path (the private key whose public half the golden image authorises) " +
+          "and known_hosts_path (a known_hosts file holding the golden image's host key)",
+      );
+      expect(err.problems[0]!.path).toBe("vm.transport");
+    });
+
+    test("a vm.ssh section needs both key paths, whatever the transport", () => {
+      const w = world();
+      for (const transport of ["exec", "ssh"]) {
+        expectOneProblem(
+          w,
+          `${NO_VM}vm:\n  transport: ${transport}\n  ssh:\n    private_key_path: key\n`,
+          "vm.ssh.known_hosts_path: missing (required); a known_hosts file holding the golden image's host key",
+        );
+      }
+    });
+
+    test("vm.transport ssh with vm.ssh loads", () => {
+      const w = world();
+      const config = w.parse(MINIMAL.replace("vm:\n", "vm:\n  transport: ssh\n"));
+      expect(config.vm.ssh).toEqual({ user: "admin", port: 22, privateKeyPath: join(w.dir, "key"), knownHostsPath: join(w.dir, "known_hosts") });
+    });
   });
 
   test("several problems are reported together, in file order", () => {

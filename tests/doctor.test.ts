@@ -92,6 +92,17 @@ test("local-network reads what the slot agents saw: a refusal one of them met fa
   expect(d.code).not.toBe(0);
 }, 60_000);
 
+test("vm.transport exec without vm.ssh: no ssh key to check, known-hosts a SKIP, exit 0; vm.transport ssh without it is a config FAIL", async () => {
+  const d = await doctor(config({ vm: { ssh: null } }));
+  expect(d.failed).toEqual([]);
+  expect(d.by("secrets")).toMatchObject({ status: "PASS", found: expect.not.stringContaining("vm.ssh") });
+  expect(d.by("known-hosts")).toEqual({ status: "SKIP", check: "known-hosts", found: "vm.ssh.known_hosts_path is not set; vm.transport exec does not use ssh", fix: "" });
+  expect(d.code).toBe(0);
+  const ssh = await doctor(config({ vm: { transport: "ssh", ssh: null } }));
+  expect(ssh.by("config")).toMatchObject({ status: "FAIL", found: expect.stringContaining("vm.transport: ssh needs a vm.ssh section") });
+  expect(ssh.by("known-hosts")).toMatchObject({ status: "FAIL", found: "vm.ssh.known_hosts_path is not set" });
+}, 60_000);
+
 test("a host on a PAT: the app checks are SKIPs, the PAT lists runners, exit 0", async () => {
   const d = await doctor(config({ github: { app: null, token_path: world.patPath } }));
   expect(d.failed).toEqual([]);

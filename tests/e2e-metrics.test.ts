@@ -3,6 +3,7 @@
 // official Python client's parser.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { startWorld, type World } from "../sim/world.ts";
 import { ensureBinaries, loop } from "./helpers/e2e.ts";
@@ -33,6 +34,10 @@ test("two cycles of the compiled loop: jobs, step histograms, turnaround across 
   const prom = join(textfileDir, "macos_runner_slot_1.prom");
   expect(statSync(prom).mode & 0o777).toBe(0o644);
   const all = samples(readFileSync(prom, "utf8"));
+  // The host label is the host id the slot pinned, not the hostname (Macs imaged alike share one).
+  const hostId = readFileSync(join(world.dir, "state", "host-id"), "utf8").trim();
+  expect(hostId).not.toBe(hostname().split(".")[0]!.toLowerCase());
+  expect([...new Set(all.map((s) => s.labels.host))]).toEqual([hostId]);
   expect(sample(all, "gha_started_jobs_total", { slot: "1" })).toBe(2);
   expect(sample(all, "gha_completed_jobs_total", { job_result: "Succeeded" })).toBe(1);
   expect(sample(all, "gha_completed_jobs_total", { job_result: "Failed" })).toBe(1);

@@ -22,14 +22,14 @@ function setup(opts: { metrics?: boolean } = {}) {
   dirs.push(root);
   const stateDir = join(root, "state");
   const textfileDir = join(root, "textfile");
-  const config = { host: { stateDir } as never, ...(opts.metrics === false ? {} : { metrics: { textfileDir } }) };
+  const config = { host: { stateDir, id: "mac-01" } as never, ...(opts.metrics === false ? {} : { metrics: { textfileDir } }) };
   let t = Date.parse("2026-10-01T10:00:00Z");
   const clock = { now: () => t, advance: (s: number) => (t += s * 1000) };
   const out = new PassThrough();
   let logText = "";
   out.on("data", (d) => (logText += d));
   const log = createLogger({ stream: out, format: "json" });
-  const open = (slot = 1) => SlotMetrics.open({ config, slot, host: "mac-01", log, now: clock.now });
+  const open = (slot = 1) => SlotMetrics.open({ config, slot, log, now: clock.now });
   const prom = (slot = 1) => readFileSync(join(textfileDir, `macos_runner_slot_${slot}.prom`), "utf8");
   return { root, stateDir, textfileDir, clock, open, prom, logs: () => logText };
 }

@@ -5,7 +5,6 @@
 // runners, and two Macs that share a hostname do not share names.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomic } from "../core/fs.ts";
 import { machineId, type MachineIdSource } from "./machine-id.ts";
@@ -13,10 +12,6 @@ import { machineId, type MachineIdSource } from "./machine-id.ts";
 /** GitHub rejects longer runner names (third-party code and reports; not documented by GitHub). */
 export const MAX_NAME = 64;
 const SUFFIX = 6;
-
-export function shortHost(h: string = hostname()): string {
-  return (h.split(".")[0] ?? "host").toLowerCase().replace(/[^a-z0-9-]/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "") || "host";
-}
 
 /** `<prefix>-<host>-<slot>-`, the host part shortened so a full name fits in MAX_NAME. */
 export function slotPrefix(prefix: string, slot: number, host: string): string {

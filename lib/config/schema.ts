@@ -141,8 +141,15 @@ export function configSchema(src: ConfigSource) {
     transport: oneOf(["exec", "ssh"])
       .prefault("exec")
       .meta({ description: "How commands reach the guest: exec uses `tart exec` and the tart guest agent (no network, so no Local Network grant); ssh uses /usr/bin/ssh to the guest's address (needs the Local Network grant for the slot agents)." }),
-    ssh: omittable(ssh).meta({ description: "How to reach the guest over SSH (vm.transport: ssh); the host key pin also serves doctor." }),
-  });
+    ssh: ssh.optional().meta({ description: "How to reach the guest over SSH: required with vm.transport: ssh; with exec, optional (selftest then also tries ssh, doctor checks the key files)." }),
+  })
+    .superRefine((v, ctx) => {
+      if (v.transport === "ssh" && v.ssh === undefined) {
+        ctx.addIssue({ code: "custom", path: ["transport"], message: "ssh needs a vm.ssh section with private_key_path (the private key whose public half the golden image authorises) and known_hosts_path (a known_hosts file holding the golden image's host key)" });
+      }
+    }, whenMapping)
+    // For editors: the JSON Schema says the same.
+    .meta({ if: { properties: { transport: { const: "ssh" } }, required: ["transport"] }, then: { required: ["ssh"] } });
 
   const host = section({
     id: matching(/[a-z0-9-]{1,32}/, (got) => `must be 1 to 32 of a-z 0-9 - (the host part of VM and runner names), got ${got}`)
@@ -187,7 +194,7 @@ export function configSchema(src: ConfigSource) {
     .strictObject(sections, {
       error: (iss) => {
         if (iss.code !== "invalid_type") return undefined;
-        if (iss.input === undefined) return "the file is empty; it needs at least the github:, image: and vm: sections";
+        if (iss.input === undefined) return "the file is empty; it needs at least the github: and image: sections";
         return `the top level must be a mapping of sections (${Object.keys(sections).join(":, ")}:), got ${describeValue(iss.input)}`;
       },
     })
@@ -198,7 +205,7 @@ export function configSchema(src: ConfigSource) {
         ctx.addIssue({ code: "custom", path: ["runner", "group"], message: "a repository has no runner groups; remove runner.group (or set it to Default) for a repo URL" });
       }
     }, whenMapping)
-    .meta({ required: ["github", "image", "vm"] });
+    .meta({ required: ["github", "image"] });
 
   return file.transform(({ github: g, runner: r, image: i, vm: v, host: h, metrics: m }) => ({
     /** Absolute path of the file loaded. */
@@ -237,7 +244,7 @@ export function configSchema(src: ConfigSource) {
       precloneMaxAgeMs: v.preclone_max_age,
       reuseIdle: v.reuse_idle,
       idleReuseMaxMs: v.idle_reuse_max,
-      ssh: { user: v.ssh.user, port: v.ssh.port, privateKeyPath: v.ssh.private_key_path, knownHostsPath: v.ssh.known_hosts_path },
+      ...(v.ssh && { ssh: { user: v.ssh.user, port: v.ssh.port, privateKeyPath: v.ssh.private_key_path, knownHostsPath: v.ssh.known_hosts_path } }),
     },
     host: {
       ...(h.id !== undefined && { id: h.id }),

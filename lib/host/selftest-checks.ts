@@ -13,7 +13,7 @@ import { finished, sh } from "../core/proc.ts";
 import { checkRunnerFreshness } from "../image/runner-release.ts";
 import { TIME_SERVER } from "../slot/snapshot.ts";
 import { HOST_KEY_ALIAS } from "../vm/ssh.ts";
-import { noRouteToHost } from "../vm/guest.ts";
+import { noRouteToHost, sshSettings } from "../vm/guest.ts";
 import { guestShell, type GuestShell, type Transport } from "./selftest-guest.ts";
 
 /** A command in the guest that should answer at once; more is a hung guest. */
@@ -67,7 +67,7 @@ const refusedBeforeSsh = (stderr: string) => noRouteToHost(stderr) || /Host is d
 
 /** The agent's own `ssh` runs a command in the guest: the key, the host key and, on macOS 15+, the Local Network grant. */
 export async function sshChecks(config: Config, vm: string, ip: string, transport: Transport): Promise<SshFound> {
-  const { port, user } = config.vm.ssh;
+  const { port, user } = sshSettings(config);
   const r = await guestShell(config, "ssh", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
   const where = `${user}@${ip}:${port}`;
   // Over exec the slots need no ssh: what ssh finds is worth knowing, not a failure.
@@ -94,7 +94,7 @@ const fingerprint = (key: string) => `SHA256:${createHash("sha256").update(Buffe
 
 /** The keys the guest's sshd presents (ssh-keyscan) against the pinned ones in vm.ssh.known_hosts_path. */
 export async function hostKeyCheck(config: Config, ip: string): Promise<CheckResult> {
-  const { port, knownHostsPath } = config.vm.ssh;
+  const { port, knownHostsPath } = sshSettings(config);
   const scan = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS })`exec /usr/bin/ssh-keyscan -T 10 -p ${String(port)} ${ip}`);
   const presented = scan.stdout.split("\n").flatMap((l) => {
     const [, type, key] = l.trim().split(/\s+/);

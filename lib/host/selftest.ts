@@ -265,13 +265,18 @@ async function coldCycle(run: Run, placesBefore: string[]): Promise<void> {
 async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
   const { config } = run;
   await guarded(run, "addresses", () => addressCheck("addresses", config, vm, run.tart.macAddress(vm), run.transport));
-  let refused = false;
-  await guarded(run, "guest-ssh", async () => {
-    const found = await sshChecks(config, vm, ip, run.transport);
-    refused = found.refused;
-    return found.results;
-  });
-  await guarded(run, "host-key", async () => (refused ? skip("host-key", "Local Network privacy refuses this agent's connections to the guest (see local-network)") : hostKeyCheck(config, ip)));
+  if (config.vm.ssh) {
+    let refused = false;
+    await guarded(run, "guest-ssh", async () => {
+      const found = await sshChecks(config, vm, ip, run.transport);
+      refused = found.refused;
+      return found.results;
+    });
+    await guarded(run, "host-key", async () => (refused ? skip("host-key", "Local Network privacy refuses this agent's connections to the guest (see local-network)") : hostKeyCheck(config, ip)));
+  } else {
+    // vm.transport exec without vm.ssh: no key to try ssh with, and the slots need no network to the guest.
+    for (const c of ["guest-ssh", "local-network", "host-key"]) run.add(skip(c, "no vm.ssh in the config: ssh to the guest not tried (vm.transport exec does not use it)"));
+  }
   await guarded(run, "guest-exec", () => execCheck(config, vm, ip, run.transport));
   const shell = guestShell(config, run.transport, vm, ip);
   await guarded(run, "runner-version", async () => {

@@ -10,7 +10,7 @@ import type { Logger } from "../core/log.ts";
 import { sh } from "../core/proc.ts";
 import { GuestOutput } from "./guest-output.ts";
 import { parseRunnerLine } from "./status-lines.ts";
-import { agentUnreachable, guestArgv, guestEnv, noRouteToHost, localNetworkError } from "../vm/guest.ts";
+import { agentUnreachable, guestArgv, guestEnv, noRouteToHost, localNetworkError, sshSettings, transportCommand } from "../vm/guest.ts";
 
 /** How a run ended, and the exit kind ssh-run reports it with. */
 export const OUTCOME_EXIT = {
@@ -35,9 +35,10 @@ export interface RunOutcome {
   /** GitHub retired the idle runner ("no longer exists on the server"): a normal end, not a fault. */
   retired?: boolean;
   /**
-   * The SSH session ended while the job ran without the runner ending: ssh
-   * failed (255) or was killed. The runner does not notice (no hangup without
-   * a terminal), so its job may go on. Any other exit is run.sh's own: the
+   * The session to the guest ended while the job ran without the runner
+   * ending: ssh failed (255), tart exec said its control socket closed, or
+   * either was killed. The runner does not notice (no hangup without a
+   * terminal), so its job may go on. Any other exit is run.sh's own: the
    * runner itself ended mid-job.
    */
   sessionDropped?: boolean;
@@ -86,7 +87,7 @@ const GUEST_COMMAND =
   'IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && cd "$HOME/actions-runner" && rm -f .runner .credentials .credentials_rsaparams && exec ./run.sh';
 
 export function startRun(o: RunOptions): RunHandle {
-  const { ssh, transport } = o.config.vm;
+  const { transport } = o.config.vm;
   const { runner } = o.config;
   const log = o.log.child({ phase: "run" });
   const guestOutput = new GuestOutput(log);
@@ -214,12 +215,12 @@ export function startRun(o: RunOptions): RunHandle {
     const code = out.exitCode;
     if (result !== undefined) return end(completed());
     if (noRoute) return end({ kind: "local-network", runnerGone, detail: localNetworkError(o.ip, noRoute).message });
-    if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${ssh.knownHostsPath}` });
+    if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${sshSettings(o.config).knownHostsPath}` });
     if (job !== undefined) {
       // ssh: 255 is ssh's own failure. tart exec: 255 is a runner killed by a signal (the agent reports -1);
       // the session ended when tart says its control socket closed, or the client was killed.
       const sessionDropped = code === null || (transport === "ssh" ? code === 255 : execSessionEnded);
-      return end({ kind: "lost", job, runnerGone, sessionDropped, detail: sessionDropped ? `${transport === "ssh" ? "ssh" : "tart exec"} ended (${code ?? out.signal}) while the job ran` : `the runner exited (${code}) while the job ran` });
+      return end({ kind: "lost", job, runnerGone, sessionDropped, detail: sessionDropped ? `${transportCommand(transport)} ended (${code ?? out.signal}) while the job ran` : `the runner exited (${code}) while the job ran` });
     }
     if (retired) return end({ kind: "no-job", runnerGone, retired, detail: "GitHub removed the idle runner" });
     if (transport === "ssh" && code === 255) return end({ kind: "no-job", runnerGone, detail: `ssh failed (exit 255) before a job started${attempts > 1 ? ", twice" : ""}` });

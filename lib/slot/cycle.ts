@@ -1,7 +1,7 @@
 // One cycle of a slot, from a fresh VM to its one job done:
-//   VM: the next VM (or a clone) -> tart run -> address -> SSH  ┐ token starts once
-//   token: the JIT runner (1 API call)                          ┘ the VM is alive
-//   run.sh over SSH -> listening -> one job -> completed
+//   VM: the next VM (or a clone) -> tart run -> address -> ready ┐ token starts once
+//   token: the JIT runner (1 API call)                           ┘ the VM is alive
+//   run.sh over vm.transport -> listening -> one job -> completed
 //   (GitHub retired the runner before any job: a new runner in the same VM, docs/idle.md)
 // While the runner listens, the next VM is cloned and the slot's housekeeping
 // (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
@@ -25,6 +25,7 @@ import type { SlotRun } from "./context.ts";
 import { adopt, retireGhosts, sweep, sweepDue } from "./recover.ts";
 import type { StatePatch } from "./state.ts";
 import { VmLimitError } from "../vm/tart.ts";
+import { transportCommand } from "../vm/guest.ts";
 import type { StartPath } from "../host/metrics/index.ts";
 
 export interface CycleResult {
@@ -81,7 +82,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // The JIT runner is made once the VM is alive, so a VM that cannot start
   // (2-VM limit, start failure) costs no runner.
   const vmFailed = vmP.then(() => false, () => true);
-  // Finished VMs (already off) are deleted while this one boots, when the host is idle, not while ssh connects.
+  // Finished VMs (already off) are deleted while this one boots, when the host is idle, not while the guest answers.
   const disposed = Promise.race([vmAlive, vmFailed]).then(() => disposeOld(cycle));
   const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
     if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
@@ -165,10 +166,10 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     jit = replaced;
     runLog = r.log.child({ vm: name, runner: jit.runner.name });
   }
-  // SSH lost with the VM up: the job goes on in the guest; wait for it (a false answer has reported it lost).
-  const adopted = outcome.kind === "lost" && outcome.sessionDropped && !vmStopped ? await adoptAfterSshLoss(cycle, name, outcome.job) : undefined;
+  // The session (tart exec, ssh) lost with the VM up: the job goes on in the guest; wait for it (a false answer has reported it lost).
+  const adopted = outcome.kind === "lost" && outcome.sessionDropped && !vmStopped ? await adoptAfterSessionLoss(cycle, name, outcome.job) : undefined;
   if (adopted) {
-    outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: "SSH dropped; the job finished on its VM" };
+    outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: `the ${transportCommand(config.vm.transport)} session dropped; the job finished on its VM` };
     metrics.jobCompleted("Unknown");
   }
   // A result already recorded ("Lost", by adopt) stays.
@@ -246,14 +247,17 @@ async function makeRunner(r: SlotRun, name: string, log: Logger): Promise<JitCon
 }
 
 /**
- * SSH dropped while the job ran but the VM is up: the runner does not notice
- * (no hangup without a terminal) and its job goes on. Wait for GitHub to see
- * the job finish, as for a crashed predecessor's job, rather than kill it.
+ * The session to the guest (tart exec, ssh) dropped while the job ran but the
+ * VM is up: the runner does not notice (no hangup without a terminal) and its
+ * job goes on. Wait for GitHub to see the job finish, as for a crashed
+ * predecessor's job, rather than kill it.
  */
-async function adoptAfterSshLoss(r: SlotRun, vm: string, job: string | undefined): Promise<boolean> {
+async function adoptAfterSessionLoss(r: SlotRun, vm: string, job: string | undefined): Promise<boolean> {
   const s = r.store.current;
   if (s.runner_id === undefined || s.runner_name === undefined) return false;
-  r.log.warn("run.ssh_lost", `SSH to ${vm} dropped while job "${job}" ran; the VM is up, so the job is left to finish`, { phase: "job" });
+  r.log.warn("run.session_lost", `the ${transportCommand(r.config.vm.transport)} session to ${vm} dropped while job "${job}" ran; the VM is up, so the job is left to finish`, {
+    phase: "job", transport: r.config.vm.transport,
+  });
   return adopt(r, { id: s.runner_id, name: s.runner_name, since: new Date().toISOString() }, vm);
 }
 

@@ -9,7 +9,7 @@ import { recordReach } from "./reach.ts";
 import { leaseWatcher, watchLeases } from "./leases.ts";
 import type { Logger } from "../core/log.ts";
 import { aborted } from "../core/signals.ts";
-import { localNetworkError, probeGuest } from "./guest.ts";
+import { localNetworkError, probeGuest, sshSettings } from "./guest.ts";
 import { HostDegradedError, vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "./tart.ts";
 import { readTail, sizeOf, vmLogPath } from "./run-log.ts";
 import { sleep, Waker } from "../core/wait.ts";
@@ -248,7 +248,7 @@ async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, 
     const last = prober.lastError ? ` (last: ${prober.lastError})` : "";
     return new BootError(transport === "exec"
       ? `VM ${o.vm}: the tart guest agent did not answer \`tart exec\` within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms)${last}; is tart-guest-agent installed and started in the image (docs/transport.md)?`
-      : `VM ${o.vm}: no SSH at ${ip}:${o.config.vm.ssh.port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms)${last}; is Remote Login enabled in the image? ` +
+      : `VM ${o.vm}: no SSH at ${ip}:${sshSettings(o.config).port} within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms)${last}; is Remote Login enabled in the image? ` +
         "A connection refused or reset before SSH answers can be macOS Local Network privacy refusing the slot agent: use vm.transport: exec, or grant Local Network (docs/hosts.md)");
   };
   const probeUntilReady = async (ipNow: () => string | undefined): Promise<string | undefined> => {

@@ -6,7 +6,7 @@
 //         pinned (lib/vm/ssh.ts); needs the Local Network grant on macOS 15+.
 // Our own process never opens a socket to a guest: readiness is a command run
 // this way too (`true`), never a connect() of ours.
-import type { Config } from "../config/index.ts";
+import { ConfigError, type Config } from "../config/index.ts";
 import { LocalNetworkError } from "../core/errors.ts";
 import { finished, sh } from "../core/proc.ts";
 import { sshArgs } from "./ssh.ts";
@@ -18,6 +18,9 @@ import { sshArgs } from "./ssh.ts";
 export const SSH_PATH = "/usr/bin/ssh";
 
 export type Transport = "exec" | "ssh";
+
+/** The command a transport runs, as messages name it: "tart exec" or "ssh". */
+export const transportCommand = (transport: Transport): string => (transport === "ssh" ? "ssh" : "tart exec");
 
 export interface GuestTarget {
   /** The VM's name (tart exec). */
@@ -36,8 +39,14 @@ export function guestArgv(config: Config, target: GuestTarget, command: string, 
   if (config.vm.transport === "exec") {
     return [config.host.tartPath, "exec", ...(o.stdin ? ["-i"] : []), target.vm, "/bin/sh", "-c", command];
   }
+  return [SSH_PATH, "-F", "/dev/null", ...sshArgs({ host: target.ip, ...sshSettings(config) }, command)];
+}
+
+/** vm.ssh: the config requires it with vm.transport ssh; with exec it may be missing, and then nothing may ssh to the guest. */
+export function sshSettings(config: Config): NonNullable<Config["vm"]["ssh"]> {
   const { ssh } = config.vm;
-  return [SSH_PATH, "-F", "/dev/null", ...sshArgs({ host: target.ip, port: ssh.port, user: ssh.user, privateKeyPath: ssh.privateKeyPath, knownHostsPath: ssh.knownHostsPath }, command)];
+  if (!ssh) throw new ConfigError(`config ${config.file} has no vm.ssh section, which ssh to the guest needs; add vm.ssh with private_key_path and known_hosts_path (docs/config.md)`);
+  return ssh;
 }
 
 /** tart exec's words for "the guest agent does not answer (yet)" (Exec.swift); exit 1 before any output. */

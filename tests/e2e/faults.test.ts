@@ -165,7 +165,7 @@ describe("the guest", () => {
     await until("the job done", async () => (await job(s, j.id)).status === "completed", 30_000);
     expect((await job(s, j.id)).result).toBe("Succeeded");
     const lines = await exitOf(run, 0);
-    expect(events(lines, "run.ssh_lost").length).toBe(1);
+    expect(events(lines, "run.session_lost").map((e) => e.msg)).toEqual([expect.stringContaining(`the tart exec session to ${vm} dropped`)]);
     expect(events(lines, "job.lost")).toEqual([]);
     await nothingLeftRunning(s);
   }, 60_000);

@@ -273,3 +273,12 @@ test.concurrent("Local Network withheld (nobody allowed the prompt): over exec t
   nothingLeft(overExec);
   nothingLeft(overSsh);
 }, 60_000);
+
+test.concurrent("vm.transport exec without vm.ssh: the ssh checks are SKIPs saying why, the rest pass", async () => {
+  const h = await host({ overrides: { vm: { ssh: null } } });
+  const t = await selftest(h);
+  expect(t.code).toBe(0);
+  for (const c of ["guest-ssh", "local-network", "host-key"]) expect(t.by(c)).toMatchObject({ status: "SKIP", found: expect.stringContaining("no vm.ssh in the config") });
+  for (const c of ["ready", "guest-exec", "runner-version", "sudo"]) expect(t.by(c).status).toBe("PASS");
+  nothingLeft(h);
+}, 60_000);

@@ -1,18 +1,21 @@
 // Secret files present, private (0600) and the user's own; the guest's
-// known_hosts holds the pinned `macos-runner-guest` key. Works from the raw
+// known_hosts holds the pinned `macos-runner-guest` key (vm.ssh, which
+// vm.transport exec may leave out). Works from the raw
 // YAML too, so a config that failed to load (often: a secret's mode) is still
 // checked file by file.
 import { readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { parse } from "yaml";
 import { expandPath } from "../../config/paths.ts";
-import { fail, pass, type Check, type CheckResult, type DoctorContext } from "./types.ts";
+import { fail, pass, skip, type Check, type CheckResult, type DoctorContext } from "./types.ts";
 
 const HOST_KEY_ALIAS = "macos-runner-guest";
 
 interface Paths {
   secrets: { key: string; path: string }[];
   knownHosts: string | undefined;
+  /** vm.transport is ssh: vm.ssh must be set. */
+  ssh: boolean;
 }
 
 function pathsOf(ctx: DoctorContext): Paths {
@@ -21,20 +24,21 @@ function pathsOf(ctx: DoctorContext): Paths {
     const secrets = [
       c.github.auth.kind === "app" ? { key: "github.app.private_key_path", path: c.github.auth.privateKeyPath } : { key: "github.token_path", path: c.github.auth.tokenPath },
       ...(c.image.passwordPath ? [{ key: "image.password_path", path: c.image.passwordPath }] : []),
-      { key: "vm.ssh.private_key_path", path: c.vm.ssh.privateKeyPath },
+      ...(c.vm.ssh ? [{ key: "vm.ssh.private_key_path", path: c.vm.ssh.privateKeyPath }] : []),
     ];
-    return { secrets, knownHosts: c.vm.ssh.knownHostsPath };
+    return { secrets, knownHosts: c.vm.ssh?.knownHostsPath, ssh: c.vm.transport === "ssh" };
   }
   // The config did not load: read the paths from the YAML as written.
   let doc: Record<string, any> = {};
   try {
     doc = parse(readFileSync(ctx.configPath, "utf8")) ?? {};
   } catch {
-    return { secrets: [], knownHosts: undefined };
+    return { secrets: [], knownHosts: undefined, ssh: false };
   }
   const base = { home: ctx.env.HOME || undefined, dir: dirname(ctx.configPath) };
+  const raw = (key: string): unknown => key.split(".").reduce<any>((o, k) => (o && typeof o === "object" ? o[k] : undefined), doc);
   const at = (key: string): string | undefined => {
-    const v = key.split(".").reduce<any>((o, k) => (o && typeof o === "object" ? o[k] : undefined), doc);
+    const v = raw(key);
     if (typeof v !== "string") return undefined;
     try {
       return expandPath(v, base);
@@ -43,7 +47,7 @@ function pathsOf(ctx: DoctorContext): Paths {
     }
   };
   const keys = ["github.app.private_key_path", "github.token_path", "image.password_path", "vm.ssh.private_key_path"];
-  return { secrets: keys.flatMap((key) => (at(key) ? [{ key, path: at(key)! }] : [])), knownHosts: at("vm.ssh.known_hosts_path") };
+  return { secrets: keys.flatMap((key) => (at(key) ? [{ key, path: at(key)! }] : [])), knownHosts: at("vm.ssh.known_hosts_path"), ssh: raw("vm.transport") === "ssh" };
 }
 
 function secretProblem(path: string, uid: number): { found: string; fix: string } | undefined {
@@ -62,7 +66,7 @@ function secretProblem(path: string, uid: number): { found: string; fix: string 
 
 export const secretsCheck: Check = async (ctx) => {
   const { secrets } = pathsOf(ctx);
-  if (secrets.length === 0) return [fail("secrets", "no secret file paths could be read from the config", "set github.app.private_key_path (or github.token_path) and vm.ssh.private_key_path")];
+  if (secrets.length === 0) return [fail("secrets", "no secret file paths could be read from the config", "set github.app.private_key_path (or github.token_path), and vm.ssh.private_key_path for vm.transport ssh")];
   const problems = secrets.flatMap((s) => {
     const p = secretProblem(s.path, ctx.uid);
     return p ? [{ ...p, key: s.key }] : [];
@@ -72,7 +76,8 @@ export const secretsCheck: Check = async (ctx) => {
 };
 
 export const knownHostsCheck: Check = async (ctx): Promise<CheckResult[]> => {
-  const path = pathsOf(ctx).knownHosts;
+  const { knownHosts: path, ssh } = pathsOf(ctx);
+  if (!path && !ssh) return [skip("known-hosts", "vm.ssh.known_hosts_path is not set; vm.transport exec does not use ssh")];
   if (!path) return [fail("known-hosts", "vm.ssh.known_hosts_path is not set", "set it to a known_hosts file holding the golden image's host key")];
   let text: string;
   try {

@@ -19,7 +19,7 @@ import { createLogger, type Logger } from "../../core/log.ts";
 import { render, type Family, type HistogramSample, type Sample } from "./exposition.ts";
 import { FAILURE_REASONS, METRICS, SLOT_PHASES, STEPS, type FailureReason, type MetricName, type SlotPhase, type Step } from "./definitions.ts";
 import { emptyState, loadState, type Histogram, type MetricsState } from "./state.ts";
-import { shortHost } from "../../config/names.ts";
+import { currentHostId } from "../../config/names.ts";
 
 export { FAILURE_REASONS, SLOT_PHASES, STEPS, type FailureReason, type SlotPhase, type Step } from "./definitions.ts";
 
@@ -38,8 +38,6 @@ export interface ImageInfo {
 export interface MetricsOptions {
   config: Pick<Config, "metrics" | "host">;
   slot: number;
-  /** The host label (default: this host's short name). */
-  host?: string;
   log?: Logger;
   /** Clock in epoch ms (tests). */
   now?: () => number;
@@ -61,6 +59,7 @@ export class SlotMetrics {
   private warned = false;
   private readonly now: () => number;
   private readonly log: Logger;
+  /** The host label: the host id (host.id, or the one pinned in state_dir), not the hostname, which Macs imaged alike share. */
   private readonly host: string;
   /** Where the files go; undefined when metrics are off. */
   private readonly files?: { prom: string; state: string; dir: string };
@@ -68,7 +67,7 @@ export class SlotMetrics {
   private constructor(private readonly o: MetricsOptions) {
     this.now = o.now ?? Date.now;
     this.log = o.log ?? createLogger({ fields: { slot: o.slot } });
-    this.host = o.host ?? shortHost();
+    this.host = currentHostId(o.config.host.id, o.config.host.stateDir);
     const dir = o.config.metrics?.textfileDir;
     if (dir) this.files = { dir, prom: join(dir, promFileName(o.slot)), state: join(o.config.host.stateDir, stateFileName(o.slot)) };
   }
