@@ -16,13 +16,13 @@ const ANSIBLE = join(import.meta.dir, "..", "ansible");
 const home = mkdtempSync(join(tmpdir(), "ansible-test-"));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
-test("ansible/check.sh passes", async () => {
+test.concurrent("ansible/check.sh passes", async () => {
   const proc = Bun.spawn([join(ANSIBLE, "check.sh")], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
   const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   expect({ code, out: code === 0 ? "" : out + err }).toEqual({ code: 0, out: "" });
-}, 30_000);
+}, 60_000);
 
-test("the role links each command of the build to the binary, replacing a full binary of an older release", async () => {
+test.concurrent("the role links each command of the build to the binary, replacing a full binary of an older release", async () => {
   ensureBinaries(["loop"]);
   const commands = readdirSync(BIN).filter((n) => n !== "macos-runner").sort();
   const base = join(home, "links");
@@ -63,7 +63,7 @@ test("the role links each command of the build to the binary, replacing a full b
   expect(await play()).toMatch(/localhost\s+: ok=\d+\s+changed=0 /);
 }, 60_000);
 
-test("after the copy: a binary that codesign refuses is re-signed ad hoc; one that still fails stops its host's play", async () => {
+test.concurrent("after the copy: a binary that codesign refuses is re-signed ad hoc; one that still fails stops its host's play", async () => {
   // Three hosts on this machine, each with its own bin dir, and a fake codesign
   // (tests/fixtures/codesign) whose verdict is the binary's first line.
   const base = join(home, "signature");
@@ -101,7 +101,7 @@ test("after the copy: a binary that codesign refuses is re-signed ad hoc; one th
   );
 }, 60_000);
 
-test("the example inventory's config loads, and its secret paths are the files the playbook copies", () => {
+test.concurrent("the example inventory's config loads, and its secret paths are the files the playbook copies", () => {
   const vars = parse(readFileSync(join(ANSIBLE, "inventory.example.yml"), "utf8")).all.children.macos_runners.vars;
   const runnerHome: string = vars.macos_runner_home;
   const copied = [...vars.macos_runner_secret_files.map((f: { dest: string }) => f.dest), `${vars.macos_runner_config_dir}/known_hosts`];
