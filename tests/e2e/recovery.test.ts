@@ -14,8 +14,8 @@ import { enqueue, events, exitOf, fileWorld, github, job, logText, loopBinary, l
 
 let world: World;
 beforeAll(async () => {
-  // Vanished runners stay busy for seconds here, not GitHub's minutes, so the ghost's end can be seen.
-  world = await fileWorld({ github: { lostRunnerBusyMs: 4000 } });
+  // A silent runner's session is dropped and its job failed within seconds here, not GitHub's minutes, so the ghost's end can be seen.
+  world = await fileWorld({ github: { sessionLeaseMs: 4000, lostRunnerBusyMs: 4000 } });
 });
 afterAll(() => world?.stop());
 
@@ -60,6 +60,38 @@ async function serveThenStop(s: Slots, jobs: number[]) {
   run.stop.request();
   return exitOf(run, 0);
 }
+
+// The longest test first: it runs while the others do, not after them.
+describe("ghost runners", () => {
+  test.concurrent("a VM that dies mid-job: the job is reported lost, its busy runner becomes a ghost, the slot serves the next job, the ghost is deleted later", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const lost = await enqueue(s, "dies-with-its-vm", "sleep 30");
+    const first = loopInProcess(s);
+    await until("the job running", async () => (await job(s, lost.id)).status === "in_progress");
+    // The VM dies the way a crashed VM does: its `tart run` process is gone.
+    const vm = slotState(s)!.vm as string;
+    spawnSync("pkill", ["-KILL", "-f", `run --no-graphics ${vm}$`]);
+    const lines = await exitOf(first, 82);
+    const report = events(lines, "job.lost")[0]!;
+    expect(report.level).toBe("error");
+    expect([report.job, report.vm, report.runner]).toEqual(["dies-with-its-vm", vm, vm]);
+    expect(slotState(s)!.ghosts).toMatchObject([{ name: vm }]);
+
+    const next = await enqueue(s, "served-while-the-ghost-is-busy");
+    await exitOf(loopInProcess(s), 0);
+    expect((await job(s, next.id)).result).toBe("Succeeded");
+    // GitHub fails the lost job once it gives up on the vanished runner; it is never re-queued.
+    await until("the lost job failed", async () => (await job(s, lost.id)).result === "Failed", 30_000);
+    expect((await job(s, lost.id)).attempts).toBe(1);
+    // Later cycles retry the ghost (at most once per host.backoff_max) until GitHub lets it go.
+    await until("the ghost deleted by a later cycle", async () => {
+      await serveThenStop(s, []);
+      return (slotState(s)!.ghosts as unknown[]).length === 0;
+    }, 30_000, 0);
+    expect((await github(s)).runners.map((r) => r.name)).not.toContain(vm);
+    await nothingLeft(s);
+  }, 90_000);
+});
 
 describe("a killed loop", () => {
   test.concurrent("killed while booting: the next start deletes the runner before stopping the VM, then serves the job", async () => {
@@ -189,35 +221,4 @@ describe("names", () => {
     expect(events(lines, "recover.start")[0]?.vm).toBe(vm);
     expect(vms(s).map((v) => v.name)).not.toContain(vm);
   }, 60_000);
-});
-
-describe("ghost runners", () => {
-  test.concurrent("a VM that dies mid-job: the job is reported lost, its busy runner becomes a ghost, the slot serves the next job, the ghost is deleted later", async () => {
-    const s = slots(world, {}, { boot_ms: 150 });
-    const lost = await enqueue(s, "dies-with-its-vm", "sleep 30");
-    const first = loopInProcess(s);
-    await until("the job running", async () => (await job(s, lost.id)).status === "in_progress");
-    // The VM dies the way a crashed VM does: its `tart run` process is gone.
-    const vm = slotState(s)!.vm as string;
-    spawnSync("pkill", ["-KILL", "-f", `run --no-graphics ${vm}$`]);
-    const lines = await exitOf(first, 82);
-    const report = events(lines, "job.lost")[0]!;
-    expect(report.level).toBe("error");
-    expect([report.job, report.vm, report.runner]).toEqual(["dies-with-its-vm", vm, vm]);
-    expect(slotState(s)!.ghosts).toMatchObject([{ name: vm }]);
-
-    const next = await enqueue(s, "served-while-the-ghost-is-busy");
-    await exitOf(loopInProcess(s), 0);
-    expect((await job(s, next.id)).result).toBe("Succeeded");
-    // GitHub fails the lost job once it gives up on the vanished runner; it is never re-queued.
-    await until("the lost job failed", async () => (await job(s, lost.id)).result === "Failed", 30_000);
-    expect((await job(s, lost.id)).attempts).toBe(1);
-    // Later cycles retry the ghost (at most once per host.backoff_max) until GitHub lets it go.
-    await until("the ghost deleted by a later cycle", async () => {
-      await serveThenStop(s, []);
-      return (slotState(s)!.ghosts as unknown[]).length === 0;
-    }, 30_000, 0);
-    expect((await github(s)).runners.map((r) => r.name)).not.toContain(vm);
-    await nothingLeft(s);
-  }, 90_000);
 });
