@@ -7,11 +7,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { PRE_CYCLE_PAUSE_MS } from "../../lib/core/pace.ts";
 import { renderAgents } from "../../lib/host/launchd/render.ts";
 import { startAgent } from "../../sim/launchd.ts";
 import type { World } from "../../sim/world.ts";
 import { BIN } from "../helpers/e2e.ts";
-import { enqueue, exitOf, fileWorld, github, job, loopBinary, slots, slotState, until, vms, type Slots } from "./harness.ts";
+import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, slots, slotState, until, vms, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -19,12 +20,16 @@ beforeAll(async () => {
 });
 afterAll(() => world?.stop());
 
+/** Long enough for a backing-off slot to be restarted four times (2 + 4 + 8 s of backoff). */
 const WINDOW_MS = 20_000;
+/** Long enough to see the restart after one pre-cycle pause (a storm would restart a dozen times). */
+const PAUSE_WINDOW_MS = PRE_CYCLE_PAUSE_MS + 2_000;
 /** Backoff of these tests: 2 s doubling to 8 s (the defaults are 10 s to 10 min). */
 const BACKOFF = { backoff_initial: "2s", backoff_max: "8s" };
 
 /** Runs slot 1 under the launchd stand-in for the window; returns when it spawned the loop and the API calls made. */
-async function watch(s: Slots, configPath = s.path): Promise<{ spawns: number[]; calls: number }> {
+async function watch(s: Slots, o: { configPath?: string; windowMs?: number } = {}): Promise<{ spawns: number[]; calls: number }> {
+  const { configPath = s.path, windowMs = WINDOW_MS } = o;
   const before = Object.values((await github(s)).calls).reduce((a, b) => a + b, 0);
   const [agent] = renderAgents({ binDir: BIN, configPath, slots: 1, logDir: s.logDir, stateDir: s.stateDir, jobTimeoutMs: 60_000, pull: false, pullIntervalS: 300 }).map((a) => {
     const path = join(s.stateDir, "..", a.fileName);
@@ -34,7 +39,7 @@ async function watch(s: Slots, configPath = s.path): Promise<{ spawns: number[];
   const spawns: number[] = [];
   const started = Date.now();
   const a = startAgent(agent!, { env: s.env, onSpawn: () => spawns.push(Date.now() - started) });
-  await until("the window to pass", () => Date.now() - started >= WINDOW_MS, WINDOW_MS + 5_000, 200);
+  await until("the window to pass", () => Date.now() - started >= windowMs, windowMs + 5_000, 200);
   await a.bootout();
   const calls = Object.values((await github(s)).calls).reduce((a, b) => a + b, 0) - before;
   return { spawns, calls };
@@ -77,7 +82,7 @@ describe("a failing slot backs off", () => {
     const s = slots(world, { host: BACKOFF });
     const broken = join(s.stateDir, "..", "broken.yml");
     writeFileSync(broken, "github: [\n");
-    const { spawns } = await watch(s, broken);
+    const { spawns } = await watch(s, { configPath: broken, windowMs: PAUSE_WINDOW_MS });
     expect(spawns.length).toBeLessThanOrEqual(3);
   }, 60_000);
 
@@ -86,7 +91,7 @@ describe("a failing slot backs off", () => {
     const holder = spawn(process.execPath, ["-e", `const { lockSlot } = await import(${JSON.stringify(join(import.meta.dir, "../../lib/slot/lock.ts"))}); lockSlot(${JSON.stringify(s.stateDir)}, 1); console.log("held"); setInterval(() => {}, 1000);`], { stdio: ["ignore", "pipe", "inherit"] });
     await new Promise<void>((resolve) => holder.stdout!.once("data", () => resolve()));
     try {
-      const { spawns } = await watch(s);
+      const { spawns } = await watch(s, { windowMs: PAUSE_WINDOW_MS });
       expect(spawns.length).toBeLessThanOrEqual(3);
     } finally {
       holder.kill("SIGKILL");
@@ -103,7 +108,8 @@ describe("a full state disk", () => {
     expect(mounted.status, `mounting a 256k tmpfs needs root: ${mounted.stderr}`).toBe(0);
     try {
       const stateDir = join(volume, "state");
-      const s = slots(world, { host: { ...BACKOFF, state_dir: stateDir } }, { boot_ms: 150 });
+      // backoff_max apart from backoff_initial, so that backing off the longest shows.
+      const s = slots(world, { host: { backoff_initial: "200ms", backoff_max: "1s", state_dir: stateDir } }, { boot_ms: 150 });
       const j = await enqueue(s, "while-the-disk-fills", "sleep 2; echo done");
       const run = loopBinary(s);
       await until("the job running", async () => (await job(s, j.id)).status === "in_progress");
@@ -112,6 +118,7 @@ describe("a full state disk", () => {
       const r = await run.done;
       expect((await job(s, j.id)).result).toBe("Succeeded");
       expect(r.stderr).toContain("state.unpersisted");
+      expect(events(r.lines, "backoff.start").map((l) => l.wait_ms)).toEqual([1000]);
       expect(r.stderr).not.toContain("    at ");
       expect(readdirSync(stateDir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
       expect(vms(s).filter((v) => v.running)).toEqual([]);
