@@ -30,7 +30,8 @@ let server: ReturnType<typeof Bun.serve>;
 
 beforeAll(async () => {
   ensureBinaries(["selftest", "cleanup"]);
-  world = await fileWorld({ tart: { boot_ms: 100, ssh_ms: 50, suspend_ms: 50, restore_ms: 100 } });
+  // A stopped VM's place frees in 0.1 s, not the fast profile's 1 s: the snapshot path waits for places more than once.
+  world = await fileWorld({ tart: { boot_ms: 100, ssh_ms: 50, suspend_ms: 50, restore_ms: 100, place_release_ms: 100 } });
   // GitHub's releases, per test (by the org in the path), so tests share nothing.
   server = Bun.serve({
     hostname: "127.0.0.1",
@@ -111,6 +112,40 @@ function nothingLeft(h: Host): void {
 
 const statuses = (t: Selftest, status: string) => t.report.checks.filter((c) => c.status === status).map((c) => c.check);
 
+// The longest tests first: they run beside the others, not after them.
+/** Starts a selftest whose VM boots slowly, and SIGKILLs its agent (not the command) once that VM runs. */
+async function killedMidCycle(h: Host) {
+  h.host.setTart({ boot_ms: 30_000 });
+  const run = start(world, "selftest", ["--config", h.path, "--report", h.reportPath], { ...h.host.env, SIM_LAUNCHD: h.launchd });
+  await until("its VM to run", () => aVmRuns(h), 30_000, 200);
+  const job = JSON.parse(readFileSync(join(h.launchd, "status", "dev.macos-runner.selftest.json"), "utf8")) as { pid: number };
+  process.kill(job.pid, "SIGKILL");
+  const r = await run.done;
+  expect(r.code).toBe(1);
+  expect(r.stdout).toContain("selftest: its agent ended without a result (exit 137");
+  // The VM it left carries slot 1's name: the slot's own sweep takes it.
+  expect(vms(h).map((v) => v.name)).toEqual([expect.stringMatching(new RegExp(`^${h.prefix}-[a-z0-9-]+-1-[0-9a-f]{6}$`))]);
+  h.host.setTart({ boot_ms: undefined });
+}
+
+test.concurrent("its agent killed (SIGKILL) mid-cycle: the next selftest removes the VM it left, then runs", async () => {
+  const h = await host();
+  await killedMidCycle(h);
+  const left = vms(h)[0]!.name;
+  const t = await selftest(h);
+  expect(t.code).toBe(0);
+  expect(t.by("clone").found).not.toContain(left);
+  nothingLeft(h);
+}, 60_000);
+
+test.concurrent("its agent killed (SIGKILL) mid-cycle: the command says so and exits 1; cleanup --sweep removes the VM it left", async () => {
+  const h = await host();
+  await killedMidCycle(h);
+  const c = await start(world, "cleanup", ["--slot", "1", "--sweep", "--config", h.path], h.host.env).done;
+  expect(c.code).toBe(0);
+  nothingLeft(h);
+}, 60_000);
+
 test.concurrent("a good host: run from a one-shot agent, every check passes (macOS-only ones SKIP), the table has times, the report has versions and timings", async () => {
   const h = await host();
   const t = await selftest(h, ["--snapshot"]);
@@ -141,7 +176,8 @@ test.concurrent("a good host: run from a one-shot agent, every check passes (mac
 }, 60_000);
 
 test.concurrent("fault: a VM that never gets a lease", async () => {
-  const h = await host({ overrides: { vm: { boot_timeout: "4s" } } });
+  // The lease never comes: the whole boot_timeout is waited out.
+  const h = await host({ overrides: { vm: { boot_timeout: "2s" } } });
   h.host.setTart({ faults: [{ kind: "no_ip", count: 1 }] });
   const t = await selftest(h);
   expect(t.code).toBe(1);
@@ -208,39 +244,6 @@ test.concurrent("stopped mid-cycle (Ctrl-C): the agent is booted out, its VMs re
   const r = await run.done;
   expect(r.code).toBe(85);
   expect(r.stdout).toMatch(/^SKIP {2}lease +stopped by a signal$/m);
-  nothingLeft(h);
-}, 60_000);
-
-/** Starts a selftest whose VM boots slowly, and SIGKILLs its agent (not the command) once that VM runs. */
-async function killedMidCycle(h: Host) {
-  h.host.setTart({ boot_ms: 30_000 });
-  const run = start(world, "selftest", ["--config", h.path, "--report", h.reportPath], { ...h.host.env, SIM_LAUNCHD: h.launchd });
-  await until("its VM to run", () => aVmRuns(h), 30_000, 200);
-  const job = JSON.parse(readFileSync(join(h.launchd, "status", "dev.macos-runner.selftest.json"), "utf8")) as { pid: number };
-  process.kill(job.pid, "SIGKILL");
-  const r = await run.done;
-  expect(r.code).toBe(1);
-  expect(r.stdout).toContain("selftest: its agent ended without a result (exit 137");
-  // The VM it left carries slot 1's name: the slot's own sweep takes it.
-  expect(vms(h).map((v) => v.name)).toEqual([expect.stringMatching(new RegExp(`^${h.prefix}-[a-z0-9-]+-1-[0-9a-f]{6}$`))]);
-  h.host.setTart({ boot_ms: undefined });
-}
-
-test.concurrent("its agent killed (SIGKILL) mid-cycle: the command says so and exits 1; cleanup --sweep removes the VM it left", async () => {
-  const h = await host();
-  await killedMidCycle(h);
-  const c = await start(world, "cleanup", ["--slot", "1", "--sweep", "--config", h.path], h.host.env).done;
-  expect(c.code).toBe(0);
-  nothingLeft(h);
-}, 60_000);
-
-test.concurrent("its agent killed (SIGKILL) mid-cycle: the next selftest removes the VM it left, then runs", async () => {
-  const h = await host();
-  await killedMidCycle(h);
-  const left = vms(h)[0]!.name;
-  const t = await selftest(h);
-  expect(t.code).toBe(0);
-  expect(t.by("clone").found).not.toContain(left);
   nothingLeft(h);
 }, 60_000);
 
