@@ -8,9 +8,28 @@ import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, not
 
 let world: World;
 beforeAll(async () => {
-  world = await fileWorld({ github: { lostRunnerBusyMs: 3000 } });
+  // A silent runner's session is dropped after 4 s and its job failed 1 s later (GitHub: minutes).
+  world = await fileWorld({ github: { sessionLeaseMs: 4000, lostRunnerBusyMs: 1000 } });
 });
 afterAll(() => world?.stop());
+
+// The longest test first: it runs beside the others, not after them.
+describe("a second signal", () => {
+  test.concurrent("cuts the job short: it fails (GitHub never re-queues it), the slot is left clean, exit 0", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const j = await enqueue(s, "cut-short", "sleep 60");
+    const run = loopBinary(s);
+    await until("the job running", async () => (await job(s, j.id)).status === "in_progress");
+    run.child.kill("SIGTERM");
+    await until("draining", () => events(run.lines(), "run.draining").length > 0);
+    run.child.kill("SIGTERM");
+    await exitOf(run, 0);
+    // GitHub fails it once the runner's session lease (4 s here) and its busy time (1 s) have passed.
+    await until("the cut job failed", async () => (await job(s, j.id)).result === "Failed", 30_000);
+    expect((await job(s, j.id)).attempts).toBe(1);
+    expect(vms(s).filter((v) => v.running)).toEqual([]);
+  }, 60_000);
+});
 
 describe("a drain", () => {
   test.concurrent("SIGTERM during a job lets the job finish, then cleans up and exits 0", async () => {
@@ -54,23 +73,6 @@ describe("a drain", () => {
     if (after.status === "completed") expect(after.result).toBe("Succeeded");
     else expect(after.status).toBe("queued");
     await nothingLeft(s, 20_000, lines);
-  }, 60_000);
-});
-
-describe("a second signal", () => {
-  test.concurrent("cuts the job short: it fails (GitHub never re-queues it), the slot is left clean, exit 0", async () => {
-    const s = slots(world, {}, { boot_ms: 150 });
-    const j = await enqueue(s, "cut-short", "sleep 60");
-    const run = loopBinary(s);
-    await until("the job running", async () => (await job(s, j.id)).status === "in_progress");
-    run.child.kill("SIGTERM");
-    await until("draining", () => events(run.lines(), "run.draining").length > 0);
-    run.child.kill("SIGTERM");
-    await exitOf(run, 0);
-    // GitHub fails it once the runner's session lease (10 s here) and its busy time (3 s) have passed.
-    await until("the cut job failed", async () => (await job(s, j.id)).result === "Failed", 30_000);
-    expect((await job(s, j.id)).attempts).toBe(1);
-    expect(vms(s).filter((v) => v.running)).toEqual([]);
   }, 60_000);
 });
 
