@@ -59,7 +59,26 @@ function runnerStarts(s: Slots, vm: string): DiagRecord[][] {
 
 const replacedIn = (lines: LogLine[]) => events(lines, "runner.replaced").length;
 
+// The longest tests first: they run beside the others, not after them.
 describe("a runner GitHub retires before any job", () => {
+  test.concurrent("retired before its session opened (the runner keeps its files then): the files are removed before the next runner", async () => {
+    // The runner takes longer to start than GitHub lets it sit: retired before it ever listens.
+    const s = slots(world, {}, { boot_ms: 150, runner_start_ms: RETIRE_MS + 2_500 });
+    const run = loopBinary(s);
+    await until("2 runners replaced", () => replacedIn(run.lines()) >= 2, 40_000, 100);
+    const vm = slotState(s)!.vm as string;
+    const starts = await until("2 runner starts ended", () => {
+      const all = runnerStarts(s, vm);
+      return all.filter((r) => r.some((x) => x.event === "exit")).length >= 2 && all;
+    }, 20_000, 100);
+    run.child.kill("SIGTERM");
+    await run.done;
+    for (const records of starts) expect(records[0]!.found, JSON.stringify(starts)).toEqual([]);
+    // The real runner exits 1 ("Please reconfigure the runner") and leaves its files: only the guest command removed them.
+    expect(starts[0]!.find((r) => r.event === "exit")!.rc).toBe(1);
+    expect(events(run.lines(), "runner.runner-gone").length).toBeGreaterThan(0);
+  }, 60_000);
+
   test.concurrent("is replaced in the same VM: one VM, one JIT call per retirement; a job then runs on that VM", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
     const traceFile = join(s.stateDir, "tart-trace.jsonl");
@@ -128,58 +147,13 @@ describe("a runner GitHub retires before any job", () => {
     const output = (await job(s, j.id)).output ?? "";
     expect(output).toContain(`"agentId":${agents.at(-1)},`);
   }, 60_000);
-
-  test.concurrent("retired before its session opened (the runner keeps its files then): the files are removed before the next runner", async () => {
-    // The runner takes longer to start than GitHub lets it sit: retired before it ever listens.
-    const s = slots(world, {}, { boot_ms: 150, runner_start_ms: RETIRE_MS + 4_000 });
-    const run = loopBinary(s);
-    await until("2 runners replaced", () => replacedIn(run.lines()) >= 2, 40_000, 100);
-    const vm = slotState(s)!.vm as string;
-    const starts = await until("2 runner starts ended", () => {
-      const all = runnerStarts(s, vm);
-      return all.filter((r) => r.some((x) => x.event === "exit")).length >= 2 && all;
-    }, 20_000, 100);
-    run.child.kill("SIGTERM");
-    await run.done;
-    for (const records of starts) expect(records[0]!.found, JSON.stringify(starts)).toEqual([]);
-    // The real runner exits 1 ("Please reconfigure the runner") and leaves its files: only the guest command removed them.
-    expect(starts[0]!.find((r) => r.event === "exit")!.rc).toBe(1);
-    expect(events(run.lines(), "runner.runner-gone").length).toBeGreaterThan(0);
-  }, 60_000);
-});
-
-describe("a crash while a retired runner is replaced", () => {
-  test.concurrent("killed after the new runner was made but before its answer came: the next start removes the VM and that runner, then serves the job", async () => {
-    const s = slots(world, {}, { boot_ms: 150 });
-    const run = loopBinary(s);
-    await until("first runner listening", () => events(run.lines(), "run.ready").length > 0, 20_000);
-    const vm = slotState(s)!.vm as string;
-    // GitHub makes the replacement but holds its answer: the loop is killed waiting for it.
-    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 30_000, count: 1 });
-    const pending = await until("the replacement's name recorded and made on GitHub", async () => {
-      const st = slotState(s)!;
-      const name = st.runner_name as string | undefined;
-      return st.phase === "token" && name !== undefined && name !== vm && (await github(s)).runners.some((r) => r.name === name) && name;
-    }, 20_000, 50);
-    run.child.kill("SIGKILL");
-    await run.done;
-    expect(slotState(s)!.runner_id).toBeUndefined();
-
-    const j = await enqueue(s, "after-crash");
-    const lines = await exitOf(loopBinary(s), 0);
-    expect(events(lines, "recover.start")[0]).toMatchObject({ vm, runner: pending });
-    expect((await job(s, j.id)).result).toBe("Succeeded");
-    expect(events(lines, "cycle.start")[0]!.vm).not.toBe(vm);
-    expect(vms(s).map((v) => v.name)).not.toContain(vm);
-    expect((await github(s)).runners.map((r) => r.name)).not.toContain(pending);
-  }, 60_000);
 });
 
 describe("a stop while a retired runner is replaced", () => {
   test.concurrent("the new runner is not started; the slot exits 0 having deleted it, its VM and nothing else", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
-    // The replacement's JIT call (the second) answers 8 s late (time for a loaded machine to see it asked for and signal): armed before the loop starts, so it meets it however soon GitHub retires the first runner.
-    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 8_000, skip: 1 });
+    // The replacement's JIT call (the second) answers 5 s late (time for a loaded machine to see it asked for and signal; the stop waits for the answer): armed before the loop starts, so it meets it however soon GitHub retires the first runner.
+    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 5_000, skip: 1 });
     const run = loopBinary(s);
     // The VM's first runner is named as the VM; a replacement's name differs. (On a loaded machine the first runner
     // may be retired before it even listens: the replacement comes all the same.)
@@ -203,8 +177,8 @@ describe("a stop while a retired runner is replaced", () => {
 
 describe("an idle VM is not kept forever", () => {
   test.concurrent("after vm.idle_reuse_max the next retirement ends the cycle; the next cycle uses a new VM", async () => {
-    // Long enough for the first retirement (2.5 s after the runner registered) to come before it.
-    const s = slots(world, { vm: { idle_reuse_max: "10s" } }, { boot_ms: 150 });
+    // Long enough for the first retirement (2.5 s after the runner registered, ~4 s into the cycle) to come before it.
+    const s = slots(world, { vm: { idle_reuse_max: "7s" } }, { boot_ms: 150 });
     const first = await exitOf(loopBinary(s), 0);
     const retired = events(first, "runner.retired");
     expect(retired.length, logText(first)).toBe(1);
@@ -254,5 +228,32 @@ describe("vm.start: snapshot", () => {
     expect(events(lines, "snapshot.restored").length).toBe(1);
     expect(events(lines, "cycle.start").length).toBe(1);
     expect(events(lines, "cycle.done")[0]!.vm_runners).toBe(events(lines, "runner.replaced").length + 1);
+  }, 60_000);
+});
+
+describe("a crash while a retired runner is replaced", () => {
+  test.concurrent("killed after the new runner was made but before its answer came: the next start removes the VM and that runner, then serves the job", async () => {
+    const s = slots(world, {}, { boot_ms: 150 });
+    const run = loopBinary(s);
+    await until("first runner listening", () => events(run.lines(), "run.ready").length > 0, 20_000);
+    const vm = slotState(s)!.vm as string;
+    // GitHub makes the replacement but holds its answer: the loop is killed waiting for it.
+    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 30_000, count: 1 });
+    const pending = await until("the replacement's name recorded and made on GitHub", async () => {
+      const st = slotState(s)!;
+      const name = st.runner_name as string | undefined;
+      return st.phase === "token" && name !== undefined && name !== vm && (await github(s)).runners.some((r) => r.name === name) && name;
+    }, 20_000, 50);
+    run.child.kill("SIGKILL");
+    await run.done;
+    expect(slotState(s)!.runner_id).toBeUndefined();
+
+    const j = await enqueue(s, "after-crash");
+    const lines = await exitOf(loopBinary(s), 0);
+    expect(events(lines, "recover.start")[0]).toMatchObject({ vm, runner: pending });
+    expect((await job(s, j.id)).result).toBe("Succeeded");
+    expect(events(lines, "cycle.start")[0]!.vm).not.toBe(vm);
+    expect(vms(s).map((v) => v.name)).not.toContain(vm);
+    expect((await github(s)).runners.map((r) => r.name)).not.toContain(pending);
   }, 60_000);
 });
