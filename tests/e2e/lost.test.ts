@@ -51,7 +51,7 @@ async function nextStart(s: Slots, check: (lines: LogLine[]) => Promise<void>): 
   }
 }
 
-test("power loss mid-job: the next start reports the job as lost (job.lost, lost-jobs metric) and keeps its busy runner as a ghost", async () => {
+test.concurrent("power loss mid-job: the next start reports the job as lost (job.lost, lost-jobs metric) and keeps its busy runner as a ghost", async () => {
   const textfileDir = join(world.dir, "lost-textfile");
   const s = slots(world, { metrics: { textfile_dir: textfileDir } }, { boot_ms: 150 });
   const { st } = await powerLossMidJob(s, "long-build");
@@ -70,7 +70,7 @@ test("power loss mid-job: the next start reports the job as lost (job.lost, lost
   expect(sample(samples(readFileSync(join(textfileDir, "macos_runner_slot_1.prom"), "utf8")), "macos_runner_lost_jobs_total")).toBe(1);
 }, 60_000);
 
-test("a job handed to the runner as its VM dies, before the runner says so: reported lost by runner and VM at cleanup, the runner kept as a ghost", async () => {
+test.concurrent("a job handed to the runner as its VM dies, before the runner says so: reported lost by runner and VM at cleanup, the runner kept as a ghost", async () => {
   const s = slots(world, {}, { boot_ms: 150 });
   const run = loopInProcess(s);
   await until("runner listening", () => events(run.lines, "run.ready").length > 0, 30_000);
@@ -87,7 +87,7 @@ test("a job handed to the runner as its VM dies, before the runner says so: repo
   expect((slotState(s)!.ghosts as { name: string }[]).map((g) => g.name)).toEqual([vm]);
 }, 60_000);
 
-test("power loss mid-job, and the slot back only after GitHub failed the job: the next start still reports it lost, by name", async () => {
+test.concurrent("power loss mid-job, and the slot back only after GitHub failed the job: the next start still reports it lost, by name", async () => {
   const s = slots(world, {}, { boot_ms: 150 });
   const { st, jobId } = await powerLossMidJob(s, "build-during-the-outage");
   // The host is down longer than GitHub waits: the runner no longer reads busy when the slot is back.
@@ -99,7 +99,7 @@ test("power loss mid-job, and the slot back only after GitHub failed the job: th
   });
 }, 60_000);
 
-test("a lost job is reported once: after a start that reported it and was killed before its cleanup, the next start does not report it again", async () => {
+test.concurrent("a lost job is reported once: after a start that reported it and was killed before its cleanup, the next start does not report it again", async () => {
   const s = slots(world, {}, { boot_ms: 150 });
   await powerLossMidJob(s, "reported-once");
   // As a start that reported the job and was killed before its cleanup leaves the state.
