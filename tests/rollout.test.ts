@@ -19,7 +19,8 @@ let stateDir: string;
 
 beforeAll(async () => {
   ensureBinaries(["loop", "pull"]);
-  world = await startWorld({ registry: "required", tart: { boot_ms: 150 } });
+  // A stopped VM's place frees in 0.1 s, not 1 s: a new pin discards the VM started ahead, and the next one waits for its place.
+  world = await startWorld({ registry: "required", tart: { boot_ms: 150, place_release_ms: 100 } });
   stateDir = join(world.dir, "rollout", "state");
   cfg = world.writeConfig({ image: { min_free_gb: 1 }, host: { state_dir: stateDir, log_dir: join(world.dir, "rollout", "logs") } }, "rollout.yml");
 });
@@ -61,9 +62,9 @@ test("v1 -> v2 (picked up while a job runs) -> v3 -> rollback to v2; v1 pruned o
   await until("the long job to run on slot 1", async () => (await world.gh.job(long.id)).status === "in_progress");
   expect(slotState(stateDir, 1)?.image).toBe(v1);
 
-  // v2 is pushed; a slow pull runs while slot 2 serves a whole cycle on v1: no slot waits for it.
+  // v2 is pushed; a slow pull (1 s a blob: some 3 s) runs while slot 2 serves a whole cycle on v1: no slot waits for it.
   const { digest: v2 } = await world.publishVersion({ marker: "v2", runnerVersion: "2.330.0" });
-  world.setTart({ boot_ms: 150, pull_ms: 1500 });
+  world.setTart({ boot_ms: 150, pull_ms: 1000 });
   const pulling = pull();
   let pullDone = false;
   void pulling.then(() => (pullDone = true));
