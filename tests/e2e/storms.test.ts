@@ -20,7 +20,7 @@ beforeAll(async () => {
 });
 afterAll(() => world?.stop());
 
-/** Long enough for a backing-off slot to be restarted four times (2 + 4 + 8 s of backoff). */
+/** Long enough for a backing-off slot to start four times (2, 4 and 8 s of backoff between); a storm starts twenty. */
 const WINDOW_MS = 20_000;
 /** Long enough to see the restart after one pre-cycle pause (a storm would restart a dozen times). */
 const PAUSE_WINDOW_MS = PRE_CYCLE_PAUSE_MS + 2_000;
