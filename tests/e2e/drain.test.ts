@@ -8,8 +8,9 @@ import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, not
 
 let world: World;
 beforeAll(async () => {
-  // A silent runner's session is dropped after 4 s and its job failed 1 s later (GitHub: minutes).
-  world = await fileWorld({ github: { sessionLeaseMs: 4000, lostRunnerBusyMs: 1000 } });
+  // A silent runner's session is dropped after the sim's 10 s and its job failed 3 s later (GitHub: minutes).
+  // Not shorter: the lease also ends a live runner's session if this process's event loop stalls past it.
+  world = await fileWorld({ github: { lostRunnerBusyMs: 3000 } });
 });
 afterAll(() => world?.stop());
 
@@ -24,7 +25,7 @@ describe("a second signal", () => {
     await until("draining", () => events(run.lines(), "run.draining").length > 0);
     run.child.kill("SIGTERM");
     await exitOf(run, 0);
-    // GitHub fails it once the runner's session lease (4 s here) and its busy time (1 s) have passed.
+    // GitHub fails it once the runner's session lease (10 s) and its busy time (3 s here) have passed.
     await until("the cut job failed", async () => (await job(s, j.id)).result === "Failed", 30_000);
     expect((await job(s, j.id)).attempts).toBe(1);
     expect(vms(s).filter((v) => v.running)).toEqual([]);

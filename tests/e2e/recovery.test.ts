@@ -14,8 +14,9 @@ import { enqueue, events, exitOf, fileWorld, github, job, logText, loopBinary, l
 
 let world: World;
 beforeAll(async () => {
-  // A silent runner's session is dropped and its job failed within seconds here, not GitHub's minutes, so the ghost's end can be seen.
-  world = await fileWorld({ github: { sessionLeaseMs: 4000, lostRunnerBusyMs: 4000 } });
+  // Vanished runners stay busy for seconds here, not GitHub's minutes, so the ghost's end can be seen.
+  // The session lease stays the sim's 10 s: it also ends a live runner's session if this process's event loop stalls past it.
+  world = await fileWorld({ github: { lostRunnerBusyMs: 4000 } });
 });
 afterAll(() => world?.stop());
 
