@@ -1,10 +1,11 @@
-// The sim's bootpd: hands each booting guest a loopback address (127.0.0.x)
-// for its MAC and records the lease in the bootpd-format file that tart's
+// The sim's bootpd: hands each booting guest a loopback address (127.A.B.x,
+// one /24 per lease file, as each Mac has its own bridge100 network) for its MAC and records the lease in the bootpd-format file that tart's
 // dhcp resolver reads ($TART_HOME/sim/dhcpd_leases, or `leases_file`). As on
 // macOS, a lease outlives its VM (`ip` answers with a stale address for a
 // stopped VM, issue #172) and an address stays taken until its lease expires.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { createHash } from "node:crypto";
 import { simDir } from "./home.ts";
 import { withFileLock } from "./filelock.ts";
 import { parseLeases, renderLeases, resolveLease, type Lease } from "./dhcpd-leases.ts";
@@ -14,6 +15,17 @@ import { loadSettings } from "./settings.ts";
 const GUEST_HOSTNAME = "admins-Virtual-Machine";
 
 const leasesPath = () => loadSettings().leases_file ?? join(simDir(), "dhcpd_leases");
+
+/**
+ * The first three octets of this host's addresses: a /24 of 127/8 picked by
+ * the lease file's path. Hosts simulated side by side (a test's hosts, two
+ * test files at once) then never lease one address to two guests, which on
+ * one shared /24 happened between a lease and its guest's sshd binding.
+ */
+function subnet(): string {
+  const [a = 0, b = 0] = createHash("sha256").update(leasesPath()).digest();
+  return `127.${1 + (a % 254)}.${1 + (b % 254)}`;
+}
 
 /** The file's text; empty when there is none yet (tart then finds no lease). */
 function readText(): string {
@@ -32,7 +44,7 @@ export function leasedAddress(mac: string): string | undefined {
 
 /**
  * Addresses for a booting guest, best first: its own unexpired lease's, then
- * every 127.0.0.x no other unexpired lease holds, in random order. Empty when
+ * every address of the host's /24 no other unexpired lease holds, in random order. Empty when
  * the pool is exhausted (bootpd then gives no lease at all).
  */
 export function addressCandidates(mac: string): string[] {
@@ -41,7 +53,8 @@ export function addressCandidates(mac: string): string[] {
   const live = parseLeases(text).filter((l) => l.expires > now);
   const own = resolveLease(text, mac, now)?.ip;
   const held = new Set(live.map((l) => l.ip));
-  const free = Array.from({ length: 253 }, (_, i) => `127.0.0.${i + 2}`)
+  const net = subnet();
+  const free = Array.from({ length: 253 }, (_, i) => `${net}.${i + 2}`)
     .filter((ip) => !held.has(ip))
     .map((ip) => ({ ip, order: Math.random() }))
     .sort((a, b) => a.order - b.order)
