@@ -289,7 +289,7 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
 }
 
 /** A golden for a slot: cloned from the image, booted suspendable, suspended. Its address and lease expiry when suspended. */
-async function makeGolden(run: Run, slot: number): Promise<{ name: string; ip: string; leaseExpiry?: number | undefined; ms: number } | { error: string }> {
+async function makeGolden(run: Run, slot: number): Promise<{ name: string; ip: string; leaseExpiry?: number | undefined; leaseReadAt: number; ms: number } | { error: string }> {
   const { config, o } = run;
   const name = run.made.add(run.names[slot - 1]!.next());
   const started = Date.now();
@@ -303,6 +303,7 @@ async function makeGolden(run: Run, slot: number): Promise<{ name: string; ip: s
   if ("error" in b) return { error: `the golden did not boot: ${b.error.message}` };
   const mac = run.tart.macAddress(name);
   const leaseExpiry = mac ? leaseExpiryOf(config, mac) : undefined;
+  const leaseReadAt = Date.now();
   const suspended = Date.now();
   try {
     await run.tart.suspend(name);
@@ -314,7 +315,7 @@ async function makeGolden(run: Run, slot: number): Promise<{ name: string; ip: s
   const stateFile = join(run.tart.home, "vms", name, "state.vzvmsave");
   if (!ended || !existsSync(stateFile)) return { error: `tart suspend ${name} saved no state${ended ? ` (tart run exit ${ended.code ?? ended.signal}; see ${vmLogPath(config, slot)})` : ` within ${SUSPEND_TIMEOUT_MS / 1000} s`}` };
   run.time(slot === 1 ? "suspend" : "suspend_slot_2", Date.now() - suspended);
-  return { name, ip: b.booted.ip, leaseExpiry, ms: suspended - started };
+  return { name, ip: b.booted.ip, leaseExpiry, leaseReadAt, ms: suspended - started };
 }
 
 function leaseExpiryOf(config: Config, mac: string): number | undefined {
@@ -367,6 +368,10 @@ async function snapshotPath(run: Run): Promise<void> {
   }
   run.add(pass("snapshot-golden", `golden ${g.name} booted at ${g.ip}`), run.time("golden", g.ms));
   run.add(pass("snapshot-suspend", `tart suspend saved its state`), run.timings.suspend);
+  // A lease's expiry has one-second resolution: a renewal on resume shows only
+  // in a later second than the golden's lease (on a Mac the suspend alone takes longer).
+  await sleep(Math.max(0, g.leaseReadAt + 1000 - Date.now()), run.o.signal);
+  run.stopIfAsked();
   const r = await restoreFrom(run, g.name, 1);
   run.time("clone_golden", r.cloneMs);
   const mb = Math.round(r.diskBytes / 1e6);
