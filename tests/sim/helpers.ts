@@ -1,7 +1,7 @@
 // Shared by the sim's tart tests: `tart run` as a real process, the system
 // ssh client into a guest, process probes, and polling with deadlines.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, type TartFixture } from "../../sim/image/fixture.ts";
 import { runState } from "../../sim/tart/running.ts";
@@ -103,3 +103,25 @@ export const pidAlive = (pid: number) => {
 
 export const getJSON = (fx: TartFixture, name: string) => JSON.parse(fx.tart("get", name, "--format", "json").stdout) as Record<string, unknown>;
 export const running = (fx: TartFixture, name: string) => getJSON(fx, name).Running as boolean;
+
+/** Waits until no VM place is still being freed after its run ended (the sim's place files), so the next test does not meet the VM limit. */
+export async function placesReleased(fx: TartFixture, timeoutMs = 5000): Promise<void> {
+  const dir = join(fx.tartHome, "sim", "places");
+  const freeing = () => {
+    let files: string[] = [];
+    try {
+      files = readdirSync(dir);
+    } catch {
+      return 0;
+    }
+    return files.filter((f) => {
+      try {
+        const place = JSON.parse(readFileSync(join(dir, f), "utf8")) as { frees_at?: number };
+        return place.frees_at !== undefined && place.frees_at > Date.now();
+      } catch {
+        return false; // removed meanwhile
+      }
+    }).length;
+  };
+  await waitFor("VM places being freed", () => freeing() === 0, timeoutMs);
+}

@@ -2,7 +2,7 @@
 // stop take, `ip --wait` re-reading the leases once a second as IP.swift
 // does, the lease coming before sshd answers, and the runner start time
 // handed to the guest.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,7 +11,7 @@ import { renderLeases } from "../../sim/tart/dhcpd-leases.ts";
 import { PROFILES } from "../../sim/tart/profiles.ts";
 import { resolveSettings } from "../../sim/tart/settings.ts";
 import { runState } from "../../sim/tart/running.ts";
-import { clone, killStarted, ssh, startRun, vmDir, waitBooted, waitFor } from "./helpers.ts";
+import { clone, killStarted, placesReleased, ssh, startRun, vmDir, waitBooted, waitFor } from "./helpers.ts";
 
 let fx: TartFixture;
 
@@ -22,6 +22,8 @@ afterAll(async () => {
   killStarted();
   await fx?.stop();
 });
+// A test's stopped VMs hold their places a while: the next test (in any order) must not meet the limit.
+afterEach(() => placesReleased(fx));
 
 async function timed<T>(fn: () => T | Promise<T>): Promise<[T, number]> {
   const t = Date.now();
