@@ -16,7 +16,7 @@ export const SIM_TART_DIR: string = typeof SIM_TART_SOURCE === "string" ? SIM_TA
 export const COMPILED = typeof SIM_TART_SOURCE === "string";
 
 const ROOT = resolve(SIM_TART_DIR, "..", "..");
-export const COMPILED_TART = join(ROOT, "dist", "sim", "tart");
+const COMPILED_TART = join(ROOT, "dist", "sim", "tart");
 
 function newestSource(dir: string): number {
   let newest = 0;

@@ -104,10 +104,14 @@ export const pidAlive = (pid: number) => {
 export const getJSON = (fx: TartFixture, name: string) => JSON.parse(fx.tart("get", name, "--format", "json").stdout) as Record<string, unknown>;
 export const running = (fx: TartFixture, name: string) => getJSON(fx, name).Running as boolean;
 
-/** Waits until no VM place is still being freed after its run ended (the sim's place files), so the next test does not meet the VM limit. */
-export async function placesReleased(fx: TartFixture, timeoutMs = 5000): Promise<void> {
+/**
+ * Waits until no VM place is held (the sim's place files): none still being
+ * freed after its run ended and, with `running`, none of a VM still running;
+ * so the next test does not meet the VM limit.
+ */
+export async function placesFreed(fx: TartFixture, o: { running?: boolean } = {}, timeoutMs = 5000): Promise<void> {
   const dir = join(fx.tartHome, "sim", "places");
-  const freeing = () => {
+  const held = () => {
     let files: string[] = [];
     try {
       files = readdirSync(dir);
@@ -117,11 +121,11 @@ export async function placesReleased(fx: TartFixture, timeoutMs = 5000): Promise
     return files.filter((f) => {
       try {
         const place = JSON.parse(readFileSync(join(dir, f), "utf8")) as { frees_at?: number };
-        return place.frees_at !== undefined && place.frees_at > Date.now();
+        return place.frees_at === undefined ? o.running === true : place.frees_at > Date.now();
       } catch {
         return false; // removed meanwhile
       }
     }).length;
   };
-  await waitFor("VM places being freed", () => freeing() === 0, timeoutMs);
+  await waitFor(o.running ? "every VM place to free" : "VM places being freed", () => held() === 0, timeoutMs);
 }

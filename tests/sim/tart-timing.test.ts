@@ -11,7 +11,7 @@ import { renderLeases } from "../../sim/tart/dhcpd-leases.ts";
 import { PROFILES } from "../../sim/tart/profiles.ts";
 import { resolveSettings } from "../../sim/tart/settings.ts";
 import { runState } from "../../sim/tart/running.ts";
-import { clone, killStarted, placesReleased, ssh, startRun, vmDir, waitBooted, waitFor } from "./helpers.ts";
+import { clone, killStarted, placesFreed, ssh, startRun, vmDir, waitBooted, waitFor } from "./helpers.ts";
 
 let fx: TartFixture;
 
@@ -23,7 +23,7 @@ afterAll(async () => {
   await fx?.stop();
 });
 // A test's stopped VMs hold their places a while: the next test (in any order) must not meet the limit.
-afterEach(() => placesReleased(fx));
+afterEach(() => placesFreed(fx));
 
 async function timed<T>(fn: () => T | Promise<T>): Promise<[T, number]> {
   const t = Date.now();

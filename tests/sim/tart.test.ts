@@ -3,11 +3,11 @@
 // timeout, the 2-VM limit and faults. Runs the shim as a real process.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, type TartFixture } from "../../sim/image/fixture.ts";
 import {
-  clone as cloneIn, killStarted, running as runningIn, ssh as sshIn, sshArgs, startRun as startRunIn, waitBooted, waitFor,
+  clone as cloneIn, killStarted, placesFreed, running as runningIn, ssh as sshIn, sshArgs, startRun as startRunIn, waitBooted, waitFor,
 } from "./helpers.ts";
 
 let fx: TartFixture;
@@ -258,20 +258,6 @@ async function startWhenPlaceFree(name: string, timeoutMs = 10_000) {
   }
 }
 
-/**
- * Waits until no place is held, the hold after a run ended included (the sim's
- * place files under $TART_HOME/sim/places), so the next test finds both free.
- */
-async function placesFreed(timeoutMs = 5000) {
-  const dir = join(fx.tartHome, "sim", "places");
-  const held = () =>
-    readdirSync(dir).filter((f) => {
-      const place = JSON.parse(readFileSync(join(dir, f), "utf8")) as { frees_at?: number };
-      return place.frees_at === undefined || place.frees_at > Date.now();
-    }).length;
-  await waitFor("every VM place to free", () => held() === 0, timeoutMs);
-}
-
 describe("VM places", () => {
   test("a VM's place frees place_release_ms after its tart run exits: a run started meanwhile meets the limit though one VM runs", async () => {
     fx.setTart({ place_release_ms: 1500 });
@@ -295,7 +281,7 @@ describe("VM places", () => {
       for (const r of [a, late]) r?.proc.kill("SIGINT");
       await Promise.all([a.exited, late?.exited]);
       // pl-a's and pl-c's places were stamped with the 1.5 s hold: the next test must not meet it.
-      await placesFreed();
+      await placesFreed(fx, { running: true });
       fx.setTart({ place_release_ms: 0 });
     }
   }, 20_000);
