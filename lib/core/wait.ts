@@ -1,6 +1,16 @@
 // Waiting with a deadline: the one poll loop every wait on a VM, a guest or
 // a lease goes through. Sleeps are zx's; an abort ends the wait at once.
+// Time comes from a Clock: the system's on a host; tests of the cycle inject
+// one that moves only when they say (tests/helpers/clock.ts).
 import { sleep as zxSleep } from "zx";
+
+/** What a wait reads the time from and sleeps on. */
+export interface Clock {
+  /** Epoch ms. */
+  now(): number;
+  /** Resolves after `ms`, or at once when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
 
 /** zx's sleep, ended early (resolving) when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -17,11 +27,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** The host's clock. */
+export const systemClock: Clock = { now: () => Date.now(), sleep };
+
 export interface PollOptions {
   /** Epoch ms after which the poll gives up (resolves undefined). */
   deadline: number;
   everyMs: number;
   signal?: AbortSignal;
+  clock?: Clock;
 }
 
 /** Calls `probe` until it returns a value, the deadline passes or the signal aborts (undefined then). */
@@ -29,8 +43,9 @@ export async function poll<T>(probe: () => T | undefined | Promise<T | undefined
   for (;;) {
     const v = await probe();
     if (v !== undefined) return v;
-    if (o.signal?.aborted || Date.now() + o.everyMs > o.deadline) return undefined;
-    await sleep(o.everyMs, o.signal);
+    const clock = o.clock ?? systemClock;
+    if (o.signal?.aborted || clock.now() + o.everyMs > o.deadline) return undefined;
+    await clock.sleep(o.everyMs, o.signal);
   }
 }
 
