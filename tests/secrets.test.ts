@@ -18,7 +18,7 @@ import { githubFor } from "../lib/github/client.ts";
 import { createLogger } from "../lib/core/log.ts";
 import { parseImageRef } from "../lib/image/oci-ref.ts";
 import { readSecretFile } from "../lib/core/secrets.ts";
-import { Tart } from "../lib/vm/tart.ts";
+import { TartCli } from "../lib/vm/tart.ts";
 import { main as retention } from "../scripts/retention.ts";
 
 const roots: string[] = [];
@@ -91,7 +91,7 @@ function doctorContext(config: Config, configPath: string): DoctorContext {
   return {
     config,
     configPath,
-    tart: new Tart({ path: "tart" }),
+    tart: new TartCli({ path: "tart" }),
     platform: process.platform,
     uid: process.getuid?.() ?? 0,
     env: { HOME: tmpdir() },
@@ -164,7 +164,7 @@ describe("every secret file is read through it", () => {
     expectNotYetRedacted(h.values.password);
     const tart = tartFor(config);
     expectRedacted(h.values.password);
-    expect(tart).toBeInstanceOf(Tart);
+    expect(tart).toBeInstanceOf(TartCli);
     const changed = distinct("registry-pw-2");
     secret(h.files.password, changed);
     expectNotYetRedacted(changed);

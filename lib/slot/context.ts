@@ -8,7 +8,7 @@ import { hostId, slotNames, type SlotNames } from "../config/names.ts";
 import type { ImageRef } from "../image/oci-ref.ts";
 import { RegistryClient, type RegistryCredentials } from "../image/registry.ts";
 import { readSecretFile } from "../core/secrets.ts";
-import { Tart } from "../vm/tart.ts";
+import { TartCli, type Tart } from "../vm/tart.ts";
 import type { GitHubClient } from "../github/client.ts";
 import type { Stop } from "../core/signals.ts";
 import type { SlotMetrics } from "../host/metrics/index.ts";
@@ -52,7 +52,7 @@ export function tartFor(config: Config, extraEnv: Record<string, string> = {}): 
     const host = image.ref.split("/")[0];
     if (host && image.ref.includes("/")) credentials.TART_REGISTRY_HOSTNAME = host;
   }
-  return new Tart({ path: config.host.tartPath, env, ...(creds && { credentials }), insecure: image.insecure });
+  return new TartCli({ path: config.host.tartPath, env, ...(creds && { credentials }), insecure: image.insecure });
 }
 
 /** The registry of image.ref, with the configured credentials. */

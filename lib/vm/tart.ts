@@ -122,7 +122,30 @@ function signalRun(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-export class Tart {
+/**
+ * What the product asks of tart. On a host it is the tart CLI (TartCli); the
+ * in-process tests give the cycle a second model of tart held to the same
+ * contract tests (tests/contract/).
+ */
+export interface Tart {
+  /** TART_HOME as tart resolves it. */
+  readonly home: string;
+  clone(source: string, name: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  set(name: string, s: { cpu?: number | undefined; memoryMb?: number | undefined; randomMac?: boolean }): Promise<void>;
+  run(name: string, logFile: string, o?: { suspendable?: boolean | undefined }): RunningVm;
+  attach(name: string, pid: number, startTime: string | undefined): RunningVm | undefined;
+  ip(name: string, waitS: number): Promise<string>;
+  macAddress(name: string): string | undefined;
+  forceOff(name: string): Promise<void>;
+  isRunning(name: string): Promise<boolean>;
+  delete(name: string, deadlineMs?: number): Promise<void>;
+  list(): Promise<VmListing[]>;
+  listCached(): Promise<VmListing[]>;
+  suspend(name: string): Promise<void>;
+  pull(ref: string, timeoutMs: number): Promise<void>;
+}
+
+export class TartCli implements Tart {
   /** The `tart run` processes this process started or attached, by VM name, while they run. */
   private readonly runs = new Map<string, RunningVm & { own: boolean }>();
 
