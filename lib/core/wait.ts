@@ -49,10 +49,24 @@ export async function poll<T>(probe: () => T | undefined | Promise<T | undefined
   }
 }
 
+/**
+ * Calls `fn` once `ms` have passed on `clock`, unless the returned cancel
+ * is called first: a timer that reads the clock it is given.
+ */
+export function after(clock: Clock, ms: number, fn: () => void): () => void {
+  const cancel = new AbortController();
+  void clock.sleep(ms, cancel.signal).then(() => {
+    if (!cancel.signal.aborted) fn();
+  });
+  return () => cancel.abort();
+}
+
 /** A sleep that something else can cut short: a file watcher, a probe that succeeded. */
 export class Waker {
   private wakeUp: (() => void) | undefined;
   private pending = false;
+
+  constructor(private readonly clock: Clock) {}
 
   /** Ends the current sleep, or the next one at once. */
   wake(): void {
@@ -60,21 +74,20 @@ export class Waker {
     else this.pending = true;
   }
 
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
     if (this.pending || signal?.aborted) {
       this.pending = false;
-      return Promise.resolve();
+      return;
     }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wakeUp = undefined;
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeUp = done;
-      signal?.addEventListener("abort", done, { once: true });
-    });
+    const cut = new AbortController();
+    const end = () => cut.abort();
+    this.wakeUp = end;
+    signal?.addEventListener("abort", end, { once: true });
+    try {
+      await this.clock.sleep(ms, cut.signal);
+    } finally {
+      if (this.wakeUp === end) this.wakeUp = undefined;
+      signal?.removeEventListener("abort", end);
+    }
   }
 }
