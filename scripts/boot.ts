@@ -27,10 +27,10 @@ export const spec = {
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<void> {
   if (!values.vm) throw new UsageError("boot: --vm NAME is required");
-  const { config, slot, log, tart } = openSlot(common, spec.name);
+  const { config, slot, log, tart, clock } = openSlot(common, spec.name);
   const lock = lockSlot(config.host.stateDir, slot);
   try {
-    const { ip } = await boot({ config, tart, vm: values.vm, slot, log });
+    const { ip } = await boot({ config, tart, vm: values.vm, slot, log, clock });
     process.stdout.write(`${ip}\n`);
   } finally {
     lock.release();

@@ -35,7 +35,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
   const { config, slot, tart, names } = ctx;
   const lock = lockSlot(config.host.stateDir, slot);
   try {
-    const store = new SlotStore(config.host.stateDir, slot);
+    const store = new SlotStore(config.host.stateDir, slot, ctx.clock);
     const s = store.current;
     let runnerId: number | undefined;
     if (values["runner-id"] !== undefined) {

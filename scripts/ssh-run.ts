@@ -45,12 +45,12 @@ async function readStdinJit(): Promise<string> {
 }
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number> {
-  const { config, log, tart } = openSlot(common, spec.name);
+  const { config, log, tart, clock } = openSlot(common, spec.name);
   if (config.vm.transport === "exec" && !values.vm) throw new UsageError("ssh-run: --vm NAME is required (vm.transport: exec)");
   if (config.vm.transport === "ssh" && !values.ip) throw new UsageError("ssh-run: --ip IP is required (vm.transport: ssh)");
   const jit = await readStdinJit();
   registerJitConfig(jit);
-  const run = startRun({ config, vm: values.vm ?? "", ip: values.ip ?? "", tartHome: tart.home, jitConfig: jit, log });
+  const run = startRun({ config, vm: values.vm ?? "", ip: values.ip ?? "", tartHome: tart.home, jitConfig: jit, log, clock });
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => run.stop());
   return exitCode(OUTCOME_EXIT[(await run.done).kind]);
 }

@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { leaseFor, leaseWatcher } from "../lib/vm/leases.ts";
 import { resolveLease } from "../sim/tart/dhcpd-leases.ts";
+import { systemClock } from "../lib/core/wait.ts";
+import { FakeClock } from "./helpers/clock.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "leases-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,7 +35,7 @@ test("several unexpired leases of one MAC: the latest expiry wins wherever it st
   const text = block("192.168.64.7", mac, now + 900) + block("192.168.64.3", mac, now + 300) + block("192.168.64.2", mac, now - 5);
   writeLeases(path, text);
   expect(leaseFor(path, "0e:01:0a:00:b0:07")).toBe("192.168.64.7");
-  expect(leaseWatcher(path, "0e:01:0a:00:b0:07")()).toBe("192.168.64.7");
+  expect(leaseWatcher(path, "0e:01:0a:00:b0:07", systemClock)()).toBe("192.168.64.7");
   // What the sim's `tart ip` answers for the same file (its resolver is tart's Leases.swift).
   expect(resolveLease(text, "0e:01:0a:00:b0:07")?.ip).toBe("192.168.64.7");
   const tie = block("192.168.64.4", mac, now + 900) + block("192.168.64.5", mac, now + 900);
@@ -45,7 +47,7 @@ test("several unexpired leases of one MAC: the latest expiry wins wherever it st
 test("leaseWatcher sees a lease replaced under the same MAC (a restored clone's new address) and a lease that appears", () => {
   const path = join(dir, "two");
   const later = Math.floor(Date.now() / 1000) + 600;
-  const lease = leaseWatcher(path, "0e:01:0a:00:b0:07");
+  const lease = leaseWatcher(path, "0e:01:0a:00:b0:07", systemClock);
   expect(lease()).toBeUndefined();
   writeLeases(path, block("192.168.64.9", "a:a:a:a:a:a", later));
   expect(lease()).toBeUndefined();
@@ -53,4 +55,15 @@ test("leaseWatcher sees a lease replaced under the same MAC (a restored clone's 
   expect(lease()).toBe("192.168.64.3");
   writeLeases(path, block("192.168.64.5", "e:1:a:0:b0:7", later + 1));
   expect(lease()).toBe("192.168.64.5");
+});
+
+test("leaseWatcher judges expiry by the clock it is given", async () => {
+  const path = join(dir, "expiring");
+  const clock = new FakeClock(Date.parse("2030-01-01T00:00:00Z"));
+  const expiresS = clock.now() / 1000 + 600;
+  writeLeases(path, block("192.168.64.3", "e:1:a:0:b0:7", expiresS));
+  const lease = leaseWatcher(path, "0e:01:0a:00:b0:07", clock);
+  expect(lease()).toBe("192.168.64.3");
+  await clock.advance(600_000);
+  expect(lease()).toBeUndefined();
 });

@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { backoffMs } from "../lib/slot/backoff.ts";
 import { lockSlot, SlotBusyError } from "../lib/slot/lock.ts";
 import { parseSlotState, SlotStore } from "../lib/slot/state.ts";
+import { systemClock } from "../lib/core/wait.ts";
+import { FakeClock } from "./helpers/clock.ts";
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -74,19 +76,21 @@ describe("slot lock (flock)", () => {
 });
 
 describe("state file", () => {
-  test("writes atomically, 0600, merging patches and dropping undefined keys; a new phase restarts phase_since", () => {
+  test("writes atomically, 0600, merging patches and dropping undefined keys; a new phase restarts phase_since; times are the slot's clock's", async () => {
     const dir = tmp();
-    const store = new SlotStore(dir, 1);
+    const clock = new FakeClock(Date.parse("2030-01-01T00:00:00Z"));
+    const store = new SlotStore(dir, 1, clock);
     expect(store.existed).toBe(false);
     store.write({ phase: "clone", vm: "p-h-1-abcdef", runner_name: "p-h-1-abcdef" });
-    const since = store.current.phase_since;
+    await clock.advance(5_000);
     store.write({ runner_id: 42 });
-    expect(store.current.phase_since).toBe(since!);
+    expect(store.current.phase_since).toBe("2030-01-01T00:00:00.000Z");
+    expect(store.current.updated_at).toBe("2030-01-01T00:00:05.000Z");
     const onDisk = JSON.parse(readFileSync(join(dir, "slot-1.json"), "utf8"));
     expect(onDisk).toMatchObject({ version: 1, slot: 1, phase: "clone", vm: "p-h-1-abcdef", runner_id: 42, failures: 0, ghosts: [], dispose: [] });
     expect(statSync(join(dir, "slot-1.json")).mode & 0o777).toBe(0o600);
     store.write({ phase: "done", vm: undefined, runner_id: undefined });
-    const again = new SlotStore(dir, 1);
+    const again = new SlotStore(dir, 1, systemClock);
     expect(again.existed).toBe(true);
     expect(again.current.phase).toBe("done");
     expect(again.current.vm).toBeUndefined();
@@ -94,25 +98,25 @@ describe("state file", () => {
   });
 
   test("garbage, empty, non-object and wrongly typed files are reported and replaced by defaults, never a crash", () => {
-    expect(parseSlotState("{half", 1).problems[0]).toMatch(/not JSON/);
-    expect(parseSlotState("[1,2]", 1).problems).toEqual(["the file does not hold a JSON object"]);
-    const typed = parseSlotState(JSON.stringify({ phase: "flying", failures: "3", vm: "x-h-1-abcdef", ghosts: [{ id: "no" }] }), 1);
+    expect(parseSlotState("{half", 1, Date.now()).problems[0]).toMatch(/not JSON/);
+    expect(parseSlotState("[1,2]", 1, Date.now()).problems).toEqual(["the file does not hold a JSON object"]);
+    const typed = parseSlotState(JSON.stringify({ phase: "flying", failures: "3", vm: "x-h-1-abcdef", ghosts: [{ id: "no" }] }), 1, Date.now());
     expect(typed.state.phase).toBe("idle");
     expect(typed.state.failures).toBe(0);
     expect(typed.state.ghosts).toEqual([]);
     expect(typed.state.vm).toBe("x-h-1-abcdef");
     expect(typed.problems.map((p) => p.split(":")[0])).toEqual(["phase", "ghosts", "failures"]);
-    const missing = parseSlotState(JSON.stringify({ phase: "run" }), 2);
+    const missing = parseSlotState(JSON.stringify({ phase: "run" }), 2, Date.now());
     expect(missing.problems).toEqual([]);
     expect(missing.state.failures).toBe(0);
     const dir = tmp();
     writeFileSync(join(dir, "slot-1.json"), "");
-    expect(new SlotStore(dir, 1).problems).toEqual(["the file is empty"]);
+    expect(new SlotStore(dir, 1, systemClock).problems).toEqual(["the file is empty"]);
   });
 
   test("a write that cannot land keeps the state in memory, says so, and leaves no temp file", () => {
     const dir = tmp();
-    const store = new SlotStore(dir, 1);
+    const store = new SlotStore(dir, 1, systemClock);
     store.write({ phase: "run", vm: "p-h-1-abcdef" });
     chmodSync(dir, 0o500);
     if (process.getuid?.() === 0) return; // root writes through modes; the ENOSPC path is covered end to end
@@ -126,7 +130,7 @@ describe("state file", () => {
     const dir = tmp();
     writeFileSync(join(dir, "slot-1.json.123.tmp"), "x");
     writeFileSync(join(dir, "slot-2.json.123.tmp"), "x");
-    expect(new SlotStore(dir, 1).removeStrayTempFiles()).toBe(1);
+    expect(new SlotStore(dir, 1, systemClock).removeStrayTempFiles()).toBe(1);
     expect(readdirSync(dir)).toEqual(["slot-2.json.123.tmp"]);
   });
 });

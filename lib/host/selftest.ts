@@ -36,7 +36,7 @@ import { boot, type Booted } from "../vm/boot.ts";
 import { clone } from "../vm/clone.ts";
 import { VmLimitError, type Tart } from "../vm/tart.ts";
 import { readTail, sizeOf, vmLogPath } from "../vm/run-log.ts";
-import { sleep } from "../core/wait.ts";
+import { sleep, systemClock } from "../core/wait.ts";
 import { addressCheck, agentSessionCheck, clockCheck, execCheck, hostKeyCheck, runnerCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
 import { guestShell, slotTransport, type Transport } from "./selftest-guest.ts";
 
@@ -210,7 +210,7 @@ type BootOutcome = { booted: Booted } | { error: Error; leased: string | undefin
 
 async function bootVm(run: Run, vm: string, slot: number, suspendable = false): Promise<BootOutcome> {
   try {
-    return { booted: await boot({ config: run.config, tart: run.tart, vm, slot, log: run.o.log, signal: run.o.signal, suspendable }) };
+    return { booted: await boot({ config: run.config, tart: run.tart, vm, slot, log: run.o.log, clock: systemClock, signal: run.o.signal, suspendable }) };
   } catch (err) {
     run.stopIfAsked();
     const mac = run.tart.macAddress(vm);

@@ -8,7 +8,8 @@ import type { Config } from "../config/index.ts";
 import { type ExitKind } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { sh } from "../core/proc.ts";
-import { GuestOutput } from "./guest-output.ts";
+import { after, type Clock } from "../core/wait.ts";
+import { GUEST_OUTPUT_LIMITS, GuestOutput } from "./guest-output.ts";
 import { parseRunnerLine } from "./status-lines.ts";
 import { agentUnreachable, guestArgv, guestEnv, noRouteToHost, localNetworkError, sshSettings, transportCommand } from "../vm/guest.ts";
 
@@ -65,6 +66,8 @@ export interface RunOptions {
   tartHome?: string | undefined;
   jitConfig: string;
   log: Logger;
+  /** What the run's deadlines and durations read. */
+  clock: Clock;
   /** Resolves when the VM is gone: a running job is lost then, without waiting for ssh to notice. */
   vmGone?: Promise<unknown>;
   /** Resolve as soon as the job is reported complete (the caller disposes of the VM). */
@@ -90,8 +93,8 @@ export function startRun(o: RunOptions): RunHandle {
   const { transport } = o.config.vm;
   const { runner } = o.config;
   const log = o.log.child({ phase: "run" });
-  const guestOutput = new GuestOutput(log);
-  const started = Date.now();
+  const guestOutput = new GuestOutput(log, GUEST_OUTPUT_LIMITS, () => o.clock.now());
+  const started = o.clock.now();
   const target = { vm: o.vm, ip: o.ip, tartHome: o.tartHome };
   const argv = guestArgv(o.config, target, GUEST_COMMAND, { stdin: true });
   // exec: tart or ssh replaces the shell, so ending the run is one kill, not zx's walk of the process tree (ps).
@@ -113,25 +116,25 @@ export function startRun(o: RunOptions): RunHandle {
   let execSessionEnded = false;
   let ended: RunOutcome | undefined;
   let sshExited = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cancelDeadline = () => {};
   let settle!: (o: RunOutcome) => void;
   const done = new Promise<RunOutcome>((resolve) => (settle = resolve));
 
   const end = (outcome: RunOutcome) => {
     if (ended) return;
     ended = outcome;
-    clearTimeout(timer);
+    cancelDeadline();
     guestOutput.close();
     if (!sshExited) p.child?.kill("SIGTERM");
     const level = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.retired ? "info" : "warn";
     log[level]("run.done", `${outcome.kind}${outcome.job ? ` job="${outcome.job}" result=${outcome.result ?? "none"}` : ""}${outcome.detail ? `: ${outcome.detail}` : ""}`, {
-      duration_ms: Date.now() - started, outcome: outcome.kind,
+      duration_ms: o.clock.now() - started, outcome: outcome.kind,
     });
     settle(outcome);
   };
   const deadline = (ms: number, why: string) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => end({ kind: "timeout", job, runnerGone, detail: why }), ms);
+    cancelDeadline();
+    cancelDeadline = after(o.clock, ms, () => end({ kind: "timeout", job, runnerGone, detail: why }));
   };
   const completed = () => ({ kind: result === "Succeeded" ? "succeeded" : "job-failed", job, result, runnerGone: true }) as const;
 
@@ -145,8 +148,8 @@ export function startRun(o: RunOptions): RunHandle {
     switch (ev?.kind) {
       case "listening":
         listening = true;
-        clearTimeout(timer);
-        log.info("run.ready", "runner listening for jobs", { duration_ms: Date.now() - started });
+        cancelDeadline();
+        log.info("run.ready", "runner listening for jobs", { duration_ms: o.clock.now() - started });
         o.on?.listening?.();
         break;
       case "job-started":
@@ -203,7 +206,7 @@ export function startRun(o: RunOptions): RunHandle {
       log[transport === "exec" ? "debug" : "warn"]("run.retry", transport === "exec"
         ? "the tart guest agent does not answer yet; starting the runner again"
         : "ssh failed (exit 255) before the runner printed anything; starting it once more with the same JIT config", { attempt: attempts + 1 });
-      if (transport === "exec") await new Promise((r) => setTimeout(r, AGENT_RETRY_MS));
+      if (transport === "exec") await o.clock.sleep(AGENT_RETRY_MS);
       if (ended) break;
       agentDown = false;
       attempts++;

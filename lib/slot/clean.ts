@@ -26,13 +26,13 @@ export interface Cleaned {
   ghost?: Ghost;
 }
 
-/** Deletes a runner; busy means GitHub still holds a job on it. */
-export async function removeRunner(gh: GitHubClient, target: { id?: number | undefined; name?: string | undefined }): Promise<"deleted" | "gone" | { busy: Ghost }> {
+/** Deletes a runner; busy means GitHub still holds a job on it (a ghost since now, on the slot's clock). */
+export async function removeRunner(ctx: Pick<SlotContext, "clock">, gh: GitHubClient, target: { id?: number | undefined; name?: string | undefined }): Promise<"deleted" | "gone" | { busy: Ghost }> {
   const id = target.id ?? (target.name ? (await findRunnerByName(gh, target.name))?.id : undefined);
   if (id === undefined) return "gone";
   const outcome = await deleteRunner(gh, id);
   if (outcome !== "busy") return outcome;
-  return { busy: { id, name: target.name ?? String(id), since: new Date().toISOString() } };
+  return { busy: { id, name: target.name ?? String(id), since: new Date(ctx.clock.now()).toISOString() } };
 }
 
 /** Forces a VM off and deletes it. */
@@ -47,18 +47,18 @@ export async function removeVm(tart: Tart, vm: string): Promise<void> {
  * deletes it off its critical path).
  */
 export async function cleanSlot(
-  ctx: Pick<SlotContext, "slot" | "tart" | "names" | "log">,
+  ctx: Pick<SlotContext, "slot" | "tart" | "names" | "log" | "clock">,
   gh: () => GitHubClient,
   target: Leftovers,
   o: { why: string; keepStoppedVm?: boolean } = { why: "cleanup" },
 ): Promise<Cleaned> {
   const log = ctx.log.child({ phase: "cleanup", vm: target.vm, runner: target.runnerName });
-  const started = Date.now();
+  const started = ctx.clock.now();
   if (target.vm && !ctx.names.owns(target.vm)) throw new NotThisSlotsError("VM", target.vm, ctx.slot);
   if (target.runnerName && !ctx.names.owns(target.runnerName)) throw new NotThisSlotsError("runner", target.runnerName, ctx.slot);
   const cleaned: Cleaned = {};
   if (!target.runnerGone && (target.runnerId !== undefined || target.runnerName)) {
-    const r = await removeRunner(gh(), { id: target.runnerId, name: target.runnerName });
+    const r = await removeRunner(ctx, gh(), { id: target.runnerId, name: target.runnerName });
     if (typeof r === "object") {
       cleaned.ghost = r.busy;
       log.warn("cleanup.runner_busy", `runner ${r.busy.id} is still busy on GitHub; recorded as a ghost, deleted by a later cycle`, { runner_id: r.busy.id });
@@ -70,7 +70,7 @@ export async function cleanSlot(
     await (o.keepStoppedVm ? ctx.tart.forceOff(target.vm) : removeVm(ctx.tart, target.vm));
     log.info("cleanup.vm", `VM ${target.vm} forced off${o.keepStoppedVm ? "; deleted by the next cycle" : " and deleted"}`);
   }
-  log.info("cleanup.done", `slot clean (${o.why})`, { duration_ms: Date.now() - started });
+  log.info("cleanup.done", `slot clean (${o.why})`, { duration_ms: ctx.clock.now() - started });
   return cleaned;
 }
 

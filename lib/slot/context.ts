@@ -1,5 +1,7 @@
 // What every step CLI opens first: the config, the slot number, a logger
-// carrying the slot, and a tart wrapper with the registry credentials.
+// carrying the slot, a tart wrapper with the registry credentials, and the
+// clock every wait and time reading of the slot goes through (the system's
+// on a host; tests of the cycle give it one they move themselves).
 import type { CommonFlags } from "../core/cli.ts";
 import { loadConfig, type Config } from "../config/index.ts";
 import { UsageError } from "../core/errors.ts";
@@ -11,6 +13,7 @@ import { readSecretFile } from "../core/secrets.ts";
 import { TartCli, type Tart } from "../vm/tart.ts";
 import type { GitHubClient } from "../github/client.ts";
 import type { Stop } from "../core/signals.ts";
+import { systemClock, type Clock } from "../core/wait.ts";
 import type { SlotMetrics } from "../host/metrics/index.ts";
 import type { SlotStore } from "./state.ts";
 
@@ -20,6 +23,7 @@ export interface SlotContext {
   log: Logger;
   tart: Tart;
   names: SlotNames;
+  clock: Clock;
 }
 
 /** A slot's context while its loop runs: the state file, GitHub, the stop signals and the metrics. */
@@ -74,5 +78,5 @@ export function openSlot(common: CommonFlags, command: string): SlotContext {
   const log = createLogger({ verbose: common.verbose, fields: { slot: common.slot } });
   const host = hostId(config.host.id, config.host.stateDir, (id, from) =>
     log.info("host.id_pinned", `host id "${id}" (from ${from}) pinned in ${config.host.stateDir}/host-id; names keep it even if the hostname changes`));
-  return { config, slot: common.slot, log, tart: tartFor(config), names: slotNames(config.runner.namePrefix, common.slot, host) };
+  return { config, slot: common.slot, log, tart: tartFor(config), names: slotNames(config.runner.namePrefix, common.slot, host), clock: systemClock };
 }

@@ -70,7 +70,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const cycle = { ...r, log };
   persist(r, {
     phase: vm.next ? "boot" : "clone", vm: name, vm_runners: undefined, runner_name: undefined, runner_id: undefined, runner_gone: undefined, job: undefined, job_result: undefined,
-    cycle_started_at: new Date().toISOString(), path: vm.path, image: choice.digest ?? choice.ref, next_vm: undefined,
+    cycle_started_at: new Date(r.clock.now()).toISOString(), path: vm.path, image: choice.digest ?? choice.ref, next_vm: undefined,
   }, "starting a VM");
   log.info("cycle.start", vm.next ? "cycle started on the next VM, made ahead" : "cycle started", { phase: store.current.phase, path: vm.path, image: choice.digest ?? choice.ref });
 
@@ -131,7 +131,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // new VM, until the VM is older than vm.idle_reuse_max or another image is pinned.
   for (;;) {
     run = startRun({
-      config, vm: name, ip: booted.ip, tartHome: r.tart.home, jitConfig: jit.encodedJitConfig, log: runLog, vmGone: booted.vm.exited, endAtCompletion: true,
+      config, vm: name, ip: booted.ip, tartHome: r.tart.home, jitConfig: jit.encodedJitConfig, log: runLog, clock: r.clock, vmGone: booted.vm.exited, endAtCompletion: true,
       on: {
         listening: () => {
           metrics.runnerListening();
@@ -182,7 +182,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // The finished VM is disposable: forced off now, deleted by the next cycle
   // (at once when the slot is stopping, so nothing is left behind).
   store.write({ phase: "cleanup" });
-  const cleanupStarted = Date.now();
+  const cleanupStarted = r.clock.now();
   const s = store.current;
   const { ghost } = await cleanSlot(cycle, r.gh, { vm: name, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone }, { why: outcome.kind, keepStoppedVm: true });
   // Busy on GitHub although we saw no job: one was assigned as the runner or its VM died; it dies with the VM.
@@ -192,7 +192,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     dispose: [...store.current.dispose, name],
     ghosts: ghost ? [...store.current.ghosts, ghost] : store.current.ghosts,
   });
-  metrics.observe("cleanup", (Date.now() - cleanupStarted) / 1000);
+  metrics.observe("cleanup", (r.clock.now() - cleanupStarted) / 1000);
   return { outcome, path: booted.path, vm: name, runner: jit.runner.name, runners: s.vm_runners ?? 1 };
 }
 
@@ -205,7 +205,7 @@ function keepIdleVm(r: SlotRun, image: string): true | string {
   const { config, store } = r;
   if (!config.vm.reuseIdle) return "vm.reuse_idle is off";
   if (r.stop.drain.aborted) return "the slot is stopping";
-  const up = Date.now() - Date.parse(store.current.cycle_started_at ?? "");
+  const up = r.clock.now() - Date.parse(store.current.cycle_started_at ?? "");
   if (!(up < config.vm.idleReuseMaxMs)) return `the VM is up ${Math.round(up / 1000)} s, vm.idle_reuse_max is ${config.vm.idleReuseMaxMs / 1000} s`;
   const now = imageToClone(config, r.log).ref;
   if (now !== image) return `another image is pinned (${now})`;
@@ -221,7 +221,7 @@ function keepIdleVm(r: SlotRun, image: string): true | string {
  */
 async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<JitConfig | undefined> {
   const { store, metrics } = r;
-  const started = Date.now();
+  const started = r.clock.now();
   persist(r, { phase: "token", runner_id: undefined, runner_name: undefined, runner_gone: undefined }, "replacing the retired runner");
   const jit = await makeRunner(r, r.names.next(), r.log);
   const runners = (store.current.vm_runners ?? 1) + 1;
@@ -229,20 +229,20 @@ async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<J
   if (r.stop.drain.aborted) return undefined;
   metrics.runnerReplaced();
   r.log.info("runner.replaced", `GitHub retired idle runner ${retired} before any job; runner ${jit.runner.name} starts in the same VM (runner ${runners} on it)`, {
-    phase: "run", vm, runner: jit.runner.name, runner_id: jit.runner.id, retired, vm_runners: runners, duration_ms: Date.now() - started,
+    phase: "run", vm, runner: jit.runner.name, runner_id: jit.runner.id, retired, vm_runners: runners, duration_ms: r.clock.now() - started,
   });
   return jit;
 }
 
 /** A JIT runner, its name recorded before it is made; GitHub refusing the call outright (4xx) made none, so none is left to look up and delete. */
 async function makeRunner(r: SlotRun, name: string, log: Logger): Promise<JitConfig> {
-  const started = Date.now();
+  const started = r.clock.now();
   const jit = await token({ config: r.config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") }).catch((err: unknown) => {
     if (err instanceof GitHubError && err.status >= 400 && err.status < 500) r.store.write({ runner_name: undefined });
     throw err;
   });
   r.store.write({ runner_id: jit.runner.id, runner_name: jit.runner.name });
-  r.metrics.observe("token", (Date.now() - started) / 1000);
+  r.metrics.observe("token", (r.clock.now() - started) / 1000);
   return jit;
 }
 
@@ -258,14 +258,14 @@ async function adoptAfterSessionLoss(r: SlotRun, vm: string, job: string | undef
   r.log.warn("run.session_lost", `the ${transportCommand(r.config.vm.transport)} session to ${vm} dropped while job "${job}" ran; the VM is up, so the job is left to finish`, {
     phase: "job", transport: r.config.vm.transport,
   });
-  return adopt(r, { id: s.runner_id, name: s.runner_name, since: new Date().toISOString() }, vm);
+  return adopt(r, { id: s.runner_id, name: s.runner_name, since: new Date(r.clock.now()).toISOString() }, vm);
 }
 
 /** Drain: a running job finishes; an idle runner is taken off GitHub first (422 = a job was just assigned: it runs). */
 async function drain(r: SlotRun, run: RunHandle): Promise<void> {
   if (run.job !== undefined) return r.log.warn("run.draining", `stop requested; letting job "${run.job}" finish (signal again to cut it short)`, { phase: "job" });
   const s = r.store.current;
-  const removed = await removeRunner(r.gh(), { id: s.runner_id, name: s.runner_name }).catch((err: Error) => err);
+  const removed = await removeRunner(r, r.gh(), { id: s.runner_id, name: s.runner_name }).catch((err: Error) => err);
   if (removed instanceof Error) {
     r.log.warn("run.draining", `could not take the idle runner off GitHub (${removed.message}); stopping it anyway`, { phase: "run" });
   } else if (typeof removed === "object") {

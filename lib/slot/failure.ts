@@ -4,7 +4,6 @@
 // storm of GitHub calls. The same path takes a crashed predecessor's leftovers.
 import { exitCode, MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { backoffMs } from "./backoff.ts";
-import { sleep } from "../core/wait.ts";
 import { disposeAll } from "./next-vm.ts";
 import { failureReason } from "../host/metrics/reasons.ts";
 import { HostDegradedError } from "../vm/tart.ts";
@@ -19,15 +18,15 @@ const kindOf = (err: unknown): ExitKind => (err instanceof MacosRunnerError ? er
  * asks). A slot that cannot write its state cannot count its failures across
  * restarts, so it waits the longest backoff.
  */
-export function recordFailure(r: SlotRun, err: unknown): number {
+export function recordFailure(r: Pick<SlotRun, "config" | "store" | "log" | "clock">, err: unknown): number {
   const failures = r.store.current.failures + 1;
   const retryAt = (err as { retryAtMs?: number }).retryAtMs;
   const { backoffInitialMs, backoffMaxMs } = r.config.host;
   // A host that cannot start VMs (leaked places) stays so until a reboot: trying again sooner only churns.
   const degraded = err instanceof HostDegradedError;
   const backoff = r.store.persisted && !degraded ? backoffMs(failures, backoffInitialMs, backoffMaxMs) : backoffMaxMs;
-  const delay = Math.max(backoff, retryAt ? retryAt - Date.now() : 0);
-  const now = new Date();
+  const now = new Date(r.clock.now());
+  const delay = Math.max(backoff, retryAt ? retryAt - now.getTime() : 0);
   r.store.write({
     failures, backoff_until: new Date(now.getTime() + delay).toISOString(),
     last_error: err instanceof Error ? err.message : String(err), last_failure_kind: kindOf(err), last_failure_at: now.toISOString(),
@@ -72,17 +71,17 @@ export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } 
   const delay = recordFailure(r, err);
   r.store.write({ phase: "backoff" });
   r.log.warn("backoff.start", `failure ${r.store.current.failures} in a row; backing off ${delay} ms before exiting`, { phase: "backoff", wait_ms: delay });
-  await sleep(delay, r.stop.drain);
+  await r.clock.sleep(delay, r.stop.drain);
   r.store.write({ phase: "failed" });
   return exitCode(kind);
 }
 
 /** Sleeps what is left of a persisted backoff (a restart must not skip it); a stop ends the wait. */
-export async function waitOutBackoff(r: SlotRun): Promise<void> {
+export async function waitOutBackoff(r: Pick<SlotRun, "store" | "log" | "stop" | "clock">): Promise<void> {
   const until = Date.parse(r.store.current.backoff_until ?? "");
-  const waitMs = Number.isFinite(until) ? until - Date.now() : 0;
+  const waitMs = Number.isFinite(until) ? until - r.clock.now() : 0;
   if (waitMs <= 0) return;
   r.store.write({ phase: "backoff" });
   r.log.info("backoff.wait", `backing off ${waitMs} ms after ${r.store.current.failures} failed cycle(s)`, { phase: "backoff", wait_ms: waitMs });
-  await sleep(waitMs, r.stop.drain);
+  await r.clock.sleep(waitMs, r.stop.drain);
 }

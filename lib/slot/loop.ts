@@ -25,7 +25,7 @@ function lazyGitHub(ctx: SlotContext): () => GitHubClient {
 
 export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
   const lock = lockSlot(ctx.config.host.stateDir, ctx.slot);
-  const store = new SlotStore(ctx.config.host.stateDir, ctx.slot);
+  const store = new SlotStore(ctx.config.host.stateDir, ctx.slot, ctx.clock);
   const metrics = SlotMetrics.open({ config: ctx.config, slot: ctx.slot, log: ctx.log });
   mirrorStateToMetrics(store, metrics);
   const r: SlotRun = { ...ctx, store, gh: lazyGitHub(ctx), stop, metrics };
@@ -68,9 +68,9 @@ function done(r: SlotRun, { outcome, vm, runner, runners }: CycleResult): void {
   const served = outcome.job !== undefined;
   r.store.write({
     phase: "done", failures: 0, backoff_until: undefined, last_error: undefined, last_failure_kind: undefined, host_degraded_at: undefined,
-    ...(served && { jobs_served: r.store.current.jobs_served + 1, last_job_at: new Date().toISOString() }),
+    ...(served && { jobs_served: r.store.current.jobs_served + 1, last_job_at: new Date(r.clock.now()).toISOString() }),
   });
   r.log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {
-    vm, runner, vm_runners: runners, phase: "done", outcome: outcome.kind, duration_ms: Date.now() - Date.parse(r.store.current.cycle_started_at ?? ""),
+    vm, runner, vm_runners: runners, phase: "done", outcome: outcome.kind, duration_ms: r.clock.now() - Date.parse(r.store.current.cycle_started_at ?? ""),
   });
 }

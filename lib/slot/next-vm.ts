@@ -69,7 +69,7 @@ async function cloneVm(r: SlotRun, vm: string, source: string, o: { log: Logger;
 }
 
 async function bootVm(r: SlotRun, vm: string, o: StartOptions & { started?: StartedVm | undefined }): Promise<Booted> {
-  const booted = await boot({ config: r.config, tart: r.tart, vm, slot: r.slot, ...o });
+  const booted = await boot({ config: r.config, tart: r.tart, vm, slot: r.slot, clock: r.clock, ...o });
   r.metrics.observe("boot_to_ip", (booted.leasedAt - booted.startedAt) / 1000);
   r.metrics.observe("boot_to_ssh", (booted.sshAt - booted.startedAt) / 1000);
   return booted;
@@ -78,7 +78,7 @@ async function bootVm(r: SlotRun, vm: string, o: StartOptions & { started?: Star
 /** Why the next VM will not do for a cycle cloning from `source`, if it will not. */
 function unusable(r: SlotRun, next: NextVm, source: string): string | undefined {
   if (next.image !== source) return "of another image";
-  if (!(Date.now() - Date.parse(next.created_at) < r.config.vm.precloneMaxAgeMs)) return "too old";
+  if (!(r.clock.now() - Date.parse(next.created_at) < r.config.vm.precloneMaxAgeMs)) return "too old";
   if (!existsSync(join(r.tart.home, "vms", next.name, "config.json"))) return "gone from disk";
   return undefined;
 }
@@ -104,18 +104,18 @@ function dropNextVm(r: SlotRun): void {
   if (next) r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
 }
 
-const nextVm = (name: string, source: string): NextVm => ({ name, image: source, created_at: new Date().toISOString() });
+const nextVm = (r: SlotRun, name: string, source: string): NextVm => ({ name, image: source, created_at: new Date(r.clock.now()).toISOString() });
 
 /** The cycle's VM never started (the VM limit) and is untouched: the next cycle takes it as its next VM. */
 export function keepAsNextVm(r: SlotRun, vm: string, source: string): void {
-  r.store.write({ vm: undefined, next_vm: nextVm(vm, source) });
+  r.store.write({ vm: undefined, next_vm: nextVm(r, vm, source) });
 }
 
 /** Clones the next VM while this cycle's runner listens, recorded before the clone. */
 export async function cloneNextVm(r: SlotRun, source: string): Promise<void> {
   if (r.store.current.next_vm || r.stop.drain.aborted) return;
   const name = r.names.next();
-  if (!r.store.write({ next_vm: nextVm(name, source) })) return;
+  if (!r.store.write({ next_vm: nextVm(r, name, source) })) return;
   try {
     await cloneVm(r, name, source, { log: r.log, signal: r.stop.drain });
   } catch (err) {
@@ -132,7 +132,7 @@ export async function startNextVm(r: SlotRun): Promise<void> {
   if (!next || next.run || r.stop.drain.aborted || unusable(r, next, source)) return;
   if (r.names.ownsGolden(next.image)) await freeGoldenMac(r, next.name, r.log.child({ phase: "done", vm: next.name }));
   const logFile = vmLogPath(r.config, r.slot);
-  const run = { log_offset: sizeOf(logFile), started_at: new Date().toISOString() };
+  const run = { log_offset: sizeOf(logFile), started_at: new Date(r.clock.now()).toISOString() };
   const vm = r.tart.run(next.name, logFile);
   // Not recorded: nobody would know it runs.
   if (!r.store.write({ next_vm: { ...next, run: { ...run, pid: vm.pid, ...(vm.startTime && { pid_start: vm.startTime }) } } })) return await r.tart.forceOff(next.name);

@@ -6,7 +6,6 @@
 // the slot goes on serving. Names that are not this slot's are never touched.
 import type { SlotRun } from "./context.ts";
 import { getRunner, listRunners } from "../github/runners.ts";
-import { sleep } from "../core/wait.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
 import { LOST, reportLostJob } from "./lost.ts";
 import { CONFLICT_FIX, CONFLICT_MEMORY_MS, conflictMessage, provenOurs, secondOwners } from "./ownership.ts";
@@ -49,7 +48,7 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
     r.store.write({ phase: "recover" });
     let ghost: Ghost | undefined;
     if (!s.runner_gone && (s.runner_id !== undefined || s.runner_name)) {
-      const removed = await removeRunner(r.gh(), { id: s.runner_id, name: s.runner_name });
+      const removed = await removeRunner(r, r.gh(), { id: s.runner_id, name: s.runner_name });
       if (typeof removed === "object") {
         if (s.vm === undefined || !(await adopt(r, removed.busy, s.vm))) ghost = removed.busy;
       } else {
@@ -91,21 +90,21 @@ export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<bool
     reportLostJob(r, { phase: "recover", vm, runner: runner.name, runnerId: runner.id, job }, `${job ? `job "${job}"` : "the job"} on runner ${runner.name} was lost: its VM ${vm} is gone (crash, kill or reboot); GitHub fails it: re-run it`);
     return false;
   }
-  const started = Date.parse(r.store.current.cycle_started_at ?? "") || Date.now();
+  const started = Date.parse(r.store.current.cycle_started_at ?? "") || r.clock.now();
   const deadline = started + r.config.runner.jobTimeoutMs;
   const log = r.log.child({ phase: "job", vm, runner: runner.name });
   log.warn("recover.adopt", `runner ${runner.id} is running a job on ${vm}, which is still up; waiting for the job instead of killing it`, { runner_id: runner.id });
   r.store.write({ phase: "job" });
   let finished: "done" | "vm-gone" | undefined;
-  for (let wait = ADOPT_FIRST_POLL_MS; !finished && Date.now() < deadline && !r.stop.now.aborted; wait = Math.min(ADOPT_MAX_POLL_MS, wait * 2)) {
-    await sleep(Math.min(wait, deadline - Date.now()), r.stop.now);
+  for (let wait = ADOPT_FIRST_POLL_MS; !finished && r.clock.now() < deadline && !r.stop.now.aborted; wait = Math.min(ADOPT_MAX_POLL_MS, wait * 2)) {
+    await r.clock.sleep(Math.min(wait, deadline - r.clock.now()), r.stop.now);
     const now = await getRunner(r.gh(), runner.id);
     if (!now || !now.busy) finished = "done";
     else if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) finished = "vm-gone";
   }
   if (finished === "done") {
     log.info("recover.adopted_done", "the adopted job finished");
-    const again = await removeRunner(r.gh(), { id: runner.id });
+    const again = await removeRunner(r, r.gh(), { id: runner.id });
     return typeof again !== "object";
   }
   reportLostJob(r, { phase: "job", vm, runner: runner.name, runnerId: runner.id }, finished === "vm-gone" ? `the VM of the adopted job stopped; the job on runner ${runner.name} is lost: re-run it` : `the adopted job on runner ${runner.name} did not finish in time; cutting it: re-run it`);
@@ -127,7 +126,7 @@ export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ stray
   const ghostIds = new Set(ghosts.map((g) => g.id));
   /** Takes an unrecorded runner off GitHub; false when its job is still running (waited for, or a ghost). */
   const dropRunner = async (runner: { id?: number; name: string }) => {
-    const removed = await removeRunner(r.gh(), runner);
+    const removed = await removeRunner(r, r.gh(), runner);
     if (typeof removed !== "object") return;
     if (!(await adopt(r, removed.busy, runner.name))) ghosts.push(removed.busy);
   };
@@ -138,10 +137,10 @@ export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ stray
     const evidence = { named: new Set(ghosts.map((g) => g.name)), vms: new Set((await r.tart.list()).map((v) => v.Name)) };
     const others = unrecorded.filter((runner) => secondOwners(runner, evidence));
     if (others.length > 0) {
-      conflictSeenAt = new Date().toISOString();
+      conflictSeenAt = new Date(r.clock.now()).toISOString();
       r.log.error("host.id_conflict", `${conflictMessage(others, r.names.prefix)}; not removing ${others.length === 1 ? "it" : "them"}: ${CONFLICT_FIX}`, { phase: "recover", runner: others[0]!.name });
     }
-    const wary = Date.now() - (Date.parse(conflictSeenAt ?? "") || 0) < CONFLICT_MEMORY_MS;
+    const wary = r.clock.now() - (Date.parse(conflictSeenAt ?? "") || 0) < CONFLICT_MEMORY_MS;
     for (const runner of unrecorded) {
       if (others.includes(runner)) continue;
       if (!provenOurs(runner, evidence) && wary) {
@@ -160,14 +159,14 @@ export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ stray
     if (!o.github) await dropRunner({ name: v.Name });
     await cleanSlot(r, r.gh, { vm: v.Name }, { why: "unrecorded VM" });
   }
-  r.store.write({ ghosts, conflict_seen_at: conflictSeenAt, ...(o.github && { swept_at: new Date().toISOString(), sweep_pending: undefined }) });
+  r.store.write({ ghosts, conflict_seen_at: conflictSeenAt, ...(o.github && { swept_at: new Date(r.clock.now()).toISOString(), sweep_pending: undefined }) });
   return { strays };
 }
 
 /** Whether the periodic GitHub sweep is due. */
 export function sweepDue(r: SlotRun): boolean {
   const at = Date.parse(r.store.current.swept_at ?? "");
-  return !Number.isFinite(at) || Date.now() - at > SWEEP_EVERY_MS;
+  return !Number.isFinite(at) || r.clock.now() - at > SWEEP_EVERY_MS;
 }
 
 /**
@@ -177,12 +176,12 @@ export function sweepDue(r: SlotRun): boolean {
 export async function retireGhosts(r: SlotRun): Promise<void> {
   const s = r.store.current;
   const checked = Date.parse(s.ghosts_checked_at ?? "");
-  if (s.ghosts.length === 0 || (Number.isFinite(checked) && Date.now() - checked < r.config.host.backoffMaxMs)) return;
+  if (s.ghosts.length === 0 || (Number.isFinite(checked) && r.clock.now() - checked < r.config.host.backoffMaxMs)) return;
   const left: Ghost[] = [];
   for (const g of s.ghosts) {
-    const removed = await removeRunner(r.gh(), { id: g.id, name: g.name });
+    const removed = await removeRunner(r, r.gh(), { id: g.id, name: g.name });
     if (typeof removed === "object") left.push(g);
     else r.log.info("ghost.removed", `ghost runner ${g.name} removed from GitHub`, { runner_id: g.id });
   }
-  r.store.write({ ghosts: left, ghosts_checked_at: new Date().toISOString() });
+  r.store.write({ ghosts: left, ghosts_checked_at: new Date(r.clock.now()).toISOString() });
 }

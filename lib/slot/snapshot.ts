@@ -26,7 +26,7 @@ import type { SlotRun } from "./context.ts";
 import { guestArgv, guestEnv, type GuestTarget } from "../vm/guest.ts";
 import { VmLimitError, type Tart } from "../vm/tart.ts";
 import { readTail, vmLogPath } from "../vm/run-log.ts";
-import { sleep } from "../core/wait.ts";
+import type { Clock } from "../core/wait.ts";
 
 /** The guest syncs its clock with this server (as the golden image's own boot does). */
 export const TIME_SERVER = "time.apple.com";
@@ -81,17 +81,18 @@ export async function deleteGoldens(ctx: Pick<SlotRun, "tart" | "names" | "log">
 async function makeGolden(r: SlotRun, image: string, name: string): Promise<void> {
   const { config, tart, store } = r;
   const log = r.log.child({ phase: "boot", vm: name });
-  const started = Date.now();
+  const started = r.clock.now();
   await deleteGoldens(r);
   // Recorded first: a crash half-way leaves a name the next cycle replaces.
-  store.write({ golden: { name, image, created_at: new Date().toISOString() }, phase: "boot" });
+  store.write({ golden: { name, image, created_at: new Date(r.clock.now()).toISOString() }, phase: "boot" });
   log.info("golden.make", `making the golden VM for ${image}: cold boot, then suspend`);
   try {
     // CPU, memory and MAC are set here, before the first boot, never on a suspended VM.
     await clone({ config, tart, vm: name, image, log, signal: r.stop.drain });
-    const booted = await boot({ config, tart, vm: name, slot: r.slot, log, signal: r.stop.drain, suspendable: true });
+    const booted = await boot({ config, tart, vm: name, slot: r.slot, clock: r.clock, log, signal: r.stop.drain, suspendable: true });
     await tart.suspend(name);
-    const ended = await Promise.race([booted.vm.exited, sleep(SUSPEND_TIMEOUT_MS).then(() => undefined)]);
+    const suspended = new AbortController();
+    const ended = await Promise.race([booted.vm.exited, r.clock.sleep(SUSPEND_TIMEOUT_MS, suspended.signal).then(() => undefined)]).finally(() => suspended.abort());
     if (!ended) throw new SnapshotError(`tart suspend ${name} did not end its VM within ${SUSPEND_TIMEOUT_MS / 1000} s`);
     if (!isSuspended(tart, name)) throw new SnapshotError(`tart suspend ${name} saved no state (tart run exit ${ended.code ?? ended.signal}; see ${vmLogPath(config, r.slot)})`);
   } catch (err) {
@@ -99,7 +100,7 @@ async function makeGolden(r: SlotRun, image: string, name: string): Promise<void
     store.write({ golden: undefined });
     throw err;
   }
-  log.info("golden.ready", `golden VM ${name} suspended`, { duration_ms: Date.now() - started, image });
+  log.info("golden.ready", `golden VM ${name} suspended`, { duration_ms: r.clock.now() - started, image });
 }
 
 /** "snapshot" when the clone of `golden` restored (its clock is synced then); "cold" when it booted after all (a MAC in use makes tart drop the state). */
@@ -110,8 +111,8 @@ export async function restoredPath(r: SlotRun, vm: string, golden: string, boote
     r.store.write({ path: "cold" });
     return "cold";
   }
-  await syncClock(r.config, { vm, ip: booted.ip, tartHome: r.tart.home }, log);
-  log.info("snapshot.restored", `VM ${vm} restored from ${golden}`, { duration_ms: Date.now() - booted.startedAt });
+  await syncClock(r.config, { vm, ip: booted.ip, tartHome: r.tart.home }, log, r.clock);
+  log.info("snapshot.restored", `VM ${vm} restored from ${golden}`, { duration_ms: r.clock.now() - booted.startedAt });
   return "snapshot";
 }
 
@@ -137,10 +138,10 @@ export async function freeGoldenMac(r: Pick<SlotRun, "tart" | "names">, vm: stri
  * The restored guest's clock is the snapshot's: set it (root, as sntp needs)
  * before the runner's first call to GitHub, which a stale clock fails.
  */
-async function syncClock(config: Config, target: GuestTarget, log: Logger): Promise<void> {
-  const started = Date.now();
+async function syncClock(config: Config, target: GuestTarget, log: Logger, clock: Clock): Promise<void> {
+  const started = clock.now();
   const argv = guestArgv(config, target, `sudo sntp -sS ${TIME_SERVER}`, { stdin: false });
   const r = await finished(sh({ timeoutMs: 30_000, env: guestEnv(target) })`exec ${argv}`);
   if (r.code !== 0) throw new SnapshotError(`clock sync in the restored guest failed (sntp -sS ${TIME_SERVER}, exit ${r.code}): ${r.stderr.split("\n").at(-1) || "no output"}`);
-  log.info("snapshot.clock_synced", `guest clock synced: ${r.stdout.trim().split(" ")[0] ?? ""} s`, { duration_ms: Date.now() - started });
+  log.info("snapshot.clock_synced", `guest clock synced: ${r.stdout.trim().split(" ")[0] ?? ""} s`, { duration_ms: clock.now() - started });
 }

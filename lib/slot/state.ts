@@ -8,6 +8,7 @@ import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "../core/schema/zod.ts";
 import { writeFileAtomic } from "../core/fs.ts";
+import type { Clock } from "../core/wait.ts";
 
 export const PHASES = ["idle", "recover", "token", "clone", "boot", "run", "job", "cleanup", "backoff", "done", "failed"] as const;
 export type Phase = (typeof PHASES)[number];
@@ -88,8 +89,8 @@ export type SlotState = { version: 1; slot: number; updated_at: string } & {
 export type Ghost = z.output<typeof ghost>;
 export type NextVm = z.output<typeof nextVm>;
 
-/** Parses a state file's text; every field that cannot be used is named in `problems` and defaulted. */
-export function parseSlotState(text: string | undefined, slot: number): { state: SlotState; problems: string[] } {
+/** Parses a state file's text (`now`, epoch ms, is its updated_at); every field that cannot be used is named in `problems` and defaulted. */
+export function parseSlotState(text: string | undefined, slot: number, now: number): { state: SlotState; problems: string[] } {
   const problems: string[] = [];
   let raw: Record<string, unknown> = {};
   if (text !== undefined) {
@@ -101,7 +102,7 @@ export function parseSlotState(text: string | undefined, slot: number): { state:
       problems.push(`the file is not JSON (${(err as Error).message})`);
     }
   }
-  const state: Record<string, unknown> = { version: 1, slot, updated_at: new Date().toISOString() };
+  const state: Record<string, unknown> = { version: 1, slot, updated_at: new Date(now).toISOString() };
   for (const [key, [schema, fallback]] of Object.entries(FIELDS)) {
     const value = raw[key];
     if (value === undefined) {
@@ -133,9 +134,11 @@ export class SlotStore {
   /** Told of every change (persisted or not), e.g. to keep the metrics' phase gauges in step. */
   onChange: ((next: Readonly<SlotState>, prev: Readonly<SlotState>) => void) | undefined;
 
+  /** `clock` stamps updated_at and phase_since. */
   constructor(
     readonly stateDir: string,
     readonly slot: number,
+    private readonly clock: Pick<Clock, "now">,
   ) {
     this.path = join(stateDir, `slot-${slot}.json`);
     let text: string | undefined;
@@ -145,7 +148,7 @@ export class SlotStore {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
     this.existed = text !== undefined;
-    const { state, problems } = parseSlotState(text, slot);
+    const { state, problems } = parseSlotState(text, slot, clock.now());
     this.state = state;
     this.problems = problems;
     if (text !== undefined && text.trim() === "") this.problems.splice(0, this.problems.length, "the file is empty");
@@ -161,7 +164,7 @@ export class SlotStore {
    * write failed: the new state is kept in memory and `persisted` is false.
    */
   write(patch: StatePatch): boolean {
-    const now = new Date().toISOString();
+    const now = new Date(this.clock.now()).toISOString();
     const next = { ...this.state, ...patch, version: 1, slot: this.slot, updated_at: now } as SlotState;
     if (patch.phase !== undefined && patch.phase !== this.state.phase) next.phase_since = now;
     const prev = this.state;

@@ -12,7 +12,7 @@ import { aborted } from "../core/signals.ts";
 import { localNetworkError, probeGuest, sshSettings } from "./guest.ts";
 import { HostDegradedError, vmLimitOthers, VmLimitError, type RunningVm, type Tart } from "./tart.ts";
 import { readTail, sizeOf, vmLogPath } from "./run-log.ts";
-import { sleep, Waker } from "../core/wait.ts";
+import { after, Waker, type Clock } from "../core/wait.ts";
 
 export class BootError extends MacosRunnerError {}
 
@@ -69,6 +69,8 @@ export interface BootOptions {
   vm: string;
   slot: number;
   log: Logger;
+  /** What the boot's deadlines, waits and timestamps read. */
+  clock: Clock;
   signal?: AbortSignal;
   /** Called once the VM is alive: up for ALIVE_MS, or given an address, whichever comes first. */
   onAlive?: () => void;
@@ -98,11 +100,11 @@ export async function boot(o: BootOptions): Promise<Booted> {
       const running = (await o.tart.list()).filter((v) => v.Running && v.Name !== o.vm).map((v) => v.Name);
       if (running.length >= VM_LIMIT) throw err;
       const first = limitSince === undefined;
-      limitSince ??= Date.now();
-      const waited = Date.now() - limitSince;
+      limitSince ??= o.clock.now();
+      const waited = o.clock.now() - limitSince;
       if (waited >= PLACE_FREE_WAIT_MS) throw new HostDegradedError(running, waited, "run", err.tartExitCode, err.stderr);
       if (first) log.info("boot.place_wait", `macOS reports its VM limit with ${running.length} VM(s) running: a stopped VM's place is still being freed; starting ${o.vm} again when it is`, { running });
-      await sleep(PLACE_RETRY_MS, o.signal);
+      await o.clock.sleep(PLACE_RETRY_MS, o.signal);
     }
   }
 }
@@ -110,16 +112,16 @@ export async function boot(o: BootOptions): Promise<Booted> {
 async function bootOnce(o: BootOptions, log: Logger): Promise<Booted> {
   const logFile = vmLogPath(o.config, o.slot);
   const attached = o.started && (await attach(o, log));
-  const started = attached ? Date.parse(o.started!.started_at) : Date.now();
+  const started = attached ? Date.parse(o.started!.started_at) : o.clock.now();
   // A VM started ahead long ago has booted; its address and SSH banner still get a few probes.
-  const deadline = Math.max(started + o.config.vm.bootTimeoutMs, attached ? Date.now() + ATTACHED_REACH_MS : 0);
+  const deadline = Math.max(started + o.config.vm.bootTimeoutMs, attached ? o.clock.now() + ATTACHED_REACH_MS : 0);
   const offset = attached ? o.started!.log_offset : sizeOf(logFile);
   const vm = attached || o.tart.run(o.vm, logFile, { suspendable: o.suspendable });
   let exited = false;
-  const aliveTimer = setTimeout(() => o.onAlive?.(), ALIVE_MS);
+  const cancelAlive = after(o.clock, ALIVE_MS, () => o.onAlive?.());
   const died = vm.exited.then((e): never => {
     exited = true;
-    clearTimeout(aliveTimer);
+    cancelAlive();
     const output = readTail(logFile, offset);
     const others = vmLimitOthers(output);
     if (others) throw new VmLimitError(others, "run", e.code ?? 1, output);
@@ -133,25 +135,25 @@ async function bootOnce(o: BootOptions, log: Logger): Promise<Booted> {
   const race = <T>(p: Promise<T>) => Promise.race([p, died, abortedP]);
   let leasedAt: number | undefined;
   const leased = (ip: string) => {
-    leasedAt = Date.now();
-    clearTimeout(aliveTimer);
+    leasedAt = o.clock.now();
+    cancelAlive();
     o.onAlive?.();
     log.info("boot.ip", `VM has address ${ip}`, { ip, duration_ms: leasedAt - started });
   };
-  if (attached) log.info("boot.attached", `the previous cycle started this VM ${Date.now() - started} ms ago`, { pid: vm.pid });
+  if (attached) log.info("boot.attached", `the previous cycle started this VM ${o.clock.now() - started} ms ago`, { pid: vm.pid });
   else log.debug("boot.started", "tart run started", { pid: vm.pid });
   const transport = o.config.vm.transport;
   try {
     const ip = await race(reachable(o, deadline, signal, () => exited, leased)).catch((err: unknown) => {
-      if (err instanceof LocalNetworkError) recordReach(o.config.host.stateDir, { slot: o.slot, transport, outcome: "refused", detail: err.message });
+      if (err instanceof LocalNetworkError) recordReach(o.config.host.stateDir, { slot: o.slot, transport, outcome: "refused", detail: err.message }, o.clock.now());
       throw err;
     });
-    recordReach(o.config.host.stateDir, { slot: o.slot, transport, outcome: "ok" });
-    const sshAt = Date.now();
+    recordReach(o.config.host.stateDir, { slot: o.slot, transport, outcome: "ok" }, o.clock.now());
+    const sshAt = o.clock.now();
     log.info("boot.done", `VM reachable at ${ip} (${transport})`, { ip, transport, duration_ms: sshAt - started, ssh_ms: sshAt - (leasedAt ?? sshAt) });
     return { ip, vm, startedAt: started, leasedAt: leasedAt ?? sshAt, sshAt, logOffset: offset };
   } finally {
-    clearTimeout(aliveTimer);
+    cancelAlive();
     stopped.abort();
     died.catch(() => {});
     abortedP.catch(() => {});
@@ -168,7 +170,7 @@ async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefine
   const { pid, pid_start: startTime, started_at } = o.started!;
   const vm = o.tart.attach(o.vm, pid, startTime);
   if (vm) return vm;
-  const age = Date.now() - Date.parse(started_at);
+  const age = o.clock.now() - Date.parse(started_at);
   log.warn("boot.restart", `the VM the previous cycle started ${Math.round(age / 1000)} s ago is not running as started (pid ${pid}${startTime ? `, started at ${startTime}` : ", no start time recorded"}); starting it again`, { pid });
   await o.tart.forceOff(o.vm);
   return undefined;
@@ -199,7 +201,7 @@ class Prober {
 
   /** Starts a probe of `ip` when one is due. */
   tick(ip: string): void {
-    const now = Date.now();
+    const now = this.o.clock.now();
     const moved = this.target !== ip;
     const stale = this.running.length >= MAX_PROBES && now - this.running[0]!.at >= PROBE_STALE_MS;
     const room = this.running.length < MAX_PROBES || stale;
@@ -213,7 +215,7 @@ class Prober {
     void probeGuest(this.o.config, { vm: this.o.vm, ip, tartHome: this.o.tart.home }, PROBE_TIMEOUT_MS, AbortSignal.any([this.signal, probe.kill.signal])).then((r) => {
       const i = this.running.indexOf(probe);
       if (i >= 0) this.running.splice(i, 1);
-      this.lastEnd = Date.now();
+      this.lastEnd = this.o.clock.now();
       if (r.ok && this.target === ip) this.ok ??= ip;
       else if (r.refused) this.refused = { ip, detail: r.stderr.split("\n").at(-1) ?? "" };
       else if (r.stderr) this.lastError = r.stderr.split("\n").at(-1) ?? "";
@@ -224,7 +226,7 @@ class Prober {
 
   /** How long until the next probe is due. */
   nextInMs(): number {
-    const now = Date.now();
+    const now = this.o.clock.now();
     return Math.max(1, Math.min(this.lastStart + PROBE_EVERY_MS - now, this.running.length === 0 ? this.lastEnd + PROBE_MS - now : Infinity));
   }
 }
@@ -240,7 +242,7 @@ class Prober {
 async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, exited: () => boolean, leased: (ip: string) => void): Promise<string> {
   const mac = o.tart.macAddress(o.vm);
   const leases = o.config.host.dhcpLeasesPath;
-  const waker = new Waker();
+  const waker = new Waker(o.clock);
   const prober = new Prober(o, signal, () => waker.wake());
   const transport = o.config.vm.transport;
   const unreachable = (ip: string) => {
@@ -262,7 +264,7 @@ async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, 
         if (prober.ok === current) return current;
         if (prober.refused) throw unreachable(current);
       }
-      const left = deadline - Date.now();
+      const left = deadline - o.clock.now();
       if (signal.aborted || left <= 0) break;
       // No lease yet: the watcher wakes us when the file changes (and a slow poll in case it cannot).
       // A lease: probes are due every few ms, and a probe that ends wakes us at once.
@@ -272,7 +274,7 @@ async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, 
     return seen;
   };
   if (mac && leases && sizeOf(leases) > 0) {
-    const leaseOf = leaseWatcher(leases, mac);
+    const leaseOf = leaseWatcher(leases, mac, o.clock);
     const watcher = watchLeases(leases, () => waker.wake());
     try {
       const seen = await probeUntilReady(leaseOf);
@@ -285,7 +287,7 @@ async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, 
   }
   let ip: string;
   try {
-    ip = await o.tart.ip(o.vm, Math.max(1, (deadline - Date.now()) / 1000));
+    ip = await o.tart.ip(o.vm, Math.max(1, (deadline - o.clock.now()) / 1000));
   } catch (err) {
     throw new BootError(`VM ${o.vm} got no address within vm.boot_timeout (${o.config.vm.bootTimeoutMs} ms): ${(err as Error).message}`);
   }

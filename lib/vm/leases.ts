@@ -11,6 +11,7 @@
 // (octets lose their leading zeros; lease is the expiry, epoch seconds in hex).
 import { readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
+import type { Clock } from "../core/wait.ts";
 
 export interface Lease {
   ip: string;
@@ -54,7 +55,7 @@ export function leaseFor(path: string, mac: string, now = Date.now()): string | 
  * unexpired ones the latest expiry, on a tie the later in the file. bootpd
  * can keep an older, still unexpired lease of a MAC after a newer one.
  */
-export function currentLease(leases: readonly Lease[], mac: string, now = Date.now()): Lease | undefined {
+export function currentLease(leases: readonly Lease[], mac: string, now: number): Lease | undefined {
   const want = shortMac(mac);
   let best: Lease | undefined;
   for (const l of leases) if (l.mac === want && l.expiresAtMs > now && (!best || l.expiresAtMs >= best.expiresAtMs)) best = l;
@@ -62,11 +63,11 @@ export function currentLease(leases: readonly Lease[], mac: string, now = Date.n
 }
 
 /**
- * Reads `path` for `mac`'s lease as leaseFor does, but parses the file again
- * only when it changed (bootpd and tart replace it; size, mtime or inode
- * tell): a boot watches it every few milliseconds.
+ * Reads `path` for `mac`'s lease as leaseFor does (unexpired by `clock`), but
+ * parses the file again only when it changed (bootpd and tart replace it;
+ * size, mtime or inode tell): a boot watches it every few milliseconds.
  */
-export function leaseWatcher(path: string, mac: string): () => string | undefined {
+export function leaseWatcher(path: string, mac: string, clock: Pick<Clock, "now">): () => string | undefined {
   const want = shortMac(mac);
   let seen = "";
   let leases: Lease[] = [];
@@ -86,7 +87,7 @@ export function leaseWatcher(path: string, mac: string): () => string | undefine
         return undefined;
       }
     }
-    return currentLease(leases, want)?.ip;
+    return currentLease(leases, want, clock.now())?.ip;
   };
 }
 

@@ -19,10 +19,10 @@ export interface Reach {
 
 const FILE = /^reach-(\d+)\.json$/;
 
-/** Records what the slot saw; a failure to write never fails the cycle. */
-export function recordReach(stateDir: string, reach: Omit<Reach, "at">): void {
+/** Records what the slot saw at `now` (epoch ms); a failure to write never fails the cycle. */
+export function recordReach(stateDir: string, reach: Omit<Reach, "at">, now: number): void {
   try {
-    writeFileAtomic(join(stateDir, `reach-${reach.slot}.json`), `${JSON.stringify({ ...reach, at: new Date().toISOString() })}\n`, 0o644);
+    writeFileAtomic(join(stateDir, `reach-${reach.slot}.json`), `${JSON.stringify({ ...reach, at: new Date(now).toISOString() })}\n`, 0o644);
   } catch {
     // a diagnostic aid
   }

@@ -14,6 +14,7 @@ import { tartFor, type SlotContext } from "../../lib/slot/context.ts";
 import { createLogger } from "../../lib/core/log.ts";
 import { hostId, slotNames } from "../../lib/config/names.ts";
 import { stopController } from "../../lib/core/signals.ts";
+import { systemClock } from "../../lib/core/wait.ts";
 import { loop } from "../../lib/slot/loop.ts";
 import { parseLogLines, type LogLine } from "../../sim/logs.ts";
 import { startWorld, type SimHost, type SimTartConfig, type World, type WorldOptions } from "../../sim/world.ts";
@@ -100,7 +101,7 @@ export function loopInProcess(s: Slots, slot = 1): InProcessRun {
   const log = createLogger({ stream, format: "json", fields: { slot } });
   const config = s.config;
   const tart = tartFor(config, { TART_HOME: s.host.tartHome, SIM_TART_CONFIG: s.host.env.SIM_TART_CONFIG! });
-  const ctx: SlotContext = { config, slot, log, tart, names: slotNames(config.runner.namePrefix, slot, hostId(config.host.id, config.host.stateDir)) };
+  const ctx: SlotContext = { config, slot, log, tart, names: slotNames(config.runner.namePrefix, slot, hostId(config.host.id, config.host.stateDir)), clock: systemClock };
   const stop = stopController();
   return { stop, lines, done: loop(ctx, stop).then((code) => ({ code, lines })) };
 }
