@@ -1,10 +1,9 @@
 // The config file's schema: every key, its type, default and rules, in the
 // YAML's snake_case, and the transform into the camelCase `Config` the code
 // uses. The descriptions become docs/config.schema.json (tools/config-schema.ts).
-import { z } from "../core/schema/zod.ts";
+import { describeValue, z } from "../core/schema/index.ts";
 import { defaultApiUrl, parseApiUrl, parseGithubUrl, type GithubTarget } from "./github-url.ts";
 import { appPrivateKeyFile, commandPath, existingFile, expandPath, secretFile, type PathBase } from "./paths.ts";
-import { describeValue } from "../core/schema/index.ts";
 import { Invalid } from "./problems.ts";
 import { attempt, converted, duration, flag, integer, labels, matching, numberIn, omittable, oneOf, section, text, whenMapping } from "./values.ts";
 

@@ -1,9 +1,8 @@
 // The kinds of value a config key holds, as zod schemas whose messages say
 // what was expected and what was found ("must be a positive integer, got
 // "abc""), with a hint when the YAML type is the likely slip (quotes, a unit).
-import { z } from "../core/schema/zod.ts";
+import { describeValue, z } from "../core/schema/index.ts";
 import { DURATION_SYNTAX, DurationError, formatDuration, parseDuration } from "../core/durations.ts";
-import { describeValue } from "../core/schema/index.ts";
 import { Invalid } from "./problems.ts";
 
 type Hint = (input: unknown) => string;
