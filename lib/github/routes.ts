@@ -2,7 +2,7 @@
 // each one's parameters and answer from @octokit/types' Endpoints. Answers are
 // handed on as `unknown`, to be checked by answers.ts before use.
 import type { Endpoints, OctokitResponse } from "@octokit/types";
-import type { Scope } from "../config/github-url.ts";
+import type { Scope } from "../config/values.ts";
 import type { Request } from "./http.ts";
 
 type Answer = Promise<OctokitResponse<unknown>>;
