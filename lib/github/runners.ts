@@ -8,7 +8,7 @@ import { answers, type ExpiringToken, type JitConfig, type Runner } from "./answ
 import type { GitHubClient } from "./client.ts";
 import { explain, GitHubNotFoundError, GitHubRejectedError, githubMessageOf, isBusyRunner, isHttpError } from "./errors.ts";
 import { withRetries, type RetryOptions } from "./retry.ts";
-import type { PageQuery } from "./routes.ts";
+import type { PageQuery } from "./http.ts";
 
 export type { JitConfig, Runner } from "./answers.ts";
 
