@@ -13,11 +13,10 @@ import { MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { FileLock } from "../core/flock.ts";
 import type { Logger } from "../core/log.ts";
 import { TartError, type Tart } from "../vm/tart.ts";
-import { readImageInfo } from "./info.ts";
 import { shortDigest, withDigest, type ImageRef } from "./oci-ref.ts";
 import { readImageLock, writeImageLock, type ImageLock } from "./pin.ts";
 import { cachedDigests, digestsInUse, pruneCache } from "./prune.ts";
-import type { RegistryClient } from "./registry.ts";
+import { readImageInfo, type RegistryClient } from "./registry.ts";
 import { checkRunnerFreshness, type RunnerFreshness } from "./runner-release.ts";
 
 /** A 50 GB image over a slow link. */
