@@ -11,7 +11,6 @@ import { DURATION_SYNTAX, DurationError, formatDuration, parseDuration } from ".
 import { describeValue, formatProblem, z, type Problem } from "../core/schema/index.ts";
 import { readSecretFile } from "../core/secrets.ts";
 
-/** The config file (or a file it names) is wrong; kind "config". */
 export class ConfigError extends MacosRunnerError {
   readonly problems: Problem[];
 
@@ -20,7 +19,6 @@ export class ConfigError extends MacosRunnerError {
     this.problems = problems;
   }
 
-  /** One error for every problem in `file` (given in file order). */
   static forFile(file: string, problems: Problem[]): ConfigError {
     const count = `${problems.length} problem${problems.length === 1 ? "" : "s"}`;
     return new ConfigError([`config ${file} has ${count}:`, ...problems.map((p) => `  ${formatProblem(p)}`)].join("\n"), problems);
@@ -33,9 +31,7 @@ export class Invalid extends Error {}
 type Hint = (input: unknown) => string;
 
 const noHint: Hint = () => "";
-/** `group: 7` meant the text "7". */
 const quoteHint: Hint = (v) => (typeof v === "number" || typeof v === "boolean" ? ` (a ${typeof v}; quote it if you mean the text)` : "");
-/** `slots: "2"` meant the number 2. */
 const unquoteHint =
   (pattern: RegExp): Hint =>
   (v) =>
@@ -55,7 +51,6 @@ function wrongType(expect: string, hint: Hint, required?: string) {
 const isString = { when: (payload: { value: unknown }) => typeof payload.value === "string" };
 const isList = { when: (payload: { value: unknown }) => Array.isArray(payload.value) };
 
-/** A non-empty string; `expect` and `hint` word the message for another type. */
 function nonEmpty(expect: string, hint: Hint, required?: string) {
   return z.string({ error: wrongType(expect, hint, required) }).min(1, { error: "must not be empty", ...isString });
 }
@@ -63,7 +58,6 @@ function nonEmpty(expect: string, hint: Hint, required?: string) {
 /** `pattern` anchored and also matching "", so that an empty string gets only "must not be empty". */
 const wholeOrEmpty = (pattern: RegExp) => new RegExp(`^(?:${pattern.source})?$`);
 
-/** A non-empty string. */
 export function text(o: { required?: string } = {}) {
   return nonEmpty("a string", quoteHint, o.required);
 }
@@ -78,7 +72,6 @@ export function converted<T>(convert: (s: string) => T, o: { required?: string }
   return text(o).transform((s, ctx) => attempt(ctx, s, convert));
 }
 
-/** `convert(input)`, or an issue with the message of the Invalid it threw. */
 export function attempt<I, T>(ctx: z.core.$RefinementCtx, input: I, convert: (input: I) => T): T {
   try {
     return convert(input);
@@ -89,7 +82,6 @@ export function attempt<I, T>(ctx: z.core.$RefinementCtx, input: I, convert: (in
   }
 }
 
-/** An integer of at least `min` (and at most `max`). */
 export function integer(o: { min: number; max?: number; required?: string }) {
   const { min } = o;
   const expect = o.max !== undefined ? `an integer from ${min} to ${o.max}` : min === 1 ? "a positive integer" : `an integer of at least ${min}`;
@@ -100,13 +92,11 @@ export function integer(o: { min: number; max?: number; required?: string }) {
   return (o.max === undefined ? int : int.max(o.max, { error })).meta({ type: "integer" });
 }
 
-/** One of `values`, e.g. vm.start: cold or snapshot. */
 export function oneOf<const V extends readonly [string, ...string[]]>(values: V) {
   const expect = `${values.slice(0, -1).join(", ")} or ${values.at(-1)}`;
   return z.enum(values, { error: wrongType(expect, noHint) });
 }
 
-/** One of a few numbers, e.g. host.slots: 1 or 2; `expect` says which and why. */
 export function numberIn<const V extends readonly [number, ...number[]]>(values: V, expect: string) {
   return z.literal(values, { error: wrongType(expect, unquoteHint(/^-?\d+$/)) });
 }
@@ -117,13 +107,10 @@ export function flag() {
 
 const DURATION_FORMS = "a duration such as 90s, 3m, 6h or 1h30m (units ms, s, m, h)";
 
-/**
- * Longest wait a JavaScript timer (setTimeout) can do: a signed 32-bit count
- * of milliseconds; anything longer fires at once.
- */
+/** A setTimeout waits a signed 32-bit count of ms at most; anything longer fires at once. */
 const TIMER_MAX_MS = 2 ** 31 - 1;
 
-/** A duration ("90s", "3m", "1h30m") longer than zero and at most `max` (default: what a timer can wait), in milliseconds. */
+/** A duration in ms, longer than zero and at most `max` (default: what a timer can wait). */
 export function duration(o: { max?: { ms: number; why: string } } = {}) {
   const max = o.max ?? { ms: TIMER_MAX_MS, why: "a timer waits at most 2^31-1 ms, about 24.8 days" };
   const tooLong = (s: string) => `must be at most ${formatDuration(max.ms)} (${max.why}), got ${JSON.stringify(s)}`;
@@ -145,7 +132,6 @@ export function duration(o: { max?: { ms: number; why: string } } = {}) {
     });
 }
 
-/** Problems of one label, in the order the runner would trip over them. */
 function labelProblem(value: string): string | undefined {
   if (value.trim() === "") return "must not be empty";
   if (value.trim() !== value) return `${JSON.stringify(value)} has leading or trailing spaces`;
@@ -154,7 +140,6 @@ function labelProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Runner labels: 1 to 100 distinct (case-insensitively) strings without commas. */
 export function labels() {
   const label = z.string({ error: wrongType("a string", quoteHint) }).superRefine((value, ctx) => {
     const message = labelProblem(value);
@@ -188,11 +173,7 @@ export function section<S extends z.core.$ZodLooseShape>(shape: S) {
   });
 }
 
-/**
- * A section left out reads as an empty one, so that its required keys are
- * reported one by one ("vm.ssh.private_key_path: missing"); the empty mapping
- * is only the starting point the section's schema checks.
- */
+/** A section left out reads as an empty one, so that its required keys are reported one by one. */
 export function omittable<S extends z.ZodType>(schema: S) {
   return schema.prefault({} as z.input<S> & {});
 }
@@ -205,9 +186,9 @@ export const whenMapping = {
 // Paths: `~` is the user's HOME, relative paths are relative to the config
 // file's directory, and secret files must be private like ssh keys.
 export interface PathBase {
-  /** HOME from the environment the config is read for; undefined when unset. */
+  /** HOME from the environment the config is read for. */
   home: string | undefined;
-  /** Directory of the config file. */
+  /** The config file's directory. */
   dir: string;
 }
 
@@ -220,7 +201,7 @@ export function expandPath(raw: string, base: PathBase): string {
   return isAbsolute(raw) ? resolve(raw) : resolve(base.dir, raw);
 }
 
-/** A program: a bare name stays as it is, to be found on PATH; anything with a slash is a path. */
+/** A bare name stays as it is, to be found on PATH; anything with a slash is a path. */
 export function commandPath(raw: string, base: PathBase): string {
   return raw.includes("/") ? expandPath(raw, base) : raw;
 }
@@ -228,7 +209,7 @@ export function commandPath(raw: string, base: PathBase): string {
 // What a pasted token or key looks like, so it is refused without being echoed.
 const INLINE_SECRET = /^(gh[pousr]_|github_pat_)|-----BEGIN /;
 
-/** A file holding a secret: it exists, is a regular file and only its owner may read or write it. */
+/** A regular file only its owner may read or write. */
 export function secretFile(raw: string, base: PathBase): string {
   if (INLINE_SECRET.test(raw)) {
     throw new Invalid("holds what looks like a secret itself, not a path; put the secret in a file with mode 0600 and give that file's path");
@@ -242,11 +223,7 @@ export function secretFile(raw: string, base: PathBase): string {
   return path;
 }
 
-/**
- * The GitHub App's private key: a secret file holding a PEM private key (what
- * the App's settings page downloads). Checked here so that a wrong file is a
- * config problem, not a failed token request in every cycle.
- */
+/** The GitHub App's PEM key, checked here so that a wrong file is a config problem, not a failed token request in every cycle. */
 export function appPrivateKeyFile(raw: string, base: PathBase): string {
   const path = secretFile(raw, base);
   const fix = "put the App's private key there (the .pem file from Generate a private key on the App's settings page)";
@@ -267,7 +244,6 @@ export function appPrivateKeyFile(raw: string, base: PathBase): string {
   return path;
 }
 
-/** A file that must exist (and be a regular file), secret or not. */
 export function existingFile(raw: string, base: PathBase): string {
   const path = expandPath(raw, base);
   statFile(path);
@@ -287,7 +263,6 @@ function statFile(path: string): Stats {
   return stats;
 }
 
-/** What a path that is not a regular file is, for messages ("is a directory"). */
 export function fileKind(stats: Stats): string {
   if (stats.isDirectory()) return "a directory";
   if (stats.isFIFO()) return "a FIFO (named pipe)";

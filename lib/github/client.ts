@@ -9,7 +9,7 @@ import { readSecretFile } from "../core/secrets.ts";
 import { AppCredentials } from "./credentials.ts";
 import { baseRequest, runnerRoutes, type Request, type RunnerRoutes } from "./http.ts";
 import { isPositiveInteger, JsonMapFile, stateFiles, stateKeys } from "./cache.ts";
-import type { RetryOptions } from "./retry.ts";
+import type { RetryOptions } from "./errors.ts";
 
 type GitHubConfig = Config["github"];
 

@@ -15,6 +15,7 @@ import { MacosRunnerError } from "../core/errors.ts";
 import { FileLock } from "../core/flock.ts";
 import type { Logger } from "../core/log.ts";
 import { registerSecret } from "../core/redact.ts";
+import { sleep as realSleep } from "../core/wait.ts";
 import { answers, type ExpiringToken } from "./answers.ts";
 import { explain, isHttpError, isRateLimited, networkFailure } from "./errors.ts";
 import { installationLookup, octokitLog, type Request } from "./http.ts";
@@ -46,8 +47,6 @@ export interface CredentialsOptions {
 const LOCK_WAIT_MS = 30_000;
 /** auth-app's wait for a just-minted token GitHub has not replicated yet. */
 const REPLICATION_DELAY_MS = 1000;
-
-const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface KnownInstallation {
   id: number;
