@@ -1,10 +1,6 @@
 #!/usr/bin/env bun
-// boot: start a VM headless and wait until it answers on vm.transport.
-//   boot --slot 1 --vm NAME          # prints the VM's IP
-// The address comes straight from the DHCP lease file as soon as the lease
-// appears (its directory is watched; tart's own `ip --wait` re-reads it only
-// once a second); then `true` is run in the guest (tart exec, or ssh) until it
-// answers. A `tart run` that exits early is read for why.
+// boot: start a VM headless and wait until it answers on vm.transport;
+// prints its IP. A `tart run` that exits early is read for why.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { openSlot } from "../lib/slot/context.ts";
 import { UsageError } from "../lib/core/errors.ts";

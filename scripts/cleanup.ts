@@ -1,10 +1,6 @@
 #!/usr/bin/env bun
-// cleanup: take a slot's runner off GitHub, then force its VM off and delete
-// it. The runner goes first, so no job is ever handed to a runner whose VM is
-// about to die. Idempotent. The slot's golden VM (vm.start: snapshot) stays
-// unless --golden asks for it.
-//   cleanup --slot 1            # whatever the slot's state file names
-//   cleanup --slot 1 --golden   # and the suspended golden VMs (uninstall)
+// cleanup: take a slot's runner off GitHub first (so no job is handed to a
+// runner whose VM is about to die), then force its VM off and delete it.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { openSlot } from "../lib/slot/context.ts";
 import { UsageError } from "../lib/core/errors.ts";

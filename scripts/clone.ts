@@ -1,6 +1,5 @@
 #!/usr/bin/env bun
-// clone: a fresh VM for the slot from the golden image.
-//   clone --slot 1            # prints the new VM's name
+// clone: a fresh VM for the slot from the golden image; prints its name.
 // Names carry 24 random bits, so no `tart list` guards against a collision.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { openSlot } from "../lib/slot/context.ts";

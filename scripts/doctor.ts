@@ -1,8 +1,5 @@
 #!/usr/bin/env bun
-// doctor: every check that explains a host that does not serve, one line each:
-//   PASS|WARN|FAIL|SKIP <check>: <what was found>; <what to do>
-//   doctor              # exits 1 when any check FAILs
-//   doctor --json
+// doctor: one line per check: PASS|WARN|FAIL|SKIP <check>: <what was found>; <what to do>
 import { realpathSync } from "node:fs";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { loadConfig, resolveConfigPath, type Config } from "../lib/config/index.ts";

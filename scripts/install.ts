@@ -1,7 +1,5 @@
-// install: renders the launchd jobs for this host from the config (one agent
-// per slot, loaded into the auto-login user's GUI session, plus the `pull`
-// daemon when that command is present, loaded as root into the system domain
-// and run as this user), and with --remove drains and unloads them.
+// install: the launchd jobs for this host from the config (an agent per slot
+// in the GUI session, the `pull` daemon in the system domain); --remove drains and unloads them.
 import { realpathSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { dirname, join } from "node:path";

@@ -1,8 +1,5 @@
 #!/usr/bin/env bun
 // loop: one cycle of a VM slot; launchd starts it again after every exit.
-//   lock -> recover what a predecessor left -> back off if failing -> serve one job
-//   -> start the next cycle's VM (cloned while the job ran) -> exit
-//   loop --slot 1 --config ~/.config/macos-runner/config.yml
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { pacedExit } from "../lib/core/pace.ts";
 import { stopOnSignals } from "../lib/core/signals.ts";

@@ -1,11 +1,5 @@
 #!/usr/bin/env bun
 // pull: keeps the golden image fresh, run by its own launchd agent on an interval.
-//   pull                  # HEAD the tag; a new digest: tart pull <repo>@<digest>, verify, pin, prune
-//   pull --status [--json]
-//   pull --rollback       # pin the previous image again
-//   pull --runner-check   # is the image's actions runner recent enough for GitHub?
-// Slots clone the pinned digest (image.lock), so they never wait for a pull
-// and never see a half-pulled image; any failure here leaves the pin as it is.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { loadConfig } from "../lib/config/index.ts";
 import { exitCode } from "../lib/core/errors.ts";

@@ -1,10 +1,6 @@
 #!/usr/bin/env bun
 // selftest: checks on this Mac, from where the slots run (a one-shot launchd
-// agent in the GUI session), what the tests can only simulate: the host, one
-// real VM cycle with no GitHub job, and the snapshot path. Prints a table and
-// writes a JSON report to attach to an issue.
-//   selftest                 # cold cycle (and the snapshot path when vm.start is snapshot)
-//   selftest --snapshot      # the snapshot path too
+// agent in the GUI session), what the tests can only simulate.
 import { realpathSync } from "node:fs";
 import { join } from "node:path";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";

@@ -1,10 +1,6 @@
 #!/usr/bin/env bun
-// ssh-run: start the actions runner in the guest with the JIT config on
-// stdin, follow its status lines, and wait for its one job.
-//   token --slot 1 | ssh-run --slot 1 --ip 192.168.64.5
-// Every wait has a deadline: the runner must listen within
-// runner.listen_timeout, a job may run runner.job_timeout, and after its job
-// the runner must exit within runner.exit_timeout.
+// ssh-run: start the actions runner in the guest with the JIT config on stdin
+// (`token --slot 1 | ssh-run --slot 1 --ip IP`) and wait for its one job.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { openSlot } from "../lib/slot/context.ts";
 import { exitCode, UsageError } from "../lib/core/errors.ts";

@@ -1,9 +1,6 @@
 #!/usr/bin/env bun
-// status: this host's slots at a glance, from the state files and `tart list`.
-// Reads only (no lock, nothing written), so it is safe while the loops run.
-//   status              # the table
-//   status --json       # the same, for scripts
-//   status --github     # plus this host's runners on GitHub
+// status: this host's slots at a glance. Reads only (no lock, nothing
+// written), so it is safe while the loops run.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,7 +1,5 @@
 #!/usr/bin/env bun
 // token: a JIT runner config for this slot (1 API call in steady state).
-//   token --slot 1 > jit.json        # {"runner_id":…,"runner_name":…,"encoded_jit_config":…}
-//   token --slot 1 --registration-token
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
 import { openSlot } from "../lib/slot/context.ts";

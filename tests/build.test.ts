@@ -11,9 +11,11 @@ import { checkBinarySignature } from "../lib/host/doctor/signature.ts";
 import { isMachO, verifyCodeSignature, verifyCodeSignatureFile } from "../lib/host/codesign.ts";
 
 const root = join(import.meta.dir, "..");
+// Every scripts/*.ts, and the registry's retention (registry/retention/main.ts).
 const COMMANDS = readdirSync(join(root, "scripts"))
   .filter((f) => f.endsWith(".ts"))
   .map((f) => basename(f, ".ts"))
+  .concat("retention")
   .sort();
 // Its own output directory: other test files run dist/linux-x64 meanwhile.
 const OUT = mkdtempSync(join(tmpdir(), "build-test-"));

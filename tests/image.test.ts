@@ -1,4 +1,4 @@
-// What a slot clones (lib/image/choice.ts) given image.ref and image.lock, the lock
+// What a slot clones (lib/image/pin.ts) given image.ref and image.lock, the lock
 // file itself, the prune rule's "in use" reading of slot state files, and the
 // disk floor. Real files in a temp state dir; a logger writing to a buffer.
 import { afterAll, describe, expect, test } from "bun:test";
@@ -9,9 +9,8 @@ import { PassThrough } from "node:stream";
 import type { Config } from "../lib/config/index.ts";
 import { DISK_MARGIN_GB, GB, requiredFreeBytes } from "../lib/core/disk.ts";
 import { StateIoError } from "../lib/core/errors.ts";
-import { imageLockPath, readImageLock, writeImageLock } from "../lib/image/pin.ts";
+import { imageLockPath, imageToClone, readImageLock, writeImageLock } from "../lib/image/pin.ts";
 import { digestsInUse } from "../lib/image/prune.ts";
-import { imageToClone } from "../lib/image/choice.ts";
 import { createLogger } from "../lib/core/log.ts";
 import { parseImageRef } from "../lib/image/oci-ref.ts";
 

@@ -134,7 +134,7 @@ test("a planted breach of each kind is found and named", () => {
     put("lib/image/a.ts", 'import { b } from "./b.ts";\nexport const a = 1;\n');
     put("lib/image/b.ts", 'import { a } from "./a.ts";\nexport const b = 1;\n');
     put("lib/helpers.ts", "export {};\n");
-    put("lib/github/ok.ts", 'import type { Config } from "../config/index.ts";\nimport { z } from "../core/schema/zod.ts";\n');
+    put("lib/github/ok.ts", 'import type { Config } from "../config/index.ts";\nimport { z } from "../core/schema/index.ts";\n');
     expect(checkLayers(root).map((v) => v.message).sort()).toEqual([
       "import cycle: lib/image/a.ts -> lib/image/b.ts -> lib/image/a.ts",
       "lib/core/log.ts (lib/core) imports lib/slot/cycle.ts (lib/slot), a higher layer",

@@ -2,8 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { machineId, parseIoregUuid, shortMachineId } from "../lib/config/machine-id.ts";
-import { currentHostId, hostId, isSlotsOwn, MAX_NAME, newName, slotNames, slotPrefix } from "../lib/config/names.ts";
+import { currentHostId, hostId, isSlotsOwn, machineId, MAX_NAME, newName, parseIoregUuid, shortMachineId, slotNames, slotPrefix } from "../lib/config/names.ts";
 
 test("names are <prefix>-<host>-<slot>-<random>, unique, and fit GitHub's 64", () => {
   const a = newName("acme-mac", 1, "mini-07");

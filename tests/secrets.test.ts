@@ -19,7 +19,7 @@ import { createLogger } from "../lib/core/log.ts";
 import { parseImageRef } from "../lib/image/oci-ref.ts";
 import { readSecretFile } from "../lib/core/secrets.ts";
 import { TartCli } from "../lib/vm/tart.ts";
-import { main as retention } from "../scripts/retention.ts";
+import { main as retention } from "../registry/retention/main.ts";
 
 const roots: string[] = [];
 afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));

@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EXPIRY_MARGIN_MS, TokenCache } from "../lib/github/credentials.ts";
+import { EXPIRY_MARGIN_MS, TokenCache } from "../lib/github/cache.ts";
 
 const cachePath = () => join(mkdtempSync(join(tmpdir(), "tc-")), "cache.json");
 const now = Date.parse("2026-11-28T06:00:00Z");

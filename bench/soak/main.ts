@@ -8,7 +8,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { stateFiles } from "../../lib/github/state-files.ts";
+import { stateFiles } from "../../lib/github/cache.ts";
 import { parseLogLines, type LogLine } from "../../sim/logs.ts";
 import type { Agent } from "../../sim/launchd.ts";
 import { Director, type Injected, type Spawn } from "./director.ts";

@@ -5,12 +5,11 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseYaml } from "../core/schema/index.ts";
-import { expandPath, fileKind } from "./paths.ts";
-import { ConfigError, Invalid } from "./problems.ts";
+import type { z } from "../core/schema/index.ts";
 import { configSchema } from "./schema.ts";
-import type { z } from "zod";
+import { ConfigError, expandPath, fileKind, Invalid } from "./values.ts";
 
-export { ConfigError } from "./problems.ts";
+export { ConfigError } from "./values.ts";
 export { parseDuration } from "../core/durations.ts";
 
 /** A config as the code uses it: defaults applied, paths absolute, durations in ms. */

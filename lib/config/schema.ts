@@ -1,12 +1,11 @@
 // The config file's schema: every key, its type, default and rules, in the
 // YAML's snake_case, and the transform into the camelCase `Config` the code
 // uses. The descriptions become docs/config.schema.json (tools/config-schema.ts).
-import { z } from "../core/schema/zod.ts";
-import { defaultApiUrl, parseApiUrl, parseGithubUrl, type GithubTarget } from "./github-url.ts";
-import { appPrivateKeyFile, commandPath, existingFile, expandPath, secretFile, type PathBase } from "./paths.ts";
-import { describeValue } from "../core/schema/index.ts";
-import { Invalid } from "./problems.ts";
-import { attempt, converted, duration, flag, integer, labels, matching, numberIn, omittable, oneOf, section, text, whenMapping } from "./values.ts";
+import { describeValue, z } from "../core/schema/index.ts";
+import {
+  appPrivateKeyFile, attempt, commandPath, converted, defaultApiUrl, duration, existingFile, expandPath, flag, integer, Invalid, labels, matching,
+  numberIn, omittable, oneOf, parseApiUrl, parseGithubUrl, secretFile, section, text, whenMapping, type GithubTarget, type PathBase,
+} from "./values.ts";
 
 /** Where the config was read from: its file (paths resolve against its directory) and HOME (for `~`). */
 export interface ConfigSource {

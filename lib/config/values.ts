@@ -1,17 +1,37 @@
-// The kinds of value a config key holds, as zod schemas whose messages say
-// what was expected and what was found ("must be a positive integer, got
-// "abc""), with a hint when the YAML type is the likely slip (quotes, a unit).
-import { z } from "../core/schema/zod.ts";
+// The kinds of value a config key holds (strings, integers, durations,
+// labels, paths, URLs) as zod schemas whose messages say what was expected
+// and what was found ("must be a positive integer, got "abc""), with a hint
+// when the YAML type is the likely slip (quotes, a unit); and the one error
+// that reports every problem of a config file.
+import { createPrivateKey } from "node:crypto";
+import { statSync, type Stats } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { MacosRunnerError } from "../core/errors.ts";
 import { DURATION_SYNTAX, DurationError, formatDuration, parseDuration } from "../core/durations.ts";
-import { describeValue } from "../core/schema/index.ts";
-import { Invalid } from "./problems.ts";
+import { describeValue, formatProblem, z, type Problem } from "../core/schema/index.ts";
+import { readSecretFile } from "../core/secrets.ts";
+
+export class ConfigError extends MacosRunnerError {
+  readonly problems: Problem[];
+
+  constructor(message: string, problems: Problem[] = []) {
+    super(message, { kind: "config" });
+    this.problems = problems;
+  }
+
+  static forFile(file: string, problems: Problem[]): ConfigError {
+    const count = `${problems.length} problem${problems.length === 1 ? "" : "s"}`;
+    return new ConfigError([`config ${file} has ${count}:`, ...problems.map((p) => `  ${formatProblem(p)}`)].join("\n"), problems);
+  }
+}
+
+/** Thrown by a value check; the schema turns it into a problem at the key being read. */
+export class Invalid extends Error {}
 
 type Hint = (input: unknown) => string;
 
 const noHint: Hint = () => "";
-/** `group: 7` meant the text "7". */
 const quoteHint: Hint = (v) => (typeof v === "number" || typeof v === "boolean" ? ` (a ${typeof v}; quote it if you mean the text)` : "");
-/** `slots: "2"` meant the number 2. */
 const unquoteHint =
   (pattern: RegExp): Hint =>
   (v) =>
@@ -31,7 +51,6 @@ function wrongType(expect: string, hint: Hint, required?: string) {
 const isString = { when: (payload: { value: unknown }) => typeof payload.value === "string" };
 const isList = { when: (payload: { value: unknown }) => Array.isArray(payload.value) };
 
-/** A non-empty string; `expect` and `hint` word the message for another type. */
 function nonEmpty(expect: string, hint: Hint, required?: string) {
   return z.string({ error: wrongType(expect, hint, required) }).min(1, { error: "must not be empty", ...isString });
 }
@@ -39,7 +58,6 @@ function nonEmpty(expect: string, hint: Hint, required?: string) {
 /** `pattern` anchored and also matching "", so that an empty string gets only "must not be empty". */
 const wholeOrEmpty = (pattern: RegExp) => new RegExp(`^(?:${pattern.source})?$`);
 
-/** A non-empty string. */
 export function text(o: { required?: string } = {}) {
   return nonEmpty("a string", quoteHint, o.required);
 }
@@ -54,7 +72,6 @@ export function converted<T>(convert: (s: string) => T, o: { required?: string }
   return text(o).transform((s, ctx) => attempt(ctx, s, convert));
 }
 
-/** `convert(input)`, or an issue with the message of the Invalid it threw. */
 export function attempt<I, T>(ctx: z.core.$RefinementCtx, input: I, convert: (input: I) => T): T {
   try {
     return convert(input);
@@ -65,7 +82,6 @@ export function attempt<I, T>(ctx: z.core.$RefinementCtx, input: I, convert: (in
   }
 }
 
-/** An integer of at least `min` (and at most `max`). */
 export function integer(o: { min: number; max?: number; required?: string }) {
   const { min } = o;
   const expect = o.max !== undefined ? `an integer from ${min} to ${o.max}` : min === 1 ? "a positive integer" : `an integer of at least ${min}`;
@@ -76,13 +92,11 @@ export function integer(o: { min: number; max?: number; required?: string }) {
   return (o.max === undefined ? int : int.max(o.max, { error })).meta({ type: "integer" });
 }
 
-/** One of `values`, e.g. vm.start: cold or snapshot. */
 export function oneOf<const V extends readonly [string, ...string[]]>(values: V) {
   const expect = `${values.slice(0, -1).join(", ")} or ${values.at(-1)}`;
   return z.enum(values, { error: wrongType(expect, noHint) });
 }
 
-/** One of a few numbers, e.g. host.slots: 1 or 2; `expect` says which and why. */
 export function numberIn<const V extends readonly [number, ...number[]]>(values: V, expect: string) {
   return z.literal(values, { error: wrongType(expect, unquoteHint(/^-?\d+$/)) });
 }
@@ -93,13 +107,10 @@ export function flag() {
 
 const DURATION_FORMS = "a duration such as 90s, 3m, 6h or 1h30m (units ms, s, m, h)";
 
-/**
- * Longest wait a JavaScript timer (setTimeout) can do: a signed 32-bit count
- * of milliseconds; anything longer fires at once.
- */
+/** A setTimeout waits a signed 32-bit count of ms at most; anything longer fires at once. */
 const TIMER_MAX_MS = 2 ** 31 - 1;
 
-/** A duration ("90s", "3m", "1h30m") longer than zero and at most `max` (default: what a timer can wait), in milliseconds. */
+/** A duration in ms, longer than zero and at most `max` (default: what a timer can wait). */
 export function duration(o: { max?: { ms: number; why: string } } = {}) {
   const max = o.max ?? { ms: TIMER_MAX_MS, why: "a timer waits at most 2^31-1 ms, about 24.8 days" };
   const tooLong = (s: string) => `must be at most ${formatDuration(max.ms)} (${max.why}), got ${JSON.stringify(s)}`;
@@ -121,7 +132,6 @@ export function duration(o: { max?: { ms: number; why: string } } = {}) {
     });
 }
 
-/** Problems of one label, in the order the runner would trip over them. */
 function labelProblem(value: string): string | undefined {
   if (value.trim() === "") return "must not be empty";
   if (value.trim() !== value) return `${JSON.stringify(value)} has leading or trailing spaces`;
@@ -130,7 +140,6 @@ function labelProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Runner labels: 1 to 100 distinct (case-insensitively) strings without commas. */
 export function labels() {
   const label = z.string({ error: wrongType("a string", quoteHint) }).superRefine((value, ctx) => {
     const message = labelProblem(value);
@@ -164,11 +173,7 @@ export function section<S extends z.core.$ZodLooseShape>(shape: S) {
   });
 }
 
-/**
- * A section left out reads as an empty one, so that its required keys are
- * reported one by one ("vm.ssh.private_key_path: missing"); the empty mapping
- * is only the starting point the section's schema checks.
- */
+/** A section left out reads as an empty one, so that its required keys are reported one by one. */
 export function omittable<S extends z.ZodType>(schema: S) {
   return schema.prefault({} as z.input<S> & {});
 }
@@ -177,3 +182,154 @@ export function omittable<S extends z.ZodType>(schema: S) {
 export const whenMapping = {
   when: (payload: { value: unknown }) => typeof payload.value === "object" && payload.value !== null && !Array.isArray(payload.value),
 };
+
+// Paths: `~` is the user's HOME, relative paths are relative to the config
+// file's directory, and secret files must be private like ssh keys.
+export interface PathBase {
+  /** HOME from the environment the config is read for. */
+  home: string | undefined;
+  /** The config file's directory. */
+  dir: string;
+}
+
+export function expandPath(raw: string, base: PathBase): string {
+  if (raw === "~" || raw.startsWith("~/")) {
+    if (!base.home) throw new Invalid(`${raw} starts with ~ but HOME is not set; use an absolute path`);
+    return resolve(base.home, raw.slice(2));
+  }
+  if (raw.startsWith("~")) throw new Invalid(`${raw}: ~user paths are not supported; use ~/... or an absolute path`);
+  return isAbsolute(raw) ? resolve(raw) : resolve(base.dir, raw);
+}
+
+/** A bare name stays as it is, to be found on PATH; anything with a slash is a path. */
+export function commandPath(raw: string, base: PathBase): string {
+  return raw.includes("/") ? expandPath(raw, base) : raw;
+}
+
+// What a pasted token or key looks like, so it is refused without being echoed.
+const INLINE_SECRET = /^(gh[pousr]_|github_pat_)|-----BEGIN /;
+
+/** A regular file only its owner may read or write. */
+export function secretFile(raw: string, base: PathBase): string {
+  if (INLINE_SECRET.test(raw)) {
+    throw new Invalid("holds what looks like a secret itself, not a path; put the secret in a file with mode 0600 and give that file's path");
+  }
+  const path = expandPath(raw, base);
+  const mode = statFile(path).mode & 0o7777;
+  if ((mode & 0o077) !== 0) {
+    const octal = mode.toString(8).padStart(4, "0");
+    throw new Invalid(`${path} is mode ${octal}; secrets must be 0600 (chmod 600 ${shellQuote(path)})`);
+  }
+  return path;
+}
+
+/** The GitHub App's PEM key, checked here so that a wrong file is a config problem, not a failed token request in every cycle. */
+export function appPrivateKeyFile(raw: string, base: PathBase): string {
+  const path = secretFile(raw, base);
+  const fix = "put the App's private key there (the .pem file from Generate a private key on the App's settings page)";
+  let pem: string;
+  try {
+    pem = readSecretFile(path, "github.app.private_key_path", fix);
+  } catch (err) {
+    throw new Invalid((err as Error).message);
+  }
+  let type: string | undefined;
+  try {
+    type = createPrivateKey({ key: pem, format: "pem" }).asymmetricKeyType;
+  } catch {
+    // Not echoed: whatever the file holds may be secret.
+    throw new Invalid(`${path} does not hold a PEM private key; ${fix}`);
+  }
+  if (type !== "rsa") throw new Invalid(`${path} holds a key of type ${type ?? "unknown"}, but GitHub App keys are RSA; ${fix}`);
+  return path;
+}
+
+export function existingFile(raw: string, base: PathBase): string {
+  const path = expandPath(raw, base);
+  statFile(path);
+  return path;
+}
+
+function statFile(path: string): Stats {
+  let stats: Stats;
+  try {
+    stats = statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") throw new Invalid(`${path} does not exist; create it or fix the path`);
+    throw new Invalid(`cannot check ${path}: ${(err as Error).message}`);
+  }
+  if (!stats.isFile()) throw new Invalid(`${path} is ${fileKind(stats)}; it must be a file`);
+  return stats;
+}
+
+export function fileKind(stats: Stats): string {
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isFIFO()) return "a FIFO (named pipe)";
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
+  if (stats.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+function shellQuote(s: string): string {
+  return /^[\w./~@%+=:,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+// github.url says where runners register: an org, a repo or an enterprise;
+// the REST API URL follows from its host unless github.api_url is given.
+export type Scope = { kind: "org"; org: string } | { kind: "repo"; owner: string; repo: string } | { kind: "enterprise"; enterprise: string };
+
+export interface GithubTarget {
+  /** Normalised: scheme, lower-case host, the path parts, no trailing slash. */
+  url: string;
+  scope: Scope;
+}
+
+const FORMS = "https://HOST/ORG, https://HOST/OWNER/REPO or https://HOST/enterprises/NAME";
+const NAME = /^[A-Za-z0-9._-]+$/;
+
+export function parseGithubUrl(raw: string): GithubTarget {
+  const bad = (why: string) => new Invalid(`must be ${FORMS}, got ${JSON.stringify(raw)} (${why})`);
+  const url = httpUrl(raw, bad);
+  const parts = url.pathname.replace(/\/+$/, "").split("/").slice(1);
+  const [first, second] = parts;
+  if (first === undefined || parts.length > 2) throw bad(first === undefined ? "no org, repo or enterprise in the path" : "too many path parts");
+  if (!parts.every((p) => NAME.test(p))) throw bad("path parts may hold only letters, digits, '.', '_' and '-'");
+  const base = `${url.protocol}//${url.host}`;
+  const normalised = `${base}/${parts.join("/")}`;
+  if (first === "enterprises") {
+    if (second === undefined) throw bad("no enterprise name after /enterprises");
+    return { url: normalised, scope: { kind: "enterprise", enterprise: second } };
+  }
+  if (second === undefined) return { url: normalised, scope: { kind: "org", org: first } };
+  if (second.endsWith(".git")) throw bad("that is a clone URL; drop the .git");
+  return { url: normalised, scope: { kind: "repo", owner: first, repo: second } };
+}
+
+/** github.api_url: any http(s) URL without query or fragment; no trailing slash. */
+export function parseApiUrl(raw: string): string {
+  const url = httpUrl(raw, (why) => new Invalid(`must be an http(s) URL such as https://ghe.example.com/api/v3, got ${JSON.stringify(raw)} (${why})`));
+  return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** The REST API for a github.url: api.github.com, api.SUB.ghe.com (GHE.com), else GHES's /api/v3. */
+export function defaultApiUrl(githubUrl: string): string {
+  const url = new URL(githubUrl);
+  if (url.hostname === "github.com" || url.hostname === "www.github.com") return "https://api.github.com";
+  if (url.hostname.endsWith(".ghe.com")) return `${url.protocol}//api.${url.host}`;
+  return `${url.protocol}//${url.host}/api/v3`;
+}
+
+function httpUrl(raw: string, bad: (why: string) => Invalid): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw bad("not a URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw bad(`scheme ${url.protocol.slice(0, -1)} is not http(s)`);
+  if (url.search || url.hash) throw bad("no query or fragment allowed");
+  // Not echoed: the message would carry the credentials into logs.
+  if (url.username || url.password) throw new Invalid("must not hold credentials; they belong in a secret file (github.app or github.token_path)");
+  return url;
+}

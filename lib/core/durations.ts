@@ -8,10 +8,8 @@ export const DURATION_SYNTAX = /(?:\d+(?:\.\d+)?(?:ms|s|m|h))+/;
 const WHOLE = new RegExp(`^${DURATION_SYNTAX.source}$`);
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
 
-/** A duration string that is not one of the accepted forms. */
 export class DurationError extends UsageError {}
 
-/** Milliseconds in `s`; throws DurationError on anything but <number><unit> parts. */
 export function parseDuration(s: string): number {
   if (!WHOLE.test(s)) {
     throw new DurationError(`bad duration ${JSON.stringify(s)}: use a number with a unit (ms, s, m, h), e.g. 90s, 3m, 6h or 1h30m`);

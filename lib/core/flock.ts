@@ -1,8 +1,7 @@
-// A kernel lock on a file (flock(2)): the kernel releases it when its holder
-// dies, however it dies, so it can never go stale, and two processes can
-// never both hold it. Neither Node nor Bun exposes flock, so it comes from
-// libc through bun:ffi (which works in compiled binaries). The descriptor is
-// close-on-exec, so children (a detached `tart run`) never inherit the lock.
+// A kernel lock on a file (flock(2)): released when its holder dies, however
+// it dies, so it never goes stale. Neither Node nor Bun exposes flock: it
+// comes from libc through bun:ffi. The descriptor is close-on-exec, so
+// children (a detached `tart run`) never inherit the lock.
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 import { StateIoError } from "./errors.ts";

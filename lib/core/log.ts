@@ -28,24 +28,17 @@ export interface Logger {
 }
 
 export interface LoggerOptions {
-  /** Where lines go; default process.stderr. */
+  /** Default process.stderr. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
   /** Default: "text" when the stream is a TTY, else "json". */
   format?: "json" | "text";
-  /** Show debug events. */
   verbose?: boolean;
   /** Fields on every event. */
   fields?: Fields;
-  /** Clock for the time stamp (tests). */
   now?: () => Date;
 }
 
-interface Sink {
-  stream: NodeJS.WritableStream;
-  format: "json" | "text";
-  verbose: boolean;
-  now: () => Date;
-}
+type Sink = Required<Omit<LoggerOptions, "fields">>;
 
 interface Event {
   time: Date;
@@ -80,10 +73,10 @@ function loggerWith(sink: Sink, base: Fields): Logger {
     sink.stream.write(`${redact(line)}\n`);
   };
   return {
-    debug: (event, msg, fields) => emit("debug", event, msg, fields),
-    info: (event, msg, fields) => emit("info", event, msg, fields),
-    warn: (event, msg, fields) => emit("warn", event, msg, fields),
-    error: (event, msg, fields) => emit("error", event, msg, fields),
+    debug: (...a) => emit("debug", ...a),
+    info: (...a) => emit("info", ...a),
+    warn: (...a) => emit("warn", ...a),
+    error: (...a) => emit("error", ...a),
     child: (fields) => loggerWith(sink, merge(base, fields)),
     time(event, fields) {
       const started = performance.now();
@@ -136,7 +129,7 @@ function textLine(e: Event): string {
 const UNSAFE = /[\s"=\\\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const INVISIBLE = /[\u007f-\u009f\u2028\u2029]/g;
 
-/** A string with control characters and newlines escaped as in JSON; quotes left as they are. */
+/** Control characters and newlines escaped as in JSON; quotes left as they are. */
 function escapeText(s: string): string {
   return JSON.stringify(s).slice(1, -1).replaceAll('\\"', '"').replace(INVISIBLE, unicodeEscape);
 }

@@ -15,7 +15,7 @@ export interface CommandModule {
   main(args: Parsed<Record<string, OptionSpec>>): Promise<number | void>;
 }
 
-/** Command name -> its module, loaded on demand. tools/build.ts generates it from scripts/*.ts. */
+/** Command name -> its module, loaded on demand. tools/build.ts generates it (scripts/*.ts and retention). */
 export type CommandTable = Record<string, () => Promise<CommandModule>>;
 
 /**

@@ -1,14 +1,13 @@
-// Every exit is paced. A failed cycle sleeps its own (persisted, doubling)
-// backoff; an error before a cycle can start (bad config, slot busy, state
-// dir unusable) has no state to back off with, so under launchd it waits a
-// fixed pause before exiting: launchd's KeepAlive restarts it at once, and a
-// config mistake must not become 60 restarts a minute. Run by hand, it exits
-// at once. launchd names its jobs in XPC_SERVICE_NAME ("0" outside launchd).
+// An error before a cycle can start (bad config, slot busy, state dir
+// unusable) has no state to back off with, so under launchd it waits a fixed
+// pause before exiting: KeepAlive restarts it at once, and a config mistake
+// must not become 60 restarts a minute. Run by hand, it exits at once.
 import { systemClock, type Clock } from "./wait.ts";
 
 export const PRE_CYCLE_PAUSE_MS = 10_000;
 
-export function underLaunchd(env: NodeJS.ProcessEnv = process.env): boolean {
+/** launchd names its jobs in XPC_SERVICE_NAME ("0" outside launchd). */
+function underLaunchd(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env.XPC_SERVICE_NAME && env.XPC_SERVICE_NAME !== "0");
 }
 

@@ -1,33 +1,29 @@
 // Scrubs secrets out of text before it is written anywhere (log lines,
 // captured guest output). Three layers: exact values registered at run time
 // (secret files, installation tokens, the JIT config), fragments of the
-// secrets a JIT config carries (any run of 24 characters of them: a secret
-// printed in part is still a secret), and shapes that are secret whatever
-// their value (GitHub tokens, JWTs, PEM keys, auth headers, URL passwords,
-// secret-named keys and flags). Nothing is guessed from how random a string
-// looks: git SHAs, digests, URLs and names are what an operator needs, and a
-// secret we hold is registered, so it is matched exactly.
-// The logger runs it on the final serialised line, so the registered values
-// are also matched in the escaped forms a JSON or text line gives them.
+// secrets a JIT config carries (any run of 24 characters of them), and shapes
+// that are secret whatever their value (GitHub tokens, JWTs, PEM keys, auth
+// headers, URL passwords, secret-named keys and flags). Nothing is guessed
+// from how random a string looks: SHAs, digests and names are what an
+// operator needs. The logger runs it on the final serialised line, so
+// registered values are also matched in their JSON- or text-escaped forms.
 
 const MIN_SECRET_LENGTH = 8;
 /** A run of this many characters of a fragment-registered secret is a secret; a shorter piece is not (it would match by chance). */
 export const MIN_FRAGMENT_LENGTH = 24;
 const REDACTED = "[REDACTED]";
 
-/** Every form a registered secret may take in output, longest first. */
+/** Longest first. */
 let secretForms: string[] = [];
-/** Every 24-character window of the secrets registered with `registerSecretFragments`. */
 const fragmentWindows = new Set<string>();
 // A window never holds a quote, backslash, whitespace or control character, so
 // a match never reaches into a JSON string's delimiter or cuts an escape.
 const UNSAFE_IN_WINDOW = /["\\\s\u0000-\u001f\u007f]/;
 
 /**
- * Registers an exact value to scrub from every later `redact` call, with its
- * base64, base64url and URL-encoded forms and, when it is itself base64 (a
- * JIT config), its decoded form and the members it carries. Values shorter
- * than 8 characters are ignored: scrubbing them would mangle ordinary words.
+ * Registers a value to scrub from every later `redact`, with its encoded
+ * forms and, when it is itself base64 (a JIT config), its decoded form and
+ * the members it carries. Values under 8 characters would mangle ordinary words.
  */
 export function registerSecret(value: string): void {
   addForms(variantsOf(value));
@@ -42,11 +38,9 @@ function addForms(variants: string[]): void {
 }
 
 /**
- * Registers `value` whole, with its base64 and URL-encoded forms (but unlike
- * `registerSecret` nothing it decodes to: the caller registers what it
- * holds), and every run of 24 or more of its characters: scrubbed wherever it
- * appears raw, or escaped as a JSON line (`\/`, `\u002B`, doubled
- * backslashes) or a URL (`%2F`) shows it.
+ * Registers `value` whole with its encoded forms (not what it decodes to),
+ * and every run of 24 or more of its characters, raw or escaped as a JSON
+ * line or a URL shows it.
  */
 export function registerSecretFragments(value: string): void {
   addForms(encodedVariantsOf(value));
@@ -80,7 +74,6 @@ function variantsOf(value: string): string[] {
   const add = (v: string) => {
     if (v.length >= MIN_SECRET_LENGTH && !out.includes(v)) out.push(v);
   };
-  // Base64 of base64 of text: decode a few levels.
   let encoded = value.trim();
   for (let depth = 0; depth < 3; depth++) {
     const decoded = decodeBase64Text(encoded);
@@ -101,7 +94,6 @@ function variantsOf(value: string): string[] {
   return out;
 }
 
-/** The string values of a JSON object's members; none when `text` is not a JSON object. */
 function jsonStringMembers(text: string): string[] {
   if (!text.startsWith("{")) return [];
   try {
@@ -122,7 +114,7 @@ function decodeBase64Text(s: string): string | undefined {
   return text;
 }
 
-/** How a string appears once written: raw, URL-encoded, and escaped as the logger escapes strings. */
+/** Raw, URL-encoded, and escaped as the logger escapes strings. */
 function encodingsOf(v: string): string[] {
   const json = JSON.stringify(v).slice(1, -1);
   return [
@@ -217,10 +209,9 @@ function keep(value: string): boolean {
 }
 
 /**
- * Replaces secrets in `text`: registered values with "[REDACTED]", shaped
- * secrets with "[REDACTED:kind]" (github-token, jwt, private-key) or, where the
- * shape is a key, header, flag or URL, the value alone with "[REDACTED]".
- * Escapes such as `\"` and `\n` are never cut in half, so a JSON line stays JSON.
+ * Registered values become "[REDACTED]", shaped secrets "[REDACTED:kind]" or,
+ * for a key, header, flag or URL, the value alone "[REDACTED]". Escapes are
+ * never cut in half, so a JSON line stays JSON.
  */
 export function redact(text: string): string {
   let out = text;
@@ -231,10 +222,9 @@ export function redact(text: string): string {
 }
 
 /**
- * Replaces every stretch of `text` made of registered fragments with one
- * "[REDACTED]". Each 24-character window of the unescaped text is looked up
- * in the set (one hash lookup per character of the line); overlapping and
- * touching hits join, so a match extends to the secret's whole run in the line.
+ * Each stretch of registered fragments becomes one "[REDACTED]": every
+ * 24-character window of the unescaped text is looked up; overlapping and
+ * touching hits join.
  */
 function scrubFragments(text: string): string {
   if (fragmentWindows.size === 0 || text.length < MIN_FRAGMENT_LENGTH) return text;

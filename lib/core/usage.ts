@@ -1,7 +1,6 @@
-// What this process has cost so far: CPU (user + system) and peak memory,
-// and, where the OS tells (Linux /proc), the CPU of the child processes it
-// has waited for (tart, ssh, the shells zx starts). `loop` logs it when it
-// exits, so each cycle's host CPU can be read from its log.
+// What this process has cost so far: CPU, peak memory and, where /proc
+// tells, the CPU of the children it waited for (tart, ssh, zx's shells).
+// `loop` logs it when it exits, so each cycle's host CPU is in its log.
 import { readdirSync, readFileSync } from "node:fs";
 
 export interface Usage {
@@ -11,7 +10,7 @@ export interface Usage {
   max_rss_kb: number;
 }
 
-/** Linux's USER_HZ: the unit of the times in /proc/<pid>/stat. */
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times. */
 const CLOCK_TICKS_PER_S = 100;
 
 function childrenCpuMs(): number | undefined {

@@ -1,9 +1,8 @@
 // The GitHub answers we use, as zod schemas, so a malformed one is a
 // BadInputError naming the call and the field, not a TypeError three calls
 // later. Only what we read is checked (zod drops the rest); GitHub may add fields freely.
+import { formatPath, z } from "../core/schema/index.ts";
 import { BadInputError, excerpt } from "../core/errors.ts";
-import { formatPath } from "../core/schema/index.ts";
-import { z } from "../core/schema/zod.ts";
 
 function kindOf(v: unknown): string {
   if (v === undefined) return "missing";

@@ -7,11 +7,9 @@ import type { Config } from "../config/index.ts";
 import type { Logger } from "../core/log.ts";
 import { readSecretFile } from "../core/secrets.ts";
 import { AppCredentials } from "./credentials.ts";
-import { baseRequest, type Request } from "./http.ts";
-import { isPositiveInteger, JsonMapFile } from "./json-map-file.ts";
-import type { RetryOptions } from "./retry.ts";
-import { runnerRoutes, type RunnerRoutes } from "./routes.ts";
-import { stateFiles, stateKeys } from "./state-files.ts";
+import { baseRequest, runnerRoutes, type Request, type RunnerRoutes } from "./http.ts";
+import { isPositiveInteger, JsonMapFile, stateFiles, stateKeys } from "./cache.ts";
+import type { RetryOptions } from "./errors.ts";
 
 type GitHubConfig = Config["github"];
 

@@ -15,12 +15,11 @@ import { MacosRunnerError } from "../core/errors.ts";
 import { FileLock } from "../core/flock.ts";
 import type { Logger } from "../core/log.ts";
 import { registerSecret } from "../core/redact.ts";
+import { sleep as realSleep } from "../core/wait.ts";
 import { answers, type ExpiringToken } from "./answers.ts";
 import { explain, isHttpError, isRateLimited, networkFailure } from "./errors.ts";
-import { octokitLog, type Request } from "./http.ts";
-import { isPositiveInteger, JsonMapFile } from "./json-map-file.ts";
-import { installationLookup } from "./routes.ts";
-import { stateFiles, stateKeys } from "./state-files.ts";
+import { installationLookup, octokitLog, type Request } from "./http.ts";
+import { isPositiveInteger, JsonMapFile, stateFiles, stateKeys, TokenCache } from "./cache.ts";
 
 type GitHubConfig = Config["github"];
 type AppAuth = Extract<GitHubConfig["auth"], { kind: "app" }>;
@@ -48,43 +47,6 @@ export interface CredentialsOptions {
 const LOCK_WAIT_MS = 30_000;
 /** auth-app's wait for a just-minted token GitHub has not replicated yet. */
 const REPLICATION_DELAY_MS = 1000;
-
-const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Tokens closer to expiry than this are not reused (a job start must not race the expiry). */
-export const EXPIRY_MARGIN_MS = 10 * 60 * 1000;
-
-/**
- * auth-app's installation token cache, in a 0600 file shared by the host's
- * slots. auth-app stores its own `token|createdAt|expiresAt|...` strings and
- * uses whatever get() returns: only its default in-memory cache expires
- * entries (59 min after set). So get() drops a token within EXPIRY_MARGIN_MS
- * of the expiry it reads from the string, and any entry it cannot read.
- */
-export class TokenCache {
-  private readonly file: JsonMapFile<string>;
-  /** Tokens get() handed out (not fetched by this process just now): a 401 on one may mean it was revoked. */
-  readonly handedOut = new Set<string>();
-
-  constructor(
-    path: string,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.file = new JsonMapFile(path, (v): v is string => typeof v === "string");
-  }
-
-  get(key: string): string | undefined {
-    const value = this.file.get(key);
-    const [token, , expiresAt] = value?.split("|") ?? [];
-    if (!token || !(Date.parse(expiresAt ?? "") - this.now() > EXPIRY_MARGIN_MS)) return undefined;
-    this.handedOut.add(token);
-    return value;
-  }
-
-  set(key: string, value: string): void {
-    this.file.set(key, value);
-  }
-}
 
 interface KnownInstallation {
   id: number;

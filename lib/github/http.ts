@@ -1,7 +1,11 @@
 // The one @octokit/request every GitHub call goes through: our base URL and
 // headers, a timeout per call, a cap on how much of an answer is ever read,
-// and octokit's own warnings routed into our log (not console.warn).
+// and octokit's own warnings routed into our log (not console.warn); and the
+// runner endpoints we call, per scope. Answers are handed on as `unknown`,
+// to be checked by answers.ts before use.
 import { request as octokitRequest } from "@octokit/request";
+import type { OctokitResponse } from "@octokit/types";
+import type { Scope } from "../config/values.ts";
 import { BadInputError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 
@@ -68,4 +72,49 @@ function boundedFetch(timeoutMs: number, maxBytes: number) {
     const nullBody = res.status === 204 || res.status === 205 || res.status === 304;
     return new Response(nullBody ? null : Buffer.concat(chunks), { status: res.status, statusText: res.statusText, headers: res.headers });
   };
+}
+
+type Answer = Promise<OctokitResponse<unknown>>;
+
+export interface PageQuery {
+  per_page: number;
+  page: number;
+}
+
+export interface RunnerRoutes {
+  generateJitConfig(body: { name: string; runner_group_id: number; labels: string[]; work_folder: string }): Answer;
+  listRunners(query: PageQuery & { name?: string }): Answer;
+  getRunner(runnerId: number): Answer;
+  deleteRunner(runnerId: number): Answer;
+  createRegistrationToken(): Answer;
+  /** Absent for a repository, which has no runner groups. */
+  listRunnerGroups?: (query: PageQuery) => Answer;
+}
+
+/**
+ * The runner routes under /orgs/{org}, /repos/{owner}/{repo} or
+ * /enterprises/{enterprise}: GHEC gives each enterprise route the org
+ * route's parameters and answer.
+ */
+export function runnerRoutes(request: Request, scope: Scope): RunnerRoutes {
+  const [base, params] =
+    scope.kind === "org" ? ["/orgs/{org}", { org: scope.org }]
+    : scope.kind === "repo" ? ["/repos/{owner}/{repo}", { owner: scope.owner, repo: scope.repo }]
+    : ["/enterprises/{enterprise}", { enterprise: scope.enterprise }];
+  const call = (method: string, path: string, more: object = {}): Answer => request(`${method} ${base}/actions/${path}`, { ...params, ...more });
+  return {
+    generateJitConfig: (body) => call("POST", "runners/generate-jitconfig", body),
+    listRunners: (query) => call("GET", "runners", query),
+    getRunner: (runner_id) => call("GET", "runners/{runner_id}", { runner_id }),
+    deleteRunner: (runner_id) => call("DELETE", "runners/{runner_id}", { runner_id }),
+    createRegistrationToken: () => call("POST", "runners/registration-token"),
+    ...(scope.kind !== "repo" && { listRunnerGroups: (query: PageQuery) => call("GET", "runner-groups", query) }),
+  };
+}
+
+/** The app-authenticated lookup of the installation on the configured org or repository. */
+export function installationLookup(appRequest: Request, scope: Exclude<Scope, { kind: "enterprise" }>): Answer {
+  return scope.kind === "org"
+    ? appRequest("GET /orgs/{org}/installation", { org: scope.org })
+    : appRequest("GET /repos/{owner}/{repo}/installation", { owner: scope.owner, repo: scope.repo });
 }

@@ -10,17 +10,11 @@ import { registerSecret, registerSecretFragments } from "../core/redact.ts";
 const CREDENTIAL_MIN_LENGTH = 16;
 
 /**
- * Fields that are not secret, by file. `.runner` says which runner this is
- * and where it works: agentId, agentName, poolId/poolName (the runner
- * group), serverUrl/serverUrlV2/gitHubUrl (where it connects), workFolder
- * and flags. None proves identity (the runner signs in with the RSA key of
- * `.credentials_rsaparams`), and an operator needs all of them to tell
- * runners apart, so they stay readable. In `.credentials` the scheme, the
- * token URL and the FIPS flag are not secret; its clientId and any token are.
- * Every field of `.credentials_rsaparams` is registered (d, dp, dq, p, q,
- * inverseQ are the private key; modulus and exponent are public, but the
- * exponent, `AQAB`, is too short to match and the modulus does no harm).
- * A field not named here, in any file, counts as secret when it is long enough.
+ * Fields that are not secret, by file: none of `.runner`'s proves identity
+ * (the runner signs in with the RSA key of `.credentials_rsaparams`) and an
+ * operator needs them to tell runners apart; in `.credentials` its clientId
+ * and any token are secret. A field not named here counts as secret when it
+ * is long enough; every field of `.credentials_rsaparams` is secret.
  */
 const PUBLIC_FIELDS: Record<string, ReadonlySet<string>> = {
   ".runner": new Set([
@@ -29,24 +23,18 @@ const PUBLIC_FIELDS: Record<string, ReadonlySet<string>> = {
   ]),
   ".credentials": new Set(["scheme", "authorizationUrl", "requireFipsCryptography"]),
 };
-/** Files in which every string field is secret, whatever its length. */
 const ALL_SECRET = new Set([".credentials_rsaparams"]);
 
-/**
- * Registers a JIT config for redaction: the config and each file in it
- * whole, in every form `registerSecret` knows; and, whole and any run of 24
- * characters of them, the secrets inside (see `jitConfigSecrets`).
- */
+/** Registers a JIT config for redaction: whole, and the secrets inside whole and in any run of 24 characters. */
 export function registerJitConfig(encoded: string): void {
   registerSecret(encoded);
   for (const secret of jitConfigSecrets(encoded)) registerSecretFragments(secret);
 }
 
 /**
- * The secrets inside a JIT config: the config's own base64 and each file's
- * (base64 hides nothing an operator reads), each credential file's content
- * when it is not JSON, and the secret fields of each file (PUBLIC_FIELDS).
- * None for a config that does not decode: it is then registered whole only.
+ * The config's own base64 and each file's, each credential file's content
+ * when it is not JSON, and the secret fields of each file; none for a config
+ * that does not decode (it is then registered whole only).
  */
 export function jitConfigSecrets(encoded: string): string[] {
   const files = jsonObject(Buffer.from(encoded.trim(), "base64").toString("utf8"));

@@ -1,14 +1,13 @@
 // The self-hosted runner calls macos-runner makes, for any scope. Each is
-// retried as retry.ts says, its answer checked (answers.ts), and its failure
-// turned into an error that says what to fix (errors.ts).
+// retried, its answer checked (answers.ts), and its failure turned into an
+// error that says what to fix (errors.ts).
 import { BadInputError, MacosRunnerError } from "../core/errors.ts";
 import { registerSecret } from "../core/redact.ts";
 import { registerJitConfig } from "./jit-config.ts";
 import { answers, type ExpiringToken, type JitConfig, type Runner } from "./answers.ts";
 import type { GitHubClient } from "./client.ts";
-import { explain, GitHubNotFoundError, GitHubRejectedError, githubMessageOf, isBusyRunner, isHttpError } from "./errors.ts";
-import { withRetries, type RetryOptions } from "./retry.ts";
-import type { PageQuery } from "./routes.ts";
+import { explain, githubMessageOf, GitHubNotFoundError, GitHubRejectedError, isBusyRunner, isHttpError, type RetryOptions, withRetries } from "./errors.ts";
+import type { PageQuery } from "./http.ts";
 
 export type { JitConfig, Runner } from "./answers.ts";
 

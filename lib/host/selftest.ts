@@ -24,7 +24,7 @@ import { fail, pass, skip, warn, type Check, type CheckResult, type DoctorContex
 import { vmsCheck } from "./doctor/vms.ts";
 import { MacosRunnerError } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/fs.ts";
-import { imageToClone } from "../image/choice.ts";
+import { imageToClone } from "../image/pin.ts";
 import { leaseFor, parseLeases, shortMac } from "../vm/leases.ts";
 import type { Logger } from "../core/log.ts";
 import { hostId, slotNames, type SlotNames } from "../config/names.ts";

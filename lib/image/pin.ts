@@ -1,10 +1,16 @@
 // image.lock in host.state_dir: the golden image digest the slots clone,
 // written only by `pull` (temp file + rename), so a slot reads the old pin or
-// the new one, never half of either. It holds no secret.
+// the new one, never half of either. It holds no secret. Slots clone the
+// pinned digest, so both slots of a host clone the same, fully pulled image
+// and a tag pushed mid-cycle never reaches a slot half-pulled; before the
+// first pull (or for a local VM name) they clone image.ref itself.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Config } from "../config/index.ts";
 import { StateIoError } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/fs.ts";
+import type { Logger } from "../core/log.ts";
+import { isDigest, parseImageRef, withDigest } from "./oci-ref.ts";
 
 export const IMAGE_LOCK_FILE = "image.lock";
 
@@ -61,4 +67,33 @@ export function inspectImageLock(stateDir: string): { lock?: ImageLock; problem?
   } catch (err) {
     return { problem: (err as Error).message };
   }
+}
+
+export interface ImageChoice {
+  /** What `tart clone` gets: host/ns@sha256:… when pinned. */
+  ref: string;
+  digest?: string;
+  /** False: the tag (no pin yet) or a local VM name. */
+  pinned: boolean;
+}
+
+export function imageToClone(config: Config, log: Logger): ImageChoice {
+  const configured = config.image.ref;
+  const remote = parseImageRef(configured);
+  if (!remote) return { ref: configured, pinned: false };
+  if (isDigest(remote.reference)) return { ref: configured, digest: remote.reference, pinned: true };
+  let lock;
+  try {
+    lock = readImageLock(config.host.stateDir);
+  } catch (err) {
+    // A slot never fails on the pin: the tag still clones; pull rewrites the lock.
+    log.warn("image.lock-unreadable", `${(err as Error).message}; cloning the tag ${configured}`);
+    return { ref: configured, pinned: false };
+  }
+  if (!lock) return { ref: configured, pinned: false };
+  if (lock.ref !== configured) {
+    log.warn("image.lock-stale", `image.lock pins ${lock.ref}, but image.ref is ${configured}; cloning the tag until pull pins it`);
+    return { ref: configured, pinned: false };
+  }
+  return { ref: withDigest(remote, lock.digest), digest: lock.digest, pinned: true };
 }

@@ -13,11 +13,10 @@ import { MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { FileLock } from "../core/flock.ts";
 import type { Logger } from "../core/log.ts";
 import { TartError, type Tart } from "../vm/tart.ts";
-import { readImageInfo } from "./info.ts";
 import { shortDigest, withDigest, type ImageRef } from "./oci-ref.ts";
-import { readImageLock, writeImageLock, type ImageLock } from "./pin.ts";
+import { readImageLock, writeImageLock, type ImageLock, type Pin } from "./pin.ts";
 import { cachedDigests, digestsInUse, pruneCache } from "./prune.ts";
-import type { RegistryClient } from "./registry.ts";
+import { readImageInfo, type RegistryClient } from "./registry.ts";
 import { checkRunnerFreshness, type RunnerFreshness } from "./runner-release.ts";
 
 /** A 50 GB image over a slow link. */
@@ -57,6 +56,11 @@ function currentPin(ctx: PullContext): ImageLock | undefined {
     ctx.log.warn("pull.lock-damaged", (err as Error).message);
     return undefined;
   }
+}
+
+/** A lock's own pin, without its history. */
+function pinOf({ digest, pinned_at, runner_version }: Pin): Pin {
+  return { digest, pinned_at, ...(runner_version && { runner_version }) };
 }
 
 /** Rethrows with what stays in service, so each failure is one clear line. */
@@ -107,7 +111,7 @@ export async function updatePin(ctx: PullContext): Promise<void> {
     digest: tag.digest,
     pinned_at: now,
     ...(info.runnerVersion && { runner_version: info.runnerVersion }),
-    ...(pin && { previous: { digest: pin.digest, pinned_at: pin.pinned_at, ...(pin.runner_version && { runner_version: pin.runner_version }) } }),
+    ...(pin && { previous: pinOf(pin) }),
   };
   writeImageLock(config.host.stateDir, next);
   log.info("pull.pinned", `pinned ${shortDigest(tag.digest)}${info.runnerVersion ? ` (runner ${info.runnerVersion})` : ""}; slots clone it from their next cycle`, {
@@ -159,10 +163,9 @@ export async function rollbackPin(ctx: PullContext): Promise<void> {
   const now = new Date().toISOString();
   writeImageLock(config.host.stateDir, {
     ref: pin.ref,
-    digest: back.digest,
+    ...pinOf(back),
     pinned_at: now,
-    ...(back.runner_version && { runner_version: back.runner_version }),
-    previous: { digest: pin.digest, pinned_at: pin.pinned_at, ...(pin.runner_version && { runner_version: pin.runner_version }) },
+    previous: pinOf(pin),
     rolled_back: { digest: pin.digest, at: now },
   });
   log.info("pull.rollback", `rolled back: pinned ${shortDigest(back.digest)} again (was ${shortDigest(pin.digest)}); slots clone it from their next cycle`, {

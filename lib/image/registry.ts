@@ -2,12 +2,13 @@
 // the OCI Accept header; docker-registry answers 404 without it), manifests,
 // small JSON blobs, tag lists and deletes by digest. Every call has a
 // timeout; every failure is a RegistryError saying what failed and what to do.
+// It authenticates the way tart does: a 401's `Www-Authenticate` challenge
+// `Basic` gets the credentials; `Bearer` sends them (Basic) to the
+// challenge's realm with its service and scope, and uses the token it returns.
 import { createHash } from "node:crypto";
 import { MacosRunnerError, excerpt, type ExitKind } from "../core/errors.ts";
+import { registerSecret } from "../core/redact.ts";
 import { isDigest } from "./oci-ref.ts";
-import { basicAuthorization, fetchBearerToken, parseChallenge, TokenRequestFailed, type RegistryCredentials } from "./registry-auth.ts";
-
-export type { RegistryCredentials } from "./registry-auth.ts";
 
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -225,4 +226,89 @@ function registryErrorCode(body: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+interface Challenge {
+  scheme: "basic" | "bearer";
+  params: Record<string, string>;
+}
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
+/** Parses `Bearer realm="…",service="…",scope="…"`; commas inside quotes stay. */
+export function parseChallenge(header: string | null): Challenge | undefined {
+  if (!header) return undefined;
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  const scheme = m?.[1]?.toLowerCase();
+  if (scheme !== "basic" && scheme !== "bearer") return undefined;
+  const params: Record<string, string> = {};
+  for (const p of m![2]!.matchAll(/(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) {
+    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3]!;
+  }
+  return { scheme, params };
+}
+
+function basicAuthorization(c: RegistryCredentials): string {
+  return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
+}
+
+class TokenRequestFailed extends Error {
+  constructor(readonly status: number | undefined, message: string) {
+    super(message);
+  }
+}
+
+/** Fetches a Bearer token from the challenge's realm; the token is registered as a secret. */
+async function fetchBearerToken(challenge: Challenge, credentials: RegistryCredentials | undefined, timeoutMs: number): Promise<string> {
+  const realm = challenge.params.realm;
+  if (!realm) throw new TokenRequestFailed(undefined, "the Bearer challenge names no realm");
+  const url = new URL(realm);
+  for (const key of ["service", "scope"]) if (challenge.params[key]) url.searchParams.set(key, challenge.params[key]!);
+  const res = await fetch(url, {
+    headers: credentials ? { Authorization: basicAuthorization(credentials) } : {},
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    throw new TokenRequestFailed(res.status, `the token service ${url.origin}${url.pathname} answered ${res.status}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { token?: unknown; access_token?: unknown };
+  const token = typeof body.token === "string" ? body.token : typeof body.access_token === "string" ? body.access_token : undefined;
+  if (!token) throw new TokenRequestFailed(200, `the token service ${url.origin}${url.pathname} returned no token`);
+  registerSecret(token);
+  return token;
+}
+
+// What the registry says about a golden image without pulling it: its disk
+// size (tart's manifest annotation), upload time, and the labels `tart push
+// --label` put in its OCI config, among them the actions runner version.
+export const RUNNER_VERSION_LABEL = "dev.macos-runner.runner-version";
+const DISK_SIZE_ANNOTATION = "org.cirruslabs.tart.uncompressed-disk-size";
+const UPLOAD_TIME_ANNOTATION = "org.cirruslabs.tart.upload-time";
+
+export interface ImageInfo {
+  digest: string;
+  /** Bytes of the unpacked disk, when the manifest says. */
+  uncompressedDiskSize?: number;
+  uploadedAt?: string;
+  labels: Record<string, string>;
+  runnerVersion?: string;
+}
+
+export async function readImageInfo(registry: RegistryClient, namespace: string, reference: string): Promise<ImageInfo> {
+  const { digest, manifest } = await registry.getManifest(namespace, reference);
+  const config = await registry.getJsonBlob<{ config?: { Labels?: Record<string, string> | null } }>(namespace, manifest.config.digest);
+  // Labels live in the OCI config; a manifest annotation of the same name counts too (other push tools).
+  const labels = { ...manifest.annotations, ...config?.config?.Labels };
+  const size = Number(manifest.annotations?.[DISK_SIZE_ANNOTATION]);
+  return {
+    digest,
+    ...(Number.isFinite(size) && size > 0 && { uncompressedDiskSize: size }),
+    ...(manifest.annotations?.[UPLOAD_TIME_ANNOTATION] && { uploadedAt: manifest.annotations[UPLOAD_TIME_ANNOTATION] }),
+    labels,
+    ...(labels[RUNNER_VERSION_LABEL] && { runnerVersion: labels[RUNNER_VERSION_LABEL] }),
+  };
 }

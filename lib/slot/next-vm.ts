@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { boot, type BootOptions, type Booted, type StartedVm } from "../vm/boot.ts";
 import { clone } from "../vm/clone.ts";
 import type { Logger } from "../core/log.ts";
-import { imageToClone, type ImageChoice } from "../image/choice.ts";
+import { imageToClone, type ImageChoice } from "../image/pin.ts";
 import type { StartPath } from "../host/metrics/index.ts";
 import { VmLimitError } from "../vm/tart.ts";
 import { sizeOf, vmLogPath } from "../vm/run-log.ts";

@@ -19,7 +19,7 @@ import { removeVm } from "./clean.ts";
 import { clone } from "../vm/clone.ts";
 import type { Config } from "../config/index.ts";
 import { MacosRunnerError } from "../core/errors.ts";
-import type { ImageChoice } from "../image/choice.ts";
+import type { ImageChoice } from "../image/pin.ts";
 import type { Logger } from "../core/log.ts";
 import { finished, sh } from "../core/proc.ts";
 import type { SlotRun } from "./context.ts";

@@ -6,7 +6,7 @@
 // was not persisted, cleans up from what it knows, and backs off.
 import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "../core/schema/zod.ts";
+import { z } from "../core/schema/index.ts";
 import { writeFileAtomic } from "../core/fs.ts";
 import type { Clock } from "../core/wait.ts";
 

@@ -2,7 +2,7 @@
 // credentials that may delete, apply the rule (retention.ts) to each
 // repository, printing what it keeps and deletes, and run the registry's
 // garbage collector to free the deleted images' blobs.
-import { secretFile } from "../../lib/config/paths.ts";
+import { secretFile } from "../../lib/config/values.ts";
 import { MacosRunnerError } from "../../lib/core/errors.ts";
 import type { Logger } from "../../lib/core/log.ts";
 import { finished, sh } from "../../lib/core/proc.ts";

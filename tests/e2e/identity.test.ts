@@ -10,7 +10,7 @@ import { loadConfig } from "../../lib/config/index.ts";
 import { createGitHubClient } from "../../lib/github/client.ts";
 import { generateJitConfig } from "../../lib/github/runners.ts";
 import { createLogger } from "../../lib/core/log.ts";
-import { machineId } from "../../lib/config/machine-id.ts";
+import { machineId } from "../../lib/config/names.ts";
 import { renderAgents } from "../../lib/host/launchd/render.ts";
 import { startAgent, type Agent } from "../../sim/launchd.ts";
 import type { World } from "../../sim/world.ts";

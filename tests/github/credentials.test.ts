@@ -6,10 +6,8 @@ import { expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { BadInputError, exitCode } from "../../lib/core/errors.ts";
 import { GitHubAuthError, GitHubNotFoundError } from "../../lib/github/errors.ts";
-import { isPositiveInteger, JsonMapFile } from "../../lib/github/json-map-file.ts";
+import { isPositiveInteger, JsonMapFile, stateFiles, stateKeys, TokenCache } from "../../lib/github/cache.ts";
 import { generateJitConfig } from "../../lib/github/runners.ts";
-import { TokenCache } from "../../lib/github/credentials.ts";
-import { stateFiles, stateKeys } from "../../lib/github/state-files.ts";
 import { redact } from "../../lib/core/redact.ts";
 import { calls, type CapturedLog, captureLog, clientFor, fakeClock, type GitHubConfig, githubConfig, orgInstallationId, simForFile, tempDir } from "./harness.ts";
 

@@ -1,11 +1,10 @@
-// lib/github/retry.ts against the simulated GitHub's faults: what is retried,
+// lib/github/errors.ts against the simulated GitHub's faults: what is retried,
 // how long it waits (asserted on an injected clock, never slept), and when it
 // gives up with an error that says so.
 import { expect, test } from "bun:test";
 import { createServer } from "node:net";
 import { exitCode } from "../../lib/core/errors.ts";
-import { GitHubRateLimitError, GitHubUnavailableError } from "../../lib/github/errors.ts";
-import type { RetryInfo } from "../../lib/github/retry.ts";
+import { GitHubRateLimitError, GitHubUnavailableError, type RetryInfo } from "../../lib/github/errors.ts";
 import { createRegistrationToken, listRunners } from "../../lib/github/runners.ts";
 import { calls, captureLog, clientFor, fakeClock, githubConfig, simForFile, tempDir } from "./harness.ts";
 

@@ -2,12 +2,14 @@
 // is checked against a zod schema. This turns zod's issues into problems that
 // name the key path (and, for YAML, the line), every problem of a document at
 // once, with "did you mean" for unknown keys (strictObject's unrecognized keys).
-import type { z } from "zod";
-import { unknownKey } from "./did-you-mean.ts";
-import { formatPath, type Path, type PathProblem } from "./path.ts";
-import { YamlText } from "./yaml.ts";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { z } from "zod";
 
-export { describeValue, formatPath } from "./path.ts";
+// Jitless: zod v4 compiles a parser per object schema (new Function) on first
+// use; a command parses its config and state once, so compiling costs more
+// than it saves (loop: ~20 ms of CPU per cycle). Import z from here, never from "zod".
+z.config({ jitless: true });
+export { z };
 
 export interface Problem {
   /** Dotted key path, e.g. "github.app.id" or "runner.labels[2]"; "" for the document as a whole. */
@@ -107,4 +109,158 @@ function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
     else if (def.type === "pipe" && def.in && def.out) s = defOf(def.in).type === "transform" ? def.out : def.in;
     else return s;
   }
+}
+
+/** Keys and list indices from the top of a document down to a value. */
+type Path = readonly PropertyKey[];
+
+/** A problem found at `path`; `line` when the document says where. */
+interface PathProblem {
+  path: Path;
+  /** Unknown for a document that is not YAML, or a problem with no node to point at. */
+  line?: number | undefined;
+  message: string;
+}
+
+/** "runner.labels[2]"; "" for the document as a whole. */
+export function formatPath(path: Path): string {
+  return path.reduce<string>((out, seg) => (typeof seg === "number" ? `${out}[${seg}]` : out ? `${out}.${String(seg)}` : String(seg)), "");
+}
+
+/** A value as a message shows it: strings quoted (and cut when long), collections by kind. */
+export function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object" && value !== null) return "a mapping";
+  if (typeof value !== "string") return String(value);
+  return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+}
+
+// Aliases let a small text stand for a huge document ("billion laughs"); no
+// config or state file needs more than a few.
+const MAX_ALIASES = 1000;
+
+class YamlText {
+  /** Syntax errors (then `data` is not to be checked) and keys that are not plain names. */
+  readonly problems: PathProblem[] = [];
+  readonly data: unknown;
+  readonly syntaxError: boolean;
+  private readonly lines = new LineCounter();
+  private aliases = 0;
+  private readonly doc: Document.Parsed;
+
+  constructor(text: string) {
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false });
+    for (const err of this.doc.errors) {
+      this.problems.push({ path: [], line: this.lines.linePos(err.pos[0]).line, message: `invalid YAML: ${err.message}` });
+    }
+    this.syntaxError = this.problems.length > 0;
+    // After a syntax error the rest of the tree is guesswork.
+    this.data = this.syntaxError ? undefined : this.plain(this.doc.contents, [], true);
+  }
+
+  /**
+   * The 1-based line of `path`: of its key when it is a mapping key, of the
+   * item when it is a list index; undefined when the file does not have it.
+   */
+  lineAt(path: Path): number | undefined {
+    let node: unknown = this.doc.contents;
+    let line = this.lineOf(node);
+    for (const seg of path) {
+      node = this.resolve(node);
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && p.key.value === seg);
+        if (!pair) return undefined;
+        line = this.lineOf(pair.key);
+        node = pair.value;
+      } else if (isSeq(node) && typeof seg === "number" && seg < node.items.length) {
+        node = node.items[seg];
+        line = this.lineOf(node) ?? line;
+      } else return undefined;
+    }
+    return line;
+  }
+
+  /**
+   * Mappings become objects, lists arrays, aliases are followed. A mapping
+   * value left empty (`key:`), like an empty file, counts as absent: it
+   * becomes undefined, while the key stays, so an unknown key is still reported.
+   */
+  private plain(value: unknown, path: Path, inMapping: boolean, within: readonly unknown[] = []): unknown {
+    if (isAlias(value) && ++this.aliases > MAX_ALIASES) {
+      if (this.aliases === MAX_ALIASES + 1) this.problems.push({ path, line: this.lineOf(value), message: `more than ${MAX_ALIASES} aliases; write the values out` });
+      return undefined;
+    }
+    const node = this.resolve(value);
+    if (within.includes(node)) {
+      this.problems.push({ path, line: this.lineOf(value), message: "an alias refers to a mapping or list that contains it" });
+      return undefined;
+    }
+    const inside = [...within, node];
+    if (isMap(node)) {
+      const out: Record<string, unknown> = {};
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? pair.key.value : undefined;
+        if (typeof key !== "string") {
+          const shown = isScalar(pair.key) ? describeValue(pair.key.value) : isSeq(pair.key) ? "a list" : "a mapping";
+          this.problems.push({ path, line: this.lineOf(pair.key), message: `keys must be plain names, got ${shown}` });
+          continue;
+        }
+        // defineProperty: a key named __proto__ is data here, not the prototype.
+        Object.defineProperty(out, key, { value: this.plain(pair.value, [...path, key], true, inside), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }
+    if (isSeq(node)) return node.items.map((item, i) => this.plain(item, [...path, i], false, inside));
+    const scalar = isScalar(node) ? node.value : null;
+    return scalar === null && inMapping ? undefined : scalar;
+  }
+
+  private resolve(value: unknown): unknown {
+    return isAlias(value) ? value.resolve(this.doc) : value;
+  }
+
+  private lineOf(node: unknown): number | undefined {
+    const range = (node as Node | null)?.range;
+    return range ? this.lines.linePos(range[0]).line : undefined;
+  }
+}
+
+/** The message for `key` where only `known` keys are allowed. */
+function unknownKey(key: string, known: readonly string[]): string {
+  const near = closest(key, known);
+  if (near) return `unknown key; did you mean ${near}?`;
+  return known.length > 0 ? `unknown key; expected one of: ${known.join(", ")}` : "unknown key";
+}
+
+/** The known key a typo most likely meant: same up to case, `-`/`_`, a short prefix or a few edits. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, "");
+  const k = norm(key);
+  let best: { name: string; score: number } | undefined;
+  for (const name of known) {
+    const n = norm(name);
+    const isPrefix = Math.min(k.length, n.length) >= 3 && (n.startsWith(k) || k.startsWith(n));
+    const distance = editDistance(k, n);
+    const score = isPrefix ? Math.min(distance, 0.5) : distance;
+    if (score <= Math.max(1, Math.floor(n.length / 4)) && (!best || score < best.score)) best = { name, score };
+  }
+  return best?.name;
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) from a to b. */
+function editDistance(a: string, b: string): number {
+  // d[i][j]: edits from a's first i characters to b's first j, filled row by
+  // row; a cell outside the table is never the cheapest way (Infinity).
+  const d: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
+  const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    d.push(row);
+    for (let j = 1; j <= b.length; j++) {
+      let cost = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) cost = Math.min(cost, at(i - 2, j - 2) + 1);
+      row.push(cost);
+    }
+  }
+  return at(a.length, b.length);
 }

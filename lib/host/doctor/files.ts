@@ -6,7 +6,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { parse } from "yaml";
-import { expandPath } from "../../config/paths.ts";
+import { expandPath } from "../../config/values.ts";
 import { fail, pass, skip, type Check, type CheckResult, type DoctorContext } from "./types.ts";
 
 const HOST_KEY_ALIAS = "macos-runner-guest";

@@ -4,7 +4,7 @@
 // Both are zod schemas; a plist's problems are reported together.
 import { isAbsolute } from "node:path";
 import { parse, type PlistValue } from "plist";
-import { z } from "../../core/schema/zod.ts";
+import { z } from "../../core/schema/index.ts";
 import { MacosRunnerError } from "../../core/errors.ts";
 import { validate } from "../../core/schema/index.ts";
 import { PULL_LABEL } from "./labels.ts";

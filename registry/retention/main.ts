@@ -5,10 +5,10 @@
 // credentials that may delete: runner hosts (and their pull) only read.
 //   retention --registry reg.example.com --keep 4 --username admin --password-file ~/.config/registry-admin
 //   retention ... --gc-config /etc/docker/registry/config.yml    # registry read-only or stopped
-import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
-import { UsageError, exitCode } from "../lib/core/errors.ts";
-import { createLogger } from "../lib/core/log.ts";
-import { garbageCollect, openRegistry, retain } from "../registry/retention/run.ts";
+import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../../lib/core/cli.ts";
+import { UsageError, exitCode } from "../../lib/core/errors.ts";
+import { createLogger } from "../../lib/core/log.ts";
+import { garbageCollect, openRegistry, retain } from "./run.ts";
 
 export const spec = {
   name: "retention",
