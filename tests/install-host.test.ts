@@ -13,7 +13,7 @@ import { MIN_TART_VERSION, TartVersionError } from "../lib/vm/tart-version.ts";
 import { executeStep, NeedsRootError, type Step } from "../lib/host/launchd/plan.ts";
 import { renderAgents } from "../lib/host/launchd/render.ts";
 import { agentParams, installPlan, removePlan, type InstallOptions } from "../lib/host/launchd/install.ts";
-import { agentsCheck } from "../lib/host/doctor/launchd.ts";
+import { agentsCheck } from "../lib/host/doctor/host.ts";
 import { makeHost } from "./fixtures/launchd/host.ts";
 
 const uid = 501;
