@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/index.ts";
 import { fail, pass, warn, type CheckResult } from "./doctor/types.ts";
-import { SELFTEST_LABEL } from "./launchd/labels.ts";
+import { SELFTEST_LABEL } from "./launchd/launchctl.ts";
 import { leaseFor } from "../vm/leases.ts";
 import { finished, sh } from "../core/proc.ts";
 import { checkRunnerFreshness } from "../image/runner-release.ts";

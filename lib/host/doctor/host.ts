@@ -10,8 +10,7 @@ import { parseImageRef } from "../../image/oci-ref.ts";
 import { tartHome } from "../../vm/tart-cache.ts";
 import { judgeTartVersion } from "../../vm/tart-version.ts";
 import { isMachO, verifyCodeSignatureFile } from "../codesign.ts";
-import { DAEMONS_DIR, PULL_LABEL, slotLabel } from "../launchd/labels.ts";
-import { printDomainArgv, printServiceArgv } from "../launchd/launchctl.ts";
+import { DAEMONS_DIR, PULL_LABEL, printDomainArgv, printServiceArgv, slotLabel } from "../launchd/launchctl.ts";
 import { readSlotView } from "../slot-view.ts";
 import { fail, macosOnly, pass, skip, skipAll, warn, type Check, type CheckResult, type DoctorContext } from "./types.ts";
 

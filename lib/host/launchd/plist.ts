@@ -7,7 +7,7 @@ import { parse, type PlistValue } from "plist";
 import { z } from "../../core/schema/zod.ts";
 import { MacosRunnerError } from "../../core/errors.ts";
 import { validate } from "../../core/schema/index.ts";
-import { PULL_LABEL } from "./labels.ts";
+import { PULL_LABEL } from "./launchctl.ts";
 
 /** A plist that launchd would refuse, or that breaks one of our agent rules. */
 export class PlistInvalidError extends MacosRunnerError {
