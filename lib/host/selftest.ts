@@ -29,12 +29,12 @@ import { redact } from "../core/redact.ts";
 import type { FileLock } from "../core/flock.ts";
 import { lockSlot } from "../slot/lock.ts";
 import { boot, type Booted } from "../vm/boot.ts";
+import type { Transport } from "../vm/guest.ts";
 import { clone } from "../vm/clone.ts";
 import { VmLimitError, type Tart } from "../vm/tart.ts";
 import { readTail, sizeOf, vmLogPath } from "../vm/run-log.ts";
 import { sleep, systemClock } from "../core/wait.ts";
-import { addressCheck, agentSessionCheck, clockCheck, execCheck, hostKeyCheck, runnerCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
-import { guestShell, slotTransport, type Transport } from "./selftest-guest.ts";
+import { addressCheck, agentSessionCheck, clockCheck, execCheck, guestShell, hostKeyCheck, runnerCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
 
 export interface SelftestOptions {
   config: Config;
@@ -147,7 +147,7 @@ class Run {
     const host = hostId(config.host.id, config.host.stateDir);
     this.names = [1, 2].map((slot) => slotNames(config.runner.namePrefix, slot, host));
     this.made = new MadeVms(join(config.host.stateDir, "selftest-vms.json"), this.tart, o.log);
-    this.transport = slotTransport(config);
+    this.transport = config.vm.transport;
   }
 
   get config(): Config {
