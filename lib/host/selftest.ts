@@ -130,7 +130,6 @@ class MadeVms {
   }
 }
 
-/** One selftest run: what it found so far and what it holds. */
 class Run {
   readonly results: Result[] = [];
   readonly timings: Record<string, number> = {};

@@ -31,7 +31,6 @@ export interface InstallOptions {
   user: { name: string; home: string };
 }
 
-/** Maps the config to what the agents are rendered from. */
 export function agentParams(o: InstallOptions): AgentParams {
   const { host, runner } = o.config;
   if (host.slots > MAX_SLOTS) {
@@ -360,7 +359,6 @@ export function checkTart(tartPath: string, agentPath: string): string {
   return found;
 }
 
-/** Refuses a tart below the supported floor, or one whose version cannot be read. */
 export async function checkTartVersion(run: CommandRunner, tartPath: string): Promise<string> {
   const r = await run([tartPath, "--version"]);
   if (r.code !== 0) throw new TartVersionError(`${tartPath} --version failed (${r.stderr.split("\n")[0] || `exit ${r.code}`}): reinstall tart (brew reinstall cirruslabs/cli/tart)`);

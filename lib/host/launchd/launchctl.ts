@@ -8,7 +8,6 @@ import { runArgv, type CommandRunner } from "../../core/proc.ts";
 
 const LABEL_PREFIX = "dev.macos-runner";
 export const PULL_LABEL = `${LABEL_PREFIX}.pull`;
-/** Where launchd daemons' plists live (root-owned). */
 export const DAEMONS_DIR = "/Library/LaunchDaemons";
 /** The selftest's one-shot agent (never in LaunchAgents; booted out by the command that loaded it). */
 export const SELFTEST_LABEL = `${LABEL_PREFIX}.selftest`;
@@ -26,7 +25,6 @@ const LAUNCHCTL_TIMEOUT_MS = 30_000;
 /** install's runner: launchctl (and cleanup, with its own deadline) through zx. */
 export const runLaunchctl: CommandRunner = runArgv(LAUNCHCTL_TIMEOUT_MS);
 
-/** launchctl refused to load or unload an agent. */
 export class LaunchctlError extends MacosRunnerError {
   constructor(message: string) {
     super(message, { kind: "failure" });

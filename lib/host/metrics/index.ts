@@ -22,7 +22,6 @@ import { currentHostId } from "../../config/names.ts";
 export type StartPath = "cold" | "pre-cloned" | "snapshot";
 
 export interface ImageInfo {
-  /** sha256:… of the image in use. */
   image_digest?: string | undefined;
   /** The actions runner version baked into the image, e.g. 2.336.0. */
   runner_version?: string;
@@ -88,7 +87,6 @@ export class SlotMetrics {
     this.flush();
   }
 
-  /** One timed step of the cycle. */
   observe(step: Step, seconds: number): void {
     if (!STEPS.includes(step) || !Number.isFinite(seconds) || seconds < 0) return;
     this.histogram("macos_runner_phase_duration_seconds", [step], seconds);
@@ -133,7 +131,6 @@ export class SlotMetrics {
     this.flush();
   }
 
-  /** A failed cycle: the phase it failed in and why. */
   failure(phase: SlotPhase, reason: FailureReason): void {
     this.inc("macos_runner_failures_total", [SLOT_PHASES.includes(phase) ? phase : "failed", FAILURE_REASONS.includes(reason) ? reason : "other"]);
   }
@@ -178,7 +175,6 @@ export class SlotMetrics {
     else delete this.state.series.macos_runner_image_pinned_timestamp_seconds;
   }
 
-  /** The exposition text for the current values. */
   render(): string {
     const base = { host: this.host, slot: String(this.o.slot) };
     const families: Family[] = (Object.keys(METRICS) as MetricName[]).map((name) => {
@@ -313,7 +309,6 @@ export function render(families: Family[]): string {
 // counter reset), one damaged entry is dropped alone.
 interface Histogram {
   le: number[];
-  /** Cumulative, one per bound in `le`. */
   counts: number[];
   sum: number;
   count: number;
@@ -325,7 +320,6 @@ type SeriesMap = Record<string, number | Histogram>;
 interface Marks {
   /** Epoch ms: the runner started (ssh-run began). */
   runner_started_at?: number;
-  /** Epoch ms: the runner printed "Listening for Jobs". */
   listening_at?: number;
   job_started_at?: number;
   /** Epoch ms: the last job completed; cleared once the next runner listens (turnaround). */
