@@ -8,8 +8,7 @@ import { loadConfig } from "../lib/config/index.ts";
 import { exitCode } from "../lib/core/errors.ts";
 import type { CommandRunner } from "../lib/core/proc.ts";
 import { agentParams, applyPlan, describePlan, installPlan, removePlan, type InstallOptions } from "../lib/host/launchd/install.ts";
-import { runLaunchctl } from "../lib/host/launchd/launchctl.ts";
-import { DAEMONS_DIR } from "../lib/host/launchd/labels.ts";
+import { DAEMONS_DIR, runLaunchctl } from "../lib/host/launchd/launchctl.ts";
 import { renderAgents } from "../lib/host/launchd/render.ts";
 import { MIN_TART_VERSION } from "../lib/vm/tart-version.ts";
 

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { linkSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { checkBinarySignature } from "../lib/host/doctor/signature.ts";
+import { checkBinarySignature } from "../lib/host/doctor/host.ts";
 import { isMachO, verifyCodeSignature, verifyCodeSignatureFile } from "../lib/host/codesign.ts";
 
 const root = join(import.meta.dir, "..");

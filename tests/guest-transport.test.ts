@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Config } from "../lib/config/index.ts";
 import { exitCode, LocalNetworkError } from "../lib/core/errors.ts";
-import { failureReason } from "../lib/host/metrics/reasons.ts";
+import { failureReason } from "../lib/host/metrics/definitions.ts";
 import { agentUnreachable, guestArgv, localNetworkError, noRouteToHost, SSH_PATH } from "../lib/vm/guest.ts";
 
 const config = (transport: "exec" | "ssh") =>

@@ -8,12 +8,12 @@ import { build } from "plist";
 import { join } from "node:path";
 import { loadConfig } from "../lib/config/index.ts";
 import { DrainTimeoutError, LaunchctlError, printDomainArgv, runLaunchctl, waitUntilGone } from "../lib/host/launchd/launchctl.ts";
-import { checkGuiSession, checkTart, checkTartVersion, NoGuiSessionError } from "../lib/host/launchd/host-checks.ts";
 import { MIN_TART_VERSION, TartVersionError } from "../lib/vm/tart-version.ts";
-import { executeStep, NeedsRootError, type Step } from "../lib/host/launchd/plan.ts";
 import { renderAgents } from "../lib/host/launchd/render.ts";
-import { agentParams, installPlan, removePlan, type InstallOptions } from "../lib/host/launchd/install.ts";
-import { agentsCheck } from "../lib/host/doctor/launchd.ts";
+import {
+  agentParams, checkGuiSession, checkTart, checkTartVersion, executeStep, installPlan, NeedsRootError, NoGuiSessionError, removePlan, type InstallOptions, type Step,
+} from "../lib/host/launchd/install.ts";
+import { agentsCheck } from "../lib/host/doctor/host.ts";
 import { makeHost } from "./fixtures/launchd/host.ts";
 
 const uid = 501;

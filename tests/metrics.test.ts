@@ -7,9 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { createLogger } from "../lib/core/log.ts";
-import { SlotMetrics, type FailureReason } from "../lib/host/metrics/index.ts";
-import { METRICS, SLOT_PHASES } from "../lib/host/metrics/definitions.ts";
-import { render } from "../lib/host/metrics/exposition.ts";
+import { render, SlotMetrics } from "../lib/host/metrics/index.ts";
+import { METRICS, SLOT_PHASES, type FailureReason } from "../lib/host/metrics/definitions.ts";
 import { parseExposition, sample, samples } from "./helpers/exposition.ts";
 
 const dirs: string[] = [];

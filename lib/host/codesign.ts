@@ -69,7 +69,6 @@ export function isMachO(head: Uint8Array): boolean {
   return [MH_MAGIC_64, MH_MAGIC].includes(le) || [MH_MAGIC_64, MH_MAGIC].includes(be) || be === FAT_MAGIC || be === FAT_MAGIC_64;
 }
 
-/** Reads the file and checks every slice's signature; throws CodeSignatureError naming the file and the problem. */
 export function verifyCodeSignatureFile(path: string): SliceSummary[] {
   return verifyCodeSignature(readFileSync(path), path);
 }

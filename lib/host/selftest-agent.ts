@@ -4,15 +4,14 @@
 // agent writes its table to a file this relays to the terminal as it grows,
 // and its exit code to another file. A stop (Ctrl-C) boots the agent out:
 // launchd's SIGTERM makes it remove its VMs first.
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, openSync, readSync, closeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/index.ts";
 import { MacosRunnerError } from "../core/errors.ts";
 import { FileLock } from "../core/flock.ts";
 import { writeFileAtomic } from "../core/fs.ts";
-import { checkGuiSession } from "./launchd/host-checks.ts";
-import { SELFTEST_LABEL } from "./launchd/labels.ts";
-import { bootout, bootstrap, printServiceArgv, waitUntilGone } from "./launchd/launchctl.ts";
+import { checkGuiSession } from "./launchd/install.ts";
+import { bootout, bootstrap, printServiceArgv, SELFTEST_LABEL, waitUntilGone } from "./launchd/launchctl.ts";
 import { renderSelftestAgent } from "./launchd/render.ts";
 import type { CommandRunner } from "../core/proc.ts";
 import { sleep } from "../core/wait.ts";
@@ -23,11 +22,9 @@ export function selftestFiles(config: Config) {
   return {
     dir,
     plist: join(dir, `${SELFTEST_LABEL}.plist`),
-    /** The agent's stdout: the table. */
     out: join(dir, "selftest.out"),
     /** The agent's exit code, written as its last act. */
     exit: join(dir, "selftest.exit"),
-    /** The agent's stderr: its log (JSON lines). */
     log: join(config.host.logDir, "selftest.log"),
   };
 }
@@ -59,24 +56,16 @@ export type AgentOutcome = { kind: "exited"; code: number } | { kind: "died"; co
 const BOOTOUT_WAIT_MS = 150_000;
 const POLL_MS = 200;
 
-/** Appends what `path` got since `offset` to the terminal; returns the new offset. */
+/** Appends what `path` got since `offset` to the terminal (the table is a few KB); returns the new offset. */
 function relay(path: string, offset: number, write: (text: string) => void): number {
-  let size: number;
+  let bytes: Buffer;
   try {
-    size = statSync(path).size;
+    bytes = readFileSync(path);
   } catch {
     return offset;
   }
-  if (size <= offset) return offset;
-  const fd = openSync(path, "r");
-  try {
-    const buf = Buffer.alloc(size - offset);
-    readSync(fd, buf, 0, buf.length, offset);
-    write(buf.toString("utf8"));
-  } finally {
-    closeSync(fd);
-  }
-  return size;
+  if (bytes.length > offset) write(bytes.subarray(offset).toString("utf8"));
+  return Math.max(offset, bytes.length);
 }
 
 /** How the agent ended, once it has: its own record, else what launchd says of a job that ended without one. */

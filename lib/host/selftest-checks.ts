@@ -2,19 +2,34 @@
 // what a running guest answers (its addresses, ssh and its host key, tart
 // exec, the runner, sudo, its clock) and what only the agent can tell about
 // itself (that launchd started it). The host checks it shares with `doctor`
-// (its code signature among them) are doctor's own (lib/doctor).
+// are doctor's own. A command in the guest goes through lib/vm/guest.ts, over
+// `tart exec` or `ssh`: the cycle's own checks (runner, sudo, clock) over the
+// transport the slots use (vm.transport), the transport checks over both.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/index.ts";
 import { fail, pass, warn, type CheckResult } from "./doctor/types.ts";
-import { SELFTEST_LABEL } from "./launchd/labels.ts";
+import { SELFTEST_LABEL } from "./launchd/launchctl.ts";
 import { leaseFor } from "../vm/leases.ts";
-import { finished, sh } from "../core/proc.ts";
+import { finished, sh, type Finished } from "../core/proc.ts";
 import { checkRunnerFreshness } from "../image/runner-release.ts";
 import { TIME_SERVER } from "../slot/snapshot.ts";
 import { HOST_KEY_ALIAS } from "../vm/ssh.ts";
-import { noRouteToHost, sshSettings } from "../vm/guest.ts";
-import { guestShell, type GuestShell, type Transport } from "./selftest-guest.ts";
+import { guestArgv, noRouteToHost, sshSettings, type Transport } from "../vm/guest.ts";
+
+export interface GuestShell {
+  transport: Transport;
+  /** Runs `command` with /bin/sh in the guest; never a secret in it. */
+  run(command: string, timeoutMs: number): Promise<Finished>;
+}
+
+export function guestShell(config: Config, transport: Transport, vm: string, ip: string): GuestShell {
+  const over = { ...config, vm: { ...config.vm, transport } };
+  return {
+    transport,
+    run: (command, timeoutMs) => finished(sh({ timeoutMs, env: { CI: "true" } })`exec ${guestArgv(over, { vm, ip }, command, { stdin: false })}`),
+  };
+}
 
 /** A command in the guest that should answer at once; more is a hung guest. */
 const GUEST_TIMEOUT_MS = 30_000;

@@ -13,15 +13,11 @@ import { join } from "node:path";
 import type { Config } from "../config/index.ts";
 import { tartFor } from "../slot/context.ts";
 import { freeBytes } from "../core/disk.ts";
-import { diskCheck } from "./doctor/disk.ts";
 import { knownHostsCheck } from "./doctor/files.ts";
 import { imageChecks } from "./doctor/image.ts";
-import { guiSessionCheck } from "./doctor/launchd.ts";
+import { diskCheck, guiSessionCheck, signatureCheck, tartCheck, vmsCheck } from "./doctor/host.ts";
 import { dhcpCheck } from "./doctor/network.ts";
-import { signatureCheck } from "./doctor/signature.ts";
-import { tartCheck } from "./doctor/tart.ts";
 import { fail, pass, skip, warn, type Check, type CheckResult, type DoctorContext } from "./doctor/types.ts";
-import { vmsCheck } from "./doctor/vms.ts";
 import { MacosRunnerError } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/fs.ts";
 import { imageToClone } from "../image/pin.ts";
@@ -33,12 +29,12 @@ import { redact } from "../core/redact.ts";
 import type { FileLock } from "../core/flock.ts";
 import { lockSlot } from "../slot/lock.ts";
 import { boot, type Booted } from "../vm/boot.ts";
+import type { Transport } from "../vm/guest.ts";
 import { clone } from "../vm/clone.ts";
 import { VmLimitError, type Tart } from "../vm/tart.ts";
 import { readTail, sizeOf, vmLogPath } from "../vm/run-log.ts";
 import { sleep, systemClock } from "../core/wait.ts";
-import { addressCheck, agentSessionCheck, clockCheck, execCheck, hostKeyCheck, runnerCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
-import { guestShell, slotTransport, type Transport } from "./selftest-guest.ts";
+import { addressCheck, agentSessionCheck, clockCheck, execCheck, guestShell, hostKeyCheck, runnerCheck, sshChecks, sudoCheck } from "./selftest-checks.ts";
 
 export interface SelftestOptions {
   config: Config;
@@ -134,7 +130,6 @@ class MadeVms {
   }
 }
 
-/** One selftest run: what it found so far and what it holds. */
 class Run {
   readonly results: Result[] = [];
   readonly timings: Record<string, number> = {};
@@ -151,7 +146,7 @@ class Run {
     const host = hostId(config.host.id, config.host.stateDir);
     this.names = [1, 2].map((slot) => slotNames(config.runner.namePrefix, slot, host));
     this.made = new MadeVms(join(config.host.stateDir, "selftest-vms.json"), this.tart, o.log);
-    this.transport = slotTransport(config);
+    this.transport = config.vm.transport;
   }
 
   get config(): Config {

@@ -44,63 +44,32 @@ export interface SlotView {
   problems: string[];
 }
 
-export const slotStatePath = (stateDir: string, slot: number): string => join(stateDir, `slot-${slot}.json`);
-
 export type SlotRead = { kind: "missing" } | { kind: "unreadable"; problem: string } | { kind: "ok"; view: SlotView };
 
 export function readSlotView(stateDir: string, slot: number): SlotRead {
-  const path = slotStatePath(stateDir, slot);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
-    return { kind: "unreadable", problem: `${path}: ${(err as Error).message}` };
-  }
-  return parseSlotView(text, slot, path);
-}
-
-export function parseSlotView(text: string, slot: number, where = `slot-${slot}.json`): SlotRead {
+  const path = join(stateDir, `slot-${slot}.json`);
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
-    return { kind: "unreadable", problem: `${where} is not JSON (${(err as Error).message})` };
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "missing" };
+    if (err instanceof SyntaxError) return { kind: "unreadable", problem: `${path} is not JSON (${err.message})` };
+    return { kind: "unreadable", problem: `${path}: ${(err as Error).message}` };
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { kind: "unreadable", problem: `${where} is not a JSON object` };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { kind: "unreadable", problem: `${path} is not a JSON object` };
   const o = raw as Record<string, unknown>;
   const problems: string[] = [];
-  const bad = (key: string, want: string) => problems.push(`${key} is not ${want}`);
-
-  const str = (key: string): string | undefined => {
+  const field = <T>(key: string, want: string, ok: (v: unknown) => v is T): T | undefined => {
     const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "string") return v;
-    bad(key, "a string");
+    if (v === undefined || v === null || ok(v)) return (v ?? undefined) as T | undefined;
+    problems.push(`${key} is not ${want}`);
     return undefined;
   };
-  const time = (key: string): string | undefined => {
-    const v = str(key);
-    if (v !== undefined && Number.isNaN(Date.parse(v))) {
-      bad(key, "an ISO time");
-      return undefined;
-    }
-    return v;
-  };
-  const count = (key: string): number => {
-    const v = o[key];
-    if (v === undefined || v === null) return 0;
-    if (typeof v === "number" && Number.isInteger(v) && v >= 0) return v;
-    bad(key, "a count");
-    return 0;
-  };
-  const id = (key: string): number | undefined => {
-    const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "number" && Number.isInteger(v) && v > 0) return v;
-    bad(key, "a positive integer");
-    return undefined;
-  };
+  const isString = (v: unknown): v is string => typeof v === "string";
+  const str = (key: string) => field(key, "a string", isString);
+  const time = (key: string) => field(key, "an ISO time", (v): v is string => isString(v) && !Number.isNaN(Date.parse(v)));
+  const count = (key: string) => field(key, "a count", (v): v is number => Number.isInteger(v) && (v as number) >= 0) ?? 0;
+  const id = (key: string) => field(key, "a positive integer", (v): v is number => Number.isInteger(v) && (v as number) > 0);
 
   if (o.slot !== undefined && o.slot !== slot) problems.push(`slot is ${JSON.stringify(o.slot)}, but the file is slot ${slot}'s`);
   const phaseRaw = o.phase;

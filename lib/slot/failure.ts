@@ -5,7 +5,7 @@
 import { exitCode, MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { backoffMs } from "./backoff.ts";
 import { disposeAll } from "./next-vm.ts";
-import { failureReason } from "../host/metrics/reasons.ts";
+import { failureReason } from "../host/metrics/definitions.ts";
 import { HostDegradedError } from "../vm/tart.ts";
 import { cleanSlot } from "./clean.ts";
 import { reportGhostJob } from "./lost.ts";

@@ -72,7 +72,6 @@ export async function imageChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   return out;
 }
 
-/** The Basic authorization header for image.username and the password in image.password_path, if configured. */
 function basicAuth(config: Config): { authorization?: string } {
   const creds = registryCredentials(config);
   return creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}` } : {};

@@ -1,19 +1,12 @@
 // Every doctor check, in the order a host's problems are best read: the
 // config and its files, this binary's signature, tart and the macOS session,
-// VMs, disk and network, GitHub, the image, the runner version. Each check
-// is its own file.
-import { configCheck } from "./config.ts";
-import { diskCheck } from "./disk.ts";
+// VMs, disk and network, GitHub, the image, the runner version.
 import { knownHostsCheck, secretsCheck } from "./files.ts";
-import { githubChecks } from "./github.ts";
+import { githubChecks, runnerVersionCheck } from "./github.ts";
 import { imageChecks } from "./image.ts";
-import { agentsCheck, guiSessionCheck } from "./launchd.ts";
+import { agentsCheck, configCheck, diskCheck, guiSessionCheck, signatureCheck, tartCheck, vmsCheck } from "./host.ts";
 import { dhcpCheck, localNetworkCheck } from "./network.ts";
-import { runnerVersionCheck } from "./runner-version.ts";
-import { signatureCheck } from "./signature.ts";
-import { tartCheck } from "./tart.ts";
 import { fail, type Check, type CheckResult, type DoctorContext } from "./types.ts";
-import { vmsCheck } from "./vms.ts";
 
 export { formatResult, type CheckResult, type DoctorContext } from "./types.ts";
 

@@ -9,7 +9,6 @@ export type CheckStatus = "PASS" | "WARN" | "FAIL" | "SKIP";
 export interface CheckResult {
   status: CheckStatus;
   check: string;
-  /** What was found. */
   found: string;
   /** What to do about it ("" when nothing). */
   fix: string;

@@ -1,8 +1,23 @@
-// launchctl for the agents in the user's GUI domain (gui/<uid>) and the pull
-// daemon in the system domain: bootout returns before the job has exited, so
-// callers poll `launchctl print` until the label is gone.
+// The launchd labels of this project's jobs (one agent per VM slot, the
+// image-pull daemon, the selftest's agent), and launchctl for the agents in
+// the user's GUI domain (gui/<uid>) and the pull daemon in the system domain:
+// bootout returns before the job has exited, so callers poll `launchctl print`
+// until the label is gone.
 import { MacosRunnerError } from "../../core/errors.ts";
 import { runArgv, type CommandRunner } from "../../core/proc.ts";
+
+const LABEL_PREFIX = "dev.macos-runner";
+export const PULL_LABEL = `${LABEL_PREFIX}.pull`;
+export const DAEMONS_DIR = "/Library/LaunchDaemons";
+/** The selftest's one-shot agent (never in LaunchAgents; booted out by the command that loaded it). */
+export const SELFTEST_LABEL = `${LABEL_PREFIX}.selftest`;
+/** Apple's licence allows two macOS VMs per host. */
+export const MAX_SLOTS = 2;
+
+export const slotLabel = (slot: number): string => `${LABEL_PREFIX}.slot.${slot}`;
+
+/** Every label `install` may have loaded in the GUI session (pull was an agent before it became a daemon), so an uninstall finds them all. */
+export const allLabels = (): string[] => [...Array.from({ length: MAX_SLOTS }, (_, i) => slotLabel(i + 1)), PULL_LABEL];
 
 /** launchctl answers at once; a hung one is killed after this. */
 const LAUNCHCTL_TIMEOUT_MS = 30_000;
@@ -10,7 +25,6 @@ const LAUNCHCTL_TIMEOUT_MS = 30_000;
 /** install's runner: launchctl (and cleanup, with its own deadline) through zx. */
 export const runLaunchctl: CommandRunner = runArgv(LAUNCHCTL_TIMEOUT_MS);
 
-/** launchctl refused to load or unload an agent. */
 export class LaunchctlError extends MacosRunnerError {
   constructor(message: string) {
     super(message, { kind: "failure" });

@@ -7,7 +7,7 @@ import { parse, type PlistValue } from "plist";
 import { z } from "../../core/schema/index.ts";
 import { MacosRunnerError } from "../../core/errors.ts";
 import { validate } from "../../core/schema/index.ts";
-import { PULL_LABEL } from "./labels.ts";
+import { PULL_LABEL } from "./launchctl.ts";
 
 /** A plist that launchd would refuse, or that breaks one of our agent rules. */
 export class PlistInvalidError extends MacosRunnerError {
@@ -27,7 +27,6 @@ const ARGS = "ProgramArguments must be a non-empty <array> of <string>";
 const KEEP_ALIVE = "KeepAlive must be a boolean or a <dict> with a boolean SuccessfulExit";
 const ENV = "EnvironmentVariables must be a <dict> of <string> values";
 
-/** The keys we use; others are dropped. */
 const agentPlist = z.object(
   {
     Label: z.string({ error: (iss) => (iss.input === undefined ? "Label is required" : "Label must be a <string>") }).min(1, { error: "Label is required" }),
@@ -120,7 +119,6 @@ export function validateAgentPlist(xml: string, source: string): AgentPlist {
   return plist;
 }
 
-/** The schema's output, or one error naming every problem. */
 function checked<S extends z.ZodType>(schema: S, data: unknown, source: string): z.output<S> {
   const result = validate(schema, data);
   if (!result.ok) throw new PlistInvalidError(source, result.problems.map((p) => p.message).join("; "));

@@ -10,7 +10,6 @@ import { validateAgentPlist, type AgentPlist } from "./plist.ts";
 /** Time a draining slot gets after runner.job_timeout: a boot still in
  *  progress, tart stop + delete, and the runner DELETE, each with its own timeout. */
 export const CLEANUP_MARGIN_S = 300;
-/** image.pull_interval's default. */
 const DEFAULT_PULL_INTERVAL_S = 300;
 
 /** What the agents are rendered from: plain values, mapped from the config by `install`. */
@@ -22,7 +21,6 @@ export interface AgentParams {
   logDir: string;
   stateDir: string;
   jobTimeoutMs: number;
-  /** Render the pull daemon too. */
   pull: boolean;
   /** The user the pull daemon runs as, and its home; required with `pull`. */
   user?: { name: string; home: string };
@@ -34,9 +32,7 @@ export interface RenderedAgent {
   label: string;
   /** Where launchd loads it: the user's GUI session (slots) or the system domain (the pull daemon). */
   domain: "gui" | "system";
-  /** The slot it serves; undefined for the pull agent. */
   slot?: number;
-  /** `<label>.plist`, the file name in LaunchAgents or LaunchDaemons. */
   fileName: string;
   xml: string;
   plist: AgentPlist;
@@ -64,7 +60,6 @@ export function renderAgents(p: AgentParams): RenderedAgent[] {
   return agents;
 }
 
-/** What the selftest's one-shot agent is rendered from. */
 export interface SelftestAgentParams {
   /** The macos-runner binary (absolute); the agent runs `<program> selftest --in-agent`. */
   program: string;

@@ -2,7 +2,14 @@
 // host and slot, and histogram buckets. Names follow the ARC listener's
 // (gha-runner-scale-set) where the concept is the same, the rest are
 // macos_runner_*. Labels stay low-cardinality: never a job or VM name.
-import type { MetricType } from "./exposition.ts";
+import { ConfigError } from "../../config/index.ts";
+import { MacosRunnerError, type ExitKind } from "../../core/errors.ts";
+import {
+  GitHubAuthError, GitHubNotFoundError, GitHubPermissionError, GitHubRateLimitError, GitHubRejectedError, GitHubUnavailableError,
+} from "../../github/errors.ts";
+import { HostDegradedError, TartError, TartMissingError, VmLimitError } from "../../vm/tart.ts";
+
+export type MetricType = "counter" | "gauge" | "histogram";
 
 /** Slot phases, as the slot state file names them. */
 export const SLOT_PHASES = ["idle", "recover", "token", "clone", "boot", "run", "job", "cleanup", "backoff", "done", "failed"] as const;
@@ -78,3 +85,27 @@ export const METRICS = {
 } as const satisfies Record<string, Definition>;
 
 export type MetricName = keyof typeof METRICS;
+
+// What ended a cycle, mapped to the closed set above so a new error message
+// never becomes a new time series. A run that ended badly fails its cycle with
+// the run's outcome as its kind.
+const BY_KIND: Partial<Record<ExitKind, FailureReason>> = { lost: "ssh_lost", "host-key": "host_key", "local-network": "local_network", timeout: "job_timeout", "no-job": "no_job" };
+
+/** In order: a subclass before its base. */
+const BY_CLASS: [abstract new (...args: never[]) => Error, FailureReason][] = [
+  [HostDegradedError, "host_degraded"], [VmLimitError, "vm_limit"], [TartMissingError, "tart_missing"], [GitHubAuthError, "github_auth"],
+  [GitHubPermissionError, "github_permission"], [GitHubNotFoundError, "github_not_found"], [GitHubRateLimitError, "github_rate_limit"],
+  [GitHubRejectedError, "github_rejected"], [GitHubUnavailableError, "github_unavailable"], [ConfigError, "config"],
+];
+
+export function failureReason(err: unknown): FailureReason {
+  const byClass = BY_CLASS.find(([type]) => err instanceof type)?.[1];
+  if (byClass) return byClass;
+  if (err instanceof TartError) return err.command === "clone" || err.command === "set" ? "clone" : err.command === "run" ? "vm_start" : "tart";
+  const byKind = err instanceof MacosRunnerError ? BY_KIND[err.kind] : undefined;
+  if (byKind) return byKind;
+  // Step errors defined beside their scripts, known by name to keep lib/ free of scripts/.
+  const name = (err as Error | undefined)?.name;
+  if (name === "BootError") return "boot_timeout";
+  return "other";
+}

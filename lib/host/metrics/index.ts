@@ -11,22 +11,17 @@
 //
 // Without a `metrics:` section in the config every call does nothing. A write
 // that fails (full disk, unwritable dir) is logged once and never throws.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../../config/index.ts";
 import { writeFileAtomic } from "../../core/fs.ts";
 import { createLogger, type Logger } from "../../core/log.ts";
-import { render, type Family, type HistogramSample, type Sample } from "./exposition.ts";
-import { FAILURE_REASONS, METRICS, SLOT_PHASES, STEPS, type FailureReason, type MetricName, type SlotPhase, type Step } from "./definitions.ts";
-import { emptyState, loadState, type Histogram, type MetricsState } from "./state.ts";
+import { FAILURE_REASONS, METRICS, SLOT_PHASES, STEPS, type FailureReason, type MetricName, type MetricType, type SlotPhase, type Step } from "./definitions.ts";
 import { currentHostId } from "../../config/names.ts";
-
-export { FAILURE_REASONS, SLOT_PHASES, STEPS, type FailureReason, type SlotPhase, type Step } from "./definitions.ts";
 
 export type StartPath = "cold" | "pre-cloned" | "snapshot";
 
 export interface ImageInfo {
-  /** sha256:… of the image in use. */
   image_digest?: string | undefined;
   /** The actions runner version baked into the image, e.g. 2.336.0. */
   runner_version?: string;
@@ -42,10 +37,6 @@ export interface MetricsOptions {
   /** Clock in epoch ms (tests). */
   now?: () => number;
 }
-
-/** The file node_exporter reads for a slot. */
-export const promFileName = (slot: number): string => `macos_runner_slot_${slot}.prom`;
-export const stateFileName = (slot: number): string => `metrics-slot-${slot}.json`;
 
 // Results the actions runner prints (contracts/github.md §4); anything else is "Unknown".
 const JOB_RESULT = /^[A-Za-z]{1,32}$/;
@@ -69,7 +60,7 @@ export class SlotMetrics {
     this.log = o.log ?? createLogger({ fields: { slot: o.slot } });
     this.host = currentHostId(o.config.host.id, o.config.host.stateDir);
     const dir = o.config.metrics?.textfileDir;
-    if (dir) this.files = { dir, prom: join(dir, promFileName(o.slot)), state: join(o.config.host.stateDir, stateFileName(o.slot)) };
+    if (dir) this.files = { dir, prom: join(dir, `macos_runner_slot_${o.slot}.prom`), state: join(o.config.host.stateDir, `metrics-slot-${o.slot}.json`) };
   }
 
   static open(o: MetricsOptions): SlotMetrics {
@@ -96,7 +87,6 @@ export class SlotMetrics {
     this.flush();
   }
 
-  /** One timed step of the cycle. */
   observe(step: Step, seconds: number): void {
     if (!STEPS.includes(step) || !Number.isFinite(seconds) || seconds < 0) return;
     this.histogram("macos_runner_phase_duration_seconds", [step], seconds);
@@ -141,7 +131,6 @@ export class SlotMetrics {
     this.flush();
   }
 
-  /** A failed cycle: the phase it failed in and why. */
   failure(phase: SlotPhase, reason: FailureReason): void {
     this.inc("macos_runner_failures_total", [SLOT_PHASES.includes(phase) ? phase : "failed", FAILURE_REASONS.includes(reason) ? reason : "other"]);
   }
@@ -186,7 +175,6 @@ export class SlotMetrics {
     else delete this.state.series.macos_runner_image_pinned_timestamp_seconds;
   }
 
-  /** The exposition text for the current values. */
   render(): string {
     const base = { host: this.host, slot: String(this.o.slot) };
     const families: Family[] = (Object.keys(METRICS) as MetricName[]).map((name) => {
@@ -245,4 +233,161 @@ export class SlotMetrics {
     h.count += 1;
     this.dirty = true;
   }
+}
+
+// Prometheus text exposition format 0.0.4 (what node_exporter's textfile
+// collector reads): `# HELP`, `# TYPE`, then one line per sample. Histograms
+// are written as cumulative `_bucket{le=...}` lines ending in +Inf, then
+// `_sum` and `_count`.
+export type Labels = Record<string, string>;
+
+export interface Sample {
+  labels: Labels;
+  value: number;
+}
+
+export interface HistogramSample {
+  labels: Labels;
+  /** Upper bounds, ascending, without +Inf. */
+  le: readonly number[];
+  /** Cumulative counts, one per bound. */
+  counts: readonly number[];
+  sum: number;
+  count: number;
+}
+
+export type Family =
+  | { name: string; help: string; type: Exclude<MetricType, "histogram">; samples: Sample[] }
+  | { name: string; help: string; type: "histogram"; samples: HistogramSample[] };
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "+Inf";
+  if (v === -Infinity) return "-Inf";
+  return String(v);
+}
+
+const escapeHelp = (s: string) => s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+const escapeLabel = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+function labelText(labels: Labels): string {
+  const entries = Object.entries(labels);
+  for (const [k] of entries) if (!LABEL.test(k) || k.startsWith("__")) throw new Error(`invalid label name ${JSON.stringify(k)}`);
+  return entries.length === 0 ? "" : `{${entries.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",")}}`;
+}
+
+function line(name: string, labels: Labels, value: number): string {
+  return `${name}${labelText(labels)} ${formatValue(value)}`;
+}
+
+/** The families as one exposition text; a family without samples is left out. */
+export function render(families: Family[]): string {
+  const out: string[] = [];
+  for (const f of families) {
+    if (!NAME.test(f.name)) throw new Error(`invalid metric name ${JSON.stringify(f.name)}`);
+    if (f.samples.length === 0) continue;
+    out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
+    if (f.type !== "histogram") {
+      for (const s of f.samples) out.push(line(f.name, s.labels, s.value));
+      continue;
+    }
+    for (const h of f.samples) {
+      h.le.forEach((bound, i) => out.push(line(`${f.name}_bucket`, { ...h.labels, le: formatValue(bound) }, h.counts[i] ?? 0)));
+      out.push(line(`${f.name}_bucket`, { ...h.labels, le: "+Inf" }, h.count));
+      out.push(line(`${f.name}_sum`, h.labels, h.sum), line(`${f.name}_count`, h.labels, h.count));
+    }
+  }
+  return out.length === 0 ? "" : `${out.join("\n")}\n`;
+}
+
+// What a slot's metrics remember between `loop` processes: every series'
+// value or histogram, plus the moments a later event measures from. A missing
+// or damaged file starts the series afresh (Prometheus reads that as a
+// counter reset), one damaged entry is dropped alone.
+interface Histogram {
+  le: number[];
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** Series of one metric, keyed by the JSON array of its label values (in definition order). */
+type SeriesMap = Record<string, number | Histogram>;
+
+interface Marks {
+  /** Epoch ms: the runner started (ssh-run began). */
+  runner_started_at?: number;
+  listening_at?: number;
+  job_started_at?: number;
+  /** Epoch ms: the last job completed; cleared once the next runner listens (turnaround). */
+  job_finished_at?: number;
+}
+
+interface MetricsState {
+  version: 1;
+  series: Partial<Record<MetricName, SeriesMap>>;
+  marks: Marks;
+}
+
+const emptyState = (): MetricsState => ({ version: 1, series: {}, marks: {} });
+
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+function validHistogram(v: unknown, buckets: readonly number[]): v is Histogram {
+  const h = v as Histogram;
+  return (
+    typeof h === "object" && h !== null &&
+    Array.isArray(h.le) && h.le.length === buckets.length && h.le.every((b, i) => b === buckets[i]) &&
+    Array.isArray(h.counts) && h.counts.length === buckets.length && h.counts.every(isNum) &&
+    isNum(h.sum) && isNum(h.count)
+  );
+}
+
+/**
+ * Reads the file. Entries that do not fit today's definitions (a renamed
+ * metric, other buckets, a wrong type) are dropped and named in `dropped`.
+ */
+function loadState(path: string): { state: MetricsState; problem?: string | undefined; dropped: string[] } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { state: emptyState(), dropped: [], problem: code === "ENOENT" ? undefined : `${path} unreadable (${(err as Error).message}); starting the series afresh` };
+  }
+  const doc = raw as Partial<MetricsState>;
+  if (typeof doc !== "object" || doc === null || doc.version !== 1 || typeof doc.series !== "object" || doc.series === null) {
+    return { state: emptyState(), dropped: [], problem: `${path} is not a version 1 metrics file; starting the series afresh` };
+  }
+  const state = emptyState();
+  const dropped: string[] = [];
+  for (const [name, series] of Object.entries(doc.series)) {
+    const def = (METRICS as Record<string, (typeof METRICS)[MetricName]>)[name];
+    if (!def || typeof series !== "object" || series === null) {
+      dropped.push(name);
+      continue;
+    }
+    const kept: SeriesMap = {};
+    for (const [key, value] of Object.entries(series as Record<string, unknown>)) {
+      let labels: unknown;
+      try {
+        labels = JSON.parse(key);
+      } catch {
+        labels = undefined;
+      }
+      const keyOk = Array.isArray(labels) && labels.length === def.labels.length && labels.every((l) => typeof l === "string");
+      const valueOk = def.type === "histogram" ? validHistogram(value, def.buckets) : isNum(value);
+      if (keyOk && valueOk) kept[key] = value as number | Histogram;
+      else dropped.push(`${name}${key}`);
+    }
+    state.series[name as MetricName] = kept;
+  }
+  const marks = (doc.marks ?? {}) as Record<string, unknown>;
+  for (const k of ["runner_started_at", "listening_at", "job_started_at", "job_finished_at"] as const) {
+    if (isNum(marks[k])) state.marks[k] = marks[k];
+  }
+  return { state, dropped };
 }
