@@ -130,3 +130,17 @@ test("after calls back once its time has passed on the clock, and never once can
   expect(calls).toEqual(["due"]);
   expect(clock.pending).toBe(0);
 });
+
+test("settle does not move time while held real work runs: a deadline pending meanwhile is not met early", async () => {
+  const clock = new FakeClock(EPOCH);
+  let deadlineHit = false;
+  void clock.sleep(60_000).then(() => (deadlineHit = true));
+  // Real work of 30 ms (a model's own I/O) that the program then follows with a 1 s wait on the clock.
+  const work = clock.hold(new Promise<string>((resolve) => setTimeout(() => resolve("answered"), 30))).then(async (v) => {
+    await clock.sleep(1_000);
+    return v;
+  });
+  expect(await clock.settle(work, { maxMs: 120_000 })).toBe("answered");
+  expect(deadlineHit).toBe(false);
+  expect(clock.now()).toBe(EPOCH + 1_000);
+});

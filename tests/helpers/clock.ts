@@ -26,6 +26,8 @@ export class FakeClock implements Clock {
   private timers: Timer[] = [];
   /** Counts every sleep made or cut short: a change means the program moved. */
   private changes = 0;
+  /** Real work the program declared (hold): time does not move while any is pending. */
+  private held = 0;
 
   constructor(epochMs = Date.parse("2030-01-01T00:00:00Z")) {
     this.t = epochMs;
@@ -64,6 +66,20 @@ export class FakeClock implements Clock {
     });
   }
 
+  /**
+   * Declares real work (a model's own I/O or real timer) that time must not
+   * move under: `settle` waits for it in real time instead of firing the next
+   * timer, which could be a deadline the work would have met.
+   */
+  hold<T>(work: Promise<T>): Promise<T> {
+    this.held++;
+    this.changes++;
+    return work.finally(() => {
+      this.held--;
+      this.changes++;
+    });
+  }
+
   /** Moves time forward by `ms`, firing each timer due on the way in order and letting the program run after each. */
   async advance(ms: number): Promise<void> {
     if (!(ms >= 0)) throw new Error(`FakeClock.advance: ms must be a number >= 0, got ${ms}`);
@@ -97,9 +113,9 @@ export class FakeClock implements Clock {
         throw outcome.error;
       }
       const next = this.timers[0];
-      if (!next) {
+      if (!next || this.held > 0) {
         if (performance.now() - idleSince > realMs) {
-          throw new Error(`FakeClock.settle: nothing settled within ${realMs} ms of real time and no sleep is pending (virtual time +${this.t - start} ms): the program waits on something the clock does not drive`);
+          throw new Error(`FakeClock.settle: nothing settled within ${realMs} ms of real time and ${this.held > 0 ? `${this.held} held work still runs` : "no sleep is pending"} (virtual time +${this.t - start} ms): the program waits on something the clock does not drive`);
         }
         await new Promise((resolve) => setTimeout(resolve, 1));
         continue;
