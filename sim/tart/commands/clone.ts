@@ -16,6 +16,7 @@ import { takeFault } from "../faults.ts";
 import { RUN_MARKER } from "../running.ts";
 import { isSuspended } from "../vm/snapshot.ts";
 import { GUEST_LOG } from "../vm/guest-process.ts";
+import { DISK_FULL } from "../messages.ts";
 
 export const spec: CommandSpec = {
   name: "clone",
@@ -50,7 +51,7 @@ export async function run(argv: string[]): Promise<void> {
   }
 
   const settings = loadSettings();
-  if (takeFault("clone_disk_full", newName)) throw new TartError("The operation couldn’t be completed. No space left on device");
+  if (takeFault("clone_disk_full", newName)) throw new TartError(DISK_FULL);
   if (settings.clone_ms > 0) await sleep(settings.clone_ms);
 
   const tmp = join(tmpDir(), `clone-${randomBytes(6).toString("hex")}`);

@@ -24,6 +24,7 @@ import { runState } from "../running.ts";
 import { loadSettings } from "../settings.ts";
 import { guestEnv } from "../guest/env.ts";
 import { trace } from "../trace.ts";
+import { AGENT_UNREACHABLE, CONTROL_SOCKET_CLOSED } from "../messages.ts";
 
 export const spec: CommandSpec = {
   name: "exec",
@@ -32,10 +33,6 @@ export const spec: CommandSpec = {
   flags: { interactive: { kind: "bool", short: "i" }, tty: { kind: "bool", short: "t" } },
 };
 
-export const AGENT_UNREACHABLE =
-  "Failed to connect to the VM using its control socket: The operation couldn’t be completed. (GRPC.GRPCConnectionPoolError error 1.), is the Tart Guest Agent running?";
-/** What the client prints when the control socket closes under a running command [U: the text]. */
-export const CONTROL_SOCKET_CLOSED = "Error: unavailable (14): Transport became inactive";
 
 /** grpc-swift's default reconnect backoff: 1 s, then x1.6 (jitter left out). */
 function* reconnects(): Generator<number> {

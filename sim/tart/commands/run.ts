@@ -14,6 +14,7 @@ import { loadSettings } from "../settings.ts";
 import { takeFault } from "../faults.ts";
 import { runVM } from "../vm/lifecycle.ts";
 import { isSuspended, statePath } from "../vm/snapshot.ts";
+import { START_FAILURE, vmLimitReached } from "../messages.ts";
 
 export const spec: CommandSpec = {
   name: "run",
@@ -42,8 +43,6 @@ export const spec: CommandSpec = {
     nested: { kind: "bool" },
   },
 };
-
-const START_FAILURE = `Error Domain=VZErrorDomain Code=1 "The virtual machine failed to start." UserInfo={NSLocalizedFailure=The virtual machine failed to start.}`;
 
 function validate(argv: string[]) {
   const p = parseArgs(spec, argv);
@@ -89,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`${message}\n`);
     return 1;
   };
-  if (full) return fail(`The number of VMs exceeds the system limit (other running VMs: ${others.join(", ")})`);
+  if (full) return fail(vmLimitReached(others));
   if (takeFault("start_failure", name)) return fail(START_FAILURE);
   return await runVM({ name, dir, settings, suspendable, noIP: Boolean(takeFault("no_ip", name)), crash: takeFault("crash", name) });
 }

@@ -13,11 +13,7 @@ import { endPredecessors, GUEST_LOG, spawnGuest, spawnWatchdog } from "./guest-p
 import { isSuspended, restorableSnapshot, saveSnapshot, statePath } from "./snapshot.ts";
 import { traceTart } from "../trace.ts";
 
-const CRASH = `Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly." UserInfo={NSLocalizedFailure=Internal Virtualization error. The virtual machine stopped unexpectedly.}`;
-// [U] the exact VZ texts below; the code (VZErrorCode.restore = 12) is VZ's.
-const RESTORE_FAILED = `Error Domain=VZErrorDomain Code=12 "Failed to restore the virtual machine." UserInfo={NSLocalizedFailure=Failed to restore the virtual machine., NSLocalizedFailureReason=The saved state is not compatible with the virtual machine's configuration.}`;
-const NOT_SUSPENDABLE = "Failed to suspend the VM: The virtual machine configuration does not support saving and restoring the machine state.";
-const NOT_PAUSABLE = "Failed to suspend the VM: Invalid virtual machine state transition.";
+import { CRASH, NOT_PAUSABLE, NOT_SUSPENDABLE, RESTORE_FAILED } from "../messages.ts";
 
 export interface VMRun {
   name: string;
