@@ -71,6 +71,15 @@ export interface RunningVm {
   exited: Promise<{ code: number | null; signal: string | null }>;
 }
 
+/** A command running in a guest (`tart exec`): its output, its end. */
+export interface GuestProcess {
+  readonly stdout: NodeJS.ReadableStream;
+  readonly stderr: NodeJS.ReadableStream;
+  /** When the command ended: its exit code, or the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
 export interface TartOptions {
   path: string;
   /** Extra environment for every tart call (TART_HOME when it is not this process's). */
@@ -143,6 +152,8 @@ export interface Tart {
   listCached(): Promise<VmListing[]>;
   suspend(name: string): Promise<void>;
   pull(ref: string, timeoutMs: number): Promise<void>;
+  /** `tart exec [-i] NAME /bin/sh -c command`; `input` is written to its stdin, then closed. */
+  exec(name: string, command: string, o?: { input?: string; signal?: AbortSignal }): GuestProcess;
 }
 
 export class TartCli implements Tart {
@@ -166,7 +177,7 @@ export class TartCli implements Tart {
     return { CI: "true", ...this.opts.env, ...registry };
   }
 
-  private async exec(args: string[], timeoutMs: number, signal?: AbortSignal, o: { withCredentials?: boolean } = {}): Promise<Finished> {
+  private async call(args: string[], timeoutMs: number, signal?: AbortSignal, o: { withCredentials?: boolean } = {}): Promise<Finished> {
     // exec: tart replaces the shell, one process fewer per call.
     const r = await finished(sh({ timeoutMs, env: this.env(o), ...(signal && { signal }) })`exec ${this.opts.path} ${args}`);
     if (r.code === 127) {
@@ -189,7 +200,7 @@ export class TartCli implements Tart {
   /** Clones; a stop (signal) kills a slow or hung clone at once. */
   async clone(source: string, name: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const args = ["clone", source, name, ...(this.opts.insecure ? ["--insecure"] : [])];
-    const r = await this.exec(args, timeoutMs, signal, { withCredentials: true });
+    const r = await this.call(args, timeoutMs, signal, { withCredentials: true });
     if (signal?.aborted) throw new TartError(`tart clone ${name} stopped by a signal`, "clone", r.code, r.stderr, "stopped");
     if (r.code !== 0) throw this.fail(`${source} -> ${name}`, args, r);
   }
@@ -200,7 +211,7 @@ export class TartCli implements Tart {
     if (s.memoryMb) args.push("--memory", String(s.memoryMb));
     if (s.randomMac) args.push("--random-mac");
     if (args.length === 2) return;
-    const r = await this.exec(args, 30_000);
+    const r = await this.call(args, 30_000);
     if (r.code !== 0) throw this.fail(name, args, r);
   }
 
@@ -256,7 +267,7 @@ export class TartCli implements Tart {
   /** `tart ip --wait`: tart's own lease lookup, polled once a second. */
   async ip(name: string, waitS: number): Promise<string> {
     const args = ["ip", name, "--wait", String(Math.min(65535, Math.max(1, Math.ceil(waitS))))];
-    const r = await this.exec(args, (waitS + 10) * 1000);
+    const r = await this.call(args, (waitS + 10) * 1000);
     if (r.code !== 0) throw this.fail(name, args, r);
     return r.stdout.trim();
   }
@@ -292,7 +303,7 @@ export class TartCli implements Tart {
     }
     if (!(await this.isRunning(name))) return;
     const args = ["stop", name, "--timeout", "0"];
-    const r = await this.exec(args, 30_000);
+    const r = await this.call(args, 30_000);
     if (!(r.code === 0 || r.code === 2 || /failed to forcefully terminate.*No such process/.test(r.stderr))) throw this.fail(name, args, r);
     const off = await poll(async () => ((await this.isRunning(name)) ? undefined : true), { deadline: Date.now() + OFF_WAIT_MS, everyMs: OFF_POLL_MS });
     if (!off) throw new VmStillRunningError(name, OFF_WAIT_MS);
@@ -313,7 +324,7 @@ export class TartCli implements Tart {
   /** Whether tart shows the VM running (`tart get`: tart holds the VM's lock). A missing VM is not running. */
   async isRunning(name: string): Promise<boolean> {
     const args = ["get", name, "--format", "json"];
-    const r = await this.exec(args, 30_000);
+    const r = await this.call(args, 30_000);
     if (r.code === 2 || (r.code !== 0 && /does not exist/.test(r.stderr))) return false;
     if (r.code !== 0) throw this.fail(name, args, r);
     try {
@@ -331,7 +342,7 @@ export class TartCli implements Tart {
     const args = ["delete", name];
     const until = Date.now() + deadlineMs;
     for (;;) {
-      const r = await this.exec(args, 30_000);
+      const r = await this.call(args, 30_000);
       if (r.code === 0 || r.code === 2) return;
       if (!/is running/.test(r.stderr) || Date.now() > until) throw this.fail(name, args, r);
       await sleep(100);
@@ -349,7 +360,7 @@ export class TartCli implements Tart {
 
   private async listSource(source: "local" | "oci"): Promise<VmListing[]> {
     const args = ["list", "--format", "json", "--source", source];
-    const r = await this.exec(args, 30_000);
+    const r = await this.call(args, 30_000);
     if (r.code !== 0) throw this.fail(`listing ${source === "oci" ? "cached images" : "VMs"}`, args, r);
     try {
       const parsed: unknown = JSON.parse(r.stdout);
@@ -363,14 +374,34 @@ export class TartCli implements Tart {
   /** `tart suspend`: the VM's state is saved (state.vzvmsave) and it stops. */
   async suspend(name: string): Promise<void> {
     const args = ["suspend", name];
-    const r = await this.exec(args, 120_000);
+    const r = await this.call(args, 120_000);
     if (r.code !== 0) throw this.fail(name, args, r);
+  }
+
+  /**
+   * `tart exec` of `/bin/sh -c command` (with `-i` when there is input, written
+   * and closed). A stop (signal) or kill ends the client; the command may run
+   * on in the guest (the agent kills only its direct child).
+   */
+  exec(name: string, command: string, o: { input?: string; signal?: AbortSignal } = {}): GuestProcess {
+    const interactive = o.input !== undefined ? ["-i"] : [];
+    const p = sh({ env: this.env(), input: o.input ?? "", ...(o.signal && { signal: o.signal }) })`exec ${this.opts.path} exec ${interactive} ${name} /bin/sh -c ${command}`;
+    const exited = (async () => {
+      const out = await p;
+      return { code: out.exitCode, signal: out.signal as string | null };
+    })();
+    return {
+      stdout: p.stdout,
+      stderr: p.stderr,
+      exited,
+      kill: (signal = "SIGTERM") => void p.kill(signal).catch(() => {}),
+    };
   }
 
   /** `tart pull` (credentials only in tart's environment); a large image takes a while. */
   async pull(ref: string, timeoutMs: number): Promise<void> {
     const args = ["pull", ref, ...(this.opts.insecure ? ["--insecure"] : [])];
-    const r = await this.exec(args, timeoutMs, undefined, { withCredentials: true });
+    const r = await this.call(args, timeoutMs, undefined, { withCredentials: true });
     if (r.code !== 0) throw this.fail(ref, args, r);
   }
 }
