@@ -1,0 +1,420 @@
+// The contract of tart as the product asks of it (lib/vm/tart.ts `Tart`),
+// one suite for both models of tart: TartCli over the compiled fake tart
+// (tart-sim.test.ts) and MemoryTart (tart-memory.test.ts). What it checks is
+// what the product relies on: missing VMs, the run -> lease -> off cycle, the
+// 2-VM limit read from `tart run`'s log and exit as boot reads it, VM places
+// freed after a stop, suspend and restore, MACs, the OCI cache, `tart exec`
+// before and after the guest agent, and the faults tests inject.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { leaseFor } from "../../lib/vm/leases.ts";
+import { cachedDigest } from "../../lib/vm/tart-cache.ts";
+import { TartError, VmNotFoundError, vmLimitOthers, type GuestProcess, type RunningVm, type Tart } from "../../lib/vm/tart.ts";
+import type { Fault } from "../../sim/tart/settings.ts";
+
+/** What both worlds start with (sim/tart's setting names). */
+export const CONTRACT_SETTINGS = { boot_ms: 300, agent_ms: 100, place_release_ms: 100, exec_connect_timeout_ms: 250 };
+
+export interface TartSettingsPatch {
+  faults?: Fault[];
+  leaked_places?: number;
+  place_release_ms?: number;
+  exec_connect_timeout_ms?: number;
+}
+
+/**
+ * A fresh world of one model of tart, with CONTRACT_SETTINGS in force. Its
+ * guests answer `true`, `sudo sntp -sS SERVER`, `cat` (their stdin) and
+ * `sleep N`, and exit 127 for a command they do not have.
+ */
+export interface TartWorld {
+  tart: Tart;
+  /** A published image (host/ns:tag) that pull and clone fetch. */
+  imageRef: string;
+  /** A directory for `tart run`'s log files. */
+  dir: string;
+  /** The world's time (epoch ms) and a wait on it. */
+  now(): number;
+  wait(ms: number): Promise<void>;
+  /** Changes tart's settings, as sim/tart's SIM_TART_CONFIG. */
+  configure(patch: TartSettingsPatch): void;
+  stop(): Promise<void>;
+}
+
+/** How long a `tart run` refused at start (the VM limit, a VZ error) takes at most to exit. */
+const REFUSED_WITHIN_MS = 700;
+
+export function tartContract(model: string, start: () => Promise<TartWorld>, o: { timeoutMs?: number } = {}): void {
+  let w: TartWorld;
+  let tart: Tart;
+  let n = 0;
+  const timeout = o.timeoutMs ?? 15_000;
+  const runs: { name: string; vm: RunningVm; log: string }[] = [];
+  /** The place_release_ms in force. */
+  let release = CONTRACT_SETTINGS.place_release_ms;
+
+  beforeAll(async () => {
+    w = await start();
+    tart = w.tart;
+  });
+  afterAll(async () => {
+    await w?.stop();
+  });
+
+  /** A fresh VM cloned from the image (pulled into the cache first). */
+  async function fresh(prefix: string): Promise<string> {
+    const name = `${prefix}-${++n}`;
+    await tart.clone(w.imageRef, name, 60_000);
+    return name;
+  }
+
+  function run(name: string, o: { suspendable?: boolean } = {}) {
+    const log = join(w.dir, `${name}-${runs.length}.log`);
+    const vm = tart.run(name, log, o);
+    const r = { name, vm, log, output: () => (existsSync(log) ? readFileSync(log, "utf8") : "") };
+    runs.push(r);
+    return r;
+  }
+
+  async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, withinMs = 5000): Promise<T> {
+    const deadline = w.now() + withinMs;
+    for (;;) {
+      const v = await probe();
+      if (v) return v;
+      if (w.now() > deadline) throw new Error(`${model}: timed out after ${withinMs} ms waiting for ${what}`);
+      await w.wait(25);
+    }
+  }
+
+  /** Whether the run exits within `ms` (a start refused), else it runs on. */
+  const exitsWithin = (vm: RunningVm, ms = REFUSED_WITHIN_MS) => Promise.race([vm.exited, w.wait(ms).then(() => undefined)]);
+
+  async function output(p: GuestProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += String(d)));
+    p.stderr.on("data", (d) => (stderr += String(d)));
+    const { code } = await p.exited;
+    await w.wait(10); // the last chunks
+    return { code, stdout, stderr };
+  }
+
+  /** Every VM of this file off, and their places free for the next test. */
+  async function offAll(): Promise<void> {
+    for (const name of new Set(runs.splice(0).map((r) => r.name))) await tart.forceOff(name);
+    await w.wait(release + 100);
+  }
+
+  const limitOthers = (log: string) => vmLimitOthers(log)?.sort();
+
+  describe(`${model}: VMs and the cache`, () => {
+    test("a clone is listed (tart list's JSON fields), its config.json has its MAC; a delete removes it", async () => {
+      const name = await fresh("list");
+      const entry = (await tart.list()).find((v) => v.Name === name);
+      expect(entry).toMatchObject({ Source: "local", Name: name, Running: false, State: "stopped" });
+      expect(Object.keys(entry!).sort()).toEqual(["Accessed", "Disk", "Name", "Running", "Size", "Source", "State"]);
+      const { Disk, Size, Accessed } = entry as unknown as Record<string, unknown>;
+      expect([typeof Disk, typeof Size, typeof Accessed]).toEqual(["number", "number", "string"]);
+      const mac = tart.macAddress(name);
+      expect(mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+      expect(JSON.parse(readFileSync(join(tart.home, "vms", name, "config.json"), "utf8")).macAddress).toBe(mac);
+      await tart.delete(name);
+      expect((await tart.list()).some((v) => v.Name === name)).toBe(false);
+      expect(existsSync(join(tart.home, "vms", name))).toBe(false);
+    }, timeout);
+
+    test("a missing VM: VmNotFoundError from clone, set, ip and suspend; off, not running, deleted; its run exits 1 saying so", async () => {
+      for (const call of [
+        () => tart.clone("no-such-vm", "never", 10_000),
+        () => tart.set("no-such-vm", { cpu: 4 }),
+        () => tart.ip("no-such-vm", 1),
+        () => tart.suspend("no-such-vm"),
+      ]) {
+        await expect(call()).rejects.toBeInstanceOf(VmNotFoundError);
+      }
+      expect(await tart.isRunning("no-such-vm")).toBe(false);
+      expect(tart.macAddress("no-such-vm")).toBeUndefined();
+      await tart.forceOff("no-such-vm");
+      await tart.delete("no-such-vm");
+      const r = run("no-such-vm");
+      expect((await r.vm.exited).code).toBe(1);
+      expect(r.output()).toBe(`Error: the specified VM "no-such-vm" does not exist\n`);
+    }, timeout);
+
+    test("pull: listCached has the tag and its digest, and the tag's link in the cache names that digest", async () => {
+      await tart.pull(w.imageRef, 60_000);
+      const cached = await tart.listCached();
+      const repo = w.imageRef.slice(0, w.imageRef.lastIndexOf(":"));
+      const digest = cachedDigest(w.imageRef, tart.home);
+      expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(cached.filter((v) => v.Name.startsWith(repo)).map((v) => [v.Source, v.Name, v.Running]))
+        .toEqual([["OCI", w.imageRef, false], ["OCI", `${repo}@${digest}`, false]].sort((a, b) => String(a[1]).localeCompare(String(b[1]))));
+      expect((await tart.list()).some((v) => v.Name === w.imageRef)).toBe(false);
+      const missing = tart.pull(`${repo}:no-such-tag`, 60_000);
+      await expect(missing).rejects.toThrow(/404/);
+      await expect(missing).rejects.not.toBeInstanceOf(VmNotFoundError);
+    }, timeout);
+
+    test("MACs: a clone of a VM whose MAC another has gets a new one; set randomMac changes it; set below the minimum CPUs fails", async () => {
+      const a = await fresh("mac");
+      const b = `${a}-copy`;
+      await tart.clone(a, b, 10_000);
+      expect(tart.macAddress(b)).not.toBe(tart.macAddress(a));
+      const before = tart.macAddress(b);
+      await tart.set(b, { randomMac: true });
+      expect(tart.macAddress(b)).not.toBe(before);
+      await tart.set(b, { cpu: 4, memoryMb: 8192 });
+      await expect(tart.set(b, { cpu: 1 })).rejects.toThrow(/LessThanMinimalResourcesError/);
+    }, timeout);
+
+    test("clone_disk_full: the clone fails and no VM is made; the next clone works", async () => {
+      w.configure({ faults: [{ kind: "clone_disk_full", vm: "full-*" }] });
+      try {
+        await expect(tart.clone(w.imageRef, "full-1", 60_000)).rejects.toThrow(/No space left on device/);
+        expect((await tart.list()).some((v) => v.Name === "full-1")).toBe(false);
+        await tart.clone(w.imageRef, "full-1", 60_000);
+        expect((await tart.list()).some((v) => v.Name === "full-1")).toBe(true);
+      } finally {
+        w.configure({ faults: [] });
+      }
+    }, timeout);
+  });
+
+  describe(`${model}: running VMs`, () => {
+    test("run -> ip (from the lease file) -> running -> forceOff -> off; the stale lease still answers", async () => {
+      try {
+        const name = await fresh("cycle");
+        const r = run(name);
+        const ip = await tart.ip(name, 10);
+        expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+        expect(leaseFor(join(tart.home, "sim", "dhcpd_leases"), tart.macAddress(name)!, w.now())).toBe(ip);
+        expect(await tart.isRunning(name)).toBe(true);
+        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ Running: true, State: "running" });
+        await tart.forceOff(name);
+        expect(await r.vm.exited).toEqual({ code: 0, signal: null });
+        expect(r.output()).toBe("Stopping VM...\n");
+        expect(await tart.isRunning(name)).toBe(false);
+        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ Running: false, State: "stopped" });
+        expect(await tart.ip(name, 1)).toBe(ip);
+      } finally {
+        await offAll();
+      }
+    }, timeout);
+
+    test("ip of a VM that never ran fails once its wait is over", async () => {
+      const name = await fresh("noip");
+      const started = w.now();
+      await expect(tart.ip(name, 1)).rejects.toThrow(/no IP address found, is your VM running\?/);
+      expect(w.now() - started).toBeGreaterThanOrEqual(1000);
+    }, timeout);
+
+    test("attach: the run is found by its pid and start time, not by another", async () => {
+      try {
+        const name = await fresh("attach");
+        const r = run(name);
+        await until("running", () => tart.isRunning(name));
+        expect(tart.attach(name, r.vm.pid, undefined)).toBeUndefined();
+        expect(tart.attach(name, r.vm.pid, `${r.vm.startTime}-not`)).toBeUndefined();
+        const attached = tart.attach(name, r.vm.pid, r.vm.startTime);
+        expect(attached?.pid).toBe(r.vm.pid);
+        await tart.forceOff(name);
+        await attached!.exited;
+      } finally {
+        await offAll();
+      }
+    }, timeout);
+
+    test("a third VM is refused by the 2-VM limit: one line naming the two others, exit 1 at once", async () => {
+      try {
+        const [a, b, c] = [await fresh("lim"), await fresh("lim"), await fresh("lim")];
+        run(a!);
+        run(b!);
+        await until("two running", async () => (await tart.isRunning(a!)) && (await tart.isRunning(b!)));
+        const third = run(c!);
+        expect(await exitsWithin(third.vm)).toEqual({ code: 1, signal: null });
+        expect(third.output()).toBe(`The number of VMs exceeds the system limit (other running VMs: ${[a, b].sort().join(", ")})\n`);
+        expect(limitOthers(third.output())).toEqual([a!, b!].sort());
+        expect(await tart.isRunning(c!)).toBe(false);
+      } finally {
+        await offAll();
+      }
+    }, timeout);
+
+    test("a stopped VM's place frees place_release_ms after it stops: a run meanwhile meets the limit with one VM running", async () => {
+      w.configure({ place_release_ms: 800 });
+      release = 800;
+      try {
+        const [a, b, c] = [await fresh("place"), await fresh("place"), await fresh("place")];
+        run(a!);
+        const second = run(b!);
+        await until("two running", async () => (await tart.isRunning(a!)) && (await tart.isRunning(b!)));
+        const stopped = second.vm.exited.then(() => w.now());
+        await tart.forceOff(b!);
+        const stoppedAt = await stopped;
+        const early = run(c!);
+        expect(await exitsWithin(early.vm)).toEqual({ code: 1, signal: null });
+        expect(limitOthers(early.output())).toEqual([a!]);
+        // Started again until it runs: not before the place frees (less the time a run takes to start).
+        let startedAt = 0;
+        await until("a free place", async () => {
+          startedAt = w.now();
+          return (await exitsWithin(run(c!).vm)) === undefined;
+        }, 5000);
+        expect(startedAt - stoppedAt).toBeGreaterThanOrEqual(600);
+        expect(await tart.isRunning(c!)).toBe(true);
+      } finally {
+        await offAll();
+        w.configure({ place_release_ms: CONTRACT_SETTINGS.place_release_ms });
+        release = CONTRACT_SETTINGS.place_release_ms;
+      }
+    }, timeout);
+
+    test("leaked places: two refuse every run though none runs (no names); with one fewer (a reboot) the VM starts", async () => {
+      const name = await fresh("leak");
+      w.configure({ leaked_places: 2 });
+      try {
+        const refused = run(name);
+        expect(await exitsWithin(refused.vm)).toEqual({ code: 1, signal: null });
+        expect(limitOthers(refused.output())).toEqual([]);
+        w.configure({ leaked_places: 1 });
+        expect(await exitsWithin(run(name).vm)).toBeUndefined();
+        expect(await tart.isRunning(name)).toBe(true);
+      } finally {
+        w.configure({ leaked_places: 0 });
+        await offAll();
+      }
+    }, timeout);
+
+    test("a running VM cannot be deleted (tart: is running); once off it can", async () => {
+      try {
+        const name = await fresh("busy");
+        run(name);
+        await until("running", () => tart.isRunning(name));
+        const refused = tart.delete(name, 0);
+        await expect(refused).rejects.toThrow(/is running/);
+        await expect(refused).rejects.toBeInstanceOf(TartError);
+        expect((await tart.list()).some((v) => v.Name === name)).toBe(true);
+        await tart.forceOff(name);
+        await tart.delete(name);
+        expect((await tart.list()).some((v) => v.Name === name)).toBe(false);
+      } finally {
+        await offAll();
+      }
+    }, timeout);
+
+    test("start_failure: tart run prints VZ's error and exits 1; the VM is not running", async () => {
+      const name = await fresh("nostart");
+      w.configure({ faults: [{ kind: "start_failure", vm: name }] });
+      try {
+        const r = run(name);
+        expect(await exitsWithin(r.vm)).toEqual({ code: 1, signal: null });
+        expect(r.output()).toMatch(/^Error Domain=VZErrorDomain Code=1 "The virtual machine failed to start\."/);
+        expect(await tart.isRunning(name)).toBe(false);
+      } finally {
+        w.configure({ faults: [] });
+        await offAll();
+      }
+    }, timeout);
+
+    test("crash after boot: tart run says the guest stopped with an error and exits 0; the VM is off", async () => {
+      const name = await fresh("crash");
+      w.configure({ faults: [{ kind: "crash", vm: name, after_ms: 200 }] });
+      try {
+        const r = run(name);
+        expect(await r.vm.exited).toEqual({ code: 0, signal: null });
+        expect(r.output()).toMatch(/^guest has stopped the virtual machine due to error: Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly\."/);
+        expect(await tart.isRunning(name)).toBe(false);
+      } finally {
+        w.configure({ faults: [] });
+        await offAll();
+      }
+    }, timeout);
+  });
+
+  describe(`${model}: suspend`, () => {
+    test("a VM run suspendable is saved (state.vzvmsave, listed suspended); a clone keeps its MAC; its next run restores it", async () => {
+      try {
+        const name = await fresh("susp");
+        const first = run(name, { suspendable: true });
+        await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
+        await tart.suspend(name);
+        expect(await first.vm.exited).toEqual({ code: 0, signal: null });
+        expect(first.output()).toBe("pausing VM to take a snapshot...\ncreating a snapshot...\nsnapshot created successfully! shutting down the VM...\n");
+        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ Running: false, State: "suspended" });
+        expect(existsSync(join(tart.home, "vms", name, "state.vzvmsave"))).toBe(true);
+
+        const copy = `${name}-copy`;
+        await tart.clone(name, copy, 10_000);
+        expect(tart.macAddress(copy)).toBe(tart.macAddress(name)!);
+        expect((await tart.list()).find((v) => v.Name === copy)).toMatchObject({ State: "suspended" });
+
+        const restored = run(name);
+        await until("running", () => tart.isRunning(name));
+        await until("restored", () => restored.output().includes("resuming VM..."));
+        expect(restored.output()).toBe("restoring VM state from a snapshot...\nresuming VM...\n");
+        await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
+        expect(existsSync(join(tart.home, "vms", name, "state.vzvmsave"))).toBe(false);
+        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ Running: true, State: "running" });
+      } finally {
+        await offAll();
+      }
+    }, timeout);
+
+    test("a VM not run suspendable: suspend returns, the run says why and exits 1, nothing is saved; a VM not running cannot be suspended", async () => {
+      try {
+        const name = await fresh("nosusp");
+        await expect(tart.suspend(name)).rejects.toThrow(/is not running/);
+        await expect(tart.suspend(name)).rejects.not.toBeInstanceOf(VmNotFoundError);
+        const r = run(name);
+        await until("running", () => tart.isRunning(name));
+        await tart.suspend(name);
+        expect(await r.vm.exited).toEqual({ code: 1, signal: null });
+        expect(r.output()).toMatch(/^Failed to suspend the VM: /);
+        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ State: "stopped" });
+        expect(existsSync(join(tart.home, "vms", name, "state.vzvmsave"))).toBe(false);
+      } finally {
+        await offAll();
+      }
+    }, timeout);
+  });
+
+  describe(`${model}: tart exec`, () => {
+    test("a VM not running or missing: exit 2 saying so", async () => {
+      const name = await fresh("exec-off");
+      expect(await output(tart.exec(name, "true"))).toEqual({ code: 2, stdout: "", stderr: `VM "${name}" is not running\n` });
+      expect(await output(tart.exec("no-such-vm", "true"))).toEqual({ code: 2, stdout: "", stderr: `the specified VM "no-such-vm" does not exist\n` });
+    }, timeout);
+
+    test("before the guest agent answers (exec_connect_timeout_ms): tart's control socket error, exit 1; after: commands run with stdin, exit codes kept, 127 for a missing one", async () => {
+      try {
+        const name = await fresh("exec");
+        run(name);
+        await until("running", () => tart.isRunning(name));
+        const early = await output(tart.exec(name, "true"));
+        expect(early.code).toBe(1);
+        expect(early.stderr).toMatch(/^Failed to connect to the VM using its control socket: .*is the Tart Guest Agent running\?\n$/);
+        await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
+        expect(await output(tart.exec(name, "cat", { input: "from stdin" }))).toEqual({ code: 0, stdout: "from stdin", stderr: "" });
+        expect((await output(tart.exec(name, "sudo sntp -sS time.apple.com"))).code).toBe(0);
+        expect((await output(tart.exec(name, "no-such-command"))).code).toBe(127);
+      } finally {
+        await offAll();
+      }
+    }, timeout);
+
+    test("a VM that stops under a command ends it with tart's control-socket error, exit 1", async () => {
+      try {
+        const name = await fresh("exec-stop");
+        run(name);
+        await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
+        const long = output(tart.exec(name, "sleep 30"));
+        await w.wait(200);
+        await tart.forceOff(name);
+        expect(await long).toEqual({ code: 1, stdout: "", stderr: "Error: unavailable (14): Transport became inactive\n" });
+      } finally {
+        await offAll();
+      }
+    }, timeout);
+  });
+}

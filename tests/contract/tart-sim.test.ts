@@ -1,0 +1,26 @@
+// The tart contract (tart-contract.ts) held by TartCli over the compiled
+// fake tart (sim/tart), with a real registry for pull and clone; real time.
+import { join } from "node:path";
+import { systemClock } from "../../lib/core/wait.ts";
+import { TartCli } from "../../lib/vm/tart.ts";
+import { SIM_BIN, startTartFixture } from "../../sim/image/fixture.ts";
+import { CONTRACT_SETTINGS, tartContract } from "./tart-contract.ts";
+
+tartContract("sim tart", async () => {
+  const fx = await startTartFixture({ registry: true, settings: { ...CONTRACT_SETTINGS, ssh_ms: 50, ssh_port: 2222 } });
+  const tart = new TartCli({
+    path: join(SIM_BIN, "tart"),
+    env: { TART_HOME: fx.tartHome, SIM_TART_CONFIG: fx.settingsPath },
+    credentials: { TART_REGISTRY_USERNAME: fx.registry!.username, TART_REGISTRY_PASSWORD: fx.registry!.password },
+    insecure: true,
+  });
+  return {
+    tart,
+    imageRef: fx.imageRef,
+    dir: fx.dir,
+    now: systemClock.now,
+    wait: (ms) => systemClock.sleep(ms),
+    configure: (patch) => fx.setTart(patch),
+    stop: () => fx.stop(),
+  };
+});
