@@ -50,17 +50,6 @@ describe("suspend", () => {
     expect(listed).toMatchObject({ Running: false, State: "suspended" });
   });
 
-  test("a VM not run as --suspendable cannot be suspended: tart run says why on stdout and exits 1, no state", async () => {
-    clone(fx, "plain");
-    const run = startRun(fx, "plain");
-    await waitBooted(fx, "plain");
-    expect(fx.tart("suspend", "plain").code).toBe(0);
-    expect((await run.exited).code).toBe(1);
-    expect(run.out()).toStartWith("Failed to suspend the VM: ");
-    expect(existsSync(stateFile("plain"))).toBe(false);
-    expect(getJSON(fx, "plain").State).toBe("stopped");
-  });
-
   test("suspend of a VM that is not running: tart's doubled message, exit 2", () => {
     clone(fx, "off");
     expect(fx.tart("suspend", "off")).toEqual({ code: 2, stdout: "", stderr: 'VM "VM "off" is not running" is not running\n' });

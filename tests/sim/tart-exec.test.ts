@@ -1,9 +1,9 @@
 // The simulated `tart exec` and guest agent, against what tart's source says
-// (Exec.swift, the guest agent's Exec RPC; sim/PROTOCOL.md): a stopped VM
-// exits 2; before the agent answers, tart's reconnect backoff holds the call
-// and then fails with exit 1; -i streams stdin; the exit code is the guest
-// command's; a killed client leaves the guest command running; the command
-// is a guest process, so it goes with the VM.
+// (Exec.swift, the guest agent's Exec RPC; sim/PROTOCOL.md; a stopped VM's
+// exit 2 is in tests/contract): before the agent answers, tart's reconnect
+// backoff holds the call and then fails with exit 1; -i streams stdin; the
+// exit code is the guest command's; a killed client leaves the guest command
+// running; the command is a guest process, so it goes with the VM.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -28,13 +28,6 @@ const exec = (args: string[], input?: string) =>
 const home = (name: string) => join(vmDir(fx, name), "disk.img", "Users", "admin");
 
 describe("tart exec", () => {
-  test("a VM that is not running: exit 2", () => {
-    clone(fx, "cold");
-    const r = exec(["cold", "true"]);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toBe('VM "cold" is not running\n');
-  });
-
   test("before the agent answers it is held by tart's backoff and fails with exit 1; once it answers, commands run with stdin and their exit code", async () => {
     clone(fx, "booting");
     const run = startRun(fx, "booting");

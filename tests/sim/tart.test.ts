@@ -1,19 +1,20 @@
 // sim/tart against tart's contract §1-§3 and §10: outputs, exit codes, the
 // running marker, run's lifecycle and signals, the guest's SSH server, stop's
-// timeout, the 2-VM limit and faults. Runs the shim as a real process.
+// timeout and faults. Runs the shim as a real process. The 2-VM limit and VM
+// places are in tests/contract (both models of tart).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, type TartFixture } from "../../sim/image/fixture.ts";
 import {
-  clone as cloneIn, killStarted, placesFreed, running as runningIn, ssh as sshIn, sshArgs, startRun as startRunIn, waitBooted, waitFor,
+  clone as cloneIn, killStarted, running as runningIn, ssh as sshIn, sshArgs, startRun as startRunIn, waitBooted, waitFor,
 } from "./helpers.ts";
 
 let fx: TartFixture;
 
 beforeAll(async () => {
-  // These tests start VMs right after others stopped: here a place frees at once (its hold is tested on its own).
+  // These tests start VMs right after others stopped: here a place frees at once (its hold is tested in tests/contract).
   fx = await startTartFixture({ registry: false, settings: { boot_ms: 150, ssh_ms: 100, ssh_port: 2222, place_release_ms: 0 } });
 });
 afterAll(async () => {
@@ -230,78 +231,6 @@ describe("run", () => {
       fx.setTart({ stop_ms: undefined });
     }
   });
-
-  test("at most 2 running VMs: the third `tart run` says so on its own stderr, exit 1 at once", async () => {
-    for (const n of ["lim-a", "lim-b", "lim-c"]) clone(n);
-    const a = startRun("lim-a");
-    const b = startRun("lim-b");
-    await waitFor("two running", () => running("lim-a") && running("lim-b"));
-    const c = startRun("lim-c");
-    expect((await c.exited).code).toBe(1);
-    expect(c.out()).toBe("");
-    expect(c.err()).toBe("The number of VMs exceeds the system limit (other running VMs: lim-a, lim-b)\n");
-    expect(running("lim-c")).toBe(false);
-    a.proc.kill("SIGINT");
-    b.proc.kill("SIGINT");
-    await Promise.all([a.exited, b.exited]);
-  });
-});
-
-/** `tart run` started again while it meets the VM limit (places still being freed), until it runs. */
-async function startWhenPlaceFree(name: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = startRun(name);
-    const ended = await Promise.race([run.exited, waitFor(`${name} running`, () => running(name), 1000).then(() => undefined, () => undefined)]);
-    if (ended === undefined && running(name)) return run;
-    if (Date.now() > deadline) throw new Error(`${name} did not start within ${timeoutMs} ms: ${run.err()}`);
-  }
-}
-
-describe("VM places", () => {
-  test("a VM's place frees place_release_ms after its tart run exits: a run started meanwhile meets the limit though one VM runs", async () => {
-    fx.setTart({ place_release_ms: 1500 });
-    for (const n of ["pl-a", "pl-b", "pl-c"]) clone(n);
-    const a = startRun("pl-a");
-    const b = startRun("pl-b");
-    let late: ReturnType<typeof startRun> | undefined;
-    try {
-      await waitFor("two running", () => running("pl-a") && running("pl-b"));
-      const killedAt = Date.now();
-      b.proc.kill("SIGKILL");
-      await b.exited;
-      expect(running("pl-b")).toBe(false);
-      const early = startRun("pl-c");
-      expect((await early.exited).code).toBe(1);
-      expect(early.err()).toBe("The number of VMs exceeds the system limit (other running VMs: pl-a)\n");
-      // Started again until it runs: no earlier than the hold after pl-b's run process ended.
-      late = await startWhenPlaceFree("pl-c");
-      expect(Date.now() - killedAt).toBeGreaterThanOrEqual(1500);
-    } finally {
-      for (const r of [a, late]) r?.proc.kill("SIGINT");
-      await Promise.all([a.exited, late?.exited]);
-      // pl-a's and pl-c's places were stamped with the 1.5 s hold: the next test must not meet it.
-      await placesFreed(fx, { running: true });
-      fx.setTart({ place_release_ms: 0 });
-    }
-  }, 20_000);
-
-  test("leaked places (macOS 26.3): two stop every start though none runs; with one fewer (a reboot clears the setting) a VM starts", async () => {
-    clone("leak-a");
-    fx.setTart({ leaked_places: 2 });
-    let one: ReturnType<typeof startRun> | undefined;
-    try {
-      const r = fx.tart("run", "leak-a", "--no-graphics");
-      expect([r.code, r.stderr]).toEqual([1, "The number of VMs exceeds the system limit (other running VMs: )\n"]);
-      fx.setTart({ leaked_places: 1 });
-      one = await startWhenPlaceFree("leak-a");
-      expect(running("leak-a")).toBe(true);
-    } finally {
-      one?.proc.kill("SIGINT");
-      await one?.exited;
-      fx.setTart({ leaked_places: undefined });
-    }
-  }, 10_000);
 });
 
 describe("faults from SIM_TART_CONFIG", () => {
