@@ -19,7 +19,7 @@ import { renderLeases, type Lease } from "./dhcpd-leases.ts";
 import { vmAlreadyRunning, vmDoesNotExist, vmIsRunning, vmNotRunning } from "./errors.ts";
 import { randomMAC } from "./home.ts";
 import {
-  AGENT_UNREACHABLE, CONTROL_SOCKET_CLOSED, CRASH, DISK_FULL, NOT_PAUSABLE, NOT_SUSPENDABLE, START_FAILURE, vmLimitReached,
+  AGENT_UNREACHABLE, CONTROL_SOCKET_CLOSED, CRASH, DISK_FULL, NOT_PAUSABLE, NOT_SUSPENDABLE, RESTORE_FAILED, START_FAILURE, vmLimitReached,
 } from "./messages.ts";
 import { isDigest, parseRemoteName, type RemoteName } from "./oci.ts";
 import type { Fault } from "./settings.ts";
@@ -97,8 +97,8 @@ interface Image {
 interface LocalVm {
   name: string;
   config: VmConfig;
-  /** Saved state (state.vzvmsave): whether the guest had booted when it was saved. */
-  snapshot?: { booted: boolean } | undefined;
+  /** Saved state (state.vzvmsave): whether the guest had booted, and the hardware it was saved with. */
+  snapshot?: { booted: boolean; hardware: string } | undefined;
   run?: Run | undefined;
   accessed: number;
 }
@@ -115,7 +115,6 @@ interface Run {
   /** restoring: a saved state is loading; ending: stopping or saving, no longer answering. */
   phase: "restoring" | "running" | "ending";
   suspendable: boolean;
-  leased: boolean;
   agent: boolean;
   stopAfterRestore: boolean;
   /** Appends a line to the run's log file (tart's stdout and stderr). */
@@ -148,6 +147,9 @@ function failure(command: string, what: string, code: number, stderr: string): T
   if (code === 2 && /does not exist/.test(stderr)) return new VmNotFoundError(message, command, code, stderr);
   return new TartError(message, command, code, stderr);
 }
+
+/** What a saved state is bound to: a restore into other hardware fails. */
+const hardware = (c: VmConfig) => JSON.stringify([c.cpuCount, c.memorySize, c.macAddress]);
 
 const matches = (pattern: string | undefined, name: string) =>
   pattern === undefined || new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`).test(name);
@@ -230,7 +232,7 @@ export class MemoryTart implements Tart {
       ({ config, snapshot } = vm);
     }
     if (this.takeFault("clone_disk_full", name)) throw failure("clone", what, 1, `Error: ${DISK_FULL}`);
-    await this.clock.sleep(Math.min(this.settings.clone_ms, timeoutMs), signal);
+    await this.pause(Math.min(this.settings.clone_ms, timeoutMs), signal);
     if (signal?.aborted) throw new TartError(`tart clone ${name} stopped by a signal`, "clone", 1, "", "stopped");
     if (this.settings.clone_ms > timeoutMs) throw failure("clone", what, 1, "timed out");
     // Clone.swift: a MAC another local VM has is regenerated, unless the source is suspended (its MAC is in the saved state).
@@ -304,7 +306,7 @@ export class MemoryTart implements Tart {
     this.places.push(place);
     const run: Run = {
       vm, running: r.running, place, phase: "running", suspendable: r.suspendable || vm.snapshot !== undefined,
-      leased: false, agent: false, stopAfterRestore: false, ended: new AbortController(), exit: r.exit, print,
+      agent: false, stopAfterRestore: false, ended: new AbortController(), exit: r.exit, print,
     };
     vm.run = run;
     vm.accessed = this.clock.now();
@@ -315,15 +317,20 @@ export class MemoryTart implements Tart {
   private async live(run: Run, f: { noIp: boolean; crash: Fault | undefined }): Promise<void> {
     const { vm, print } = run;
     const wait = async (ms: number) => {
-      await this.clock.sleep(ms, run.ended.signal);
+      await this.pause(ms, run.ended.signal);
       return run.phase !== "ending";
     };
     let resumed = false;
     if (vm.snapshot) {
       run.phase = "restoring";
       print("restoring VM state from a snapshot...");
-      await this.clock.sleep(this.settings.restore_ms, run.ended.signal);
+      await this.pause(this.settings.restore_ms, run.ended.signal);
       if (run.ended.signal.aborted) return;
+      // Saved state is bound to its hardware (the fake CLI's harsher reading): it stays, and fails the same way next time.
+      if (vm.snapshot.hardware !== hardware(vm.config)) {
+        print(RESTORE_FAILED);
+        return this.end(run, { code: 1, signal: null });
+      }
       resumed = vm.snapshot.booted;
       vm.snapshot = undefined;
       this.writeVm(vm.name);
@@ -333,7 +340,6 @@ export class MemoryTart implements Tart {
     }
     if (f.noIp || !(resumed || (await wait(this.settings.boot_ms)))) return;
     this.lease(vm.config.macAddress);
-    run.leased = true;
     if (!(resumed || (await wait(this.settings.agent_ms)))) return;
     run.agent = true;
     if (f.crash && (await wait(f.crash.after_ms ?? 0))) {
@@ -409,7 +415,7 @@ export class MemoryTart implements Tart {
       if (this.clock.now() > until) throw failure("delete", name, 1, vmIsRunning(name).message);
       await this.clock.sleep(100);
     }
-    await this.clock.sleep(this.settings.delete_ms);
+    await this.pause(this.settings.delete_ms);
     if (this.vms.get(name)?.run) throw failure("delete", name, 1, vmIsRunning(name).message);
     this.vms.delete(name);
     rmSync(join(this.home, "vms", name), { recursive: true, force: true });
@@ -456,9 +462,9 @@ export class MemoryTart implements Tart {
     run.phase = "ending";
     print("pausing VM to take a snapshot...");
     print("creating a snapshot...");
-    void this.clock.sleep(this.settings.suspend_ms).then(() => {
+    void this.pause(this.settings.suspend_ms).then(() => {
       if (vm.run !== run) return; // killed meanwhile: nothing saved
-      vm.snapshot = { booted: run.agent };
+      vm.snapshot = { booted: run.agent, hardware: hardware(vm.config) };
       this.writeVm(name);
       print("snapshot created successfully! shutting down the VM...");
       this.end(run, { code: 0, signal: null });
@@ -525,6 +531,11 @@ export class MemoryTart implements Tart {
     return { stdout, stderr, exited, kill };
   }
 
+  /** The clock's sleep; none for no time, so a clock that moves only when told is not needed for it. */
+  private async pause(ms: number, signal?: AbortSignal): Promise<void> {
+    if (ms > 0) await this.clock.sleep(ms, signal);
+  }
+
   /** Waits for the run's guest agent as tart's connection pool does; false when it never answered in time. */
   private async connect(run: Run, signal: AbortSignal): Promise<boolean> {
     if (run.agent) return true;
@@ -573,7 +584,7 @@ export class MemoryTart implements Tart {
     if (!image) {
       throw failure(command, what, 1, `Error: UnexpectedHTTPStatusCode(when: "pulling manifest", code: 404, details: "{\\"errors\\":[{\\"code\\":\\"MANIFEST_UNKNOWN\\",\\"message\\":\\"manifest unknown\\"}]}")`);
     }
-    await this.clock.sleep(this.settings.pull_ms);
+    await this.pause(this.settings.pull_ms);
     const entry = this.repo(this.cache, r, () => ({ tags: new Map(), digests: new Map() }));
     const had = entry.digests.get(image.digest);
     entry.digests.set(image.digest, { image, explicit: (had?.explicit ?? false) || (explicit && isDigest(r.reference)) });

@@ -39,17 +39,19 @@ export interface TartWorld {
   wait(ms: number): Promise<void>;
   /** Changes tart's settings, as sim/tart's SIM_TART_CONFIG. */
   configure(patch: TartSettingsPatch): void;
+  /** Waits until no VM holds a place (its run ended `releaseMs` ago at least), so the next test meets no limit. */
+  placesFreed(releaseMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** How long a `tart run` refused at start (the VM limit, a VZ error) takes at most to exit. */
 const REFUSED_WITHIN_MS = 700;
 
-export function tartContract(model: string, start: () => Promise<TartWorld>, o: { timeoutMs?: number } = {}): void {
+export function tartContract(model: string, start: () => Promise<TartWorld>): void {
   let w: TartWorld;
   let tart: Tart;
   let n = 0;
-  const timeout = o.timeoutMs ?? 15_000;
+  const timeout = 15_000;
   const runs: { name: string; vm: RunningVm; log: string }[] = [];
   /** The place_release_ms in force. */
   let release = CONTRACT_SETTINGS.place_release_ms;
@@ -87,6 +89,17 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
     }
   }
 
+  /** Waits until these runs' VMs run; a run that ends meanwhile fails the test with its output. */
+  async function allRunning(...rs: ReturnType<typeof run>[]): Promise<void> {
+    let ended: ReturnType<typeof run> | undefined;
+    for (const r of rs) void r.vm.exited.then(() => (ended ??= r));
+    await until("VMs running", async () => {
+      if (ended) throw new Error(`${model}: the run of ${ended.name} ended: ${ended.output() || "no output"}`);
+      for (const r of rs) if (!(await tart.isRunning(r.name))) return false;
+      return true;
+    });
+  }
+
   /** Whether the run exits within `ms` (a start refused), else it runs on. */
   const exitsWithin = (vm: RunningVm, ms = REFUSED_WITHIN_MS) => Promise.race([vm.exited, w.wait(ms).then(() => undefined)]);
 
@@ -103,7 +116,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
   /** Every VM of this file off, and their places free for the next test. */
   async function offAll(): Promise<void> {
     for (const name of new Set(runs.splice(0).map((r) => r.name))) await tart.forceOff(name);
-    await w.wait(release + 100);
+    await w.placesFreed(release);
   }
 
   const limitOthers = (log: string) => vmLimitOthers(log)?.sort();
@@ -213,7 +226,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
       try {
         const name = await fresh("attach");
         const r = run(name);
-        await until("running", () => tart.isRunning(name));
+        await allRunning(r);
         expect(tart.attach(name, r.vm.pid, undefined)).toBeUndefined();
         expect(tart.attach(name, r.vm.pid, `${r.vm.startTime}-not`)).toBeUndefined();
         const attached = tart.attach(name, r.vm.pid, r.vm.startTime);
@@ -228,9 +241,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
     test("a third VM is refused by the 2-VM limit: one line naming the two others, exit 1 at once", async () => {
       try {
         const [a, b, c] = [await fresh("lim"), await fresh("lim"), await fresh("lim")];
-        run(a!);
-        run(b!);
-        await until("two running", async () => (await tart.isRunning(a!)) && (await tart.isRunning(b!)));
+        await allRunning(run(a!), run(b!));
         const third = run(c!);
         expect(await exitsWithin(third.vm)).toEqual({ code: 1, signal: null });
         expect(third.output()).toBe(`The number of VMs exceeds the system limit (other running VMs: ${[a, b].sort().join(", ")})\n`);
@@ -242,13 +253,12 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
     }, timeout);
 
     test("a stopped VM's place frees place_release_ms after it stops: a run meanwhile meets the limit with one VM running", async () => {
-      w.configure({ place_release_ms: 800 });
-      release = 800;
+      w.configure({ place_release_ms: 600 });
+      release = 600;
       try {
         const [a, b, c] = [await fresh("place"), await fresh("place"), await fresh("place")];
-        run(a!);
         const second = run(b!);
-        await until("two running", async () => (await tart.isRunning(a!)) && (await tart.isRunning(b!)));
+        await allRunning(run(a!), second);
         const stopped = second.vm.exited.then(() => w.now());
         await tart.forceOff(b!);
         const stoppedAt = await stopped;
@@ -261,7 +271,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
           startedAt = w.now();
           return (await exitsWithin(run(c!).vm)) === undefined;
         }, 5000);
-        expect(startedAt - stoppedAt).toBeGreaterThanOrEqual(600);
+        expect(startedAt - stoppedAt).toBeGreaterThanOrEqual(400);
         expect(await tart.isRunning(c!)).toBe(true);
       } finally {
         await offAll();
@@ -289,8 +299,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
     test("a running VM cannot be deleted (tart: is running); once off it can", async () => {
       try {
         const name = await fresh("busy");
-        run(name);
-        await until("running", () => tart.isRunning(name));
+        await allRunning(run(name));
         const refused = tart.delete(name, 0);
         await expect(refused).rejects.toThrow(/is running/);
         await expect(refused).rejects.toBeInstanceOf(TartError);
@@ -333,7 +342,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
   });
 
   describe(`${model}: suspend`, () => {
-    test("a VM run suspendable is saved (state.vzvmsave, listed suspended); a clone keeps its MAC; its next run restores it", async () => {
+    test("a VM run suspendable is saved (state.vzvmsave, listed suspended); a clone keeps its MAC, and a new MAC spoils it; its next run restores it", async () => {
       try {
         const name = await fresh("susp");
         const first = run(name, { suspendable: true });
@@ -348,9 +357,15 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
         await tart.clone(name, copy, 10_000);
         expect(tart.macAddress(copy)).toBe(tart.macAddress(name)!);
         expect((await tart.list()).find((v) => v.Name === copy)).toMatchObject({ State: "suspended" });
+        // Saved state is bound to its hardware: a new MAC spoils it, and it stays.
+        await tart.set(copy, { randomMac: true });
+        const spoilt = run(copy);
+        expect(await spoilt.vm.exited).toEqual({ code: 1, signal: null });
+        expect(spoilt.output()).toMatch(/^restoring VM state from a snapshot\.\.\.\nError Domain=VZErrorDomain Code=12 "Failed to restore the virtual machine\."/);
+        expect((await tart.list()).find((v) => v.Name === copy)).toMatchObject({ State: "suspended" });
 
         const restored = run(name);
-        await until("running", () => tart.isRunning(name));
+        await allRunning(restored);
         await until("restored", () => restored.output().includes("resuming VM..."));
         expect(restored.output()).toBe("restoring VM state from a snapshot...\nresuming VM...\n");
         await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
@@ -367,7 +382,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
         await expect(tart.suspend(name)).rejects.toThrow(/is not running/);
         await expect(tart.suspend(name)).rejects.not.toBeInstanceOf(VmNotFoundError);
         const r = run(name);
-        await until("running", () => tart.isRunning(name));
+        await allRunning(r);
         await tart.suspend(name);
         expect(await r.vm.exited).toEqual({ code: 1, signal: null });
         expect(r.output()).toMatch(/^Failed to suspend the VM: /);
@@ -389,8 +404,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>, o: 
     test("before the guest agent answers (exec_connect_timeout_ms): tart's control socket error, exit 1; after: commands run with stdin, exit codes kept, 127 for a missing one", async () => {
       try {
         const name = await fresh("exec");
-        run(name);
-        await until("running", () => tart.isRunning(name));
+        await allRunning(run(name));
         const early = await output(tart.exec(name, "true"));
         expect(early.code).toBe(1);
         expect(early.stderr).toMatch(/^Failed to connect to the VM using its control socket: .*is the Tart Guest Agent running\?\n$/);

@@ -77,6 +77,7 @@ tartContract("memory tart", async () => {
     now: () => clock.now(),
     wait: (ms) => clock.sleep(ms),
     configure: (patch) => tart.configure(patch),
+    placesFreed: (releaseMs) => clock.sleep(releaseMs),
     stop: async () => {
       tart.dispose();
       rmSync(dir, { recursive: true, force: true });

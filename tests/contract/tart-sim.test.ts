@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { systemClock } from "../../lib/core/wait.ts";
 import { TartCli } from "../../lib/vm/tart.ts";
 import { SIM_BIN, startTartFixture } from "../../sim/image/fixture.ts";
+import { placesFreed } from "../sim/helpers.ts";
 import { CONTRACT_SETTINGS, tartContract } from "./tart-contract.ts";
 
 tartContract("sim tart", async () => {
@@ -21,6 +22,7 @@ tartContract("sim tart", async () => {
     now: systemClock.now,
     wait: (ms) => systemClock.sleep(ms),
     configure: (patch) => fx.setTart(patch),
+    placesFreed: () => placesFreed(fx, { running: true }),
     stop: () => fx.stop(),
   };
 });
