@@ -34,9 +34,10 @@ export interface TartWorld {
   imageRef: string;
   /** A directory for `tart run`'s log files. */
   dir: string;
-  /** The world's time (epoch ms) and a wait on it. */
+  /** The world's time (epoch ms), a sleep on it, and a promise awaited while that time runs (a fake clock's settle). */
   now(): number;
-  wait(ms: number): Promise<void>;
+  sleep(ms: number): Promise<void>;
+  settle<T>(p: Promise<T>): Promise<T>;
   /** Changes tart's settings, as sim/tart's SIM_TART_CONFIG. */
   configure(patch: TartSettingsPatch): void;
   /** Waits until no VM holds a place (its run ended `releaseMs` ago at least), so the next test meets no limit. */
@@ -56,6 +57,10 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
   /** The place_release_ms in force. */
   let release = CONTRACT_SETTINGS.place_release_ms;
 
+  /** Awaited in the world's time. */
+  const s = <T>(p: Promise<T>) => w.settle(p);
+  const wait = (ms: number) => s(w.sleep(ms));
+
   beforeAll(async () => {
     w = await start();
     tart = w.tart;
@@ -67,7 +72,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
   /** A fresh VM cloned from the image (pulled into the cache first). */
   async function fresh(prefix: string): Promise<string> {
     const name = `${prefix}-${++n}`;
-    await tart.clone(w.imageRef, name, 60_000);
+    await s(tart.clone(w.imageRef, name, 60_000));
     return name;
   }
 
@@ -85,7 +90,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
       const v = await probe();
       if (v) return v;
       if (w.now() > deadline) throw new Error(`${model}: timed out after ${withinMs} ms waiting for ${what}`);
-      await w.wait(25);
+      await wait(25);
     }
   }
 
@@ -95,28 +100,32 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
     for (const r of rs) void r.vm.exited.then(() => (ended ??= r));
     await until("VMs running", async () => {
       if (ended) throw new Error(`${model}: the run of ${ended.name} ended: ${ended.output() || "no output"}`);
-      for (const r of rs) if (!(await tart.isRunning(r.name))) return false;
+      for (const r of rs) if (!(await s(tart.isRunning(r.name)))) return false;
       return true;
     });
   }
 
   /** Whether the run exits within `ms` (a start refused), else it runs on. */
-  const exitsWithin = (vm: RunningVm, ms = REFUSED_WITHIN_MS) => Promise.race([vm.exited, w.wait(ms).then(() => undefined)]);
+  const exitsWithin = (vm: RunningVm, ms = REFUSED_WITHIN_MS) => s(Promise.race([vm.exited, w.sleep(ms).then(() => undefined)]));
 
-  async function output(p: GuestProcess): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  /** Reads a guest command's output from now on; the returned function awaits its end. */
+  function collect(p: GuestProcess): () => Promise<{ code: number | null; stdout: string; stderr: string }> {
     let stdout = "";
     let stderr = "";
     p.stdout.on("data", (d) => (stdout += String(d)));
     p.stderr.on("data", (d) => (stderr += String(d)));
-    const { code } = await p.exited;
-    await w.wait(10); // the last chunks
-    return { code, stdout, stderr };
+    return async () => {
+      const { code } = await s(p.exited);
+      await wait(10); // the last chunks
+      return { code, stdout, stderr };
+    };
   }
+  const output = (p: GuestProcess) => collect(p)();
 
   /** Every VM of this file off, and their places free for the next test. */
   async function offAll(): Promise<void> {
-    for (const name of new Set(runs.splice(0).map((r) => r.name))) await tart.forceOff(name);
-    await w.placesFreed(release);
+    for (const name of new Set(runs.splice(0).map((r) => r.name))) await s(tart.forceOff(name));
+    await s(w.placesFreed(release));
   }
 
   const limitOthers = (log: string) => vmLimitOthers(log)?.sort();
@@ -124,7 +133,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
   describe(`${model}: VMs and the cache`, () => {
     test("a clone is listed (tart list's JSON fields), its config.json has its MAC; a delete removes it", async () => {
       const name = await fresh("list");
-      const entry = (await tart.list()).find((v) => v.Name === name);
+      const entry = (await s(tart.list())).find((v) => v.Name === name);
       expect(entry).toMatchObject({ Source: "local", Name: name, Running: false, State: "stopped" });
       expect(Object.keys(entry!).sort()).toEqual(["Accessed", "Disk", "Name", "Running", "Size", "Source", "State"]);
       const { Disk, Size, Accessed } = entry as unknown as Record<string, unknown>;
@@ -132,39 +141,39 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
       const mac = tart.macAddress(name);
       expect(mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
       expect(JSON.parse(readFileSync(join(tart.home, "vms", name, "config.json"), "utf8")).macAddress).toBe(mac);
-      await tart.delete(name);
-      expect((await tart.list()).some((v) => v.Name === name)).toBe(false);
+      await s(tart.delete(name));
+      expect((await s(tart.list())).some((v) => v.Name === name)).toBe(false);
       expect(existsSync(join(tart.home, "vms", name))).toBe(false);
     }, timeout);
 
     test("a missing VM: VmNotFoundError from clone, set, ip and suspend; off, not running, deleted; its run exits 1 saying so", async () => {
       for (const call of [
-        () => tart.clone("no-such-vm", "never", 10_000),
+        (): Promise<unknown> => tart.clone("no-such-vm", "never", 10_000),
         () => tart.set("no-such-vm", { cpu: 4 }),
         () => tart.ip("no-such-vm", 1),
         () => tart.suspend("no-such-vm"),
       ]) {
-        await expect(call()).rejects.toBeInstanceOf(VmNotFoundError);
+        await expect(s(call())).rejects.toBeInstanceOf(VmNotFoundError);
       }
-      expect(await tart.isRunning("no-such-vm")).toBe(false);
+      expect(await s(tart.isRunning("no-such-vm"))).toBe(false);
       expect(tart.macAddress("no-such-vm")).toBeUndefined();
-      await tart.forceOff("no-such-vm");
-      await tart.delete("no-such-vm");
+      await s(tart.forceOff("no-such-vm"));
+      await s(tart.delete("no-such-vm"));
       const r = run("no-such-vm");
-      expect((await r.vm.exited).code).toBe(1);
+      expect((await s(r.vm.exited)).code).toBe(1);
       expect(r.output()).toBe(`Error: the specified VM "no-such-vm" does not exist\n`);
     }, timeout);
 
     test("pull: listCached has the tag and its digest, and the tag's link in the cache names that digest", async () => {
-      await tart.pull(w.imageRef, 60_000);
-      const cached = await tart.listCached();
+      await s(tart.pull(w.imageRef, 60_000));
+      const cached = await s(tart.listCached());
       const repo = w.imageRef.slice(0, w.imageRef.lastIndexOf(":"));
       const digest = cachedDigest(w.imageRef, tart.home);
       expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
       expect(cached.filter((v) => v.Name.startsWith(repo)).map((v) => [v.Source, v.Name, v.Running]))
         .toEqual([["OCI", w.imageRef, false], ["OCI", `${repo}@${digest}`, false]].sort((a, b) => String(a[1]).localeCompare(String(b[1]))));
-      expect((await tart.list()).some((v) => v.Name === w.imageRef)).toBe(false);
-      const missing = tart.pull(`${repo}:no-such-tag`, 60_000);
+      expect((await s(tart.list())).some((v) => v.Name === w.imageRef)).toBe(false);
+      const missing = s(tart.pull(`${repo}:no-such-tag`, 60_000));
       await expect(missing).rejects.toThrow(/404/);
       await expect(missing).rejects.not.toBeInstanceOf(VmNotFoundError);
     }, timeout);
@@ -172,22 +181,22 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
     test("MACs: a clone of a VM whose MAC another has gets a new one; set randomMac changes it; set below the minimum CPUs fails", async () => {
       const a = await fresh("mac");
       const b = `${a}-copy`;
-      await tart.clone(a, b, 10_000);
+      await s(tart.clone(a, b, 10_000));
       expect(tart.macAddress(b)).not.toBe(tart.macAddress(a));
       const before = tart.macAddress(b);
-      await tart.set(b, { randomMac: true });
+      await s(tart.set(b, { randomMac: true }));
       expect(tart.macAddress(b)).not.toBe(before);
-      await tart.set(b, { cpu: 4, memoryMb: 8192 });
-      await expect(tart.set(b, { cpu: 1 })).rejects.toThrow(/LessThanMinimalResourcesError/);
+      await s(tart.set(b, { cpu: 4, memoryMb: 8192 }));
+      await expect(s(tart.set(b, { cpu: 1 }))).rejects.toThrow(/LessThanMinimalResourcesError/);
     }, timeout);
 
     test("clone_disk_full: the clone fails and no VM is made; the next clone works", async () => {
       w.configure({ faults: [{ kind: "clone_disk_full", vm: "full-*" }] });
       try {
-        await expect(tart.clone(w.imageRef, "full-1", 60_000)).rejects.toThrow(/No space left on device/);
-        expect((await tart.list()).some((v) => v.Name === "full-1")).toBe(false);
-        await tart.clone(w.imageRef, "full-1", 60_000);
-        expect((await tart.list()).some((v) => v.Name === "full-1")).toBe(true);
+        await expect(s(tart.clone(w.imageRef, "full-1", 60_000))).rejects.toThrow(/No space left on device/);
+        expect((await s(tart.list())).some((v) => v.Name === "full-1")).toBe(false);
+        await s(tart.clone(w.imageRef, "full-1", 60_000));
+        expect((await s(tart.list())).some((v) => v.Name === "full-1")).toBe(true);
       } finally {
         w.configure({ faults: [] });
       }
@@ -199,17 +208,17 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
       try {
         const name = await fresh("cycle");
         const r = run(name);
-        const ip = await tart.ip(name, 10);
+        const ip = await s(tart.ip(name, 10));
         expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
         expect(leaseFor(join(tart.home, "sim", "dhcpd_leases"), tart.macAddress(name)!, w.now())).toBe(ip);
-        expect(await tart.isRunning(name)).toBe(true);
-        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ Running: true, State: "running" });
-        await tart.forceOff(name);
-        expect(await r.vm.exited).toEqual({ code: 0, signal: null });
+        expect(await s(tart.isRunning(name))).toBe(true);
+        expect((await s(tart.list())).find((v) => v.Name === name)).toMatchObject({ Running: true, State: "running" });
+        await s(tart.forceOff(name));
+        expect(await s(r.vm.exited)).toEqual({ code: 0, signal: null });
         expect(r.output()).toBe("Stopping VM...\n");
-        expect(await tart.isRunning(name)).toBe(false);
-        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ Running: false, State: "stopped" });
-        expect(await tart.ip(name, 1)).toBe(ip);
+        expect(await s(tart.isRunning(name))).toBe(false);
+        expect((await s(tart.list())).find((v) => v.Name === name)).toMatchObject({ Running: false, State: "stopped" });
+        expect(await s(tart.ip(name, 1))).toBe(ip);
       } finally {
         await offAll();
       }
@@ -218,7 +227,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
     test("ip of a VM that never ran fails once its wait is over", async () => {
       const name = await fresh("noip");
       const started = w.now();
-      await expect(tart.ip(name, 1)).rejects.toThrow(/no IP address found, is your VM running\?/);
+      await expect(s(tart.ip(name, 1))).rejects.toThrow(/no IP address found, is your VM running\?/);
       expect(w.now() - started).toBeGreaterThanOrEqual(1000);
     }, timeout);
 
@@ -231,8 +240,8 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         expect(tart.attach(name, r.vm.pid, `${r.vm.startTime}-not`)).toBeUndefined();
         const attached = tart.attach(name, r.vm.pid, r.vm.startTime);
         expect(attached?.pid).toBe(r.vm.pid);
-        await tart.forceOff(name);
-        await attached!.exited;
+        await s(tart.forceOff(name));
+        await s(attached!.exited);
       } finally {
         await offAll();
       }
@@ -246,7 +255,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         expect(await exitsWithin(third.vm)).toEqual({ code: 1, signal: null });
         expect(third.output()).toBe(`The number of VMs exceeds the system limit (other running VMs: ${[a, b].sort().join(", ")})\n`);
         expect(limitOthers(third.output())).toEqual([a!, b!].sort());
-        expect(await tart.isRunning(c!)).toBe(false);
+        expect(await s(tart.isRunning(c!))).toBe(false);
       } finally {
         await offAll();
       }
@@ -260,8 +269,8 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         const second = run(b!);
         await allRunning(run(a!), second);
         const stopped = second.vm.exited.then(() => w.now());
-        await tart.forceOff(b!);
-        const stoppedAt = await stopped;
+        await s(tart.forceOff(b!));
+        const stoppedAt = await s(stopped);
         const early = run(c!);
         expect(await exitsWithin(early.vm)).toEqual({ code: 1, signal: null });
         expect(limitOthers(early.output())).toEqual([a!]);
@@ -272,7 +281,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
           return (await exitsWithin(run(c!).vm)) === undefined;
         }, 5000);
         expect(startedAt - stoppedAt).toBeGreaterThanOrEqual(400);
-        expect(await tart.isRunning(c!)).toBe(true);
+        expect(await s(tart.isRunning(c!))).toBe(true);
       } finally {
         await offAll();
         w.configure({ place_release_ms: CONTRACT_SETTINGS.place_release_ms });
@@ -289,7 +298,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         expect(limitOthers(refused.output())).toEqual([]);
         w.configure({ leaked_places: 1 });
         expect(await exitsWithin(run(name).vm)).toBeUndefined();
-        expect(await tart.isRunning(name)).toBe(true);
+        expect(await s(tart.isRunning(name))).toBe(true);
       } finally {
         w.configure({ leaked_places: 0 });
         await offAll();
@@ -300,13 +309,13 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
       try {
         const name = await fresh("busy");
         await allRunning(run(name));
-        const refused = tart.delete(name, 0);
+        const refused = s(tart.delete(name, 0));
         await expect(refused).rejects.toThrow(/is running/);
         await expect(refused).rejects.toBeInstanceOf(TartError);
-        expect((await tart.list()).some((v) => v.Name === name)).toBe(true);
-        await tart.forceOff(name);
-        await tart.delete(name);
-        expect((await tart.list()).some((v) => v.Name === name)).toBe(false);
+        expect((await s(tart.list())).some((v) => v.Name === name)).toBe(true);
+        await s(tart.forceOff(name));
+        await s(tart.delete(name));
+        expect((await s(tart.list())).some((v) => v.Name === name)).toBe(false);
       } finally {
         await offAll();
       }
@@ -319,7 +328,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         const r = run(name);
         expect(await exitsWithin(r.vm)).toEqual({ code: 1, signal: null });
         expect(r.output()).toMatch(/^Error Domain=VZErrorDomain Code=1 "The virtual machine failed to start\."/);
-        expect(await tart.isRunning(name)).toBe(false);
+        expect(await s(tart.isRunning(name))).toBe(false);
       } finally {
         w.configure({ faults: [] });
         await offAll();
@@ -331,9 +340,9 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
       w.configure({ faults: [{ kind: "crash", vm: name, after_ms: 200 }] });
       try {
         const r = run(name);
-        expect(await r.vm.exited).toEqual({ code: 0, signal: null });
+        expect(await s(r.vm.exited)).toEqual({ code: 0, signal: null });
         expect(r.output()).toMatch(/^guest has stopped the virtual machine due to error: Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly\."/);
-        expect(await tart.isRunning(name)).toBe(false);
+        expect(await s(tart.isRunning(name))).toBe(false);
       } finally {
         w.configure({ faults: [] });
         await offAll();
@@ -347,22 +356,22 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         const name = await fresh("susp");
         const first = run(name, { suspendable: true });
         await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
-        await tart.suspend(name);
-        expect(await first.vm.exited).toEqual({ code: 0, signal: null });
+        await s(tart.suspend(name));
+        expect(await s(first.vm.exited)).toEqual({ code: 0, signal: null });
         expect(first.output()).toBe("pausing VM to take a snapshot...\ncreating a snapshot...\nsnapshot created successfully! shutting down the VM...\n");
-        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ Running: false, State: "suspended" });
+        expect((await s(tart.list())).find((v) => v.Name === name)).toMatchObject({ Running: false, State: "suspended" });
         expect(existsSync(join(tart.home, "vms", name, "state.vzvmsave"))).toBe(true);
 
         const copy = `${name}-copy`;
-        await tart.clone(name, copy, 10_000);
+        await s(tart.clone(name, copy, 10_000));
         expect(tart.macAddress(copy)).toBe(tart.macAddress(name)!);
-        expect((await tart.list()).find((v) => v.Name === copy)).toMatchObject({ State: "suspended" });
+        expect((await s(tart.list())).find((v) => v.Name === copy)).toMatchObject({ State: "suspended" });
         // Saved state is bound to its hardware: a new MAC spoils it, and it stays.
-        await tart.set(copy, { randomMac: true });
+        await s(tart.set(copy, { randomMac: true }));
         const spoilt = run(copy);
-        expect(await spoilt.vm.exited).toEqual({ code: 1, signal: null });
+        expect(await s(spoilt.vm.exited)).toEqual({ code: 1, signal: null });
         expect(spoilt.output()).toMatch(/^restoring VM state from a snapshot\.\.\.\nError Domain=VZErrorDomain Code=12 "Failed to restore the virtual machine\."/);
-        expect((await tart.list()).find((v) => v.Name === copy)).toMatchObject({ State: "suspended" });
+        expect((await s(tart.list())).find((v) => v.Name === copy)).toMatchObject({ State: "suspended" });
 
         const restored = run(name);
         await allRunning(restored);
@@ -370,7 +379,7 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         expect(restored.output()).toBe("restoring VM state from a snapshot...\nresuming VM...\n");
         await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
         expect(existsSync(join(tart.home, "vms", name, "state.vzvmsave"))).toBe(false);
-        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ Running: true, State: "running" });
+        expect((await s(tart.list())).find((v) => v.Name === name)).toMatchObject({ Running: true, State: "running" });
       } finally {
         await offAll();
       }
@@ -379,14 +388,14 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
     test("a VM not run suspendable: suspend returns, the run says why and exits 1, nothing is saved; a VM not running cannot be suspended", async () => {
       try {
         const name = await fresh("nosusp");
-        await expect(tart.suspend(name)).rejects.toThrow(/is not running/);
-        await expect(tart.suspend(name)).rejects.not.toBeInstanceOf(VmNotFoundError);
+        await expect(s(tart.suspend(name))).rejects.toThrow(/is not running/);
+        await expect(s(tart.suspend(name))).rejects.not.toBeInstanceOf(VmNotFoundError);
         const r = run(name);
         await allRunning(r);
-        await tart.suspend(name);
-        expect(await r.vm.exited).toEqual({ code: 1, signal: null });
+        await s(tart.suspend(name));
+        expect(await s(r.vm.exited)).toEqual({ code: 1, signal: null });
         expect(r.output()).toMatch(/^Failed to suspend the VM: /);
-        expect((await tart.list()).find((v) => v.Name === name)).toMatchObject({ State: "stopped" });
+        expect((await s(tart.list())).find((v) => v.Name === name)).toMatchObject({ State: "stopped" });
         expect(existsSync(join(tart.home, "vms", name, "state.vzvmsave"))).toBe(false);
       } finally {
         await offAll();
@@ -422,10 +431,10 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         const name = await fresh("exec-stop");
         run(name);
         await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
-        const long = output(tart.exec(name, "sleep 30"));
-        await w.wait(200);
-        await tart.forceOff(name);
-        expect(await long).toEqual({ code: 1, stdout: "", stderr: "Error: unavailable (14): Transport became inactive\n" });
+        const long = collect(tart.exec(name, "sleep 30"));
+        await wait(200);
+        await s(tart.forceOff(name));
+        expect(await long()).toEqual({ code: 1, stdout: "", stderr: "Error: unavailable (14): Transport became inactive\n" });
       } finally {
         await offAll();
       }
