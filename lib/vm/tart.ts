@@ -3,6 +3,7 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import type { ProcessPromise } from "zx/core";
 import { isAlive, isSameProcess, processStartTime } from "../core/process-identity.ts";
 import { MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { finished, sh, type Finished } from "../core/proc.ts";
@@ -129,6 +130,20 @@ function signalRun(pid: number, signal: NodeJS.Signals): void {
       // no such group (or process): ended meanwhile
     }
   }
+}
+
+/**
+ * A command started with `sh` as a GuestProcess. The command must `exec` its
+ * program, so that a kill is one signal to it, not zx's walk of the process
+ * tree (ps).
+ */
+export function guestProcessOf(p: ProcessPromise): GuestProcess {
+  return {
+    stdout: p.stdout,
+    stderr: p.stderr,
+    exited: p.then((o) => ({ code: o.exitCode, signal: o.signal as string | null })),
+    kill: (signal = "SIGTERM") => void p.child?.kill(signal),
+  };
 }
 
 /**
@@ -379,23 +394,16 @@ export class TartCli implements Tart {
   }
 
   /**
-   * `tart exec` of `/bin/sh -c command` (with `-i` when there is input, written
-   * and closed). A stop (signal) or kill ends the client; the command may run
-   * on in the guest (the agent kills only its direct child).
+   * `tart exec` of `/bin/sh -c command`, with `-i` when there is input
+   * (written, then closed: the one way a secret reaches the guest, never
+   * argv). Its environment is every tart call's, without the registry
+   * credentials. A stop (signal) or kill ends the client with one signal
+   * (exec replaced the shell); the command may run on in the guest (the
+   * agent kills only its direct child).
    */
   exec(name: string, command: string, o: { input?: string; signal?: AbortSignal } = {}): GuestProcess {
-    const interactive = o.input !== undefined ? ["-i"] : [];
-    const p = sh({ env: this.env(), input: o.input ?? "", ...(o.signal && { signal: o.signal }) })`exec ${this.opts.path} exec ${interactive} ${name} /bin/sh -c ${command}`;
-    const exited = (async () => {
-      const out = await p;
-      return { code: out.exitCode, signal: out.signal as string | null };
-    })();
-    return {
-      stdout: p.stdout,
-      stderr: p.stderr,
-      exited,
-      kill: (signal = "SIGTERM") => void p.kill(signal).catch(() => {}),
-    };
+    const args = ["exec", ...(o.input !== undefined ? ["-i"] : []), name, "/bin/sh", "-c", command];
+    return guestProcessOf(sh({ env: this.env(), ...(o.input !== undefined && { input: o.input }), ...(o.signal && { signal: o.signal }) })`exec ${this.opts.path} ${args}`);
   }
 
   /** `tart pull` (credentials only in tart's environment); a large image takes a while. */
