@@ -46,7 +46,7 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
   if (config.vm.transport === "ssh" && !values.ip) throw new UsageError("ssh-run: --ip IP is required (vm.transport: ssh)");
   const jit = await readStdinJit();
   registerJitConfig(jit);
-  const run = startRun({ config, vm: values.vm ?? "", ip: values.ip ?? "", tartHome: tart.home, jitConfig: jit, log, clock });
+  const run = startRun({ config, vm: values.vm ?? "", ip: values.ip ?? "", tart, jitConfig: jit, log, clock });
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(sig, () => run.stop());
   return exitCode(OUTCOME_EXIT[(await run.done).kind]);
 }

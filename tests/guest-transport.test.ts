@@ -1,12 +1,19 @@
-// How a guest command is run on each transport (lib/vm/guest.ts), and how
+// How a guest command is run on each transport (lib/vm/guest.ts; tart exec
+// against a recording tart at host.tart_path), and how
 // what tart exec and ssh print maps to what the product does: the guest agent
 // not answering yet (start again), "No route to host" (a Local Network
 // refusal, its own error and exit code, with the fix in the message).
 import { describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
 import type { Config } from "../lib/config/index.ts";
 import { exitCode, LocalNetworkError } from "../lib/core/errors.ts";
+import { poll } from "../lib/core/wait.ts";
 import { failureReason } from "../lib/host/metrics/definitions.ts";
-import { agentUnreachable, guestArgv, localNetworkError, noRouteToHost, SSH_PATH } from "../lib/vm/guest.ts";
+import { agentUnreachable, localNetworkError, noRouteToHost, runInGuest, SSH_PATH, sshArgv, startInGuest } from "../lib/vm/guest.ts";
+import { TartCli } from "../lib/vm/tart.ts";
 
 const config = (transport: "exec" | "ssh") =>
   ({
@@ -15,14 +22,85 @@ const config = (transport: "exec" | "ssh") =>
   }) as unknown as Config;
 const target = { vm: "mr-h-1-abc", ip: "192.168.64.7" };
 
-describe("guestArgv", () => {
-  test("exec: tart exec by VM name, /bin/sh -c the command, -i only when stdin is streamed", () => {
-    expect(guestArgv(config("exec"), target, "echo hi", { stdin: true })).toEqual(["/opt/homebrew/bin/tart", "exec", "-i", "mr-h-1-abc", "/bin/sh", "-c", "echo hi"]);
-    expect(guestArgv(config("exec"), target, "true", { stdin: false })).toEqual(["/opt/homebrew/bin/tart", "exec", "mr-h-1-abc", "/bin/sh", "-c", "true"]);
+/**
+ * A tart at host.tart_path that records what it was started with: its argv,
+ * its pid (the shell `exec`s it, so its pid is the process we started), its
+ * TART_HOME and any registry variable, then plays the guest: with -i copies
+ * its stdin to stdout, and with `sleep` in the command waits to be killed.
+ */
+function recordingTart(): { path: string; record: string } {
+  const dir = mkdtempSync(join(tmpdir(), "guest-transport-"));
+  const record = join(dir, "record");
+  const path = join(dir, "tart");
+  writeFileSync(path, [
+    "#!/bin/sh",
+    `{ echo "pid=$$"; echo "home=$TART_HOME"; env | grep '^TART_REGISTRY_' ; for a in "$@"; do echo "arg=$a"; done; } > ${record}`,
+    'case "$*" in *sleep*) exec sleep 30;; esac',
+    '[ "$2" = -i ] && exec cat',
+    "exit 0",
+    "",
+  ].join("\n"));
+  chmodSync(path, 0o755);
+  return { path, record };
+}
+
+const recorded = (record: string, key: string) => readFileSync(record, "utf8").split("\n").filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("tart exec (TartCli.exec)", () => {
+  test("argv is `exec -i NAME /bin/sh -c CMD` with input, which reaches stdin and is closed; TART_HOME is the Tart's; no registry credentials, not even inherited ones", async () => {
+    const fake = recordingTart();
+    const tart = new TartCli({ path: fake.path, env: { TART_HOME: "/tmp/the-vms-home" }, credentials: { TART_REGISTRY_PASSWORD: "for-clone-only" } });
+    process.env.TART_REGISTRY_USERNAME = "inherited";
+    try {
+      const p = tart.exec("mr-h-1-abc", "echo hi", { input: "secret-jit\n" });
+      const out = await new Response(Readable.toWeb(p.stdout as Readable) as ReadableStream).text();
+      expect(await p.exited).toEqual({ code: 0, signal: null });
+      expect(out).toBe("secret-jit\n");
+    } finally {
+      delete process.env.TART_REGISTRY_USERNAME;
+    }
+    expect(recorded(fake.record, "arg")).toEqual(["exec", "-i", "mr-h-1-abc", "/bin/sh", "-c", "echo hi"]);
+    expect(recorded(fake.record, "home")).toEqual(["/tmp/the-vms-home"]);
+    expect(readFileSync(fake.record, "utf8")).not.toContain("TART_REGISTRY_");
   });
 
-  test("ssh: /usr/bin/ssh by absolute path, -F /dev/null first, the host key pinned, the command last", () => {
-    const argv = guestArgv(config("ssh"), target, "true", { stdin: false });
+  test("without input there is no -i", async () => {
+    const fake = recordingTart();
+    const r = await runInGuest(config("exec"), new TartCli({ path: fake.path }), target, "true", 10_000);
+    expect(r).toMatchObject({ code: 0, timedOut: false });
+    expect(recorded(fake.record, "arg")).toEqual(["exec", "mr-h-1-abc", "/bin/sh", "-c", "true"]);
+  });
+
+  test("kill ends tart exec itself (one signal, no shell between), and exited says by which signal", async () => {
+    const fake = recordingTart();
+    const p = startInGuest(config("exec"), new TartCli({ path: fake.path }), target, "sleep 30");
+    const pid = Number(await poll(() => (existsSync(fake.record) ? recorded(fake.record, "pid")[0] : undefined), { deadline: Date.now() + 10_000, everyMs: 20 }));
+    p.kill();
+    expect(await p.exited).toEqual({ code: null, signal: "SIGTERM" });
+    expect(alive(pid)).toBe(false);
+  });
+
+  test("a short command past its deadline is killed: exit 124, timed out", async () => {
+    const fake = recordingTart();
+    const started = Date.now();
+    const r = await runInGuest(config("exec"), new TartCli({ path: fake.path }), target, "sleep 30", 300);
+    expect(r).toMatchObject({ code: 124, timedOut: true });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(alive(Number(recorded(fake.record, "pid")[0]))).toBe(false);
+  });
+});
+
+describe("ssh argv", () => {
+  test("/usr/bin/ssh by absolute path, -F /dev/null first, the host key pinned, the command last", () => {
+    const argv = sshArgv(config("ssh"), target.ip, "true");
     expect(SSH_PATH).toBe("/usr/bin/ssh");
     expect(argv.slice(0, 3)).toEqual(["/usr/bin/ssh", "-F", "/dev/null"]);
     expect(argv).toContain("StrictHostKeyChecking=yes");

@@ -13,6 +13,7 @@ import { pacedExit, PRE_CYCLE_PAUSE_MS } from "../lib/core/pace.ts";
 import { stopController } from "../lib/core/signals.ts";
 import { poll, systemClock } from "../lib/core/wait.ts";
 import { startRun } from "../lib/runner/run.ts";
+import { tartFor } from "../lib/slot/context.ts";
 import { recordFailure, waitOutBackoff } from "../lib/slot/failure.ts";
 import { SlotStore } from "../lib/slot/state.ts";
 import { APP_KEY_PEM } from "./fixtures/app-key.ts";
@@ -94,7 +95,7 @@ test("runner.listen_timeout runs out on the run's clock while the guest says not
   const { config, log, lines } = setup("exec sleep 30");
   const clock = new FakeClock(EPOCH);
   const real = performance.now();
-  const run = startRun({ config, vm: "acme-mac-1", ip: "192.0.2.1", jitConfig: "e30=", log, clock });
+  const run = startRun({ config, tart: tartFor(config), vm: "acme-mac-1", ip: "192.0.2.1", jitConfig: "e30=", log, clock });
   const outcome = await clock.settle(run.done, { maxMs: config.runner.listenTimeoutMs });
   expect(outcome).toMatchObject({ kind: "timeout", detail: `the runner did not print "Listening for Jobs" within runner.listen_timeout (120000 ms)` });
   expect(clock.now()).toBe(EPOCH + 120_000);
@@ -107,7 +108,7 @@ test("runner.job_timeout runs out on the run's clock, counted from the job's sta
   const running = "2030-01-01 00:00:00Z: Running job: build";
   const { config, log } = setup(`echo '${listening}'; echo '${running}'; exec sleep 30`);
   const clock = new FakeClock(EPOCH);
-  const run = startRun({ config, vm: "acme-mac-1", ip: "192.0.2.1", jitConfig: "e30=", log, clock });
+  const run = startRun({ config, tart: tartFor(config), vm: "acme-mac-1", ip: "192.0.2.1", jitConfig: "e30=", log, clock });
   // The guest's lines arrive in real time; the clock stands still meanwhile.
   expect(await poll(() => run.job, { deadline: Date.now() + 10_000, everyMs: 10, clock: systemClock })).toBe("build");
   await clock.advance(60 * 60_000);

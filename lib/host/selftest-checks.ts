@@ -15,7 +15,8 @@ import { finished, sh, type Finished } from "../core/proc.ts";
 import { checkRunnerFreshness } from "../image/runner-release.ts";
 import { TIME_SERVER } from "../slot/snapshot.ts";
 import { HOST_KEY_ALIAS } from "../vm/ssh.ts";
-import { guestArgv, noRouteToHost, sshSettings, type Transport } from "../vm/guest.ts";
+import { noRouteToHost, runInGuest, sshSettings, type Transport } from "../vm/guest.ts";
+import type { Tart } from "../vm/tart.ts";
 
 export interface GuestShell {
   transport: Transport;
@@ -23,11 +24,11 @@ export interface GuestShell {
   run(command: string, timeoutMs: number): Promise<Finished>;
 }
 
-export function guestShell(config: Config, transport: Transport, vm: string, ip: string): GuestShell {
+export function guestShell(config: Config, tart: Tart, transport: Transport, vm: string, ip: string): GuestShell {
   const over = { ...config, vm: { ...config.vm, transport } };
   return {
     transport,
-    run: (command, timeoutMs) => finished(sh({ timeoutMs, env: { CI: "true" } })`exec ${guestArgv(over, { vm, ip }, command, { stdin: false })}`),
+    run: (command, timeoutMs) => runInGuest(over, tart, { vm, ip }, command, timeoutMs),
   };
 }
 
@@ -81,9 +82,9 @@ export interface SshFound {
 const refusedBeforeSsh = (stderr: string) => noRouteToHost(stderr) || /Host is down|Connection reset by peer|kex_exchange_identification: read: Connection reset/i.test(stderr);
 
 /** The agent's own `ssh` runs a command in the guest: the key, the host key and, on macOS 15+, the Local Network grant. */
-export async function sshChecks(config: Config, vm: string, ip: string, transport: Transport): Promise<SshFound> {
+export async function sshChecks(config: Config, tart: Tart, vm: string, ip: string, transport: Transport): Promise<SshFound> {
   const { port, user } = sshSettings(config);
-  const r = await guestShell(config, "ssh", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
+  const r = await guestShell(config, tart, "ssh", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
   const where = `${user}@${ip}:${port}`;
   // Over exec the slots need no ssh: what ssh finds is worth knowing, not a failure.
   const severe = transport === "ssh" ? fail : warn;
@@ -133,8 +134,8 @@ export async function hostKeyCheck(config: Config, ip: string): Promise<CheckRes
 }
 
 /** `tart exec` through the guest agent (no network). */
-export async function execCheck(config: Config, vm: string, ip: string, transport: Transport): Promise<CheckResult> {
-  const r = await guestShell(config, "exec", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
+export async function execCheck(config: Config, tart: Tart, vm: string, ip: string, transport: Transport): Promise<CheckResult> {
+  const r = await guestShell(config, tart, "exec", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
   if (r.code === 0 && r.stdout.includes("selftest-ok")) return pass("guest-exec", `tart exec ${vm} ran a command through the guest agent`);
   const found = `tart exec ${vm} failed: ${lastLine(r.stderr || `exit ${r.code}`)}`;
   if (transport === "exec") return fail("guest-exec", found, "install tart-guest-agent in the image (macos-image-templates' base does), or set vm.transport: ssh");

@@ -263,7 +263,7 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
   if (config.vm.ssh) {
     let refused = false;
     await guarded(run, "guest-ssh", async () => {
-      const found = await sshChecks(config, vm, ip, run.transport);
+      const found = await sshChecks(config, run.tart, vm, ip, run.transport);
       refused = found.refused;
       return found.results;
     });
@@ -272,8 +272,8 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
     // vm.transport exec without vm.ssh: no key to try ssh with, and the slots need no network to the guest.
     for (const c of ["guest-ssh", "local-network", "host-key"]) run.add(skip(c, "no vm.ssh in the config: ssh to the guest not tried (vm.transport exec does not use it)"));
   }
-  await guarded(run, "guest-exec", () => execCheck(config, vm, ip, run.transport));
-  const shell = guestShell(config, run.transport, vm, ip);
+  await guarded(run, "guest-exec", () => execCheck(config, run.tart, vm, ip, run.transport));
+  const shell = guestShell(config, run.tart, run.transport, vm, ip);
   await guarded(run, "runner-version", async () => {
     const r = await runnerCheck(config, shell);
     run.runner = r.version;
@@ -397,7 +397,7 @@ async function snapshotPath(run: Run): Promise<void> {
         "set DHCPLeaseTimeSecs (see dhcp-lease-time) and report this");
     });
     await guarded(run, "snapshot-clock", async () => {
-      const c = await clockCheck(guestShell(config, run.transport, r.vm, ip));
+      const c = await clockCheck(guestShell(config, run.tart, run.transport, r.vm, ip));
       return { ...c.result, ms: run.time("clock_sync", c.syncMs) };
     });
   } else {

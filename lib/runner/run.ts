@@ -7,11 +7,11 @@ import { createInterface } from "node:readline";
 import type { Config } from "../config/index.ts";
 import { type ExitKind } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import { sh } from "../core/proc.ts";
 import { after, type Clock } from "../core/wait.ts";
 import { GUEST_OUTPUT_LIMITS, GuestOutput } from "./guest-output.ts";
 import { parseRunnerLine } from "./status-lines.ts";
-import { agentUnreachable, guestArgv, guestEnv, noRouteToHost, localNetworkError, sshSettings, transportCommand } from "../vm/guest.ts";
+import { agentUnreachable, noRouteToHost, localNetworkError, sshSettings, startInGuest, transportCommand } from "../vm/guest.ts";
+import type { Tart } from "../vm/tart.ts";
 
 /** How a run ended, and the exit kind ssh-run reports it with. */
 export const OUTCOME_EXIT = {
@@ -62,8 +62,8 @@ export interface RunOptions {
   vm: string;
   /** The guest's address (vm.transport ssh). */
   ip: string;
-  /** TART_HOME of the VM (vm.transport exec), when not our own environment's. */
-  tartHome?: string | undefined;
+  /** The tart the VM runs under (vm.transport exec). */
+  tart: Tart;
   jitConfig: string;
   log: Logger;
   /** What the run's deadlines and durations read. */
@@ -95,11 +95,9 @@ export function startRun(o: RunOptions): RunHandle {
   const log = o.log.child({ phase: "run" });
   const guestOutput = new GuestOutput(log, GUEST_OUTPUT_LIMITS, () => o.clock.now());
   const started = o.clock.now();
-  const target = { vm: o.vm, ip: o.ip, tartHome: o.tartHome };
-  const argv = guestArgv(o.config, target, GUEST_COMMAND, { stdin: true });
-  // exec: tart or ssh replaces the shell, so ending the run is one kill, not zx's walk of the process tree (ps).
+  const target = { vm: o.vm, ip: o.ip };
   // The JIT config is unused until run.sh reads it, so a start that never reached the guest is made again with it.
-  const spawn = () => sh({ input: `${o.jitConfig}\n`, env: guestEnv(target) })`exec ${argv}`;
+  const spawn = () => startInGuest(o.config, o.tart, target, GUEST_COMMAND, { input: `${o.jitConfig}\n` });
   let p = spawn();
   let attempts = 1;
 
@@ -125,7 +123,7 @@ export function startRun(o: RunOptions): RunHandle {
     ended = outcome;
     cancelDeadline();
     guestOutput.close();
-    if (!sshExited) p.child?.kill("SIGTERM");
+    if (!sshExited) p.kill("SIGTERM");
     const level = outcome.kind === "succeeded" || outcome.kind === "job-failed" || outcome.retired ? "info" : "warn";
     log[level]("run.done", `${outcome.kind}${outcome.job ? ` job="${outcome.job}" result=${outcome.result ?? "none"}` : ""}${outcome.detail ? `: ${outcome.detail}` : ""}`, {
       duration_ms: o.clock.now() - started, outcome: outcome.kind,
@@ -195,13 +193,13 @@ export function startRun(o: RunOptions): RunHandle {
   });
 
   void (async () => {
-    let out = await p;
+    let out = await p.exited;
     // A start that never reached the runner is made again with the same, still unused, JIT config:
     // exec while the guest agent does not answer yet (until runner.listen_timeout), ssh once on 255
     // (sshd answering early while the guest boots).
     for (;;) {
       if (ended || runnerSpoke || hostKeyRefused || noRoute) break;
-      const again = transport === "exec" ? out.exitCode === 1 && agentDown : out.exitCode === 255 && attempts === 1;
+      const again = transport === "exec" ? out.code === 1 && agentDown : out.code === 255 && attempts === 1;
       if (!again) break;
       log[transport === "exec" ? "debug" : "warn"]("run.retry", transport === "exec"
         ? "the tart guest agent does not answer yet; starting the runner again"
@@ -212,10 +210,10 @@ export function startRun(o: RunOptions): RunHandle {
       attempts++;
       p = spawn();
       follow();
-      out = await p;
+      out = await p.exited;
     }
     sshExited = true;
-    const code = out.exitCode;
+    const { code } = out;
     if (result !== undefined) return end(completed());
     if (noRoute) return end({ kind: "local-network", runnerGone, detail: localNetworkError(o.ip, noRoute).message });
     if (hostKeyRefused) return end({ kind: "host-key", runnerGone, detail: `host key of ${o.ip} does not match ${sshSettings(o.config).knownHostsPath}` });

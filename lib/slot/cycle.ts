@@ -130,7 +130,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   // new VM, until the VM is older than vm.idle_reuse_max or another image is pinned.
   for (;;) {
     run = startRun({
-      config, vm: name, ip: booted.ip, tartHome: r.tart.home, jitConfig: jit.encodedJitConfig, log: runLog, clock: r.clock, vmGone: booted.vm.exited, endAtCompletion: true,
+      config, vm: name, ip: booted.ip, tart: r.tart, jitConfig: jit.encodedJitConfig, log: runLog, clock: r.clock, vmGone: booted.vm.exited, endAtCompletion: true,
       on: {
         listening: () => {
           metrics.runnerListening();

@@ -21,9 +21,8 @@ import type { Config } from "../config/index.ts";
 import { MacosRunnerError } from "../core/errors.ts";
 import type { ImageChoice } from "../image/pin.ts";
 import type { Logger } from "../core/log.ts";
-import { finished, sh } from "../core/proc.ts";
 import type { SlotRun } from "./context.ts";
-import { guestArgv, guestEnv, type GuestTarget } from "../vm/guest.ts";
+import { runInGuest, type GuestTarget } from "../vm/guest.ts";
 import { VmLimitError, type Tart } from "../vm/tart.ts";
 import { readTail, vmLogPath } from "../vm/run-log.ts";
 import type { Clock } from "../core/wait.ts";
@@ -111,7 +110,7 @@ export async function restoredPath(r: SlotRun, vm: string, golden: string, boote
     r.store.write({ path: "cold" });
     return "cold";
   }
-  await syncClock(r.config, { vm, ip: booted.ip, tartHome: r.tart.home }, log, r.clock);
+  await syncClock(r.config, r.tart, { vm, ip: booted.ip }, log, r.clock);
   log.info("snapshot.restored", `VM ${vm} restored from ${golden}`, { duration_ms: r.clock.now() - booted.startedAt });
   return "snapshot";
 }
@@ -138,10 +137,9 @@ export async function freeGoldenMac(r: Pick<SlotRun, "tart" | "names">, vm: stri
  * The restored guest's clock is the snapshot's: set it (root, as sntp needs)
  * before the runner's first call to GitHub, which a stale clock fails.
  */
-async function syncClock(config: Config, target: GuestTarget, log: Logger, clock: Clock): Promise<void> {
+async function syncClock(config: Config, tart: Tart, target: GuestTarget, log: Logger, clock: Clock): Promise<void> {
   const started = clock.now();
-  const argv = guestArgv(config, target, `sudo sntp -sS ${TIME_SERVER}`, { stdin: false });
-  const r = await finished(sh({ timeoutMs: 30_000, env: guestEnv(target) })`exec ${argv}`);
+  const r = await runInGuest(config, tart, target, `sudo sntp -sS ${TIME_SERVER}`, 30_000);
   if (r.code !== 0) throw new SnapshotError(`clock sync in the restored guest failed (sntp -sS ${TIME_SERVER}, exit ${r.code}): ${r.stderr.split("\n").at(-1) || "no output"}`);
   log.info("snapshot.clock_synced", `guest clock synced: ${r.stdout.trim().split(" ")[0] ?? ""} s`, { duration_ms: clock.now() - started });
 }

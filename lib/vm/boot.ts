@@ -212,7 +212,7 @@ class Prober {
     this.lastStart = now;
     const probe = { at: now, kill: new AbortController() };
     this.running.push(probe);
-    void probeGuest(this.o.config, { vm: this.o.vm, ip, tartHome: this.o.tart.home }, PROBE_TIMEOUT_MS, AbortSignal.any([this.signal, probe.kill.signal])).then((r) => {
+    void probeGuest(this.o.config, this.o.tart, { vm: this.o.vm, ip }, PROBE_TIMEOUT_MS, AbortSignal.any([this.signal, probe.kill.signal])).then((r) => {
       const i = this.running.indexOf(probe);
       if (i >= 0) this.running.splice(i, 1);
       this.lastEnd = this.o.clock.now();

@@ -6,10 +6,12 @@
 //         pinned (lib/vm/ssh.ts); needs the Local Network grant on macOS 15+.
 // Our own process never opens a socket to a guest: readiness is a command run
 // this way too (`true`), never a connect() of ours.
+import { finished as streamEnded } from "node:stream/promises";
 import { ConfigError, type Config } from "../config/index.ts";
 import { LocalNetworkError } from "../core/errors.ts";
-import { finished, sh } from "../core/proc.ts";
+import { sh, type Finished } from "../core/proc.ts";
 import { sshArgs } from "./ssh.ts";
+import { guestProcessOf, type GuestProcess, type Tart } from "./tart.ts";
 
 /**
  * The system OpenSSH by absolute path: a Homebrew ssh earlier on the agents'
@@ -27,19 +29,46 @@ export interface GuestTarget {
   vm: string;
   /** The guest's address (ssh). */
   ip: string;
-  /** TART_HOME of the VM (tart exec), when not our own environment's. */
-  tartHome?: string | undefined;
 }
 
-/** The environment a guest command runs with: tart exec must find the VM's home. */
-export const guestEnv = (target: GuestTarget): Record<string, string> => (target.tartHome ? { TART_HOME: target.tartHome } : {});
+/**
+ * Starts `command` (a /bin/sh command line) in the guest over vm.transport:
+ * `tart exec` through the Tart given, or the system ssh. `input` goes to the
+ * command's stdin, then it is closed: the one way a secret reaches the guest,
+ * never argv.
+ */
+export function startInGuest(config: Config, tart: Tart, target: GuestTarget, command: string, o: { input?: string; signal?: AbortSignal } = {}): GuestProcess {
+  if (config.vm.transport === "exec") return tart.exec(target.vm, command, o);
+  const argv = sshArgv(config, target.ip, command);
+  return guestProcessOf(sh({ ...(o.input !== undefined && { input: o.input }), ...(o.signal && { signal: o.signal }) })`exec ${argv}`);
+}
 
-/** argv that runs `command` (a /bin/sh command line) in the guest; `stdin` streams ours to it. No secret ever goes here. */
-export function guestArgv(config: Config, target: GuestTarget, command: string, o: { stdin: boolean }): string[] {
-  if (config.vm.transport === "exec") {
-    return [config.host.tartPath, "exec", ...(o.stdin ? ["-i"] : []), target.vm, "/bin/sh", "-c", command];
-  }
-  return [SSH_PATH, "-F", "/dev/null", ...sshArgs({ host: target.ip, ...sshSettings(config) }, command)];
+/** argv of the system ssh running `command` in the guest at `ip`, its host key pinned. No secret ever goes here. */
+export const sshArgv = (config: Config, ip: string, command: string): string[] =>
+  [SSH_PATH, "-F", "/dev/null", ...sshArgs({ host: ip, ...sshSettings(config) }, command)];
+
+/** The bytes a stream gives until it ends (or fails, or is destroyed). */
+function collect(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  stream.on("data", (d: Buffer | string) => chunks.push(typeof d === "string" ? Buffer.from(d) : d));
+  return streamEnded(stream).catch(() => {}).then(() => Buffer.concat(chunks).toString("utf8"));
+}
+
+/**
+ * Runs a short command in the guest and waits for its end; past timeoutMs it
+ * is killed (exit 124, as a command ended by a signal).
+ */
+export async function runInGuest(config: Config, tart: Tart, target: GuestTarget, command: string, timeoutMs: number, signal?: AbortSignal): Promise<Finished> {
+  const p = startInGuest(config, tart, target, command, signal ? { signal } : {});
+  const output = Promise.all([collect(p.stdout), collect(p.stderr)]);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    p.kill("SIGTERM");
+  }, timeoutMs);
+  const end = await p.exited.finally(() => clearTimeout(timer));
+  const [stdout, stderr] = await output;
+  return { code: end.code ?? (end.signal !== null ? 124 : 1), stdout, stderr: stderr.trim(), timedOut };
 }
 
 /** vm.ssh: the config requires it with vm.transport ssh; with exec it may be missing, and then nothing may ssh to the guest. */
@@ -83,9 +112,8 @@ export interface ProbeResult {
  * and frees the caller from tart's own reconnect backoff (1 s, then x1.6)
  * that holds a `tart exec` made before the agent answers.
  */
-export async function probeGuest(config: Config, target: GuestTarget, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
-  const argv = guestArgv(config, target, "true", { stdin: false });
-  const r = await finished(sh({ timeoutMs, env: guestEnv(target), ...(signal && { signal }) })`exec ${argv}`);
+export async function probeGuest(config: Config, tart: Tart, target: GuestTarget, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
+  const r = await runInGuest(config, tart, target, "true", timeoutMs, signal);
   // A host key that does not match is an answer too: the run that follows refuses it (exit 84), not a boot timeout.
   return { ok: r.code === 0 || HOST_KEY_REFUSED.test(r.stderr), refused: noRouteToHost(r.stderr), stderr: r.stderr };
 }
