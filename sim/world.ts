@@ -74,7 +74,7 @@ export interface SimHost {
   setTart(patch: SimTartPatch): void;
 }
 
-type Tree = Record<string, unknown>;
+export type Tree = Record<string, unknown>;
 
 /** Deep merge: objects merge key by key, null deletes, anything else replaces. */
 export function deepMerge(base: Tree, overrides: Tree): Tree {

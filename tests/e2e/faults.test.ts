@@ -3,12 +3,11 @@
 // clone it did not need.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exitCode } from "../../lib/core/errors.ts";
 import type { World } from "../../sim/world.ts";
-import { sample, samples } from "../helpers/exposition.ts";
-import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, loopInProcess, signalGuest, slots, slotState, start, until, vms, type Slots } from "./harness.ts";
+import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, loopInProcess, signalGuest, slots, slotState, until, vms, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -50,70 +49,6 @@ describe("tart and the VM", () => {
     await until("served", async () => (await job(s, j.id)).result === "Succeeded", 30_000);
     served.stop.request();
     await exitOf(served, 0);
-  }, 60_000);
-
-  test.concurrent("leaked VM places (the limit with none running): the host is degraded — one host.degraded line, no VM churn, host.backoff_max, status and doctor say reboot; after the reboot it serves", async () => {
-    const textfileDir = join(world.dir, "degraded-textfile");
-    const s = slots(world, { metrics: { textfile_dir: textfileDir } }, { boot_ms: 150, leaked_places: 2 });
-    const names: string[] = [];
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const lines = await exitOf(loopBinary(s), exitCode("tempfail"));
-      const degraded = events(lines, "host.degraded");
-      expect(degraded.map((l) => l.level)).toEqual(["error"]);
-      expect(degraded[0]!.msg).toContain("reboot the Mac");
-      expect(events(lines, "cycle.failed")).toEqual([]);
-      const st = slotState(s)!;
-      expect(typeof st.host_degraded_at).toBe("string");
-      // The longest backoff at once (host.backoff_max, 400 ms here), not the first step (100 ms).
-      expect(Date.parse(st.backoff_until as string) - Date.parse(st.last_failure_at as string)).toBe(400);
-      // No churn: the one clone is kept for the next try, never started, never a runner.
-      const ours = vms(s);
-      expect(ours.map((v) => v.running)).toEqual([false]);
-      names.push(ours[0]!.name);
-    }
-    expect(names[1]).toBe(names[0]);
-    expect(count((await github(s)).calls, "generate-jitconfig")).toBe(0);
-    const prom = samples(readFileSync(join(textfileDir, "macos_runner_slot_1.prom"), "utf8"));
-    expect(sample(prom, "macos_runner_host_degraded")).toBe(1);
-    expect(sample(prom, "macos_runner_failures_total", { reason: "host_degraded" })).toBe(2);
-    const status = await start(world, "status", ["--config", s.path], s.host.env).done;
-    expect(status.stdout).toContain("slot 1: HOST DEGRADED");
-    expect(status.stdout).toContain("reboot the Mac");
-    const doctor = JSON.parse((await start(world, "doctor", ["--config", s.path, "--json"], s.host.env).done).stdout) as { results: { check: string; status: string; fix: string }[] };
-    const check = doctor.results.find((r) => r.check === "host-degraded")!;
-    expect([check.status, check.fix]).toEqual(["FAIL", expect.stringContaining("reboot the Mac")]);
-
-    // The reboot frees the places: the next cycle serves on the kept clone, and the host is no longer degraded.
-    s.host.setTart({ leaked_places: undefined });
-    const j = await enqueue(s, "after-the-reboot");
-    const served = loopInProcess(s);
-    await until("served", async () => (await job(s, j.id)).result === "Succeeded", 30_000);
-    served.stop.request();
-    await exitOf(served, 0);
-    expect((await job(s, j.id)).runner_name).toBe(names[0]);
-    expect(slotState(s)!.host_degraded_at).toBeUndefined();
-    expect(sample(samples(readFileSync(join(textfileDir, "macos_runner_slot_1.prom"), "utf8")), "macos_runner_host_degraded")).toBe(0);
-  }, 90_000);
-
-  test.concurrent("a VM place still being freed (a VM just stopped) is waited for, not a failed cycle", async () => {
-    // Places free 6 s after their VM stops: long enough that a loaded machine still meets the held place, short enough
-    // to come before boot's 10 s bound on waiting for one (past it the host counts as degraded).
-    const s = slots(world, {}, { boot_ms: 150, place_release_ms: 6000 });
-    // Two VMs that are not ours hold both places: the first cycle meets the limit and keeps its clone.
-    const others = ["leaving-a", "leaving-b"];
-    for (const name of others) expect(tart(s, "clone", s.config.image.ref, name, "--insecure").status).toBe(0);
-    const runs = others.map((name) => spawnSync("sh", ["-c", `${s.config.host.tartPath} run --no-graphics ${name} >/dev/null 2>&1 & echo $!`], { env: s.env, encoding: "utf8" }).stdout.trim());
-    const runningCount = () => (JSON.parse(tart(s, "list", "--format", "json").stdout) as { Running: boolean }[]).filter((v) => v.Running).length;
-    await until("both running", () => runningCount() === 2);
-    await exitOf(loopBinary(s), exitCode("tempfail"));
-    // They stop; their places free 6 s later. The next cycle starts its kept clone at once and waits for a place.
-    for (const pid of runs) process.kill(Number(pid), "SIGKILL");
-    await until("both off", () => runningCount() === 0);
-    const j = await enqueue(s, "place-freed");
-    const lines = await exitOf(loopBinary(s), 0);
-    expect((await job(s, j.id)).result).toBe("Succeeded");
-    expect(events(lines, "boot.place_wait")).toHaveLength(1);
-    expect(events(lines, "cycle.failed")).toEqual([]);
   }, 60_000);
 
   test.concurrent("a VM that never gets an address: boot_timeout, cleaned up once, exit 1", async () => {

@@ -52,18 +52,6 @@ function expectBackingOff(spawns: number[]): void {
 }
 
 describe("a failing slot backs off", () => {
-  test.concurrent("a revoked installation token: a few restarts and calls in the window, not one a second", async () => {
-    const s = slots(world, { host: BACKOFF }, { boot_ms: 150 });
-    const refused = { status: 401, body: { message: "Bad credentials" }, count: 10_000 };
-    await world.gh.fault({ path: new RegExp(`^/orgs/${s.org}/actions/`), ...refused });
-    const { spawns, calls } = await watch(s);
-    expect(spawns.length).toBeLessThanOrEqual(5);
-    // Per cycle: the runner refused, a fresh token, the runner refused again. Plus the first start's sweep.
-    expect(calls).toBeLessThanOrEqual(3 * spawns.length + 3);
-    expectBackingOff(spawns);
-    expect(slotState(s)!.last_failure_kind).toBe("config");
-  }, 60_000);
-
   test.concurrent("GitHub down with a runner left behind: recovery backs off too", async () => {
     const s = slots(world, { host: BACKOFF }, { boot_ms: 150 });
     const first = loopBinary(s);
