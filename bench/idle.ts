@@ -108,7 +108,7 @@ export async function idleBench(o: BenchOptions): Promise<void> {
     for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => process.exit(130));
 
     for (const s of sides) s.c.start(s.trace);
-    // Warm: every slot of every side has listened once (its first start's one-off calls are behind it).
+    // Warm: every slot of every side has listened once (its first launch's one-off calls are behind it).
     await until("every slot listening", async () => {
       const { events } = await world.gh.state();
       return sides.every(({ c }) => Array.from({ length: o.slots }, (_, i) => i + 1).every((slot) => events.some((e) => e.kind === "session-opened" && c.slotOf(e.runner) === slot)));

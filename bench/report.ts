@@ -68,7 +68,7 @@ export function render(o: BenchOptions, t: SimTartSettings, m: Machine, loop: Si
     "| --- | ---: | ---: |",
     ...startup.map((s) => `| ${s.name} | ${ms(s.wallMs)} | ${ms(s.cpuMs)} |`),
   ];
-  if (loop.unreaped > 0) lines.push("", `note: ${loop.unreaped} child process(es) still ran when their loop exited (the next VM's tart run, started ahead); neither side of the CPU figure counts them`);
+  if (loop.unreaped > 0) lines.push("", `note: ${loop.unreaped} child process(es) still ran when their loop exited (the next VM's tart run, booted ahead); neither side of the CPU figure counts them`);
   return lines.join("\n");
 }
 

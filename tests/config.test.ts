@@ -123,7 +123,7 @@ describe("a valid config", () => {
         bootTimeoutMs: 90_000,
         start: "snapshot",
         transport: "exec",
-        precloneMaxAgeMs: 1_800_000,
+        nextVmMaxAgeMs: 1_800_000,
         reuseIdle: false,
         idleReuseMaxMs: 1_200_000,
         ssh: { user: "runner", port: 2222, privateKeyPath: join(w.dir, "secrets", "ssh-key"), knownHostsPath: join(w.dir, "known_hosts") },
@@ -170,7 +170,7 @@ describe("a valid config", () => {
       bootTimeoutMs: 180_000,
       start: "cold",
       transport: "exec",
-      precloneMaxAgeMs: 3_600_000,
+      nextVmMaxAgeMs: 3_600_000,
       reuseIdle: true,
       idleReuseMaxMs: 3_600_000,
       ssh: { user: "admin", port: 22, privateKeyPath: join(w.dir, "key"), knownHostsPath: join(w.dir, "known_hosts") },
@@ -307,6 +307,23 @@ describe("bad input is reported with key path and line", () => {
       "image.ref: missing (required); the golden VM image, e.g. registry.example.com/macos-runner:sequoia, or a local VM name",
     ]);
     expect(err.problems.every((p) => p.line === undefined)).toBe(true);
+  });
+
+  describe("vm.next_vm_max_age, and preclone_max_age, its old name", () => {
+    const NO_VM = MINIMAL.split("vm:\n")[0]!;
+
+    test("the new name, the old name (an upgraded host's config) and neither (1h) all load", () => {
+      const w = world();
+      expect(w.parse(`${NO_VM}vm:\n  next_vm_max_age: 30m\n`).vm.nextVmMaxAgeMs).toBe(1_800_000);
+      expect(w.parse(`${NO_VM}vm:\n  preclone_max_age: 20m\n`).vm.nextVmMaxAgeMs).toBe(1_200_000);
+      expect(w.parse(NO_VM).vm.nextVmMaxAgeMs).toBe(3_600_000);
+    });
+
+    test("both set is refused at the old name's line", () => {
+      const w = world();
+      expectOneProblem(w, `${NO_VM}vm:\n  next_vm_max_age: 30m\n  preclone_max_age: 20m\n`,
+        "line 8: vm.preclone_max_age: is the old name of vm.next_vm_max_age, which is set too; remove preclone_max_age");
+    });
   });
 
   describe("vm.ssh is needed by vm.transport ssh only", () => {

@@ -114,6 +114,12 @@ describe("state file", () => {
     expect(new SlotStore(dir, 1, systemClock).problems).toEqual(["the file is empty"]);
   });
 
+  test("an upgraded host's state with the start path's old name (pre-cloned) reads as next-vm, with no problem; an unknown path is one", () => {
+    const old = parseSlotState(JSON.stringify({ phase: "run", path: "pre-cloned" }), 1, Date.now());
+    expect([old.state.path, old.problems]).toEqual(["next-vm", []]);
+    expect(parseSlotState(JSON.stringify({ phase: "run", path: "warm" }), 1, Date.now()).problems.map((p) => p.split(":")[0])).toEqual(["path"]);
+  });
+
   test("a write that cannot land keeps the state in memory, says so, and leaves no temp file", () => {
     const dir = tmp();
     const store = new SlotStore(dir, 1, systemClock);

@@ -1,4 +1,4 @@
-// One slot's fault director: at every start of the slot's agent it draws the
+// One slot's fault director: at every launch of the slot's agent it draws the
 // spawn's card (or none) from the slot's deck, and plays each card in hand
 // when its trigger comes (at once, after a delay in the phase it names, or
 // between two cycles). A card whose phase the spawn never reaches waits for a

@@ -1,6 +1,6 @@
 // The end of a soak run, as on a real host: what `install --remove` does
 // (the agents booted out, then `cleanup --slot N` for each slot), and then
-// the next start of each slot, which serves one job and retires the ghost
+// the next launch of each slot, which serves one job and retires the ghost
 // runners GitHub has let go of. What is left after each is the evidence.
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -22,7 +22,7 @@ export interface Finished {
   vmsLeft: string[];
   /** GitHub API calls for the org, by endpoint, up to the end of the cleanup. */
   apiCalls: Record<string, number>;
-  /** GitHub and tart after the next start (and a cleanup after it). */
+  /** GitHub and tart after the next launch (and a cleanup after it). */
   after: SimState;
   listed: TartVm[];
   /** The output of the cleanup and next-start runs. */

@@ -184,7 +184,7 @@ export function table(r: Rows, o: { seed: number; wallS: number; faults: number 
     ["duplicate runs (must be 0)", String(r.duplicates)],
     ["jobs that found a used VM (must be 0)", String(r.dirty)],
     ["VMs leaked (must be 0)", String(r.vmsLeaked)],
-    ["runners leaked after the next start (must be 0)", String(r.runnersLeaked)],
+    ["runners leaked after the next launch (must be 0)", String(r.runnersLeaked)],
     ["neighbour objects touched (must be 0)", `${r.neighbourTouched.length} of ${r.neighbourObjects}`],
     ["secrets in logs or argv (must be 0)", `${r.logLeaks.length + r.argvLeaks} (${r.argvSamples} argv samples)`],
     ["slot restart storms (must be 0)", `${r.storms} (most unpaced spawns in 60 s: ${Object.entries(r.maxUnpacedPerMinute).map(([k, v]) => `slot ${k}: ${v}`).join(", ")})`],

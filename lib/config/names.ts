@@ -57,7 +57,7 @@ export function slotNames(prefix: string, slot: number, host: string): SlotNames
 /**
  * The host part of names, read only (doctor, status): host.id when
  * configured, else the id pinned in `<state_dir>/host-id`, else the one the
- * first start would pin.
+ * first launch would pin.
  */
 export function currentHostId(configured: string | undefined, stateDir: string, source?: MachineIdSource): string {
   return configured ?? pinnedHostId(stateDir) ?? defaultHostId(source).id;
@@ -66,7 +66,7 @@ export function currentHostId(configured: string | undefined, stateDir: string, 
 /**
  * The host part of names: host.id when configured, else the id pinned in
  * `<state_dir>/host-id` (ids pinned by earlier releases, from the hostname,
- * keep working), else a new one pinned there on this first start: from the
+ * keep working), else a new one pinned there on this first launch: from the
  * machine (the Mac's hardware UUID), never from the hostname, which Macs
  * imaged the same way share.
  */
@@ -90,7 +90,7 @@ function pinnedHostId(stateDir: string): string | undefined {
     const pinned = readFileSync(join(stateDir, "host-id"), "utf8").trim();
     if (/^[a-z0-9-]{1,32}$/.test(pinned)) return pinned;
   } catch {
-    // first start on this host
+    // first launch on this host
   }
   return undefined;
 }

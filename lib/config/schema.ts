@@ -128,9 +128,12 @@ export function configSchema(src: ConfigSource) {
     start: oneOf(["cold", "snapshot"])
       .prefault("cold")
       .meta({ description: "How VMs start: cold boots the clone; snapshot resumes a suspended golden image (opt-in)." }),
+    next_vm_max_age: duration()
+      .optional()
+      .meta({ description: "The next VM (cloned, and maybe booted, ahead of its cycle) is deleted instead of used once it is older than this. Default: 1h." }),
     preclone_max_age: duration()
-      .prefault("1h")
-      .meta({ description: "A VM cloned ahead of time that is older than this is deleted instead of used." }),
+      .optional()
+      .meta({ description: "The old name of next_vm_max_age, still read.", deprecated: true }),
     reuse_idle: flag()
       .prefault(true)
       .meta({ description: "When GitHub retires a runner before any job reached it, start a new runner in the same VM (it never ran a job) instead of a new VM. false: a new VM each time." }),
@@ -143,6 +146,9 @@ export function configSchema(src: ConfigSource) {
     ssh: ssh.optional().meta({ description: "How to reach the guest over SSH: required with vm.transport: ssh; with exec, optional (selftest then also tries ssh, doctor checks the key files)." }),
   })
     .superRefine((v, ctx) => {
+      if (v.next_vm_max_age !== undefined && v.preclone_max_age !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["preclone_max_age"], message: "is the old name of vm.next_vm_max_age, which is set too; remove preclone_max_age" });
+      }
       if (v.transport === "ssh" && v.ssh === undefined) {
         ctx.addIssue({ code: "custom", path: ["transport"], message: "ssh needs a vm.ssh section with private_key_path (the private key whose public half the golden image authorises) and known_hosts_path (a known_hosts file holding the golden image's host key)" });
       }
@@ -153,7 +159,7 @@ export function configSchema(src: ConfigSource) {
   const host = section({
     id: matching(/[a-z0-9-]{1,32}/, (got) => `must be 1 to 32 of a-z 0-9 - (the host part of VM and runner names), got ${got}`)
       .optional()
-      .meta({ description: "The host part of VM and runner names, unique per host. Default: the first 8 hex digits of the Mac's hardware UUID, taken on first start and kept in state_dir, so a hostname change orphans nothing." }),
+      .meta({ description: "The host part of VM and runner names, unique per host. Default: the first 8 hex digits of the Mac's hardware UUID, taken on first launch and kept in state_dir, so a hostname change orphans nothing." }),
     slots: numberIn([1, 2], "1 or 2 (Apple's macOS licence allows at most 2 macOS VMs per host)")
       .prefault(2)
       .meta({ description: "VM slots on this host: 1 or 2 (Apple's macOS licence allows at most 2 macOS VMs per host)." }),
@@ -240,7 +246,7 @@ export function configSchema(src: ConfigSource) {
       bootTimeoutMs: v.boot_timeout,
       start: v.start,
       transport: v.transport,
-      precloneMaxAgeMs: v.preclone_max_age,
+      nextVmMaxAgeMs: v.next_vm_max_age ?? v.preclone_max_age ?? 3_600_000,
       reuseIdle: v.reuse_idle,
       idleReuseMaxMs: v.idle_reuse_max,
       ...(v.ssh && { ssh: { user: v.ssh.user, port: v.ssh.port, privateKeyPath: v.ssh.private_key_path, knownHostsPath: v.ssh.known_hosts_path } }),

@@ -42,7 +42,7 @@ export function recordFailure(r: Pick<SlotRun, "config" | "store" | "log" | "clo
  * that very cleanup (`clean: false`: recovery of a predecessor failed; the
  * next start tries it again) — backs off, and returns the exit code. A slot
  * that cannot write its state also deletes its finished VMs and the next VM
- * now: no later start would know of them.
+ * now: no later launch would know of them.
  */
 export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } = { clean: true }): Promise<number> {
   const kind = kindOf(err);
@@ -62,7 +62,7 @@ export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } 
     if (ghost) reportGhostJob(r, ghost, s.vm);
     if (!r.store.persisted) await disposeAll(r);
   } catch (cleanupErr) {
-    if (cleanupErr !== err) r.log.error("cleanup.failed", `cleanup failed; the next start of the slot retries it: ${(cleanupErr as Error).message}`, { phase: "cleanup", error: cleanupErr });
+    if (cleanupErr !== err) r.log.error("cleanup.failed", `cleanup failed; the slot's next launch retries it: ${(cleanupErr as Error).message}`, { phase: "cleanup", error: cleanupErr });
   }
   if (kind === "ok") {
     r.store.write({ phase: "done" });

@@ -1,4 +1,4 @@
-// The loop of a slot: one cycle, from the slot's lock to the next VM started ahead.
+// The loop of a slot: one cycle, from the slot's lock to the next VM booted ahead.
 //   lock -> recover what a predecessor left -> back off if failing -> serve one job
 //   -> start the next VM (cloned while the job ran) -> exit code
 // `loop` (scripts/loop.ts) runs it once per process; launchd starts it again.
@@ -33,7 +33,7 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     if (store.removeStrayTempFiles() > 0) ctx.log.warn("state.temp_removed", "removed temp files a killed writer left in the state dir");
     if (store.problems.length > 0) ctx.log.warn("state.invalid", `state file ${store.path} was unusable (${store.problems.join("; ")}); replaced, and the slot's VMs and runners are swept`);
     const crashed = leftBehind(r);
-    // Recorded first: a sweep that fails or is killed is made by the next start too (the state this start writes exists and is valid).
+    // Recorded first: a sweep that fails or is killed is made by the next launch too (the state this launch writes exists and is valid).
     if (store.problems.length > 0 || !store.existed) store.write({ sweep_pending: true });
     const recovered = await recover(r, { sweep: store.current.sweep_pending === true }).then(() => true, (err: unknown) => err);
     if (recovered !== true) return await failCycle(r, recovered, { clean: false });
@@ -50,7 +50,7 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     return await failCycle(r, err);
   } finally {
     // A stopping slot leaves nothing on disk: finished VMs and the next VM go now.
-    if (stop.drain.aborted) await disposeAll(r).catch((err: Error) => ctx.log.error("dispose.failed", `could not delete the slot's stopped VMs: ${err.message}; the next start deletes them`));
+    if (stop.drain.aborted) await disposeAll(r).catch((err: Error) => ctx.log.error("dispose.failed", `could not delete the slot's stopped VMs: ${err.message}; the next launch deletes them`));
     metrics.flush();
     lock.release();
     // What the cycle cost this host, for the benchmarks and capacity planning.

@@ -1,6 +1,6 @@
 // A job lost with its VM or runner: one `job.lost` error line naming what an
 // operator re-runs (job, runner, VM), the lost-jobs metric, and, for the
-// slot's current VM, job_result "Lost" in the state, so a start killed after
+// slot's current VM, job_result "Lost" in the state, so a launch killed after
 // the report and before its cleanup is not followed by a second report.
 import type { SlotRun } from "./context.ts";
 import type { Ghost } from "./state.ts";

@@ -36,7 +36,7 @@ export async function cycleVm(r: SlotRun, choice: ImageChoice) {
   const source = golden ?? choice.ref;
   const next = await takeNextVm(r, source);
   const name = next?.name ?? r.names.next();
-  const path: StartPath = golden ? "snapshot" : next ? "pre-cloned" : "cold";
+  const path: StartPath = golden ? "snapshot" : next ? "next-vm" : "cold";
   const start = async (o: StartOptions): Promise<Booted & { path: StartPath }> => {
     const log = o.log.child({ phase: "boot" });
     const fresh = async (from: string) => {
@@ -45,7 +45,7 @@ export async function cycleVm(r: SlotRun, choice: ImageChoice) {
     };
     try {
       if (!next) await fresh(source);
-      // The next VM, if started ahead, had the golden's MAC freed before its start.
+      // The next VM, if booted ahead, had the golden's MAC freed before its start.
       if (golden && !next?.run) await freeGoldenMac(r, name, log);
       const booted = await bootVm(r, name, { ...o, log, started: next?.run });
       return { ...booted, path: golden ? await restoredPath(r, name, golden, booted, log) : path };
@@ -78,7 +78,7 @@ async function bootVm(r: SlotRun, vm: string, o: StartOptions & { started?: Star
 /** Why the next VM will not do for a cycle cloning from `source`, if it will not. */
 function unusable(r: SlotRun, next: NextVm, source: string): string | undefined {
   if (next.image !== source) return "of another image";
-  if (!(r.clock.now() - Date.parse(next.created_at) < r.config.vm.precloneMaxAgeMs)) return "too old";
+  if (!(r.clock.now() - Date.parse(next.created_at) < r.config.vm.nextVmMaxAgeMs)) return "too old";
   if (!existsSync(join(r.tart.home, "vms", next.name, "config.json"))) return "gone from disk";
   return undefined;
 }
@@ -136,7 +136,7 @@ export async function startNextVm(r: SlotRun): Promise<void> {
   const vm = r.tart.run(next.name, logFile);
   // Not recorded: nobody would know it runs.
   if (!r.store.write({ next_vm: { ...next, run: { ...run, pid: vm.pid, ...(vm.startTime && { pid_start: vm.startTime }) } } })) return await r.tart.forceOff(next.name);
-  r.log.info("next_vm.started", `started the next VM ${next.name} ahead`, { vm: next.name, phase: "done" });
+  r.log.info("next_vm.booted", `booted the next VM ${next.name} ahead`, { vm: next.name, phase: "done" });
 }
 
 /** Deletes the VMs earlier cycles finished with (already forced off). */

@@ -46,4 +46,4 @@ export function conflictMessage(runners: readonly Pick<Runner, "name" | "id">[],
 }
 
 export const CONFLICT_FIX =
-  "give each host a unique host.id (set host.id in its config, or drain it and remove <state_dir>/host-id so the next start picks one from the hardware UUID); runners that are not provably this host's are left alone meanwhile";
+  "give each host a unique host.id (set host.id in its config, or drain it and remove <state_dir>/host-id so the next launch picks one from the hardware UUID); runners that are not provably this host's are left alone meanwhile";

@@ -1,4 +1,4 @@
-// At every start of a slot, before anything new is made: what a killed,
+// At every launch of a slot, before anything new is made: what a killed,
 // crashed or rebooted predecessor left is found and removed, in the safe
 // order (runner off GitHub first, then the VM). A job still running healthy
 // on the predecessor's VM is waited for, not killed. A runner GitHub still
@@ -65,7 +65,7 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
 
 /**
  * The predecessor saw its job start and not end, and the job's VM is gone
- * (power loss, a host reboot): by the time this start looked, GitHub had
+ * (power loss, a host reboot): by the time this launch looked, GitHub had
  * already given up on the runner and failed the job, so the runner no longer
  * reads busy. Reported as lost all the same, by name.
  */

@@ -1,5 +1,5 @@
 // A slot's durable memory: the state file, written atomically before each
-// phase acts, so the next start of the slot knows exactly what a crash left
+// phase acts, so the slot's next launch knows exactly what a crash left
 // behind. Read leniently: a missing, empty or garbage file (or field) is
 // reported and replaced by its default, never a crash. Never holds a secret.
 // When the disk is full the state lives on in memory: the cycle is told it
@@ -40,11 +40,11 @@ const FIELDS = {
   vm_runners: [z.number().int().positive(), undefined],
   job: [z.string(), undefined],
   job_result: [z.string(), undefined],
-  /** How the cycle's VM started: cold (cloned and booted), pre-cloned (the next VM, made ahead), snapshot (restored). */
-  path: [z.enum(["cold", "pre-cloned", "snapshot"]), undefined],
+  /** How the cycle's VM started: cold (cloned and booted), next-vm (made ahead), snapshot (restored); "pre-cloned", its old name, is read as next-vm. */
+  path: [z.enum(["cold", "next-vm", "snapshot"]).or(z.literal("pre-cloned").transform(() => "next-vm" as const)), undefined],
   /** The image the cycle's VM was cloned from (a digest reference when pinned). */
   image: [z.string(), undefined],
-  /** The next VM: cloned while the previous job ran, maybe started ahead (`run`); lib/slot/next-vm.ts. */
+  /** The next VM: cloned while the previous job ran, maybe booted ahead (`run`); lib/slot/next-vm.ts. */
   next_vm: [nextVm, undefined],
   /**
    * The slot's suspended golden VM (vm.start: snapshot): its name, the image it
@@ -73,9 +73,9 @@ const FIELDS = {
   swept_at: [isoTime, undefined],
   /**
    * The state was lost or unusable, so VMs and runners of this slot may be
-   * unrecorded: every start sweeps until a full sweep (GitHub and tart) has
+   * unrecorded: every launch sweeps until a full sweep (GitHub and tart) has
    * finished. Set before that sweep, so one that fails (GitHub down) or is
-   * killed is made again by the next start.
+   * killed is made again by the next launch.
    */
   sweep_pending: [z.boolean(), undefined],
   /** When a sweep last saw an online runner with this slot's name that is not this host's (lib/slot/ownership.ts). */
@@ -126,7 +126,7 @@ export class SlotStore {
   private state: SlotState;
   /** Problems found in the file when it was read. */
   readonly problems: string[];
-  /** Whether the state file existed when the store was opened (a first start has none). */
+  /** Whether the state file existed when the store was opened (a first launch has none). */
   readonly existed: boolean;
   /** False once a write failed (full or read-only disk): the state lives in memory only. */
   persisted = true;

@@ -48,14 +48,14 @@ const PROBE_STALE_MS = 1000;
 const PROBE_TIMEOUT_MS = 3000;
 /** How often the lease file is read while no lease is there, besides when its directory changes. */
 const LEASE_POLL_MS = 100;
-/** At least this long for a VM started ahead (however long ago) to show its address and SSH banner. */
+/** At least this long for a VM booted ahead (however long ago) to show its address and SSH banner. */
 const ATTACHED_REACH_MS = 10_000;
 /** Apple's limit of macOS VMs running at once. */
 const VM_LIMIT = 2;
 /** How long a VM place may take to free after its `tart run` exited before the host counts as degraded. */
 const PLACE_FREE_WAIT_MS = 10_000;
 /**
- * How often `tart run` is tried again while a place frees. A VM started ahead
+ * How often `tart run` is tried again while a place frees. A VM booted ahead
  * as a cycle ends usually meets the place of the VM just forced off, so the
  * next cycle starts it again here: each retry's wait is on the critical path.
  */
@@ -81,7 +81,7 @@ export interface BootOptions {
 }
 
 /**
- * Starts the VM (or waits for the one started ahead) until it is reachable.
+ * Starts the VM (or waits for the one booted ahead) until it is reachable.
  * A VM place is not free the instant a `tart run` exits (Virtualization.framework
  * tears the VM down after), so the VM limit with fewer than two VMs running is
  * retried for up to PLACE_FREE_WAIT_MS; still hit after that, the host has
@@ -113,7 +113,7 @@ async function bootOnce(o: BootOptions, log: Logger): Promise<Booted> {
   const logFile = vmLogPath(o.config, o.slot);
   const attached = o.started && (await attach(o, log));
   const started = attached ? Date.parse(o.started!.started_at) : o.clock.now();
-  // A VM started ahead long ago has booted; its address and SSH banner still get a few probes.
+  // A VM booted ahead long ago has booted; its address and SSH banner still get a few probes.
   const deadline = Math.max(started + o.config.vm.bootTimeoutMs, attached ? o.clock.now() + ATTACHED_REACH_MS : 0);
   const offset = attached ? o.started!.log_offset : sizeOf(logFile);
   const vm = attached || o.tart.run(o.vm, logFile, { suspendable: o.suspendable });

@@ -234,7 +234,7 @@ export class TartCli implements Tart {
    * Starts `tart run --no-graphics` detached in its own process group, its
    * output appended to logFile (where tart reports a start failure or the
    * 2-VM limit). The VM outlives this process on purpose: a crashed loop's
-   * VM is found and stopped by the next start of the slot.
+   * VM is found and stopped by the slot's next launch.
    */
   run(name: string, logFile: string, o: { suspendable?: boolean | undefined } = {}): RunningVm {
     const fd = openSync(logFile, "a", 0o600);

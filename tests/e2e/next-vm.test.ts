@@ -44,7 +44,7 @@ describe("the next VM started ahead", () => {
     const s = slots(world, {}, { boot_ms: 1500 });
     const first = await serve(s, "first");
     const next = nextVm(s);
-    expect(events(first, "next_vm.started").map((l) => l.vm)).toEqual([next.name]);
+    expect(events(first, "next_vm.booted").map((l) => l.vm)).toEqual([next.name]);
     expect(isAlive(next.run!.pid)).toBe(true);
     expect(next.run!.pid_start).toBeString();
     await until("the next VM runs", () => vms(s).find((v) => v.name === next.name)?.running);

@@ -1,5 +1,5 @@
 // Serving jobs: two launchd-driven slots of the compiled loop, the cold and
-// next VM (pre-cloned) paths, GitHub retiring an idle runner, the credentials modes.
+// next VM (next-vm) paths, GitHub retiring an idle runner, the credentials modes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -59,7 +59,7 @@ describe("steady state", () => {
     expect(Object.values(gh.calls).reduce((a, b) => a + b, 0)).toBe(jit + count(gh.calls, "DELETE") + count(gh.calls, "GET /orgs/{org}/actions/runners") + count(gh.calls, "access_tokens"));
     // Every cycle after a slot's first ran on the VM cloned while the previous job ran.
     const paths = events(lines, "cycle.start").map((l) => l.path);
-    expect(paths.filter((p) => p === "pre-cloned").length).toBeGreaterThanOrEqual(cycles - 2);
+    expect(paths.filter((p) => p === "next-vm").length).toBeGreaterThanOrEqual(cycles - 2);
   }, 90_000);
 
   test.concurrent("a finished VM is forced off at once and deleted by the next cycle; the next VM waits for it", async () => {
@@ -80,7 +80,7 @@ describe("steady state", () => {
     const run = loopInProcess(s);
     await exitOf(run, 0);
     expect((await job(s, second.id)).runner_name).toBe(pre);
-    expect(events(run.lines, "cycle.start")[0]!.path).toBe("pre-cloned");
+    expect(events(run.lines, "cycle.start")[0]!.path).toBe("next-vm");
     // It waited for the VM the first cycle had started, instead of starting it.
     expect(events(run.lines, "boot.attached").map((l) => l.pid)).toEqual([(after1.next_vm as { run: { pid: number } }).run.pid]);
     expect(vms(s).map((v) => v.name)).not.toContain(finished);

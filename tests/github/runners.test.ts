@@ -184,7 +184,7 @@ test("token: a JIT POST whose answer was lost (it succeeded on GitHub) meets 409
     github,
     runner: { namePrefix: "tk", labels: ["self-hosted", "macOS"], group: "Default", workFolder: "_work", jobTimeoutMs: 60_000, listenTimeoutMs: 60_000, exitTimeoutMs: 60_000 },
     image: { ref: "registry.local/macos:latest", insecure: true, pullIntervalMs: 300_000, runnerReleasesUrl: "https://api.github.com/repos/actions/runner/releases" },
-    vm: { bootTimeoutMs: 60_000, start: "cold", transport: "exec", precloneMaxAgeMs: 3_600_000, reuseIdle: true, idleReuseMaxMs: 3_600_000, ssh: { user: "admin", port: 22, privateKeyPath: `${dir}/id`, knownHostsPath: `${dir}/known_hosts` } },
+    vm: { bootTimeoutMs: 60_000, start: "cold", transport: "exec", nextVmMaxAgeMs: 3_600_000, reuseIdle: true, idleReuseMaxMs: 3_600_000, ssh: { user: "admin", port: 22, privateKeyPath: `${dir}/id`, knownHostsPath: `${dir}/known_hosts` } },
     host: { slots: 2, tartPath: "tart", stateDir: dir, logDir: dir, dhcpLeasesPath: `${dir}/leases`, backoffInitialMs: 100, backoffMaxMs: 1000 },
   };
   const names = slotNames("tk", 2, "host");

@@ -27,7 +27,7 @@ export interface DoctorContext {
   run: CommandRunner;
   /** The macos-runner binary that runs (links resolved); undefined when run from source. */
   binaryPath?: string | undefined;
-  /** The host id (host.id, the pinned one, or the one a first start pins): the host part of runner and VM names. */
+  /** The host id (host.id, the pinned one, or the one a first launch pins): the host part of runner and VM names. */
   host: string;
   /** Per check that calls out. */
   timeoutMs: number;

@@ -252,7 +252,7 @@ export async function executeStep(step: Step, uid: number, run: CommandRunner, s
     case "run": {
       say(`${step.why}: ${cmd(step.argv)}`);
       const r = await run(step.argv, step.timeoutMs);
-      // A failed cleanup is reported, not fatal: the next start of the slot cleans up again.
+      // A failed cleanup is reported, not fatal: the slot's next launch cleans up again.
       if (r.timedOut) say(`warning: ${step.argv[0]} was killed after ${step.timeoutMs / 1000} s: ${r.stderr}`);
       else if (r.code !== 0) say(`warning: ${step.argv[0]} exited ${r.code}: ${r.stderr}`);
       return;

@@ -79,7 +79,7 @@ export const METRICS = {
   macos_runner_phase_started_timestamp_seconds: { type: "gauge", labels: [], help: "When the slot entered its current phase (Unix time)." },
   macos_runner_last_job_timestamp_seconds: { type: "gauge", labels: [], help: "When the slot's last job completed, whatever its result (Unix time)." },
   macos_runner_last_success_timestamp_seconds: { type: "gauge", labels: [], help: "When the slot's last successful job completed (Unix time)." },
-  macos_runner_image_info: { type: "gauge", labels: ["image_digest", "path"], help: "The golden image digest in use and the start path (cold, pre-cloned, snapshot); value 1." },
+  macos_runner_image_info: { type: "gauge", labels: ["image_digest", "path"], help: "The golden image digest in use and the start path (cold, next-vm, snapshot); value 1." },
   macos_runner_runner_version_info: { type: "gauge", labels: ["runner_version"], help: "The actions runner version baked into the image in use; value 1." },
   macos_runner_image_pinned_timestamp_seconds: { type: "gauge", labels: [], help: "When the image in use was pinned (image.lock pinned_at, Unix time)." },
 } as const satisfies Record<string, Definition>;

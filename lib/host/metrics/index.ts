@@ -19,7 +19,7 @@ import { createLogger, type Logger } from "../../core/log.ts";
 import { FAILURE_REASONS, METRICS, SLOT_PHASES, STEPS, type FailureReason, type MetricName, type MetricType, type SlotPhase, type Step } from "./definitions.ts";
 import { currentHostId } from "../../config/names.ts";
 
-export type StartPath = "cold" | "pre-cloned" | "snapshot";
+export type StartPath = "cold" | "next-vm" | "snapshot";
 
 export interface ImageInfo {
   image_digest?: string | undefined;
