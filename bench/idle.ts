@@ -6,7 +6,7 @@
 // VM) and the plain bash loop. Time is the sim's: the profile's times against
 // the realistic ones, times --scale; GitHub retires an idle runner 2
 // simulated minutes after it registered (the short end of the 2 to 6 it
-// takes), and vm.idle_reuse_max and vm.preclone_max_age are their defaults
+// takes), and vm.idle_reuse_max and vm.next_vm_max_age are their defaults
 // (an hour each) in simulated time. bench/README.md defines the figures.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -98,7 +98,7 @@ export async function idleBench(o: BenchOptions): Promise<void> {
     mkdirSync(dir, { recursive: true });
     const stage = (name: string) => ({ world, host: world.addHost(name, { profile: o.profile, scale: o.scale }), dir, o });
     // Their defaults, in simulated time.
-    const vm = { idle_reuse_max: simMinutes(60), preclone_max_age: simMinutes(60) };
+    const vm = { idle_reuse_max: simMinutes(60), next_vm_max_age: simMinutes(60) };
     const sides: Side[] = [
       loopContender(stage("today"), { name: "loop-today", org: "bench-old", prefix: "bo", vm: { ...vm, reuse_idle: false } }),
       loopContender(stage("loop"), { name: "loop", org: "bench-loop", prefix: "bl", vm: { ...vm, reuse_idle: true } }),

@@ -587,7 +587,7 @@ describe("values that cannot work are refused when the config is read", () => {
     ["host", "backoff_initial"],
     ["host", "backoff_max"],
     ["image", "pull_interval"],
-    ["vm", "preclone_max_age"],
+    ["vm", "next_vm_max_age"],
   ])("%s.%s longer than a timer can wait", (section, key) => {
     const w = world();
     const body = section === "image" ? "  ref: x\n" : section === "vm" ? "  ssh: { private_key_path: key, known_hosts_path: known_hosts }\n" : "";

@@ -2,7 +2,7 @@
 // clone nor its boot is on the way to the next runner. Cloned while this
 // cycle's runner listens; started as a healthy cycle ends (its job's VM off),
 // so it boots while this process exits and launchd starts the next one; taken
-// by the next cycle if usable (same source, younger than vm.preclone_max_age,
+// by the next cycle if usable (same source, younger than vm.next_vm_max_age,
 // on disk), which attaches to its `tart run` (lib/vm/boot.ts); else, or when
 // the slot stops, disposed of. It is in the state file before it is cloned or
 // started, so a crash, a stop or `cleanup` removes it like any VM the slot
