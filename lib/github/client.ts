@@ -5,6 +5,7 @@
 import { mkdirSync } from "node:fs";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../core/log.ts";
+import { systemClock, type Clock } from "../core/wait.ts";
 import { readSecretFile } from "../core/secrets.ts";
 import { AppCredentials } from "./credentials.ts";
 import { baseRequest, runnerRoutes, type Request, type RunnerRoutes } from "./http.ts";
@@ -80,7 +81,7 @@ export function createGitHubClient(github: GitHubConfig, opts: ClientOptions): G
   };
 }
 
-/** The client for one cycle of a slot; pass it to every GitHub call of the cycle. */
-export function githubFor(config: Config, log: Logger): GitHubClient {
-  return createGitHubClient(config.github, { stateDir: config.host.stateDir, log });
+/** The client for one cycle of a slot; pass it to every GitHub call of the cycle. Its retries wait on `clock` (the slot's). */
+export function githubFor(config: Config, log: Logger, clock: Clock = systemClock): GitHubClient {
+  return createGitHubClient(config.github, { stateDir: config.host.stateDir, log, retry: { sleep: (ms) => clock.sleep(ms) } });
 }

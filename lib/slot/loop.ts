@@ -20,7 +20,7 @@ import { SlotStore } from "./state.ts";
 /** One client per cycle, made when first needed (reading the key is where a bad key shows). */
 function lazyGitHub(ctx: SlotContext): () => GitHubClient {
   let client: GitHubClient | undefined;
-  return () => (client ??= githubFor(ctx.config, ctx.log));
+  return () => (client ??= githubFor(ctx.config, ctx.log, ctx.clock));
 }
 
 export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {

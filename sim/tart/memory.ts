@@ -50,7 +50,7 @@ export const MEMORY_TART_DEFAULTS: MemoryTartSettings = {
 };
 
 /** The faults MemoryTart knows, as sim/tart's of the same names (crash counts `after_ms` from the guest agent answering). */
-const FAULTS = ["clone_disk_full", "start_failure", "no_ip", "crash"] as const;
+const FAULTS = ["clone_disk_full", "start_failure", "no_ip", "crash", "restore_failure"] as const;
 
 /** What a guest command can write, and a signal that aborts when its VM stops. */
 export interface GuestIo {
@@ -327,7 +327,7 @@ export class MemoryTart implements Tart {
       await this.pause(this.settings.restore_ms, run.ended.signal);
       if (run.ended.signal.aborted) return;
       // Saved state is bound to its hardware (the fake CLI's harsher reading): it stays, and fails the same way next time.
-      if (vm.snapshot.hardware !== hardware(vm.config)) {
+      if (this.takeFault("restore_failure", vm.name) || vm.snapshot.hardware !== hardware(vm.config)) {
         print(RESTORE_FAILED);
         return this.end(run, { code: 1, signal: null });
       }

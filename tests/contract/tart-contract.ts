@@ -403,6 +403,31 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
     }, timeout);
   });
 
+  describe(`${model}: a failed restore`, () => {
+    test("restore_failure: the next restore fails as a spoilt state does (VZ's error, exit 1, still suspended); the run after it restores", async () => {
+      try {
+        const name = await fresh("restore-fail");
+        run(name, { suspendable: true });
+        await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
+        await s(tart.suspend(name));
+        await until("suspended", async () => (await s(tart.list())).find((v) => v.Name === name)?.State === "suspended");
+        w.configure({ faults: [{ kind: "restore_failure", vm: name }] });
+        const failed = run(name);
+        expect(await s(failed.vm.exited)).toEqual({ code: 1, signal: null });
+        expect(failed.output()).toMatch(/^restoring VM state from a snapshot\.\.\.\nError Domain=VZErrorDomain Code=12 "Failed to restore the virtual machine\."/);
+        expect((await s(tart.list())).find((v) => v.Name === name)).toMatchObject({ Running: false, State: "suspended" });
+        expect(existsSync(join(tart.home, "vms", name, "state.vzvmsave"))).toBe(true);
+        const restored = run(name);
+        await allRunning(restored);
+        await until("restored", () => restored.output().includes("resuming VM..."));
+        expect(restored.output()).toBe("restoring VM state from a snapshot...\nresuming VM...\n");
+      } finally {
+        w.configure({ faults: [] });
+        await offAll();
+      }
+    }, timeout);
+  });
+
   describe(`${model}: tart exec`, () => {
     test("a VM not running or missing: exit 2 saying so", async () => {
       const name = await fresh("exec-off");

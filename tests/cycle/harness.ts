@@ -58,6 +58,8 @@ export interface CycleHostOptions {
   github?: GitHubSimOptions;
   /** The guest's answers to anything but the runner (default: readiness and the clock sync only). */
   guest?: GuestModel;
+  /** The guest's runner, given the model of it (runnerGuest) to wrap, e.g. one that starts late (runnerThat). */
+  runner?: (real: GuestModel, clock: FakeClock) => GuestModel;
 }
 
 export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
@@ -65,7 +67,8 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
   const clock = new FakeClock();
   const github = await startGitHub({ orgs: [ORG], validate: true, assignDelayMs: 0, ...o.github });
   const guests = o.guest ?? defaultGuest;
-  const guest: GuestModel = (command, stdin, io) => (RUN_SH.test(command) ? runnerGuest(github, clock)(command, stdin, io) : guests(command, stdin, io));
+  const runner: GuestModel = (command, stdin, io) => (o.runner ? o.runner(runnerGuest(github, clock), clock) : runnerGuest(github, clock))(command, stdin, io);
+  const guest: GuestModel = (command, stdin, io) => (RUN_SH.test(command) ? runner(command, stdin, io) : guests(command, stdin, io));
   const tart = new MemoryTart({ clock, guest, home: join(dir, "tart"), settings: o.tart ?? {} });
   tart.publish(IMAGE);
   const stateDir = join(dir, "state");
@@ -174,4 +177,22 @@ function runnerGuest(github: GitHubSim, clock: FakeClock): GuestModel {
       return 0;
     }
   };
+}
+
+// ---- A runner that starts late, and slots that run at once ----
+
+/** Wraps the runner model (CycleHostOptions.runner): it starts `startsAfterMs` after run.sh, as the fake runner's runner_start_ms. */
+export function runnerThat(o: { startsAfterMs: number }): (real: GuestModel, clock: FakeClock) => GuestModel {
+  return (real, clock) => async (command, stdin, io) => {
+    await clock.sleep(o.startsAfterMs, io.signal);
+    return io.signal.aborted ? 143 : real(command, stdin, io);
+  };
+}
+
+/** One `loop` of each slot, all at once on the host's clock (two launchd agents); each loop's exit and log lines. */
+export async function loopsAtOnce(h: CycleHost, slots: number[], maxMs = 3_600_000): Promise<{ code: number; lines: LogLine[] }[]> {
+  const from = h.lines.length;
+  const codes = await h.clock.settle(Promise.all(slots.map((slot) => loop(h.context(slot), stopController()))), { maxMs });
+  const lines = h.lines.slice(from);
+  return codes.map((code, i) => ({ code, lines: lines.filter((l) => l.slot === slots[i]) }));
 }
