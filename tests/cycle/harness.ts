@@ -92,6 +92,10 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
   }, o.config ?? {})));
   const config = loadConfig({ path });
   const lines: LogLine[] = [];
+  // The product's HTTP to the fake GitHub is real I/O: time must not move while a call is on the way
+  // (a deadline would pass under a request that takes a few real ms).
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = Object.assign((...args: Parameters<typeof fetch>) => clock.hold(realFetch(...args)), realFetch);
 
   const context = (slot = 1): SlotContext => {
     let buffered = "";
@@ -125,6 +129,7 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
     metrics: (slot = 1) => readFileSync(join(dir, "metrics", `macos_runner_slot_${slot}.prom`), "utf8"),
     context,
     async close() {
+      globalThis.fetch = realFetch;
       tart.dispose();
       await github.stop();
       rmSync(dir, { recursive: true, force: true });
