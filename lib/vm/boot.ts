@@ -1,8 +1,6 @@
-// Booting a VM: `tart run` detached (or attaching to one an earlier process
-// started), the address from the DHCP lease file the moment it appears (its
-// directory is watched; tart's own `ip --wait` re-reads it only once a
-// second), then `true` run in the guest over vm.transport until it answers.
-// A `tart run` that exits early is read for why (the 2-VM limit, a degraded host).
+// Booting a VM: `tart run` detached (or attached to one started earlier), the
+// address from the watched DHCP lease file (tart's `ip --wait` re-reads it only
+// once a second), then `true` in the guest over vm.transport until it answers.
 import type { Config } from "../config/index.ts";
 import { LocalNetworkError, MacosRunnerError } from "../core/errors.ts";
 import { recordReach } from "./reach.ts";
@@ -16,51 +14,44 @@ import { after, Waker, type Clock } from "../core/wait.ts";
 
 export class BootError extends MacosRunnerError {}
 
-/** A `tart run` an earlier process started and recorded (the slot's state file keeps it): known by its pid and that process's start time. */
+/** A `tart run` an earlier process started, as the state file records it. */
 export interface StartedVm {
   pid: number;
   pid_start?: string | undefined;
   started_at: string;
-  /** Where that run's output starts in the VM log. */
   log_offset: number;
 }
 
 export interface Booted {
   ip: string;
   vm: RunningVm;
-  /** When `tart run` started, when the lease appeared and when SSH answered (epoch ms). */
   startedAt: number;
   leasedAt: number;
+  /** When the guest answered (either transport). */
   sshAt: number;
   /** Where this run's output starts in the VM log. */
   logOffset: number;
 }
 
-/** How soon a failed readiness probe is followed by the next one. */
+/** After a failed readiness probe, the next one. */
 const PROBE_MS = 20;
-/** How often a new readiness probe starts while earlier ones hang (a `tart exec` waiting out tart's reconnect backoff). */
+/** A new probe while earlier ones hang in tart's reconnect backoff. */
 const PROBE_EVERY_MS = 50;
-/** At most this many readiness probes at once; past that, the oldest one that had its first try is replaced. */
 const MAX_PROBES = 12;
-/** A probe this old has made its first connection try and waits out tart's backoff (its next try at 1 s): replaceable. */
+/** A probe this old made its first try and waits out tart's backoff (next try at 1 s): replaceable. */
 const PROBE_STALE_MS = 1000;
-/** A readiness probe that has not answered by then is killed (a loaded host starts a process slowly; a probe's own start must fit). */
+/** Generous: a loaded host starts a process slowly. */
 const PROBE_TIMEOUT_MS = 3000;
-/** How often the lease file is read while no lease is there, besides when its directory changes. */
+/** Lease file reads while no lease is there, besides when its directory changes. */
 const LEASE_POLL_MS = 100;
-/** At least this long for a VM booted ahead (however long ago) to show its address and SSH banner. */
+/** At least this long for a VM booted ahead (however long ago) to answer. */
 const ATTACHED_REACH_MS = 10_000;
-/** Apple's limit of macOS VMs running at once. */
 const VM_LIMIT = 2;
 /** How long a VM place may take to free after its `tart run` exited before the host counts as degraded. */
 const PLACE_FREE_WAIT_MS = 10_000;
-/**
- * How often `tart run` is tried again while a place frees. A VM booted ahead
- * as a cycle ends usually meets the place of the VM just forced off, so the
- * next cycle starts it again here: each retry's wait is on the critical path.
- */
+/** Short: a VM booted ahead usually meets the place of the VM just forced off, on the critical path. */
 const PLACE_RETRY_MS = 200;
-/** A `tart run` still up after this long has got past the start failures it reports at once (2-VM limit, VZ errors). */
+/** A `tart run` up this long is past the failures it reports at once (2-VM limit, VZ errors). */
 const ALIVE_MS = 1000;
 
 export interface BootOptions {
@@ -69,23 +60,20 @@ export interface BootOptions {
   vm: string;
   slot: number;
   log: Logger;
-  /** What the boot's deadlines, waits and timestamps read. */
   clock: Clock;
   signal?: AbortSignal;
-  /** Called once the VM is alive: up for ALIVE_MS, or given an address, whichever comes first. */
+  /** Once the VM is up for ALIVE_MS or has an address, whichever comes first. */
   onAlive?: () => void;
-  /** `tart run --suspendable`, for a golden VM that is to be suspended (a suspended VM restores without it). */
+  /** For a golden VM that is to be suspended. */
   suspendable?: boolean;
-  /** The VM's `tart run` was started by the previous cycle's process: wait for it rather than start it. */
+  /** Started by the previous cycle's process: attached to, not started. */
   started?: StartedVm | undefined;
 }
 
 /**
- * Starts the VM (or waits for the one booted ahead) until it is reachable.
  * A VM place is not free the instant a `tart run` exits (Virtualization.framework
  * tears the VM down after), so the VM limit with fewer than two VMs running is
- * retried for up to PLACE_FREE_WAIT_MS; still hit after that, the host has
- * leaked places (HostDegradedError). The limit with two VMs running fails at once.
+ * retried for PLACE_FREE_WAIT_MS, then the host is degraded (leaked places).
  */
 export async function boot(o: BootOptions): Promise<Booted> {
   const log = o.log.child({ phase: "boot", vm: o.vm });
@@ -160,12 +148,7 @@ async function bootOnce(o: BootOptions, log: Logger): Promise<Booted> {
   }
 }
 
-/**
- * The `tart run` the previous cycle started, if that very process still runs:
- * known by its pid and its start time together, since a pid recorded before a
- * reboot may name another process by now. Any other VM is forced off and
- * started again.
- */
+/** The previous cycle's `tart run` if that very process (pid and start time: a pid may be reused) still runs; else the VM is forced off. */
 async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefined> {
   const { pid, pid_start: startTime, started_at } = o.started!;
   const vm = o.tart.attach(o.vm, pid, startTime);
@@ -177,18 +160,12 @@ async function attach(o: BootOptions, log: Logger): Promise<RunningVm | undefine
 }
 
 /**
- * Readiness probes of one VM: `true` run in the guest over vm.transport
- * (lib/vm/guest.ts), never a socket of ours. A new probe starts when the last
- * one failed (after PROBE_MS) or PROBE_EVERY_MS after the last start, so
- * probes overlap while a `tart exec` made before the guest agent answered is
- * held by tart's reconnect backoff (1 s, then x1.6). With MAX_PROBES running,
- * the oldest is replaced once it is PROBE_STALE_MS old (it already made its
- * first try); none runs longer than PROBE_TIMEOUT_MS. Killing a probe is
- * harmless: `true` does nothing. A probe of another address (the lease
- * changed) starts at once.
+ * Readiness probes (`true` in the guest) overlap: a `tart exec` made before
+ * the guest agent answered is held by tart's reconnect backoff (1 s, then
+ * x1.6), so a fresh probe beats waiting it out. Killing one is harmless.
  */
 class Prober {
-  /** The probes running, oldest first: when each started, and how to kill it. */
+  /** Oldest first. */
   private readonly running: { at: number; kill: AbortController }[] = [];
   private lastStart = 0;
   private lastEnd = 0;
@@ -199,7 +176,6 @@ class Prober {
 
   constructor(private readonly o: BootOptions, private readonly signal: AbortSignal, private readonly wake: () => void) {}
 
-  /** Starts a probe of `ip` when one is due. */
   tick(ip: string): void {
     const now = this.o.clock.now();
     const moved = this.target !== ip;
@@ -224,7 +200,6 @@ class Prober {
     });
   }
 
-  /** How long until the next probe is due. */
   nextInMs(): number {
     const now = this.o.clock.now();
     return Math.max(1, Math.min(this.lastStart + PROBE_EVERY_MS - now, this.running.length === 0 ? this.lastEnd + PROBE_MS - now : Infinity));
@@ -232,12 +207,9 @@ class Prober {
 }
 
 /**
- * The VM's address once `true` runs in it over vm.transport. The address
- * comes from the lease file, re-read every round: a VM restored from a
- * snapshot shares its MAC with the earlier clones of its golden, so the first
- * lease seen can be the stale one of a VM that is off, and the guest's own
- * lease replaces it moments later. When the lease file cannot be read (or
- * tart's config has no MAC), `tart ip --wait`.
+ * The lease is re-read every round: a restored VM shares its MAC with earlier
+ * clones of its golden, so the first lease seen can be a stale one. Without a
+ * lease file or MAC, `tart ip --wait`.
  */
 async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, exited: () => boolean, leased: (ip: string) => void): Promise<string> {
   const mac = o.tart.macAddress(o.vm);
@@ -266,8 +238,6 @@ async function reachable(o: BootOptions, deadline: number, signal: AbortSignal, 
       }
       const left = deadline - o.clock.now();
       if (signal.aborted || left <= 0) break;
-      // No lease yet: the watcher wakes us when the file changes (and a slow poll in case it cannot).
-      // A lease: probes are due every few ms, and a probe that ends wakes us at once.
       await waker.sleep(Math.min(current ? prober.nextInMs() : LEASE_POLL_MS, left), signal);
     }
     if (signal.aborted) throw new BootError(`boot of ${o.vm} aborted`);

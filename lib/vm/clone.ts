@@ -1,25 +1,24 @@
-// Cloning a fresh VM for a slot from the image (or a golden), with its
-// hardware set before the first boot. Names carry 24 random bits, so no
-// `tart list` guards against a collision.
+// Cloning a slot's VM, its hardware set before the first boot. Names carry 24
+// random bits, so no `tart list` guards against a collision.
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../core/log.ts";
 import type { Tart } from "./tart.ts";
 
-/** Cloning pulls the image on a cold cache; pulls of 50 GB images take a while. */
+/** A clone on a cold cache pulls the image: 50 GB take a while. */
 const CLONE_TIMEOUT_MS = 60 * 60 * 1000;
 
-export interface CloneOptions {
+interface CloneOptions {
   config: Config;
   tart: Tart;
   vm: string;
   image: string;
   log: Logger;
   signal?: AbortSignal;
-  /** false: keep the source's hardware (a clone of a suspended golden: `tart set` would spoil its saved state). */
+  /** false for a suspended golden: `tart set` would spoil its saved state. */
   configure?: boolean;
 }
 
-/** Clones (and sets up) the VM; returns how long that took, in ms. */
+/** Returns the ms it took. */
 export async function clone(o: CloneOptions): Promise<number> {
   const done = o.log.time("clone.done", { phase: "clone", vm: o.vm });
   await o.tart.clone(o.image, o.vm, CLONE_TIMEOUT_MS, o.signal);

@@ -1,6 +1,5 @@
-// The VM's address from macOS's DHCP server, read directly: the same
-// /var/db/dhcpd_leases tart's default resolver reads, but watched every few
-// milliseconds instead of tart's once-a-second `ip --wait`. Entries look like
+// The VM's address from /var/db/dhcpd_leases, as tart's resolver reads it, but
+// watched instead of tart's once-a-second `ip --wait`. Entries look like
 //   {
 //   	name=admins-Virtual-Machine
 //   	ip_address=192.168.64.3
@@ -8,7 +7,7 @@
 //   	identifier=1,a6:5e:7:1:2c:b
 //   	lease=0x6571f2a3
 //   }
-// (octets lose their leading zeros; lease is the expiry, epoch seconds in hex).
+// (octets lose their leading zeros; lease is the expiry, epoch seconds in hex)
 import { readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import type { Clock } from "../core/wait.ts";
@@ -19,7 +18,7 @@ export interface Lease {
   expiresAtMs: number;
 }
 
-/** `0a:05:…` and `a:5:…` are the same MAC; compare in bootpd's short form. */
+/** `0a:05:…` and `a:5:…` are the same MAC: bootpd's short form. */
 export function shortMac(mac: string): string {
   return mac.toLowerCase().split(":").map((o) => o.replace(/^0(?=.)/, "")).join(":");
 }
@@ -39,7 +38,7 @@ export function parseLeases(text: string): Lease[] {
   return leases;
 }
 
-/** The unexpired lease for `mac` in the lease file, or undefined (also when the file cannot be read). */
+/** Undefined also when the file cannot be read. */
 export function leaseFor(path: string, mac: string, now = Date.now()): string | undefined {
   let text: string;
   try {
@@ -51,22 +50,17 @@ export function leaseFor(path: string, mac: string, now = Date.now()): string | 
 }
 
 /**
- * `mac`'s lease as tart's dhcp resolver picks it (Leases.swift): of the
- * unexpired ones the latest expiry, on a tie the later in the file. bootpd
- * can keep an older, still unexpired lease of a MAC after a newer one.
+ * As tart picks it (Leases.swift): the latest unexpired expiry, on a tie the
+ * later in the file. bootpd can keep an older unexpired lease of a MAC.
  */
-export function currentLease(leases: readonly Lease[], mac: string, now: number): Lease | undefined {
+function currentLease(leases: readonly Lease[], mac: string, now: number): Lease | undefined {
   const want = shortMac(mac);
   let best: Lease | undefined;
   for (const l of leases) if (l.mac === want && l.expiresAtMs > now && (!best || l.expiresAtMs >= best.expiresAtMs)) best = l;
   return best;
 }
 
-/**
- * Reads `path` for `mac`'s lease as leaseFor does (unexpired by `clock`), but
- * parses the file again only when it changed (bootpd and tart replace it;
- * size, mtime or inode tell): a boot watches it every few milliseconds.
- */
+/** leaseFor, parsing the file again only when inode, size or mtime changed: a boot reads it every few ms. */
 export function leaseWatcher(path: string, mac: string, clock: Pick<Clock, "now">): () => string | undefined {
   const want = shortMac(mac);
   let seen = "";
@@ -91,11 +85,7 @@ export function leaseWatcher(path: string, mac: string, clock: Pick<Clock, "now"
   };
 }
 
-/**
- * Calls `onChange` when the lease file may have changed: its directory is
- * watched (bootpd renames a new file over the old one). Best effort: when the
- * directory cannot be watched nothing is called, so callers poll as well.
- */
+/** Watches the directory (bootpd renames a new file over the old one); best effort, so callers poll as well. */
 export function watchLeases(path: string, onChange: () => void): { close(): void } {
   const name = basename(path);
   try {

@@ -1,25 +1,22 @@
-// What a slot last saw when it reached its guest: the transport, whether the
-// connection was had or refused by Local Network privacy, and when. `doctor`
-// runs from a Terminal, which macOS exempts from Local Network privacy, so a
-// probe of its own would pass where the slot agents are refused: it reads these.
-// One small JSON per slot in host.state_dir: reach-<slot>.json.
+// What a slot last saw reaching its guest (reach-<slot>.json). `doctor` runs
+// from a Terminal, which macOS exempts from Local Network privacy, so a probe
+// of its own would pass where the slot agents are refused: it reads these.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../core/fs.ts";
 import type { Transport } from "./guest.ts";
 
-export interface Reach {
+interface Reach {
   slot: number;
   transport: Transport;
   outcome: "ok" | "refused";
-  /** ISO time. */
   at: string;
   detail?: string;
 }
 
 const FILE = /^reach-(\d+)\.json$/;
 
-/** Records what the slot saw at `now` (epoch ms); a failure to write never fails the cycle. */
+/** A failure to write never fails the cycle. */
 export function recordReach(stateDir: string, reach: Omit<Reach, "at">, now: number): void {
   try {
     writeFileAtomic(join(stateDir, `reach-${reach.slot}.json`), `${JSON.stringify({ ...reach, at: new Date(now).toISOString() })}\n`, 0o644);
@@ -28,7 +25,6 @@ export function recordReach(stateDir: string, reach: Omit<Reach, "at">, now: num
   }
 }
 
-/** Every slot's last record, by slot. */
 export function readReaches(stateDir: string): Reach[] {
   let names: string[] = [];
   try {

@@ -1,6 +1,5 @@
-// The slot's VM log (`tart run`'s output, appended for every VM the slot
-// starts): where it is, and what a run wrote to it since a given offset,
-// which is how a caller learns why a detached `tart run` ended or what it did.
+// The slot's VM log (`tart run`'s output, appended): what a run wrote since an
+// offset tells why a detached `tart run` ended or what it did.
 import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/index.ts";
@@ -10,7 +9,7 @@ export function vmLogPath(config: Config, slot: number): string {
   return join(config.host.logDir, `slot-${slot}.vm.log`);
 }
 
-/** A file's size, 0 when it does not exist. */
+/** 0 when the file does not exist. */
 export function sizeOf(path: string): number {
   try {
     return statSync(path).size;
@@ -19,7 +18,7 @@ export function sizeOf(path: string): number {
   }
 }
 
-/** What was written to `path` after `offset` (its last 4 KiB at most), trimmed. */
+/** What was written after `offset` (the last 4 KiB at most), trimmed. */
 export function readTail(path: string, offset: number): string {
   try {
     const fd = openSync(path, "r");

@@ -1,11 +1,8 @@
-// The system OpenSSH client's options (vm.transport ssh; lib/vm/guest.ts
-// runs it), pinned to the golden image's host key. Guests get a new IP every
-// cycle, so the key is pinned under one alias, not per address.
-
-/** known_hosts lines for the image's host key use this name (see docs/hosts.md). */
+// OpenSSH options pinned to the golden image's host key. Guests get a new IP
+// every cycle, so the key is pinned under one alias (known_hosts), not per address.
 export const HOST_KEY_ALIAS = "macos-runner-guest";
 
-export interface SshTarget {
+interface SshTarget {
   host: string;
   port: number;
   user: string;
@@ -13,7 +10,7 @@ export interface SshTarget {
   knownHostsPath: string;
 }
 
-/** argv for `ssh` to run `command` in the guest; no secret ever goes here. */
+/** No secret ever goes here. */
 export function sshArgs(t: SshTarget, command: string): string[] {
   return [
     "-p", String(t.port),

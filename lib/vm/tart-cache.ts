@@ -1,6 +1,5 @@
-// Reads tart's OCI cache as tart lays it out (contracts/tart.md §1):
-// $TART_HOME/cache/OCIs/<host%3Aport>/<namespace>/<tag> is a symlink to the
-// digest directory `sha256:<hex>` beside it. Read-only; nothing here runs tart.
+// Reads tart's OCI cache (contracts/tart.md §1): $TART_HOME/cache/OCIs/
+// <host%3Aport>/<namespace>/<tag> is a symlink to `sha256:<hex>` beside it.
 import { existsSync, readlinkSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
@@ -12,7 +11,6 @@ export function tartHome(env: NodeJS.ProcessEnv = process.env): string {
 
 const namespaceDir = (r: ImageRef, home: string) => join(home, "cache", "OCIs", encodeURIComponent(r.host), r.namespace);
 
-/** The digest a cached tag links to, or undefined when the tag is not cached. */
 export function cachedDigest(ref: string, home: string = tartHome()): string | undefined {
   const r = parseImageRef(ref);
   if (!r) return undefined;
@@ -25,7 +23,6 @@ export function cachedDigest(ref: string, home: string = tartHome()): string | u
   }
 }
 
-/** Whether the digest's directory is in the cache for the ref's repository. */
 export function hasDigest(ref: string, digest: string, home: string = tartHome()): boolean {
   const r = parseImageRef(ref);
   return r !== undefined && existsSync(join(namespaceDir(r, home), digest));

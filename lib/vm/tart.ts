@@ -1,5 +1,4 @@
-// A typed wrapper around the `tart` CLI. Every call goes through zx (lib/proc)
-// with a deadline; failures become errors that say what to do.
+// A typed wrapper around the `tart` CLI: every call has a deadline, every failure says what to do.
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -20,9 +19,8 @@ export class TartError extends MacosRunnerError {
     super(message, { kind });
   }
 }
-/** tart is not installed or host.tart_path is wrong. */
 export class TartMissingError extends TartError {}
-/** Apple's 2-VM limit: other VMs (maybe not ours) are running on the host. */
+/** Apple's 2-VM limit: other VMs (maybe not ours) are running. */
 export class VmLimitError extends TartError {
   constructor(
     readonly others: string[],
@@ -34,19 +32,13 @@ export class VmLimitError extends TartError {
     super(message, command, tartExitCode, stderr, "tempfail");
   }
 }
-/**
- * Apple's VM limit is reached although tart shows fewer than two VMs running,
- * and stays so past the time a stopped VM's place takes to free: VM places
- * leaked by Virtualization.framework (seen on macOS 26.3), which only a
- * reboot of the Mac frees.
- */
+/** The VM limit with fewer than two VMs running, for longer than a place takes to free: Virtualization.framework leaked places (macOS 26.3); only a reboot frees them. */
 export class HostDegradedError extends VmLimitError {
   constructor(running: string[], waitedMs: number, command: string, tartExitCode: number, stderr: string) {
     super(running, command, tartExitCode, stderr,
       `this host cannot start VMs: macOS reports its VM limit reached while ${running.length === 0 ? "no VM runs" : `only ${running.join(", ")} runs`} (still after ${Math.round(waitedMs / 1000)} s): it has leaked VM places; reboot the Mac`);
   }
 }
-/** A VM tart still shows running after it was forced off (SIGINT, SIGKILL, `tart stop --timeout 0`). */
 export class VmStillRunningError extends TartError {
   constructor(readonly vm: string, waitedMs: number) {
     super(
@@ -54,7 +46,6 @@ export class VmStillRunningError extends TartError {
       "stop", 1, "");
   }
 }
-/** The named VM does not exist (tart exits 2). */
 export class VmNotFoundError extends TartError {}
 
 export interface VmListing {
@@ -66,31 +57,26 @@ export interface VmListing {
 
 export interface RunningVm {
   pid: number;
-  /** The start time of the process `pid` (lib/core/process-identity.ts): with the pid, its identity. */
+  /** With the pid, the process's identity (a pid may be reused). */
   startTime: string | undefined;
-  /** Resolves when `tart run` exits: the VM is off. */
   exited: Promise<{ code: number | null; signal: string | null }>;
 }
 
-/** A command running in a guest (`tart exec`): its output, its end. */
 export interface GuestProcess {
   readonly stdout: NodeJS.ReadableStream;
   readonly stderr: NodeJS.ReadableStream;
-  /** When the command ended: its exit code, or the signal that ended it. */
   readonly exited: Promise<{ code: number | null; signal: string | null }>;
   kill(signal?: NodeJS.Signals): void;
 }
 
 export interface TartOptions {
   path: string;
-  /** Extra environment for every tart call (TART_HOME when it is not this process's). */
   env?: Record<string, string>;
-  /** TART_REGISTRY_*: in the environment of `tart clone` and `tart pull` only. */
+  /** TART_REGISTRY_*: for `tart clone` and `tart pull` only. */
   credentials?: Record<string, string>;
   insecure?: boolean;
 }
 
-/** The registry credentials tart reads from its environment. */
 const REGISTRY_ENV = ["TART_REGISTRY_USERNAME", "TART_REGISTRY_PASSWORD", "TART_REGISTRY_HOSTNAME"] as const;
 
 /** `The number of VMs exceeds the system limit (other running VMs: a, b)` -> [a, b]. */
@@ -102,22 +88,15 @@ export function vmLimitOthers(output: string): string[] | undefined {
 
 /** How often an attached `tart run` (not our child) is checked for having ended. */
 const ATTACHED_POLL_MS = 250;
-/**
- * How long a VM's run process has after SIGINT before it gets SIGKILL, as
- * `tart stop` does (Stop.swift: SIGINT, the VM's lock polled until its
- * timeout, then SIGKILL); shorter than tart's 30 s: the VM is disposable.
- */
+/** SIGINT, then SIGKILL after this, as `tart stop` does (Stop.swift), shorter than its 30 s: the VM is disposable. */
 const STOP_GRACE_MS = 3_000;
-/** How long tart may take to report a forced-off VM off (its lock released) before that is an error. */
+/** How long tart may take to report a forced-off VM off (its lock released). */
 const OFF_WAIT_MS = 10_000;
-/** How often tart is asked whether a forced-off VM is off. */
 const OFF_POLL_MS = 100;
 
 /**
- * Signals a `tart run` we started and its process group: `run` starts it
- * detached, as the leader of a group of its own, so a wrapper at
- * host.tart_path that runs tart as its child (and forwards nothing) has
- * tart in that group too, as a terminal's Ctrl-C would reach both.
+ * Signals a `tart run` and its process group (it leads its own): a wrapper at
+ * host.tart_path that runs tart as a child and forwards nothing is reached too.
  */
 function signalRun(pid: number, signal: NodeJS.Signals): void {
   // Never -1 or 0 (every process, our own group) for a run whose pid is unknown.
@@ -132,11 +111,7 @@ function signalRun(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/**
- * A command started with `sh` as a GuestProcess. The command must `exec` its
- * program, so that a kill is one signal to it, not zx's walk of the process
- * tree (ps).
- */
+/** The command must `exec` its program: a kill is then one signal, not zx's walk of the process tree (ps). */
 export function guestProcessOf(p: ProcessPromise): GuestProcess {
   return {
     stdout: p.stdout,
@@ -146,13 +121,8 @@ export function guestProcessOf(p: ProcessPromise): GuestProcess {
   };
 }
 
-/**
- * What the product asks of tart. On a host it is the tart CLI (TartCli); the
- * in-process tests give the cycle a second model of tart held to the same
- * contract tests (tests/contract/).
- */
+/** What the product asks of tart: TartCli on a host; the in-process tests' model is held to the same contract tests. */
 export interface Tart {
-  /** TART_HOME as tart resolves it. */
   readonly home: string;
   clone(source: string, name: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   set(name: string, s: { cpu?: number | undefined; memoryMb?: number | undefined; randomMac?: boolean }): Promise<void>;
@@ -167,12 +137,11 @@ export interface Tart {
   listCached(): Promise<VmListing[]>;
   suspend(name: string): Promise<void>;
   pull(ref: string, timeoutMs: number): Promise<void>;
-  /** `tart exec [-i] NAME /bin/sh -c command`; `input` is written to its stdin, then closed. */
   exec(name: string, command: string, o?: { input?: string; signal?: AbortSignal }): GuestProcess;
 }
 
 export class TartCli implements Tart {
-  /** The `tart run` processes this process started or attached, by VM name, while they run. */
+  /** The `tart run` processes this process started or attached, by VM name. */
   private readonly runs = new Map<string, RunningVm & { own: boolean }>();
 
   constructor(private readonly opts: TartOptions) {}
@@ -182,11 +151,7 @@ export class TartCli implements Tart {
     return this.opts.env?.TART_HOME || process.env.TART_HOME || join(homedir(), ".tart");
   }
 
-  /**
-   * tart's environment. The registry credentials only `withCredentials`
-   * (clone, pull): a `tart run` lives as long as the job, and its environment
-   * is readable there (`ps eww`); one inherited from ours is removed too.
-   */
+  /** Registry credentials only for clone and pull (even inherited ones are removed): a `tart run`'s environment is readable by the job (`ps eww`). */
   private env(o: { withCredentials?: boolean } = {}): Record<string, string | undefined> {
     const registry = o.withCredentials ? this.opts.credentials : Object.fromEntries(REGISTRY_ENV.map((k) => [k, undefined]));
     return { CI: "true", ...this.opts.env, ...registry };
@@ -212,7 +177,6 @@ export class TartCli implements Tart {
     return new TartError(message, args[0]!, r.code, r.stderr);
   }
 
-  /** Clones; a stop (signal) kills a slow or hung clone at once. */
   async clone(source: string, name: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const args = ["clone", source, name, ...(this.opts.insecure ? ["--insecure"] : [])];
     const r = await this.call(args, timeoutMs, signal, { withCredentials: true });
@@ -230,12 +194,7 @@ export class TartCli implements Tart {
     if (r.code !== 0) throw this.fail(name, args, r);
   }
 
-  /**
-   * Starts `tart run --no-graphics` detached in its own process group, its
-   * output appended to logFile (where tart reports a start failure or the
-   * 2-VM limit). The VM outlives this process on purpose: a crashed loop's
-   * VM is found and stopped by the slot's next launch.
-   */
+  /** Detached in its own process group: the VM outlives this process on purpose (a crashed loop's VM is found by the next launch). */
   run(name: string, logFile: string, o: { suspendable?: boolean | undefined } = {}): RunningVm {
     const fd = openSync(logFile, "a", 0o600);
     const flags = ["--no-graphics", ...(o.suspendable ? ["--suspendable"] : [])];
@@ -250,12 +209,7 @@ export class TartCli implements Tart {
     return this.track(name, { pid, startTime: processStartTime(pid), exited }, true);
   }
 
-  /**
-   * A `tart run` an earlier process started (and left running on purpose):
-   * not our child, so its end is seen by polling its pid. Undefined when
-   * that process is gone: no live process with this pid, or one that started
-   * at another time (the pid was reused), or no start time recorded.
-   */
+  /** A `tart run` an earlier process started: polled, not our child. Undefined when that process (pid and start time) is gone. */
   attach(name: string, pid: number, startTime: string | undefined): RunningVm | undefined {
     if (startTime === undefined || !isSameProcess(pid, startTime)) return undefined;
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
@@ -269,7 +223,6 @@ export class TartCli implements Tart {
     return this.track(name, { pid, startTime, exited }, false);
   }
 
-  /** Remembers a VM's run process while it runs, so forceOff can signal it directly. */
   private track(name: string, vm: RunningVm, own: boolean): RunningVm {
     const entry = { ...vm, own };
     this.runs.set(name, entry);
@@ -279,7 +232,6 @@ export class TartCli implements Tart {
     return vm;
   }
 
-  /** `tart ip --wait`: tart's own lease lookup, polled once a second. */
   async ip(name: string, waitS: number): Promise<string> {
     const args = ["ip", name, "--wait", String(Math.min(65535, Math.max(1, Math.ceil(waitS))))];
     const r = await this.call(args, (waitS + 10) * 1000);
@@ -287,7 +239,6 @@ export class TartCli implements Tart {
     return r.stdout.trim();
   }
 
-  /** The VM's MAC address as tart stores it (config.json in its directory). */
   macAddress(name: string): string | undefined {
     try {
       const config = JSON.parse(readFileSync(join(this.home, "vms", name, "config.json"), "utf8")) as { macAddress?: unknown };
@@ -298,14 +249,9 @@ export class TartCli implements Tart {
   }
 
   /**
-   * Forces a VM off, as `tart stop` does: SIGINT to the VM's run process we
-   * know (started or attached) and its process group, SIGKILL after
-   * STOP_GRACE_MS. That process may be a wrapper (host.tart_path a script
-   * that runs tart as its child) whose end leaves the VM running, or tart may
-   * have left the group, so the VM counts as off only when tart says so;
-   * while it does not, `tart stop --timeout 0` (tart signals the process
-   * that holds the VM's lock), then tart is asked until OFF_WAIT_MS.
-   * A VM not running (or missing) counts as off.
+   * As `tart stop` does: SIGINT to the run process we know, SIGKILL after
+   * STOP_GRACE_MS. A wrapper's end can leave the VM running, so it is off only
+   * when tart says so; until then `tart stop --timeout 0`. A missing VM is off.
    */
   async forceOff(name: string): Promise<void> {
     const run = this.runs.get(name);
@@ -324,19 +270,16 @@ export class TartCli implements Tart {
     if (!off) throw new VmStillRunningError(name, OFF_WAIT_MS);
   }
 
-  /** Whether a run process of ours still runs: our child until reaped; an attached one while its identity holds. */
   private alive(run: RunningVm & { own: boolean }): boolean {
     if (!(run.pid > 1)) return false;
     return run.own || run.startTime === undefined ? isAlive(run.pid) : isSameProcess(run.pid, run.startTime);
   }
 
-  /** Waits (bounded) for a run process to end; our own child is waited for (reaped), another's polled. */
   private async ended(run: RunningVm & { own: boolean }, withinMs: number): Promise<boolean> {
     if (run.own) return await Promise.race([run.exited.then(() => true), sleep(withinMs).then(() => false)]);
     return (await poll(() => (this.alive(run) ? undefined : true), { deadline: Date.now() + withinMs, everyMs: 5 })) === true;
   }
 
-  /** Whether tart shows the VM running (`tart get`: tart holds the VM's lock). A missing VM is not running. */
   async isRunning(name: string): Promise<boolean> {
     const args = ["get", name, "--format", "json"];
     const r = await this.call(args, 30_000);
@@ -349,10 +292,7 @@ export class TartCli implements Tart {
     }
   }
 
-  /**
-   * Deletes a VM, retrying briefly while tart still sees it running: a forced
-   * stop returns right after its SIGKILL. A missing VM counts as deleted.
-   */
+  /** Retried briefly while tart still sees the VM running: a forced stop returns right after its SIGKILL. */
   async delete(name: string, deadlineMs = 10_000): Promise<void> {
     const args = ["delete", name];
     const until = Date.now() + deadlineMs;
@@ -368,7 +308,6 @@ export class TartCli implements Tart {
     return this.listSource("local");
   }
 
-  /** OCI cache entries: `host/ns:tag` links and `host/ns@sha256:…` images. */
   async listCached(): Promise<VmListing[]> {
     return this.listSource("oci");
   }
@@ -386,27 +325,18 @@ export class TartCli implements Tart {
     }
   }
 
-  /** `tart suspend`: the VM's state is saved (state.vzvmsave) and it stops. */
   async suspend(name: string): Promise<void> {
     const args = ["suspend", name];
     const r = await this.call(args, 120_000);
     if (r.code !== 0) throw this.fail(name, args, r);
   }
 
-  /**
-   * `tart exec` of `/bin/sh -c command`, with `-i` when there is input
-   * (written, then closed: the one way a secret reaches the guest, never
-   * argv). Its environment is every tart call's, without the registry
-   * credentials. A stop (signal) or kill ends the client with one signal
-   * (exec replaced the shell); the command may run on in the guest (the
-   * agent kills only its direct child).
-   */
+  /** `input` goes to stdin (the one way a secret reaches the guest); a kill may leave the command running in the guest (the agent kills only its direct child). */
   exec(name: string, command: string, o: { input?: string; signal?: AbortSignal } = {}): GuestProcess {
     const args = ["exec", ...(o.input !== undefined ? ["-i"] : []), name, "/bin/sh", "-c", command];
     return guestProcessOf(sh({ env: this.env(), ...(o.input !== undefined && { input: o.input }), ...(o.signal && { signal: o.signal }) })`exec ${this.opts.path} ${args}`);
   }
 
-  /** `tart pull` (credentials only in tart's environment); a large image takes a while. */
   async pull(ref: string, timeoutMs: number): Promise<void> {
     const args = ["pull", ref, ...(this.opts.insecure ? ["--insecure"] : [])];
     const r = await this.call(args, timeoutMs, undefined, { withCredentials: true });
