@@ -1,18 +1,13 @@
-// What of the guest's output reaches the slot log. The runner's own status
-// lines (lib/runner/status-lines.ts) are logged at info as `runner.<kind>`; anything
-// else the guest prints (a verbose runner, a debug line, ssh's own errors) at
-// debug as `guest.output`. Every line is redacted first, then cut to a length
-// cap; and at most so many lines a minute of each level are written, then
-// one line says how many were dropped: a chatty or hostile guest cannot fill
-// the host's disk, nor crowd out the status lines an operator reads.
+// The guest's output in the slot log: status lines at info (`runner.<kind>`),
+// the rest at debug (`guest.output`), each redacted, cut, and rate-capped per
+// level, so a chatty or hostile guest cannot fill the disk or crowd them out.
 import type { Level, Logger } from "../core/log.ts";
 import { redact } from "../core/redact.ts";
 import type { RunnerEvent } from "./status-lines.ts";
 
-export interface GuestOutputLimits {
-  /** Characters of a line that are kept; the rest is cut and the line marked truncated. */
+interface GuestOutputLimits {
   lineChars: number;
-  /** Lines of one level written per minute of the run; the others are counted, then reported. */
+  /** Per level; the others are counted, then reported. */
   linesPerMinute: number;
 }
 
@@ -32,7 +27,6 @@ export class GuestOutput {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Logs one line of the guest's output; `event` is what parseRunnerLine made of it. */
   line(text: string, stream: "stdout" | "stderr", event: RunnerEvent | undefined): void {
     const level: GuestLevel = event ? "info" : "debug";
     if (this.now() - this.windowStart >= MINUTE_MS) {
@@ -54,7 +48,6 @@ export class GuestOutput {
     });
   }
 
-  /** Reports the lines dropped since the last report; called when the run ends. */
   close(): void {
     this.reportDropped();
   }

@@ -1,5 +1,4 @@
-// The JIT runner config for a slot's VM (1 API call in steady state), its
-// name recorded before the runner is created so a crash can find it.
+// The JIT runner config for a slot's VM (1 API call in steady state).
 import type { Config } from "../config/index.ts";
 import { githubFor, type GitHubClient } from "../github/client.ts";
 import { GitHubError } from "../github/errors.ts";
@@ -7,21 +6,17 @@ import { deleteRunner, findRunnerByName, generateJitConfig, type JitConfig } fro
 import type { Logger } from "../core/log.ts";
 import type { SlotNames } from "../config/names.ts";
 
-export interface TokenOptions {
+interface TokenOptions {
   config: Config;
   names: SlotNames;
   name: string;
   log: Logger;
   gh?: GitHubClient;
-  /** Called with each name before its runner is created, so a crash mid-call still knows it. */
+  /** Records each name before its runner is created, so a crash mid-call still knows it. */
   beforeCreate?: (name: string) => void;
 }
 
-/**
- * Creates the slot's JIT runner. A 409 (name taken) can only mean an earlier
- * attempt of ours succeeded without us seeing the answer: that runner is
- * removed and a fresh name is used.
- */
+/** A 409 (name taken) can only be an earlier attempt of ours whose answer we lost: that runner is removed, a new name used. */
 export async function token(o: TokenOptions): Promise<JitConfig> {
   const gh = o.gh ?? githubFor(o.config, o.log);
   const { runner } = o.config;

@@ -1,5 +1,5 @@
-// Recognises the actions runner's own log lines (contracts/github.md §4).
-// run.sh's exit status says nothing about the job; these lines do.
+// The actions runner's status lines (contracts/github.md §4): run.sh's exit
+// status says nothing about the job; these lines do.
 export type RunnerEvent =
   | { kind: "connected" }
   | { kind: "listening" }
