@@ -1,5 +1,5 @@
-// Cleaning a slot: the runner off GitHub first, then the VM forced off and
-// deleted, so no job is ever handed to a runner whose VM is about to die.
+// The runner off GitHub first, then the VM: no job is ever handed to a runner
+// whose VM is about to die.
 import type { SlotContext } from "./context.ts";
 import { MacosRunnerError } from "../core/errors.ts";
 import type { GitHubClient } from "../github/client.ts";
@@ -7,7 +7,7 @@ import { deleteRunner, findRunnerByName } from "../github/runners.ts";
 import type { Ghost } from "./state.ts";
 import type { Tart } from "../vm/tart.ts";
 
-export class NotThisSlotsError extends MacosRunnerError {
+class NotThisSlotsError extends MacosRunnerError {
   constructor(what: string, name: string, slot: number) {
     super(`refusing to remove ${what} ${name}: its name does not carry this host's prefix and slot ${slot}`, { kind: "usage" });
   }
@@ -17,16 +17,10 @@ export interface Leftovers {
   vm?: string | undefined;
   runnerId?: number | undefined;
   runnerName?: string | undefined;
-  /** The runner completed its job or GitHub removed it: nothing to delete. */
   runnerGone?: boolean | undefined;
 }
 
-export interface Cleaned {
-  /** The runner GitHub still calls busy although its VM is gone: delete it later. */
-  ghost?: Ghost;
-}
-
-/** Deletes a runner; busy means GitHub still holds a job on it (a ghost since now, on the slot's clock). */
+/** Busy: GitHub still holds a job on it (a ghost since now). */
 export async function removeRunner(ctx: Pick<SlotContext, "clock">, gh: GitHubClient, target: { id?: number | undefined; name?: string | undefined }): Promise<"deleted" | "gone" | { busy: Ghost }> {
   const id = target.id ?? (target.name ? (await findRunnerByName(gh, target.name))?.id : undefined);
   if (id === undefined) return "gone";
@@ -35,28 +29,23 @@ export async function removeRunner(ctx: Pick<SlotContext, "clock">, gh: GitHubCl
   return { busy: { id, name: target.name ?? String(id), since: new Date(ctx.clock.now()).toISOString() } };
 }
 
-/** Forces a VM off and deletes it. */
 export async function removeVm(tart: Tart, vm: string): Promise<void> {
   await tart.forceOff(vm);
   await tart.delete(vm);
 }
 
-/**
- * Runner first, then VM: DELETE the runner (a busy one becomes a ghost),
- * force the VM off, and delete it unless `keepStoppedVm` (the next cycle
- * deletes it off its critical path).
- */
+/** A busy runner becomes a ghost; `keepStoppedVm` leaves the VM for the next cycle to delete off its critical path. */
 export async function cleanSlot(
   ctx: Pick<SlotContext, "slot" | "tart" | "names" | "log" | "clock">,
   gh: () => GitHubClient,
   target: Leftovers,
   o: { why: string; keepStoppedVm?: boolean } = { why: "cleanup" },
-): Promise<Cleaned> {
+): Promise<{ ghost?: Ghost }> {
   const log = ctx.log.child({ phase: "cleanup", vm: target.vm, runner: target.runnerName });
   const started = ctx.clock.now();
   if (target.vm && !ctx.names.owns(target.vm)) throw new NotThisSlotsError("VM", target.vm, ctx.slot);
   if (target.runnerName && !ctx.names.owns(target.runnerName)) throw new NotThisSlotsError("runner", target.runnerName, ctx.slot);
-  const cleaned: Cleaned = {};
+  const cleaned: { ghost?: Ghost } = {};
   if (!target.runnerGone && (target.runnerId !== undefined || target.runnerName)) {
     const r = await removeRunner(ctx, gh(), { id: target.runnerId, name: target.runnerName });
     if (typeof r === "object") {

@@ -1,7 +1,5 @@
-// What every step CLI opens first: the config, the slot number, a logger
-// carrying the slot, a tart wrapper with the registry credentials, and the
-// clock every wait and time reading of the slot goes through (the system's
-// on a host; tests of the cycle give it one they move themselves).
+// What every step CLI opens first. Every wait and time reading goes through
+// `clock`: the system's on a host, one the cycle tests move themselves.
 import type { CommonFlags } from "../core/cli.ts";
 import { loadConfig, type Config } from "../config/index.ts";
 import { UsageError } from "../core/errors.ts";
@@ -26,7 +24,7 @@ export interface SlotContext {
   clock: Clock;
 }
 
-/** A slot's context while its loop runs: the state file, GitHub, the stop signals and the metrics. */
+/** While its loop runs. */
 export interface SlotRun extends SlotContext {
   store: SlotStore;
   gh: () => GitHubClient;
@@ -34,14 +32,13 @@ export interface SlotRun extends SlotContext {
   metrics: SlotMetrics;
 }
 
-/** image.username and the password from image.password_path (registered as a secret), if configured. */
 export function registryCredentials(config: Config): RegistryCredentials | undefined {
   const { image } = config;
   if (!image.username || !image.passwordPath) return undefined;
   return { username: image.username, password: readSecretFile(image.passwordPath, "image.password_path") };
 }
 
-/** tart with the registry credentials for clone and pull (and `env`, e.g. another TART_HOME, for every call). */
+/** `extraEnv` (e.g. another TART_HOME) for every call. */
 export function tartFor(config: Config, extraEnv: Record<string, string> = {}): Tart {
   // `pull` manages the image cache (pinned + previous kept, disk floor), so
   // clone's automatic pruning must not evict the rollback image.
@@ -59,7 +56,6 @@ export function tartFor(config: Config, extraEnv: Record<string, string> = {}): 
   return new TartCli({ path: config.host.tartPath, env, ...(creds && { credentials }), insecure: image.insecure });
 }
 
-/** The registry of image.ref, with the configured credentials. */
 export function registryFor(config: Config, repo: ImageRef): RegistryClient {
   return new RegistryClient({
     host: repo.host,

@@ -1,13 +1,7 @@
-// One cycle of a slot, from a fresh VM to its one job done:
+// One cycle of a slot, from a fresh VM to its one job done (docs/architecture.md):
 //   VM: the next VM (or a clone) -> tart run -> address -> ready ┐ token starts once
 //   token: the JIT runner (1 API call)                           ┘ the VM is alive
 //   run.sh over vm.transport -> listening -> one job -> completed
-//   (GitHub retired the runner before any job: a new runner in the same VM, docs/idle.md)
-// While the runner listens, the next VM is cloned and the slot's housekeeping
-// (old VMs, ghosts, sweeps) runs, all off the critical path. When the job is
-// done the VM is forced off; the next cycle deletes it while its own VM boots
-// (a stopping slot deletes it, and the next VM, before it exits).
-// A stop (drain) takes an idle runner off GitHub before the VM is touched.
 import { startRun, type RunHandle, type RunOutcome } from "../runner/run.ts";
 import { token } from "../runner/jit.ts";
 import { MacosRunnerError, StateIoError } from "../core/errors.ts";
@@ -30,28 +24,26 @@ import type { StartPath } from "../host/metrics/index.ts";
 export interface CycleResult {
   outcome: RunOutcome;
   path: StartPath;
-  /** The VM the cycle served on. */
   vm: string;
-  /** The cycle's last runner (the VM's name unless a retired runner was replaced). */
+  /** The last runner (another name if a retired runner was replaced). */
   runner: string;
-  /** Runners started in the VM: 1, plus one per retired idle runner replaced in it. */
   runners: number;
 }
 
-/** Ended by a stop before or instead of a job: the slot is clean, exit 0. */
-export class StoppedError extends MacosRunnerError {
+/** Ended by a stop before or instead of a job: exit 0. */
+class StoppedError extends MacosRunnerError {
   constructor(when: string) {
     super(`stopped ${when}`, { kind: "ok" });
   }
 }
 
-/** Writes the state, and refuses to go on when it could not be persisted (a crash would forget what we made). */
+/** Refuses to go on when the state could not be persisted: a crash would forget what we made. */
 function persist(r: SlotRun, patch: StatePatch, before: string): void {
   if (r.store.write(patch)) return;
   throw new StateIoError(`cannot record the slot's state in ${r.store.path} (${r.store.lastWriteError?.message}); not ${before}. Free disk space on that volume.`, r.store.lastWriteError);
 }
 
-/** What the metrics' info series says about the image in use: the pinned digest, else the one tart cached for the tag. */
+/** The metrics' info series: the pinned digest, else the one tart cached for the tag. */
 function reportImage(r: SlotRun, choice: ImageChoice, path: StartPath): void {
   const { lock } = inspectImageLock(r.config.host.stateDir);
   const pinnedHere = lock && lock.digest === choice.digest;
@@ -78,10 +70,9 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   let alive!: () => void;
   const vmAlive = new Promise<void>((res) => (alive = res));
   const vmP = vm.start({ log, signal: stopOrCancel, onAlive: alive });
-  // The JIT runner is made once the VM is alive, so a VM that cannot start
-  // (2-VM limit, start failure) costs no runner.
+  // The JIT runner is made once the VM is alive: a VM that cannot start costs no runner.
   const vmFailed = vmP.then(() => false, () => true);
-  // Finished VMs (already off) are deleted while this one boots, when the host is idle, not while the guest answers.
+  // Finished VMs are deleted while this one boots, when the host is idle, not while the guest answers.
   const disposed = Promise.race([vmAlive, vmFailed]).then(() => disposeOld(cycle));
   const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
     if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
@@ -105,7 +96,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   if (vmR.status === "rejected") {
     if (vmR.reason instanceof VmLimitError) {
       keepAsNextVm(r, name, choice.ref);
-      // One of the running VMs is this slot's although no state names it: a leftover; remove it now.
+      // One of the running VMs is this slot's although no state names it: a leftover.
       if (vmR.reason.others.some((o) => r.names.owns(o))) await sweep(cycle, { github: true });
     }
     throw vmR.reason;
@@ -125,16 +116,14 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   void aborted(stop.now).then(() => run.stop());
   store.write({ phase: "run", vm_runners: 1 });
   let outcome: RunOutcome;
-  // A runner GitHub retires before any job reached it leaves a VM that never
-  // ran a job's code: a new runner starts in it (one API call) instead of a
-  // new VM, until the VM is older than vm.idle_reuse_max or another image is pinned.
+  // A runner GitHub retires before any job leaves a VM that never ran a job's code: a new runner starts in it (docs/idle.md).
   for (;;) {
     run = startRun({
       config, vm: name, ip: booted.ip, tart: r.tart, jitConfig: jit.encodedJitConfig, log: runLog, clock: r.clock, vmGone: booted.vm.exited, endAtCompletion: true,
       on: {
         listening: () => {
           metrics.runnerListening();
-          // Once per VM: a replaced runner's VM has its next VM and housekeeping under way already.
+          // Once per VM.
           if (store.current.vm_runners === 1) background.push(cloneNextVm(r, vm.source), housekeeping(cycle));
         },
         jobStarted: (job) => {
@@ -165,7 +154,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
     jit = replaced;
     runLog = r.log.child({ vm: name, runner: jit.runner.name });
   }
-  // The session (tart exec, ssh) lost with the VM up: the job goes on in the guest; wait for it (a false answer has reported it lost).
+  // The session lost with the VM up: the job goes on in the guest; wait for it (a false answer has reported it lost).
   const adopted = outcome.kind === "lost" && outcome.sessionDropped && !vmStopped ? await adoptAfterSessionLoss(cycle, name, outcome.job) : undefined;
   if (adopted) {
     outcome = { kind: "succeeded", job: outcome.job, result: "Unknown", runnerGone: true, detail: `the ${transportCommand(config.vm.transport)} session dropped; the job finished on its VM` };
@@ -178,8 +167,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   }
   await Promise.allSettled(background);
 
-  // The finished VM is disposable: forced off now, deleted by the next cycle
-  // (at once when the slot is stopping, so nothing is left behind).
+  // Forced off now, deleted by the next cycle (or, when stopping, before this one exits).
   store.write({ phase: "cleanup" });
   const cleanupStarted = r.clock.now();
   const s = store.current;
@@ -195,11 +183,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   return { outcome, path: booted.path, vm: name, runner: jit.runner.name, runners: s.vm_runners ?? 1 };
 }
 
-/**
- * Whether the VM of a runner GitHub retired idle may serve a new runner:
- * true, or why not (reuse is off, the VM is too old, another image is pinned,
- * the slot is stopping).
- */
+/** Whether the VM of a runner GitHub retired idle may serve a new runner: true, or why not. */
 function keepIdleVm(r: SlotRun, image: string): true | string {
   const { config, store } = r;
   if (!config.vm.reuseIdle) return "vm.reuse_idle is off";
@@ -211,13 +195,7 @@ function keepIdleVm(r: SlotRun, image: string): true | string {
   return true;
 }
 
-/**
- * A new JIT runner for the VM whose runner GitHub retired before any job:
- * its name is recorded before it is made (a crash leaves a name recovery
- * deletes). The retired runner's run has ended (its process is gone); the
- * guest command removes its config files before the new one starts.
- * Undefined when a stop came meanwhile (the new runner is recorded for cleanup).
- */
+/** Undefined when a stop came meanwhile (the new runner is recorded for cleanup). */
 async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<JitConfig | undefined> {
   const { store, metrics } = r;
   const started = r.clock.now();
@@ -233,7 +211,7 @@ async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<J
   return jit;
 }
 
-/** A JIT runner, its name recorded before it is made; GitHub refusing the call outright (4xx) made none, so none is left to look up and delete. */
+/** GitHub refusing the call outright (4xx) made no runner, so none is left to look up and delete. */
 async function makeRunner(r: SlotRun, name: string, log: Logger): Promise<JitConfig> {
   const started = r.clock.now();
   const jit = await token({ config: r.config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") }).catch((err: unknown) => {
@@ -245,12 +223,7 @@ async function makeRunner(r: SlotRun, name: string, log: Logger): Promise<JitCon
   return jit;
 }
 
-/**
- * The session to the guest (tart exec, ssh) dropped while the job ran but the
- * VM is up: the runner does not notice (no hangup without a terminal) and its
- * job goes on. Wait for GitHub to see the job finish, as for a crashed
- * predecessor's job, rather than kill it.
- */
+/** As for a crashed predecessor's job: wait for GitHub to see it finish rather than kill it. */
 async function adoptAfterSessionLoss(r: SlotRun, vm: string, job: string | undefined): Promise<boolean> {
   const s = r.store.current;
   if (s.runner_id === undefined || s.runner_name === undefined) return false;
@@ -260,7 +233,7 @@ async function adoptAfterSessionLoss(r: SlotRun, vm: string, job: string | undef
   return adopt(r, { id: s.runner_id, name: s.runner_name, since: new Date(r.clock.now()).toISOString() }, vm);
 }
 
-/** Drain: a running job finishes; an idle runner is taken off GitHub first (422 = a job was just assigned: it runs). */
+/** A running job finishes; an idle runner is taken off GitHub first (422: a job was just assigned, it runs). */
 async function drain(r: SlotRun, run: RunHandle): Promise<void> {
   if (run.job !== undefined) return r.log.warn("run.draining", `stop requested; letting job "${run.job}" finish (signal again to cut it short)`, { phase: "job" });
   const s = r.store.current;
@@ -276,11 +249,7 @@ async function drain(r: SlotRun, run: RunHandle): Promise<void> {
   run.stop();
 }
 
-/**
- * Housekeeping while a runner listens: ghosts, VMs no state names, and this
- * slot's runners on GitHub now and then — at once when a stray VM shows the
- * state forgot something (its runner is then unrecorded too).
- */
+/** While a runner listens: ghosts, VMs no state names, and now and then the slot's runners on GitHub. */
 async function housekeeping(r: SlotRun): Promise<void> {
   try {
     await retireGhosts(r);

@@ -1,9 +1,6 @@
-// A failed cycle: said in one line, cleaned once (runner off GitHub first,
-// then the VM), counted, and backed off (persisted, doubling, capped, reset
-// by the next healthy cycle) so no failure becomes a restart storm or a
-// storm of GitHub calls. The same path takes a crashed predecessor's leftovers.
+// A failed cycle: one line, cleaned once, counted, and backed off (persisted,
+// doubling, capped) so no failure becomes a restart storm or a storm of GitHub calls.
 import { exitCode, MacosRunnerError, type ExitKind } from "../core/errors.ts";
-import { backoffMs } from "./backoff.ts";
 import { disposeAll } from "./next-vm.ts";
 import { failureReason } from "../host/metrics/definitions.ts";
 import { HostDegradedError } from "../vm/tart.ts";
@@ -13,11 +10,12 @@ import type { SlotRun } from "./context.ts";
 
 const kindOf = (err: unknown): ExitKind => (err instanceof MacosRunnerError ? err.kind : "failure");
 
-/**
- * Counts a failure and sets the backoff (at least as long as a rate limit
- * asks). A slot that cannot write its state cannot count its failures across
- * restarts, so it waits the longest backoff.
- */
+export function backoffMs(failures: number, initialMs: number, maxMs: number): number {
+  if (failures <= 0) return 0;
+  return Math.min(maxMs, initialMs * 2 ** Math.min(failures - 1, 30));
+}
+
+/** At least as long as a rate limit asks; the longest when the state cannot count failures across restarts. */
 export function recordFailure(r: Pick<SlotRun, "config" | "store" | "log" | "clock">, err: unknown): number {
   const failures = r.store.current.failures + 1;
   const retryAt = (err as { retryAtMs?: number }).retryAtMs;
@@ -30,20 +28,13 @@ export function recordFailure(r: Pick<SlotRun, "config" | "store" | "log" | "clo
   r.store.write({
     failures, backoff_until: new Date(now.getTime() + delay).toISOString(),
     last_error: err instanceof Error ? err.message : String(err), last_failure_kind: kindOf(err), last_failure_at: now.toISOString(),
-    // Degraded until a good cycle shows the host starts VMs again.
     ...(degraded && { host_degraded_at: now.toISOString() }),
   });
   if (!r.store.persisted) r.log.error("state.unpersisted", `cannot write ${r.store.path} (${r.store.lastWriteError?.message}); cleaned up from what this process knew; backing off the longest (host.backoff_max) until it can: free disk space on that volume`);
   return delay;
 }
 
-/**
- * Cleans what the failed (or stopped) cycle holds — unless the failure was
- * that very cleanup (`clean: false`: recovery of a predecessor failed; the
- * next start tries it again) — backs off, and returns the exit code. A slot
- * that cannot write its state also deletes its finished VMs and the next VM
- * now: no later launch would know of them.
- */
+/** `clean: false` when the failure was that very cleanup (recovery). An unpersisted slot deletes all its VMs now: no later launch would know of them. */
 export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } = { clean: true }): Promise<number> {
   const kind = kindOf(err);
   const message = err instanceof Error ? err.message : String(err);
@@ -76,7 +67,7 @@ export async function failCycle(r: SlotRun, err: unknown, o: { clean: boolean } 
   return exitCode(kind);
 }
 
-/** Sleeps what is left of a persisted backoff (a restart must not skip it); a stop ends the wait. */
+/** What is left of a persisted backoff: a restart must not skip it. */
 export async function waitOutBackoff(r: Pick<SlotRun, "store" | "log" | "stop" | "clock">): Promise<void> {
   const until = Date.parse(r.store.current.backoff_until ?? "");
   const waitMs = Number.isFinite(until) ? until - r.clock.now() : 0;

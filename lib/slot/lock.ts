@@ -1,7 +1,5 @@
-// The lock that keeps a second process off a slot: a kernel lock on
-// `slot-N.lock`, released by the kernel when its holder dies (no stale locks,
-// never two holders). `loop` holds it for its whole cycle; the step CLIs that
-// change a slot's VM (`clone`, `boot`, `cleanup` with --slot) take it too.
+// A kernel lock on `slot-N.lock`, released when its holder dies (no stale
+// locks). `loop` and the step CLIs that change a slot's VM take it.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { MacosRunnerError, StateIoError } from "../core/errors.ts";

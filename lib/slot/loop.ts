@@ -1,7 +1,5 @@
-// The loop of a slot: one cycle, from the slot's lock to the next VM booted ahead.
-//   lock -> recover what a predecessor left -> back off if failing -> serve one job
-//   -> start the next VM (cloned while the job ran) -> exit code
-// `loop` (scripts/loop.ts) runs it once per process; launchd starts it again.
+// One cycle per process: lock -> recover -> back off if failing -> serve one job
+// -> boot the next VM -> exit code; launchd starts it again.
 import { exitCode, MacosRunnerError, StateIoError } from "../core/errors.ts";
 import type { Stop } from "../core/signals.ts";
 import { unreapedChildren, usage } from "../core/usage.ts";
@@ -33,7 +31,7 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     if (store.removeStrayTempFiles() > 0) ctx.log.warn("state.temp_removed", "removed temp files a killed writer left in the state dir");
     if (store.problems.length > 0) ctx.log.warn("state.invalid", `state file ${store.path} was unusable (${store.problems.join("; ")}); replaced, and the slot's VMs and runners are swept`);
     const crashed = leftBehind(r);
-    // Recorded first: a sweep that fails or is killed is made by the next launch too (the state this launch writes exists and is valid).
+    // Recorded first: a sweep that fails or is killed is made by the next launch too.
     if (store.problems.length > 0 || !store.existed) store.write({ sweep_pending: true });
     const recovered = await recover(r, { sweep: store.current.sweep_pending === true }).then(() => true, (err: unknown) => err);
     if (recovered !== true) return await failCycle(r, recovered, { clean: false });
@@ -42,18 +40,15 @@ export async function loop(ctx: SlotContext, stop: Stop): Promise<number> {
     await waitOutBackoff(r);
     if (!stop.drain.aborted) {
       done(r, await serveOneJob(r));
-      // The next VM boots while this process exits and the next one starts.
       await startNextVm(r);
     }
     return exitCode("ok");
   } catch (err) {
     return await failCycle(r, err);
   } finally {
-    // A stopping slot leaves nothing on disk: finished VMs and the next VM go now.
     if (stop.drain.aborted) await disposeAll(r).catch((err: Error) => ctx.log.error("dispose.failed", `could not delete the slot's stopped VMs: ${err.message}; the next launch deletes them`));
     metrics.flush();
     lock.release();
-    // What the cycle cost this host, for the benchmarks and capacity planning.
     ctx.log.info("loop.exit", "exiting", { ...usage(), unreaped: unreapedChildren() });
   }
 }

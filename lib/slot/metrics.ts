@@ -1,5 +1,4 @@
-// Keeps a slot's state-derived metrics (current phase, ghost runners, backoff)
-// in step with its state file: every write the store makes is mirrored.
+// Keeps the state-derived metrics in step with every write of the state file.
 import type { SlotMetrics } from "../host/metrics/index.ts";
 import type { SlotState, SlotStore } from "./state.ts";
 

@@ -1,14 +1,7 @@
-// The next VM: the VM the next cycle serves on, made ahead so that neither its
-// clone nor its boot is on the way to the next runner. Cloned while this
-// cycle's runner listens; started as a healthy cycle ends (its job's VM off),
-// so it boots while this process exits and launchd starts the next one; taken
-// by the next cycle if usable (same source, younger than vm.next_vm_max_age,
-// on disk), which attaches to its `tart run` (lib/vm/boot.ts); else, or when
-// the slot stops, disposed of. It is in the state file before it is cloned or
-// started, so a crash, a stop or `cleanup` removes it like any VM the slot
-// names. cycleVm gives a cycle its VM from whichever source there is: the next
-// VM, else a fresh clone of the slot's golden (restored, lib/slot/snapshot.ts)
-// or of the image.
+// The next VM, made ahead so neither its clone nor its boot is on the way to
+// the next runner: cloned while this cycle's runner listens, booted as a healthy
+// cycle ends, taken by the next cycle if usable. In the state file before it is
+// cloned or started, so a crash, a stop or `cleanup` removes it like any VM.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { boot, type BootOptions, type Booted, type StartedVm } from "../vm/boot.ts";
@@ -25,12 +18,7 @@ import type { NextVm } from "./state.ts";
 
 type StartOptions = Required<Pick<BootOptions, "log" | "signal" | "onAlive">>;
 
-/**
- * The cycle's VM: the next VM if usable, else a fresh clone of the slot's
- * golden (vm.start: snapshot) or of the image. `start` clones it (unless it is
- * the next VM), starts or attaches to it and reaches it; a restore that fails
- * boots it cold from the image.
- */
+/** The next VM if usable, else a clone of the slot's golden or of the image; a restore that fails boots cold from the image. */
 export async function cycleVm(r: SlotRun, choice: ImageChoice) {
   const golden = r.config.vm.start === "snapshot" ? await prepareGolden(r, choice) : undefined;
   const source = golden ?? choice.ref;
@@ -62,7 +50,7 @@ export async function cycleVm(r: SlotRun, choice: ImageChoice) {
   return { name, source, next, path, start };
 }
 
-/** Clones `source` into `vm`, timed; a clone of a golden keeps its hardware (`tart set` would spoil its saved state). */
+/** A clone of a golden keeps its hardware: `tart set` would spoil its saved state. */
 async function cloneVm(r: SlotRun, vm: string, source: string, o: { log: Logger; signal: AbortSignal }): Promise<void> {
   const ms = await clone({ config: r.config, tart: r.tart, vm, image: source, log: o.log, signal: o.signal, configure: !r.names.ownsGolden(source) });
   r.metrics.observe("clone", ms / 1000);
@@ -75,7 +63,7 @@ async function bootVm(r: SlotRun, vm: string, o: StartOptions & { started?: Star
   return booted;
 }
 
-/** Why the next VM will not do for a cycle cloning from `source`, if it will not. */
+/** Why the next VM will not do for a cycle cloning from `source`. */
 function unusable(r: SlotRun, next: NextVm, source: string): string | undefined {
   if (next.image !== source) return "of another image";
   if (!(r.clock.now() - Date.parse(next.created_at) < r.config.vm.nextVmMaxAgeMs)) return "too old";
@@ -83,11 +71,7 @@ function unusable(r: SlotRun, next: NextVm, source: string): string | undefined 
   return undefined;
 }
 
-/**
- * The next VM, if this cycle may take it; otherwise it is disposed of. One
- * the previous cycle already started is forced off now: it would hold one of
- * the two VM places while this cycle's VM boots.
- */
+/** An unusable one is disposed of; forced off first if booted: it would hold a VM place. */
 async function takeNextVm(r: SlotRun, source: string): Promise<NextVm | undefined> {
   const next = r.store.current.next_vm;
   const why = next && unusable(r, next, source);
@@ -98,7 +82,6 @@ async function takeNextVm(r: SlotRun, source: string): Promise<NextVm | undefine
   return undefined;
 }
 
-/** Moves the next VM, if any, to the VMs to delete. */
 function dropNextVm(r: SlotRun): void {
   const next = r.store.current.next_vm;
   if (next) r.store.write({ next_vm: undefined, dispose: [...r.store.current.dispose, next.name] });
@@ -106,12 +89,11 @@ function dropNextVm(r: SlotRun): void {
 
 const nextVm = (r: SlotRun, name: string, source: string): NextVm => ({ name, image: source, created_at: new Date(r.clock.now()).toISOString() });
 
-/** The cycle's VM never started (the VM limit) and is untouched: the next cycle takes it as its next VM. */
+/** The cycle's VM never started (the VM limit): the next cycle takes it as its next VM. */
 export function keepAsNextVm(r: SlotRun, vm: string, source: string): void {
   r.store.write({ vm: undefined, next_vm: nextVm(r, vm, source) });
 }
 
-/** Clones the next VM while this cycle's runner listens, recorded before the clone. */
 export async function cloneNextVm(r: SlotRun, source: string): Promise<void> {
   if (r.store.current.next_vm || r.stop.drain.aborted) return;
   const name = r.names.next();
@@ -124,7 +106,7 @@ export async function cloneNextVm(r: SlotRun, source: string): Promise<void> {
   }
 }
 
-/** Starts the next VM as a healthy cycle's last act, if the next cycle will take it and the slot is not stopping. */
+/** A healthy cycle's last act: it boots while this process exits and launchd starts the next. */
 export async function startNextVm(r: SlotRun): Promise<void> {
   const next = r.store.current.next_vm;
   const choice = imageToClone(r.config, r.log);
@@ -139,7 +121,6 @@ export async function startNextVm(r: SlotRun): Promise<void> {
   r.log.info("next_vm.booted", `booted the next VM ${next.name} ahead`, { vm: next.name, phase: "done" });
 }
 
-/** Deletes the VMs earlier cycles finished with (already forced off). */
 export async function disposeOld(r: SlotRun): Promise<void> {
   for (const vm of r.store.current.dispose) {
     try {
@@ -151,7 +132,6 @@ export async function disposeOld(r: SlotRun): Promise<void> {
   }
 }
 
-/** On a stop: nothing of the slot's stays on disk, the next VM included. */
 export async function disposeAll(r: SlotRun): Promise<void> {
   dropNextVm(r);
   await disposeOld(r);

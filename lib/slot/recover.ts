@@ -1,9 +1,7 @@
-// At every launch of a slot, before anything new is made: what a killed,
-// crashed or rebooted predecessor left is found and removed, in the safe
-// order (runner off GitHub first, then the VM). A job still running healthy
-// on the predecessor's VM is waited for, not killed. A runner GitHub still
-// calls busy after its VM died becomes a ghost, deleted by later cycles while
-// the slot goes on serving. Names that are not this slot's are never touched.
+// At every launch: what a killed, crashed or rebooted predecessor left is
+// removed, runner first, then VM. A job still running on its VM is waited for;
+// a runner GitHub still calls busy after its VM died becomes a ghost, deleted
+// by later cycles. Names that are not this slot's are never touched.
 import type { SlotRun } from "./context.ts";
 import { getRunner, listRunners } from "../github/runners.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
@@ -11,10 +9,9 @@ import { LOST, reportLostJob } from "./lost.ts";
 import { CONFLICT_FIX, CONFLICT_MEMORY_MS, conflictMessage, provenOurs, secondOwners } from "./ownership.ts";
 import type { Ghost } from "./state.ts";
 
-/** An adopted job's runner is looked up on GitHub after 1 s, then less often, up to every 15 s (a few calls a minute). */
+/** An adopted job's runner is looked up on GitHub after 1 s, then less often (a few calls a minute). */
 const ADOPT_FIRST_POLL_MS = 1_000;
 const ADOPT_MAX_POLL_MS = 15_000;
-/** How often this slot's runners are swept from GitHub in steady state. */
 const SWEEP_EVERY_MS = 60 * 60_000;
 
 /** Forgets (never deletes) names in the state file that are not this slot's. */
@@ -33,7 +30,7 @@ function forgetForeignNames(r: SlotRun): void {
   }
 }
 
-/** True when the predecessor left a cycle unfinished (a VM or runner it was using). */
+/** The predecessor left a cycle unfinished. */
 export function leftBehind(r: SlotRun): boolean {
   const s = r.store.current;
   return s.vm !== undefined || s.runner_name !== undefined || s.runner_id !== undefined;
@@ -63,28 +60,17 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
   if (o.sweep) await sweep(r, { github: true });
 }
 
-/**
- * The predecessor saw its job start and not end, and the job's VM is gone
- * (power loss, a host reboot): by the time this launch looked, GitHub had
- * already given up on the runner and failed the job, so the runner no longer
- * reads busy. Reported as lost all the same, by name.
- */
+/** The job's VM went down with the loop and GitHub has already failed it (its runner no longer reads busy): lost all the same. */
 async function reportJobDiedUnseen(r: SlotRun, s: { vm?: string | undefined; job?: string | undefined; job_result?: string | undefined; runner_name?: string | undefined }): Promise<void> {
   if (s.job === undefined || s.job_result !== undefined || s.vm === undefined) return;
   if ((await r.tart.list()).some((v) => v.Name === s.vm && v.Running)) return;
   reportLostJob(r, { phase: "recover", vm: s.vm, runner: s.runner_name, job: s.job }, `job "${s.job}" on runner ${s.runner_name} was lost: its VM ${s.vm} went down with the slot's loop (power loss, reboot), and GitHub has failed it: re-run it`);
 }
 
-/**
- * A runner GitHub calls busy holds a job. If its VM still runs, wait for that
- * job to finish (runner gone or idle) rather than kill it, within the job's
- * deadline: true. Otherwise the job is lost and is reported so (job.lost,
- * the lost-jobs metric): false, and the runner is a ghost.
- */
+/** Waits, within the job's deadline, for the job of a busy runner whose VM still runs: true. False: reported lost (a ghost). */
 export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
   const current = vm === r.store.current.vm;
   if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) {
-    // Busy means GitHub holds a job on the runner: with its VM gone (crash, kill, reboot) that job is lost.
     const job = current ? r.store.current.job : undefined;
     if (current && r.store.current.job_result === LOST) return false; // reported before the restart
     reportLostJob(r, { phase: "recover", vm, runner: runner.name, runnerId: runner.id, job }, `${job ? `job "${job}"` : "the job"} on runner ${runner.name} was lost: its VM ${vm} is gone (crash, kill or reboot); GitHub fails it: re-run it`);
@@ -111,20 +97,12 @@ export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<bool
   return false;
 }
 
-/**
- * Removes what this slot owns but its state does not name, runner first
- * every time: with `github`, its runners on GitHub (a busy one whose VM still
- * runs is waited for; one whose VM is gone becomes a ghost), then its VMs
- * that tart lists, each after the runner of the same name. A runner is
- * deleted only as lib/slot/ownership.ts allows: one that is online and known
- * to neither the state nor tart is a second owner's (`host.id_conflict`).
- */
+/** Removes what this slot owns but its state does not name (runners only as lib/slot/ownership.ts allows), runner first. */
 export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ strays: number }> {
   const s = r.store.current;
   const known = new Set([s.vm, s.next_vm?.name, ...s.dispose].filter((v): v is string => v !== undefined));
   const ghosts = [...s.ghosts];
   const ghostIds = new Set(ghosts.map((g) => g.id));
-  /** Takes an unrecorded runner off GitHub; false when its job is still running (waited for, or a ghost). */
   const dropRunner = async (runner: { id?: number; name: string }) => {
     const removed = await removeRunner(r, r.gh(), runner);
     if (typeof removed !== "object") return;
@@ -163,16 +141,12 @@ export async function sweep(r: SlotRun, o: { github: boolean }): Promise<{ stray
   return { strays };
 }
 
-/** Whether the periodic GitHub sweep is due. */
 export function sweepDue(r: SlotRun): boolean {
   const at = Date.parse(r.store.current.swept_at ?? "");
   return !Number.isFinite(at) || r.clock.now() - at > SWEEP_EVERY_MS;
 }
 
-/**
- * Retries deleting ghost runners, at most once per host.backoff_max (paced
- * like a failing slot); the ones GitHub still calls busy stay.
- */
+/** At most once per host.backoff_max, paced like a failing slot. */
 export async function retireGhosts(r: SlotRun): Promise<void> {
   const s = r.store.current;
   const checked = Date.parse(s.ghosts_checked_at ?? "");

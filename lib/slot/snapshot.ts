@@ -1,16 +1,9 @@
-// Warm start from a snapshot (vm.start: snapshot). Per slot and image, a
-// golden VM is cloned, booted once with --suspendable, reached over SSH and
-// suspended; each cycle clones that suspended golden (the clone carries its
-// saved state) and `tart run` restores it in seconds instead of booting.
+// Warm start (vm.start: snapshot, docs/snapshots.md):
 //   golden:  clone image -> set cpu/memory/MAC (before its first boot) -> run --suspendable -> SSH -> suspend
 //   a cycle: clone golden (no `tart set`: it would spoil the state) -> run (restores) -> SSH -> clock sync
 // One golden per slot: the MAC is frozen in the snapshot, so two VMs restored
-// from one golden would collide. The guest's clock resumes at the snapshot's
-// time, so it is synced before the runner talks to GitHub; the JIT config is
-// handed over only after the restore, so no secret is ever in a snapshot. A
-// restore that fails falls back to a cold boot in the same cycle, and the
-// golden is made again by the next cycle. A golden outlives the slot's
-// restarts; `cleanup --golden` (run by `install --remove`) deletes it.
+// from one golden would collide. The JIT config is handed over only after the
+// restore, so no secret is ever in a snapshot.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -27,14 +20,14 @@ import { VmLimitError, type Tart } from "../vm/tart.ts";
 import { readTail, vmLogPath } from "../vm/run-log.ts";
 import type { Clock } from "../core/wait.ts";
 
-/** The guest syncs its clock with this server (as the golden image's own boot does). */
+/** As the golden image's own boot does. */
 export const TIME_SERVER = "time.apple.com";
 /** A suspend writes the VM's memory to disk: seconds for a 4 GB guest; more is a hung VM. */
 const SUSPEND_TIMEOUT_MS = 120_000;
 
 export class SnapshotError extends MacosRunnerError {}
 
-/** The hex that names an image's golden: its digest, else a hash of the reference (an unpinned tag or a local VM). */
+/** Names an image's golden: its digest, else a hash of the reference (an unpinned tag or a local VM). */
 export function imageKey(choice: ImageChoice): string {
   const digest = choice.digest?.replace(/^sha256:/, "");
   return digest ?? createHash("sha256").update(choice.ref).digest("hex");
@@ -42,13 +35,7 @@ export function imageKey(choice: ImageChoice): string {
 
 const isSuspended = (tart: Tart, name: string) => existsSync(join(tart.home, "vms", name, "state.vzvmsave"));
 
-/**
- * The name of the slot's golden for this image, made now when there is none
- * (the first snapshot cycle after a new image pays one cold boot and a
- * suspend). A golden of another image is deleted first. Undefined when it
- * cannot be made: the cycle then boots cold (logged), and the next cycle
- * tries again.
- */
+/** The slot's golden for this image, made now if missing; undefined when it cannot be made (the cycle boots cold). */
 export async function prepareGolden(r: SlotRun, choice: ImageChoice): Promise<string | undefined> {
   const name = r.names.golden(imageKey(choice));
   const g = r.store.current.golden;
@@ -57,7 +44,7 @@ export async function prepareGolden(r: SlotRun, choice: ImageChoice): Promise<st
     await makeGolden(r, choice.ref, name);
     return name;
   } catch (err) {
-    // No VM can start now (the limit, or a host that leaked places): a cold boot would meet the same.
+    // A cold boot would meet the same limit.
     if (err instanceof VmLimitError) throw err;
     if (r.stop.drain.aborted) return undefined;
     r.log.warn("golden.failed", `could not make the golden VM ${name} (${(err as Error).message}); this cycle boots cold, the next one tries again`, { vm: name });
@@ -65,7 +52,7 @@ export async function prepareGolden(r: SlotRun, choice: ImageChoice): Promise<st
   }
 }
 
-/** Deletes every golden of the slot but `keep` (a golden of an older image, or one left half-made). */
+/** Every golden of the slot but `keep`. */
 export async function deleteGoldens(ctx: Pick<SlotRun, "tart" | "names" | "log">, keep?: string): Promise<string[]> {
   const deleted: string[] = [];
   for (const v of await ctx.tart.list()) {
@@ -86,7 +73,6 @@ async function makeGolden(r: SlotRun, image: string, name: string): Promise<void
   store.write({ golden: { name, image, created_at: new Date(r.clock.now()).toISOString() }, phase: "boot" });
   log.info("golden.make", `making the golden VM for ${image}: cold boot, then suspend`);
   try {
-    // CPU, memory and MAC are set here, before the first boot, never on a suspended VM.
     await clone({ config, tart, vm: name, image, log, signal: r.stop.drain });
     const booted = await boot({ config, tart, vm: name, slot: r.slot, clock: r.clock, log, signal: r.stop.drain, suspendable: true });
     await tart.suspend(name);
@@ -102,7 +88,7 @@ async function makeGolden(r: SlotRun, image: string, name: string): Promise<void
   log.info("golden.ready", `golden VM ${name} suspended`, { duration_ms: r.clock.now() - started, image });
 }
 
-/** "snapshot" when the clone of `golden` restored (its clock is synced then); "cold" when it booted after all (a MAC in use makes tart drop the state). */
+/** "cold" when it booted after all (a MAC in use makes tart drop the state). */
 export async function restoredPath(r: SlotRun, vm: string, golden: string, booted: Booted, log: Logger): Promise<"snapshot" | "cold"> {
   const logFile = vmLogPath(r.config, r.slot);
   if (!readTail(logFile, booted.logOffset).includes("resuming VM")) {
@@ -116,11 +102,9 @@ export async function restoredPath(r: SlotRun, vm: string, golden: string, boote
 }
 
 /**
- * Clones of one golden share its MAC (frozen in the snapshot). A clone
- * started while another VM with that MAC runs has its MAC reset by tart and
- * its saved state dropped: a cold boot, silently. So a VM of the slot holding
- * the MAC (one not yet off, as a wrapper around tart can leave it) is forced
- * off first, logged; another's is named and left (this VM then boots cold).
+ * A clone started while another VM with its golden's MAC runs has its MAC
+ * reset by tart and its saved state dropped: a silent cold boot. A holder of
+ * the slot's is forced off first; another's is named and left.
  */
 export async function freeGoldenMac(r: Pick<SlotRun, "tart" | "names">, vm: string, log: Logger): Promise<void> {
   const mac = r.tart.macAddress(vm);
@@ -133,10 +117,7 @@ export async function freeGoldenMac(r: Pick<SlotRun, "tart" | "names">, vm: stri
   }
 }
 
-/**
- * The restored guest's clock is the snapshot's: set it (root, as sntp needs)
- * before the runner's first call to GitHub, which a stale clock fails.
- */
+/** The restored guest's clock is the snapshot's, which fails the runner's calls to GitHub. */
 async function syncClock(config: Config, tart: Tart, target: GuestTarget, log: Logger, clock: Clock): Promise<void> {
   const started = clock.now();
   const r = await runInGuest(config, tart, target, `sudo sntp -sS ${TIME_SERVER}`, 30_000);
