@@ -40,20 +40,18 @@ export function registryCredentials(config: Config): RegistryCredentials | undef
 
 /** `extraEnv` (e.g. another TART_HOME) for every call. */
 export function tartFor(config: Config, extraEnv: Record<string, string> = {}): Tart {
-  // `pull` manages the image cache (pinned + previous kept, disk floor), so
-  // clone's automatic pruning must not evict the rollback image.
+  // `pull` manages the image cache (it keeps the rollback image), not clone's automatic pruning.
   const env: Record<string, string> = { TART_NO_AUTO_PRUNE: "1", ...extraEnv };
   const { image } = config;
   const creds = registryCredentials(config);
-  const credentials: Record<string, string> = {};
-  if (creds) {
-    // Passed in the environment of clone and pull, never argv (lib/vm/tart.ts).
-    credentials.TART_REGISTRY_USERNAME = creds.username;
-    credentials.TART_REGISTRY_PASSWORD = creds.password;
-    const host = image.ref.split("/")[0];
-    if (host && image.ref.includes("/")) credentials.TART_REGISTRY_HOSTNAME = host;
-  }
-  return new TartCli({ path: config.host.tartPath, env, ...(creds && { credentials }), insecure: image.insecure });
+  const host = image.ref.includes("/") ? image.ref.split("/")[0] : undefined;
+  // In the environment of clone and pull, never argv.
+  const credentials = creds && {
+    TART_REGISTRY_USERNAME: creds.username,
+    TART_REGISTRY_PASSWORD: creds.password,
+    ...(host && { TART_REGISTRY_HOSTNAME: host }),
+  };
+  return new TartCli({ path: config.host.tartPath, env, ...(credentials && { credentials }), insecure: image.insecure });
 }
 
 export function registryFor(config: Config, repo: ImageRef): RegistryClient {

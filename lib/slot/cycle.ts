@@ -7,7 +7,6 @@ import { token } from "../runner/jit.ts";
 import { MacosRunnerError, StateIoError } from "../core/errors.ts";
 import { GitHubError } from "../github/errors.ts";
 import type { JitConfig } from "../github/runners.ts";
-import type { Logger } from "../core/log.ts";
 import { type ImageChoice, imageToClone, inspectImageLock } from "../image/pin.ts";
 import { cachedDigest } from "../vm/tart-cache.ts";
 import { aborted } from "../core/signals.ts";
@@ -77,7 +76,7 @@ export async function serveOneJob(r: SlotRun): Promise<CycleResult> {
   const tokenP = Promise.race([vmAlive.then(() => false), vmFailed]).then(async (failed): Promise<JitConfig> => {
     if (failed) throw new MacosRunnerError("no runner made: the VM did not start");
     if (stopOrCancel.aborted) throw new StoppedError("before the runner was created");
-    return makeRunner(r, name, log);
+    return makeRunner(cycle, name);
   });
   // Whichever side fails first explains the cycle; the other was cancelled or never began.
   let failedFirst: "vm" | "token" | undefined;
@@ -200,7 +199,7 @@ async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<J
   const { store, metrics } = r;
   const started = r.clock.now();
   persist(r, { phase: "token", runner_id: undefined, runner_name: undefined, runner_gone: undefined }, "replacing the retired runner");
-  const jit = await makeRunner(r, r.names.next(), r.log);
+  const jit = await makeRunner(r, r.names.next());
   const runners = (store.current.vm_runners ?? 1) + 1;
   store.write({ phase: "run", vm_runners: runners });
   if (r.stop.drain.aborted) return undefined;
@@ -212,9 +211,9 @@ async function replaceRunner(r: SlotRun, vm: string, retired: string): Promise<J
 }
 
 /** GitHub refusing the call outright (4xx) made no runner, so none is left to look up and delete. */
-async function makeRunner(r: SlotRun, name: string, log: Logger): Promise<JitConfig> {
+async function makeRunner(r: SlotRun, name: string): Promise<JitConfig> {
   const started = r.clock.now();
-  const jit = await token({ config: r.config, names: r.names, name, log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") }).catch((err: unknown) => {
+  const jit = await token({ config: r.config, names: r.names, name, log: r.log, gh: r.gh(), beforeCreate: (n) => persist(r, { runner_name: n }, "creating a runner") }).catch((err: unknown) => {
     if (err instanceof GitHubError && err.status >= 400 && err.status < 500) r.store.write({ runner_name: undefined });
     throw err;
   });

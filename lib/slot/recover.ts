@@ -14,6 +14,8 @@ const ADOPT_FIRST_POLL_MS = 1_000;
 const ADOPT_MAX_POLL_MS = 15_000;
 const SWEEP_EVERY_MS = 60 * 60_000;
 
+const vmRunning = async (r: SlotRun, vm: string) => (await r.tart.list()).some((v) => v.Name === vm && v.Running);
+
 /** Forgets (never deletes) names in the state file that are not this slot's. */
 function forgetForeignNames(r: SlotRun): void {
   const s = r.store.current;
@@ -63,14 +65,14 @@ export async function recover(r: SlotRun, o: { sweep: boolean }): Promise<void> 
 /** The job's VM went down with the loop and GitHub has already failed it (its runner no longer reads busy): lost all the same. */
 async function reportJobDiedUnseen(r: SlotRun, s: { vm?: string | undefined; job?: string | undefined; job_result?: string | undefined; runner_name?: string | undefined }): Promise<void> {
   if (s.job === undefined || s.job_result !== undefined || s.vm === undefined) return;
-  if ((await r.tart.list()).some((v) => v.Name === s.vm && v.Running)) return;
+  if (await vmRunning(r, s.vm)) return;
   reportLostJob(r, { phase: "recover", vm: s.vm, runner: s.runner_name, job: s.job }, `job "${s.job}" on runner ${s.runner_name} was lost: its VM ${s.vm} went down with the slot's loop (power loss, reboot), and GitHub has failed it: re-run it`);
 }
 
 /** Waits, within the job's deadline, for the job of a busy runner whose VM still runs: true. False: reported lost (a ghost). */
 export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<boolean> {
   const current = vm === r.store.current.vm;
-  if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) {
+  if (!(await vmRunning(r, vm))) {
     const job = current ? r.store.current.job : undefined;
     if (current && r.store.current.job_result === LOST) return false; // reported before the restart
     reportLostJob(r, { phase: "recover", vm, runner: runner.name, runnerId: runner.id, job }, `${job ? `job "${job}"` : "the job"} on runner ${runner.name} was lost: its VM ${vm} is gone (crash, kill or reboot); GitHub fails it: re-run it`);
@@ -86,7 +88,7 @@ export async function adopt(r: SlotRun, runner: Ghost, vm: string): Promise<bool
     await r.clock.sleep(Math.min(wait, deadline - r.clock.now()), r.stop.now);
     const now = await getRunner(r.gh(), runner.id);
     if (!now || !now.busy) finished = "done";
-    else if (!(await r.tart.list()).some((v) => v.Name === vm && v.Running)) finished = "vm-gone";
+    else if (!(await vmRunning(r, vm))) finished = "vm-gone";
   }
   if (finished === "done") {
     log.info("recover.adopted_done", "the adopted job finished");

@@ -61,15 +61,12 @@ export function sshSettings(config: Config): NonNullable<Config["vm"]["ssh"]> {
   return ssh;
 }
 
-/** tart exec's words (Exec.swift) for an agent that does not answer yet: exit 1 before any output. */
-const AGENT_UNREACHABLE = /is the Tart Guest Agent running\?/;
-/** EHOSTUNREACH: on macOS 15+ a Local Network refusal of a LaunchAgent (or its children). */
-const NO_ROUTE = /No route to host/;
 const HOST_KEY_REFUSED = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/;
 
-/** The command never started in the guest: safe to run again. */
-export const agentUnreachable = (stderr: string) => AGENT_UNREACHABLE.test(stderr);
-export const noRouteToHost = (stderr: string) => NO_ROUTE.test(stderr);
+/** tart exec's words (Exec.swift) for an agent that does not answer yet: the command never started, safe to run again. */
+export const agentUnreachable = (stderr: string) => /is the Tart Guest Agent running\?/.test(stderr);
+/** EHOSTUNREACH: on macOS 15+ a Local Network refusal of a LaunchAgent (or its children). */
+export const noRouteToHost = (stderr: string) => /No route to host/.test(stderr);
 
 export function localNetworkError(ip: string, detail: string): LocalNetworkError {
   return new LocalNetworkError(
