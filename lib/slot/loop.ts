@@ -10,10 +10,9 @@ import type { SlotContext, SlotRun } from "./context.ts";
 import { serveOneJob, type CycleResult } from "./cycle.ts";
 import { failCycle, recordFailure, waitOutBackoff } from "./failure.ts";
 import { lockSlot } from "./lock.ts";
-import { mirrorStateToMetrics } from "./metrics.ts";
 import { disposeAll, startNextVm } from "./next-vm.ts";
 import { leftBehind, recover } from "./recover.ts";
-import { SlotStore } from "./state.ts";
+import { SlotStore, type SlotState } from "./state.ts";
 
 /** One client per cycle, made when first needed (reading the key is where a bad key shows). */
 function lazyGitHub(ctx: SlotContext): () => GitHubClient {
@@ -68,4 +67,18 @@ function done(r: SlotRun, { outcome, vm, runner, runners }: CycleResult): void {
   r.log.info("cycle.done", `${outcome.kind}${outcome.job ? ` (job "${outcome.job}": ${outcome.result})` : ""}`, {
     vm, runner, vm_runners: runners, phase: "done", outcome: outcome.kind, duration_ms: r.clock.now() - Date.parse(r.store.current.cycle_started_at ?? ""),
   });
+}
+
+/** Keeps the state-derived metrics in step with every write of the state file. */
+function mirrorStateToMetrics(store: SlotStore, metrics: SlotMetrics): void {
+  const mirror = (s: Readonly<SlotState>, prev?: Readonly<SlotState>) => {
+    if (s.ghosts.length !== prev?.ghosts.length) metrics.ghosts(s.ghosts.length);
+    if (s.failures !== prev?.failures || s.backoff_until !== prev?.backoff_until) {
+      metrics.backoff(s.backoff_until ? new Date(s.backoff_until) : undefined, s.failures);
+    }
+    if (s.phase !== prev?.phase) metrics.phase(s.phase);
+    if (s.host_degraded_at !== prev?.host_degraded_at || !prev) metrics.hostDegraded(s.host_degraded_at !== undefined);
+  };
+  mirror(store.current);
+  store.onChange = mirror;
 }

@@ -40,13 +40,7 @@ export function parseLeases(text: string): Lease[] {
 
 /** Undefined also when the file cannot be read. */
 export function leaseFor(path: string, mac: string, now = Date.now()): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return undefined;
-  }
-  return currentLease(parseLeases(text), mac, now)?.ip;
+  return leaseWatcher(path, mac, { now: () => now })();
 }
 
 /**
