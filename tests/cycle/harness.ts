@@ -19,6 +19,7 @@ import { stopController, type Stop } from "../../lib/core/signals.ts";
 import type { SlotContext } from "../../lib/slot/context.ts";
 import { loop } from "../../lib/slot/loop.ts";
 import { startGitHub, type GitHubSim, type GitHubSimOptions } from "../../sim/github/server.ts";
+import type { Runner } from "../../sim/github/runners.ts";
 import type { JobState } from "../../sim/github/types.ts";
 import { parseLogLines, type LogLine } from "../../sim/logs.ts";
 import { MemoryTart, defaultGuest, type GuestModel, type MemoryTartSettings } from "../../sim/tart/memory.ts";
@@ -158,13 +159,20 @@ function runnerGuest(github: GitHubSim, clock: FakeClock): GuestModel {
       io.stderr("The runner no longer exists on the server. Cleaning up local configuration.\n");
       return 0;
     };
-    const runner = registry.runners.get(agentId);
-    if (!runner) return gone();
     io.stdout("√ Connected to GitHub\n");
+    const runner = registry.runners.get(agentId);
+    if (!runner) {
+      // As the fake runner: removed before its session opened, it keeps its files and exits 1.
+      io.stderr("The runner no longer exists on the server. Please reconfigure the runner.\n");
+      return 1;
+    }
     const session = broker.open(runner, { os: "macOS" });
     io.stdout(`${stamp(clock)}Listening for Jobs\n`);
+    listeningHooks.get(github)?.(runner);
     for (;;) {
       if (io.signal.aborted) return 143;
+      // As the broker's poll route: a runner deleted meanwhile is answered 404, never handed a job.
+      if (registry.runners.get(agentId) !== runner) return gone();
       const outcome = await clock.hold(broker.poll(session, 50, io.signal));
       if (outcome === "gone") return gone();
       if (outcome === "timeout") {
@@ -200,4 +208,34 @@ export async function loopsAtOnce(h: CycleHost, slots: number[], maxMs = 3_600_0
   const codes = await h.clock.settle(Promise.all(slots.map((slot) => loop(h.context(slot), stopController()))), { maxMs });
   const lines = h.lines.slice(from);
   return codes.map((code, i) => ({ code, lines: lines.filter((l) => l.slot === slots[i]) }));
+}
+
+// ---- GitHub acting on a listening runner at a chosen moment (idle retirement) ----
+
+/** Per host (its simulated GitHub): what a test does when a runner model starts listening. */
+const listeningHooks = new WeakMap<GitHubSim, (runner: Runner) => void>();
+
+/**
+ * Calls `fn` each time a runner model on this host starts listening (it
+ * printed "Listening for Jobs" and has not polled yet), with the broker's
+ * runner and its number on this host (1 for the first): the moment to have
+ * GitHub retire it (retireIdle), queue a job, pin an image or stop the slot.
+ */
+export function onListening(h: CycleHost, fn: (runner: Runner, nth: number) => void): void {
+  let nth = 0;
+  listeningHooks.set(h.github, (runner) => fn(runner, ++nth));
+}
+
+/**
+ * GitHub removing an idle JIT runner on its own (broker.retire; on github.com
+ * minutes after it registered, on real time in the fake GitHub), `afterMs` of
+ * the host's clock from now: only if it is still registered and has no job then.
+ */
+export function retireIdle(h: CycleHost, runner: Runner, afterMs = 0): void {
+  const { broker, registry } = h.github.world;
+  const retire = () => {
+    if (registry.runners.get(runner.id) === runner && !runner.busy) broker.retire(runner);
+  };
+  if (afterMs === 0) return retire();
+  void h.clock.sleep(afterMs).then(retire);
 }

@@ -1,14 +1,17 @@
-// An idle slot at rest: GitHub retires its idle runner every few seconds
-// here (idleJitRunnerRetireMs), and the slot starts a new runner in the same
-// VM instead of a new VM, until vm.idle_reuse_max or a new pin; the runner in
-// the reused VM sees neither the files nor the process of the one before.
+// An idle slot at rest, on the compiled loop and the fake runner in a real
+// guest: GitHub retires its idle runner every few seconds here
+// (idleJitRunnerRetireMs), and the slot starts a new runner in the same VM;
+// the runner in the reused VM sees neither the files nor the process of the
+// one before, and a loop killed while it makes the new runner leaves nothing
+// the next start does not remove. The rest of idle reuse (one VM and one JIT
+// call per retirement, vm.idle_reuse_max, a new pin, vm.reuse_idle: false, a
+// stop mid-replacement, snapshot start) is in tests/cycle/idle.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeImageLock } from "../../lib/image/pin.ts";
 import type { LogLine } from "../../sim/logs.ts";
 import type { World } from "../../sim/world.ts";
-import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, logText, nothingLeft, slots, slotState, until, vms, type Slots } from "./harness.ts";
+import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, slots, slotState, until, vms, type Slots } from "./harness.ts";
 
 /** GitHub's idle retirement, shortened: minutes on github.com. */
 const RETIRE_MS = 2_500;
@@ -19,23 +22,6 @@ beforeAll(async () => {
   world = await fileWorld({ github: { idleJitRunnerRetireMs: RETIRE_MS, sessionLeaseMs: 2_000 } });
 });
 afterAll(() => world?.stop());
-
-interface TartCall {
-  cmd: string;
-  args: string[];
-}
-
-/** The tart commands this test's host ran (the sim's trace: one line per tart process). */
-function tartCalls(file: string): TartCall[] {
-  if (!existsSync(file)) return [];
-  const calls = new Map<number, TartCall>();
-  for (const line of readFileSync(file, "utf8").split("\n")) {
-    if (!line) continue;
-    const e = JSON.parse(line) as { kind: string; pid: number; cmd: string; args: string[] };
-    if (e.kind === "tart") calls.set(e.pid, { cmd: e.cmd, args: e.args });
-  }
-  return [...calls.values()];
-}
 
 interface DiagRecord {
   event: "start" | "configured" | "exit";
@@ -79,44 +65,6 @@ describe("a runner GitHub retires before any job", () => {
     expect(events(run.lines(), "runner.runner-gone").length).toBeGreaterThan(0);
   }, 60_000);
 
-  test.concurrent("is replaced in the same VM: one VM, one JIT call per retirement; a job then runs on that VM", async () => {
-    const s = slots(world, {}, { boot_ms: 150 });
-    const traceFile = join(s.stateDir, "tart-trace.jsonl");
-    const run = loopBinary(s, 1, { SIM_TART_TRACE: traceFile });
-    await until("3 runners replaced", () => replacedIn(run.lines()) >= 3, 30_000, 100);
-    const idle = tartCalls(traceFile);
-    const vm = slotState(s)!.vm as string;
-    // One VM booted; besides it, only the next cycle's VM was cloned ahead (never started while idle).
-    const runs = idle.filter((c) => c.cmd === "run");
-    expect(runs.length).toBe(1);
-    expect(runs[0]!.args).toContain(vm);
-    expect(idle.filter((c) => c.cmd === "clone").length).toBeLessThanOrEqual(2);
-    expect(events(run.lines(), "cycle.start").length).toBe(1);
-    const state = slotState(s)!;
-    expect(state.vm_runners as number).toBeGreaterThanOrEqual(4);
-
-    const j = await enqueue(s, "after-idle", 'echo "$RUNNER_NAME"');
-    const lines = await exitOf(run, 0);
-    const served = await job(s, j.id);
-    expect(served.result).toBe("Succeeded");
-    const gh = await github(s);
-    const replaced = events(lines, "runner.replaced");
-    // The job ran on the VM of the first runner, by the last runner started in it.
-    expect(new Set(replaced.map((l) => l.vm))).toEqual(new Set([vm]));
-    expect(served.runner_name).toBe(replaced.at(-1)!.runner as string);
-    expect(events(lines, "cycle.done")[0]!.vm_runners).toBe(replaced.length + 1);
-    // One generate-jitconfig per runner (the first and one per retirement), no DELETE
-    // (a retired runner is gone; the last one completed its job); at most one token
-    // fetch and one sweep besides.
-    expect(count(gh.calls, "generate-jitconfig")).toBe(replaced.length + 1);
-    expect(count(gh.calls, "DELETE")).toBe(0);
-    const total = Object.values(gh.calls).reduce((a, b) => a + b, 0);
-    expect(total - count(gh.calls, "generate-jitconfig")).toBeLessThanOrEqual(2);
-    expect(gh.violations).toEqual([]);
-    // Every runner that listened in the VM was retired (GitHub deleted it) or ran the job.
-    expect(gh.runners).toEqual([]);
-  }, 60_000);
-
   test.concurrent("the runner in the reused VM cannot see the retired runner's files or process", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
     const run = loopBinary(s);
@@ -146,88 +94,6 @@ describe("a runner GitHub retires before any job", () => {
     // The job's runner directory holds its own runner's config, not a retired one's.
     const output = (await job(s, j.id)).output ?? "";
     expect(output).toContain(`"agentId":${agents.at(-1)},`);
-  }, 60_000);
-});
-
-describe("a stop while a retired runner is replaced", () => {
-  test.concurrent("the new runner is not started; the slot exits 0 having deleted it, its VM and nothing else", async () => {
-    const s = slots(world, {}, { boot_ms: 150 });
-    // The replacement's JIT call (the second) answers 5 s late (time for a loaded machine to see it asked for and signal; the stop waits for the answer): armed before the loop starts, so it meets it however soon GitHub retires the first runner.
-    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 5_000, skip: 1 });
-    const run = loopBinary(s);
-    // The VM's first runner is named as the VM; a replacement's name differs. (On a loaded machine the first runner
-    // may be retired before it even listens: the replacement comes all the same.)
-    let vm = "";
-    const pending = await until("the replacement asked for", () => {
-      const st = slotState(s);
-      vm = st?.vm as string;
-      return st?.phase === "token" && st.runner_name !== undefined && st.runner_name !== vm && (st.runner_name as string);
-    }, 30_000, 50);
-    run.child.kill("SIGTERM");
-    const lines = await exitOf(run, 0);
-    expect(events(lines, "runner.replaced")).toEqual([]);
-    // Only the VM's first runner can have listened: the replacement never started.
-    expect(events(lines, "run.ready").filter((l) => l.runner !== vm)).toEqual([]);
-    // The stop took the new runner off GitHub (GitHub may have retired it first: then that answered 404).
-    expect(count((await github(s)).calls, "DELETE")).toBeGreaterThanOrEqual(1);
-    expect(lines.some((l) => l.event === "cleanup.runner_removed" && l.runner === pending), logText(lines)).toBe(true);
-    await nothingLeft(s, 20_000, lines);
-  }, 60_000);
-});
-
-describe("an idle VM is not kept forever", () => {
-  test.concurrent("after vm.idle_reuse_max the next retirement ends the cycle; the next cycle uses a new VM", async () => {
-    // Long enough for the first retirement (2.5 s after the runner registered, ~4 s into the cycle) to come before it.
-    const s = slots(world, { vm: { idle_reuse_max: "7s" } }, { boot_ms: 150 });
-    const first = await exitOf(loopBinary(s), 0);
-    const retired = events(first, "runner.retired");
-    expect(retired.length, logText(first)).toBe(1);
-    expect(retired[0]!.msg).toContain("vm.idle_reuse_max");
-    // Runners were replaced while the VM was younger than the bound (how many depends on the machine's speed).
-    expect(retired[0]!.vm_runners).toBe(events(first, "runner.replaced").length + 1);
-    const firstVm = events(first, "cycle.start")[0]!.vm;
-
-    const j = await enqueue(s, "fresh");
-    const second = await exitOf(loopBinary(s), 0);
-    expect((await job(s, j.id)).result).toBe("Succeeded");
-    expect(events(second, "cycle.start")[0]!.vm).not.toBe(firstVm);
-  }, 60_000);
-
-  test.concurrent("a newly pinned image: the next retirement ends the cycle", async () => {
-    const s = slots(world, {}, { boot_ms: 150 });
-    const run = loopBinary(s);
-    await until("runner listening", () => events(run.lines(), "run.ready").length > 0, 20_000);
-    // pull pins the tag's digest (any digest other than what the VM was cloned from).
-    const pinnedAt = new Date().toISOString();
-    writeImageLock(s.stateDir, { ref: s.config.image.ref, digest: `sha256:${"1".repeat(64)}`, pinned_at: pinnedAt });
-    const lines = await exitOf(run, 0);
-    // A retirement before the pin (a slow machine) still gets a new runner; none after it.
-    for (const l of events(lines, "runner.replaced")) expect(l.time < pinnedAt).toBe(true);
-    expect(events(lines, "runner.retired")[0]!.msg).toContain("another image is pinned");
-    expect(events(lines, "cycle.done")[0]!.outcome).toBe("no-job");
-  }, 60_000);
-
-  test.concurrent("vm.reuse_idle: false: a retirement ends the cycle (a new VM each time)", async () => {
-    const s = slots(world, { vm: { reuse_idle: false } }, { boot_ms: 150 });
-    const lines = await exitOf(loopBinary(s), 0);
-    expect(events(lines, "runner.replaced")).toEqual([]);
-    expect(events(lines, "runner.retired")[0]!.msg).toContain("vm.reuse_idle is off");
-    expect(count((await github(s)).calls, "generate-jitconfig")).toBe(1);
-    expect(vms(s).filter((v) => v.running).length).toBeLessThanOrEqual(1);
-  }, 60_000);
-});
-
-describe("vm.start: snapshot", () => {
-  test.concurrent("a restored VM whose runner was retired gets a new runner, not a new restore", async () => {
-    const s = slots(world, { vm: { start: "snapshot" } }, { boot_ms: 150 });
-    const run = loopBinary(s);
-    await until("2 runners replaced", () => replacedIn(run.lines()) >= 2, 40_000, 100);
-    const j = await enqueue(s, "on-restored");
-    const lines = await exitOf(run, 0);
-    expect((await job(s, j.id)).result).toBe("Succeeded");
-    expect(events(lines, "snapshot.restored").length).toBe(1);
-    expect(events(lines, "cycle.start").length).toBe(1);
-    expect(events(lines, "cycle.done")[0]!.vm_runners).toBe(events(lines, "runner.replaced").length + 1);
   }, 60_000);
 });
 
