@@ -1,6 +1,5 @@
-// The CLI convention every script shares: declared options, --help with the
-// exit table generated from lib/core/errors.ts, --config/--slot/--verbose, unknown
-// flags are usage errors, fatal errors are one redacted log line.
+// The CLI convention every script shares: declared options, --help with the exit
+// table from errors.ts, --config/--slot/--verbose, fatal errors as one log line.
 import { parseArgs } from "node:util";
 import { EXIT_TABLE, exitCode, MacosRunnerError, UsageError, type ExitKind } from "./errors.ts";
 import { createLogger } from "./log.ts";
@@ -9,7 +8,7 @@ export interface OptionSpec {
   type: "string" | "boolean";
   description: string;
   short?: string;
-  /** Placeholder shown in --help, e.g. PATH. */
+  /** --help's placeholder, e.g. PATH. */
   value?: string;
   multiple?: boolean;
 }
@@ -17,12 +16,12 @@ export interface OptionSpec {
 export interface CommandSpec<O extends Record<string, OptionSpec>> {
   name: string;
   summary: string;
-  /** Positional arguments shown in the usage line, e.g. "[VM]". */
+  /** Positionals for the usage line, e.g. "[VM]". */
   args?: string;
   options: O;
-  /** The kinds this command exits with beyond the shared ones, each with what it means here. */
+  /** Kinds beyond the shared ones, each with what it means here. */
   exits?: Partial<Record<ExitKind, string>>;
-  /** Takes --config/--slot/--verbose (true for every step script). */
+  /** Takes --config/--slot/--verbose (default true). */
   common?: boolean;
 }
 
@@ -50,21 +49,16 @@ const COMMON: Record<string, OptionSpec> = {
 
 const SHARED_EXITS: ExitKind[] = ["ok", "failure", "usage", "config"];
 
-/** The command's exit table: code, kind, meaning; sorted by code. */
-export function exitTable<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>): { code: number; kind: ExitKind; meaning: string }[] {
-  const kinds = new Set<ExitKind>([...SHARED_EXITS, ...(Object.keys(spec.exits ?? {}) as ExitKind[])]);
-  return [...kinds]
-    .map((kind) => ({ code: exitCode(kind), kind, meaning: spec.exits?.[kind] ?? EXIT_TABLE[kind].meaning }))
-    .sort((a, b) => a.code - b.code);
-}
-
-export function helpText<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>): string {
+function helpText<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>): string {
   const all = { ...(spec.common === false ? {} : COMMON), ...spec.options, help: { type: "boolean", description: "show this help" } as OptionSpec };
   const rows = Object.entries(all).map(([name, o]) => {
     const flag = `${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`;
     return `  ${flag.padEnd(28)} ${o.description}`;
   });
-  const exitRows = exitTable(spec).map((e) => `  ${String(e.code).padStart(3)}  ${e.kind.padEnd(11)} ${e.meaning}`);
+  const kinds = new Set<ExitKind>([...SHARED_EXITS, ...(Object.keys(spec.exits ?? {}) as ExitKind[])]);
+  const exitRows = [...kinds]
+    .sort((a, b) => exitCode(a) - exitCode(b))
+    .map((kind) => `  ${String(exitCode(kind)).padStart(3)}  ${kind.padEnd(11)} ${spec.exits?.[kind] ?? EXIT_TABLE[kind].meaning}`);
   return [
     `${spec.name}: ${spec.summary}`,
     "",
@@ -79,7 +73,7 @@ export function helpText<O extends Record<string, OptionSpec>>(spec: CommandSpec
   ].join("\n");
 }
 
-export function parseCli<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>, argv: string[]): Parsed<O> | "help" {
+function parseCli<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>, argv: string[]): Parsed<O> | "help" {
   const all: Record<string, OptionSpec> = { ...(spec.common === false ? {} : COMMON), ...spec.options, help: { type: "boolean", short: "h", description: "" } };
   let parsed;
   try {
@@ -113,12 +107,7 @@ export function parseCli<O extends Record<string, OptionSpec>>(spec: CommandSpec
   return { values: values as Values<O>, common, positionals: parsed.positionals };
 }
 
-/**
- * Runs a command as a CLI: parses argv, prints --help, and maps thrown errors
- * to their exit codes with one log line on stderr (JSON off a terminal,
- * redacted like every other line). An error without a kind is a bug: its
- * stack goes to the log too.
- */
+/** An error without a kind is a bug: its stack goes to the log too. */
 export async function runCli<O extends Record<string, OptionSpec>>(
   spec: CommandSpec<O>,
   main: (args: Parsed<O>) => Promise<number | void>,
@@ -139,7 +128,6 @@ export async function runCli<O extends Record<string, OptionSpec>>(
   process.exit(code);
 }
 
-/** Logs a fatal error of `command` as one line on stderr and returns its exit code. */
 export function reportFatal(command: string, err: unknown): number {
   const log = createLogger({ fields: { command } });
   if (err instanceof MacosRunnerError) {

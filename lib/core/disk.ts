@@ -1,5 +1,4 @@
-// Free space on the volume that holds tart's images, and how much `pull`
-// wants free before it downloads a new one.
+// Free space on tart's volume, and how much `pull` wants free first.
 import { existsSync, statfsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
@@ -10,12 +9,11 @@ export const DISK_MARGIN_GB = 20;
 /** tart's default disk, for an image whose manifest does not say its size. */
 const UNKNOWN_IMAGE_GB = 50;
 
-/** tart's home: $TART_HOME, else ~/.tart. */
 export function tartHomeDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.TART_HOME || join(env.HOME || homedir(), ".tart");
 }
 
-/** Bytes an unprivileged process may still write on the volume holding `path` (or its nearest existing parent). */
+/** For an unprivileged process, on the volume holding `path` or its nearest existing parent. */
 export function freeBytes(path: string): number {
   let p = path;
   while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
@@ -23,10 +21,6 @@ export function freeBytes(path: string): number {
   return s.bavail * s.bsize;
 }
 
-/**
- * The floor below which pull refuses: image.min_free_gb when set, else the
- * image's uncompressed disk size (manifest annotation) plus the margin.
- */
 export function requiredFreeBytes(minFreeGb: number | undefined, uncompressedDiskSize: number | undefined): number {
   if (minFreeGb !== undefined) return minFreeGb * GB;
   return (uncompressedDiskSize ?? UNKNOWN_IMAGE_GB * GB) + DISK_MARGIN_GB * GB;

@@ -1,9 +1,8 @@
-// Durations as operators write them in the config and on command lines:
-// "90s", "3m", "6h", "1h30m", "500ms" (units ms, s, m, h; parts add up).
+// Durations as operators write them: "90s", "1h30m", "500ms" (parts add up).
 import { UsageError } from "./errors.ts";
 
 const UNIT_MS = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 } as const;
-/** One or more <number><unit> parts, unanchored, for schemas to build on. */
+/** Unanchored, for schemas to build on. */
 export const DURATION_SYNTAX = /(?:\d+(?:\.\d+)?(?:ms|s|m|h))+/;
 const WHOLE = new RegExp(`^${DURATION_SYNTAX.source}$`);
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
@@ -21,7 +20,8 @@ export function parseDuration(s: string): number {
   return ms;
 }
 
-/** Whole milliseconds written the way parseDuration reads them: 65535000 is "18h12m15s". */
+/** 65535000 is "18h12m15s". */
+
 export function formatDuration(ms: number): string {
   let rest = ms;
   let out = "";

@@ -1,8 +1,6 @@
-// The one exit-code table. Every error a user can act on has a kind; the CLI
-// edge maps kinds to exit codes here and nowhere else, and every script's
-// --help exit table is generated from it (the way tart's Root maps its errors).
+// The one exit-code table: every error a user can act on has a kind, mapped to
+// its exit code here only; sysexits.h where one fits, 80+ for a run's outcomes.
 
-/** Exit statuses by kind: sysexits.h where one fits, 80+ for the outcomes of a run. */
 export const EXIT_TABLE = {
   ok: { code: 0, meaning: "success" },
   failure: { code: 1, meaning: "failed; the last log line says what and where" },

@@ -1,7 +1,6 @@
-// A kernel lock on a file (flock(2)): released when its holder dies, however
-// it dies, so it never goes stale. Neither Node nor Bun exposes flock: it
-// comes from libc through bun:ffi. The descriptor is close-on-exec, so
-// children (a detached `tart run`) never inherit the lock.
+// flock(2), released when its holder dies however it dies, so never stale; from
+// libc through bun:ffi. The descriptor is close-on-exec: a detached `tart run`
+// never inherits the lock.
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 import { StateIoError } from "./errors.ts";
@@ -24,7 +23,7 @@ export class FileLock {
     private fd: number | undefined,
   ) {}
 
-  /** Takes the lock if it is free; undefined when another process holds it. */
+  /** Undefined when another process holds it. */
   static tryAcquire(path: string): FileLock | undefined {
     let fd: number;
     try {
@@ -46,7 +45,6 @@ export class FileLock {
     return new FileLock(path, fd);
   }
 
-  /** The pid the current holder wrote, if it can be read. */
   static holderPid(path: string): number | undefined {
     try {
       const pid = Number(readFileSync(path, "utf8").trim());

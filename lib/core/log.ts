@@ -1,12 +1,10 @@
-// One line per event, read by an operator at 3 a.m.: JSON lines when the
-// destination is a file or pipe (launchd), plain text on a TTY. Each line is
-// redacted as a whole after serialisation, so a secret is caught wherever it
-// sits: in msg, in a nested field, in an error message.
+// One line per event: JSON to a file or pipe (launchd), text on a TTY. Each line is
+// redacted whole after serialisation, so a secret is caught wherever it sits.
 import { redact } from "./redact.ts";
 
 export type Level = "debug" | "info" | "warn" | "error";
 
-/** What an event is about; a field that is undefined is left out of the line. */
+/** A field that is undefined is left out of the line. */
 export interface Fields {
   slot?: number | undefined;
   vm?: string | undefined;
@@ -21,19 +19,15 @@ export interface Logger {
   info(event: string, msg?: string, fields?: Fields): void;
   warn(event: string, msg?: string, fields?: Fields): void;
   error(event: string, msg?: string, fields?: Fields): void;
-  /** A logger whose every event carries `fields` too (slot, vm, runner, phase). */
   child(fields: Fields): Logger;
-  /** Starts a timer; the returned function logs `event` with duration_ms (integer ms) and returns it. */
+  /** The returned function logs `event` with duration_ms and returns it. */
   time(event: string, fields?: Fields): (msg?: string, extra?: Fields) => number;
 }
 
 export interface LoggerOptions {
-  /** Default process.stderr. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Default: "text" when the stream is a TTY, else "json". */
   format?: "json" | "text";
   verbose?: boolean;
-  /** Fields on every event. */
   fields?: Fields;
   now?: () => Date;
 }
@@ -96,7 +90,7 @@ function merge(a: Fields, b: Fields | undefined): Fields {
   return out;
 }
 
-/** Free fields in insertion order; one named like a line key (time, level, …) is kept as field_<name>. */
+/** One named like a line key (time, level, …) is kept as field_<name>. */
 function freeFields(fields: Fields): [string, unknown][] {
   return Object.entries(fields)
     .filter(([k]) => !(CORE_KEYS as readonly string[]).includes(k))
@@ -129,12 +123,10 @@ function textLine(e: Event): string {
 const UNSAFE = /[\s"=\\\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const INVISIBLE = /[\u007f-\u009f\u2028\u2029]/g;
 
-/** Control characters and newlines escaped as in JSON; quotes left as they are. */
 function escapeText(s: string): string {
   return JSON.stringify(s).slice(1, -1).replaceAll('\\"', '"').replace(INVISIBLE, unicodeEscape);
 }
 
-/** A value in key=value: bare when safe, a JSON string when it has spaces or quotes, compact JSON for objects. */
 function textValue(v: unknown): string {
   if (typeof v === "string") {
     return v.length > 0 && !UNSAFE.test(v) ? v : JSON.stringify(v).replace(INVISIBLE, unicodeEscape);
@@ -147,11 +139,8 @@ function unicodeEscape(c: string): string {
   return `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
 }
 
-/**
- * A JSON-safe copy of a field value. Errors become {name, message, status?}:
- * the whole object (an Octokit error's request and response) can carry tokens
- * in headers. Binary data is summarised, cycles are cut.
- */
+/** Errors keep only {name, message, status?}: an Octokit error's request can carry tokens in headers. */
+
 function plain(value: unknown, ancestors: object[]): unknown {
   if (value instanceof Error) return errorFields(value);
   if (typeof value === "bigint") return value.toString();

@@ -1,7 +1,6 @@
-// An error before a cycle can start (bad config, slot busy, state dir
-// unusable) has no state to back off with, so under launchd it waits a fixed
-// pause before exiting: KeepAlive restarts it at once, and a config mistake
-// must not become 60 restarts a minute. Run by hand, it exits at once.
+// An error before a cycle starts has no state to back off with: under launchd it
+// pauses before exiting, as KeepAlive restarts at once and a config mistake must
+// not become 60 restarts a minute.
 import { systemClock, type Clock } from "./wait.ts";
 
 export const PRE_CYCLE_PAUSE_MS = 10_000;
@@ -11,7 +10,6 @@ function underLaunchd(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env.XPC_SERVICE_NAME && env.XPC_SERVICE_NAME !== "0");
 }
 
-/** Runs `fn`; an error it throws is re-thrown after the pause (on `clock`) when under launchd. */
 export async function pacedExit<T>(fn: () => Promise<T>, o: { clock?: Clock; env?: NodeJS.ProcessEnv } = {}): Promise<T> {
   try {
     return await fn();

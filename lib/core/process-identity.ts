@@ -1,13 +1,10 @@
-// A process is known by its pid and its start time together: the kernel
-// reuses a pid once its process ends, so a pid recorded earlier may name
-// another process by now. The start time is field 22 of /proc/PID/stat on
-// Linux, `ps -o lstart=` on macOS.
+// A process is known by pid and start time together: the kernel reuses pids.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 
 const hasProc = existsSync("/proc/self/stat");
 
-/** An opaque token to compare; undefined when the pid names no live process (a zombie counts as gone). */
+/** An opaque token; undefined when the pid names no live process (a zombie counts as gone). */
 export function processStartTime(pid: number): string | undefined {
   if (!(pid > 0)) return undefined;
   if (hasProc) {
@@ -30,7 +27,8 @@ export function isSameProcess(pid: number, startTime: string): boolean {
   return processStartTime(pid) === startTime;
 }
 
-/** Whether a live process of ours has this pid (another user's answers EPERM); a zombie counts as dead where /proc tells. */
+/** Another user's process answers EPERM; a zombie counts as dead where /proc tells. */
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

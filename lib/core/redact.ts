@@ -1,15 +1,10 @@
-// Scrubs secrets out of text before it is written anywhere (log lines,
-// captured guest output). Three layers: exact values registered at run time
-// (secret files, installation tokens, the JIT config), fragments of the
-// secrets a JIT config carries (any run of 24 characters of them), and shapes
-// that are secret whatever their value (GitHub tokens, JWTs, PEM keys, auth
-// headers, URL passwords, secret-named keys and flags). Nothing is guessed
-// from how random a string looks: SHAs, digests and names are what an
-// operator needs. The logger runs it on the final serialised line, so
-// registered values are also matched in their JSON- or text-escaped forms.
+// Scrubs secrets from text before it is written: registered values (in their
+// escaped forms too, as the logger runs it on the serialised line), 24-character
+// fragments of a JIT config's secrets, and secret shapes. Nothing is guessed from
+// how random a string looks: SHAs, digests and names are what an operator needs.
 
 const MIN_SECRET_LENGTH = 8;
-/** A run of this many characters of a fragment-registered secret is a secret; a shorter piece is not (it would match by chance). */
+/** A shorter piece of a fragment-registered secret would match by chance. */
 export const MIN_FRAGMENT_LENGTH = 24;
 const REDACTED = "[REDACTED]";
 
@@ -20,11 +15,7 @@ const fragmentWindows = new Set<string>();
 // a match never reaches into a JSON string's delimiter or cuts an escape.
 const UNSAFE_IN_WINDOW = /["\\\s\u0000-\u001f\u007f]/;
 
-/**
- * Registers a value to scrub from every later `redact`, with its encoded
- * forms and, when it is itself base64 (a JIT config), its decoded form and
- * the members it carries. Values under 8 characters would mangle ordinary words.
- */
+/** Also scrubs its encoded and base64-decoded forms; under 8 characters would mangle ordinary words. */
 export function registerSecret(value: string): void {
   addForms(variantsOf(value));
 }
@@ -37,11 +28,6 @@ function addForms(variants: string[]): void {
   secretForms = [...forms].sort((a, b) => b.length - a.length);
 }
 
-/**
- * Registers `value` whole with its encoded forms (not what it decodes to),
- * and every run of 24 or more of its characters, raw or escaped as a JSON
- * line or a URL shows it.
- */
 export function registerSecretFragments(value: string): void {
   addForms(encodedVariantsOf(value));
   const v = value.trim();
@@ -51,29 +37,27 @@ export function registerSecretFragments(value: string): void {
   }
 }
 
-/** The value raw, trimmed (read from a file) and base64-encoded. */
+function addVariant(out: string[], v: string): void {
+  if (v.length >= MIN_SECRET_LENGTH && !out.includes(v)) out.push(v);
+}
+
+/** Raw, trimmed (as read from a file) and base64-encoded. */
 function encodedVariantsOf(value: string): string[] {
   const out: string[] = [];
-  const add = (v: string) => {
-    if (v.length >= MIN_SECRET_LENGTH && !out.includes(v)) out.push(v);
-  };
-  add(value);
-  add(value.trim());
+  addVariant(out, value);
+  addVariant(out, value.trim());
   for (const v of [...out]) {
-    const bytes = Buffer.from(v, "utf8");
-    add(bytes.toString("base64"));
-    add(bytes.toString("base64").replace(/=+$/, ""));
-    add(bytes.toString("base64url"));
+    const base64 = Buffer.from(v, "utf8").toString("base64");
+    addVariant(out, base64);
+    addVariant(out, base64.replace(/=+$/, ""));
+    addVariant(out, Buffer.from(v, "utf8").toString("base64url"));
   }
   return out;
 }
 
-/** The value as it may be held: raw, trimmed (read from a file), base64-encoded, base64-decoded. */
 function variantsOf(value: string): string[] {
   const out = encodedVariantsOf(value);
-  const add = (v: string) => {
-    if (v.length >= MIN_SECRET_LENGTH && !out.includes(v)) out.push(v);
-  };
+  const add = (v: string) => addVariant(out, v);
   let encoded = value.trim();
   for (let depth = 0; depth < 3; depth++) {
     const decoded = decodeBase64Text(encoded);
@@ -81,9 +65,7 @@ function variantsOf(value: string): string[] {
     add(decoded);
     encoded = decoded.trim();
   }
-  // A JIT config decodes to JSON whose members are the runner's files
-  // (.runner, .credentials, .credentials_rsaparams), base64 again: each one,
-  // and its decoded text, may be shown on its own.
+  // A JIT config decodes to JSON whose members (the runner's files) are base64 again.
   for (const text of [...out]) {
     for (const member of jsonStringMembers(text)) {
       add(member);
@@ -105,7 +87,7 @@ function jsonStringMembers(text: string): string[] {
   }
 }
 
-/** The decoded text when `s` is base64 (or base64url) of printable UTF-8, else undefined. */
+/** Undefined unless `s` is base64 (or base64url) of printable UTF-8. */
 function decodeBase64Text(s: string): string | undefined {
   if (s.length < MIN_SECRET_LENGTH || !/^(?:[A-Za-z0-9+/]+|[A-Za-z0-9_-]+)={0,2}$/.test(s)) return undefined;
   const text = Buffer.from(s, s.includes("-") || s.includes("_") ? "base64url" : "base64").toString("utf8");
@@ -128,7 +110,6 @@ function encodingsOf(v: string): string[] {
 
 interface Rule {
   pattern: RegExp;
-  // The shape String.prototype.replace passes: the match, its groups, then offset and input.
   replace: (match: string, ...args: any[]) => string;
 }
 
@@ -138,9 +119,7 @@ const alreadyRedacted = (v: string) => v.startsWith("[REDACTED");
 const TOKEN_START = String.raw`(?:(?<![A-Za-z0-9])|(?<=\\[nrt]))`;
 // Body characters of a PEM key: base64, header lines, whitespace and the escapes `\n` `\r`.
 const PEM_BODY = String.raw`(?:[A-Za-z0-9+/=\s:,-]|\\[nrt])`;
-// Key names that hold a secret (case-insensitive), as the last word of the key:
-// token, GITHUB_TOKEN, registration_token, ACTIONS_RUNNER_INPUT_JITCONFIG, password.
-// A key such as token_path or password_path names a file and is kept.
+// A key whose last word names a secret (GITHUB_TOKEN, jitconfig); token_path names a file and is kept.
 const SECRET_KEY = String.raw`(?<![A-Za-z0-9._-])[A-Za-z0-9._-]*?(?:token|password|passwd|secret|jit_?config|private_?key|api_?key|credentials?)`;
 const PLAIN_VALUES = new Set(["null", "true", "false", "undefined"]);
 
@@ -208,11 +187,7 @@ function keep(value: string): boolean {
   return value.length === 0 || alreadyRedacted(value) || PLAIN_VALUES.has(value.toLowerCase());
 }
 
-/**
- * Registered values become "[REDACTED]", shaped secrets "[REDACTED:kind]" or,
- * for a key, header, flag or URL, the value alone "[REDACTED]". Escapes are
- * never cut in half, so a JSON line stays JSON.
- */
+/** Escapes are never cut in half, so a JSON line stays JSON. */
 export function redact(text: string): string {
   let out = text;
   for (const form of secretForms) if (out.includes(form)) out = out.replaceAll(form, REDACTED);
@@ -221,11 +196,7 @@ export function redact(text: string): string {
   return out;
 }
 
-/**
- * Each stretch of registered fragments becomes one "[REDACTED]": every
- * 24-character window of the unescaped text is looked up; overlapping and
- * touching hits join.
- */
+/** Overlapping and touching fragment windows of the unescaped text join into one "[REDACTED]". */
 function scrubFragments(text: string): string {
   if (fragmentWindows.size === 0 || text.length < MIN_FRAGMENT_LENGTH) return text;
   const view = unescapedView(text);
@@ -246,14 +217,13 @@ function scrubFragments(text: string): string {
   return out + text.slice(at);
 }
 
-// An escaped character: backslashes (one per level of JSON nesting) before a
-// character that is not an escape letter (`\/`, `\\/`) or before uXXXX, or
-// a URL's %XX. `\n` and the like stay as they are: windows never hold them.
+// Backslashes (one per JSON nesting level) before a non-escape letter or uXXXX, or
+// a URL's %XX; `\n` and the like stay, as windows never hold them.
 const ESCAPED = /(\\+)(?:u([0-9a-fA-F]{4})|([^\\nrtbfu]))|%([0-9a-fA-F]{2})/g;
 
 interface View {
   text: string;
-  /** Where the view's character `i` starts and ends in the original text. */
+  /** Offsets of the view's character `i` in the original text. */
   start(i: number): number;
   end(i: number): number;
 }

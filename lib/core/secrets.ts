@@ -1,18 +1,12 @@
-// The one way a secret file (the GitHub App key, a PAT, the registry
-// password) is read: its value is registered for redaction before the caller
-// holds it, so no later log line, error or child output can show it.
+// The one way a secret file is read: registered for redaction before the caller holds it.
 import { readFileSync } from "node:fs";
 import { MacosRunnerError } from "./errors.ts";
 import { registerSecret } from "./redact.ts";
 
 const DEFAULT_FIX = "put the secret in it (mode 0600)";
 
-/**
- * The trimmed content of the secret file at `path`, registered with
- * `registerSecret` (with its encoded forms). `what` is the config key or flag
- * that names the file (image.password_path, --password-file); `fix` says what
- * belongs in it. A file that cannot be read, or is empty, is a config error.
- */
+/** `what` is the config key or flag naming the file; `fix` says what belongs in it. */
+
 export function readSecretFile(path: string, what: string, fix = DEFAULT_FIX): string {
   let text: string;
   try {

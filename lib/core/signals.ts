@@ -1,7 +1,5 @@
-// How a loop is asked to stop. The first SIGTERM (launchd's bootout), SIGINT
-// or SIGHUP asks for a drain: a running job finishes, an idle runner is taken
-// off GitHub first, then the slot is cleaned. A second signal asks for now:
-// the job is cut short. `now` implies `drain`.
+// The first SIGTERM (launchd's bootout), SIGINT or SIGHUP asks for a drain; a
+// second asks for now (the job is cut short). `now` implies `drain`.
 import type { Logger } from "./log.ts";
 
 export interface Stop {
@@ -26,7 +24,6 @@ export function stopController(): Stop & { request(): "drain" | "now" } {
   };
 }
 
-/** Turns SIGTERM, SIGINT and SIGHUP into drain, then now. */
 export function stopOnSignals(log: Logger): Stop {
   const stop = stopController();
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {

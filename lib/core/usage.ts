@@ -1,6 +1,4 @@
-// What this process has cost so far: CPU, peak memory and, where /proc
-// tells, the CPU of the children it waited for (tart, ssh, zx's shells).
-// `loop` logs it when it exits, so each cycle's host CPU is in its log.
+// What this process has cost so far, logged by `loop` when it exits.
 import { readdirSync, readFileSync } from "node:fs";
 
 export interface Usage {
@@ -10,12 +8,13 @@ export interface Usage {
   max_rss_kb: number;
 }
 
-/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times. */
+/** Linux's USER_HZ. */
 const CLOCK_TICKS_PER_S = 100;
 
 function childrenCpuMs(): number | undefined {
   try {
-    // Fields after "(comm)": state is 3rd, cutime and cstime the 16th and 17th.
+    // cutime and cstime: the 16th and 17th fields after "(comm)".
+
     const stat = readFileSync("/proc/self/stat", "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS_PER_S;

@@ -1,18 +1,14 @@
-// Waiting with a deadline: the one poll loop every wait on a VM, a guest or
-// a lease goes through. Sleeps are zx's; an abort ends the wait at once.
-// Time comes from a Clock: the system's on a host; tests of the cycle inject
-// one that moves only when they say (tests/helpers/clock.ts).
+// Waiting with a deadline on a Clock (tests of the cycle inject one that moves
+// only when they say); an abort ends a wait at once.
 import { sleep as zxSleep } from "zx";
 
-/** What a wait reads the time from and sleeps on. */
 export interface Clock {
   /** Epoch ms. */
   now(): number;
-  /** Resolves after `ms`, or at once when `signal` aborts. */
+  /** Resolves at once when `signal` aborts. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** zx's sleep, ended early (resolving) when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (!signal) return zxSleep(ms);
   if (signal.aborted) return Promise.resolve();
@@ -27,18 +23,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** The host's clock. */
 export const systemClock: Clock = { now: () => Date.now(), sleep };
 
 export interface PollOptions {
-  /** Epoch ms after which the poll gives up (resolves undefined). */
+  /** Epoch ms. */
   deadline: number;
   everyMs: number;
   signal?: AbortSignal;
   clock?: Clock;
 }
 
-/** Calls `probe` until it returns a value, the deadline passes or the signal aborts (undefined then). */
+/** Undefined when the deadline passes or the signal aborts first. */
 export async function poll<T>(probe: () => T | undefined | Promise<T | undefined>, o: PollOptions): Promise<T | undefined> {
   for (;;) {
     const v = await probe();
@@ -49,10 +44,8 @@ export async function poll<T>(probe: () => T | undefined | Promise<T | undefined
   }
 }
 
-/**
- * Calls `fn` once `ms` have passed on `clock`, unless the returned cancel
- * is called first: a timer that reads the clock it is given.
- */
+/** Calls `fn` after `ms` on `clock` unless the returned cancel is called first. */
+
 export function after(clock: Clock, ms: number, fn: () => void): () => void {
   const cancel = new AbortController();
   void clock.sleep(ms, cancel.signal).then(() => {

@@ -1,40 +1,33 @@
-// Every document we parse (the config, the slot state file, launchd plists)
-// is checked against a zod schema. This turns zod's issues into problems that
-// name the key path (and, for YAML, the line), every problem of a document at
-// once, with "did you mean" for unknown keys (strictObject's unrecognized keys).
+// Every parsed document is checked against a zod schema; zod's issues become
+// problems naming the key path (and YAML line), all at once, with "did you mean".
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
 import { z } from "zod";
 
-// Jitless: zod v4 compiles a parser per object schema (new Function) on first
-// use; a command parses its config and state once, so compiling costs more
-// than it saves (loop: ~20 ms of CPU per cycle). Import z from here, never from "zod".
+// Jitless: zod's per-schema compile costs more than it saves when a command parses
+// once (~20 ms of CPU per loop cycle). Import z from here, never from "zod".
 z.config({ jitless: true });
 export { z };
 
 export interface Problem {
-  /** Dotted key path, e.g. "github.app.id" or "runner.labels[2]"; "" for the document as a whole. */
+  /** "runner.labels[2]"; "" for the document as a whole. */
   path: string;
-  /** 1-based line of the key or item the problem is about, when the document has one. */
   line?: number;
   message: string;
 }
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; problems: Problem[] };
 
-/** "line 3: github.url: must be ..." */
 export function formatProblem(p: Problem): string {
   const where = [p.line === undefined ? "" : `line ${p.line}`, p.path].filter(Boolean).join(": ");
   return where ? `${where}: ${p.message}` : p.message;
 }
 
-/** Checks data already parsed (e.g. from a plist). */
 export function validate<S extends z.ZodType>(schema: S, data: unknown): Checked<z.output<S>> {
   const result = schema.safeParse(data);
   if (result.success) return { ok: true, value: result.data };
   return { ok: false, problems: issueProblems(schema, result.error.issues).map((p) => ({ path: formatPath(p.path), message: p.message })) };
 }
 
-/** Parses JSON text and checks it; a syntax error is the one problem. */
 export function parseJson<S extends z.ZodType>(schema: S, text: string): Checked<z.output<S>> {
   let data: unknown;
   try {
@@ -45,11 +38,7 @@ export function parseJson<S extends z.ZodType>(schema: S, text: string): Checked
   return validate(schema, data);
 }
 
-/**
- * Parses YAML text and checks it; problems carry lines and come in file order
- * (those without a line, like missing keys, last). After a syntax error
- * nothing else is checked. An empty value (`key:`) counts as absent.
- */
+/** Problems in file order (missing keys last); an empty value (`key:`) counts as absent. */
 export function parseYaml<S extends z.ZodType>(schema: S, text: string): Checked<z.output<S>> {
   const doc = new YamlText(text);
   if (doc.syntaxError) return { ok: false, problems: doc.problems.map(({ line, message }) => ({ path: "", ...(line !== undefined && { line }), message })) };
@@ -61,7 +50,7 @@ export function parseYaml<S extends z.ZodType>(schema: S, text: string): Checked
   return { ok: false, problems: problems.sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER)) };
 }
 
-/** One problem per issue, one per unknown key; a repeat of the same message at the same path is dropped. */
+/** One per issue and per unknown key; a repeat at the same path is dropped. */
 function issueProblems(schema: z.ZodType, issues: readonly z.core.$ZodIssue[]): PathProblem[] {
   const out: PathProblem[] = [];
   const seen = new Set<string>();
@@ -76,7 +65,6 @@ function issueProblems(schema: z.ZodType, issues: readonly z.core.$ZodIssue[]): 
   return out;
 }
 
-/** Wrappers and pipes around a schema, as far as this walk needs to see through them. */
 interface Def {
   type: string;
   innerType?: z.core.$ZodType;
@@ -89,7 +77,6 @@ interface Def {
 
 const defOf = (s: z.core.$ZodType) => s._zod.def as Def;
 
-/** The keys the object schema at `path` allows (for "did you mean"). */
 function keysAt(schema: z.core.$ZodType, path: Path): string[] {
   let at: z.core.$ZodType | undefined = schema;
   for (const seg of path) {
@@ -100,7 +87,7 @@ function keysAt(schema: z.core.$ZodType, path: Path): string[] {
   return Object.keys(defOf(unwrap(at)).shape ?? {});
 }
 
-/** Through optional/default/prefault/... to the inner type, and through a pipe to the side that is not a transform. */
+/** Through optional/default/... and through a pipe to the side that is not a transform. */
 function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
   let s = schema;
   for (;;) {
@@ -111,23 +98,18 @@ function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
   }
 }
 
-/** Keys and list indices from the top of a document down to a value. */
 type Path = readonly PropertyKey[];
 
-/** A problem found at `path`; `line` when the document says where. */
 interface PathProblem {
   path: Path;
-  /** Unknown for a document that is not YAML, or a problem with no node to point at. */
   line?: number | undefined;
   message: string;
 }
 
-/** "runner.labels[2]"; "" for the document as a whole. */
 export function formatPath(path: Path): string {
   return path.reduce<string>((out, seg) => (typeof seg === "number" ? `${out}[${seg}]` : out ? `${out}.${String(seg)}` : String(seg)), "");
 }
 
-/** A value as a message shows it: strings quoted (and cut when long), collections by kind. */
 export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object" && value !== null) return "a mapping";
@@ -135,12 +117,10 @@ export function describeValue(value: unknown): string {
   return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
 }
 
-// Aliases let a small text stand for a huge document ("billion laughs"); no
-// config or state file needs more than a few.
+// Aliases let a small text stand for a huge document ("billion laughs").
 const MAX_ALIASES = 1000;
 
 class YamlText {
-  /** Syntax errors (then `data` is not to be checked) and keys that are not plain names. */
   readonly problems: PathProblem[] = [];
   readonly data: unknown;
   readonly syntaxError: boolean;
@@ -154,14 +134,9 @@ class YamlText {
       this.problems.push({ path: [], line: this.lines.linePos(err.pos[0]).line, message: `invalid YAML: ${err.message}` });
     }
     this.syntaxError = this.problems.length > 0;
-    // After a syntax error the rest of the tree is guesswork.
     this.data = this.syntaxError ? undefined : this.plain(this.doc.contents, [], true);
   }
 
-  /**
-   * The 1-based line of `path`: of its key when it is a mapping key, of the
-   * item when it is a list index; undefined when the file does not have it.
-   */
   lineAt(path: Path): number | undefined {
     let node: unknown = this.doc.contents;
     let line = this.lineOf(node);
@@ -180,11 +155,7 @@ class YamlText {
     return line;
   }
 
-  /**
-   * Mappings become objects, lists arrays, aliases are followed. A mapping
-   * value left empty (`key:`), like an empty file, counts as absent: it
-   * becomes undefined, while the key stays, so an unknown key is still reported.
-   */
+  /** An empty mapping value becomes undefined but its key stays, so an unknown key is still reported. */
   private plain(value: unknown, path: Path, inMapping: boolean, within: readonly unknown[] = []): unknown {
     if (isAlias(value) && ++this.aliases > MAX_ALIASES) {
       if (this.aliases === MAX_ALIASES + 1) this.problems.push({ path, line: this.lineOf(value), message: `more than ${MAX_ALIASES} aliases; write the values out` });
@@ -225,14 +196,13 @@ class YamlText {
   }
 }
 
-/** The message for `key` where only `known` keys are allowed. */
 function unknownKey(key: string, known: readonly string[]): string {
   const near = closest(key, known);
   if (near) return `unknown key; did you mean ${near}?`;
   return known.length > 0 ? `unknown key; expected one of: ${known.join(", ")}` : "unknown key";
 }
 
-/** The known key a typo most likely meant: same up to case, `-`/`_`, a short prefix or a few edits. */
+/** Same up to case and `-`/`_`, a short prefix or a few edits. */
 function closest(key: string, known: readonly string[]): string | undefined {
   const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, "");
   const k = norm(key);
@@ -247,10 +217,9 @@ function closest(key: string, known: readonly string[]): string | undefined {
   return best?.name;
 }
 
-/** Edits (insert, delete, substitute, swap two neighbours) from a to b. */
+/** Insert, delete, substitute, swap two neighbours. */
 function editDistance(a: string, b: string): number {
-  // d[i][j]: edits from a's first i characters to b's first j, filled row by
-  // row; a cell outside the table is never the cheapest way (Infinity).
+
   const d: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
   const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
   for (let i = 1; i <= a.length; i++) {
