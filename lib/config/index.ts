@@ -1,7 +1,5 @@
-// The config file: one YAML file, read once per process. Every problem names
-// its key path and line, and all of a file's problems are reported together
-// in one ConfigError (exit 78). The keys are in lib/config/schema.ts and
-// docs/config.md.
+// The config file: one YAML file, read once per process; all its problems are
+// reported together in one ConfigError.
 import { closeSync, constants, fstatSync, openSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseYaml } from "../core/schema/index.ts";
@@ -12,7 +10,7 @@ import { ConfigError, expandPath, fileKind, Invalid } from "./values.ts";
 export { ConfigError } from "./values.ts";
 export { parseDuration } from "../core/durations.ts";
 
-/** A config as the code uses it: defaults applied, paths absolute, durations in ms. */
+/** Defaults applied, paths absolute, durations in ms. */
 export type Config = z.output<ReturnType<typeof configSchema>>;
 
 export const ENV_VAR = "MACOS_RUNNER_CONFIG";
@@ -20,7 +18,6 @@ const DEFAULT_PATH = "~/.config/macos-runner/config.yml";
 
 type PathSource = "flag" | "env" | "default";
 
-/** The config file to read: --config, else $MACOS_RUNNER_CONFIG, else ~/.config/macos-runner/config.yml. */
 export function resolveConfigPath(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
   return chooseConfigPath(flag, env).path;
 }
@@ -31,7 +28,7 @@ export function loadConfig(opts: { path?: string | undefined; env?: NodeJS.Proce
   return parseConfig(readConfigText(path, source), { file: path, env });
 }
 
-/** The file's text; a FIFO or device is refused without being opened for a blocking read. */
+/** A FIFO or device is refused without a blocking read. */
 function readConfigText(path: string, source: PathSource): string {
   let fd: number;
   try {
@@ -71,7 +68,8 @@ function chooseConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv): { p
   }
 }
 
-/** Reads config text as if it were the file `opts.file` (relative paths resolve against its directory). */
+/** Relative paths resolve against `opts.file`'s directory. */
+
 export function parseConfig(text: string, opts: { file: string; env?: NodeJS.ProcessEnv }): Config {
   const file = resolve(opts.file);
   const env = opts.env ?? process.env;

@@ -1,19 +1,17 @@
-// Runner and VM names: <prefix>-<host>-<slot>-<random>. The prefix+host+slot
-// part is how a slot recognises what is its own (and never touches the rest).
-// The host part is pinned (host.id, or written once to state_dir from the
-// machine's hardware id), so a hostname change never orphans a slot's VMs and
-// runners, and two Macs that share a hostname do not share names.
+// Runner and VM names: <prefix>-<host>-<slot>-<random>; a slot touches only its
+// own. The host part is pinned, so a hostname change orphans nothing and two
+// Macs that share a hostname do not share names.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../core/fs.ts";
 
-/** GitHub rejects longer runner names (third-party code and reports; not documented by GitHub). */
+/** GitHub rejects longer runner names (undocumented). */
 export const MAX_NAME = 64;
 const SUFFIX = 6;
 
-/** `<prefix>-<host>-<slot>-`, the host part shortened so a full name fits in MAX_NAME. */
+/** The host part is shortened so a full name fits in MAX_NAME. */
 export function slotPrefix(prefix: string, slot: number, host: string): string {
   const room = MAX_NAME - prefix.length - String(slot).length - SUFFIX - 3;
   return `${prefix}-${host.slice(0, Math.max(1, room)).replace(/-$/, "")}-${slot}-`;
@@ -28,21 +26,16 @@ export function isSlotsOwn(name: string, prefix: string, slot: number, host: str
   return name.startsWith(p) && /^[0-9a-f]{6}$/.test(name.slice(p.length));
 }
 
-/** This slot's names: new ones, and whether a name is one of them. */
 export interface SlotNames {
   readonly prefix: string;
   next(): string;
   owns(name: string): boolean;
-  /** The golden VM's name for an image key (hex, e.g. a digest's). */
+  /** `imageKey` is hex, e.g. a digest's. */
   golden(imageKey: string): string;
   ownsGolden(name: string): boolean;
 }
 
-/**
- * A slot's golden VM (snapshot start) is `<prefix>-<host>-<slot>-golden-<12
- * hex of the image>`; `owns` never matches it, so no sweep, recovery or
- * cleanup of job VMs ever takes a golden.
- */
+/** `owns` never matches a golden, so no sweep or cleanup of job VMs takes one. */
 export function slotNames(prefix: string, slot: number, host: string): SlotNames {
   const own = slotPrefix(prefix, slot, host);
   return {
@@ -54,22 +47,12 @@ export function slotNames(prefix: string, slot: number, host: string): SlotNames
   };
 }
 
-/**
- * The host part of names, read only (doctor, status): host.id when
- * configured, else the id pinned in `<state_dir>/host-id`, else the one the
- * first launch would pin.
- */
+/** Read only (doctor, status): pins nothing. */
 export function currentHostId(configured: string | undefined, stateDir: string, source?: MachineIdSource): string {
   return configured ?? pinnedHostId(stateDir) ?? defaultHostId(source).id;
 }
 
-/**
- * The host part of names: host.id when configured, else the id pinned in
- * `<state_dir>/host-id` (ids pinned by earlier releases, from the hostname,
- * keep working), else a new one pinned there on this first launch: from the
- * machine (the Mac's hardware UUID), never from the hostname, which Macs
- * imaged the same way share.
- */
+/** host.id, else the id pinned in state_dir, else one pinned now from the machine, never the hostname (imaged Macs share it). */
 export function hostId(configured: string | undefined, stateDir: string, onPinned?: (id: string, from: string) => void, source?: MachineIdSource): string {
   if (configured) return configured;
   const pinned = pinnedHostId(stateDir);
@@ -95,39 +78,31 @@ function pinnedHostId(stateDir: string): string | undefined {
   return undefined;
 }
 
-/** The machine's short id; random (and then pinned) on a machine that has none to read. */
 function defaultHostId(source?: MachineIdSource): { id: string; from: string } {
   return machineId(source) ?? { id: randomBytes(4).toString("hex"), from: "random (no machine id could be read)" };
 }
 
-// The machine's own identity, for the default host id: the Mac's hardware
-// UUID (IOPlatformUUID, which imaging or cloning a disk does not copy), or
-// systemd's /etc/machine-id elsewhere (the simulated hosts run on Linux).
+// The Mac's IOPlatformUUID (imaging a disk does not copy it); /etc/machine-id on Linux (simulated hosts).
 export interface MachineIdSource {
   platform?: NodeJS.Platform;
-  /** macOS: the ioreg binary (absolute, so the agents' PATH cannot replace it). */
   ioregPath?: string;
-  /** Elsewhere: the files holding the machine id, first readable one wins. */
   machineIdFiles?: readonly string[];
 }
 
 const IOREG = "/usr/sbin/ioreg";
 const MACHINE_ID_FILES = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
-/** Hex digits kept: 32 bits, unique enough for a fleet, short enough for a runner name. */
+/** 32 bits: unique enough for a fleet, short enough for a runner name. */
 const KEEP = 8;
 
-/** `"IOPlatformUUID" = "4A5B6C7D-…"` in `ioreg -rd1 -c IOPlatformExpertDevice` -> the UUID. */
 export function parseIoregUuid(text: string): string | undefined {
   return /"IOPlatformUUID"\s*=\s*"([0-9A-Fa-f-]{32,36})"/.exec(text)?.[1];
 }
 
-/** The first 8 hex digits of a UUID or machine id, lowercased; undefined when it has too few. */
 export function shortMachineId(raw: string): string | undefined {
   const hex = raw.toLowerCase().replace(/[^0-9a-f]/g, "");
   return hex.length >= KEEP && /[1-9a-f]/.test(hex) ? hex.slice(0, KEEP) : undefined;
 }
 
-/** This machine's short id and where it came from, or undefined when none can be read. */
 export function machineId(source: MachineIdSource = {}): { id: string; from: string } | undefined {
   const platform = source.platform ?? process.platform;
   if (platform === "darwin") {

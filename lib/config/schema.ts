@@ -1,25 +1,21 @@
-// The config file's schema: every key, its type, default and rules, in the
-// YAML's snake_case, and the transform into the camelCase `Config` the code
-// uses. The descriptions become docs/config.schema.json (tools/config-schema.ts).
+// Every config key in the YAML's snake_case, transformed into the camelCase
+// `Config`; the descriptions become docs/config.schema.json.
 import { describeValue, z } from "../core/schema/index.ts";
 import {
   appPrivateKeyFile, attempt, commandPath, converted, defaultApiUrl, duration, existingFile, expandPath, flag, integer, Invalid, labels, matching,
   numberIn, omittable, oneOf, parseApiUrl, parseGithubUrl, secretFile, section, text, whenMapping, type GithubTarget, type PathBase,
 } from "./values.ts";
 
-/** Where the config was read from: its file (paths resolve against its directory) and HOME (for `~`). */
 export interface ConfigSource {
   file: string;
   base: PathBase;
 }
 
-/** The schema of a config file read from `src`; its output is the `Config`. */
 export function configSchema(src: ConfigSource) {
   const { base } = src;
   const path = (o: { required?: string } = {}) => converted((s) => expandPath(s, base), o);
   const secret = (o: { required?: string } = {}) => converted((s) => secretFile(s, base), o);
 
-  /** A directory whose default is under HOME: without HOME it must be given. */
   const dirUnderHome = (key: string, fallback: string) =>
     text()
       .meta({ default: fallback })
@@ -121,7 +117,6 @@ export function configSchema(src: ConfigSource) {
   const vm = section({
     cpu: integer({ min: 1 }).optional().meta({ description: "CPUs per VM. Default: as the golden image has it." }),
     memory_mb: integer({ min: 1 }).optional().meta({ description: "Memory per VM in MB. Default: as the golden image has it." }),
-    // tart ip --wait takes whole seconds as a UInt16.
     boot_timeout: duration({ max: { ms: 65_535_000, why: "tart ip --wait takes at most 65535 seconds" } })
       .prefault("3m")
       .meta({ description: "The VM must start and answer on its transport (guest agent or SSH) within this after it starts; at most 18h12m15s (tart ip --wait)." }),
@@ -153,7 +148,6 @@ export function configSchema(src: ConfigSource) {
         ctx.addIssue({ code: "custom", path: ["transport"], message: "ssh needs a vm.ssh section with private_key_path (the private key whose public half the golden image authorises) and known_hosts_path (a known_hosts file holding the golden image's host key)" });
       }
     }, whenMapping)
-    // For editors: the JSON Schema says the same.
     .meta({ if: { properties: { transport: { const: "ssh" } }, required: ["transport"] }, then: { required: ["ssh"] } });
 
   const host = section({
@@ -171,8 +165,6 @@ export function configSchema(src: ConfigSource) {
     }),
     log_dir: dirUnderHome("host.log_dir", "~/Library/Logs/macos-runner").meta({ description: "Agent logs: slot-N.log, pull.log." }),
     dhcp_leases_path: path().prefault("/var/db/dhcpd_leases").meta({ description: "Where the VM's address is read from (macOS's DHCP server leases)." }),
-    // A failing cycle waits before exiting, doubling per failure up to the cap,
-    // so a GitHub outage does not become a launchd restart storm.
     backoff_initial: duration()
       .prefault("10s")
       .meta({ description: "A failed cycle waits this long before it exits; the wait doubles with each failure in a row, up to backoff_max." }),
@@ -204,7 +196,6 @@ export function configSchema(src: ConfigSource) {
       },
     })
     .superRefine((c, ctx) => {
-      // Runner groups exist for organizations and enterprises only.
       const runnerGroup = (c.runner as { group?: unknown } | undefined)?.group;
       if (targetOf(c.github?.url)?.scope.kind === "repo" && typeof runnerGroup === "string" && runnerGroup !== "Default") {
         ctx.addIssue({ code: "custom", path: ["runner", "group"], message: "a repository has no runner groups; remove runner.group (or set it to Default) for a repo URL" });
@@ -213,10 +204,8 @@ export function configSchema(src: ConfigSource) {
     .meta({ required: ["github", "image"] });
 
   return file.transform(({ github: g, runner: r, image: i, vm: v, host: h, metrics: m }) => ({
-    /** Absolute path of the file loaded. */
     file: src.file,
     github: {
-      /** Normalised, no trailing slash. */
       url: g.url.url,
       apiUrl: g.api_url ?? defaultApiUrl(g.url.url),
       scope: g.url.scope,
@@ -265,17 +254,15 @@ export function configSchema(src: ConfigSource) {
   }));
 }
 
-/** The credentials: the section's rules guarantee exactly one of app and token_path. */
+/** The section's rules guarantee exactly one of app and token_path. */
 function authOf(g: { app?: { id: number; installation_id?: number | undefined; private_key_path: string } | undefined; token_path?: string | undefined }) {
   if (!g.app) return { kind: "pat" as const, tokenPath: g.token_path! };
   const { id, installation_id, private_key_path } = g.app;
   return { kind: "app" as const, appId: id, ...(installation_id !== undefined && { installationId: installation_id }), privateKeyPath: private_key_path };
 }
 
-/**
- * github.url as parsed, when it was valid. Cross-key rules run even when some
- * keys have problems, so they see a key's raw value where it failed.
- */
+/** Cross-key rules see a key's raw value where it failed. */
+
 function targetOf(url: unknown): GithubTarget | undefined {
   return typeof url === "object" && url !== null && "scope" in url ? (url as GithubTarget) : undefined;
 }

@@ -1,12 +1,10 @@
-// The kinds of value a config key holds (strings, integers, durations,
-// labels, paths, URLs) as zod schemas whose messages say what was expected
-// and what was found ("must be a positive integer, got "abc""), with a hint
-// when the YAML type is the likely slip (quotes, a unit); and the one error
-// that reports every problem of a config file.
+// The kinds of value a config key holds, as zod schemas whose messages say what
+// was expected and what was found, with a hint for the likely YAML slip.
 import { createPrivateKey } from "node:crypto";
 import { statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { MacosRunnerError } from "../core/errors.ts";
+import { quote } from "../core/proc.ts";
 import { DURATION_SYNTAX, DurationError, formatDuration, parseDuration } from "../core/durations.ts";
 import { describeValue, formatProblem, z, type Problem } from "../core/schema/index.ts";
 import { readSecretFile } from "../core/secrets.ts";
@@ -37,7 +35,7 @@ const unquoteHint =
   (v) =>
     typeof v === "string" && pattern.test(v) ? " (a string; remove the quotes)" : "";
 
-/** The message for a value of the wrong type, or for a required key that is missing (`required` is its hint). */
+/** `required` is the hint for a missing key. */
 function wrongType(expect: string, hint: Hint, required?: string) {
   return (iss: { input?: unknown }) => {
     if (iss.input === undefined) return `missing (required)${required ? `; ${required}` : ""}`;
@@ -46,8 +44,7 @@ function wrongType(expect: string, hint: Hint, required?: string) {
   };
 }
 
-// zod runs length checks on any value with a length, even after the type
-// check failed (a list given for a string); a wrong type gets only its own message.
+// zod runs length checks even after the type check failed (a list for a string).
 const isString = { when: (payload: { value: unknown }) => typeof payload.value === "string" };
 const isList = { when: (payload: { value: unknown }) => Array.isArray(payload.value) };
 
@@ -55,19 +52,18 @@ function nonEmpty(expect: string, hint: Hint, required?: string) {
   return z.string({ error: wrongType(expect, hint, required) }).min(1, { error: "must not be empty", ...isString });
 }
 
-/** `pattern` anchored and also matching "", so that an empty string gets only "must not be empty". */
+/** Also matches "", so an empty string gets only "must not be empty". */
 const wholeOrEmpty = (pattern: RegExp) => new RegExp(`^(?:${pattern.source})?$`);
 
 export function text(o: { required?: string } = {}) {
   return nonEmpty("a string", quoteHint, o.required);
 }
 
-/** A non-empty string that is all of `pattern`; `refusal` words the message for one that is not. */
 export function matching(pattern: RegExp, refusal: (got: string) => string, o: { required?: string } = {}) {
   return text(o).regex(wholeOrEmpty(pattern), { error: (iss) => refusal(describeValue(iss.input)) });
 }
 
-/** A non-empty string passed through `convert`, which throws Invalid to refuse it (paths, URLs). */
+/** `convert` throws Invalid to refuse. */
 export function converted<T>(convert: (s: string) => T, o: { required?: string } = {}) {
   return text(o).transform((s, ctx) => attempt(ctx, s, convert));
 }
@@ -86,8 +82,7 @@ export function integer(o: { min: number; max?: number; required?: string }) {
   const { min } = o;
   const expect = o.max !== undefined ? `an integer from ${min} to ${o.max}` : min === 1 ? "a positive integer" : `an integer of at least ${min}`;
   const error = wrongType(expect, unquoteHint(/^-?\d+$/), o.required);
-  // refine, not z.int(): zod marks a non-integer as an aborting issue, after
-  // which it skips the cross-key rules of every enclosing section.
+  // Not z.int(): its aborting issue would skip every enclosing section's cross-key rules.
   const int = z.number({ error }).refine(Number.isSafeInteger, { error }).min(min, { error });
   return (o.max === undefined ? int : int.max(o.max, { error })).meta({ type: "integer" });
 }
@@ -107,10 +102,9 @@ export function flag() {
 
 const DURATION_FORMS = "a duration such as 90s, 3m, 6h or 1h30m (units ms, s, m, h)";
 
-/** A setTimeout waits a signed 32-bit count of ms at most; anything longer fires at once. */
+/** A longer setTimeout fires at once. */
 const TIMER_MAX_MS = 2 ** 31 - 1;
 
-/** A duration in ms, longer than zero and at most `max` (default: what a timer can wait). */
 export function duration(o: { max?: { ms: number; why: string } } = {}) {
   const max = o.max ?? { ms: TIMER_MAX_MS, why: "a timer waits at most 2^31-1 ms, about 24.8 days" };
   const tooLong = (s: string) => `must be at most ${formatDuration(max.ms)} (${max.why}), got ${JSON.stringify(s)}`;
@@ -123,7 +117,7 @@ export function duration(o: { max?: { ms: number; why: string } } = {}) {
       try {
         ms = parseDuration(s);
       } catch (err) {
-        // The syntax is checked above: what is left is a number too large to count.
+        // The syntax was checked: only a number too large to count is left.
         if (err instanceof DurationError) return problem(tooLong(s));
         throw err;
       }
@@ -160,12 +154,10 @@ export function labels() {
           else ctx.addIssue({ code: "custom", path: [i], message: `${JSON.stringify(value)} repeats ${JSON.stringify(first)} (labels are case-insensitive)`, input: value });
         });
       },
-      // Also when some items are of the wrong type: those are skipped above.
       isList,
     );
 }
 
-/** A mapping of exactly these keys; an unknown key is a problem of its own (with "did you mean"). */
 export function section<S extends z.core.$ZodLooseShape>(shape: S) {
   const keys = Object.keys(shape).join(", ");
   return z.strictObject(shape, {
@@ -173,22 +165,19 @@ export function section<S extends z.core.$ZodLooseShape>(shape: S) {
   });
 }
 
-/** A section left out reads as an empty one, so that its required keys are reported one by one. */
+/** A section left out reads as empty, so its required keys are reported one by one. */
 export function omittable<S extends z.ZodType>(schema: S) {
   return schema.prefault({} as z.input<S> & {});
 }
 
-/** Cross-key rules of a section run even when some of its keys have problems, as long as it is a mapping. */
+/** Cross-key rules run even when some keys have problems. */
 export const whenMapping = {
   when: (payload: { value: unknown }) => typeof payload.value === "object" && payload.value !== null && !Array.isArray(payload.value),
 };
 
-// Paths: `~` is the user's HOME, relative paths are relative to the config
-// file's directory, and secret files must be private like ssh keys.
 export interface PathBase {
-  /** HOME from the environment the config is read for. */
   home: string | undefined;
-  /** The config file's directory. */
+  /** The config file's directory, for relative paths. */
   dir: string;
 }
 
@@ -201,15 +190,14 @@ export function expandPath(raw: string, base: PathBase): string {
   return isAbsolute(raw) ? resolve(raw) : resolve(base.dir, raw);
 }
 
-/** A bare name stays as it is, to be found on PATH; anything with a slash is a path. */
+/** A bare name is found on PATH. */
 export function commandPath(raw: string, base: PathBase): string {
   return raw.includes("/") ? expandPath(raw, base) : raw;
 }
 
-// What a pasted token or key looks like, so it is refused without being echoed.
+// A pasted token or key, refused without being echoed.
 const INLINE_SECRET = /^(gh[pousr]_|github_pat_)|-----BEGIN /;
 
-/** A regular file only its owner may read or write. */
 export function secretFile(raw: string, base: PathBase): string {
   if (INLINE_SECRET.test(raw)) {
     throw new Invalid("holds what looks like a secret itself, not a path; put the secret in a file with mode 0600 and give that file's path");
@@ -218,12 +206,12 @@ export function secretFile(raw: string, base: PathBase): string {
   const mode = statFile(path).mode & 0o7777;
   if ((mode & 0o077) !== 0) {
     const octal = mode.toString(8).padStart(4, "0");
-    throw new Invalid(`${path} is mode ${octal}; secrets must be 0600 (chmod 600 ${shellQuote(path)})`);
+    throw new Invalid(`${path} is mode ${octal}; secrets must be 0600 (chmod 600 ${quote(path)})`);
   }
   return path;
 }
 
-/** The GitHub App's PEM key, checked here so that a wrong file is a config problem, not a failed token request in every cycle. */
+/** Checked here so a wrong file is a config problem, not a failed token request every cycle. */
 export function appPrivateKeyFile(raw: string, base: PathBase): string {
   const path = secretFile(raw, base);
   const fix = "put the App's private key there (the .pem file from Generate a private key on the App's settings page)";
@@ -271,16 +259,10 @@ export function fileKind(stats: Stats): string {
   return "not a regular file";
 }
 
-function shellQuote(s: string): string {
-  return /^[\w./~@%+=:,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-// github.url says where runners register: an org, a repo or an enterprise;
-// the REST API URL follows from its host unless github.api_url is given.
 export type Scope = { kind: "org"; org: string } | { kind: "repo"; owner: string; repo: string } | { kind: "enterprise"; enterprise: string };
 
 export interface GithubTarget {
-  /** Normalised: scheme, lower-case host, the path parts, no trailing slash. */
+  /** Lower-case host, no trailing slash. */
   url: string;
   scope: Scope;
 }
@@ -306,13 +288,13 @@ export function parseGithubUrl(raw: string): GithubTarget {
   return { url: normalised, scope: { kind: "repo", owner: first, repo: second } };
 }
 
-/** github.api_url: any http(s) URL without query or fragment; no trailing slash. */
 export function parseApiUrl(raw: string): string {
   const url = httpUrl(raw, (why) => new Invalid(`must be an http(s) URL such as https://ghe.example.com/api/v3, got ${JSON.stringify(raw)} (${why})`));
   return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, "")}`;
 }
 
-/** The REST API for a github.url: api.github.com, api.SUB.ghe.com (GHE.com), else GHES's /api/v3. */
+/** api.github.com, api.SUB.ghe.com (GHE.com), else GHES's /api/v3. */
+
 export function defaultApiUrl(githubUrl: string): string {
   const url = new URL(githubUrl);
   if (url.hostname === "github.com" || url.hostname === "www.github.com") return "https://api.github.com";
