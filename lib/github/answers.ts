@@ -1,6 +1,5 @@
-// The GitHub answers we use, as zod schemas, so a malformed one is a
-// BadInputError naming the call and the field, not a TypeError three calls
-// later. Only what we read is checked (zod drops the rest); GitHub may add fields freely.
+// The GitHub answers we read, checked, so a malformed one is a BadInputError
+// naming the call and the field, not a TypeError three calls later.
 import { formatPath, z } from "../core/schema/index.ts";
 import { BadInputError, excerpt } from "../core/errors.ts";
 
@@ -11,7 +10,7 @@ function kindOf(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** "a string, expected true or false": the kind of what came, never its value (a JIT answer's other fields are secret). */
+/** The kind of what came, never its value (a JIT answer's other fields are secret). */
 const expected = (what: string) => ({ error: (issue: { input?: unknown }) => `${kindOf(issue.input)}, expected ${what}` });
 const NATURAL = expected("a non-negative integer");
 const TEXT = expected("a non-empty string");
@@ -29,7 +28,6 @@ export type JitConfig = z.output<typeof jitConfig>;
 /** `expiresAt` is ISO 8601, as GitHub gave it. */
 export type ExpiringToken = z.output<typeof expiringToken>;
 
-/** Reads an answer with `schema`; a malformed one becomes a BadInputError that names `where` and the first wrong field. */
 function reader<S extends z.ZodType>(schema: S) {
   return (where: string, data: unknown): z.output<S> => {
     const checked = schema.safeParse(data);
@@ -46,6 +44,5 @@ export const answers = {
   runnerPage: reader(object({ runners: z.array(runner, expected("an array")) }).transform((p) => p.runners)),
   groupPage: reader(object({ runner_groups: z.array(object({ id, name: text }), expected("an array")) }).transform((p) => p.runner_groups)),
   installationId: reader(object({ id }).transform((i) => i.id)),
-  /** An installation access token, a registration token: `{token, expires_at}`. */
   expiringToken: reader(expiringToken),
 };

@@ -1,9 +1,6 @@
-// What lib/github remembers between cycles, in 0600 JSON files under
-// host.state_dir shared by the host's slots (installation tokens and ids,
-// runner group ids), each entry keyed by the GitHub and scope it belongs to:
-// a state directory may serve more than one over its life. Writes are
-// atomic; entries that fail their check (an older format, a hand edit) read
-// as absent, and an unparsable file as empty, so a bad cache costs a lookup, not a slot.
+// What lib/github remembers between cycles, in 0600 JSON files shared by the
+// slots, keyed by GitHub and scope (a state dir may serve several over its life).
+// A bad entry reads as absent and a bad file as empty: it costs a lookup, not a slot.
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../config/index.ts";
@@ -13,13 +10,9 @@ import { writeFileAtomic } from "../core/fs.ts";
 type GitHubConfig = Config["github"];
 
 export const stateFiles = {
-  /** Installation tokens, as auth-app serializes them, by installation. */
   tokens: (stateDir: string) => join(stateDir, "github-token-cache.json"),
-  /** The app's installation id for github.url, when github.app.installation_id is not set. */
   installations: (stateDir: string) => join(stateDir, "github-installation.json"),
-  /** Runner group ids by name. */
   groups: (stateDir: string) => join(stateDir, "github-runner-groups.json"),
-  /** Held while one slot fetches credentials, so the other reuses them. */
   credentialsLock: (stateDir: string) => join(stateDir, "github-credentials.lock"),
 };
 
@@ -78,19 +71,18 @@ export class JsonMapFile<V> {
 
 export const isPositiveInteger = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v > 0;
 
-/** Tokens closer to expiry than this are not reused (a job start must not race the expiry). */
+/** A job start must not race the token's expiry. */
 export const EXPIRY_MARGIN_MS = 10 * 60 * 1000;
 
 /**
- * auth-app's installation token cache, in a 0600 file shared by the host's
- * slots. auth-app stores its own `token|createdAt|expiresAt|...` strings and
- * uses whatever get() returns: only its default in-memory cache expires
- * entries (59 min after set). So get() drops a token within EXPIRY_MARGIN_MS
- * of the expiry it reads from the string, and any entry it cannot read.
+ * auth-app's token cache: auth-app uses whatever get() returns (only its default
+ * cache expires entries), so get() drops a token near the expiry in its
+ * `token|createdAt|expiresAt|...` string, and any entry it cannot read.
  */
 export class TokenCache {
   private readonly file: JsonMapFile<string>;
-  /** Tokens get() handed out (not fetched by this process just now): a 401 on one may mean it was revoked. */
+  /** A 401 on one of these may mean it was revoked. */
+
   readonly handedOut = new Set<string>();
 
   constructor(

@@ -1,7 +1,5 @@
-// The GitHub client of one cycle: an authenticated @octokit/request for the
-// configured scope (GitHub App installation token, or a PAT), the scope's
-// typed runner routes, the retry policy, and the runner group ids cached on
-// disk. Creating it reads the secret files and makes no API call.
+// The GitHub client of one cycle: authenticated runner routes, the retry policy
+// and the cached group ids. Creating it reads the secret files, no API call.
 import { mkdirSync } from "node:fs";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../core/log.ts";
@@ -15,16 +13,14 @@ import type { RetryOptions } from "./errors.ts";
 type GitHubConfig = Config["github"];
 
 export interface GitHubClient {
-  /** The scope's endpoints; every call carries the installation token or the PAT. */
   routes: RunnerRoutes;
-  /** The configured github.url, named in errors. */
+  /** github.url, named in errors. */
   scopeUrl: string;
-  /** Permission the runner endpoints need, named in errors. */
+  /** What the runner endpoints need, named in errors. */
   permission: string;
   log: Logger;
-  /** Defaults for every call's retries (each call may add its own onRetry). */
   retry: RetryOptions;
-  /** Runner group ids by group name, cached on disk: a non-Default group costs no call per job. */
+  /** Cached on disk: a non-Default group costs no call per job. */
   groupIds: { get(name: string): number | undefined; set(name: string, id: number): void; delete(name: string): void };
 }
 
@@ -33,7 +29,7 @@ export interface ClientOptions {
   log: Logger;
   timeoutMs?: number | undefined;
   maxBodyBytes?: number | undefined;
-  /** Tests inject a clock and a sleep here; they also drive the token expiry and the 401 replication wait. */
+  /** Its clock and sleep also drive the token expiry and the 401 replication wait. */
   retry?: RetryOptions;
 }
 
@@ -81,7 +77,7 @@ export function createGitHubClient(github: GitHubConfig, opts: ClientOptions): G
   };
 }
 
-/** The client for one cycle of a slot; pass it to every GitHub call of the cycle. Its retries wait on `clock` (the slot's). */
+/** Its retries wait on `clock` (the slot's). */
 export function githubFor(config: Config, log: Logger, clock: Clock = systemClock): GitHubClient {
   return createGitHubClient(config.github, { stateDir: config.host.stateDir, log, retry: { sleep: (ms) => clock.sleep(ms) } });
 }

@@ -1,13 +1,7 @@
-// GitHub App credentials: the installation id (configured, or looked up once
-// and cached on disk) and its installation token, shared by a host's slots.
-// auth-app signs the app JWT for the app routes (the lookup, the token) and
-// retries those once with a shifted clock when GitHub says the JWT's times are
-// off, logging through our logger; it fetches the token and keeps it in our
-// TokenCache, a file, so the next cycle and the other slot reuse it. Both heal:
-// a cached token that GitHub refuses (401) is replaced once; a cached
-// installation id GitHub does not know (404) is dropped and looked up again
-// once. On a cold cache one slot fetches while the other waits on a file lock,
-// then reuses it.
+// GitHub App credentials: the installation id and its token, cached on disk and
+// shared by a host's slots (one fetches under a file lock, the other reuses it).
+// Both heal once: a cached token GitHub refuses (401) is replaced; a cached
+// installation id GitHub does not know (404) is looked up again.
 import { createAppAuth } from "@octokit/auth-app";
 import type { EndpointOptions } from "@octokit/types";
 import type { Config } from "../config/index.ts";
@@ -26,7 +20,7 @@ type AppAuth = Extract<GitHubConfig["auth"], { kind: "app" }>;
 
 export interface InstallationToken extends ExpiringToken {
   installationId: number;
-  /** Read from the cache (so a 401 may mean it was revoked), not fetched by this call. */
+  /** From the cache, so a 401 may mean it was revoked. */
   cached: boolean;
 }
 
@@ -34,7 +28,7 @@ export interface CredentialsOptions {
   github: GitHubConfig;
   auth: AppAuth;
   privateKey: string;
-  /** The base request (no auth); the app routes get auth-app's hook on top of it. */
+  /** No auth; the app routes get auth-app's hook on top. */
   base: Request;
   stateDir: string;
   log: Logger;
@@ -43,7 +37,7 @@ export interface CredentialsOptions {
   sleep?: ((ms: number) => Promise<void>) | undefined;
 }
 
-/** How long a slot waits for the other slot's token fetch before fetching its own. */
+/** A slot's wait for the other slot's token fetch. */
 const LOCK_WAIT_MS = 30_000;
 /** auth-app's wait for a just-minted token GitHub has not replicated yet. */
 const REPLICATION_DELAY_MS = 1000;
@@ -65,7 +59,7 @@ export class AppCredentials {
   constructor(private readonly o: CredentialsOptions) {
     this.tokens = new TokenCache(stateFiles.tokens(o.stateDir), o.now);
     const key = (authAppKey: string) => stateKeys.token(o.github, authAppKey);
-    // auth-app's own token fetch goes through its hook too, for the clock-skew retry.
+    // auth-app's own token fetch goes through its hook too, for its clock-skew retry.
     this.appRequest = o.base.defaults({ request: { hook: (request: Request, options: EndpointOptions) => this.auth.hook(request, options) } });
     this.auth = createAppAuth({
       appId: o.auth.appId,
@@ -81,13 +75,8 @@ export class AppCredentials {
     this.sleep = o.sleep ?? realSleep;
   }
 
-  /**
-   * The @octokit/request hook of every installation-authenticated call: sends
-   * it with the installation token; on a 401 retries once, with a fresh token
-   * if the refused one came from the cache (else after the replication delay).
-   */
+  /** On a 401 retries once: with a fresh token if the refused one was cached, else after the replication delay. */
   readonly hook = async (request: Request, options: EndpointOptions) => {
-    // @octokit/request calls a hook with the call's merged options (route and parameters in one).
     const send = (t: InstallationToken) => request({ ...options, headers: { ...options.headers, authorization: `token ${t.token}` } });
     const first = await this.token();
     try {
@@ -114,15 +103,14 @@ export class AppCredentials {
     }
   };
 
-  /** The installation token to use: the cached one, else a fresh one (one slot at a time). */
   async token(): Promise<InstallationToken> {
     const known = this.knownInstallation();
-    // auth-app keys a token by its installation id; under another key this only ever misses and takes the lock.
+    // auth-app keys a token by its installation id.
     if (known && this.tokens.get(stateKeys.token(this.o.github, known.id))) return this.installationToken(known.id);
     return this.underLock(() => this.fetchToken(this.knownInstallation()));
   }
 
-  /** After GitHub refused `refused`: the token another slot cached in its place, else a fresh one. */
+  /** The token another slot cached in place of `refused`, else a fresh one. */
   private async replace(refused: InstallationToken): Promise<InstallationToken> {
     return this.underLock(async () => {
       const current = await this.fetchToken(this.knownInstallation());
@@ -136,7 +124,6 @@ export class AppCredentials {
     return id === undefined ? undefined : { id, source: "cache" };
   }
 
-  /** The token from auth-app: the cached one, else (or with `refresh`) a fresh one; heals a stale cached installation id. */
   private async fetchToken(known: KnownInstallation | undefined, refresh = false): Promise<InstallationToken> {
     const id = known?.id ?? (await this.lookUp());
     const where = (n: number) => `fetching an installation token for installation ${n}${known?.source === "config" ? " (github.app.installation_id)" : ""}`;
@@ -157,7 +144,6 @@ export class AppCredentials {
     }
   }
 
-  /** Finds the app's installation on the configured org or repo and caches its id: it never changes. */
   private async lookUp(tried?: string): Promise<number> {
     const { scope, url } = this.o.github;
     if (scope.kind === "enterprise") throw new MacosRunnerError("GitHub Apps cannot manage enterprise runners; use github.token_path", { kind: "config" });
@@ -181,7 +167,8 @@ export class AppCredentials {
     return { ...t, installationId, cached };
   }
 
-  /** A refusal becomes the error a user can act on; a transient failure is left to withRetries, which retries the whole call. */
+  /** A transient failure is left as it is for withRetries to retry the whole call. */
+
   private explained(err: unknown, where: string, tried?: string): unknown {
     if (!isHttpError(err) || err instanceof MacosRunnerError) return err;
     if (err.status >= 500 || networkFailure(err) !== undefined || isRateLimited(err)) return err;

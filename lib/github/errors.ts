@@ -1,9 +1,5 @@
-// GitHub failures a user can act on, each with what to fix. Every error keeps
-// the HTTP status and a bounded excerpt of GitHub's answer (never request
-// headers: they hold tokens; never a whole body: an HTML error page is 25 KB).
-// Bounded retries: 5xx and network errors back off exponentially; rate limits
-// wait as retry-after / x-ratelimit-reset say, but only up to a cap, beyond
-// which the caller's slot backs off instead.
+// GitHub failures a user can act on, each with what to fix and a bounded excerpt
+// of GitHub's answer (never request headers: they hold tokens), and bounded retries.
 import { excerpt, MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { sleep as realSleep } from "../core/wait.ts";
 
@@ -13,7 +9,7 @@ export interface HttpErrorLike {
   response?: { headers: Record<string, string | number | undefined>; data?: unknown };
   request?: { method?: string; url?: string };
   cause?: unknown;
-  /** What was already done to recover before this error (a dropped cache entry), for the message. */
+  /** What was already done to recover (a dropped cache entry), for the message. */
   tried?: string;
 }
 
@@ -33,7 +29,7 @@ export class GitHubAuthError extends GitHubError {}
 export class GitHubPermissionError extends GitHubError {}
 /** 404 on installation or runner endpoints: app not installed, wrong URL, or PAT user not an admin. */
 export class GitHubNotFoundError extends GitHubError {}
-/** Rate limit whose reset is further away than we are willing to wait in-process. */
+/** Its reset is further away than we wait in-process. */
 export class GitHubRateLimitError extends GitHubError {
   readonly retryAtMs: number;
   constructor(message: string, status: number, githubMessage: string, retryAtMs: number) {
@@ -46,12 +42,10 @@ export class GitHubUnavailableError extends GitHubError {}
 /** 422 from generate-jitconfig: group full or bad labels/group. */
 export class GitHubRejectedError extends GitHubError {}
 
-/** An octokit RequestError or anything else carrying an HTTP status. */
 export function isHttpError(err: unknown): err is HttpErrorLike {
   return typeof (err as HttpErrorLike | undefined)?.status === "number";
 }
 
-/** The message GitHub gave: the JSON body's `message`, else a short excerpt of whatever the body was. */
 export function githubMessageOf(err: HttpErrorLike): string {
   const data = err.response?.data;
   if (typeof (data as { message?: unknown } | undefined)?.message === "string") return excerpt((data as { message: string }).message, 300);
@@ -74,11 +68,7 @@ export function isBusyRunner(err: HttpErrorLike): boolean {
   return err.status === 422 && /still running a job/i.test(githubMessageOf(err));
 }
 
-/**
- * What failed below HTTP, when there was no answer at all: octokit reports a
- * refused connection, a reset or a timeout as status 500 without a response,
- * the fetch error as `cause` (a timeout's AbortError is thrown as it is).
- */
+/** octokit reports no answer at all as a 500 without a response, the fetch error as `cause`. */
 export function networkFailure(err: HttpErrorLike): string | undefined {
   if (err instanceof MacosRunnerError || err.response !== undefined || err.status !== 500) return undefined;
   const cause = (err.cause ?? err) as { name?: unknown; code?: unknown; message?: unknown };
@@ -97,7 +87,6 @@ function requestLine(err: HttpErrorLike): string | undefined {
   }
 }
 
-/** Turns an octokit RequestError into the error a user can act on. */
 export function explain(err: HttpErrorLike, where: string, fix: { permission: string; scopeUrl: string }): GitHubError {
   const line = requestLine(err);
   const network = networkFailure(err);
@@ -140,14 +129,12 @@ export interface RetryInfo {
 }
 
 export interface RetryOptions {
-  /** Total tries for 5xx, network errors and rate limits (default 4). */
   attempts?: number;
-  /** First backoff after a 5xx or network error, doubled each time, ±25 % jitter (default 500 ms). */
+  /** Doubled each time, ±25 % jitter. */
   baseDelayMs?: number;
-  /** The longest rate-limit wait taken in-process (default 90 s); longer ones throw GitHubRateLimitError. */
+  /** Longer waits throw GitHubRateLimitError. */
   maxRateLimitWaitMs?: number;
   onRetry?: (info: RetryInfo) => void;
-  /** Clock and sleep, injected by tests. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -155,7 +142,6 @@ export interface RetryOptions {
 /** GitHub's advice (and plugin-throttling's fallback) for a secondary limit without retry-after. */
 const SECONDARY_FALLBACK_MS = 60_000;
 
-/** How long a rate-limited response asks us to wait, in ms. */
 export function rateLimitWaitMs(err: HttpErrorLike, now: number): number {
   const retryAfter = Number(header(err, "retry-after") ?? Number.NaN);
   if (Number.isFinite(retryAfter) && retryAfter >= 0) return retryAfter * 1000;

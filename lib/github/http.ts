@@ -1,8 +1,6 @@
-// The one @octokit/request every GitHub call goes through: our base URL and
-// headers, a timeout per call, a cap on how much of an answer is ever read,
-// and octokit's own warnings routed into our log (not console.warn); and the
-// runner endpoints we call, per scope. Answers are handed on as `unknown`,
-// to be checked by answers.ts before use.
+// The one @octokit/request every GitHub call goes through (a timeout per call, a
+// cap on an answer's size, octokit's warnings in our log), and the runner routes
+// per scope. Answers are `unknown` until answers.ts checks them.
 import { request as octokitRequest } from "@octokit/request";
 import type { OctokitResponse } from "@octokit/types";
 import type { Scope } from "../config/values.ts";
@@ -14,15 +12,14 @@ export type Request = typeof octokitRequest;
 export interface HttpOptions {
   apiUrl: string;
   log: Logger;
-  /** Per call, answer included (default 20 s). */
+  /** Per call, answer included. */
   timeoutMs?: number | undefined;
-  /** Bytes of an answer read at most (default 1 MiB; a page of 100 runners is about 60 KB). */
+  /** A page of 100 runners is about 60 KB. */
   maxBodyBytes?: number | undefined;
 }
 
 const MAX_BODY_BYTES = 1 << 20;
 
-/** The `log` octokit and auth-app take: free-text messages, as `github.octokit` events. */
 export function octokitLog(log: Logger) {
   const text = (args: unknown[]) => args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
   return {
@@ -41,11 +38,7 @@ export function baseRequest(o: HttpOptions): Request {
   });
 }
 
-/**
- * fetch with a deadline that also covers reading the answer, which it reads
- * here, at most `maxBytes` of it. A longer answer is a BadInputError (octokit
- * hands it on as the `cause` of its status-500 error; withRetries rethrows it).
- */
+/** The deadline covers reading the answer; a longer one is a BadInputError (octokit's 500's `cause`). */
 function boundedFetch(timeoutMs: number, maxBytes: number) {
   return async (url: string, init: RequestInit): Promise<Response> => {
     const signal = init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
@@ -91,11 +84,7 @@ export interface RunnerRoutes {
   listRunnerGroups?: (query: PageQuery) => Answer;
 }
 
-/**
- * The runner routes under /orgs/{org}, /repos/{owner}/{repo} or
- * /enterprises/{enterprise}: GHEC gives each enterprise route the org
- * route's parameters and answer.
- */
+/** GHEC gives each enterprise route the org route's parameters and answer. */
 export function runnerRoutes(request: Request, scope: Scope): RunnerRoutes {
   const [base, params] =
     scope.kind === "org" ? ["/orgs/{org}", { org: scope.org }]
@@ -112,7 +101,6 @@ export function runnerRoutes(request: Request, scope: Scope): RunnerRoutes {
   };
 }
 
-/** The app-authenticated lookup of the installation on the configured org or repository. */
 export function installationLookup(appRequest: Request, scope: Exclude<Scope, { kind: "enterprise" }>): Answer {
   return scope.kind === "org"
     ? appRequest("GET /orgs/{org}/installation", { org: scope.org })

@@ -1,6 +1,4 @@
-// The self-hosted runner calls macos-runner makes, for any scope. Each is
-// retried, its answer checked (answers.ts), and its failure turned into an
-// error that says what to fix (errors.ts).
+// The self-hosted runner calls, for any scope: retried, answers checked, failures explained.
 import { BadInputError, MacosRunnerError } from "../core/errors.ts";
 import { registerSecret } from "../core/redact.ts";
 import { registerJitConfig } from "./jit-config.ts";
@@ -12,10 +10,9 @@ import type { PageQuery } from "./http.ts";
 export type { JitConfig, Runner } from "./answers.ts";
 
 const PER_PAGE = 100;
-/** 100 pages of 100: GitHub's cap of 10,000 runners per group. Past it, something answers wrongly. */
+/** GitHub's cap of 10,000 runners per group: past it, something answers wrongly. */
 const MAX_PAGES = 100;
 
-/** One call with retries; an HTTP failure becomes the GitHubError that explains it. */
 async function call<T>(gh: GitHubClient, where: string, fn: () => Promise<T>, retry?: RetryOptions): Promise<T> {
   try {
     return await withRetries(fn, { ...gh.retry, ...retry });
@@ -28,7 +25,7 @@ function asExplained(gh: GitHubClient, err: unknown, where: string): unknown {
   return isHttpError(err) && !(err instanceof MacosRunnerError) ? explain(err, where, gh) : err;
 }
 
-/** Every item of a paged list: follows `Link: rel="next"` (or, without a Link header, pages until a short one). */
+/** Follows `Link: rel="next"`, or without a Link header pages until a short one. */
 async function allPages<T>(
   gh: GitHubClient,
   where: string,
@@ -47,7 +44,7 @@ async function allPages<T>(
   throw new BadInputError(`${where}: GitHub still had more after ${MAX_PAGES} pages of ${PER_PAGE}, more than a runner group can hold; stopped reading.`);
 }
 
-/** The id of a runner group: Default is 1 at every scope; another name is looked up once and cached on disk. */
+/** Default is 1 at every scope; another name is looked up once and cached on disk. */
 export async function runnerGroupId(gh: GitHubClient, group: string, retry?: RetryOptions): Promise<number> {
   if (group === "Default") return 1;
   const cached = gh.groupIds.get(group);
@@ -64,11 +61,8 @@ export async function runnerGroupId(gh: GitHubClient, group: string, retry?: Ret
 }
 
 /**
- * One JIT runner config (1 API call in steady state). A 409 means the name is
- * taken, which for our random names only happens when a retried POST had
- * already succeeded: the caller picks a new name (contracts/github.md §5
- * pitfall 3). A 404 with a cached group id drops the id and looks the group
- * up again, once (the group was deleted and recreated).
+ * A 409 (name taken) means a retried POST had already succeeded: the caller picks
+ * a new name. A 404 with a cached group id looks the group up again, once (it was recreated).
  */
 export async function generateJitConfig(
   gh: GitHubClient,
@@ -109,14 +103,13 @@ export async function createRegistrationToken(gh: GitHubClient, retry?: RetryOpt
   return token;
 }
 
-/** The runner of exactly this name (`?name=` matches whole names), if any. */
+/** `?name=` matches whole names. */
 export async function findRunnerByName(gh: GitHubClient, name: string, retry?: RetryOptions): Promise<Runner | undefined> {
   const where = `looking up runner ${name} in ${gh.scopeUrl}`;
   const runners = await allPages(gh, where, (q) => gh.routes.listRunners({ name, ...q }), answers.runnerPage, retry);
   return runners.find((r) => r.name === name);
 }
 
-/** Every runner whose name starts with `namePrefix` (a slot's `<prefix>-<host>-<slot>-`), across all pages. */
 export async function listRunners(gh: GitHubClient, o: { namePrefix: string }, retry?: RetryOptions): Promise<Runner[]> {
   const where = `listing runners of ${gh.scopeUrl}`;
   const runners = await allPages(gh, where, (q) => gh.routes.listRunners(q), answers.runnerPage, retry);
@@ -125,7 +118,7 @@ export async function listRunners(gh: GitHubClient, o: { namePrefix: string }, r
 
 export type DeleteOutcome = "deleted" | "gone" | "busy";
 
-/** Deletes a runner. An unknown id is already gone; a runner holding a job (422 "still running a job") is busy; neither throws. */
+/** A runner holding a job (422 "still running a job") is busy. */
 export async function deleteRunner(gh: GitHubClient, id: number, retry?: RetryOptions): Promise<DeleteOutcome> {
   const where = `deleting runner ${id} from ${gh.scopeUrl}`;
   try {
@@ -143,7 +136,6 @@ export async function deleteRunner(gh: GitHubClient, id: number, retry?: RetryOp
   }
 }
 
-/** One runner by id; undefined when GitHub no longer has it. */
 export async function getRunner(gh: GitHubClient, id: number, retry?: RetryOptions): Promise<Runner | undefined> {
   const where = `looking up runner ${id} in ${gh.scopeUrl}`;
   try {
