@@ -1,13 +1,11 @@
-// Image references as tart reads them: host(:port)?/namespace(:tag|@sha256:hex)?,
-// the tag defaulting to latest. There is no default registry, so a name with
-// no `/` is a local VM name (nothing to pull or pin).
+// Image references as tart reads them: host(:port)?/namespace(:tag|@sha256:hex)?.
+// There is no default registry, so a name with no `/` is a local VM name.
 
 export interface ImageRef {
-  /** host or host:port */
   host: string;
-  /** The repository inside the registry, e.g. macos-runner or ci/macos-runner. */
+  /** e.g. ci/macos-runner */
   namespace: string;
-  /** A tag, or a digest `sha256:<hex>`. */
+  /** A tag or a digest. */
   reference: string;
 }
 
@@ -17,7 +15,7 @@ const REF = new RegExp(
 );
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
-/** The parsed reference, or undefined for a local VM name. */
+/** Undefined for a local VM name. */
 export function parseImageRef(ref: string): ImageRef | undefined {
   const m = REF.exec(ref);
   if (!m) return undefined;
@@ -28,17 +26,14 @@ export function isDigest(reference: string): boolean {
   return DIGEST.test(reference);
 }
 
-/** `host/ns:tag` or `host/ns@sha256:…`. */
 export function formatImageRef(r: ImageRef): string {
   return `${r.host}/${r.namespace}${isDigest(r.reference) ? "@" : ":"}${r.reference}`;
 }
 
-/** The same repository, pinned to a digest. */
 export function withDigest(r: ImageRef, digest: string): string {
   return formatImageRef({ ...r, reference: digest });
 }
 
-/** A digest shortened for log lines: sha256:1234567890ab. */
 export function shortDigest(digest: string): string {
   return digest.slice(0, "sha256:".length + 12);
 }

@@ -1,9 +1,6 @@
-// image.lock in host.state_dir: the golden image digest the slots clone,
-// written only by `pull` (temp file + rename), so a slot reads the old pin or
-// the new one, never half of either. It holds no secret. Slots clone the
-// pinned digest, so both slots of a host clone the same, fully pulled image
-// and a tag pushed mid-cycle never reaches a slot half-pulled; before the
-// first pull (or for a local VM name) they clone image.ref itself.
+// image.lock: the golden image digest the slots clone, written only by `pull`, so
+// both slots clone the same fully pulled image and a tag pushed mid-cycle never
+// reaches a slot half-pulled. Before the first pull they clone image.ref itself.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/index.ts";
@@ -17,22 +14,21 @@ export const IMAGE_LOCK_FILE = "image.lock";
 export interface Pin {
   digest: string;
   pinned_at: string;
-  /** The actions runner version the image was built with (its dev.macos-runner.runner-version label). */
+  /** From the image's dev.macos-runner.runner-version label. */
   runner_version?: string;
 }
 
 export interface ImageLock extends Pin {
-  /** The image.ref (a tag) this pin was resolved from; a pin for another ref is ignored. */
+  /** A pin for another image.ref is ignored. */
   ref: string;
-  /** The pin before this one, kept cached for `pull --rollback`. */
+  /** Kept cached for `pull --rollback`. */
   previous?: Pin;
-  /** A digest rolled back from: pull does not pin it again while the tag still points at it. */
+  /** Not pinned again while the tag still points at it. */
   rolled_back?: { digest: string; at: string };
 }
 
 export const imageLockPath = (stateDir: string): string => join(stateDir, IMAGE_LOCK_FILE);
 
-/** The pin, or undefined when there is none yet; a lock that cannot be parsed is a StateIoError. */
 export function readImageLock(stateDir: string): ImageLock | undefined {
   const path = imageLockPath(stateDir);
   let text: string;
@@ -59,7 +55,7 @@ export function writeImageLock(stateDir: string, lock: ImageLock): void {
   }
 }
 
-/** For readers that must never fail (status, doctor): the pin, or what is wrong with the lock. */
+/** For readers that must never fail (status, doctor). */
 export function inspectImageLock(stateDir: string): { lock?: ImageLock; problem?: string } {
   try {
     const lock = readImageLock(stateDir);
@@ -70,11 +66,10 @@ export function inspectImageLock(stateDir: string): { lock?: ImageLock; problem?
 }
 
 export interface ImageChoice {
-  /** What `tart clone` gets: host/ns@sha256:… when pinned. */
   ref: string;
   digest?: string;
-  /** False: the tag (no pin yet) or a local VM name. */
   pinned: boolean;
+
 }
 
 export function imageToClone(config: Config, log: Logger): ImageChoice {

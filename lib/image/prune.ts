@@ -1,16 +1,13 @@
-// Which cached golden-image digests `pull` may delete. The rule:
-//   - the pinned and the previous digest are always kept (rollback);
-//   - a digest a slot state file names in `image` is kept while that slot
-//     has a VM (`vm` set): the slot is cloning it or runs a VM made from it;
-//   - every other host/ns@sha256:… of the configured repository goes.
-// Clones are copies, so deleting a digest never breaks a VM already made.
+// Which cached golden-image digests `pull` deletes: all but the pinned, the
+// previous and those a slot's VM comes from. Clones are copies, so deleting a
+// digest never breaks a VM already made.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../core/log.ts";
 import { shortDigest, withDigest, type ImageRef } from "./oci-ref.ts";
 import type { Tart, VmListing } from "../vm/tart.ts";
 
-/** Digest -> the slots whose VM comes from it. */
+/** Digest -> the slots whose VM (being cloned or running) comes from it. */
 export function digestsInUse(stateDir: string): Map<string, number[]> {
   const inUse = new Map<string, number[]>();
   let files: string[];
@@ -20,7 +17,7 @@ export function digestsInUse(stateDir: string): Map<string, number[]> {
     return inUse;
   }
   for (const file of files) {
-    // The fields of a slot's state file this reads (lib/slot/state.ts writes it).
+    // The fields of lib/slot/state.ts's file this reads.
     let state: { vm?: string; image?: string; slot?: number };
     try {
       state = JSON.parse(readFileSync(join(stateDir, file), "utf8"));
@@ -32,13 +29,11 @@ export function digestsInUse(stateDir: string): Map<string, number[]> {
   return inUse;
 }
 
-/** The digests of `repo` in tart's OCI cache (from `tart list --source oci`). */
 export function cachedDigests(entries: VmListing[], repo: ImageRef): string[] {
   const prefix = `${repo.host}/${repo.namespace}@`;
   return entries.filter((e) => e.Name.startsWith(prefix)).map((e) => e.Name.slice(prefix.length));
 }
 
-/** Deletes every cached digest of `repo` not in `keep` and not in use; returns what it deleted. */
 export async function pruneCache(o: { tart: Tart; repo: ImageRef; keep: Set<string>; stateDir: string; log: Logger }): Promise<string[]> {
   const inUse = digestsInUse(o.stateDir);
   const deleted: string[] = [];

@@ -1,10 +1,5 @@
-// Keeping the golden image fresh for the slots (the `pull` command): check
-// the tag's digest, pull a new one into tart's cache, verify it, pin it
-// (image.lock) and prune old digests; roll back to the previous pin; report
-// the pin and the cache; check the image's actions runner against GitHub's
-// latest release. Slots clone the pinned digest, so they never wait for a
-// pull and never see a half-pulled image; any failure here leaves the pin as
-// it is.
+// The `pull` command's work: pull, verify, pin and prune the tag's new digest;
+// roll back; report; check the image's actions runner. Any failure leaves the pin.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/index.ts";
@@ -22,7 +17,6 @@ import { checkRunnerFreshness, type RunnerFreshness } from "./runner-release.ts"
 /** A 50 GB image over a slow link. */
 const PULL_TIMEOUT_MS = 4 * 3600_000;
 
-/** What every step of a pull works with; made by `pull` from the config. */
 export interface PullContext {
   config: Config;
   repo: ImageRef;
@@ -31,7 +25,7 @@ export interface PullContext {
   log: Logger;
 }
 
-/** Runs `fn` holding the host's pull lock (state_dir/pull.lock): one pull or rollback at a time. */
+/** One pull or rollback at a time per host. */
 export async function withPullLock<T>(stateDir: string, fn: () => Promise<T>): Promise<T> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const lockPath = join(stateDir, "pull.lock");
@@ -47,7 +41,7 @@ export async function withPullLock<T>(stateDir: string, fn: () => Promise<T>): P
   }
 }
 
-/** The pin for this image.ref, or undefined (none yet, another ref, or a damaged file: pull rewrites it). */
+/** Undefined for another ref or a damaged file too: pull rewrites it. */
 function currentPin(ctx: PullContext): ImageLock | undefined {
   try {
     const lock = readImageLock(ctx.config.host.stateDir);
@@ -58,19 +52,17 @@ function currentPin(ctx: PullContext): ImageLock | undefined {
   }
 }
 
-/** A lock's own pin, without its history. */
 function pinOf({ digest, pinned_at, runner_version }: Pin): Pin {
   return { digest, pinned_at, ...(runner_version && { runner_version }) };
 }
 
-/** Rethrows with what stays in service, so each failure is one clear line. */
+/** Rethrows with what stays in service. */
 function keepingPin(err: unknown, pin: ImageLock | undefined, kind?: ExitKind): never {
   if (!(err instanceof MacosRunnerError)) throw err;
   const keeping = pin ? `the pinned image ${shortDigest(pin.digest)} stays in service` : "slots clone the tag until a pull succeeds";
   throw new MacosRunnerError(`${err.message}; ${keeping}`, { kind: kind ?? err.kind, cause: err });
 }
 
-/** Pins the tag's digest when it moved (pull, verify, pin), or brings a pruned pin back; then prunes. */
 export async function updatePin(ctx: PullContext): Promise<void> {
   const { config, repo, tart, registry, log } = ctx;
   const pin = currentPin(ctx);
@@ -120,7 +112,7 @@ export async function updatePin(ctx: PullContext): Promise<void> {
   await prune(ctx, next);
 }
 
-/** `tart pull <repo>@<digest>`, then checks that tart's cache holds exactly that digest. */
+/** Then checks that tart's cache holds exactly that digest. */
 async function pullDigest(ctx: PullContext, digest: string, pin: ImageLock | undefined): Promise<void> {
   const { tart, repo, log } = ctx;
   const before = new Set(cachedDigests(await ctx.tart.listCached(), repo));
@@ -128,7 +120,6 @@ async function pullDigest(ctx: PullContext, digest: string, pin: ImageLock | und
   try {
     await tart.pull(withDigest(repo, digest), PULL_TIMEOUT_MS);
   } catch (err) {
-    // tart's own words (registry down, disk full); the next run tries again.
     keepingPin(err, pin, err instanceof TartError && err.kind === "unavailable" ? "unavailable" : "tempfail");
   }
   const after = cachedDigests(await tart.listCached(), repo);
@@ -148,7 +139,6 @@ async function prune(ctx: PullContext, pin: ImageLock): Promise<void> {
   await pruneCache({ tart: ctx.tart, repo: ctx.repo, keep, stateDir: ctx.config.host.stateDir, log: ctx.log });
 }
 
-/** Pins the previous image again (pulled again if it left tart's cache). */
 export async function rollbackPin(ctx: PullContext): Promise<void> {
   const { config, repo, tart, log } = ctx;
   const pin = currentPin(ctx);
@@ -173,7 +163,6 @@ export async function rollbackPin(ctx: PullContext): Promise<void> {
   });
 }
 
-/** The pinned, previous, available, cached and in-use digests: a report (for --json) and its text. */
 export async function pullStatus(ctx: PullContext): Promise<{ report: unknown; text: string }> {
   const { config, repo, tart, registry } = ctx;
   const pin = currentPin(ctx) ?? null;
@@ -201,7 +190,6 @@ export async function pullStatus(ctx: PullContext): Promise<{ report: unknown; t
   return { report, text };
 }
 
-/** How far the pinned image's actions runner is behind the latest release (logged too). */
 export async function checkPinnedRunner(ctx: PullContext): Promise<RunnerFreshness> {
   const { config, repo, registry, log } = ctx;
   const pin = currentPin(ctx);

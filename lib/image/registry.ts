@@ -1,10 +1,6 @@
-// The OCI Distribution calls the product makes: a tag's digest (HEAD with
-// the OCI Accept header; docker-registry answers 404 without it), manifests,
-// small JSON blobs, tag lists and deletes by digest. Every call has a
-// timeout; every failure is a RegistryError saying what failed and what to do.
-// It authenticates the way tart does: a 401's `Www-Authenticate` challenge
-// `Basic` gets the credentials; `Bearer` sends them (Basic) to the
-// challenge's realm with its service and scope, and uses the token it returns.
+// The OCI Distribution calls the product makes, each with a timeout and a
+// RegistryError saying what to do. It authenticates as tart does: a 401's Basic
+// challenge gets the credentials; Bearer trades them at the realm for a token.
 import { createHash } from "node:crypto";
 import { MacosRunnerError, excerpt, type ExitKind } from "../core/errors.ts";
 import { registerSecret } from "../core/redact.ts";
@@ -52,15 +48,12 @@ export class RegistryError extends MacosRunnerError {
 }
 
 export interface RegistryOptions {
-  /** host or host:port */
   host: string;
   /** Plain HTTP (tart's --insecure). */
   insecure?: boolean | undefined;
-  /** None: anonymous. */
   credentials?: RegistryCredentials | undefined;
-  /** Per call; default 30 s. */
   timeoutMs?: number;
-  /** What to check when credentials are refused, e.g. "image.username and image.password_path". */
+  /** Named when credentials are refused, e.g. "image.username and image.password_path". */
   credentialsSource?: string;
 }
 
@@ -74,7 +67,7 @@ export class RegistryClient {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  /** The digest a tag (or digest) resolves to, without downloading the manifest. */
+  /** The OCI Accept header is needed: docker-registry answers 404 without it. */
   async headManifest(namespace: string, reference: string): Promise<{ digest: string; size: number }> {
     const what = `looking up ${namespace}:${reference}`;
     const res = await this.call("HEAD", `/v2/${namespace}/manifests/${reference}`, what, { Accept: OCI_MANIFEST });
@@ -85,7 +78,6 @@ export class RegistryClient {
     return { digest, size: Number(res.headers.get("content-length") ?? 0) };
   }
 
-  /** The manifest and the sha256 of its exact bytes. */
   async getManifest(namespace: string, reference: string): Promise<{ digest: string; manifest: OciManifest }> {
     const what = `reading the manifest of ${namespace}:${reference}`;
     const res = await this.call("GET", `/v2/${namespace}/manifests/${reference}`, what, { Accept: OCI_MANIFEST });
@@ -107,7 +99,6 @@ export class RegistryClient {
     return { digest, manifest };
   }
 
-  /** A small JSON blob (an image config). */
   async getJsonBlob<T>(namespace: string, digest: string): Promise<T> {
     const what = `reading blob ${digest} of ${namespace}`;
     const res = await this.call("GET", `/v2/${namespace}/blobs/${digest}`, what, {});
@@ -119,7 +110,7 @@ export class RegistryClient {
     }
   }
 
-  /** Deletes a manifest by digest (a tag answers 400 DIGEST_INVALID; the registry needs storage.delete.enabled). */
+  /** A tag answers 400 DIGEST_INVALID; the registry needs storage.delete.enabled. */
   async deleteManifest(namespace: string, digest: string): Promise<void> {
     await this.call("DELETE", `/v2/${namespace}/manifests/${digest}`, `deleting ${namespace}@${digest}`, {}, [202]);
   }
@@ -132,7 +123,7 @@ export class RegistryClient {
     return this.paged("/v2/_catalog?n=1000", "listing repositories", "repositories");
   }
 
-  /** Follows the Link rel="next" pages of a list (the registry caps a page at 1000). */
+  /** The registry caps a page at 1000. */
   private async paged(first: string, what: string, key: "tags" | "repositories"): Promise<string[]> {
     const out: string[] = [];
     for (let path: string | undefined = first; path; ) {
@@ -144,7 +135,6 @@ export class RegistryClient {
     return out;
   }
 
-  /** One call; a 401 is answered once with the challenge's scheme, then the call is sent again. */
   private async call(method: string, path: string, what: string, headers: Record<string, string>, ok = [200]): Promise<Response> {
     let res = await this.send(method, path, what, headers);
     if (res.status === 401) {
@@ -218,7 +208,7 @@ export class RegistryClient {
   }
 }
 
-/** The first error code in a Distribution error body: {"errors":[{"code":"MANIFEST_UNKNOWN",…}]}. */
+/** {"errors":[{"code":"MANIFEST_UNKNOWN",…}]} */
 function registryErrorCode(body: string): string | undefined {
   try {
     const code = (JSON.parse(body) as { errors?: { code?: unknown }[] }).errors?.[0]?.code;
@@ -238,7 +228,7 @@ export interface RegistryCredentials {
   password: string;
 }
 
-/** Parses `Bearer realm="…",service="…",scope="…"`; commas inside quotes stay. */
+/** `Bearer realm="…",service="…",scope="…"`; commas inside quotes stay. */
 export function parseChallenge(header: string | null): Challenge | undefined {
   if (!header) return undefined;
   const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
@@ -261,7 +251,6 @@ class TokenRequestFailed extends Error {
   }
 }
 
-/** Fetches a Bearer token from the challenge's realm; the token is registered as a secret. */
 async function fetchBearerToken(challenge: Challenge, credentials: RegistryCredentials | undefined, timeoutMs: number): Promise<string> {
   const realm = challenge.params.realm;
   if (!realm) throw new TokenRequestFailed(undefined, "the Bearer challenge names no realm");
@@ -282,16 +271,13 @@ async function fetchBearerToken(challenge: Challenge, credentials: RegistryCrede
   return token;
 }
 
-// What the registry says about a golden image without pulling it: its disk
-// size (tart's manifest annotation), upload time, and the labels `tart push
-// --label` put in its OCI config, among them the actions runner version.
+// A golden image's size, upload time and labels (`tart push --label`), without pulling it.
 export const RUNNER_VERSION_LABEL = "dev.macos-runner.runner-version";
 const DISK_SIZE_ANNOTATION = "org.cirruslabs.tart.uncompressed-disk-size";
 const UPLOAD_TIME_ANNOTATION = "org.cirruslabs.tart.upload-time";
 
 export interface ImageInfo {
   digest: string;
-  /** Bytes of the unpacked disk, when the manifest says. */
   uncompressedDiskSize?: number;
   uploadedAt?: string;
   labels: Record<string, string>;

@@ -1,12 +1,8 @@
-// Is the golden image's actions runner fresh enough? GitHub stops sending
-// jobs to a runner 30 days after the release that superseded it (an
-// ephemeral runner that self-updates instead downloads ~200 MB every job).
-// The clock starts at that superseding release, so the check finds it:
-// GET <releases>/latest, then, when the image is behind, GET <releases> for
-// the oldest release newer than the image's.
+// Is the golden image's actions runner fresh enough? GitHub stops sending jobs to
+// a runner 30 days after the release that superseded it (a self-updating runner
+// downloads ~200 MB every job), so the check finds that release.
 import { MacosRunnerError } from "../core/errors.ts";
 
-/** Warn from this many days after the image's runner was superseded. */
 export const WARN_DAYS = 14;
 /** Fail from here: 5 days left to build, push and roll out a new image. */
 export const ERROR_DAYS = 25;
@@ -17,7 +13,6 @@ export type Verdict = "current" | "ok" | "warn" | "error";
 export interface RunnerFreshness {
   imageVersion: string;
   latestVersion: string;
-  /** The first release newer than the image's runner, when the image is behind. */
   supersededBy?: { version: string; publishedAt: string };
   daysBehind: number;
   verdict: Verdict;
@@ -33,7 +28,7 @@ interface Release {
 
 export class RunnerCheckError extends MacosRunnerError {}
 
-/** "v2.325.0" or "2.325.0" -> [2, 325, 0]; undefined when it is not a version. */
+/** "v2.325.0" or "2.325.0" -> [2, 325, 0]. */
 export function parseVersion(v: string): number[] | undefined {
   const m = /^v?(\d+)\.(\d+)\.(\d+)$/.exec(v.trim());
   return m ? m.slice(1).map(Number) : undefined;
@@ -61,7 +56,8 @@ export async function checkRunnerFreshness(o: { imageVersion: string; releasesUr
   const newer = releases
     .filter((r) => !r.draft && !r.prerelease && r.published_at && parseVersion(r.tag_name) && compareVersions(parseVersion(r.tag_name)!, image) > 0)
     .sort((a, b) => compareVersions(parseVersion(a.tag_name)!, parseVersion(b.tag_name)!));
-  // The superseding release is older than the page when the image is very old: the latest is then a (generous) lower bound.
+  // A very old image's successor is off the page: the latest is a generous lower bound.
+
   const successor = newer[0] ?? latest;
   const publishedAt = successor.published_at ?? new Date(now).toISOString();
   const daysBehind = Math.max(0, Math.floor((now - Date.parse(publishedAt)) / DAY_MS));
