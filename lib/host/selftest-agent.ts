@@ -1,8 +1,5 @@
 // Runs the selftest where the slots run: a one-shot launchd agent in the GUI
-// session (rendered from launchd/selftest.plist, the slot agents' session,
-// PATH and environment), bootstrapped, waited for and booted out here. The
-// agent writes its table to a file this relays to the terminal as it grows,
-// and its exit code to another file. A stop (Ctrl-C) boots the agent out:
+// session, whose table this relays as it grows. A stop boots the agent out, and
 // launchd's SIGTERM makes it remove its VMs first.
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -16,20 +13,18 @@ import { renderSelftestAgent } from "./launchd/render.ts";
 import type { CommandRunner } from "../core/proc.ts";
 import { sleep } from "../core/wait.ts";
 
-/** Where the selftest's agent files live: under host.state_dir, never in LaunchAgents. */
+/** Never in LaunchAgents. */
 export function selftestFiles(config: Config) {
   const dir = join(config.host.stateDir, "selftest");
   return {
     dir,
     plist: join(dir, `${SELFTEST_LABEL}.plist`),
     out: join(dir, "selftest.out"),
-    /** The agent's exit code, written as its last act. */
     exit: join(dir, "selftest.exit"),
     log: join(config.host.logDir, "selftest.log"),
   };
 }
 
-/** The in-agent run's last act: its exit code, for the command to exit with. */
 export function recordExit(config: Config, code: number): void {
   writeFileAtomic(selftestFiles(config).exit, `${code}\n`, 0o600);
 }
@@ -37,14 +32,12 @@ export function recordExit(config: Config, code: number): void {
 export interface AgentRunOptions {
   config: Config;
   uid: number;
-  /** The macos-runner binary (absolute): the agent runs `<program> selftest --in-agent`. */
+  /** Absolute. */
   program: string;
   args: string[];
   reportPath: string;
   launchctl: CommandRunner;
-  /** Where the agent's table goes as it grows (the terminal). */
   write(text: string): void;
-  /** A stop (SIGINT/SIGTERM of the command): boot the agent out. */
   signal: AbortSignal;
   deadlineMs: number;
 }
@@ -52,11 +45,11 @@ export interface AgentRunOptions {
 /** exited: the agent recorded its result; died: launchd saw it end without one (killed, crashed). */
 export type AgentOutcome = { kind: "exited"; code: number } | { kind: "died"; code: number } | { kind: "timeout" } | { kind: "stopped" };
 
-/** launchd's ExitTimeOut for the agent (launchd/selftest.plist) plus time to reap. */
+/** launchd/selftest.plist's ExitTimeOut plus time to reap. */
 const BOOTOUT_WAIT_MS = 150_000;
 const POLL_MS = 200;
 
-/** Appends what `path` got since `offset` to the terminal (the table is a few KB); returns the new offset. */
+/** Returns the new offset. */
 function relay(path: string, offset: number, write: (text: string) => void): number {
   let bytes: Buffer;
   try {
@@ -68,7 +61,7 @@ function relay(path: string, offset: number, write: (text: string) => void): num
   return Math.max(offset, bytes.length);
 }
 
-/** How the agent ended, once it has: its own record, else what launchd says of a job that ended without one. */
+/** Its own record, else what launchd says of a job that ended without one. */
 async function ended(o: AgentRunOptions, exitFile: string): Promise<AgentOutcome | undefined> {
   const recorded = () => (existsSync(exitFile) ? { kind: "exited" as const, code: Number(readFileSync(exitFile, "utf8").trim()) } : undefined);
   const own = recorded();
@@ -127,7 +120,6 @@ async function loadAndWait(o: AgentRunOptions, files: ReturnType<typeof selftest
       await sleep(POLL_MS, o.signal);
     }
   } finally {
-    // bootout: a running agent gets SIGTERM and removes its VMs before it exits.
     if (await bootout(o.launchctl, o.uid, SELFTEST_LABEL)) await waitUntilGone(o.launchctl, o.uid, SELFTEST_LABEL, BOOTOUT_WAIT_MS);
     relay(files.out, offset, o.write);
     rmSync(files.plist, { force: true });

@@ -1,10 +1,5 @@
-// The selftest's own checks, each a small function over the current lib:
-// what a running guest answers (its addresses, ssh and its host key, tart
-// exec, the runner, sudo, its clock) and what only the agent can tell about
-// itself (that launchd started it). The host checks it shares with `doctor`
-// are doctor's own. A command in the guest goes through lib/vm/guest.ts, over
-// `tart exec` or `ssh`: the cycle's own checks (runner, sudo, clock) over the
-// transport the slots use (vm.transport), the transport checks over both.
+// The selftest's checks of a running guest, and that launchd started the agent.
+// The runner, sudo and clock checks go over vm.transport, the transport checks over both.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/index.ts";
@@ -20,7 +15,7 @@ import type { Tart } from "../vm/tart.ts";
 
 export interface GuestShell {
   transport: Transport;
-  /** Runs `command` with /bin/sh in the guest; never a secret in it. */
+  /** Never a secret in `command`. */
   run(command: string, timeoutMs: number): Promise<Finished>;
 }
 
@@ -32,30 +27,28 @@ export function guestShell(config: Config, tart: Tart, transport: Transport, vm:
   };
 }
 
-/** A command in the guest that should answer at once; more is a hung guest. */
+/** More is a hung guest. */
 const GUEST_TIMEOUT_MS = 30_000;
-/** The runner's start (a .NET program) can take a while on a cold guest. */
+/** The runner (.NET) starts slowly on a cold guest. */
 const RUNNER_TIMEOUT_MS = 120_000;
-/** `date +%s` has whole seconds: a synced clock reads within this of the host's. */
+/** `date +%s` has whole seconds. */
 const CLOCK_TOLERANCE_S = 2;
 const LOCAL_NETWORK_FIX = "allow Local Network for macos-runner (System Settings > Privacy & Security > Local Network), or set vm.transport: exec (no network to the guest)";
 
-/** The last line of a command's output, where ssh, tart and sntp say why they failed. */
+/** Where ssh, tart and sntp say why they failed. */
 const lastLine = (text: string) => text.trim().split("\n").at(-1)?.slice(0, 200) || "no output";
 
-/** launchd names a job in XPC_SERVICE_NAME: the proof that this runs as the one-shot agent, beside the slots. */
+/** launchd names a job in XPC_SERVICE_NAME. */
 export function agentSessionCheck(env: NodeJS.ProcessEnv): CheckResult {
   if (env.XPC_SERVICE_NAME === SELFTEST_LABEL) return pass("launchd-agent", `running as the launchd agent ${SELFTEST_LABEL} in the GUI session, as the slots do`);
   return fail("launchd-agent", `not started by launchd (XPC_SERVICE_NAME is ${env.XPC_SERVICE_NAME ? `'${env.XPC_SERVICE_NAME}'` : "unset"}): what it finds is not what a slot meets`, "run `selftest` without --in-agent: it loads the agent itself");
 }
 
-/** `tart ip VM --resolver R`: the address, or why there is none. */
 async function tartIp(config: Config, vm: string, resolver: "dhcp" | "agent", waitS: number): Promise<{ ip?: string; error?: string }> {
   const r = await finished(sh({ timeoutMs: (waitS + 15) * 1000, env: { CI: "true" } })`exec ${config.host.tartPath} ip ${vm} --resolver ${resolver} --wait ${String(waitS)}`);
   return r.code === 0 && r.stdout.trim() ? { ip: r.stdout.trim() } : { error: lastLine(r.stderr || `exit ${r.code}`) };
 }
 
-/** The guest's address from the lease file, from `tart ip` and from the guest agent: do they agree? */
 export async function addressCheck(check: string, config: Config, vm: string, mac: string | undefined, transport: Transport): Promise<CheckResult> {
   const lease = mac ? leaseFor(config.host.dhcpLeasesPath, mac) : undefined;
   const dhcp = await tartIp(config, vm, "dhcp", 1);
@@ -72,21 +65,20 @@ export async function addressCheck(check: string, config: Config, vm: string, ma
   return pass(check, `all agree on ${ip}`);
 }
 
-/** What the agent's own ssh found: its two results, and whether Local Network privacy refused it (nothing else can be checked over ssh then). */
+/** `refused`: Local Network privacy refused it, so nothing else can be checked over ssh. */
 export interface SshFound {
   results: CheckResult[];
   refused: boolean;
 }
 
-/** A connection refused (EHOSTUNREACH) or reset before SSH answered: on macOS 15+, Local Network privacy refusing the agent or its children. */
+/** On macOS 15+, Local Network privacy refusing the agent or its children. */
 const refusedBeforeSsh = (stderr: string) => noRouteToHost(stderr) || /Host is down|Connection reset by peer|kex_exchange_identification: read: Connection reset/i.test(stderr);
 
-/** The agent's own `ssh` runs a command in the guest: the key, the host key and, on macOS 15+, the Local Network grant. */
 export async function sshChecks(config: Config, tart: Tart, vm: string, ip: string, transport: Transport): Promise<SshFound> {
   const { port, user } = sshSettings(config);
   const r = await guestShell(config, tart, "ssh", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
   const where = `${user}@${ip}:${port}`;
-  // Over exec the slots need no ssh: what ssh finds is worth knowing, not a failure.
+  // Over exec the slots need no ssh.
   const severe = transport === "ssh" ? fail : warn;
   if (r.code === 0 && r.stdout.includes("selftest-ok")) {
     return { refused: false, results: [pass("guest-ssh", `ssh ${where} ran a command`), pass("local-network", `this agent's ssh reached ${ip}: the Local Network grant holds`)] };
@@ -108,7 +100,6 @@ export async function sshChecks(config: Config, tart: Tart, vm: string, ip: stri
 
 const fingerprint = (key: string) => `SHA256:${createHash("sha256").update(Buffer.from(key, "base64")).digest("base64").replace(/=+$/, "")}`;
 
-/** The keys the guest's sshd presents (ssh-keyscan) against the pinned ones in vm.ssh.known_hosts_path. */
 export async function hostKeyCheck(config: Config, ip: string): Promise<CheckResult> {
   const { port, knownHostsPath } = sshSettings(config);
   const scan = await finished(sh({ timeoutMs: GUEST_TIMEOUT_MS })`exec /usr/bin/ssh-keyscan -T 10 -p ${String(port)} ${ip}`);
@@ -133,7 +124,6 @@ export async function hostKeyCheck(config: Config, ip: string): Promise<CheckRes
     `if the image was rebuilt, pin its key: "${HOST_KEY_ALIAS} <type> <key>" from the image's /etc/ssh/ssh_host_ed25519_key.pub; else find out why the guest has another key`);
 }
 
-/** `tart exec` through the guest agent (no network). */
 export async function execCheck(config: Config, tart: Tart, vm: string, ip: string, transport: Transport): Promise<CheckResult> {
   const r = await guestShell(config, tart, "exec", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
   if (r.code === 0 && r.stdout.includes("selftest-ok")) return pass("guest-exec", `tart exec ${vm} ran a command through the guest agent`);
@@ -145,11 +135,10 @@ export async function execCheck(config: Config, tart: Tart, vm: string, ip: stri
 export interface RunnerFound {
   result: CheckResult;
   version?: string | undefined;
-  /** How long `run.sh --version` took: the runner's start, without a session (no JIT config). */
+  /** `run.sh --version`: the runner's start without a session. */
   startMs?: number | undefined;
 }
 
-/** The runner baked into the image (`~/actions-runner/run.sh --version`) against actions/runner's releases. */
 export async function runnerCheck(config: Config, shell: GuestShell): Promise<RunnerFound> {
   const started = Date.now();
   const r = await shell.run('cd "$HOME/actions-runner" && ./run.sh --version', RUNNER_TIMEOUT_MS);
@@ -177,7 +166,7 @@ export async function sudoCheck(shell: GuestShell): Promise<CheckResult> {
   return fail("sudo", `sudo -n true failed (${lastLine(r.stderr || `exit ${r.code}`)})`, "give the image's user passwordless sudo (/etc/sudoers.d/admin-nopasswd): the clock sync after a restore needs it");
 }
 
-/** The guest's clock minus the host's, in whole seconds; undefined when the guest does not answer. */
+/** Guest minus host, in whole seconds. */
 async function clockOffset(shell: GuestShell): Promise<number | undefined> {
   const before = Date.now();
   const r = await shell.run("date +%s", GUEST_TIMEOUT_MS);
@@ -188,7 +177,6 @@ async function clockOffset(shell: GuestShell): Promise<number | undefined> {
 
 const offsetText = (s: number | undefined) => (s === undefined ? "unknown" : s === 0 ? "in step" : `${Math.abs(s)} s ${s < 0 ? "behind" : "ahead"}`);
 
-/** A restored guest's clock before and after the sync the slots run (`sudo sntp -sS`). */
 export async function clockCheck(shell: GuestShell): Promise<{ result: CheckResult; syncMs: number }> {
   const before = await clockOffset(shell);
   const started = Date.now();

@@ -1,12 +1,6 @@
-// selftest, the run inside the one-shot agent: the host checks (doctor's),
-// then one real cycle with no GitHub job (clone, boot, the guest's addresses,
-// its transports and host key, its runner, sudo, teardown), then the
-// snapshot path (golden, suspend, restore, the restored guest's address and
-// clock, two goldens side by side, a golden older than the last macOS
-// update). Every check is PASS/WARN/FAIL/SKIP with what it found and what to
-// do; every step is timed. The VMs it makes carry the slot's names, so a
-// slot's next sweep (or `cleanup --slot N --sweep`) removes any a killed
-// selftest left, and it removes the ones a killed selftest recorded itself.
+// selftest inside the one-shot agent: doctor's host checks, one real cycle with
+// no GitHub job, then the snapshot path; every step timed. Its VMs carry slot
+// names, so a slot's sweep removes any a killed selftest left.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { arch, cpus, release } from "node:os";
 import { join } from "node:path";
@@ -39,18 +33,16 @@ import { addressCheck, agentSessionCheck, clockCheck, execCheck, guestShell, hos
 export interface SelftestOptions {
   config: Config;
   log: Logger;
-  /** Check the snapshot path even when vm.start is cold. */
+  /** Even when vm.start is cold. */
   snapshot: boolean;
-  /** This binary (compiled), for the signature check; undefined when run from source. */
+  /** Undefined when run from source. */
   binary: string | undefined;
-  /** Each result as it comes (the table, row by row). */
   onResult(r: Result): void;
   /** SIGTERM (bootout): stop, clean up, report what was found. */
   signal: AbortSignal;
 }
 
 export interface Result extends CheckResult {
-  /** How long the check's step took, when it is one. */
   ms?: number | undefined;
 }
 
@@ -61,28 +53,23 @@ export interface SelftestReport {
   host: { model: string; os: string; tart: string; image: string; runner?: string | undefined; slots: number; start: string; transport: Transport };
   summary: Record<"pass" | "warn" | "fail" | "skip", number>;
   checks: Result[];
-  /** Every step's duration in ms (clone, boot_to_lease, lease_to_ready, runner_start, suspend, restore…). */
   timings_ms: Record<string, number>;
-  /**
-   * The same timings under the simulated tart's profile keys (SIM_TART_CONFIG,
-   * sim/tart/README.md), to set the bench's profiles against this host:
-   * teardown (a forced stop and a delete) stands for stop_ms + delete_ms.
-   */
+  /** The timings under sim/tart's profile keys, to set the bench's profiles against this host. */
   sim_profile: Record<string, number>;
 }
 
-/** sim/tart's timing keys and the step each is measured by. */
+/** teardown (a forced stop and a delete) stands for stop_ms + delete_ms. */
 const SIM_PROFILE_KEYS: Record<string, string> = {
   clone_ms: "clone", boot_ms: "boot_to_lease", ssh_ms: "lease_to_ready", runner_start_ms: "runner_start", suspend_ms: "suspend", restore_ms: "restore_to_ready", teardown_ms: "teardown",
 };
 
 const CYCLE = ["slot-lock", "vm-place", "clone", "lease", "ready", "addresses", "guest-ssh", "local-network", "host-key", "guest-exec", "runner-version", "sudo", "teardown", "vm-place-free"];
 const SNAPSHOT = ["snapshot-golden", "snapshot-suspend", "snapshot-clone-disk", "snapshot-restore", "snapshot-address", "snapshot-lease", "snapshot-clock", "snapshot-side-by-side", "snapshot-after-update"];
-/** A suspend writes the guest's memory to disk: seconds for a 4 GB guest; more is a hung VM. */
+/** Seconds for a 4 GB guest; more is a hung VM. */
 const SUSPEND_TIMEOUT_MS = 120_000;
 /** Apple's licence: two macOS VMs at once. */
 const VM_PLACES = 2;
-/** Cloning a suspended golden on APFS is copy-on-write: more than this is a real copy. */
+/** More than this for a clone of a suspended golden is a real copy, not APFS copy-on-write. */
 const COW_LIMIT_BYTES = 1e9;
 /** macOS rewrites this file with every update: its mtime is the last update's time. */
 const SYSTEM_VERSION = "/System/Library/CoreServices/SystemVersion.plist";
@@ -93,7 +80,7 @@ class Stopped extends MacosRunnerError {
   }
 }
 
-/** The VMs this selftest made, recorded before each is made, so a killed run's are removed by the next. */
+/** Recorded before each is made, so a killed run's are removed by the next. */
 class MadeVms {
   private names: string[] = [];
   constructor(private readonly file: string, private readonly tart: Tart, private readonly log: Logger) {}
@@ -115,7 +102,7 @@ class MadeVms {
     this.save();
   }
 
-  /** Removes what is recorded (this run's, or a killed run's); never throws. */
+  /** Never throws. */
   async removeAll(): Promise<void> {
     let recorded: string[] = [];
     try {
@@ -165,7 +152,6 @@ class Run {
     return ms;
   }
 
-  /** SKIP for each of `checks` not reported yet. */
   skipRest(checks: string[], why: string): void {
     for (const c of checks) if (!this.results.some((r) => r.check === c)) this.add(skip(c, why));
   }
@@ -179,7 +165,6 @@ class Run {
   }
 }
 
-/** A check that may throw: a throw is itself a FAIL naming it. */
 async function guarded(run: Run, name: string, check: () => Promise<Result | Result[]>): Promise<void> {
   try {
     const r = await check();
@@ -269,7 +254,6 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
     });
     await guarded(run, "host-key", async () => (refused ? skip("host-key", "Local Network privacy refuses this agent's connections to the guest (see local-network)") : hostKeyCheck(config, ip)));
   } else {
-    // vm.transport exec without vm.ssh: no key to try ssh with, and the slots need no network to the guest.
     for (const c of ["guest-ssh", "local-network", "host-key"]) run.add(skip(c, "no vm.ssh in the config: ssh to the guest not tried (vm.transport exec does not use it)"));
   }
   await guarded(run, "guest-exec", () => execCheck(config, run.tart, vm, ip, run.transport));
@@ -283,7 +267,6 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
   run.stopIfAsked();
 }
 
-/** A golden for a slot: cloned from the image, booted suspendable, suspended. Its address and lease expiry when suspended. */
 async function makeGolden(run: Run, slot: number): Promise<{ name: string; ip: string; leaseExpiry?: number | undefined; leaseReadAt: number; ms: number } | { error: string }> {
   const { config, o } = run;
   const name = run.made.add(run.names[slot - 1]!.next());
@@ -330,7 +313,7 @@ interface Restore {
   error?: string | undefined;
 }
 
-/** Clones a suspended golden (as it is: no `tart set`) and runs it: did it restore or boot cold? */
+/** Clones a suspended golden as it is (no `tart set`) and runs it. */
 async function restoreFrom(run: Run, golden: string, slot: number): Promise<Restore> {
   const { config, o } = run;
   const vm = run.made.add(run.names[slot - 1]!.next());
@@ -363,8 +346,7 @@ async function snapshotPath(run: Run): Promise<void> {
   }
   run.add(pass("snapshot-golden", `golden ${g.name} booted at ${g.ip}`), run.time("golden", g.ms));
   run.add(pass("snapshot-suspend", `tart suspend saved its state`), run.timings.suspend);
-  // A lease's expiry has one-second resolution: a renewal on resume shows only
-  // in a later second than the golden's lease (on a Mac the suspend alone takes longer).
+  // A lease's expiry has one-second resolution: a renewal on resume shows only in a later second.
   await sleep(Math.max(0, g.leaseReadAt + 1000 - Date.now()), run.o.signal);
   run.stopIfAsked();
   const r = await restoreFrom(run, g.name, 1);
@@ -410,7 +392,6 @@ async function snapshotPath(run: Run): Promise<void> {
   await run.made.remove(g.name);
 }
 
-/** Two goldens of a two-slot host, restored at once: both must restore, each at its own address. */
 async function sideBySide(run: Run, golden1: string): Promise<Result> {
   const check = "snapshot-side-by-side";
   if (run.config.host.slots < 2) return skip(check, "host.slots is 1");
@@ -432,7 +413,6 @@ async function sideBySide(run: Run, golden1: string): Promise<Result> {
   return { ...(ok ? pass(check, found) : fail(check, found, "report this with the VM logs: the slots fall back to cold boots when it happens")), ms };
 }
 
-/** A slot's golden made before the last macOS update: does its state still restore? */
 async function afterUpdate(run: Run): Promise<Result> {
   const check = "snapshot-after-update";
   if (process.platform !== "darwin" || !existsSync(SYSTEM_VERSION)) return skip(check, "macOS only (the last update's time is SystemVersion.plist's)");
@@ -486,7 +466,7 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
 
 async function selftestSteps(run: Run, snapshot: boolean): Promise<void> {
   const { stateDir } = run.config.host;
-  // What a killed selftest left goes first: doctor's checks would count it as leaked.
+  // Doctor's checks would count what a killed selftest left as leaked.
   await run.made.removeAll();
   await hostChecks(run);
   run.stopIfAsked();
@@ -510,12 +490,10 @@ async function selftestSteps(run: Run, snapshot: boolean): Promise<void> {
   run.skipRest(SNAPSHOT, snapshot ? "the cycle could not run" : "vm.start is cold: `selftest --snapshot` checks the snapshot path");
 }
 
-/** The report as written: JSON, every line redacted (no secret can reach it). */
 export function writeReport(path: string, report: SelftestReport): void {
   writeFileAtomic(path, redact(`${JSON.stringify(report, null, 2)}\n`), 0o644);
 }
 
-/** One table row: status, check, time, what was found; what to do. */
 export function formatRow(r: Result): string {
   const time = r.ms === undefined ? "" : r.ms >= 10_000 ? `${(r.ms / 1000).toFixed(0)} s` : r.ms >= 1000 ? `${(r.ms / 1000).toFixed(1)} s` : `${r.ms} ms`;
   return `${r.status.padEnd(4)}  ${r.check.padEnd(22)} ${time.padStart(7)}  ${r.found}${r.fix ? `; ${r.fix}` : ""}`;
