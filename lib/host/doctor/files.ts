@@ -1,20 +1,17 @@
-// Secret files present, private (0600) and the user's own; the guest's
-// known_hosts holds the pinned `macos-runner-guest` key (vm.ssh, which
-// vm.transport exec may leave out). Works from the raw
-// YAML too, so a config that failed to load (often: a secret's mode) is still
-// checked file by file.
+// Secret files private and the user's own; known_hosts pins the guest's key.
+// Works from the raw YAML too, so a config that failed to load (often: a
+// secret's mode) is still checked file by file.
 import { readFileSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { parse } from "yaml";
 import { expandPath } from "../../config/values.ts";
+import { HOST_KEY_ALIAS } from "../../vm/ssh.ts";
 import { fail, pass, skip, type Check, type CheckResult, type DoctorContext } from "./types.ts";
-
-const HOST_KEY_ALIAS = "macos-runner-guest";
 
 interface Paths {
   secrets: { key: string; path: string }[];
   knownHosts: string | undefined;
-  /** vm.transport is ssh: vm.ssh must be set. */
+  /** vm.transport is ssh. */
   ssh: boolean;
 }
 
@@ -28,7 +25,6 @@ function pathsOf(ctx: DoctorContext): Paths {
     ];
     return { secrets, knownHosts: c.vm.ssh?.knownHostsPath, ssh: c.vm.transport === "ssh" };
   }
-  // The config did not load: read the paths from the YAML as written.
   let doc: Record<string, any> = {};
   try {
     doc = parse(readFileSync(ctx.configPath, "utf8")) ?? {};

@@ -1,10 +1,6 @@
-// GitHub, step by step as a cycle needs it: the app key, a JWT GitHub
-// accepts (and the clock skew read from its Date header), the installation,
-// the runner permission, the runner group, this host's offline runners, and
-// runners named like this host's that another host owns (a shared host id);
-// then the runner baked into the image against actions/runner's releases.
-// Each call is a plain fetch with a deadline: no retry hides a clock that is
-// off (auth-app would silently re-sign once with the skew corrected).
+// GitHub, step by step as a cycle needs it, then the image's runner version.
+// Each call is a plain fetch: no retry hides a clock that is off (auth-app
+// would silently re-sign once with the skew corrected).
 import { createPrivateKey, createSign } from "node:crypto";
 import type { Config } from "../../config/index.ts";
 import { registerSecret } from "../../core/redact.ts";
@@ -25,7 +21,7 @@ const CLOCK_FIX = "turn on network time (System Settings > General > Date & Time
 interface Answer {
   status: number;
   body: any;
-  /** GitHub's clock minus ours, in seconds (from the Date header, against the request's midpoint). */
+  /** GitHub's clock minus ours, from the Date header against the request's midpoint. */
   skewS?: number;
 }
 
@@ -44,7 +40,6 @@ async function call(ctx: DoctorContext, url: string, init: { method?: string; au
     try {
       body = JSON.parse(text);
     } catch {
-      // not JSON: keep the text
     }
     return { status: res.status, body, ...(Number.isFinite(date) && { skewS: Math.round((date - mid) / 1000) }) };
   });
@@ -60,23 +55,19 @@ function jwtFor(appId: number, key: string, nowS: number): string {
 
 function clockResult(skewS: number | undefined): CheckResult {
   if (skewS === undefined) return warn("github-clock", "GitHub sent no Date header; skew unknown", CLOCK_FIX);
-  // skewS is GitHub's clock minus ours.
   const found = skewS === 0 ? "this host's clock is in step with GitHub's" : `this host's clock is ${Math.abs(skewS)} s ${skewS > 0 ? "behind" : "ahead of"} GitHub's`;
   if (Math.abs(skewS) >= SKEW_FAIL_S) return fail("github-clock", `${found}: app JWTs are refused and token expiry is misjudged`, CLOCK_FIX);
   if (Math.abs(skewS) >= SKEW_WARN_S) return warn("github-clock", found, CLOCK_FIX);
   return pass("github-clock", found);
 }
 
-function installationUrl(config: Config): string | undefined {
-  const s = config.github.scope;
-  return s.kind === "org" ? `${config.github.apiUrl}/orgs/${s.org}/installation` : s.kind === "repo" ? `${config.github.apiUrl}/repos/${s.owner}/${s.repo}/installation` : undefined;
-}
-
-function actionsPrefix(config: Config): string {
+function scopeUrl(config: Config): string {
   const s = config.github.scope;
   const path = s.kind === "org" ? `orgs/${s.org}` : s.kind === "repo" ? `repos/${s.owner}/${s.repo}` : `enterprises/${s.enterprise}`;
-  return `${config.github.apiUrl}/${path}/actions`;
+  return `${config.github.apiUrl}/${path}`;
 }
+
+const actionsPrefix = (config: Config) => `${scopeUrl(config)}/actions`;
 
 const permissionName = (config: Config) => (config.github.scope.kind === "repo" ? "administration" : "organization_self_hosted_runners");
 
@@ -117,8 +108,8 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
         out.push(fail("github-key", `${privateKeyPath} is not a usable PEM private key (${(err as Error).message})`, "generate a new private key on the GitHub App's settings page and save the .pem there (mode 0600)"));
         return rest(1, "no usable app key");
       }
-      const url = installationUrl(config);
-      if (!url) return rest(1, "GitHub Apps cannot manage enterprise runners");
+      if (config.github.scope.kind === "enterprise") return rest(1, "GitHub Apps cannot manage enterprise runners");
+      const url = `${scopeUrl(config)}/installation`;
       const jwt = `bearer ${jwtFor(appId, key, Math.floor(Date.now() / 1000))}`;
       const inst = await call(ctx, url, { auth: jwt });
       const clock = clockResult(inst.skewS);
@@ -147,8 +138,7 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
       }
       out.push(pass("github-installation", `installation ${id} on ${config.github.url}`));
 
-      // Minting an installation token is what every cycle does first anyway; it
-      // changes nothing on GitHub and states exactly what the installation may do.
+      // Every cycle mints a token anyway; it changes nothing and states what the installation may do.
       const tok = await call(ctx, `${config.github.apiUrl}/app/installations/${id}/access_tokens`, { method: "POST", auth: jwt });
       if (tok.status !== 201 || typeof tok.body?.token !== "string") {
         out.push(fail("github-permission", `minting an installation token answered ${tok.status} "${messageOf(tok)}"`, "check the installation is not suspended (the app's page > Configure)"));
@@ -188,7 +178,7 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
       mine.push(...runners.filter((x) => prefixes.some((p) => x.name.startsWith(p))));
       if (runners.length < 100) break;
     }
-    // A slot's current runner is offline until it connects: only the ones no slot names are left over.
+    // A slot's current runner is offline until it connects.
     const named = new Set<string>();
     const ghostNames = new Set<string>();
     for (let slot = 1; slot <= config.host.slots; slot++) {
@@ -211,7 +201,7 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   }
 }
 
-/** FAIL when a runner named like this host's is online and neither a slot's state nor tart here knows it (lib/slot/ownership.ts). */
+/** FAIL when a runner named like this host's is online and neither a slot's state nor tart here knows it. */
 async function hostIdUnique(ctx: DoctorContext, mine: { id: number; name: string; status: string }[], named: Set<string>, namePrefix: string): Promise<CheckResult> {
   if (!ctx.tart) return skip("host-id-unique", "tart is not usable here (see the tart checks): its VMs are part of the evidence");
   let vms: Set<string>;
@@ -225,9 +215,8 @@ async function hostIdUnique(ctx: DoctorContext, mine: { id: number; name: string
   return pass("host-id-unique", `host id "${ctx.host}": no runner named like this host's is online elsewhere`);
 }
 
-// GitHub sends no jobs to a runner more than 30 days behind the newest
-// release (contracts/github.md §7.7), so the version baked into the image
-// ages even when nothing changes.
+// GitHub sends no jobs to a runner 30 days behind: an unchanged image ages.
+
 const DAY_MS = 86_400_000;
 const GRACE_DAYS = 30;
 const WARN_DAYS = 7;

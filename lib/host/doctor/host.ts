@@ -1,6 +1,4 @@
-// The checks of this Mac itself: the config loads, the running binary's code
-// signature, tart, the GUI session and the launchd jobs, the VMs running,
-// and the free disk.
+// The checks of this Mac itself: config, signature, tart, session, agents, VMs, disk.
 import { closeSync, existsSync, openSync, readSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../config/index.ts";
@@ -22,8 +20,7 @@ export const configCheck = (loadError: unknown): Check => async (ctx) => {
   return [fail("config", problems, `fix ${ctx.configPath} (the problems name key and line)`)];
 };
 
-// On macOS what the kernel will accept (`codesign --verify --strict`);
-// elsewhere a Mach-O's page hashes are checked by reading it, anything else is skipped.
+// Elsewhere than macOS a Mach-O's page hashes are checked by reading it.
 export const signatureCheck: Check = (ctx) => checkBinarySignature(ctx.binaryPath, ctx.platform, ctx.run);
 
 /** By absolute path: a codesign earlier on PATH is not Apple's. */
@@ -69,9 +66,7 @@ export const tartCheck: Check = async (ctx) => {
   return [pass("tart", `tart ${verdict.version} at ${path}`)];
 };
 
-// The slots run as launchd agents in the user's GUI (Aqua) session
-// (Virtualization.framework needs a console session); pull runs as a launchd
-// daemon in the system domain.
+// Virtualization.framework needs a console (Aqua) session.
 export const guiSessionCheck: Check = async (ctx) => {
   if (ctx.platform !== "darwin") return [macosOnly("gui-session")];
   const r = await ctx.run(printDomainArgv(ctx.uid));
@@ -94,7 +89,7 @@ export const agentsCheck: Check = async (ctx) => {
   return [agents, await pullDaemon(ctx)];
 };
 
-/** The pull daemon (system domain, exempt from Local Network privacy), if installed; a pull agent of an earlier release is not. */
+/** The system domain is exempt from Local Network privacy; an earlier release's pull agent is not. */
 async function pullDaemon(ctx: DoctorContext): Promise<CheckResult> {
   const plist = join(DAEMONS_DIR, `${PULL_LABEL}.plist`);
   if ((await ctx.run(printServiceArgv(ctx.uid, PULL_LABEL))).code === 0) {
@@ -107,10 +102,8 @@ async function pullDaemon(ctx: DoctorContext): Promise<CheckResult> {
   return pass("pull-daemon", `${PULL_LABEL} loaded in the system domain`);
 }
 
-// Apple's licence allows two macOS VMs at once: VMs running that no slot
-// names (a crashed cycle's, someone's test VM) take the slots' places. After
-// a VZ leak the limit stays hit with nothing running; only a reboot clears it
-// (contracts/tart.md §3).
+// Apple's licence: two macOS VMs at once. After a VZ leak the limit stays hit
+// with nothing running; only a reboot clears it.
 const VM_LIMIT = 2;
 
 export const vmsCheck: Check = async (ctx) => {
@@ -149,7 +142,7 @@ export const vmsCheck: Check = async (ctx) => {
   return results;
 };
 
-/** What the slots last saw: the VM limit with fewer than two VMs running, past the time a place takes to free. */
+/** The slots saw the VM limit with fewer than two VMs running, past the time a place takes to free. */
 function hostDegradedCheck(stateDir: string, slots: number) {
   const seen: string[] = [];
   for (let slot = 1; slot <= slots; slot++) {
@@ -161,12 +154,11 @@ function hostDegradedCheck(stateDir: string, slots: number) {
     "reboot the Mac (only a reboot frees leaked VM places); the slots wait host.backoff_max between tries until then");
 }
 
-// Free space where tart keeps VMs and images: a pull of a new image version
-// needs the space the image takes on disk (tart list's Size: allocated, the
-// disk image is sparse) while the old version is still in use, plus a floor.
-/** Space a host keeps free beyond an image: clones' growth, logs, macOS updates. */
+// A pull needs the new image's allocated size (tart list's Size; disks are sparse) while the old is in use.
+/** Clones' growth, logs, macOS updates. */
 const PULL_FLOOR_GB = 30;
-/** Assumed image size before one is cached (a macOS image with Xcode takes ~40 GB of its 50 GB disk). */
+/** Before one is cached: a macOS image with Xcode takes ~40 GB of its 50 GB disk. */
+
 const DEFAULT_IMAGE_GB = 40;
 
 export const diskCheck: Check = async (ctx) => {

@@ -1,16 +1,13 @@
-// The golden image: the registry answers with the configured credentials,
-// the tag exists there, and the digest slots clone is in tart's cache.
-// A manifest is asked for the way tart asks (contracts/tart.md §4): GET with
-// only the OCI manifest Accept header; its Docker-Content-Digest is the digest.
+// The golden image: the registry takes the credentials, the tag exists, and the
+// digest the slots clone is in tart's cache. A manifest is asked for as tart asks.
 import type { Config } from "../../config/index.ts";
 import { registryCredentials } from "../../slot/context.ts";
 import { MacosRunnerError } from "../../core/errors.ts";
 import { inspectImageLock } from "../../image/pin.ts";
 import { cachedDigest, hasDigest, tartHome } from "../../vm/tart-cache.ts";
 import { parseImageRef } from "../../image/oci-ref.ts";
+import { OCI_MANIFEST } from "../../image/registry.ts";
 import { fail, pass, skipAll, warn, withDeadline, type CheckResult, type DoctorContext } from "./types.ts";
-
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 export async function imageChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const { config, tart } = ctx;
@@ -18,7 +15,6 @@ export async function imageChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const { ref } = config.image;
   const remote = parseImageRef(ref);
   if (!remote) {
-    // A local VM name: there is no registry, only tart's own VM.
     const local = (await tart.list().catch(() => [])).some((v) => v.Name === ref);
     return [
       pass("registry", `image.ref ${ref} is a local VM; no registry`),

@@ -1,6 +1,4 @@
-// Every doctor check, in the order a host's problems are best read: the
-// config and its files, this binary's signature, tart and the macOS session,
-// VMs, disk and network, GitHub, the image, the runner version.
+// Every doctor check, in the order a host's problems are best read.
 import { knownHostsCheck, secretsCheck } from "./files.ts";
 import { githubChecks, runnerVersionCheck } from "./github.ts";
 import { imageChecks } from "./image.ts";
@@ -32,7 +30,6 @@ export async function runDoctor(ctx: DoctorContext, configError?: unknown): Prom
     try {
       results.push(...(await check(ctx)));
     } catch (err) {
-      // A check that breaks is itself a finding, never the end of the report.
       results.push(fail(name, `the check itself failed: ${(err as Error).message}`, "report this; the other checks still ran"));
     }
   }

@@ -1,7 +1,5 @@
-// macOS networking of the VMs: vmnet's DHCP (bootpd) lease time and how full
-// its pool is, and the Local Network permission the slot agents need on
-// vm.transport ssh (without it, their connections to 192.168.64.x fail with
-// EHOSTUNREACH); read from what the agents last saw, not only doctor's probe.
+// vmnet's DHCP lease time and pool, and the Local Network grant the slot agents
+// need on vm.transport ssh.
 import { readFileSync } from "node:fs";
 import { readReaches } from "../../vm/reach.ts";
 import { fail, macosOnly, pass, skip, warn, type Check } from "./types.ts";
@@ -27,7 +25,7 @@ export const dhcpCheck: Check = async (ctx) => {
   try {
     leases = (readFileSync(LEASES, "utf8").match(/^\s*ip_address=/gm) ?? []).length;
   } catch {
-    // no file yet: no VM has booted since the last reset
+    // no VM has booted since the last reset
   }
   const found = `${leases} of ~${POOL} addresses of 192.168.64.0/24 leased (${LEASES})`;
   if (leases >= POOL - 10) results.push(fail("dhcp-leases", found, `new VMs get no IP: shorten the lease time (${fix}) and remove stale entries from ${LEASES}`));
@@ -40,10 +38,8 @@ const GRANT_FIX =
   "set vm.transport: exec (the tart guest agent; no network needed), or allow Local Network for the slot agents' binary (System Settings > Privacy & Security > Local Network; an upgrade of the binary can ask again; see docs/hosts.md)";
 
 /**
- * What the slot agents themselves last saw (reach-<slot>.json in state_dir):
- * doctor runs from a Terminal, which macOS exempts from Local Network
- * privacy, so a probe of its own would pass where a LaunchAgent is refused:
- * it makes none.
+ * What the slot agents last saw: doctor runs from a Terminal, which macOS exempts
+ * from Local Network privacy, so a probe of its own would pass where they are refused.
  */
 export const localNetworkCheck: Check = async (ctx) => {
   const { config } = ctx;
@@ -61,7 +57,5 @@ export const localNetworkCheck: Check = async (ctx) => {
   const ok = reaches.filter((r) => r.transport === "ssh" && r.outcome === "ok");
   if (ok.length > 0) return [pass("local-network", `the slot agents reached their guests over ssh: ${ok.map((r) => `slot ${r.slot} at ${r.at}`).join(", ")}`)];
   if (ctx.platform !== "darwin") return [macosOnly("local-network")];
-  // No probe of doctor's own: a Terminal is exempt from Local Network privacy, so it would pass where the agents are
-  // refused, and our binary opens no socket to a guest. The agents' own record, or selftest (run where they run), tells.
   return [warn("local-network", "vm.transport ssh: no slot agent has reached its guest yet, so whether Local Network privacy lets the agents through is not known", "run `macos-runner selftest` (it checks from a launchd agent, where the slots run), or set vm.transport: exec")];
 };
