@@ -1,11 +1,6 @@
-// What `install` does to a host, from the config: the parameters the launchd
-// jobs are rendered from (one agent per slot in the auto-login user's GUI
-// session, plus the `pull` daemon as root in the system domain, run as this
-// user), the plan that installs them or drains and removes them as a list of
-// steps (printed by --dry-run, executed otherwise: only execution touches the
-// disk or runs launchctl), and the host checks before it: macOS, a GUI
-// session for the user (agents live in gui/<uid>), tart where the agents will
-// look and at the lowest supported version or later, the binaries they run.
+// What `install` does to a host: the launchd jobs' parameters, the plan that
+// installs or drains and removes them as steps (printed by --dry-run; only
+// execution touches the disk or runs launchctl), and the host checks before it.
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,7 +22,7 @@ export interface InstallOptions {
   agentsDir: string;
   daemonsDir: string;
   uid: number;
-  /** The user the agents run as (this one) and the pull daemon runs as. */
+  /** This user: the agents and the pull daemon run as it. */
   user: { name: string; home: string };
 }
 
@@ -59,11 +54,7 @@ const daemonPath = (o: InstallOptions): string => join(o.daemonsDir, `${PULL_LAB
 /** pull is short; a cut-short pull leaves the pinned image in place. */
 const PULL_EXIT_TIMEOUT_S = 60;
 
-/**
- * Replaces every job: the pull daemon first (so a missing sudo changes
- * nothing else), then the slot agents: stop what is loaded (also agents no
- * longer wanted, and a pull agent of an earlier release), write, bootstrap.
- */
+/** The pull daemon first, so a missing sudo changes nothing else. */
 export function installPlan(o: InstallOptions, agents: RenderedAgent[]): Step[] {
   const gui = agents.filter((a) => a.domain === "gui");
   const daemon = agents.find((a) => a.domain === "system");
@@ -81,7 +72,6 @@ export function installPlan(o: InstallOptions, agents: RenderedAgent[]): Step[] 
   ];
 }
 
-/** Drains: bootout (jobs finish), wait, run cleanup for each slot if that binary exists, remove the plists, then the pull daemon. */
 export function removePlan(o: InstallOptions): Step[] {
   const cleanup = join(o.binDir, "cleanup");
   const cleanups = isExecutableFile(cleanup)
@@ -100,7 +90,6 @@ export function removePlan(o: InstallOptions): Step[] {
   ];
 }
 
-/** What --dry-run prints: the checks, then each step as the command it would run. */
 export function describePlan(o: InstallOptions, steps: Step[], remove: boolean): string[] {
   return [
     `# install${remove ? " --remove" : ""} --dry-run: nothing was changed. On the host it would:`,
@@ -111,10 +100,6 @@ export function describePlan(o: InstallOptions, steps: Step[], remove: boolean):
   ];
 }
 
-/**
- * Checks the host (macOS, a GUI session; to install: tart, found on the
- * agents' PATH, and loop), then executes the steps in order, saying each.
- */
 export async function applyPlan(o: InstallOptions, steps: Step[], how: { remove: boolean; agentPath: string; run: CommandRunner; say: (line: string) => void }): Promise<void> {
   checkMacos();
   await checkGuiSession(how.run, o.uid);
@@ -125,7 +110,6 @@ export async function applyPlan(o: InstallOptions, steps: Step[], how: { remove:
   for (const step of steps) await executeStep(step, o.uid, how.run, how.say);
 }
 
-/** The pull daemon must change and this user cannot become root without a password. */
 export class NeedsRootError extends MacosRunnerError {
   constructor(plistPath: string, detail: string) {
     super(
@@ -136,12 +120,11 @@ export class NeedsRootError extends MacosRunnerError {
   }
 }
 
-/** A loaded agent to stop: bootout (launchd SIGTERMs it), then wait until launchd lists it no more. */
 export interface StopTarget {
   label: string;
-  /** The plist it was loaded from; its ExitTimeOut bounds the wait. */
+  /** Its ExitTimeOut bounds the wait. */
   plistPath: string;
-  /** ExitTimeOut to assume when that plist is gone or unreadable. */
+  /** When that plist is gone or unreadable. */
   fallbackExitTimeOutS: number;
 }
 
@@ -152,9 +135,9 @@ export type Step =
   | { kind: "write"; path: string; content: string }
   | { kind: "remove"; path: string }
   | { kind: "start"; label: string; plistPath: string }
-  /** The pull daemon: replaced (as root) unless the installed plist is this one and it is loaded. */
+  /** Replaced (as root) unless the installed plist is this one and it is loaded. */
   | { kind: "daemon"; label: string; plistPath: string; content: string; fallbackExitTimeOutS: number }
-  /** The pull daemon removed (as root) if it is there; without root, a warning that says how. */
+  /** Without root, a warning that says how. */
   | { kind: "daemon-remove"; label: string; plistPath: string; fallbackExitTimeOutS: number };
 
 /** launchd SIGKILLs at ExitTimeOut; the poll allows this much more for it to reap. */
@@ -162,8 +145,7 @@ const STOP_GRACE_S = 30;
 
 const cmd = (argv: string[]): string => argv.map(quote).join(" ");
 
-/** The step as shell lines, for --dry-run and for progress output. */
-export function describeStep(step: Step, uid: number): string[] {
+function describeStep(step: Step, uid: number): string[] {
   switch (step.kind) {
     case "mkdir":
       return [cmd(["mkdir", "-p", step.path])];
@@ -202,7 +184,7 @@ export function describeStep(step: Step, uid: number): string[] {
   }
 }
 
-/** Whether `sudo -n` works here; the reason when it does not. */
+/** Why `sudo -n` does not work here. */
 async function sudoProblem(run: CommandRunner): Promise<string | undefined> {
   const r = await run([...SUDO, "true"]);
   return r.code === 0 ? undefined : r.stderr.split("\n")[0] || `exit ${r.code}`;
@@ -214,7 +196,7 @@ async function stopDaemon(run: CommandRunner, step: { label: string; plistPath: 
   await waitUntilGone(run, "system", step.label, deadlineS(step) * 1000);
 }
 
-/** Writes a root-owned 0644 plist: a temp file of ours, then `install` as root (launchd refuses a daemon plist others can write). */
+/** launchd refuses a daemon plist others can write. */
 async function writeAsRoot(run: CommandRunner, path: string, content: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "macos-runner-install-"));
   try {
@@ -241,7 +223,7 @@ export async function executeStep(step: Step, uid: number, run: CommandRunner, s
       mkdirSync(step.path, { recursive: true });
       return;
     case "stop": {
-      // Boot every agent out first, then wait for all: slots drain in parallel.
+      // Slots drain in parallel.
       const stopped = [];
       for (const a of step.agents) if (await bootout(run, uid, a.label)) stopped.push(a);
       for (const a of stopped) say(`${a.label}: booted out, waiting for it to exit (up to ${deadlineS(a)} s)`);
@@ -252,7 +234,7 @@ export async function executeStep(step: Step, uid: number, run: CommandRunner, s
     case "run": {
       say(`${step.why}: ${cmd(step.argv)}`);
       const r = await run(step.argv, step.timeoutMs);
-      // A failed cleanup is reported, not fatal: the slot's next launch cleans up again.
+      // Not fatal: the slot's next launch cleans up again.
       if (r.timedOut) say(`warning: ${step.argv[0]} was killed after ${step.timeoutMs / 1000} s: ${r.stderr}`);
       else if (r.code !== 0) say(`warning: ${step.argv[0]} exited ${r.code}: ${r.stderr}`);
       return;
@@ -306,12 +288,12 @@ function deadlineS(a: Pick<StopTarget, "plistPath" | "fallbackExitTimeOutS">): n
   try {
     exitTimeOut = readAgentPlist(readFileSync(a.plistPath, "utf8"), a.plistPath).ExitTimeOut || exitTimeOut; // 0 (wait forever) gets the configured bound
   } catch {
-    // No readable plist on disk: launchd holds what it loaded; assume the configured value.
+    // launchd holds what it loaded; assume the configured value.
   }
   return exitTimeOut + STOP_GRACE_S;
 }
 
-export class NotMacosError extends MacosRunnerError {
+class NotMacosError extends MacosRunnerError {
   constructor(platform: string) {
     super(`install must run on the macOS host that serves the slots (this is ${platform}); use --dry-run to see what it would do`, { kind: "unavailable" });
   }
@@ -327,13 +309,13 @@ export class NoGuiSessionError extends MacosRunnerError {
   }
 }
 
-export class BinaryMissingError extends MacosRunnerError {
+class BinaryMissingError extends MacosRunnerError {
   constructor(name: string, binDir: string) {
     super(`${name} not found in ${binDir}: copy dist/darwin-arm64/macos-runner there and link ${name} to it (ansible/site.yml does), or pass --bin-dir`, { kind: "unavailable" });
   }
 }
 
-export function checkMacos(platform: string = process.platform): void {
+function checkMacos(platform: string = process.platform): void {
   if (platform !== "darwin") throw new NotMacosError(platform);
 }
 
@@ -342,7 +324,7 @@ export async function checkGuiSession(run: CommandRunner, uid: number): Promise<
   if (r.code !== 0) throw new NoGuiSessionError(uid, r.stderr.split("\n")[0] || `exit ${r.code}`);
 }
 
-/** Finds tart the way the agents will: host.tart_path as a path, or a name looked up in the agents' PATH. */
+/** As the agents will: host.tart_path as a path, or a name in the agents' PATH. */
 export function checkTart(tartPath: string, agentPath: string): string {
   const candidates = tartPath.includes("/") ? [tartPath] : agentPath.split(":").filter(Boolean).map((dir) => join(dir, tartPath));
   const found = candidates.find(isExecutableFile);
@@ -367,11 +349,12 @@ export async function checkTartVersion(run: CommandRunner, tartPath: string): Pr
   return verdict.version;
 }
 
-export function checkBinary(binDir: string, name: string): void {
+function checkBinary(binDir: string, name: string): void {
   if (!isExecutableFile(join(binDir, name))) throw new BinaryMissingError(name, binDir);
 }
 
-export function isExecutableFile(path: string): boolean {
+function isExecutableFile(path: string): boolean {
+
   try {
     accessSync(path, constants.X_OK);
     return statSync(path).isFile();

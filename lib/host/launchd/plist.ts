@@ -1,7 +1,5 @@
-// Reads a launchd property list into the typed subset of keys this project
-// writes and the simulated launchd honours, and checks a rendered agent
-// against the rules every agent must follow (absolute paths, no secrets).
-// Both are zod schemas; a plist's problems are reported together.
+// Reads a launchd plist into the keys this project writes and the simulated
+// launchd honours, and checks a rendered agent against our rules.
 import { isAbsolute } from "node:path";
 import { parse, type PlistValue } from "plist";
 import { z } from "../../core/schema/index.ts";
@@ -9,7 +7,6 @@ import { MacosRunnerError } from "../../core/errors.ts";
 import { validate } from "../../core/schema/index.ts";
 import { PULL_LABEL } from "./launchctl.ts";
 
-/** A plist that launchd would refuse, or that breaks one of our agent rules. */
 export class PlistInvalidError extends MacosRunnerError {
   constructor(source: string, problem: string) {
     super(`launchd plist ${source}: ${problem}`, { kind: "config" });
@@ -50,7 +47,7 @@ const agentPlist = z.object(
 
 export type AgentPlist = z.output<typeof agentPlist>;
 
-/** Parses plist XML and type-checks the keys we use; other keys are ignored. */
+/** Other keys are ignored. */
 export function readAgentPlist(xml: string, source: string): AgentPlist {
   let root: PlistValue;
   try {
@@ -61,8 +58,7 @@ export function readAgentPlist(xml: string, source: string): AgentPlist {
   return checked(agentPlist, root, source);
 }
 
-// Names that hold credentials. A plist is readable by anyone on the host, so
-// secrets stay in their own 0600 files and only their paths go in the config.
+// A plist is readable by anyone on the host: secrets stay in their 0600 files.
 const SECRET_NAME = /TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|JITCONFIG|(^|_)KEY$/i;
 
 const required = (key: string) => ({ error: (iss: { input?: unknown }) => (iss.input === undefined ? `${key} is required` : undefined) });
@@ -70,7 +66,6 @@ const absolute = (what: string) => (iss: { input?: unknown }) =>
   `${what} must be an absolute path, got '${String(iss.input)}' (launchd does not expand ~ or relative paths)`;
 const absolutePath = (key: string) => z.string(required(key)).refine(isAbsolute, { error: absolute(key) });
 
-/** What an agent rendered by `install` must be, on top of the types above. */
 const renderedAgent = z.object({
   Label: z.string().regex(/^dev\.macos-runner\.(slot\.[12]|pull|selftest)$/, { error: (iss) => `unexpected Label '${String(iss.input)}'` }),
   ProgramArguments: z.array(z.string()).superRefine((args, ctx) => {
@@ -102,7 +97,6 @@ const renderedAgent = z.object({
       }
     }),
 }).superRefine((p, ctx) => {
-  // Slots are agents in the GUI session (VMs need it); pull is a daemon run as the runner user.
   if (p.Label === PULL_LABEL) {
     if (!p.UserName) ctx.addIssue({ code: "custom", message: "UserName is required (the pull daemon runs as the runner user, never as root)" });
     if (p.LimitLoadToSessionType !== undefined) ctx.addIssue({ code: "custom", message: "LimitLoadToSessionType must be absent (the pull daemon has no session)" });
@@ -112,7 +106,8 @@ const renderedAgent = z.object({
   }
 });
 
-/** Checks a plist rendered by `install` (read back with the real parser). */
+/** Read back with the real parser. */
+
 export function validateAgentPlist(xml: string, source: string): AgentPlist {
   const plist = readAgentPlist(xml, source);
   checked(renderedAgent, plist, source);

@@ -1,20 +1,16 @@
-// Renders the launchd jobs for a host from the templates in launchd/: one
-// slot agent per VM slot (the user's GUI session), plus the pull daemon (the
-// system domain, run as the user) when a `pull` command exists.
+// Renders the launchd jobs from the templates in launchd/.
 import { build, parse, type PlistValue } from "plist";
 import pullTemplate from "../../../launchd/pull.plist" with { type: "text" };
 import selftestTemplate from "../../../launchd/selftest.plist" with { type: "text" };
 import slotTemplate from "../../../launchd/slot.plist" with { type: "text" };
 import { validateAgentPlist, type AgentPlist } from "./plist.ts";
 
-/** Time a draining slot gets after runner.job_timeout: a boot still in
- *  progress, tart stop + delete, and the runner DELETE, each with its own timeout. */
+/** After runner.job_timeout: a boot in progress, tart stop + delete and the runner DELETE. */
 export const CLEANUP_MARGIN_S = 300;
 const DEFAULT_PULL_INTERVAL_S = 300;
 
-/** What the agents are rendered from: plain values, mapped from the config by `install`. */
 export interface AgentParams {
-  /** Absolute directory holding macos-runner and its command links (loop, pull, cleanup). */
+  /** Absolute; holds macos-runner and its command links. */
   binDir: string;
   configPath: string;
   slots: number;
@@ -22,15 +18,13 @@ export interface AgentParams {
   stateDir: string;
   jobTimeoutMs: number;
   pull: boolean;
-  /** The user the pull daemon runs as, and its home; required with `pull`. */
+  /** Required with `pull`. */
   user?: { name: string; home: string };
-  /** The pull agent's StartInterval in seconds (image.pull_interval); default 300. */
   pullIntervalS?: number;
 }
 
 export interface RenderedAgent {
   label: string;
-  /** Where launchd loads it: the user's GUI session (slots) or the system domain (the pull daemon). */
   domain: "gui" | "system";
   slot?: number;
   fileName: string;
@@ -38,7 +32,6 @@ export interface RenderedAgent {
   plist: AgentPlist;
 }
 
-/** ExitTimeOut for a slot agent: the longest job plus the cleanup margin, in whole seconds. */
 export function slotExitTimeOut(jobTimeoutMs: number): number {
   return Math.ceil(jobTimeoutMs / 1000) + CLEANUP_MARGIN_S;
 }
@@ -61,22 +54,18 @@ export function renderAgents(p: AgentParams): RenderedAgent[] {
 }
 
 export interface SelftestAgentParams {
-  /** The macos-runner binary (absolute); the agent runs `<program> selftest --in-agent`. */
+  /** Absolute. */
   program: string;
   configPath: string;
   stateDir: string;
   reportPath: string;
-  /** The agent's stdout (the table the command relays) and stderr (its log). */
   outPath: string;
   logPath: string;
-  /** More arguments for `selftest --in-agent` (e.g. --snapshot). */
+  /** More arguments for `selftest --in-agent`. */
   args: string[];
 }
 
-/**
- * The selftest's agent runs where the slots run: its environment is the slot
- * agents' own (slot.plist's EnvironmentVariables), not a copy of it.
- */
+/** Its environment is slot.plist's own, not a copy of it. */
 export function renderSelftestAgent(p: SelftestAgentParams): RenderedAgent {
   const { args, ...values } = p;
   const slotEnv = (parse(slotTemplate) as Record<string, PlistValue>).EnvironmentVariables!;
@@ -97,8 +86,7 @@ function renderOne(template: string, values: Record<string, string | number>, sl
 
 const PLACEHOLDER = /\{\{(\w+)\}\}/g;
 
-// Fills {{name}} in every string of the parsed template. A string that is
-// exactly one placeholder takes the value's own type (a number becomes an <integer>).
+// A string that is exactly one placeholder takes the value's own type (a number becomes an <integer>).
 function fill(node: PlistValue, values: Record<string, string | number>): PlistValue {
   if (typeof node === "string") {
     const whole = /^\{\{(\w+)\}\}$/.exec(node);
@@ -114,7 +102,6 @@ function fill(node: PlistValue, values: Record<string, string | number>): PlistV
 
 function lookup(name: string, values: Record<string, string | number>): string | number {
   const v = values[name];
-  // A template names a value the renderer does not supply: a bug in launchd/*.plist.
   if (v === undefined) throw new Error(`launchd template uses unknown placeholder {{${name}}}`);
   return v;
 }
