@@ -1,25 +1,23 @@
-// Every metric a slot writes: name, type, help, the labels it carries beyond
-// host and slot, and histogram buckets. Names follow the ARC listener's
-// (gha-runner-scale-set) where the concept is the same, the rest are
-// macos_runner_*. Labels stay low-cardinality: never a job or VM name.
+// Every metric a slot writes. Names follow ARC's listener (gha-runner-scale-set)
+// where the concept is the same. Labels stay low-cardinality: never a job or VM name.
 import { ConfigError } from "../../config/index.ts";
 import { MacosRunnerError, type ExitKind } from "../../core/errors.ts";
 import {
   GitHubAuthError, GitHubNotFoundError, GitHubPermissionError, GitHubRateLimitError, GitHubRejectedError, GitHubUnavailableError,
 } from "../../github/errors.ts";
+import { BootError } from "../../vm/boot.ts";
 import { HostDegradedError, TartError, TartMissingError, VmLimitError } from "../../vm/tart.ts";
 
 export type MetricType = "counter" | "gauge" | "histogram";
 
-/** Slot phases, as the slot state file names them. */
 export const SLOT_PHASES = ["idle", "recover", "token", "clone", "boot", "run", "job", "cleanup", "backoff", "done", "failed"] as const;
 export type SlotPhase = (typeof SLOT_PHASES)[number];
 
-/** Timed steps of a cycle (label `phase` of macos_runner_phase_duration_seconds). */
+/** Label `phase` of macos_runner_phase_duration_seconds. */
 export const STEPS = ["token", "clone", "boot_to_ip", "boot_to_ssh", "runner_to_listening", "cleanup"] as const;
 export type Step = (typeof STEPS)[number];
 
-/** Why a cycle failed (label `reason`): a closed set, so the label stays small. */
+/** A closed set, so the `reason` label stays small. */
 export const FAILURE_REASONS = [
   "vm_limit", "host_degraded", "no_ip", "boot_timeout", "vm_start", "clone", "tart_missing", "tart",
   "github_auth", "github_permission", "github_not_found", "github_rate_limit", "github_unavailable", "github_rejected",
@@ -86,9 +84,8 @@ export const METRICS = {
 
 export type MetricName = keyof typeof METRICS;
 
-// What ended a cycle, mapped to the closed set above so a new error message
-// never becomes a new time series. A run that ended badly fails its cycle with
-// the run's outcome as its kind.
+// A run that ended badly fails its cycle with the run's outcome as its kind.
+
 const BY_KIND: Partial<Record<ExitKind, FailureReason>> = { lost: "ssh_lost", "host-key": "host_key", "local-network": "local_network", timeout: "job_timeout", "no-job": "no_job" };
 
 /** In order: a subclass before its base. */
@@ -104,8 +101,6 @@ export function failureReason(err: unknown): FailureReason {
   if (err instanceof TartError) return err.command === "clone" || err.command === "set" ? "clone" : err.command === "run" ? "vm_start" : "tart";
   const byKind = err instanceof MacosRunnerError ? BY_KIND[err.kind] : undefined;
   if (byKind) return byKind;
-  // Step errors defined beside their scripts, known by name to keep lib/ free of scripts/.
-  const name = (err as Error | undefined)?.name;
-  if (name === "BootError") return "boot_timeout";
-  return "other";
+  return err instanceof BootError ? "boot_timeout" : "other";
+
 }

@@ -1,16 +1,6 @@
-// A slot's Prometheus metrics, written for node_exporter's textfile collector
-// as <metrics.textfile_dir>/macos_runner_slot_<N>.prom (temp file + rename,
-// mode 0644: no secret in it). `loop` is a new process every cycle, so
-// counters and histograms live in <state_dir>/metrics-slot-<N>.json between
-// processes: open() loads them, the calls update them, flush() writes both.
-//
-//   const m = SlotMetrics.open({ config, slot, log });
-//   m.phase("clone");                 // written at once, like every job event
-//   m.observe("clone", 4.2);          // written with the next phase change or flush()
-//   m.runnerListening(); m.jobStarted(); m.jobCompleted("Succeeded");
-//
-// Without a `metrics:` section in the config every call does nothing. A write
-// that fails (full disk, unwritable dir) is logged once and never throws.
+// A slot's Prometheus metrics for node_exporter's textfile collector. `loop` is a
+// new process every cycle, so the series live in a state file between processes.
+// Without `metrics:` every call does nothing; a failed write is logged once, never thrown.
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../../config/index.ts";
@@ -23,10 +13,9 @@ export type StartPath = "cold" | "next-vm" | "snapshot";
 
 export interface ImageInfo {
   image_digest?: string | undefined;
-  /** The actions runner version baked into the image, e.g. 2.336.0. */
   runner_version?: string;
   path?: StartPath;
-  /** ISO time the image was pinned (image.lock pinned_at). */
+  /** ISO time. */
   pinned_at?: string;
 }
 
@@ -34,11 +23,10 @@ export interface MetricsOptions {
   config: Pick<Config, "metrics" | "host">;
   slot: number;
   log?: Logger;
-  /** Clock in epoch ms (tests). */
   now?: () => number;
 }
 
-// Results the actions runner prints (contracts/github.md §4); anything else is "Unknown".
+// Anything else the runner prints as a result is "Unknown".
 const JOB_RESULT = /^[A-Za-z]{1,32}$/;
 const VERSION = /^[0-9A-Za-z.+-]{1,64}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -50,9 +38,9 @@ export class SlotMetrics {
   private warned = false;
   private readonly now: () => number;
   private readonly log: Logger;
-  /** The host label: the host id (host.id, or the one pinned in state_dir), not the hostname, which Macs imaged alike share. */
+  /** The host id, not the hostname, which Macs imaged alike share. */
   private readonly host: string;
-  /** Where the files go; undefined when metrics are off. */
+  /** Undefined when metrics are off. */
   private readonly files?: { prom: string; state: string; dir: string };
 
   private constructor(private readonly o: MetricsOptions) {
@@ -77,7 +65,7 @@ export class SlotMetrics {
     return this.files !== undefined;
   }
 
-  /** The slot entered `phase`; written at once. */
+  /** Written at once. */
   phase(phase: SlotPhase): void {
     for (const p of SLOT_PHASES) this.set("macos_runner_slot_phase", [p], p === phase ? 1 : 0);
     this.set("macos_runner_phase_started_timestamp_seconds", [], this.now() / 1000);
@@ -92,7 +80,6 @@ export class SlotMetrics {
     this.histogram("macos_runner_phase_duration_seconds", [step], seconds);
   }
 
-  /** The runner printed "Listening for Jobs": runner start to listening, and the turnaround after the last job. */
   runnerListening(): void {
     const now = this.now();
     const { marks } = this.state;
@@ -105,7 +92,6 @@ export class SlotMetrics {
     this.flush();
   }
 
-  /** GitHub handed the runner a job ("Running job"). */
   jobStarted(): void {
     const now = this.now();
     const { marks } = this.state;
@@ -116,7 +102,6 @@ export class SlotMetrics {
     this.phase("job");
   }
 
-  /** The job completed with the runner's result (Succeeded, Failed, Canceled, ...). */
   jobCompleted(result: string): void {
     const now = this.now();
     const jobResult = JOB_RESULT.test(result) ? result : "Unknown";
@@ -135,35 +120,30 @@ export class SlotMetrics {
     this.inc("macos_runner_failures_total", [SLOT_PHASES.includes(phase) ? phase : "failed", FAILURE_REASONS.includes(reason) ? reason : "other"]);
   }
 
-  /** The VM or the SSH session died while a job ran. */
   lostJob(): void {
     this.inc("macos_runner_lost_jobs_total", []);
     delete this.state.marks.job_started_at;
   }
 
-  /** A retired idle runner was replaced by a new runner in its VM (no new VM). */
   runnerReplaced(): void {
     this.inc("macos_runner_runners_replaced_total", []);
     this.flush();
   }
 
-  /** Runners waiting to be deleted because GitHub still calls them busy. */
   ghosts(count: number): void {
     this.set("macos_runner_ghost_runners", [], Math.max(0, Math.floor(count)));
   }
 
-  /** Failures in a row and the end of the backoff (undefined: not backing off). */
+  /** `until` undefined: not backing off. */
   backoff(until: Date | undefined, failures: number): void {
     this.set("macos_runner_consecutive_failures", [], Math.max(0, Math.floor(failures)));
     this.set("macos_runner_backoff_until_timestamp_seconds", [], until ? until.getTime() / 1000 : 0);
   }
 
-  /** Whether the host cannot start VMs with fewer than two running (leaked VM places). */
   hostDegraded(degraded: boolean): void {
     this.set("macos_runner_host_degraded", [], degraded ? 1 : 0);
   }
 
-  /** The image in use; replaces what an earlier call said. */
   info(i: ImageInfo): void {
     const digest = i.image_digest && DIGEST.test(i.image_digest) ? i.image_digest : "unknown";
     this.state.series.macos_runner_image_info = {};
@@ -191,13 +171,12 @@ export class SlotMetrics {
     return render(families);
   }
 
-  /** Writes the state file and the .prom file if anything changed since the last write; never throws. */
+  /** Never throws. */
   flush(): void {
     if (!this.files || !this.dirty) return;
     try {
       mkdirSync(dirname(this.files.state), { recursive: true, mode: 0o700 });
-      // No fsync: these writes sit on the cycle's path, and a file lost in a
-      // power cut only restarts the counters (Prometheus reads a reset).
+      // No fsync: a file lost in a power cut only restarts the counters.
       writeFileAtomic(this.files.state, `${JSON.stringify(this.state)}\n`, 0o600, { sync: false });
       mkdirSync(this.files.dir, { recursive: true });
       writeFileAtomic(this.files.prom, this.render(), 0o644, { sync: false });
@@ -235,28 +214,17 @@ export class SlotMetrics {
   }
 }
 
-// Prometheus text exposition format 0.0.4 (what node_exporter's textfile
-// collector reads): `# HELP`, `# TYPE`, then one line per sample. Histograms
-// are written as cumulative `_bucket{le=...}` lines ending in +Inf, then
-// `_sum` and `_count`.
-export type Labels = Record<string, string>;
+// Prometheus text exposition format 0.0.4.
+type Labels = Record<string, string>;
 
-export interface Sample {
+interface Sample {
   labels: Labels;
   value: number;
 }
 
-export interface HistogramSample {
-  labels: Labels;
-  /** Upper bounds, ascending, without +Inf. */
-  le: readonly number[];
-  /** Cumulative counts, one per bound. */
-  counts: readonly number[];
-  sum: number;
-  count: number;
-}
+type HistogramSample = Histogram & { labels: Labels };
 
-export type Family =
+type Family =
   | { name: string; help: string; type: Exclude<MetricType, "histogram">; samples: Sample[] }
   | { name: string; help: string; type: "histogram"; samples: HistogramSample[] };
 
@@ -283,7 +251,7 @@ function line(name: string, labels: Labels, value: number): string {
   return `${name}${labelText(labels)} ${formatValue(value)}`;
 }
 
-/** The families as one exposition text; a family without samples is left out. */
+/** A family without samples is left out. */
 export function render(families: Family[]): string {
   const out: string[] = [];
   for (const f of families) {
@@ -303,26 +271,26 @@ export function render(families: Family[]): string {
   return out.length === 0 ? "" : `${out.join("\n")}\n`;
 }
 
-// What a slot's metrics remember between `loop` processes: every series'
-// value or histogram, plus the moments a later event measures from. A missing
-// or damaged file starts the series afresh (Prometheus reads that as a
-// counter reset), one damaged entry is dropped alone.
+// A missing or damaged state file starts the series afresh (Prometheus reads a
+// counter reset); one damaged entry is dropped alone.
 interface Histogram {
+  /** Upper bounds, ascending, without +Inf. */
   le: number[];
+  /** Cumulative, one per bound. */
   counts: number[];
   sum: number;
   count: number;
 }
 
-/** Series of one metric, keyed by the JSON array of its label values (in definition order). */
+/** Keyed by the JSON array of its label values. */
 type SeriesMap = Record<string, number | Histogram>;
 
 interface Marks {
-  /** Epoch ms: the runner started (ssh-run began). */
+  /** Epoch ms. */
   runner_started_at?: number;
   listening_at?: number;
   job_started_at?: number;
-  /** Epoch ms: the last job completed; cleared once the next runner listens (turnaround). */
+  /** Cleared once the next runner listens (turnaround). */
   job_finished_at?: number;
 }
 
@@ -346,10 +314,8 @@ function validHistogram(v: unknown, buckets: readonly number[]): v is Histogram 
   );
 }
 
-/**
- * Reads the file. Entries that do not fit today's definitions (a renamed
- * metric, other buckets, a wrong type) are dropped and named in `dropped`.
- */
+/** Entries that do not fit today's definitions (a renamed metric, other buckets) are dropped. */
+
 function loadState(path: string): { state: MetricsState; problem?: string | undefined; dropped: string[] } {
   let raw: unknown;
   try {
