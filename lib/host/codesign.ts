@@ -1,24 +1,8 @@
-// Checks a Mach-O's embedded code signature the way the kernel checks the
-// pages it maps: every code page's hash in the CodeDirectory must match the
-// file. Readable on any OS, so the build (on Linux) refuses a darwin binary
-// that macOS would kill at launch (`Killed: 9`: Bun's --compile has shipped
-// releases whose ad-hoc signature did not match the file it wrote).
-//
-// The format (Apple's cs_blobs.h and mach-o/loader.h, fat.h):
-// - a thin 64-bit Mach-O (little-endian on arm64) has load commands after its
-//   32-byte header; LC_CODE_SIGNATURE (0x1d) gives dataoff/datasize of the
-//   signature, which sits at the end of __LINKEDIT;
-// - the signature is a SuperBlob, big-endian: magic 0xfade0cc0, length,
-//   count, then count {type, offset} entries; type 0 is the CodeDirectory,
-//   0x1000..0x1004 alternate CodeDirectories (other hash types), 2 the
-//   requirements, 5/7 the entitlements;
-// - a CodeDirectory (magic 0xfade0c02) holds hashOffset, nSpecialSlots,
-//   nCodeSlots, codeLimit (codeLimit64 from version 0x20300 when larger),
-//   hashSize, hashType, log2 pageSize (0: one page); code slot i is the hash
-//   of bytes [i*pageSize, min((i+1)*pageSize, codeLimit)), special slot -k
-//   (at hashOffset - k*hashSize) the hash of the SuperBlob's blob of type k;
-// - a fat file (0xcafebabe, or 0xcafebabf with 64-bit offsets, big-endian)
-//   holds one such Mach-O per architecture at the offsets of its table.
+// Checks a Mach-O's code signature as the kernel checks the pages it maps, on
+// any OS, so the build refuses a darwin binary macOS would kill at launch (Bun's
+// --compile has shipped ad-hoc signatures that did not match the file it wrote).
+// The format is in Apple's cs_blobs.h, mach-o/loader.h and fat.h: the SuperBlob
+// and CodeDirectories are big-endian, the thin Mach-O little-endian.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { MacosRunnerError } from "../core/errors.ts";
@@ -33,7 +17,7 @@ const CODEDIRECTORY_MAGIC = 0xfade0c02;
 const SLOT_CODEDIRECTORY = 0;
 const SLOT_ALTERNATE_FIRST = 0x1000;
 const SLOT_ALTERNATE_LAST = 0x1004;
-/** codeLimit64 appears in CodeDirectory version 0x20300 (cs_blobs.h CS_SUPPORTSCODELIMIT64). */
+/** cs_blobs.h CS_SUPPORTSCODELIMIT64. */
 const VERSION_CODELIMIT64 = 0x20300;
 
 const HASH_TYPES: Record<number, { name: string; algorithm: string; size: number }> = {
@@ -45,7 +29,6 @@ const HASH_TYPES: Record<number, { name: string; algorithm: string; size: number
 
 const CPU_NAMES: Record<number, string> = { 0x0100000c: "arm64", 0x01000007: "x86_64" };
 
-/** A binary whose signature macOS would refuse: what is wrong and where. */
 export class CodeSignatureError extends MacosRunnerError {}
 
 export interface CodeDirectorySummary {
@@ -60,7 +43,7 @@ export interface SliceSummary {
   codeDirectories: CodeDirectorySummary[];
 }
 
-/** True when the bytes start like a Mach-O, thin or fat, of any width or byte order. */
+/** Thin or fat, of any width or byte order. */
 export function isMachO(head: Uint8Array): boolean {
   if (head.length < 4) return false;
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
@@ -73,7 +56,6 @@ export function verifyCodeSignatureFile(path: string): SliceSummary[] {
   return verifyCodeSignature(readFileSync(path), path);
 }
 
-/** Checks the signature of a Mach-O (thin, or each slice of a fat one) held in `bytes`. */
 export function verifyCodeSignature(bytes: Uint8Array, name: string): SliceSummary[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const bad = (problem: string) => new CodeSignatureError(`${name}: ${problem}`);
@@ -190,7 +172,6 @@ function verifyCodeDirectory(
   if (!hashType) throw bad(`the ${which} has hash type ${hashTypeId}, which is none of ${Object.entries(HASH_TYPES).map(([id, h]) => `${id} (${h.name})`).join(", ")}`);
   if (hashSize !== hashType.size) throw bad(`the ${which} says ${hashType.name} with ${hashSize}-byte hashes; ${hashType.name} slots are ${hashType.size} bytes`);
 
-  // Everything before the signature is code the kernel maps and checks.
   if (codeLimit !== signatureOffset) {
     throw bad(`the ${which} covers ${codeLimit} bytes (codeLimit), but the signature starts at ${signatureOffset}: ${codeLimit < signatureOffset ? `${signatureOffset - codeLimit} bytes are not covered` : "it claims bytes of the signature itself"}`);
   }

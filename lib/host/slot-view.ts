@@ -1,8 +1,5 @@
-// A read-only, tolerant view of a slot's state file (<state_dir>/slot-<N>.json)
-// for `status`, `doctor` and the demo. The file is written by `loop` (which
-// owns it); here unknown fields are ignored, missing ones defaulted, and a
-// field of the wrong type is dropped and named in `problems`. Garbage is
-// reported, never thrown.
+// A read-only, tolerant view of a slot's state file for `status` and `doctor`:
+// a field of the wrong type is dropped and named in `problems`, never thrown.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SLOT_PHASES, type SlotPhase } from "./metrics/definitions.ts";
@@ -13,17 +10,16 @@ export interface Ghost {
   since?: string;
 }
 
-/** A slot's state file as status shows it; a field the file lacks (or holds unusably) is undefined. */
 export interface SlotView {
   slot: number;
   phase: SlotPhase | "unknown";
-  /** When the current phase began (falls back to updated_at for files without phase_since). */
+  /** Falls back to updated_at for files without phase_since. */
   phase_since?: string | undefined;
   updated_at?: string | undefined;
   vm?: string | undefined;
   runner_name?: string | undefined;
   runner_id?: number | undefined;
-  /** Runners started in the VM: 1 on a fresh VM, more when retired idle runners were replaced in it. */
+  /** More than 1 when retired idle runners were replaced in the VM. */
   vm_runners?: number | undefined;
   job?: string | undefined;
   job_result?: string | undefined;
@@ -35,12 +31,10 @@ export interface SlotView {
   backoff_until?: string | undefined;
   last_error?: string | undefined;
   last_failure_at?: string | undefined;
-  /** When the slot last found the host unable to start VMs (leaked VM places). */
   host_degraded_at?: string | undefined;
   jobs_served: number;
   last_job_at?: string | undefined;
   cycle_started_at?: string | undefined;
-  /** Fields that were present but unusable. */
   problems: string[];
 }
 

@@ -1,6 +1,4 @@
-// What `status` shows: this host's slots as their state files describe them,
-// the VMs tart lists, the pinned image, and (on request) this host's runners
-// on GitHub. Only reads: no lock, no state written, safe while loops run.
+// What `status` shows. Only reads: no lock, no state written, safe while loops run.
 import type { Config } from "../config/index.ts";
 import { inspectImageLock, type ImageLock } from "../image/pin.ts";
 import { currentHostId, isSlotsOwn, slotPrefix } from "../config/names.ts";
@@ -15,7 +13,7 @@ export type SlotStatus =
 export interface VmStatus {
   name: string;
   running: boolean;
-  /** "slot N" when a slot's state names it, "slot N (unnamed)" for a slot's VM no state names, else "other". */
+  /** "slot N", "slot N (unnamed)" or "other". */
   owner: string;
 }
 
@@ -24,7 +22,7 @@ export interface RunnerStatus {
   name: string;
   status: string;
   busy: boolean;
-  /** "slot N" (its current runner), "slot N ghost", or "unknown" (no state names it). */
+  /** "slot N", "slot N ghost" or "unknown". */
   seen_by: string;
 }
 
@@ -76,12 +74,10 @@ function ownerOf(name: string, named: Map<string, number>, prefix: string, host:
   return "other";
 }
 
-/** Runner names this host's slots use: `<prefix>-<host>-<slot>-`. */
 export function hostRunnerPrefixes(prefix: string, host: string): string[] {
   return [1, 2].map((s) => slotPrefix(prefix, s, host));
 }
 
-/** This host's runners from a full runner list, each with the slot that knows it. */
 export function hostRunners(all: { id: number; name: string; status: string; busy: boolean }[], report: StatusReport, prefix: string): RunnerStatus[] {
   const prefixes = hostRunnerPrefixes(prefix, report.host);
   return all
@@ -98,7 +94,7 @@ export function hostRunners(all: { id: number; name: string; status: string; bus
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-export function formatDuration(s: number): string {
+function formatDuration(s: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
   if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
@@ -137,10 +133,8 @@ export function renderStatus(r: StatusReport): string {
     else if (s.state === "unreadable") rows.push([String(s.slot), "?", "-", "-", "-", "-", "-", `state unreadable: ${s.problem}`, "-"]);
     else {
       const vm = s.vm ? `${s.vm}${s.vm_running === undefined ? "" : s.vm_running ? " (running)" : " (not running)"}` : "-";
-      // The runner shares the VM's name; only its id is news then.
       const id = s.runner_id === undefined ? "#?" : `#${s.runner_id}`;
       const named = s.runner_name ? (s.runner_name === s.vm ? id : `${id} ${s.runner_name}`) : "-";
-      // A VM whose idle runners GitHub retired serves their replacements: say which runner of the VM this is.
       const runner = s.vm_runners !== undefined && s.vm_runners > 1 ? `${named} (${ordinal(s.vm_runners)} on VM)` : named;
       const job = s.job ? `${s.job}${s.job_result ? ` [${s.job_result}]` : ""}` : "-";
       rows.push([String(s.slot), s.phase, s.in_phase_s === undefined ? "-" : formatDuration(s.in_phase_s), vm, runner, job, String(s.jobs_served), failureText(s, now), shortDigest(s.image)]);
