@@ -32,11 +32,8 @@ export const spec: CommandSpec<typeof options> = {
   },
 };
 
-/**
- * The command links sit beside the macos-runner binary, so a compiled
- * `install` finds loop, pull and cleanup in the directory of the real file
- * (resolved: `install` may be a link from elsewhere).
- */
+/** The command links sit beside the real binary (`install` may be a link from elsewhere). */
+
 function defaultBinDir(): string {
   return Bun.isStandaloneExecutable ? dirname(realpathSync(process.execPath)) : join(import.meta.dir, "..", "dist", "darwin-arm64");
 }

@@ -33,7 +33,8 @@ export const spec = {
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
-/** The whole run's bound: the clone may pull the image; each boot has vm.boot_timeout, six of them at most. */
+/** The clone may pull the image; six boots at most. */
+
 const deadlineMs = (bootTimeoutMs: number) => 20 * 60_000 + 6 * bootTimeoutMs;
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number> {

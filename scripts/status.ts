@@ -26,7 +26,8 @@ export const spec = {
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
-/** Adds this host's GitHub runners; a GitHub error is reported in the report and returned. */
+/** A GitHub error is put in the report and returned. */
+
 async function addRunners(report: StatusReport, config: ReturnType<typeof loadConfig>): Promise<MacosRunnerError | undefined> {
   // A scratch state dir: status must not write the loops' token or installation caches.
   const scratch = mkdtempSync(join(tmpdir(), "macos-runner-status-"));

@@ -22,9 +22,9 @@ export const spec = {
   },
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
-/** Writes a secret to a file that only its owner can read; an existing file anyone else can read is refused. */
+/** Opened without truncating, so a refused file (readable by others) keeps its content. */
 function writeSecretFile(path: string, text: string): void {
-  // Opened without truncating, so a refused file keeps its content.
+
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
   try {
     const mode = fstatSync(fd).mode & 0o777;
