@@ -49,6 +49,9 @@ export interface CycleHost {
   /** The slot's context as openSlot makes it, on this host's clock, tart and log. */
   context(slot?: number): SlotContext;
   close(): Promise<void>;
+  // Acting at a point of the cycle (portdrain).
+  /** The next line of `event` any loop of this host logs; resolved as it is written, so the test acts at that point of the cycle. */
+  when(event: string): Promise<LogLine>;
 }
 
 export interface CycleHostOptions {
@@ -89,6 +92,7 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
   }, o.config ?? {})));
   const config = loadConfig({ path });
   const lines: LogLine[] = [];
+  const watchers: { event: string; seen(line: LogLine): void }[] = [];
 
   const context = (slot = 1): SlotContext => {
     let buffered = "";
@@ -96,7 +100,9 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
       write(chunk, _enc, cb) {
         buffered += String(chunk);
         const end = buffered.lastIndexOf("\n") + 1;
-        lines.push(...parseLogLines(buffered.slice(0, end)));
+        const written = parseLogLines(buffered.slice(0, end));
+        lines.push(...written);
+        for (const line of written) for (const w of watchers.filter((w) => w.event === line.event)) w.seen(line);
         buffered = buffered.slice(end);
         cb();
       },
@@ -121,6 +127,10 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
     state: (slot = 1) => JSON.parse(readFileSync(join(stateDir, `slot-${slot}.json`), "utf8")) as Record<string, unknown>,
     metrics: (slot = 1) => readFileSync(join(dir, "metrics", `macos_runner_slot_${slot}.prom`), "utf8"),
     context,
+    when: (event) => new Promise((resolve) => {
+      const w = { event, seen: (line: LogLine) => (watchers.splice(watchers.indexOf(w), 1), resolve(line)) };
+      watchers.push(w);
+    }),
     async close() {
       tart.dispose();
       await github.stop();
@@ -157,6 +167,8 @@ function runnerGuest(github: GitHubSim, clock: FakeClock): GuestModel {
     io.stdout(`${stamp(clock)}Listening for Jobs\n`);
     for (;;) {
       if (io.signal.aborted) return 143;
+      // As the broker's poll route: a runner deleted meanwhile is answered 404, never handed a job.
+      if (registry.runners.get(agentId) !== runner) return gone();
       const outcome = await clock.hold(broker.poll(session, 50, io.signal));
       if (outcome === "gone") return gone();
       if (outcome === "timeout") {
