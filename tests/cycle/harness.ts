@@ -50,6 +50,9 @@ export interface CycleHost {
   /** The slot's context as openSlot makes it, on this host's clock, tart and log. */
   context(slot?: number): SlotContext;
   close(): Promise<void>;
+  // Acting at a point of the cycle (portdrain).
+  /** The next line of `event` any loop of this host logs; resolved as it is written, so the test acts at that point of the cycle. */
+  when(event: string): Promise<LogLine>;
 }
 
 export interface CycleHostOptions {
@@ -97,6 +100,7 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
   // (a deadline would pass under a request that takes a few real ms).
   const realFetch = globalThis.fetch;
   globalThis.fetch = Object.assign((...args: Parameters<typeof fetch>) => clock.hold(realFetch(...args)), realFetch);
+  const watchers: { event: string; seen(line: LogLine): void }[] = [];
 
   const context = (slot = 1): SlotContext => {
     let buffered = "";
@@ -104,7 +108,9 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
       write(chunk, _enc, cb) {
         buffered += String(chunk);
         const end = buffered.lastIndexOf("\n") + 1;
-        lines.push(...parseLogLines(buffered.slice(0, end)));
+        const written = parseLogLines(buffered.slice(0, end));
+        lines.push(...written);
+        for (const line of written) for (const w of watchers.filter((w) => w.event === line.event)) w.seen(line);
         buffered = buffered.slice(end);
         cb();
       },
@@ -129,6 +135,10 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
     state: (slot = 1) => JSON.parse(readFileSync(join(stateDir, `slot-${slot}.json`), "utf8")) as Record<string, unknown>,
     metrics: (slot = 1) => readFileSync(join(dir, "metrics", `macos_runner_slot_${slot}.prom`), "utf8"),
     context,
+    when: (event) => new Promise((resolve) => {
+      const w = { event, seen: (line: LogLine) => (watchers.splice(watchers.indexOf(w), 1), resolve(line)) };
+      watchers.push(w);
+    }),
     async close() {
       globalThis.fetch = realFetch;
       tart.dispose();
