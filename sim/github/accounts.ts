@@ -29,6 +29,13 @@ export const FULL_PERMISSIONS: Record<string, Permission> = {
 const APP_ID = 123456;
 const APP_SLUG = "macos-runner-sim";
 
+/** The app's key, made once per process (an RSA key takes up to 0.2 s): the fake GitHubs a test file starts share it. */
+let appKey: string | undefined;
+function appKeyPem(): string {
+  appKey ??= generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+  return appKey;
+}
+
 export class Accounts {
   readonly app: AppIdentity & { privateKeyPem: string; slug: string };
   readonly installations: Installation[];
@@ -42,8 +49,7 @@ export class Accounts {
     options: InstallationOption[] | undefined,
     private readonly tokenTtlMs: number,
   ) {
-    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    const privateKeyPem = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+    const privateKeyPem = appKeyPem();
     this.app = { id: APP_ID, clientId: "Iv23liSimMacosRunner", slug: APP_SLUG, privateKeyPem, publicKey: publicKeyOf(privateKeyPem) };
     const wanted: InstallationOption[] = options ?? [...orgs, ...users].map((account) => ({ account }));
     this.installations = wanted.map((o, i) => {

@@ -85,13 +85,16 @@ class SpecValidator {
 }
 
 /** Loads api.github.com.json now and ghec.json on the first enterprise path (each ~0.3 s). */
+/** The descriptions and their compiled checks, read once per process: every fake GitHub of a test file shares them. */
+let api: SpecValidator | undefined;
+let ghec: SpecValidator | undefined;
+
 export function loadResponseValidator(): ResponseValidator {
-  const api = new SpecValidator(SPEC_FILES.api, "gh");
-  let ghec: SpecValidator | undefined;
+  api ??= new SpecValidator(SPEC_FILES.api, "gh");
   return {
     check(method, template, status, body) {
       if (status >= 500) return []; // outages: real, and never described by the spec
-      if (api.has(method, template)) return api.check(method, template, status, body);
+      if (api!.has(method, template)) return api!.check(method, template, status, body);
       if (template.startsWith("/enterprises/")) {
         ghec ??= new SpecValidator(SPEC_FILES.ghec, "ghec");
         if (ghec.has(method, template)) return ghec.check(method, template, status, body);
