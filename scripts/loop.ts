@@ -25,10 +25,14 @@ export const spec = {
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
 export async function main({ common }: Parsed<typeof spec.options>): Promise<number> {
+  // Aborted once the signals are ours and one came: a bootout during the pause before an exit ends the pause.
+  const stopped = new AbortController();
   return pacedExit(async () => {
     const ctx = openSlot(common, spec.name);
-    return loop(ctx, stopOnSignals(ctx.log));
-  });
+    const stop = stopOnSignals(ctx.log);
+    stop.drain.addEventListener("abort", () => stopped.abort(), { once: true });
+    return loop(ctx, stop);
+  }, { signal: stopped.signal });
 }
 
 if (import.meta.main) await runCli(spec, main);

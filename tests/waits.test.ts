@@ -48,6 +48,16 @@ function setup(tart = "exit 1"): { dir: string; config: Config; log: Logger; lin
   };
 }
 
+test("a stop (launchd's bootout) during the pause before an exit ends the pause at once", async () => {
+  const clock = new FakeClock(EPOCH);
+  const stopped = new AbortController();
+  const paused = pacedExit(() => Promise.reject(new Error("slot busy")), { clock, env: { XPC_SERVICE_NAME: "com.example.slot-1" }, signal: stopped.signal });
+  await clock.advance(3_000);
+  stopped.abort();
+  await expect(clock.settle(paused, { maxMs: 0 })).rejects.toThrow("slot busy");
+  expect(clock.now()).toBe(EPOCH + 3_000);
+});
+
 test("an error before a cycle is re-thrown after PRE_CYCLE_PAUSE_MS on the clock under launchd, at once outside it", async () => {
   const clock = new FakeClock(EPOCH);
   const fail = () => Promise.reject(new Error("bad config"));

@@ -10,11 +10,12 @@ function underLaunchd(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(env.XPC_SERVICE_NAME && env.XPC_SERVICE_NAME !== "0");
 }
 
-export async function pacedExit<T>(fn: () => Promise<T>, o: { clock?: Clock; env?: NodeJS.ProcessEnv } = {}): Promise<T> {
+/** Runs `fn`; what it throws is re-thrown, after the pause under launchd. A stop (`signal`: a bootout) ends the pause. */
+export async function pacedExit<T>(fn: () => Promise<T>, o: { clock?: Clock; env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {}): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (underLaunchd(o.env)) await (o.clock ?? systemClock).sleep(PRE_CYCLE_PAUSE_MS);
+    if (underLaunchd(o.env)) await (o.clock ?? systemClock).sleep(PRE_CYCLE_PAUSE_MS, o.signal);
     throw err;
   }
 }
