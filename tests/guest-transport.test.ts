@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import type { Config } from "../lib/config/index.ts";
 import { exitCode, LocalNetworkError } from "../lib/core/errors.ts";
@@ -79,7 +79,7 @@ describe("tart exec (TartCli.exec)", () => {
     expect(recorded(fake.record, "arg")).toEqual(["exec", "mr-h-1-abc", "/bin/sh", "-c", "true"]);
   });
 
-  test("kill ends tart exec itself (one signal, no shell between), and exited says by which signal", async () => {
+  test("kill ends tart exec itself, and exited says by which signal", async () => {
     const fake = recordingTart();
     const p = startInGuest(config("exec"), new TartCli({ path: fake.path }), target, "sleep 30");
     const pid = Number(await poll(() => (existsSync(fake.record) ? recorded(fake.record, "pid")[0] : undefined), { deadline: Date.now() + 10_000, everyMs: 20 }));
@@ -95,6 +95,20 @@ describe("tart exec (TartCli.exec)", () => {
     expect(r).toMatchObject({ code: 124, timedOut: true });
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(alive(Number(recorded(fake.record, "pid")[0]))).toBe(false);
+  });
+
+  test("host.tart_path a wrapper that runs tart in a session of its own and forwards nothing: a command past its deadline still ends, tart exec with it", async () => {
+    const fake = recordingTart();
+    const wrapper = join(dirname(fake.path), "wrapper");
+    writeFileSync(wrapper, `#!/bin/sh\nsetsid --wait "${fake.path}" "$@"\nexit $?\n`);
+    chmodSync(wrapper, 0o755);
+    const started = Date.now();
+    const r = await runInGuest(config("exec"), new TartCli({ path: wrapper }), target, "sleep 30", 300);
+    expect(r).toMatchObject({ code: 124, timedOut: true });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // tart exec ended too, not left behind for its own 30 s.
+    const tartPid = Number(recorded(fake.record, "pid")[0]);
+    expect(await poll(() => (alive(tartPid) ? undefined : true), { deadline: Date.now() + 5_000, everyMs: 20 })).toBe(true);
   });
 });
 

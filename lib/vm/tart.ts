@@ -111,13 +111,18 @@ function signalRun(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** The command must `exec` its program: a kill is then one signal, not zx's walk of the process tree (ps). */
+/**
+ * A kill signals the whole process tree (zx's walk with ps), not the one
+ * process we started: host.tart_path may be a wrapper that runs tart as its
+ * child, in a session of its own, and forwards nothing; a `tart exec` left
+ * behind would keep the command's pipes open, so its end would never come.
+ */
 export function guestProcessOf(p: ProcessPromise): GuestProcess {
   return {
     stdout: p.stdout,
     stderr: p.stderr,
     exited: p.then((o) => ({ code: o.exitCode, signal: o.signal as string | null })),
-    kill: (signal = "SIGTERM") => void p.child?.kill(signal),
+    kill: (signal = "SIGTERM") => void p.kill(signal).catch(() => {}),
   };
 }
 
