@@ -48,6 +48,7 @@ export type AgentOutcome = { kind: "exited"; code: number } | { kind: "died"; co
 /** launchd/selftest.plist's ExitTimeOut plus time to reap. */
 const BOOTOUT_WAIT_MS = 150_000;
 const POLL_MS = 200;
+const LAUNCHD_POLL_MS = 1_000;
 
 /** Returns the new offset. */
 function relay(path: string, offset: number, write: (text: string) => void): number {
@@ -62,10 +63,10 @@ function relay(path: string, offset: number, write: (text: string) => void): num
 }
 
 /** Its own record, else what launchd says of a job that ended without one. */
-async function ended(o: AgentRunOptions, exitFile: string): Promise<AgentOutcome | undefined> {
+async function ended(o: AgentRunOptions, exitFile: string, askLaunchd: boolean): Promise<AgentOutcome | undefined> {
   const recorded = () => (existsSync(exitFile) ? { kind: "exited" as const, code: Number(readFileSync(exitFile, "utf8").trim()) } : undefined);
   const own = recorded();
-  if (own) return own;
+  if (own || !askLaunchd) return own;
   const r = await o.launchctl(printServiceArgv(o.uid, SELFTEST_LABEL));
   // Its record may have come while launchctl answered.
   if (r.code !== 0) return recorded() ?? { kind: "died", code: -1 };
@@ -105,9 +106,13 @@ async function loadAndWait(o: AgentRunOptions, files: ReturnType<typeof selftest
   try {
     await bootstrap(o.launchctl, o.uid, SELFTEST_LABEL, files.plist);
     const deadline = Date.now() + o.deadlineMs;
+    // The agent's exit record is read every poll; launchd is asked (an agent that died without one) once a second.
+    let askedAt = 0;
     for (;;) {
       offset = relay(files.out, offset, o.write);
-      const end = await ended(o, files.exit);
+      const ask = Date.now() - askedAt >= LAUNCHD_POLL_MS;
+      if (ask) askedAt = Date.now();
+      const end = await ended(o, files.exit, ask);
       if (end) {
         outcome = end;
         break;
