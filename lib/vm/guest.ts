@@ -51,7 +51,8 @@ export async function runInGuest(config: Config, tart: Tart, target: GuestTarget
   }, timeoutMs);
   const end = await p.exited.finally(() => clearTimeout(timer));
   const [stdout, stderr] = await output;
-  return { code: end.code ?? (end.signal !== null ? 124 : 1), stdout, stderr: stderr.trim(), timedOut };
+  // Past its deadline is 124 (as timeout(1)), whatever the kill made of the exit: a wrapper's shell may exit 143 itself.
+  return { code: timedOut ? 124 : (end.code ?? 1), stdout, stderr: stderr.trim(), timedOut };
 }
 
 /** vm.ssh is required with vm.transport ssh only. */
