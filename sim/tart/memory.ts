@@ -17,7 +17,7 @@ import type { Clock } from "../../lib/core/wait.ts";
 import { TartError, VmNotFoundError, type GuestProcess, type RunningVm, type Tart, type VmListing } from "../../lib/vm/tart.ts";
 import { renderLeases, type Lease } from "./dhcpd-leases.ts";
 import { vmAlreadyRunning, vmDoesNotExist, vmIsRunning, vmNotRunning } from "./errors.ts";
-import { randomMAC } from "./home.ts";
+import { randomMAC, type VMConfig } from "./home.ts";
 import {
   AGENT_UNREACHABLE, CONTROL_SOCKET_CLOSED, CRASH, DISK_FULL, NOT_PAUSABLE, NOT_SUSPENDABLE, RESTORE_FAILED, START_FAILURE, vmLimitReached,
 } from "./messages.ts";
@@ -76,18 +76,8 @@ export interface MemoryTartOptions {
   settings?: Partial<MemoryTartSettings>;
 }
 
-interface VmConfig {
-  version: number;
-  os: string;
-  arch: string;
-  cpuCountMin: number;
-  cpuCount: number;
-  memorySizeMin: number;
-  memorySize: number;
-  macAddress: string;
-  display: { width: number; height: number };
-  diskFormat: string;
-}
+/** What MemoryTart keeps of a VM's config.json (sim/tart/home.ts writes the whole). */
+type VmConfig = Pick<VMConfig, "version" | "os" | "arch" | "cpuCountMin" | "cpuCount" | "memorySizeMin" | "memorySize" | "macAddress" | "display" | "diskFormat">;
 
 interface Image {
   digest: string;
