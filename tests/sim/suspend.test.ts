@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { startTartFixture, type TartFixture } from "../../sim/image/fixture.ts";
 import { readVMConfig } from "../../sim/tart/home.ts";
 import { runState } from "../../sim/tart/running.ts";
-import { clone, getJSON, killStarted, pidAlive, ssh, startRun, vmDir, waitBooted, waitFor, type Run } from "./helpers.ts";
+import { clone, getJSON, killStarted, pidAlive, placesFreed, ssh, startRun, vmDir, waitBooted, waitFor, type Run } from "./helpers.ts";
 
 let fx: TartFixture;
 
@@ -27,6 +27,8 @@ const RESTORE_ERROR = 'Error Domain=VZErrorDomain Code=12 "Failed to restore the
 
 /** Boots NAME as --suspendable and suspends it; returns the address it had. */
 async function bootAndSuspend(name: string): Promise<string> {
+  // The VM before it may still be ending on a loaded machine: its place would refuse this run.
+  await placesFreed(fx, { running: true }, 15_000);
   clone(fx, name);
   const run = startRun(fx, name, ["--suspendable"]);
   const ip = await waitBooted(fx, name);
