@@ -22,6 +22,11 @@ export function parseLogLines(text: string): LogLine[] {
   });
 }
 
+/** The lines of one event, in order. */
+export function events(lines: LogLine[], event: string): LogLine[] {
+  return lines.filter((l) => l.event === event);
+}
+
 export function followLogs(paths: string[], onLine: (l: LogLine) => void, pollMs = 100): { stop(): void } {
   const offsets = new Map<string, number>(paths.map((p) => [p, 0]));
   const poll = () => {

@@ -45,7 +45,6 @@ export async function poll<T>(probe: () => T | undefined | Promise<T | undefined
 }
 
 /** Calls `fn` after `ms` on `clock` unless the returned cancel is called first. */
-
 export function after(clock: Clock, ms: number, fn: () => void): () => void {
   const cancel = new AbortController();
   void clock.sleep(ms, cancel.signal).then(() => {

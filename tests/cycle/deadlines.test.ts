@@ -8,7 +8,7 @@ import { afterEach, expect, test } from "bun:test";
 import { exitCode } from "../../lib/core/errors.ts";
 import { stopController } from "../../lib/core/signals.ts";
 import { loop } from "../../lib/slot/loop.ts";
-import { cycleHost, runnerThat, type CycleHost } from "./harness.ts";
+import { events, cycleHost, runnerThat, type CycleHost } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -16,8 +16,6 @@ afterEach(async () => {
   host = undefined;
 });
 
-type Line = { event?: string; msg?: string; duration_ms?: unknown; wait_ms?: unknown };
-const events = <T extends Line>(lines: T[], name: string) => lines.filter((l) => l.event === name);
 const running = async (h: CycleHost) => (await h.tart.list()).filter((v) => v.Running).map((v) => v.Name);
 
 /** Waits in real time, the clock standing still, until a loop logged `event`. */

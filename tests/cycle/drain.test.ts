@@ -6,9 +6,8 @@
 // the job; a stop is obeyed while the VM boots.
 import { afterEach, expect, test } from "bun:test";
 import { stopController } from "../../lib/core/signals.ts";
-import type { LogLine } from "../../sim/logs.ts";
 import { until } from "../helpers/e2e.ts";
-import { cycleHost, type CycleHost } from "./harness.ts";
+import { events, cycleHost, type CycleHost, whenPolling } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -16,7 +15,6 @@ afterEach(async () => {
   host = undefined;
 });
 
-const events = (lines: LogLine[], name: string) => lines.filter((l) => l.event === name);
 
 /** The slot's runner deletions on GitHub. */
 const deletes = (h: CycleHost) => Object.entries(h.github.state().requests.byEndpoint).filter(([k]) => k.startsWith("DELETE ")).reduce((n, [, c]) => n + c, 0);
@@ -70,20 +68,17 @@ test("a drain with an idle runner: the runner leaves GitHub (one DELETE) before 
 test("a job GitHub hands to the runner as the stop comes, before the runner says so: our DELETE is refused and the job runs to success; exit 0, nothing left", async () => {
   host = await cycleHost();
   const h = host;
-  const { broker, registry } = h.github.world;
   const stop = stopController();
   let jobId: number | undefined;
   // The moment the runner's long-poll is open, GitHub hands it the job and the stop comes, in one turn.
-  const watch = setInterval(() => {
-    const runner = [...registry.runners.values()][0];
-    if (jobId !== undefined || !runner || !(broker.sessionOf(runner)?.openPolls ?? 0)) return;
+  const unwatch = whenPolling(h, () => {
     jobId = h.enqueue("handed-over-as-we-stop", "sleep 5").id;
     expect(h.job(jobId).status).toBe("in_progress");
     stop.request();
     // Our DELETE takes no time on the job's scale: the job's clock waits for GitHub's answer to it.
     void h.clock.hold(Promise.race([h.when("run.draining"), h.when("run.stopping")]));
-  }, 1);
-  const { code, lines } = await h.loop({ stop }).finally(() => clearInterval(watch));
+  });
+  const { code, lines } = await h.loop({ stop }).finally(unwatch);
   expect(code).toBe(0);
   expect(events(lines, "run.draining").map((l) => l.msg)).toEqual([expect.stringContaining("just as GitHub assigned a job")]);
   expect(events(lines, "run.stopping")).toEqual([]);

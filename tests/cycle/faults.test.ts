@@ -6,7 +6,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { exitCode } from "../../lib/core/errors.ts";
-import { cycleHost, type CycleHost } from "./harness.ts";
+import { events, cycleHost, type CycleHost } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -14,8 +14,6 @@ afterEach(async () => {
   host = undefined;
 });
 
-type Line = { event?: string; msg?: string };
-const events = <T extends Line>(lines: T[], name: string) => lines.filter((l) => l.event === name);
 
 /** API calls of one endpoint kind, e.g. calls(h, "generate-jitconfig"). */
 const calls = (h: CycleHost, what: string) =>

@@ -26,6 +26,8 @@ import { MemoryTart, defaultGuest, type GuestModel, type MemoryTartSettings } fr
 import { deepMerge, type Tree } from "../../sim/world.ts";
 import { FakeClock } from "../helpers/clock.ts";
 
+export { events } from "../../sim/logs.ts";
+
 export const IMAGE = "registry.example.test/macos/runner:latest";
 const ORG = "acme";
 
@@ -248,4 +250,22 @@ export function retireIdle(h: CycleHost, runner: Runner, afterMs = 0): void {
   };
   if (afterMs === 0) return retire();
   void h.clock.sleep(afterMs).then(retire);
+}
+
+/**
+ * Calls `fn` once, in the turn the first runner's long-poll is open: GitHub
+ * can hand it a job then and there, before the runner prints anything.
+ * Watched every real ms (the moment is the broker's, not the clock's); the
+ * returned function stops watching.
+ */
+export function whenPolling(h: CycleHost, fn: (runner: Runner) => void): () => void {
+  const { broker, registry } = h.github.world;
+  let called = false;
+  const watch = setInterval(() => {
+    const runner = [...registry.runners.values()][0];
+    if (called || !runner || !(broker.sessionOf(runner)?.openPolls ?? 0)) return;
+    called = true;
+    fn(runner);
+  }, 1);
+  return () => clearInterval(watch);
 }

@@ -9,10 +9,9 @@ import { afterEach, expect, test } from "bun:test";
 import { stopController } from "../../lib/core/signals.ts";
 import { writeImageLock } from "../../lib/image/pin.ts";
 import type { JobState } from "../../sim/github/types.ts";
-import type { LogLine } from "../../sim/logs.ts";
 import { sample, samples } from "../helpers/exposition.ts";
 import { until } from "../helpers/e2e.ts";
-import { cycleHost, onListening, retireIdle, type CycleHost } from "./harness.ts";
+import { events, cycleHost, onListening, retireIdle, type CycleHost } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -20,7 +19,6 @@ afterEach(async () => {
   host = undefined;
 });
 
-const events = (lines: LogLine[], name: string) => lines.filter((l) => l.event === name);
 
 /** How long a runner listens before GitHub retires it (minutes on github.com; the length is not the subject here). */
 const IDLE_MS = 1_000;

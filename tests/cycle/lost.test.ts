@@ -4,8 +4,7 @@
 // its guest dying at once) needs processes to kill: tests/e2e/lost.
 import { afterEach, expect, test } from "bun:test";
 import { exitCode } from "../../lib/core/errors.ts";
-import type { LogLine } from "../../sim/logs.ts";
-import { cycleHost, type CycleHost } from "./harness.ts";
+import { events, cycleHost, type CycleHost, whenPolling } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -13,22 +12,18 @@ afterEach(async () => {
   host = undefined;
 });
 
-const events = (lines: LogLine[], name: string) => lines.filter((l) => l.event === name);
 
 test("a job handed to the runner as its VM dies, before the runner says so: reported lost by runner and VM at cleanup, the runner kept as a ghost", async () => {
   host = await cycleHost();
   const h = host;
-  const { broker, registry } = h.github.world;
   let jobId: number | undefined;
   // The moment the runner's long-poll is open, GitHub hands it the job and its VM stops, in one turn: the runner's "Running job" never leaves the VM.
-  const watch = setInterval(() => {
-    const runner = [...registry.runners.values()][0];
-    if (jobId !== undefined || !runner || !(broker.sessionOf(runner)?.openPolls ?? 0)) return;
+  const unwatch = whenPolling(h, (runner) => {
     jobId = h.enqueue("assigned-as-the-vm-dies", "echo never").id;
     expect(h.job(jobId).status).toBe("in_progress");
     void h.tart.forceOff(runner.name);
-  }, 1);
-  const { code, lines } = await h.loop().finally(() => clearInterval(watch));
+  });
+  const { code, lines } = await h.loop().finally(unwatch);
   expect(code).toBe(exitCode("no-job"));
   const vm = events(lines, "cycle.start")[0]!.vm as string;
   expect(events(lines, "runner.job-started")).toEqual([]);

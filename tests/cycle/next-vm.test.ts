@@ -7,8 +7,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LogLine } from "../../sim/logs.ts";
-import { cycleHost, type CycleHost } from "./harness.ts";
+import { events, cycleHost, type CycleHost } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -16,7 +15,6 @@ afterEach(async () => {
   host = undefined;
 });
 
-const events = (lines: LogLine[], name: string) => lines.filter((l) => l.event === name);
 
 interface NextVm {
   name: string;

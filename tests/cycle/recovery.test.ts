@@ -13,9 +13,8 @@ import { createLogger } from "../../lib/core/log.ts";
 import { stopController } from "../../lib/core/signals.ts";
 import { createGitHubClient } from "../../lib/github/client.ts";
 import { generateJitConfig } from "../../lib/github/runners.ts";
-import type { LogLine } from "../../sim/logs.ts";
 import { until } from "../helpers/e2e.ts";
-import { cycleHost, IMAGE, type CycleHost } from "./harness.ts";
+import { events, cycleHost, IMAGE, type CycleHost } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -33,7 +32,6 @@ async function withHost(test: (h: CycleHost) => Promise<void>): Promise<void> {
   }
 }
 
-const events = (lines: LogLine[], name: string) => lines.filter((l) => l.event === name);
 const vmNames = async (h: CycleHost) => (await h.tart.list()).map((v) => v.Name);
 const runnerNames = (h: CycleHost) => h.github.state().runners.map((r) => r.name);
 

@@ -8,7 +8,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cycleHost, loopsAtOnce, type CycleHost } from "./harness.ts";
+import { events, cycleHost, loopsAtOnce, type CycleHost } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -16,8 +16,6 @@ afterEach(async () => {
   host = undefined;
 });
 
-type Line = { event?: string; vm?: unknown; holder?: unknown };
-const events = <T extends Line>(lines: T[], name: string) => lines.filter((l) => l.event === name);
 
 /** One loop serving one job to success; its log lines. */
 async function serve(h: CycleHost, name: string) {

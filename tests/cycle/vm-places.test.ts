@@ -6,7 +6,7 @@ import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { exitCode } from "../../lib/core/errors.ts";
 import { sample, samples } from "../helpers/exposition.ts";
-import { cycleHost, type CycleHost } from "./harness.ts";
+import { events, cycleHost, type CycleHost } from "./harness.ts";
 
 let host: CycleHost | undefined;
 afterEach(async () => {
@@ -14,7 +14,6 @@ afterEach(async () => {
   host = undefined;
 });
 
-const events = (lines: { event?: string }[], name: string) => lines.filter((l) => l.event === name);
 
 test("leaked VM places (the limit with none running): the host is degraded — one host.degraded line, no VM churn, host.backoff_max, metrics say so; after the reboot it serves on the kept clone", async () => {
   host = await cycleHost({ tart: { leaked_places: 2 } });
@@ -24,8 +23,8 @@ test("leaked VM places (the limit with none running): the host is degraded — o
     const { code, lines } = await h.loop();
     expect(code).toBe(exitCode("tempfail"));
     const degraded = events(lines, "host.degraded");
-    expect(degraded.map((l) => (l as { level?: string }).level)).toEqual(["error"]);
-    expect((degraded[0] as { msg?: string }).msg).toContain("reboot the Mac");
+    expect(degraded.map((l) => l.level)).toEqual(["error"]);
+    expect(degraded[0]!.msg).toContain("reboot the Mac");
     expect(events(lines, "cycle.failed")).toEqual([]);
     const st = h.state() as { host_degraded_at?: string; backoff_until: string; last_failure_at: string };
     expect(typeof st.host_degraded_at).toBe("string");

@@ -4,6 +4,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseLogLines, type LogLine } from "../../sim/logs.ts";
+
+export { events } from "../../sim/logs.ts";
 import type { World } from "../../sim/world.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
@@ -77,6 +79,3 @@ export function slotState(stateDir: string, slot = 1): Record<string, unknown> |
   }
 }
 
-export function events(lines: LogLine[], event: string): LogLine[] {
-  return lines.filter((l) => l.event === event);
-}
