@@ -6,7 +6,8 @@ import { dirname, join } from "node:path";
 import type { Config } from "../../config/index.ts";
 import { writeFileAtomic } from "../../core/fs.ts";
 import { createLogger, type Logger } from "../../core/log.ts";
-import { FAILURE_REASONS, METRICS, SLOT_PHASES, STEPS, type FailureReason, type MetricName, type MetricType, type SlotPhase, type Step } from "./definitions.ts";
+import { z } from "../../core/schema/index.ts";
+import { FAILURE_REASONS, METRICS, SLOT_PHASES, STEPS, type Definition, type FailureReason, type MetricName, type MetricType, type SlotPhase, type Step } from "./definitions.ts";
 import { currentHostId } from "../../config/names.ts";
 
 export type StartPath = "cold" | "next-vm" | "snapshot";
@@ -157,18 +158,15 @@ export class SlotMetrics {
 
   render(): string {
     const base = { host: this.host, slot: String(this.o.slot) };
-    const families: Family[] = (Object.keys(METRICS) as MetricName[]).map((name) => {
-      const def = METRICS[name];
+    return render((Object.keys(METRICS) as MetricName[]).map((name) => {
+      const def: Definition = METRICS[name];
       const entries = Object.entries(this.state.series[name] ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      const labelsOf = (key: string) => ({ ...base, ...Object.fromEntries(def.labels.map((l, i) => [l, (JSON.parse(key) as string[])[i]!])) });
-      if (def.type === "histogram") {
-        const samples: HistogramSample[] = entries.map(([key, h]) => ({ labels: labelsOf(key), ...(h as Histogram) }));
-        return { name, help: def.help, type: "histogram", samples };
-      }
-      const samples: Sample[] = entries.map(([key, v]) => ({ labels: labelsOf(key), value: v as number }));
-      return { name, help: def.help, type: def.type, samples };
-    });
-    return render(families);
+      const samples = entries.map(([key, v]) => {
+        const labels = { ...base, ...Object.fromEntries(def.labels.map((l, i) => [l, (JSON.parse(key) as string[])[i]!])) };
+        return typeof v === "number" ? { labels, value: v } : { labels, ...v };
+      });
+      return { name, help: def.help, type: def.type, samples } as Family;
+    }));
   }
 
   /** Never throws. */
@@ -217,26 +215,15 @@ export class SlotMetrics {
 // Prometheus text exposition format 0.0.4.
 type Labels = Record<string, string>;
 
-interface Sample {
-  labels: Labels;
-  value: number;
-}
-
-type HistogramSample = Histogram & { labels: Labels };
-
-type Family =
-  | { name: string; help: string; type: Exclude<MetricType, "histogram">; samples: Sample[] }
-  | { name: string; help: string; type: "histogram"; samples: HistogramSample[] };
+type Family = { name: string; help: string } & (
+  | { type: Exclude<MetricType, "histogram">; samples: { labels: Labels; value: number }[] }
+  | { type: "histogram"; samples: (Histogram & { labels: Labels })[] }
+);
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-function formatValue(v: number): string {
-  if (Number.isNaN(v)) return "NaN";
-  if (v === Infinity) return "+Inf";
-  if (v === -Infinity) return "-Inf";
-  return String(v);
-}
+const formatValue = (v: number): string => (Number.isNaN(v) ? "NaN" : v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : String(v));
 
 const escapeHelp = (s: string) => s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 const escapeLabel = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
@@ -273,87 +260,71 @@ export function render(families: Family[]): string {
 
 // A missing or damaged state file starts the series afresh (Prometheus reads a
 // counter reset); one damaged entry is dropped alone.
-interface Histogram {
-  /** Upper bounds, ascending, without +Inf. */
-  le: number[];
-  /** Cumulative, one per bound. */
-  counts: number[];
-  sum: number;
-  count: number;
-}
+const finite = z.number(); // zod refuses NaN and Infinity
+
+const histogramOf = (buckets: readonly number[]) =>
+  z.object({
+    /** Upper bounds, ascending, without +Inf. */
+    le: z.array(z.number()).refine((le) => le.length === buckets.length && le.every((b, i) => b === buckets[i])),
+    /** Cumulative, one per bound. */
+    counts: z.array(finite).length(buckets.length),
+    sum: finite,
+    count: finite,
+  });
+
+type Histogram = z.output<ReturnType<typeof histogramOf>>;
 
 /** Keyed by the JSON array of its label values. */
 type SeriesMap = Record<string, number | Histogram>;
 
-interface Marks {
-  /** Epoch ms. */
-  runner_started_at?: number;
-  listening_at?: number;
-  job_started_at?: number;
-  /** Cleared once the next runner listens (turnaround). */
-  job_finished_at?: number;
-}
+/** Epoch ms; job_finished_at is cleared once the next runner listens (turnaround). */
+const MARKS = ["runner_started_at", "listening_at", "job_started_at", "job_finished_at"] as const;
 
 interface MetricsState {
   version: 1;
   series: Partial<Record<MetricName, SeriesMap>>;
-  marks: Marks;
+  marks: Partial<Record<(typeof MARKS)[number], number>>;
 }
 
 const emptyState = (): MetricsState => ({ version: 1, series: {}, marks: {} });
 
-const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-
-function validHistogram(v: unknown, buckets: readonly number[]): v is Histogram {
-  const h = v as Histogram;
-  return (
-    typeof h === "object" && h !== null &&
-    Array.isArray(h.le) && h.le.length === buckets.length && h.le.every((b, i) => b === buckets[i]) &&
-    Array.isArray(h.counts) && h.counts.length === buckets.length && h.counts.every(isNum) &&
-    isNum(h.sum) && isNum(h.count)
-  );
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Entries that do not fit today's definitions (a renamed metric, other buckets) are dropped. */
-
 function loadState(path: string): { state: MetricsState; problem?: string | undefined; dropped: string[] } {
-  let raw: unknown;
+  let doc: Partial<MetricsState> | null;
   try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
+    doc = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { state: emptyState(), dropped: [], problem: code === "ENOENT" ? undefined : `${path} unreadable (${(err as Error).message}); starting the series afresh` };
   }
-  const doc = raw as Partial<MetricsState>;
-  if (typeof doc !== "object" || doc === null || doc.version !== 1 || typeof doc.series !== "object" || doc.series === null) {
+  if (doc?.version !== 1 || typeof doc.series !== "object" || doc.series === null) {
     return { state: emptyState(), dropped: [], problem: `${path} is not a version 1 metrics file; starting the series afresh` };
   }
   const state = emptyState();
   const dropped: string[] = [];
   for (const [name, series] of Object.entries(doc.series)) {
-    const def = (METRICS as Record<string, (typeof METRICS)[MetricName]>)[name];
+    const def = (METRICS as Record<string, Definition>)[name];
     if (!def || typeof series !== "object" || series === null) {
       dropped.push(name);
       continue;
     }
-    const kept: SeriesMap = {};
-    for (const [key, value] of Object.entries(series as Record<string, unknown>)) {
-      let labels: unknown;
-      try {
-        labels = JSON.parse(key);
-      } catch {
-        labels = undefined;
-      }
-      const keyOk = Array.isArray(labels) && labels.length === def.labels.length && labels.every((l) => typeof l === "string");
-      const valueOk = def.type === "histogram" ? validHistogram(value, def.buckets) : isNum(value);
-      if (keyOk && valueOk) kept[key] = value as number | Histogram;
-      else dropped.push(`${name}${key}`);
-    }
-    state.series[name as MetricName] = kept;
+    const key = z.array(z.string()).length(def.labels.length);
+    const value = def.type === "histogram" ? histogramOf(def.buckets!) : finite;
+    state.series[name as MetricName] = Object.fromEntries(Object.entries(series).filter(([k, v]) => {
+      const fits = key.safeParse(parsed(k)).success && value.safeParse(v).success;
+      if (!fits) dropped.push(`${name}${k}`);
+      return fits;
+    }));
   }
   const marks = (doc.marks ?? {}) as Record<string, unknown>;
-  for (const k of ["runner_started_at", "listening_at", "job_started_at", "job_finished_at"] as const) {
-    if (isNum(marks[k])) state.marks[k] = marks[k];
-  }
+  for (const k of MARKS) if (finite.safeParse(marks[k]).success) state.marks[k] = marks[k] as number;
   return { state, dropped };
 }
