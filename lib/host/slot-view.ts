@@ -92,3 +92,7 @@ export function readSlotView(stateDir: string, slot: number): SlotRead {
   for (const k of Object.keys(view) as (keyof SlotView)[]) if (view[k] === undefined) delete view[k];
   return { kind: "ok", view };
 }
+
+/** The slots 1..`slots` whose state files read. */
+export const slotViews = (stateDir: string, slots: number): SlotView[] =>
+  Array.from({ length: slots }, (_, i) => readSlotView(stateDir, i + 1)).flatMap((r) => (r.kind === "ok" ? [r.view] : []));

@@ -7,7 +7,7 @@ import { registerSecret } from "../../core/redact.ts";
 import { inspectImageLock } from "../../image/pin.ts";
 import { compareVersions, parseVersion } from "../../image/runner-release.ts";
 import { readSecretFile } from "../../core/secrets.ts";
-import { readSlotView } from "../slot-view.ts";
+import { slotViews } from "../slot-view.ts";
 import { CONFLICT_FIX, conflictMessage, secondOwners } from "../../slot/ownership.ts";
 import { hostRunnerPrefixes } from "../status.ts";
 import { fail, pass, skip, skipAll, warn, withDeadline, type CheckResult, type DoctorContext } from "./types.ts";
@@ -179,20 +179,14 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
       if (runners.length < 100) break;
     }
     // A slot's current runner is offline until it connects.
-    const named = new Set<string>();
-    const ghostNames = new Set<string>();
-    for (let slot = 1; slot <= config.host.slots; slot++) {
-      const v = readSlotView(config.host.stateDir, slot);
-      if (v.kind !== "ok") continue;
-      if (v.view.runner_name) named.add(v.view.runner_name);
-      for (const g of v.view.ghosts) ghostNames.add(g.name);
-    }
+    const views = slotViews(config.host.stateDir, config.host.slots);
+    const named = new Set(views.flatMap((v) => v.runner_name ?? []));
     const offline = mine.filter((r) => r.status === "offline" && !r.busy && !named.has(r.name));
     if (offline.length > 0) {
       out.push(warn("github-offline-runners", `${offline.length} offline runner(s) of this host: ${offline.slice(0, 5).map((r) => `${r.name} (${r.id})`).join(", ")}${offline.length > 5 ? ", ..." : ""}`,
         "a slot removes its own at its next start (cleanup --slot N); GitHub drops offline ephemeral runners after a day"));
     } else out.push(pass("github-offline-runners", `${mine.length} runner(s) of this host registered, none offline`));
-    out.push(await hostIdUnique(ctx, mine, new Set([...named, ...ghostNames]), `${config.runner.namePrefix}-${ctx.host}-`));
+    out.push(await hostIdUnique(ctx, mine, new Set([...named, ...views.flatMap((v) => v.ghosts.map((g) => g.name))]), `${config.runner.namePrefix}-${ctx.host}-`));
     return out;
   } catch (err) {
     const why = `GitHub unreachable: ${(err as Error).message}`;

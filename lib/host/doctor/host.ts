@@ -1,5 +1,5 @@
 // The checks of this Mac itself: config, signature, tart, session, agents, VMs, disk.
-import { closeSync, existsSync, openSync, readSync, statfsSync } from "node:fs";
+import { existsSync, readFileSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../config/index.ts";
 import { isSlotsOwn } from "../../config/names.ts";
@@ -7,9 +7,9 @@ import type { CommandRunner } from "../../core/proc.ts";
 import { parseImageRef } from "../../image/oci-ref.ts";
 import { tartHome } from "../../vm/tart-cache.ts";
 import { judgeTartVersion } from "../../vm/tart-version.ts";
-import { isMachO, verifyCodeSignatureFile } from "../codesign.ts";
+import { isMachO, verifyCodeSignature } from "../codesign.ts";
 import { DAEMONS_DIR, PULL_LABEL, printDomainArgv, printServiceArgv, slotLabel } from "../launchd/launchctl.ts";
-import { readSlotView } from "../slot-view.ts";
+import { slotViews } from "../slot-view.ts";
 import { fail, macosOnly, pass, skip, skipAll, warn, type Check, type CheckResult, type DoctorContext } from "./types.ts";
 
 export const configCheck = (loadError: unknown): Check => async (ctx) => {
@@ -35,23 +35,14 @@ export async function checkBinarySignature(path: string | undefined, platform: N
     const why = r.timedOut ? "timed out" : r.stderr.split("\n").filter(Boolean).join("; ") || `exit ${r.code}`;
     return [fail("signature", `codesign --verify --strict rejects ${path}: ${why}; launchd's agents would be killed at launch (Killed: 9)`, resign)];
   }
-  if (!isMachO(head(path))) return [skip("signature", `${path} is not a Mach-O binary (this is ${platform}); macOS hosts check their own`)];
+  const bytes = readFileSync(path);
+  if (!isMachO(bytes)) return [skip("signature", `${path} is not a Mach-O binary (this is ${platform}); macOS hosts check their own`)];
   try {
-    const [slice] = verifyCodeSignatureFile(path);
+    const [slice] = verifyCodeSignature(bytes, path);
     const cd = slice!.codeDirectories[0]!;
     return [pass("signature", `${path}: ${cd.pages} ${cd.hashType} page hashes match the file`)];
   } catch (err) {
     return [fail("signature", (err as Error).message, resign)];
-  }
-}
-
-function head(path: string): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const bytes = new Uint8Array(4);
-    return bytes.subarray(0, readSync(fd, bytes, 0, 4, 0));
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -116,11 +107,7 @@ export const vmsCheck: Check = async (ctx) => {
   } catch (err) {
     return [fail("vm-limit", `tart list failed: ${(err as Error).message}`, "fix tart first (see the tart check)"), degraded];
   }
-  const named = new Set<string>();
-  for (let slot = 1; slot <= config.host.slots; slot++) {
-    const r = readSlotView(config.host.stateDir, slot);
-    if (r.kind === "ok") for (const n of [r.view.vm, r.view.next_vm?.name]) if (n) named.add(n);
-  }
+  const named = new Set(slotViews(config.host.stateDir, config.host.slots).flatMap((v) => [v.vm, v.next_vm?.name]));
   const running = listed.filter((v) => v.Running).map((v) => v.Name);
   const ours = (name: string) => [1, 2].some((s) => isSlotsOwn(name, config.runner.namePrefix, s, ctx.host));
   const leaked = running.filter((n) => ours(n) && !named.has(n));
@@ -144,11 +131,7 @@ export const vmsCheck: Check = async (ctx) => {
 
 /** The slots saw the VM limit with fewer than two VMs running, past the time a place takes to free. */
 function hostDegradedCheck(stateDir: string, slots: number) {
-  const seen: string[] = [];
-  for (let slot = 1; slot <= slots; slot++) {
-    const r = readSlotView(stateDir, slot);
-    if (r.kind === "ok" && r.view.host_degraded_at) seen.push(`slot ${slot} at ${r.view.host_degraded_at}`);
-  }
+  const seen = slotViews(stateDir, slots).flatMap((v) => (v.host_degraded_at ? [`slot ${v.slot} at ${v.host_degraded_at}`] : []));
   if (seen.length === 0) return pass("host-degraded", "no slot found the host unable to start VMs");
   return fail("host-degraded", `the host cannot start VMs: macOS reports its VM limit with fewer than two VMs running (${seen.join(", ")}); VM places leaked`,
     "reboot the Mac (only a reboot frees leaked VM places); the slots wait host.backoff_max between tries until then");

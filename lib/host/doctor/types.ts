@@ -41,21 +41,13 @@ export const macosOnly = (check: string): CheckResult => skip(check, "macOS only
 
 export const skipAll = (checks: string[], why: string): CheckResult[] => checks.map((c) => skip(c, why));
 
-export class CheckTimeout extends Error {}
-
+/** `fn` must stop at `signal`, as fetch does. */
 export async function withDeadline<T>(ms: number, what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const ac = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      ac.abort();
-      reject(new CheckTimeout(`${what} did not answer within ${Math.round(ms / 1000)} s`));
-    }, ms);
-  });
+  const signal = AbortSignal.timeout(ms);
   try {
-    return await Promise.race([fn(ac.signal), deadline]);
-  } finally {
-    clearTimeout(timer);
+    return await fn(signal);
+  } catch (err) {
+    throw signal.aborted ? new Error(`${what} did not answer within ${Math.round(ms / 1000)} s`) : err;
   }
 }
 
