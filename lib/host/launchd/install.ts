@@ -50,16 +50,15 @@ function stopTargets(o: InstallOptions): StopTarget[] {
 }
 
 const plistPath = (o: InstallOptions, label: string): string => join(o.agentsDir, `${label}.plist`);
-const daemonPath = (o: InstallOptions): string => join(o.daemonsDir, `${PULL_LABEL}.plist`);
-/** pull is short; a cut-short pull leaves the pinned image in place. */
-const PULL_EXIT_TIMEOUT_S = 60;
+/** pull is short (60 s to exit); a cut-short pull leaves the pinned image in place. */
+const pullDaemon = (o: InstallOptions): StopTarget => ({ label: PULL_LABEL, plistPath: join(o.daemonsDir, `${PULL_LABEL}.plist`), fallbackExitTimeOutS: 60 });
 
 /** The pull daemon first, so a missing sudo changes nothing else. */
 export function installPlan(o: InstallOptions, agents: RenderedAgent[]): Step[] {
   const gui = agents.filter((a) => a.domain === "gui");
   const daemon = agents.find((a) => a.domain === "system");
   const wanted = new Set(gui.map((a) => a.label));
-  const pull = { label: PULL_LABEL, plistPath: daemonPath(o), fallbackExitTimeOutS: PULL_EXIT_TIMEOUT_S };
+  const pull = pullDaemon(o);
   return [
     ...[o.config.host.logDir, o.config.host.stateDir, o.agentsDir].map((path): Step => ({ kind: "mkdir", path })),
     daemon ? { kind: "daemon", ...pull, content: daemon.xml } : { kind: "daemon-remove", ...pull },
@@ -86,7 +85,7 @@ export function removePlan(o: InstallOptions): Step[] {
     { kind: "stop", agents: stopTargets(o) },
     ...cleanups,
     ...allLabels().map((l): Step => ({ kind: "remove", path: plistPath(o, l) })),
-    { kind: "daemon-remove", label: PULL_LABEL, plistPath: daemonPath(o), fallbackExitTimeOutS: PULL_EXIT_TIMEOUT_S },
+    { kind: "daemon-remove", ...pullDaemon(o) },
   ];
 }
 
@@ -101,11 +100,11 @@ export function describePlan(o: InstallOptions, steps: Step[], remove: boolean):
 }
 
 export async function applyPlan(o: InstallOptions, steps: Step[], how: { remove: boolean; agentPath: string; run: CommandRunner; say: (line: string) => void }): Promise<void> {
-  checkMacos();
+  if (process.platform !== "darwin") throw new NotMacosError(process.platform);
   await checkGuiSession(how.run, o.uid);
   if (!how.remove) {
     await checkTartVersion(how.run, checkTart(o.config.host.tartPath, how.agentPath));
-    checkBinary(o.binDir, "loop");
+    if (!isExecutableFile(join(o.binDir, "loop"))) throw new BinaryMissingError("loop", o.binDir);
   }
   for (const step of steps) await executeStep(step, o.uid, how.run, how.say);
 }
@@ -136,9 +135,9 @@ export type Step =
   | { kind: "remove"; path: string }
   | { kind: "start"; label: string; plistPath: string }
   /** Replaced (as root) unless the installed plist is this one and it is loaded. */
-  | { kind: "daemon"; label: string; plistPath: string; content: string; fallbackExitTimeOutS: number }
+  | ({ kind: "daemon"; content: string } & StopTarget)
   /** Without root, a warning that says how. */
-  | { kind: "daemon-remove"; label: string; plistPath: string; fallbackExitTimeOutS: number };
+  | ({ kind: "daemon-remove" } & StopTarget);
 
 /** launchd SIGKILLs at ExitTimeOut; the poll allows this much more for it to reap. */
 const STOP_GRACE_S = 30;
@@ -190,7 +189,7 @@ async function sudoProblem(run: CommandRunner): Promise<string | undefined> {
   return r.code === 0 ? undefined : r.stderr.split("\n")[0] || `exit ${r.code}`;
 }
 
-async function stopDaemon(run: CommandRunner, step: { label: string; plistPath: string; fallbackExitTimeOutS: number }, say: (line: string) => void): Promise<void> {
+async function stopDaemon(run: CommandRunner, step: StopTarget, say: (line: string) => void): Promise<void> {
   if (!(await bootout(run, "system", step.label))) return;
   say(`${step.label}: booted out, waiting for it to exit (up to ${deadlineS(step)} s)`);
   await waitUntilGone(run, "system", step.label, deadlineS(step) * 1000);
@@ -206,14 +205,6 @@ async function writeAsRoot(run: CommandRunner, path: string, content: string): P
     if (r.code !== 0) throw new MacosRunnerError(`writing ${path} as root failed: ${r.stderr.trim() || `exit ${r.code}`}`, { kind: "failure" });
   } finally {
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function installed(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return undefined;
   }
 }
 
@@ -254,7 +245,8 @@ export async function executeStep(step: Step, uid: number, run: CommandRunner, s
       say(`${step.label}: loaded`);
       return;
     case "daemon": {
-      if (installed(step.plistPath)?.trimEnd() === step.content.trimEnd() && (await isLoaded(run, "system", step.label))) {
+      const installed = existsSync(step.plistPath) ? readFileSync(step.plistPath, "utf8") : undefined;
+      if (installed?.trimEnd() === step.content.trimEnd() && (await isLoaded(run, "system", step.label))) {
         say(`${step.label}: the daemon in ${step.plistPath} is up to date and loaded`);
         return;
       }
@@ -283,7 +275,7 @@ export async function executeStep(step: Step, uid: number, run: CommandRunner, s
   }
 }
 
-function deadlineS(a: Pick<StopTarget, "plistPath" | "fallbackExitTimeOutS">): number {
+function deadlineS(a: StopTarget): number {
   let exitTimeOut = a.fallbackExitTimeOutS;
   try {
     exitTimeOut = readAgentPlist(readFileSync(a.plistPath, "utf8"), a.plistPath).ExitTimeOut || exitTimeOut; // 0 (wait forever) gets the configured bound
@@ -315,10 +307,6 @@ class BinaryMissingError extends MacosRunnerError {
   }
 }
 
-function checkMacos(platform: string = process.platform): void {
-  if (platform !== "darwin") throw new NotMacosError(platform);
-}
-
 export async function checkGuiSession(run: CommandRunner, uid: number): Promise<void> {
   const r = await run(printDomainArgv(uid));
   if (r.code !== 0) throw new NoGuiSessionError(uid, r.stderr.split("\n")[0] || `exit ${r.code}`);
@@ -330,13 +318,7 @@ export function checkTart(tartPath: string, agentPath: string): string {
   const found = candidates.find(isExecutableFile);
   if (!found) {
     const where = tartPath.includes("/") ? `"${tartPath}"` : `"${tartPath}" in the agents' PATH (${agentPath})`;
-    throw new TartMissingError(
-      `tart not found at ${where}: install it (brew install cirruslabs/cli/tart) or fix host.tart_path`,
-      "install",
-      127,
-      "",
-      "unavailable",
-    );
+    throw new TartMissingError(`tart not found at ${where}: install it (brew install cirruslabs/cli/tart) or fix host.tart_path`, "install", 127, "", "unavailable");
   }
   return found;
 }
@@ -349,12 +331,7 @@ export async function checkTartVersion(run: CommandRunner, tartPath: string): Pr
   return verdict.version;
 }
 
-function checkBinary(binDir: string, name: string): void {
-  if (!isExecutableFile(join(binDir, name))) throw new BinaryMissingError(name, binDir);
-}
-
 function isExecutableFile(path: string): boolean {
-
   try {
     accessSync(path, constants.X_OK);
     return statSync(path).isFile();

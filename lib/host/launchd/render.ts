@@ -3,7 +3,7 @@ import { build, parse, type PlistValue } from "plist";
 import pullTemplate from "../../../launchd/pull.plist" with { type: "text" };
 import selftestTemplate from "../../../launchd/selftest.plist" with { type: "text" };
 import slotTemplate from "../../../launchd/slot.plist" with { type: "text" };
-import { validateAgentPlist, type AgentPlist } from "./plist.ts";
+import { validateAgentPlist } from "./plist.ts";
 
 /** After runner.job_timeout: a boot in progress, tart stop + delete and the runner DELETE. */
 export const CLEANUP_MARGIN_S = 300;
@@ -23,29 +23,13 @@ export interface AgentParams {
   pullIntervalS?: number;
 }
 
-export interface RenderedAgent {
-  label: string;
-  domain: "gui" | "system";
-  slot?: number;
-  fileName: string;
-  xml: string;
-  plist: AgentPlist;
-}
+export type RenderedAgent = ReturnType<typeof renderOne>;
 
-export function slotExitTimeOut(jobTimeoutMs: number): number {
-  return Math.ceil(jobTimeoutMs / 1000) + CLEANUP_MARGIN_S;
-}
+export const slotExitTimeOut = (jobTimeoutMs: number): number => Math.ceil(jobTimeoutMs / 1000) + CLEANUP_MARGIN_S;
 
 export function renderAgents(p: AgentParams): RenderedAgent[] {
-  const common = {
-    binDir: p.binDir.replace(/\/+$/, ""),
-    configPath: p.configPath,
-    logDir: p.logDir.replace(/\/+$/, ""),
-    stateDir: p.stateDir,
-  };
-  const agents = Array.from({ length: p.slots }, (_, i) =>
-    renderOne(slotTemplate, { ...common, slot: String(i + 1), exitTimeOut: slotExitTimeOut(p.jobTimeoutMs) }, i + 1),
-  );
+  const common = { binDir: p.binDir.replace(/\/+$/, ""), configPath: p.configPath, logDir: p.logDir.replace(/\/+$/, ""), stateDir: p.stateDir };
+  const agents = Array.from({ length: p.slots }, (_, i) => renderOne(slotTemplate, { ...common, slot: String(i + 1), exitTimeOut: slotExitTimeOut(p.jobTimeoutMs) }, i + 1));
   if (p.pull) {
     if (!p.user) throw new Error("renderAgents: the pull daemon needs the user it runs as");
     agents.push(renderOne(pullTemplate, { ...common, pullIntervalS: p.pullIntervalS ?? DEFAULT_PULL_INTERVAL_S, user: p.user.name, home: p.user.home }, undefined, "system"));
@@ -53,20 +37,8 @@ export function renderAgents(p: AgentParams): RenderedAgent[] {
   return agents;
 }
 
-export interface SelftestAgentParams {
-  /** Absolute. */
-  program: string;
-  configPath: string;
-  stateDir: string;
-  reportPath: string;
-  outPath: string;
-  logPath: string;
-  /** More arguments for `selftest --in-agent`. */
-  args: string[];
-}
-
-/** Its environment is slot.plist's own, not a copy of it. */
-export function renderSelftestAgent(p: SelftestAgentParams): RenderedAgent {
+/** Its environment is slot.plist's own, not a copy of it; `args` go to `selftest --in-agent` after the template's. */
+export function renderSelftestAgent(p: { program: string; configPath: string; stateDir: string; reportPath: string; outPath: string; logPath: string; args: string[] }): RenderedAgent {
   const { args, ...values } = p;
   const slotEnv = (parse(slotTemplate) as Record<string, PlistValue>).EnvironmentVariables!;
   return renderOne(selftestTemplate, values, undefined, "gui", (filled) => {
@@ -75,11 +47,11 @@ export function renderSelftestAgent(p: SelftestAgentParams): RenderedAgent {
   });
 }
 
-function renderOne(template: string, values: Record<string, string | number>, slot?: number, domain: "gui" | "system" = "gui", adjust?: (filled: Record<string, PlistValue>) => void): RenderedAgent {
+function renderOne(template: string, values: Record<string, string | number>, slot?: number, domain: "gui" | "system" = "gui", adjust?: (filled: Record<string, PlistValue>) => void) {
   const filled = fill(parse(template), values) as Record<string, PlistValue>;
   adjust?.(filled);
   const xml = build(filled);
-  const label = (filled as Record<string, PlistValue>).Label as string;
+  const label = filled.Label as string;
   const fileName = `${label}.plist`;
   return { label, domain, ...(slot !== undefined && { slot }), fileName, xml, plist: validateAgentPlist(xml, fileName) };
 }
