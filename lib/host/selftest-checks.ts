@@ -6,25 +6,19 @@ import type { Config } from "../config/index.ts";
 import { fail, pass, warn, type CheckResult } from "./doctor/types.ts";
 import { SELFTEST_LABEL } from "./launchd/launchctl.ts";
 import { leaseFor } from "../vm/leases.ts";
-import { finished, sh, type Finished } from "../core/proc.ts";
+import { finished, sh } from "../core/proc.ts";
 import { checkRunnerFreshness } from "../image/runner-release.ts";
 import { TIME_SERVER } from "../slot/snapshot.ts";
 import { HOST_KEY_ALIAS } from "../vm/ssh.ts";
 import { noRouteToHost, runInGuest, sshSettings, type Transport } from "../vm/guest.ts";
 import type { Tart } from "../vm/tart.ts";
 
-export interface GuestShell {
-  transport: Transport;
-  /** Never a secret in `command`. */
-  run(command: string, timeoutMs: number): Promise<Finished>;
-}
+type GuestShell = ReturnType<typeof guestShell>;
 
-export function guestShell(config: Config, tart: Tart, transport: Transport, vm: string, ip: string): GuestShell {
+/** Never a secret in `command`. */
+export function guestShell(config: Config, tart: Tart, transport: Transport, vm: string, ip: string) {
   const over = { ...config, vm: { ...config.vm, transport } };
-  return {
-    transport,
-    run: (command, timeoutMs) => runInGuest(over, tart, { vm, ip }, command, timeoutMs),
-  };
+  return { transport, run: (command: string, timeoutMs: number) => runInGuest(over, tart, { vm, ip }, command, timeoutMs) };
 }
 
 /** More is a hung guest. */
@@ -65,16 +59,11 @@ export async function addressCheck(check: string, config: Config, vm: string, ma
   return pass(check, `all agree on ${ip}`);
 }
 
-/** `refused`: Local Network privacy refused it, so nothing else can be checked over ssh. */
-export interface SshFound {
-  results: CheckResult[];
-  refused: boolean;
-}
-
 /** On macOS 15+, Local Network privacy refusing the agent or its children. */
 const refusedBeforeSsh = (stderr: string) => noRouteToHost(stderr) || /Host is down|Connection reset by peer|kex_exchange_identification: read: Connection reset/i.test(stderr);
 
-export async function sshChecks(config: Config, tart: Tart, vm: string, ip: string, transport: Transport): Promise<SshFound> {
+/** `refused`: Local Network privacy refused it, so nothing else can be checked over ssh. */
+export async function sshChecks(config: Config, tart: Tart, vm: string, ip: string, transport: Transport): Promise<{ results: CheckResult[]; refused: boolean }> {
   const { port, user } = sshSettings(config);
   const r = await guestShell(config, tart, "ssh", vm, ip).run("echo selftest-ok", GUEST_TIMEOUT_MS);
   const where = `${user}@${ip}:${port}`;
@@ -132,14 +121,8 @@ export async function execCheck(config: Config, tart: Tart, vm: string, ip: stri
   return warn("guest-exec", found, "fine with vm.transport: ssh; vm.transport: exec needs tart-guest-agent in the image and tart 2.33.0+");
 }
 
-export interface RunnerFound {
-  result: CheckResult;
-  version?: string | undefined;
-  /** `run.sh --version`: the runner's start without a session. */
-  startMs?: number | undefined;
-}
-
-export async function runnerCheck(config: Config, shell: GuestShell): Promise<RunnerFound> {
+/** startMs: `run.sh --version`, the runner's start without a session. */
+export async function runnerCheck(config: Config, shell: GuestShell): Promise<{ result: CheckResult; version?: string; startMs: number }> {
   const started = Date.now();
   const r = await shell.run('cd "$HOME/actions-runner" && ./run.sh --version', RUNNER_TIMEOUT_MS);
   const startMs = Date.now() - started;

@@ -46,19 +46,9 @@ export interface Result extends CheckResult {
   ms?: number | undefined;
 }
 
-export interface SelftestReport {
-  format: "macos-runner-selftest/1";
-  started_at: string;
-  duration_ms: number;
-  host: { model: string; os: string; tart: string; image: string; runner?: string | undefined; slots: number; start: string; transport: Transport };
-  summary: Record<"pass" | "warn" | "fail" | "skip", number>;
-  checks: Result[];
-  timings_ms: Record<string, number>;
-  /** The timings under sim/tart's profile keys, to set the bench's profiles against this host. */
-  sim_profile: Record<string, number>;
-}
+export type SelftestReport = Awaited<ReturnType<typeof runSelftest>>;
 
-/** teardown (a forced stop and a delete) stands for stop_ms + delete_ms. */
+/** The timings under sim/tart's profile keys, to set the bench's profiles against this host; teardown (a forced stop and a delete) stands for stop_ms + delete_ms. */
 const SIM_PROFILE_KEYS: Record<string, string> = {
   clone_ms: "clone", boot_ms: "boot_to_lease", ssh_ms: "lease_to_ready", runner_start_ms: "runner_start", suspend_ms: "suspend", restore_ms: "restore_to_ready", teardown_ms: "teardown",
 };
@@ -85,21 +75,20 @@ class MadeVms {
   private names: string[] = [];
   constructor(private readonly file: string, private readonly tart: Tart, private readonly log: Logger) {}
 
-  private save(): void {
-    writeFileAtomic(this.file, `${JSON.stringify(this.names)}\n`, 0o600);
+  private save(names: string[]): void {
+    this.names = names;
+    writeFileAtomic(this.file, `${JSON.stringify(names)}\n`, 0o600);
   }
 
   add(name: string): string {
-    this.names.push(name);
-    this.save();
+    this.save([...this.names, name]);
     return name;
   }
 
   async remove(name: string): Promise<void> {
     await this.tart.forceOff(name);
     await this.tart.delete(name);
-    this.names = this.names.filter((n) => n !== name);
-    this.save();
+    this.save(this.names.filter((n) => n !== name));
   }
 
   /** Never throws. */
@@ -120,24 +109,20 @@ class MadeVms {
 class Run {
   readonly results: Result[] = [];
   readonly timings: Record<string, number> = {};
+  readonly locks: FileLock[] = [];
+  runner: string | undefined;
+  readonly config: Config;
+  readonly transport: Transport;
   readonly tart: Tart;
   readonly names: SlotNames[];
   readonly made: MadeVms;
-  readonly transport: Transport;
-  readonly locks: FileLock[] = [];
-  runner: string | undefined;
 
   constructor(readonly o: SelftestOptions) {
-    const { config } = o;
-    this.tart = tartFor(config);
-    const host = hostId(config.host.id, config.host.stateDir);
-    this.names = [1, 2].map((slot) => slotNames(config.runner.namePrefix, slot, host));
-    this.made = new MadeVms(join(config.host.stateDir, "selftest-vms.json"), this.tart, o.log);
+    const config = (this.config = o.config);
     this.transport = config.vm.transport;
-  }
-
-  get config(): Config {
-    return this.o.config;
+    this.tart = tartFor(config);
+    this.names = [1, 2].map((slot) => slotNames(config.runner.namePrefix, slot, hostId(config.host.id, config.host.stateDir)));
+    this.made = new MadeVms(join(config.host.stateDir, "selftest-vms.json"), this.tart, o.log);
   }
 
   add(r: Result, ms?: number): void {
@@ -198,6 +183,15 @@ async function bootVm(run: Run, vm: string, slot: number, suspendable = false): 
   }
 }
 
+/** Recorded before it is made; `error` when the clone failed. */
+async function cloneVm(run: Run, slot: number, image: string, configure = true): Promise<{ vm: string; ms: number; error?: Error }> {
+  const vm = run.made.add(run.names[slot - 1]!.next());
+  const started = Date.now();
+  const error = await clone({ config: run.config, tart: run.tart, vm, image, log: run.o.log, signal: run.o.signal, configure }).then(() => undefined, (err: Error) => err);
+  if (error) run.stopIfAsked();
+  return { vm, ms: Date.now() - started, ...(error && { error }) };
+}
+
 async function teardown(run: Run, vm: string): Promise<number> {
   const started = Date.now();
   await run.made.remove(vm);
@@ -205,18 +199,14 @@ async function teardown(run: Run, vm: string): Promise<number> {
 }
 
 async function coldCycle(run: Run, placesBefore: string[]): Promise<void> {
-  const { config, o } = run;
-  const vm = run.made.add(run.names[0]!.next());
-  const image = imageToClone(config, o.log).ref;
-  const started = Date.now();
-  try {
-    await clone({ config, tart: run.tart, vm, image, log: o.log, signal: o.signal });
-  } catch (err) {
-    run.stopIfAsked();
-    run.add(fail("clone", `tart clone ${image} ${vm} failed: ${(err as Error).message}`, "see the registry and disk checks above"), Date.now() - started);
+  const { config } = run;
+  const image = imageToClone(config, run.o.log).ref;
+  const { vm, ms, error } = await cloneVm(run, 1, image);
+  if (error) {
+    run.add(fail("clone", `tart clone ${image} ${vm} failed: ${error.message}`, "see the registry and disk checks above"), ms);
     return run.skipRest(CYCLE, "the clone failed");
   }
-  run.add(pass("clone", `cloned ${image} into ${vm}`), run.time("clone", Date.now() - started));
+  run.add(pass("clone", `cloned ${image} into ${vm}`), run.time("clone", ms));
   const b = await bootVm(run, vm, 1);
   if ("error" in b && b.error instanceof VmLimitError) {
     run.add(fail("lease", `${vm} did not start: ${b.error.message}`, "see vm-limit and host-degraded: stop what is not ours; when nothing runs and the limit is still hit, VM places leaked and only a reboot frees them"));
@@ -261,7 +251,7 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
   await guarded(run, "runner-version", async () => {
     const r = await runnerCheck(config, shell);
     run.runner = r.version;
-    return { ...r.result, ms: r.startMs === undefined ? undefined : run.time("runner_start", r.startMs) };
+    return { ...r.result, ms: run.time("runner_start", r.startMs) };
   });
   await guarded(run, "sudo", () => sudoCheck(shell));
   run.stopIfAsked();
@@ -269,14 +259,9 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
 
 async function makeGolden(run: Run, slot: number): Promise<{ name: string; ip: string; leaseExpiry?: number | undefined; leaseReadAt: number; ms: number } | { error: string }> {
   const { config, o } = run;
-  const name = run.made.add(run.names[slot - 1]!.next());
   const started = Date.now();
-  try {
-    await clone({ config, tart: run.tart, vm: name, image: imageToClone(config, o.log).ref, log: o.log, signal: o.signal });
-  } catch (err) {
-    run.stopIfAsked();
-    return { error: `tart clone failed: ${(err as Error).message}` };
-  }
+  const { vm: name, error } = await cloneVm(run, slot, imageToClone(config, o.log).ref);
+  if (error) return { error: `tart clone failed: ${error.message}` };
   const b = await bootVm(run, name, slot, true);
   if ("error" in b) return { error: `the golden did not boot: ${b.error.message}` };
   const mac = run.tart.macAddress(name);
@@ -304,28 +289,14 @@ function leaseExpiryOf(config: Config, mac: string): number | undefined {
   }
 }
 
-interface Restore {
-  vm: string;
-  cloneMs: number;
-  diskBytes: number;
-  restored: boolean;
-  booted?: Booted | undefined;
-  error?: string | undefined;
-}
+type Restore = Awaited<ReturnType<typeof restoreFrom>>;
 
 /** Clones a suspended golden as it is (no `tart set`) and runs it. */
-async function restoreFrom(run: Run, golden: string, slot: number): Promise<Restore> {
-  const { config, o } = run;
-  const vm = run.made.add(run.names[slot - 1]!.next());
+async function restoreFrom(run: Run, golden: string, slot: number) {
+  const { config } = run;
   const free = freeBytes(run.tart.home);
-  const cloneStarted = Date.now();
-  try {
-    await clone({ config, tart: run.tart, vm, image: golden, log: o.log, signal: o.signal, configure: false });
-  } catch (err) {
-    run.stopIfAsked();
-    return { vm, cloneMs: Date.now() - cloneStarted, diskBytes: 0, restored: false, error: `tart clone ${golden} failed: ${(err as Error).message}` };
-  }
-  const cloneMs = Date.now() - cloneStarted;
+  const { vm, ms: cloneMs, error } = await cloneVm(run, slot, golden, false);
+  if (error) return { vm, cloneMs, diskBytes: 0, restored: false, error: `tart clone ${golden} failed: ${error.message}` };
   const diskBytes = Math.max(0, free - freeBytes(run.tart.home));
   const logFile = vmLogPath(config, slot);
   const offset = sizeOf(logFile);
@@ -438,7 +409,7 @@ async function versions(run: Run): Promise<{ model: string; os: string; tart: st
   return { model: `not a Mac: ${process.platform}-${arch()} (${cpus()[0]?.model ?? "unknown CPU"})`, os: `${process.platform} ${release()}`, tart };
 }
 
-export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
+export async function runSelftest(o: SelftestOptions) {
   const startedAt = new Date();
   const run = new Run(o);
   const snapshot = o.snapshot || o.config.vm.start === "snapshot";
@@ -453,7 +424,7 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
   }
   const count = (s: string) => run.results.filter((r) => r.status === s).length;
   return {
-    format: "macos-runner-selftest/1",
+    format: "macos-runner-selftest/1" as const,
     started_at: startedAt.toISOString(),
     duration_ms: Date.now() - startedAt.getTime(),
     host: { ...(await versions(run)), image: imageToClone(o.config, o.log).ref, runner: run.runner, slots: o.config.host.slots, start: o.config.vm.start, transport: run.transport },
