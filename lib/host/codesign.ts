@@ -31,18 +31,6 @@ const CPU_NAMES: Record<number, string> = { 0x0100000c: "arm64", 0x01000007: "x8
 
 export class CodeSignatureError extends MacosRunnerError {}
 
-export interface CodeDirectorySummary {
-  hashType: string;
-  pageSize: number;
-  pages: number;
-  codeLimit: number;
-}
-
-export interface SliceSummary {
-  arch: string;
-  codeDirectories: CodeDirectorySummary[];
-}
-
 /** Thin or fat, of any width or byte order. */
 export function isMachO(head: Uint8Array): boolean {
   if (head.length < 4) return false;
@@ -52,11 +40,12 @@ export function isMachO(head: Uint8Array): boolean {
   return [MH_MAGIC_64, MH_MAGIC].includes(le) || [MH_MAGIC_64, MH_MAGIC].includes(be) || be === FAT_MAGIC || be === FAT_MAGIC_64;
 }
 
-export function verifyCodeSignatureFile(path: string): SliceSummary[] {
+export function verifyCodeSignatureFile(path: string) {
   return verifyCodeSignature(readFileSync(path), path);
 }
 
-export function verifyCodeSignature(bytes: Uint8Array, name: string): SliceSummary[] {
+/** Per slice: its architecture and what each CodeDirectory covers. */
+export function verifyCodeSignature(bytes: Uint8Array, name: string) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const bad = (problem: string) => new CodeSignatureError(`${name}: ${problem}`);
   if (bytes.length < 8) throw bad(`${bytes.length} bytes, too short for a Mach-O`);
@@ -66,7 +55,7 @@ export function verifyCodeSignature(bytes: Uint8Array, name: string): SliceSumma
     const count = view.getUint32(4, false);
     const entry = wide ? 32 : 20;
     if (count === 0 || 8 + count * entry > bytes.length) throw bad(`fat header lists ${count} architectures, which do not fit in ${bytes.length} bytes`);
-    const slices: SliceSummary[] = [];
+    const slices = [];
     for (let i = 0; i < count; i++) {
       const at = 8 + i * entry;
       const cpu = view.getUint32(at, false);
@@ -81,15 +70,10 @@ export function verifyCodeSignature(bytes: Uint8Array, name: string): SliceSumma
   return [verifyThin(bytes, name)];
 }
 
-function cpuName(cpu: number): string {
-  return CPU_NAMES[cpu] ?? `cpu type 0x${cpu.toString(16)}`;
-}
+const cpuName = (cpu: number): string => CPU_NAMES[cpu] ?? `cpu type 0x${cpu.toString(16)}`;
+const hex = (n: number): string => `0x${n.toString(16).padStart(8, "0")}`;
 
-function hex(n: number): string {
-  return `0x${n.toString(16).padStart(8, "0")}`;
-}
-
-function verifyThin(bytes: Uint8Array, name: string): SliceSummary {
+function verifyThin(bytes: Uint8Array, name: string) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const bad = (problem: string) => new CodeSignatureError(`${name}: ${problem}`);
   if (bytes.length < 32) throw bad(`${bytes.length} bytes, too short for a Mach-O header`);
@@ -144,14 +128,7 @@ function verifyThin(bytes: Uint8Array, name: string): SliceSummary {
   };
 }
 
-function verifyCodeDirectory(
-  file: Uint8Array,
-  cd: Uint8Array,
-  blobs: Map<number, Uint8Array>,
-  signatureOffset: number,
-  which: string,
-  bad: (problem: string) => CodeSignatureError,
-): CodeDirectorySummary {
+function verifyCodeDirectory(file: Uint8Array, cd: Uint8Array, blobs: Map<number, Uint8Array>, signatureOffset: number, which: string, bad: (problem: string) => CodeSignatureError) {
   const view = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
   if (cd.length < 44) throw bad(`the ${which} is ${cd.length} bytes, too short`);
   const magic = view.getUint32(0, false);
