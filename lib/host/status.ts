@@ -10,31 +10,19 @@ export type SlotStatus =
   | { slot: number; state: "unreadable"; problem: string }
   | ({ state: "ok"; in_phase_s?: number; vm_running?: boolean } & SlotView);
 
-export interface VmStatus {
-  name: string;
-  running: boolean;
-  /** "slot N", "slot N (unnamed)" or "other". */
-  owner: string;
-}
-
-export interface RunnerStatus {
-  id: number;
-  name: string;
-  status: string;
-  busy: boolean;
-  /** "slot N", "slot N ghost" or "unknown". */
-  seen_by: string;
-}
+type GitHubRunner = { id: number; name: string; status: string; busy: boolean };
 
 export interface StatusReport {
   host: string;
   generated_at: string;
   slots: SlotStatus[];
-  vms: VmStatus[];
+  /** owner: "slot N", "slot N (unnamed)" or "other". */
+  vms: { name: string; running: boolean; owner: string }[];
   vms_error?: string;
   image_lock?: ImageLock;
   image_lock_problem?: string;
-  runners?: RunnerStatus[];
+  /** seen_by: "slot N", "slot N ghost" or "unknown". */
+  runners?: (GitHubRunner & { seen_by: string })[];
   runners_error?: string;
 }
 
@@ -78,7 +66,7 @@ export function hostRunnerPrefixes(prefix: string, host: string): string[] {
   return [1, 2].map((s) => slotPrefix(prefix, s, host));
 }
 
-export function hostRunners(all: { id: number; name: string; status: string; busy: boolean }[], report: StatusReport, prefix: string): RunnerStatus[] {
+export function hostRunners(all: GitHubRunner[], report: StatusReport, prefix: string): NonNullable<StatusReport["runners"]> {
   const prefixes = hostRunnerPrefixes(prefix, report.host);
   return all
     .filter((r) => prefixes.some((p) => r.name.startsWith(p)))
