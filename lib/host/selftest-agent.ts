@@ -16,13 +16,8 @@ import { sleep } from "../core/wait.ts";
 /** Never in LaunchAgents. */
 export function selftestFiles(config: Config) {
   const dir = join(config.host.stateDir, "selftest");
-  return {
-    dir,
-    plist: join(dir, `${SELFTEST_LABEL}.plist`),
-    out: join(dir, "selftest.out"),
-    exit: join(dir, "selftest.exit"),
-    log: join(config.host.logDir, "selftest.log"),
-  };
+  const file = (name: string) => join(dir, name);
+  return { dir, plist: file(`${SELFTEST_LABEL}.plist`), out: file("selftest.out"), exit: file("selftest.exit"), log: join(config.host.logDir, "selftest.log") };
 }
 
 export function recordExit(config: Config, code: number): void {

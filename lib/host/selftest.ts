@@ -42,9 +42,7 @@ export interface SelftestOptions {
   signal: AbortSignal;
 }
 
-export interface Result extends CheckResult {
-  ms?: number | undefined;
-}
+export type Result = CheckResult & { ms?: number | undefined };
 
 export type SelftestReport = Awaited<ReturnType<typeof runSelftest>>;
 
@@ -171,9 +169,7 @@ async function hostChecks(run: Run): Promise<void> {
   for (const [name, check] of doctors) await guarded(run, name, () => check(ctx));
 }
 
-type BootOutcome = { booted: Booted } | { error: Error; leased: string | undefined };
-
-async function bootVm(run: Run, vm: string, slot: number, suspendable = false): Promise<BootOutcome> {
+async function bootVm(run: Run, vm: string, slot: number, suspendable = false): Promise<{ booted: Booted } | { error: Error; leased: string | undefined }> {
   try {
     return { booted: await boot({ config: run.config, tart: run.tart, vm, slot, log: run.o.log, clock: systemClock, signal: run.o.signal, suspendable }) };
   } catch (err) {

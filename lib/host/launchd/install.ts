@@ -32,15 +32,8 @@ export function agentParams(o: InstallOptions): AgentParams {
     throw new MacosRunnerError(`host.slots is ${host.slots} in ${o.config.file}: at most ${MAX_SLOTS} (Apple's licence allows two macOS VMs per host)`, { kind: "config" });
   }
   return {
-    binDir: o.binDir,
-    configPath: o.config.file,
-    slots: host.slots,
-    logDir: host.logDir,
-    stateDir: host.stateDir,
-    jobTimeoutMs: runner.jobTimeoutMs,
-    pull: isExecutableFile(join(o.binDir, "pull")),
-    pullIntervalS: Math.round(o.config.image.pullIntervalMs / 1000),
-    user: o.user,
+    binDir: o.binDir, configPath: o.config.file, slots: host.slots, logDir: host.logDir, stateDir: host.stateDir, jobTimeoutMs: runner.jobTimeoutMs,
+    pull: isExecutableFile(join(o.binDir, "pull")), pullIntervalS: Math.round(o.config.image.pullIntervalMs / 1000), user: o.user,
   };
 }
 
@@ -63,9 +56,7 @@ export function installPlan(o: InstallOptions, agents: RenderedAgent[]): Step[] 
     ...[o.config.host.logDir, o.config.host.stateDir, o.agentsDir].map((path): Step => ({ kind: "mkdir", path })),
     daemon ? { kind: "daemon", ...pull, content: daemon.xml } : { kind: "daemon-remove", ...pull },
     { kind: "stop", agents: stopTargets(o) },
-    ...allLabels()
-      .filter((l) => !wanted.has(l))
-      .map((l): Step => ({ kind: "remove", path: plistPath(o, l) })),
+    ...allLabels().filter((l) => !wanted.has(l)).map((l): Step => ({ kind: "remove", path: plistPath(o, l) })),
     ...gui.map((a): Step => ({ kind: "write", path: plistPath(o, a.label), content: a.xml })),
     ...gui.map((a): Step => ({ kind: "start", label: a.label, plistPath: plistPath(o, a.label) })),
   ];

@@ -12,13 +12,8 @@ import { currentHostId } from "../../config/names.ts";
 
 export type StartPath = "cold" | "next-vm" | "snapshot";
 
-export interface ImageInfo {
-  image_digest?: string | undefined;
-  runner_version?: string;
-  path?: StartPath;
-  /** ISO time. */
-  pinned_at?: string;
-}
+/** pinned_at: ISO time. */
+type ImageInfo = { image_digest?: string | undefined; runner_version?: string; path?: StartPath; pinned_at?: string };
 
 export interface MetricsOptions {
   config: Pick<Config, "metrics" | "host">;
