@@ -33,7 +33,6 @@ export const spec: CommandSpec<typeof options> = {
 };
 
 /** The command links sit beside the real binary (`install` may be a link from elsewhere). */
-
 function defaultBinDir(): string {
   return Bun.isStandaloneExecutable ? dirname(realpathSync(process.execPath)) : join(import.meta.dir, "..", "dist", "darwin-arm64");
 }

@@ -34,7 +34,6 @@ export const spec = {
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
 /** The clone may pull the image; six boots at most. */
-
 const deadlineMs = (bootTimeoutMs: number) => 20 * 60_000 + 6 * bootTimeoutMs;
 
 export async function main({ values, common }: Parsed<typeof spec.options>): Promise<number> {

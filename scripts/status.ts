@@ -27,7 +27,6 @@ export const spec = {
 } satisfies CommandSpec<Record<string, OptionSpec>>;
 
 /** A GitHub error is put in the report and returned. */
-
 async function addRunners(report: StatusReport, config: ReturnType<typeof loadConfig>): Promise<MacosRunnerError | undefined> {
   // A scratch state dir: status must not write the loops' token or installation caches.
   const scratch = mkdtempSync(join(tmpdir(), "macos-runner-status-"));

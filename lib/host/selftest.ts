@@ -253,7 +253,7 @@ async function guestChecks(run: Run, vm: string, ip: string): Promise<void> {
   run.stopIfAsked();
 }
 
-async function makeGolden(run: Run, slot: number): Promise<{ name: string; ip: string; leaseExpiry?: number | undefined; leaseReadAt: number; ms: number } | { error: string }> {
+async function makeGolden(run: Run, slot: number) {
   const { config, o } = run;
   const started = Date.now();
   const { vm: name, error } = await cloneVm(run, slot, imageToClone(config, o.log).ref);

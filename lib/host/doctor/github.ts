@@ -69,8 +69,6 @@ function scopeUrl(config: Config): string {
 
 const actionsPrefix = (config: Config) => `${scopeUrl(config)}/actions`;
 
-const permissionName = (config: Config) => (config.github.scope.kind === "repo" ? "administration" : "organization_self_hosted_runners");
-
 export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const { config } = ctx;
   if (!config) return skipAll(CHECKS, "config invalid");
@@ -146,7 +144,7 @@ export async function githubChecks(ctx: DoctorContext): Promise<CheckResult[]> {
       }
       registerSecret(tok.body.token);
       auth = `token ${tok.body.token}`;
-      const perm = permissionName(config);
+      const perm = config.github.scope.kind === "repo" ? "administration" : "organization_self_hosted_runners";
       const granted = tok.body.permissions?.[perm] as string | undefined;
       if (granted !== "write") {
         out.push(fail("github-permission", `the installation grants ${perm}: ${granted ?? "none"} (runners need write)`,

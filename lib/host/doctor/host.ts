@@ -141,7 +141,6 @@ function hostDegradedCheck(stateDir: string, slots: number) {
 /** Clones' growth, logs, macOS updates. */
 const PULL_FLOOR_GB = 30;
 /** Before one is cached: a macOS image with Xcode takes ~40 GB of its 50 GB disk. */
-
 const DEFAULT_IMAGE_GB = 40;
 
 export const diskCheck: Check = async (ctx) => {

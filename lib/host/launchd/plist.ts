@@ -107,7 +107,6 @@ const renderedAgent = z.object({
 });
 
 /** Read back with the real parser. */
-
 export function validateAgentPlist(xml: string, source: string): AgentPlist {
   const plist = readAgentPlist(xml, source);
   checked(renderedAgent, plist, source);

@@ -102,5 +102,4 @@ export function failureReason(err: unknown): FailureReason {
   const byKind = err instanceof MacosRunnerError ? BY_KIND[err.kind] : undefined;
   if (byKind) return byKind;
   return err instanceof BootError ? "boot_timeout" : "other";
-
 }
