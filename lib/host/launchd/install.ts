@@ -32,8 +32,15 @@ export function agentParams(o: InstallOptions): AgentParams {
     throw new MacosRunnerError(`host.slots is ${host.slots} in ${o.config.file}: at most ${MAX_SLOTS} (Apple's licence allows two macOS VMs per host)`, { kind: "config" });
   }
   return {
-    binDir: o.binDir, configPath: o.config.file, slots: host.slots, logDir: host.logDir, stateDir: host.stateDir, jobTimeoutMs: runner.jobTimeoutMs,
-    pull: isExecutableFile(join(o.binDir, "pull")), pullIntervalS: Math.round(o.config.image.pullIntervalMs / 1000), user: o.user,
+    binDir: o.binDir,
+    configPath: o.config.file,
+    slots: host.slots,
+    logDir: host.logDir,
+    stateDir: host.stateDir,
+    jobTimeoutMs: runner.jobTimeoutMs,
+    pull: isExecutableFile(join(o.binDir, "pull")),
+    pullIntervalS: Math.round(o.config.image.pullIntervalMs / 1000),
+    user: o.user,
   };
 }
 
@@ -236,7 +243,12 @@ export async function executeStep(step: Step, uid: number, run: CommandRunner, s
       say(`${step.label}: loaded`);
       return;
     case "daemon": {
-      const installed = existsSync(step.plistPath) ? readFileSync(step.plistPath, "utf8") : undefined;
+      let installed: string | undefined;
+      try {
+        installed = readFileSync(step.plistPath, "utf8");
+      } catch {
+        // absent or unreadable: replaced
+      }
       if (installed?.trimEnd() === step.content.trimEnd() && (await isLoaded(run, "system", step.label))) {
         say(`${step.label}: the daemon in ${step.plistPath} is up to date and loaded`);
         return;
