@@ -1,10 +1,9 @@
 #!/usr/bin/env bun
 // loop: one cycle of a VM slot; launchd starts it again after every exit.
 import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/core/cli.ts";
-import { pacedExit } from "../lib/core/pace.ts";
 import { stopOnSignals } from "../lib/core/signals.ts";
 import { openSlot } from "../lib/slot/context.ts";
-import { loop } from "../lib/slot/loop.ts";
+import { loop, pacedExit } from "../lib/slot/loop.ts";
 
 export const spec = {
   name: "loop",

@@ -24,7 +24,6 @@ export const spec = {
 
 /** Opened without truncating, so a refused file (readable by others) keeps its content. */
 function writeSecretFile(path: string, text: string): void {
-
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
   try {
     const mode = fstatSync(fd).mode & 0o777;

@@ -3,7 +3,7 @@
 // names another process (reused) does not match a start time recorded earlier.
 import { expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { isSameProcess, processStartTime } from "../lib/core/process-identity.ts";
+import { isSameProcess, processStartTime } from "../lib/vm/tart.ts";
 
 test("a live process has a start time that stays the same; an ended one has none", async () => {
   const child = spawn("sleep", ["30"], { stdio: "ignore" });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { loadConfig, type Config } from "../lib/config/index.ts";
 import { createLogger, type Logger } from "../lib/core/log.ts";
-import { pacedExit, PRE_CYCLE_PAUSE_MS } from "../lib/core/pace.ts";
+import { pacedExit, PRE_CYCLE_PAUSE_MS } from "../lib/slot/loop.ts";
 import { stopController } from "../lib/core/signals.ts";
 import { poll, systemClock } from "../lib/core/wait.ts";
 import { startRun } from "../lib/runner/run.ts";

@@ -7,8 +7,7 @@ import type { z } from "../core/schema/index.ts";
 import { configSchema } from "./schema.ts";
 import { ConfigError, expandPath, fileKind, Invalid } from "./values.ts";
 
-export { ConfigError } from "./values.ts";
-export { parseDuration } from "../core/durations.ts";
+export { ConfigError, parseDuration } from "./values.ts";
 
 /** Defaults applied, paths absolute, durations in ms. */
 export type Config = z.output<ReturnType<typeof configSchema>>;
@@ -69,7 +68,6 @@ function chooseConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv): { p
 }
 
 /** Relative paths resolve against `opts.file`'s directory. */
-
 export function parseConfig(text: string, opts: { file: string; env?: NodeJS.ProcessEnv }): Config {
   const file = resolve(opts.file);
   const env = opts.env ?? process.env;

@@ -262,7 +262,6 @@ function authOf(g: { app?: { id: number; installation_id?: number | undefined; p
 }
 
 /** Cross-key rules see a key's raw value where it failed. */
-
 function targetOf(url: unknown): GithubTarget | undefined {
   return typeof url === "object" && url !== null && "scope" in url ? (url as GithubTarget) : undefined;
 }

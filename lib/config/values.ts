@@ -3,9 +3,8 @@
 import { createPrivateKey } from "node:crypto";
 import { statSync, type Stats } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { MacosRunnerError } from "../core/errors.ts";
+import { MacosRunnerError, UsageError } from "../core/errors.ts";
 import { quote } from "../core/proc.ts";
-import { DURATION_SYNTAX, DurationError, formatDuration, parseDuration } from "../core/durations.ts";
 import { describeValue, formatProblem, z, type Problem } from "../core/schema/index.ts";
 import { readSecretFile } from "../core/secrets.ts";
 
@@ -98,6 +97,38 @@ export function numberIn<const V extends readonly [number, ...number[]]>(values:
 
 export function flag() {
   return z.boolean({ error: wrongType("true or false", unquoteHint(/^(true|false)$/)) });
+}
+
+// Durations as operators write them: "90s", "1h30m", "500ms" (parts add up).
+const UNIT_MS = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 } as const;
+/** Unanchored, for schemas to build on. */
+const DURATION_SYNTAX = /(?:\d+(?:\.\d+)?(?:ms|s|m|h))+/;
+const WHOLE = new RegExp(`^${DURATION_SYNTAX.source}$`);
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+
+class DurationError extends UsageError {}
+
+export function parseDuration(s: string): number {
+  if (!WHOLE.test(s)) {
+    throw new DurationError(`bad duration ${JSON.stringify(s)}: use a number with a unit (ms, s, m, h), e.g. 90s, 3m, 6h or 1h30m`);
+  }
+  let total = 0;
+  for (const [, amount, unit] of s.matchAll(PART)) total += Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
+  const ms = Math.round(total);
+  if (!Number.isSafeInteger(ms)) throw new DurationError(`bad duration ${JSON.stringify(s)}: too long`);
+  return ms;
+}
+
+/** 65535000 is "18h12m15s". */
+function formatDuration(ms: number): string {
+  let rest = ms;
+  let out = "";
+  for (const [unit, size] of Object.entries(UNIT_MS)) {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n > 0) out += `${n}${unit}`;
+  }
+  return out || "0ms";
 }
 
 const DURATION_FORMS = "a duration such as 90s, 3m, 6h or 1h30m (units ms, s, m, h)";
@@ -294,7 +325,6 @@ export function parseApiUrl(raw: string): string {
 }
 
 /** api.github.com, api.SUB.ghe.com (GHE.com), else GHES's /api/v3. */
-
 export function defaultApiUrl(githubUrl: string): string {
   const url = new URL(githubUrl);
   if (url.hostname === "github.com" || url.hostname === "www.github.com") return "https://api.github.com";

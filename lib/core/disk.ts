@@ -1,17 +1,12 @@
 // Free space on tart's volume, and how much `pull` wants free first.
 import { existsSync, statfsSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 
 export const GB = 1e9;
 /** Room kept free beyond the image itself: the clones the slots make, logs, macOS. */
 export const DISK_MARGIN_GB = 20;
 /** tart's default disk, for an image whose manifest does not say its size. */
 const UNKNOWN_IMAGE_GB = 50;
-
-export function tartHomeDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.TART_HOME || join(env.HOME || homedir(), ".tart");
-}
 
 /** For an unprivileged process, on the volume holding `path` or its nearest existing parent. */
 export function freeBytes(path: string): number {

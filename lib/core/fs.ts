@@ -1,7 +1,6 @@
 import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 
 /** Readers see old or new, never half; exactly `mode` whatever the umask; `sync: false` for files cheap to lose. */
-
 export function writeFileAtomic(path: string, content: string, mode = 0o600, opts: { sync?: boolean } = {}): void {
   const tmp = `${path}.${process.pid}.tmp`;
   try {

@@ -140,7 +140,6 @@ function unicodeEscape(c: string): string {
 }
 
 /** Errors keep only {name, message, status?}: an Octokit error's request can carry tokens in headers. */
-
 function plain(value: unknown, ancestors: object[]): unknown {
   if (value instanceof Error) return errorFields(value);
   if (typeof value === "bigint") return value.toString();

@@ -6,7 +6,6 @@ import { registerSecret } from "./redact.ts";
 const DEFAULT_FIX = "put the secret in it (mode 0600)";
 
 /** `what` is the config key or flag naming the file; `fix` says what belongs in it. */
-
 export function readSecretFile(path: string, what: string, fix = DEFAULT_FIX): string {
   let text: string;
   try {

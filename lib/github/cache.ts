@@ -82,7 +82,6 @@ export const EXPIRY_MARGIN_MS = 10 * 60 * 1000;
 export class TokenCache {
   private readonly file: JsonMapFile<string>;
   /** A 401 on one of these may mean it was revoked. */
-
   readonly handedOut = new Set<string>();
 
   constructor(

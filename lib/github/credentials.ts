@@ -168,7 +168,6 @@ export class AppCredentials {
   }
 
   /** A transient failure is left as it is for withRetries to retry the whole call. */
-
   private explained(err: unknown, where: string, tried?: string): unknown {
     if (!isHttpError(err) || err instanceof MacosRunnerError) return err;
     if (err.status >= 500 || networkFailure(err) !== undefined || isRateLimited(err)) return err;

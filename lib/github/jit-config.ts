@@ -44,7 +44,6 @@ export function jitConfigSecrets(encoded: string): string[] {
 }
 
 /** An array's items take the array's name. */
-
 function stringLeaves(value: unknown, key = ""): [string, string][] {
   if (typeof value === "string") return [[key, value]];
   if (Array.isArray(value)) return value.flatMap((v) => stringLeaves(v, key));

@@ -69,7 +69,6 @@ export interface ImageChoice {
   ref: string;
   digest?: string;
   pinned: boolean;
-
 }
 
 export function imageToClone(config: Config, log: Logger): ImageChoice {

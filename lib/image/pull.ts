@@ -3,11 +3,12 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/index.ts";
-import { formatGb, freeBytes, requiredFreeBytes, tartHomeDir } from "../core/disk.ts";
+import { formatGb, freeBytes, requiredFreeBytes } from "../core/disk.ts";
 import { MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { FileLock } from "../core/flock.ts";
 import type { Logger } from "../core/log.ts";
 import { TartError, type Tart } from "../vm/tart.ts";
+import { tartHome } from "../vm/tart-cache.ts";
 import { shortDigest, withDigest, type ImageRef } from "./oci-ref.ts";
 import { readImageLock, writeImageLock, type ImageLock, type Pin } from "./pin.ts";
 import { cachedDigests, digestsInUse, pruneCache } from "./prune.ts";
@@ -84,7 +85,7 @@ export async function updatePin(ctx: PullContext): Promise<void> {
   }
 
   const info = await readImageInfo(registry, repo.namespace, tag.digest).catch((err) => keepingPin(err, pin));
-  const home = tartHomeDir();
+  const home = tartHome();
   const need = requiredFreeBytes(config.image.minFreeGb, info.uncompressedDiskSize);
   const free = freeBytes(home);
   if (free < need) {

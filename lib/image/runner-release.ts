@@ -57,7 +57,6 @@ export async function checkRunnerFreshness(o: { imageVersion: string; releasesUr
     .filter((r) => !r.draft && !r.prerelease && r.published_at && parseVersion(r.tag_name) && compareVersions(parseVersion(r.tag_name)!, image) > 0)
     .sort((a, b) => compareVersions(parseVersion(a.tag_name)!, parseVersion(b.tag_name)!));
   // A very old image's successor is off the page: the latest is a generous lower bound.
-
   const successor = newer[0] ?? latest;
   const publishedAt = successor.published_at ?? new Date(now).toISOString();
   const daysBehind = Math.max(0, Math.floor((now - Date.parse(publishedAt)) / DAY_MS));

@@ -1,8 +1,9 @@
 // One cycle per process: lock -> recover -> back off if failing -> serve one job
 // -> boot the next VM -> exit code; launchd starts it again.
+import { readdirSync, readFileSync } from "node:fs";
 import { exitCode, MacosRunnerError, StateIoError } from "../core/errors.ts";
 import type { Stop } from "../core/signals.ts";
-import { unreapedChildren, usage } from "../core/usage.ts";
+import { systemClock, type Clock } from "../core/wait.ts";
 import { githubFor, type GitHubClient } from "../github/client.ts";
 import { SlotMetrics } from "../host/metrics/index.ts";
 import { OUTCOME_EXIT } from "../runner/run.ts";
@@ -81,4 +82,59 @@ function mirrorStateToMetrics(store: SlotStore, metrics: SlotMetrics): void {
   };
   mirror(store.current);
   store.onChange = mirror;
+}
+
+// What this process has cost so far, logged when it exits.
+/** Linux's USER_HZ. */
+const CLOCK_TICKS_PER_S = 100;
+
+/** Children waited for (Linux only; 10 ms resolution). */
+function childrenCpuMs(): number | undefined {
+  try {
+    // cutime and cstime: the 16th and 17th fields after "(comm)".
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Children not yet reaped (a VM's `tart run` that was just killed), Linux only. */
+function unreapedChildren(): number {
+  try {
+    return readdirSync("/proc/self/task").reduce((n, tid) => n + readFileSync(`/proc/self/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).length, 0);
+  } catch {
+    return 0;
+  }
+}
+
+function usage() {
+  const { user, system } = process.cpuUsage();
+  const children = childrenCpuMs();
+  return {
+    cpu_ms: Math.round((user + system) / 1000),
+    ...(children !== undefined && { children_cpu_ms: children }),
+    max_rss_kb: process.resourceUsage().maxRSS,
+  };
+}
+
+// An error before a cycle starts has no state to back off with: under launchd it
+// pauses before exiting, as KeepAlive restarts at once and a config mistake must
+// not become 60 restarts a minute.
+export const PRE_CYCLE_PAUSE_MS = 10_000;
+
+/** launchd names its jobs in XPC_SERVICE_NAME ("0" outside launchd). */
+function underLaunchd(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(env.XPC_SERVICE_NAME && env.XPC_SERVICE_NAME !== "0");
+}
+
+/** Runs `fn`; what it throws is re-thrown, after the pause under launchd. A stop (`signal`: a bootout) ends the pause. */
+export async function pacedExit<T>(fn: () => Promise<T>, o: { clock?: Clock; env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {}): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (underLaunchd(o.env)) await (o.clock ?? systemClock).sleep(PRE_CYCLE_PAUSE_MS, o.signal);
+    throw err;
+  }
 }

@@ -1,12 +1,12 @@
 // A typed wrapper around the `tart` CLI: every call has a deadline, every failure says what to do.
-import { closeSync, openSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ProcessPromise } from "zx/core";
-import { isAlive, isSameProcess, processStartTime } from "../core/process-identity.ts";
 import { MacosRunnerError, type ExitKind } from "../core/errors.ts";
 import { finished, sh, type Finished } from "../core/proc.ts";
 import { poll, sleep } from "../core/wait.ts";
+import { tartHome } from "./tart-cache.ts";
 
 export class TartError extends MacosRunnerError {
   constructor(
@@ -86,6 +86,42 @@ export function vmLimitOthers(output: string): string[] | undefined {
   return (m[1] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
 }
 
+// A process is known by pid and start time together: the kernel reuses pids.
+const hasProc = existsSync("/proc/self/stat");
+
+/** An opaque token; undefined when the pid names no live process (a zombie counts as gone). */
+export function processStartTime(pid: number): string | undefined {
+  if (!(pid > 0)) return undefined;
+  if (hasProc) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] === "Z" || fields[0] === "X") return undefined;
+      return fields[19];
+    } catch {
+      return undefined;
+    }
+  }
+  const r = spawnSync("/bin/ps", ["-o", "stat=,lstart=", "-p", String(pid)], { encoding: "utf8", timeout: 5_000 });
+  const line = r.status === 0 ? r.stdout.trim() : "";
+  if (!line || line.startsWith("Z")) return undefined;
+  return line.replace(/^\S+\s+/, "");
+}
+
+export function isSameProcess(pid: number, startTime: string): boolean {
+  return processStartTime(pid) === startTime;
+}
+
+/** Another user's process answers EPERM; a zombie counts as dead where /proc tells. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  return !hasProc || processStartTime(pid) !== undefined;
+}
+
 /** How often an attached `tart run` (not our child) is checked for having ended. */
 const ATTACHED_POLL_MS = 250;
 /** SIGINT, then SIGKILL after this, as `tart stop` does (Stop.swift), shorter than its 30 s: the VM is disposable. */
@@ -151,9 +187,8 @@ export class TartCli implements Tart {
 
   constructor(private readonly opts: TartOptions) {}
 
-  /** TART_HOME as tart resolves it. */
   get home(): string {
-    return this.opts.env?.TART_HOME || process.env.TART_HOME || join(homedir(), ".tart");
+    return tartHome({ ...process.env, ...this.opts.env });
   }
 
   /** Registry credentials only for clone and pull (even inherited ones are removed): a `tart run`'s environment is readable by the job (`ps eww`). */

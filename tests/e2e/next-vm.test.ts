@@ -6,7 +6,7 @@
 // record without the start time are not trusted is in tests/cycle/next-vm.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
-import { isAlive } from "../../lib/core/process-identity.ts";
+import { isAlive } from "../../lib/vm/tart.ts";
 import { join } from "node:path";
 import type { World } from "../../sim/world.ts";
 import { enqueue, events, exitOf, fileWorld, job, loopBinary, nothingLeft, slots, slotState, start, until, vms, type Slots } from "./harness.ts";

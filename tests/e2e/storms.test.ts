@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { PRE_CYCLE_PAUSE_MS } from "../../lib/core/pace.ts";
+import { PRE_CYCLE_PAUSE_MS } from "../../lib/slot/loop.ts";
 import { renderAgents } from "../../lib/host/launchd/render.ts";
 import { startAgent } from "../../sim/launchd.ts";
 import type { World } from "../../sim/world.ts";

@@ -219,7 +219,6 @@ function closest(key: string, known: readonly string[]): string | undefined {
 
 /** Insert, delete, substitute, swap two neighbours. */
 function editDistance(a: string, b: string): number {
-
   const d: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
   const at = (i: number, j: number): number => d[i]?.[j] ?? Infinity;
   for (let i = 1; i <= a.length; i++) {
