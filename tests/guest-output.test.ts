@@ -5,8 +5,7 @@ import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { createLogger } from "../lib/core/log.ts";
 import { registerSecretFragments } from "../lib/core/redact.ts";
-import { GuestOutput } from "../lib/runner/guest-output.ts";
-import { parseRunnerLine } from "../lib/runner/status-lines.ts";
+import { GuestOutput, parseRunnerLine } from "../lib/runner/run.ts";
 
 function setup(limits = { lineChars: 500, linesPerMinute: 120 }) {
   let text = "";

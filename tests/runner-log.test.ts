@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { parseRunnerLine } from "../lib/runner/status-lines.ts";
+import { parseRunnerLine } from "../lib/runner/run.ts";
 
 test("the runner's own log lines are recognised (contracts/github.md §4)", () => {
   expect(parseRunnerLine("√ Connected to GitHub")).toEqual({ kind: "connected" });

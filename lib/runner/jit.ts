@@ -1,7 +1,7 @@
 // The JIT runner config for a slot's VM (1 API call in steady state).
 import type { Config } from "../config/index.ts";
 import { githubFor, type GitHubClient } from "../github/client.ts";
-import { GitHubError } from "../github/errors.ts";
+import { GitHubError, type RetryInfo } from "../github/errors.ts";
 import { deleteRunner, findRunnerByName, generateJitConfig, type JitConfig } from "../github/runners.ts";
 import type { Logger } from "../core/log.ts";
 import type { SlotNames } from "../config/names.ts";
@@ -21,8 +21,7 @@ export async function token(o: TokenOptions): Promise<JitConfig> {
   const gh = o.gh ?? githubFor(o.config, o.log);
   const { runner } = o.config;
   const retry = {
-    onRetry: (i: { attempt: number; status: number; waitMs: number; reason: string }) =>
-      o.log.warn("token.retry", `GitHub ${i.reason}; retrying in ${i.waitMs} ms`, { phase: "token", status: i.status, attempt: i.attempt, wait_ms: i.waitMs }),
+    onRetry: (i: RetryInfo) => o.log.warn("token.retry", `GitHub ${i.reason}; retrying in ${i.waitMs} ms`, { phase: "token", status: i.status, attempt: i.attempt, wait_ms: i.waitMs }),
   };
   const done = o.log.time("token.done", { phase: "token" });
   let name = o.name;

@@ -4,12 +4,95 @@
 import { createInterface } from "node:readline";
 import type { Config } from "../config/index.ts";
 import { type ExitKind } from "../core/errors.ts";
-import type { Logger } from "../core/log.ts";
+import type { Level, Logger } from "../core/log.ts";
+import { redact } from "../core/redact.ts";
 import { after, type Clock } from "../core/wait.ts";
-import { GUEST_OUTPUT_LIMITS, GuestOutput } from "./guest-output.ts";
-import { parseRunnerLine } from "./status-lines.ts";
 import { agentUnreachable, noRouteToHost, localNetworkError, sshSettings, startInGuest, transportCommand } from "../vm/guest.ts";
 import type { Tart } from "../vm/tart.ts";
+
+// The actions runner's status lines (contracts/github.md §4): run.sh's exit
+// status says nothing about the job; these lines do.
+export type RunnerEvent =
+  | { kind: "connected" }
+  | { kind: "listening" }
+  | { kind: "job-started"; job: string }
+  | { kind: "job-completed"; job: string; result: string }
+  | { kind: "runner-gone" }
+  | { kind: "session-conflict" };
+
+const TS = String.raw`\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z: `;
+const PATTERNS: [RegExp, (m: RegExpMatchArray) => RunnerEvent][] = [
+  [/^√ Connected to GitHub$/, () => ({ kind: "connected" })],
+  [new RegExp(`^${TS}Listening for Jobs$`), () => ({ kind: "listening" })],
+  [new RegExp(`^${TS}Running job: (.+)$`), (m) => ({ kind: "job-started", job: m[1]! })],
+  [new RegExp(`^${TS}Job (.+) completed with result: (\\w+)$`), (m) => ({ kind: "job-completed", job: m[1]!, result: m[2]! })],
+  [/The runner no longer exists on the server/, () => ({ kind: "runner-gone" })],
+  [/A session for this runner already exists/, () => ({ kind: "session-conflict" })],
+];
+
+export function parseRunnerLine(line: string): RunnerEvent | undefined {
+  const text = line.trimEnd();
+  for (const [re, make] of PATTERNS) {
+    const m = text.match(re);
+    if (m) return make(m);
+  }
+  return undefined;
+}
+
+// The guest's output in the slot log: status lines at info (`runner.<kind>`),
+// the rest at debug (`guest.output`), each redacted, cut, and rate-capped per
+// level, so a chatty or hostile guest cannot fill the disk or crowd them out.
+/** `linesPerMinute` is per level; the others are counted, then reported. */
+export const GUEST_OUTPUT_LIMITS = { lineChars: 500, linesPerMinute: 120 };
+
+const MINUTE_MS = 60_000;
+type GuestLevel = Extract<Level, "info" | "debug">;
+
+export class GuestOutput {
+  private windowStart = Number.NEGATIVE_INFINITY;
+  private readonly written: Record<GuestLevel, number> = { info: 0, debug: 0 };
+  private readonly dropped: Record<GuestLevel, number> = { info: 0, debug: 0 };
+
+  constructor(
+    private readonly log: Logger,
+    private readonly limits: typeof GUEST_OUTPUT_LIMITS = GUEST_OUTPUT_LIMITS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  line(text: string, stream: "stdout" | "stderr", event: RunnerEvent | undefined): void {
+    const level: GuestLevel = event ? "info" : "debug";
+    if (this.now() - this.windowStart >= MINUTE_MS) {
+      this.reportDropped();
+      this.windowStart = this.now();
+      this.written.info = this.written.debug = 0;
+    }
+    if (this.written[level] >= this.limits.linesPerMinute) {
+      this.dropped[level]++;
+      return;
+    }
+    this.written[level]++;
+    // Redacted before it is cut, so a cut never leaves a secret's head too short to be recognised.
+    const clean = redact(text);
+    const cut = clean.length > this.limits.lineChars;
+    this.log[level](event ? `runner.${event.kind}` : "guest.output", cut ? `${clean.slice(0, this.limits.lineChars)}…[truncated]` : clean, {
+      stream,
+      ...(cut ? { truncated: true, chars: clean.length } : {}),
+    });
+  }
+
+  close(): void {
+    this.reportDropped();
+  }
+
+  private reportDropped(): void {
+    for (const level of ["info", "debug"] as const) {
+      const n = this.dropped[level];
+      if (n === 0) continue;
+      this.dropped[level] = 0;
+      this.log[level]("guest.output_dropped", `${n} guest line${n === 1 ? "" : "s"} not logged: more than ${this.limits.linesPerMinute} a minute`, { dropped: n });
+    }
+  }
+}
 
 /** How a run ended, and the exit kind it maps to. */
 export const OUTCOME_EXIT = {
