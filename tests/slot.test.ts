@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { backoffMs } from "../lib/slot/failure.ts";
+import { backoffMs } from "../lib/slot/loop.ts";
 import { lockSlot, SlotBusyError } from "../lib/slot/lock.ts";
 import { parseSlotState, SlotStore } from "../lib/slot/state.ts";
 import { systemClock } from "../lib/core/wait.ts";

@@ -14,7 +14,7 @@ import { stopController } from "../lib/core/signals.ts";
 import { poll, systemClock } from "../lib/core/wait.ts";
 import { startRun } from "../lib/runner/run.ts";
 import { tartFor } from "../lib/slot/context.ts";
-import { recordFailure, waitOutBackoff } from "../lib/slot/failure.ts";
+import { recordFailure, waitOutBackoff } from "../lib/slot/loop.ts";
 import { SlotStore } from "../lib/slot/state.ts";
 import { APP_KEY_PEM } from "./fixtures/app-key.ts";
 import { FakeClock } from "./helpers/clock.ts";

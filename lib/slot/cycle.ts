@@ -11,10 +11,9 @@ import { type ImageChoice, imageToClone, inspectImageLock } from "../image/pin.t
 import { cachedDigest } from "../vm/tart-cache.ts";
 import { aborted } from "../core/signals.ts";
 import { cleanSlot, removeRunner } from "./clean.ts";
-import { reportGhostJob, reportLostJob } from "./lost.ts";
 import { cloneNextVm, cycleVm, disposeOld, keepAsNextVm } from "./next-vm.ts";
 import type { SlotRun } from "./context.ts";
-import { adopt, retireGhosts, sweep, sweepDue } from "./recover.ts";
+import { adopt, reportGhostJob, reportLostJob, retireGhosts, sweep, sweepDue } from "./recover.ts";
 import type { StatePatch } from "./state.ts";
 import { VmLimitError } from "../vm/tart.ts";
 import { transportCommand } from "../vm/guest.ts";
