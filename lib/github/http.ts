@@ -5,32 +5,20 @@ import { request as octokitRequest } from "@octokit/request";
 import type { OctokitResponse } from "@octokit/types";
 import type { Scope } from "../config/values.ts";
 import { BadInputError } from "../core/errors.ts";
-import type { Logger } from "../core/log.ts";
+import type { Level, Logger } from "../core/log.ts";
 
 export type Request = typeof octokitRequest;
 
-export interface HttpOptions {
-  apiUrl: string;
-  log: Logger;
-  /** Per call, answer included. */
-  timeoutMs?: number | undefined;
-  /** A page of 100 runners is about 60 KB. */
-  maxBodyBytes?: number | undefined;
-}
-
+/** A page of 100 runners is about 60 KB. */
 const MAX_BODY_BYTES = 1 << 20;
 
 export function octokitLog(log: Logger) {
-  const text = (args: unknown[]) => args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
-  return {
-    debug: (...args: unknown[]) => log.debug("github.octokit", text(args)),
-    info: (...args: unknown[]) => log.info("github.octokit", text(args)),
-    warn: (...args: unknown[]) => log.warn("github.octokit", text(args)),
-    error: (...args: unknown[]) => log.error("github.octokit", text(args)),
-  };
+  const at = (level: Level) => (...args: unknown[]) => log[level]("github.octokit", args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" "));
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
-export function baseRequest(o: HttpOptions): Request {
+/** `timeoutMs` is per call, answer included. */
+export function baseRequest(o: { apiUrl: string; log: Logger; timeoutMs?: number | undefined; maxBodyBytes?: number | undefined }): Request {
   return octokitRequest.defaults({
     baseUrl: o.apiUrl,
     headers: { "user-agent": "macos-runner", "x-github-api-version": "2022-11-28" },
@@ -74,30 +62,22 @@ export interface PageQuery {
   page: number;
 }
 
-export interface RunnerRoutes {
-  generateJitConfig(body: { name: string; runner_group_id: number; labels: string[]; work_folder: string }): Answer;
-  listRunners(query: PageQuery & { name?: string }): Answer;
-  getRunner(runnerId: number): Answer;
-  deleteRunner(runnerId: number): Answer;
-  createRegistrationToken(): Answer;
-  /** Absent for a repository, which has no runner groups. */
-  listRunnerGroups?: (query: PageQuery) => Answer;
-}
+export type RunnerRoutes = ReturnType<typeof runnerRoutes>;
 
-/** GHEC gives each enterprise route the org route's parameters and answer. */
-export function runnerRoutes(request: Request, scope: Scope): RunnerRoutes {
+/** GHEC gives each enterprise route the org route's parameters and answer; a repository has no runner groups. */
+export function runnerRoutes(request: Request, scope: Scope) {
   const [base, params] =
     scope.kind === "org" ? ["/orgs/{org}", { org: scope.org }]
     : scope.kind === "repo" ? ["/repos/{owner}/{repo}", { owner: scope.owner, repo: scope.repo }]
     : ["/enterprises/{enterprise}", { enterprise: scope.enterprise }];
   const call = (method: string, path: string, more: object = {}): Answer => request(`${method} ${base}/actions/${path}`, { ...params, ...more });
   return {
-    generateJitConfig: (body) => call("POST", "runners/generate-jitconfig", body),
-    listRunners: (query) => call("GET", "runners", query),
-    getRunner: (runner_id) => call("GET", "runners/{runner_id}", { runner_id }),
-    deleteRunner: (runner_id) => call("DELETE", "runners/{runner_id}", { runner_id }),
+    generateJitConfig: (body: { name: string; runner_group_id: number; labels: string[]; work_folder: string }) => call("POST", "runners/generate-jitconfig", body),
+    listRunners: (query: PageQuery & { name?: string }) => call("GET", "runners", query),
+    getRunner: (runner_id: number) => call("GET", "runners/{runner_id}", { runner_id }),
+    deleteRunner: (runner_id: number) => call("DELETE", "runners/{runner_id}", { runner_id }),
     createRegistrationToken: () => call("POST", "runners/registration-token"),
-    ...(scope.kind !== "repo" && { listRunnerGroups: (query: PageQuery) => call("GET", "runner-groups", query) }),
+    listRunnerGroups: scope.kind === "repo" ? undefined : (query: PageQuery) => call("GET", "runner-groups", query),
   };
 }
 

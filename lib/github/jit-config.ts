@@ -23,8 +23,8 @@ export function registerJitConfig(encoded: string): void {
 
 /** None for a config that does not decode (it is then registered whole only). */
 export function jitConfigSecrets(encoded: string): string[] {
-  const files = jsonObject(Buffer.from(encoded.trim(), "base64").toString("utf8"));
-  if (files === undefined) return [];
+  const files = jsonValue(Buffer.from(encoded.trim(), "base64").toString("utf8"));
+  if (files === null || typeof files !== "object" || Array.isArray(files)) return [];
   const secrets = [encoded.trim()];
   for (const [name, member] of Object.entries(files)) {
     if (typeof member !== "string") continue;
@@ -57,9 +57,4 @@ function jsonValue(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function jsonObject(text: string): Record<string, unknown> | undefined {
-  const v = jsonValue(text);
-  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
