@@ -10,7 +10,7 @@ import type { Config } from "../lib/config/index.ts";
 import { DISK_MARGIN_GB, GB, requiredFreeBytes } from "../lib/core/disk.ts";
 import { StateIoError } from "../lib/core/errors.ts";
 import { imageLockPath, imageToClone, readImageLock, writeImageLock } from "../lib/image/pin.ts";
-import { digestsInUse } from "../lib/image/prune.ts";
+import { digestsInUse } from "../lib/image/pull.ts";
 import { createLogger } from "../lib/core/log.ts";
 import { parseImageRef } from "../lib/image/oci-ref.ts";
 

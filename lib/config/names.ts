@@ -54,9 +54,8 @@ export function currentHostId(configured: string | undefined, stateDir: string, 
 
 /** host.id, else the id pinned in state_dir, else one pinned now from the machine, never the hostname (imaged Macs share it). */
 export function hostId(configured: string | undefined, stateDir: string, onPinned?: (id: string, from: string) => void, source?: MachineIdSource): string {
-  if (configured) return configured;
-  const pinned = pinnedHostId(stateDir);
-  if (pinned) return pinned;
+  const known = configured ?? pinnedHostId(stateDir);
+  if (known) return known;
   const { id, from } = defaultHostId(source);
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });

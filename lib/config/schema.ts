@@ -209,7 +209,10 @@ export function configSchema(src: ConfigSource) {
       url: g.url.url,
       apiUrl: g.api_url ?? defaultApiUrl(g.url.url),
       scope: g.url.scope,
-      auth: authOf(g),
+      // The section's rules guarantee exactly one of app and token_path.
+      auth: g.app
+        ? { kind: "app" as const, appId: g.app.id, ...(g.app.installation_id !== undefined && { installationId: g.app.installation_id }), privateKeyPath: g.app.private_key_path }
+        : { kind: "pat" as const, tokenPath: g.token_path! },
     },
     runner: {
       namePrefix: r.name_prefix,
@@ -252,13 +255,6 @@ export function configSchema(src: ConfigSource) {
     },
     ...(m && { metrics: { textfileDir: m.textfile_dir } }),
   }));
-}
-
-/** The section's rules guarantee exactly one of app and token_path. */
-function authOf(g: { app?: { id: number; installation_id?: number | undefined; private_key_path: string } | undefined; token_path?: string | undefined }) {
-  if (!g.app) return { kind: "pat" as const, tokenPath: g.token_path! };
-  const { id, installation_id, private_key_path } = g.app;
-  return { kind: "app" as const, appId: id, ...(installation_id !== undefined && { installationId: installation_id }), privateKeyPath: private_key_path };
 }
 
 /** Cross-key rules see a key's raw value where it failed. */

@@ -14,15 +14,11 @@ export interface Fields {
   [k: string]: unknown;
 }
 
-export interface Logger {
-  debug(event: string, msg?: string, fields?: Fields): void;
-  info(event: string, msg?: string, fields?: Fields): void;
-  warn(event: string, msg?: string, fields?: Fields): void;
-  error(event: string, msg?: string, fields?: Fields): void;
+export type Logger = Record<Level, (event: string, msg?: string, fields?: Fields) => void> & {
   child(fields: Fields): Logger;
   /** The returned function logs `event` with duration_ms and returns it. */
   time(event: string, fields?: Fields): (msg?: string, extra?: Fields) => number;
-}
+};
 
 export interface LoggerOptions {
   stream?: NodeJS.WritableStream & { isTTY?: boolean };

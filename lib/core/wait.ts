@@ -25,16 +25,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export const systemClock: Clock = { now: () => Date.now(), sleep };
 
-export interface PollOptions {
-  /** Epoch ms. */
-  deadline: number;
-  everyMs: number;
-  signal?: AbortSignal;
-  clock?: Clock;
-}
-
-/** Undefined when the deadline passes or the signal aborts first. */
-export async function poll<T>(probe: () => T | undefined | Promise<T | undefined>, o: PollOptions): Promise<T | undefined> {
+/** Undefined when the deadline (epoch ms) passes or the signal aborts first. */
+export async function poll<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  o: { deadline: number; everyMs: number; signal?: AbortSignal; clock?: Clock },
+): Promise<T | undefined> {
   for (;;) {
     const v = await probe();
     if (v !== undefined) return v;

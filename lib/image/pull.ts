@@ -1,6 +1,6 @@
 // The `pull` command's work: pull, verify, pin and prune the tag's new digest;
 // roll back; report; check the image's actions runner. Any failure leaves the pin.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/index.ts";
 import { formatGb, freeBytes, requiredFreeBytes } from "../core/disk.ts";
@@ -10,8 +10,7 @@ import type { Logger } from "../core/log.ts";
 import { TartError, type Tart } from "../vm/tart.ts";
 import { tartHome } from "../vm/tart-cache.ts";
 import { shortDigest, withDigest, type ImageRef } from "./oci-ref.ts";
-import { readImageLock, writeImageLock, type ImageLock, type Pin } from "./pin.ts";
-import { cachedDigests, digestsInUse, pruneCache } from "./prune.ts";
+import { imageLockPath, readImageLock, writeImageLock, type ImageLock, type Pin } from "./pin.ts";
 import { readImageInfo, type RegistryClient } from "./registry.ts";
 import { checkRunnerFreshness, type RunnerFreshness } from "./runner-release.ts";
 
@@ -65,7 +64,7 @@ function keepingPin(err: unknown, pin: ImageLock | undefined, kind?: ExitKind): 
 }
 
 export async function updatePin(ctx: PullContext): Promise<void> {
-  const { config, repo, tart, registry, log } = ctx;
+  const { config, repo, registry, log } = ctx;
   const pin = currentPin(ctx);
   const tag = await registry.headManifest(repo.namespace, repo.reference).catch((err) => keepingPin(err, pin));
 
@@ -74,7 +73,7 @@ export async function updatePin(ctx: PullContext): Promise<void> {
       log.info("pull.rolled-back", `the tag still points at ${shortDigest(tag.digest)}, which was rolled back; ${shortDigest(pin.digest)} stays pinned until the tag moves`);
     }
     // Someone may have pruned tart's cache by hand: bring the pinned image back.
-    if (!cachedDigests(await tart.listCached(), repo).includes(pin.digest)) {
+    if (!(await cachedDigests(ctx)).includes(pin.digest)) {
       log.warn("pull.repull", `the pinned image ${shortDigest(pin.digest)} is no longer in tart's cache; pulling it again`);
       await pullDigest(ctx, pin.digest, pin);
     } else if (pin.digest === tag.digest) {
@@ -116,14 +115,14 @@ export async function updatePin(ctx: PullContext): Promise<void> {
 /** Then checks that tart's cache holds exactly that digest. */
 async function pullDigest(ctx: PullContext, digest: string, pin: ImageLock | undefined): Promise<void> {
   const { tart, repo, log } = ctx;
-  const before = new Set(cachedDigests(await ctx.tart.listCached(), repo));
+  const before = new Set(await cachedDigests(ctx));
   const done = log.time("pull.pulled", { digest });
   try {
     await tart.pull(withDigest(repo, digest), PULL_TIMEOUT_MS);
   } catch (err) {
     keepingPin(err, pin, err instanceof TartError && err.kind === "unavailable" ? "unavailable" : "tempfail");
   }
-  const after = cachedDigests(await tart.listCached(), repo);
+  const after = await cachedDigests(ctx);
   if (!after.includes(digest)) {
     const stray = after.filter((d) => !before.has(d));
     for (const d of stray) await tart.delete(withDigest(repo, d));
@@ -135,19 +134,60 @@ async function pullDigest(ctx: PullContext, digest: string, pin: ImageLock | und
   done(`pulled ${shortDigest(digest)} into tart's cache`);
 }
 
+/**
+ * Deletes every cached digest but the pinned, the previous and those a slot's
+ * VM comes from. Clones are copies, so deleting a digest never breaks a VM already made.
+ */
 async function prune(ctx: PullContext, pin: ImageLock): Promise<void> {
   const keep = new Set([pin.digest, ...(pin.previous ? [pin.previous.digest] : [])]);
-  await pruneCache({ tart: ctx.tart, repo: ctx.repo, keep, stateDir: ctx.config.host.stateDir, log: ctx.log });
+  const inUse = digestsInUse(ctx.config.host.stateDir);
+  for (const digest of await cachedDigests(ctx)) {
+    if (keep.has(digest)) continue;
+    const slots = inUse.get(digest);
+    if (slots) {
+      ctx.log.info("prune.kept", `keeping ${shortDigest(digest)}: the VM of slot ${slots.join(" and ")} comes from it`, { digest });
+      continue;
+    }
+    await ctx.tart.delete(withDigest(ctx.repo, digest));
+    ctx.log.info("prune.deleted", `deleted ${shortDigest(digest)} from tart's cache (neither pinned, previous, nor used by a slot)`, { digest });
+  }
+}
+
+/** Digest -> the slots whose VM (being cloned or running) comes from it. */
+export function digestsInUse(stateDir: string): Map<string, number[]> {
+  const inUse = new Map<string, number[]>();
+  let files: string[];
+  try {
+    files = readdirSync(stateDir).filter((f) => /^slot-\d+\.json$/.test(f));
+  } catch {
+    return inUse;
+  }
+  for (const file of files) {
+    // The fields of lib/slot/state.ts's file this reads.
+    let state: { vm?: string; image?: string; slot?: number };
+    try {
+      state = JSON.parse(readFileSync(join(stateDir, file), "utf8"));
+    } catch {
+      continue; // being rewritten (atomic rename) or damaged: the loop recovers it
+    }
+    if (state.vm && state.image) inUse.set(state.image, [...(inUse.get(state.image) ?? []), Number(state.slot)]);
+  }
+  return inUse;
+}
+
+async function cachedDigests({ tart, repo }: Pick<PullContext, "tart" | "repo">): Promise<string[]> {
+  const prefix = `${repo.host}/${repo.namespace}@`;
+  return (await tart.listCached()).filter((e) => e.Name.startsWith(prefix)).map((e) => e.Name.slice(prefix.length));
 }
 
 export async function rollbackPin(ctx: PullContext): Promise<void> {
-  const { config, repo, tart, log } = ctx;
+  const { config, log } = ctx;
   const pin = currentPin(ctx);
   if (!pin?.previous) {
-    throw new MacosRunnerError(`no previous image to roll back to in ${join(config.host.stateDir, "image.lock")} (a rollback needs two pulls of different digests)`);
+    throw new MacosRunnerError(`no previous image to roll back to in ${imageLockPath(config.host.stateDir)} (a rollback needs two pulls of different digests)`);
   }
   const back = pin.previous;
-  if (!cachedDigests(await tart.listCached(), repo).includes(back.digest)) {
+  if (!(await cachedDigests(ctx)).includes(back.digest)) {
     log.warn("pull.repull", `the previous image ${shortDigest(back.digest)} is no longer in tart's cache; pulling it again`);
     await pullDigest(ctx, back.digest, pin);
   }
@@ -165,13 +205,13 @@ export async function rollbackPin(ctx: PullContext): Promise<void> {
 }
 
 export async function pullStatus(ctx: PullContext): Promise<{ report: unknown; text: string }> {
-  const { config, repo, tart, registry } = ctx;
+  const { config, repo, registry } = ctx;
   const pin = currentPin(ctx) ?? null;
   const available = await registry.headManifest(repo.namespace, repo.reference).then(
     (t) => ({ digest: t.digest }),
     (err: Error) => ({ error: err.message }),
   );
-  const cached = await tart.listCached().then((l) => cachedDigests(l, repo), (err: Error) => ({ error: err.message }));
+  const cached = await cachedDigests(ctx).catch((err: Error) => ({ error: err.message }));
   const inUse = Object.fromEntries(digestsInUse(config.host.stateDir));
   const report = { ref: config.image.ref, pinned: pin && { digest: pin.digest, pinned_at: pin.pinned_at, runner_version: pin.runner_version ?? null }, previous: pin?.previous ?? null, rolled_back: pin?.rolled_back ?? null, available, cached, in_use: inUse };
   const pinLine = (p: { digest: string; pinned_at: string; runner_version?: string } | null | undefined) =>
