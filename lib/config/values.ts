@@ -9,11 +9,8 @@ import { describeValue, formatProblem, z, type Problem } from "../core/schema/in
 import { readSecretFile } from "../core/secrets.ts";
 
 export class ConfigError extends MacosRunnerError {
-  readonly problems: Problem[];
-
-  constructor(message: string, problems: Problem[] = []) {
+  constructor(message: string, readonly problems: Problem[] = []) {
     super(message, { kind: "config" });
-    this.problems = problems;
   }
 
   static forFile(file: string, problems: Problem[]): ConfigError {

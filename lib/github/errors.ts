@@ -14,12 +14,8 @@ export interface HttpErrorLike {
 }
 
 export class GitHubError extends MacosRunnerError {
-  readonly status: number;
-  readonly githubMessage: string;
-  constructor(message: string, status: number, githubMessage: string, kind: ExitKind = "failure") {
+  constructor(message: string, readonly status: number, readonly githubMessage: string, kind: ExitKind = "failure") {
     super(message, { kind });
-    this.status = status;
-    this.githubMessage = githubMessage;
   }
 }
 
@@ -31,10 +27,8 @@ export class GitHubPermissionError extends GitHubError {}
 export class GitHubNotFoundError extends GitHubError {}
 /** Its reset is further away than we wait in-process. */
 export class GitHubRateLimitError extends GitHubError {
-  readonly retryAtMs: number;
-  constructor(message: string, status: number, githubMessage: string, retryAtMs: number) {
+  constructor(message: string, status: number, githubMessage: string, readonly retryAtMs: number) {
     super(message, status, githubMessage, "tempfail");
-    this.retryAtMs = retryAtMs;
   }
 }
 /** 5xx or network failure that outlasted our retries. */

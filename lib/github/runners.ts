@@ -4,7 +4,7 @@ import { registerSecret } from "../core/redact.ts";
 import { registerJitConfig } from "./jit-config.ts";
 import { answers, type ExpiringToken, type JitConfig, type Runner } from "./answers.ts";
 import type { GitHubClient } from "./client.ts";
-import { explain, githubMessageOf, GitHubNotFoundError, GitHubRejectedError, isBusyRunner, isHttpError, type RetryOptions, withRetries } from "./errors.ts";
+import { explain, githubMessageOf, GitHubNotFoundError, GitHubRejectedError, isBusyRunner, isHttpError, type HttpErrorLike, type RetryOptions, withRetries } from "./errors.ts";
 import type { PageQuery } from "./http.ts";
 
 export type { JitConfig, Runner } from "./answers.ts";
@@ -13,16 +13,16 @@ const PER_PAGE = 100;
 /** GitHub's cap of 10,000 runners per group: past it, something answers wrongly. */
 const MAX_PAGES = 100;
 
-async function call<T>(gh: GitHubClient, where: string, fn: () => Promise<T>, retry?: RetryOptions): Promise<T> {
+/** `answered` turns a refusal GitHub gave into a result (a 404 that means gone); any other is explained. */
+async function call<T>(gh: GitHubClient, where: string, fn: () => Promise<T>, retry?: RetryOptions, answered?: (err: HttpErrorLike) => T | undefined): Promise<T> {
   try {
     return await withRetries(fn, { ...gh.retry, ...retry });
   } catch (err) {
-    throw asExplained(gh, err, where);
+    if (!isHttpError(err) || err instanceof MacosRunnerError) throw err;
+    const result = answered?.(err);
+    if (result !== undefined) return result;
+    throw explain(err, where, gh);
   }
-}
-
-function asExplained(gh: GitHubClient, err: unknown, where: string): unknown {
-  return isHttpError(err) && !(err instanceof MacosRunnerError) ? explain(err, where, gh) : err;
 }
 
 /** Follows `Link: rel="next"`, or without a Link header pages until a short one. */
@@ -121,28 +121,20 @@ export type DeleteOutcome = "deleted" | "gone" | "busy";
 /** A runner holding a job (422 "still running a job") is busy. */
 export async function deleteRunner(gh: GitHubClient, id: number, retry?: RetryOptions): Promise<DeleteOutcome> {
   const where = `deleting runner ${id} from ${gh.scopeUrl}`;
-  try {
-    await withRetries(() => gh.routes.deleteRunner(id), { ...gh.retry, ...retry });
+  const deleted = async (): Promise<DeleteOutcome> => {
+    await gh.routes.deleteRunner(id);
     return "deleted";
-  } catch (err) {
-    if (isHttpError(err) && !(err instanceof MacosRunnerError)) {
-      if (err.status === 404) return "gone";
-      if (isBusyRunner(err)) return "busy";
-      if (err.status === 422) {
-        throw new GitHubRejectedError(`${where}: GitHub said 422 "${githubMessageOf(err)}", which is not the busy-runner answer; the runner was not removed.`, 422, githubMessageOf(err));
-      }
-    }
-    throw asExplained(gh, err, where);
-  }
+  };
+  return call(gh, where, deleted, retry, (err) => {
+    if (err.status === 404) return "gone";
+    if (isBusyRunner(err)) return "busy";
+    if (err.status !== 422) return undefined;
+    throw new GitHubRejectedError(`${where}: GitHub said 422 "${githubMessageOf(err)}", which is not the busy-runner answer; the runner was not removed.`, 422, githubMessageOf(err));
+  });
 }
 
 export async function getRunner(gh: GitHubClient, id: number, retry?: RetryOptions): Promise<Runner | undefined> {
   const where = `looking up runner ${id} in ${gh.scopeUrl}`;
-  try {
-    const { data } = await withRetries(() => gh.routes.getRunner(id), { ...gh.retry, ...retry });
-    return answers.runner(where, data);
-  } catch (err) {
-    if (isHttpError(err) && !(err instanceof MacosRunnerError) && err.status === 404) return undefined;
-    throw asExplained(gh, err, where);
-  }
+  const runner = await call(gh, where, async () => answers.runner(where, (await gh.routes.getRunner(id)).data), retry, (err) => (err.status === 404 ? null : undefined));
+  return runner ?? undefined;
 }

@@ -241,8 +241,8 @@ export class TartCli implements Tart {
     const p = sh({ env: this.env() })({ detached: true, stdio: ["ignore", fd, fd] })`exec ${this.opts.path} run ${flags} ${name}`;
     closeSync(fd);
     const exited = (async () => {
-      const o = await p;
-      return { code: o.exitCode, signal: o.signal as string | null };
+      const out = await p;
+      return { code: out.exitCode, signal: out.signal as string | null };
     })();
     p.child?.unref();
     const pid = p.pid ?? -1;
@@ -344,13 +344,8 @@ export class TartCli implements Tart {
     }
   }
 
-  async list(): Promise<VmListing[]> {
-    return this.listSource("local");
-  }
-
-  async listCached(): Promise<VmListing[]> {
-    return this.listSource("oci");
-  }
+  readonly list = () => this.listSource("local");
+  readonly listCached = () => this.listSource("oci");
 
   private async listSource(source: "local" | "oci"): Promise<VmListing[]> {
     const args = ["list", "--format", "json", "--source", source];
