@@ -5,8 +5,7 @@ import { runCli, type CommandSpec, type OptionSpec, type Parsed } from "../lib/c
 import { openSlot } from "../lib/slot/context.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { githubFor } from "../lib/github/client.ts";
-import { createRegistrationToken } from "../lib/github/runners.ts";
-import { token } from "../lib/runner/jit.ts";
+import { createRegistrationToken, token } from "../lib/github/runners.ts";
 
 export const spec = {
   name: "token",

@@ -3,10 +3,9 @@
 //   token: the JIT runner (1 API call)                           ┘ the VM is alive
 //   run.sh over vm.transport -> listening -> one job -> completed
 import { startRun, type RunHandle, type RunOutcome } from "../runner/run.ts";
-import { token } from "../runner/jit.ts";
 import { MacosRunnerError, StateIoError } from "../core/errors.ts";
 import { GitHubError } from "../github/errors.ts";
-import type { JitConfig } from "../github/runners.ts";
+import { token, type JitConfig } from "../github/runners.ts";
 import { type ImageChoice, imageToClone, inspectImageLock } from "../image/pin.ts";
 import { cachedDigest } from "../vm/tart-cache.ts";
 import { aborted } from "../core/signals.ts";

@@ -8,7 +8,7 @@ import { BadInputError, exitCode, MacosRunnerError } from "../../lib/core/errors
 import { GitHubRejectedError, GitHubUnavailableError } from "../../lib/github/errors.ts";
 import { createRegistrationToken, deleteRunner, findRunnerByName, generateJitConfig, listRunners, runnerGroupId } from "../../lib/github/runners.ts";
 import { isSlotsOwn, slotNames, slotPrefix } from "../../lib/config/names.ts";
-import { token } from "../../lib/runner/jit.ts";
+import { token } from "../../lib/github/runners.ts";
 import { calls, captureLog, clientFor, fakeClock, githubConfig, orgInstallationId, simForFile, tempDir } from "./harness.ts";
 
 const h = simForFile({ runnerGroups: ["macos", "linux"] });
