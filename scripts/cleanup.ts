@@ -33,11 +33,9 @@ export async function main({ values, common }: Parsed<typeof spec.options>): Pro
   try {
     const store = new SlotStore(config.host.stateDir, slot, ctx.clock);
     const s = store.current;
-    let runnerId: number | undefined;
-    if (values["runner-id"] !== undefined) {
-      runnerId = Number(values["runner-id"]);
-      if (!/^[1-9]\d*$/.test(values["runner-id"])) throw new UsageError(`cleanup: --runner-id must be a positive integer, got '${values["runner-id"]}'`);
-    }
+    const id = values["runner-id"];
+    if (id !== undefined && !/^[1-9]\d*$/.test(id)) throw new UsageError(`cleanup: --runner-id must be a positive integer, got '${id}'`);
+    const runnerId = id === undefined ? undefined : Number(id);
     const explicit = values.vm !== undefined || runnerId !== undefined;
     const target: Leftovers = explicit ? { vm: values.vm, runnerId } : { vm: s.vm, runnerId: s.runner_id, runnerName: s.runner_name, runnerGone: s.runner_gone };
     let client: GitHubClient | undefined;
