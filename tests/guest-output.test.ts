@@ -1,4 +1,4 @@
-// What of the guest's output reaches the slot log (lib/runner/guest-output.ts):
+// What of the guest's output reaches the slot log (lib/runner/run.ts):
 // status lines at info, the rest at debug, redacted, cut and rate-capped.
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";

@@ -1,4 +1,4 @@
-// A process is known by its pid and start time together (lib/core/process-identity.ts):
+// A process is known by its pid and start time together (lib/vm/tart.ts):
 // a live process has a stable start time; an ended one has none; a pid that
 // names another process (reused) does not match a start time recorded earlier.
 import { expect, test } from "bun:test";

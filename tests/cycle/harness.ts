@@ -153,7 +153,7 @@ export async function cycleHost(o: CycleHostOptions = {}): Promise<CycleHost> {
 /** What lib/runner/run.ts runs in the guest: the runner's run.sh, the JIT config on stdin. */
 const RUN_SH = /exec \.\/run\.sh$/;
 
-/** The runner's timestamp prefix, as status-lines.ts expects it. */
+/** The runner's timestamp prefix, as the status-line parser in lib/runner/run.ts expects it. */
 const stamp = (clock: FakeClock) => `${new Date(clock.now()).toISOString().replace("T", " ").slice(0, 19)}Z: `;
 
 /**
