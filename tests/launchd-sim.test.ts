@@ -1,11 +1,12 @@
 // The simulated launchd (sim/launchd.ts), driven with tiny shell programs:
 // respawn and throttle, KeepAlive forms, StartInterval, bootout's SIGTERM then
 // SIGKILL, process-group cleanup, environment and appended log files.
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "plist";
+import { ensureCompiledLaunchctl } from "../sim/compiled.ts";
 import { startAgent, type Agent, type AgentOptions } from "../sim/launchd.ts";
 
 let dir: string;
@@ -215,11 +216,12 @@ describe("environment and logs", () => {
 
 describe("sim/bin/launchctl (an agent outlives the launchctl call, as under launchd)", () => {
   const launchctl = join(import.meta.dir, "..", "sim", "bin", "launchctl");
+  beforeAll(() => void ensureCompiledLaunchctl(), 60_000);
   const ctl = (...args: string[]) => {
     const r = Bun.spawnSync([launchctl, ...args], { env: { ...process.env, SIM_LAUNCHD: join(dir, "launchd") } });
     return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
-  /** Each call is a bun process: on a loaded machine the agent's steps take seconds. */
+  /** On a loaded machine the agent's steps take seconds. */
   const SLOW = 20_000;
   const plist = (script: string, keys: Record<string, unknown> = {}) => {
     const path = join(dir, "one-shot.plist");
