@@ -165,12 +165,14 @@ test("against a live loop: the VM it boots shows running under slot 1, then the 
   const release = join(world.dir, "status-live", "release");
   const job = await world.gh.enqueueJob({ name: "live-status", script: `while [ ! -e ${release} ]; do sleep 0.1; done; echo done` });
   const run = start(world, "loop", ["--slot", "1", "--config", config], host.env);
+  // The held job keeps the slot in "job" on a running VM until released: status is asked from then on, not every
+  // poll of the boot (each a compiled binary's start), and it must see what the state file and tart say.
+  await until("the slot's state file to say its job runs", () => slotState(stateDir)?.phase === "job", 30_000);
   const seen = await until("status to show the slot running its VM", async () => {
     const { json } = await statusOn(host.env, config, "--json");
     const s = json!.slots[0]!;
-    // "run" lasts only until GitHub hands over the queued job (tens of ms); the job, held, keeps "job" until released.
-    return s.state === "ok" && (s.phase === "run" || s.phase === "job") && s.vm_running === true && json!.vms.some((v) => v.name === s.vm && v.running && v.owner === "slot 1") && s;
-  }, 30_000, 100);
+    return s.state === "ok" && s.phase === "job" && s.vm_running === true && json!.vms.some((v) => v.name === s.vm && v.running && v.owner === "slot 1") && s;
+  }, 10_000, 250);
   expect(seen.state === "ok" && seen.runner_id).toBeGreaterThan(0);
   writeFileSync(release, "");
   const done = await run.done;
