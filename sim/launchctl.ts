@@ -20,6 +20,10 @@ import { join } from "node:path";
 import { readAgentPlist } from "../lib/host/launchd/plist.ts";
 import { startAgent } from "./launchd.ts";
 
+declare const SIM_LAUNCHCTL_COMPILED: string | undefined;
+/** How to start this launchctl again: the compiled executable (sim/compiled.ts) is its own program. */
+const SELF = typeof SIM_LAUNCHCTL_COMPILED === "string" ? [] : [import.meta.path];
+
 const state = process.env.SIM_LAUNCHD;
 if (!state) {
   process.stderr.write("sim launchctl: SIM_LAUNCHD (the simulated launchd's state directory) is not set\n");
@@ -143,7 +147,7 @@ switch (verb) {
     if (supervisor(label!) !== undefined) fail(5, "Bootstrap failed: 5: Input/output error");
     for (const dir of ["loaded", "status"]) mkdirSync(join(state, dir), { recursive: true });
     rmSync(statusPath(label!), { force: true });
-    const child = spawn(process.execPath, [import.meta.path, "__supervise", plist!], { detached: true, stdio: "ignore", env: process.env });
+    const child = spawn(process.execPath, [...SELF, "__supervise", plist!], { detached: true, stdio: "ignore", env: process.env });
     writeFileSync(loadedPath(label!), String(child.pid));
     child.unref();
     process.exit(0);

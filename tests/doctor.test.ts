@@ -42,9 +42,9 @@ function config(overrides: Record<string, unknown> = {}): string {
   return world.writeConfig({ ...overrides, host }, `${name}.yml`);
 }
 
-async function doctor(path: string) {
-  const json = await start(world, "doctor", ["--config", path, "--json"]).done;
-  const text = await start(world, "doctor", ["--config", path]).done;
+/** doctor --json; with `text`, also the table (a second run, at once), for the tests that read it. */
+async function doctor(path: string, o: { text?: boolean } = {}) {
+  const [json, text] = await Promise.all([start(world, "doctor", ["--config", path, "--json"]).done, o.text ? start(world, "doctor", ["--config", path]).done : undefined]);
   const report = JSON.parse(json.stdout) as { ok: boolean; failed: number; results: CheckResult[] };
   const by = (check: string) => {
     const r = report.results.find((x) => x.check === check);
@@ -52,13 +52,13 @@ async function doctor(path: string) {
     return r;
   };
   const failed = report.results.filter((r) => r.status === "FAIL").map((r) => r.check);
-  return { code: json.code, textCode: text.code, text: text.stdout, report, by, failed };
+  return { code: json.code, textCode: text?.code, text: text?.stdout ?? "", report, by, failed };
 }
 
 const MACOS_ONLY = ["gui-session", "launchd-agents", "dhcp-lease-time", "dhcp-leases"];
 
-test("a good host: every check passes; the macOS-only ones are SKIPs on Linux; exit 0", async () => {
-  const d = await doctor(config());
+test.concurrent("a good host: every check passes; the macOS-only ones are SKIPs on Linux; exit 0", async () => {
+  const d = await doctor(config(), { text: true });
   expect(d.report.results.filter((r) => r.status !== "PASS" && r.status !== "SKIP")).toEqual([]);
   expect([d.code, d.textCode]).toEqual([0, 0]);
   for (const c of MACOS_ONLY) expect(d.by(c)).toEqual({ status: "SKIP", check: c, found: "macOS only", fix: "" });
@@ -78,7 +78,7 @@ test("a good host: every check passes; the macOS-only ones are SKIPs on Linux; e
   expect(lines.at(-1)).toMatch(/^\d+ pass, 0 warn, 0 fail, \d+ skip$/);
 }, 60_000);
 
-test("local-network reads what the slot agents saw: a refusal one of them met fails it, with the fix", async () => {
+test.concurrent("local-network reads what the slot agents saw: a refusal one of them met fails it, with the fix", async () => {
   const name = `doctor-${n + 1}`;
   const path = config({ vm: { transport: "ssh" } });
   const stateDir = join(world.dir, name, "state");
@@ -91,7 +91,7 @@ test("local-network reads what the slot agents saw: a refusal one of them met fa
   expect(d.code).not.toBe(0);
 }, 60_000);
 
-test("vm.transport exec without vm.ssh: no ssh key to check, known-hosts a SKIP, exit 0; vm.transport ssh without it is a config FAIL", async () => {
+test.concurrent("vm.transport exec without vm.ssh: no ssh key to check, known-hosts a SKIP, exit 0; vm.transport ssh without it is a config FAIL", async () => {
   const d = await doctor(config({ vm: { ssh: null } }));
   expect(d.failed).toEqual([]);
   expect(d.by("secrets")).toMatchObject({ status: "PASS", found: expect.not.stringContaining("vm.ssh") });
@@ -102,7 +102,7 @@ test("vm.transport exec without vm.ssh: no ssh key to check, known-hosts a SKIP,
   expect(ssh.by("known-hosts")).toMatchObject({ status: "FAIL", found: "vm.ssh.known_hosts_path is not set" });
 }, 60_000);
 
-test("a host on a PAT: the app checks are SKIPs, the PAT lists runners, exit 0", async () => {
+test.concurrent("a host on a PAT: the app checks are SKIPs, the PAT lists runners, exit 0", async () => {
   const d = await doctor(config({ github: { app: null, token_path: world.patPath } }));
   expect(d.failed).toEqual([]);
   expect(d.by("github-key").found).toBe(`PAT in ${world.patPath}`);
@@ -113,8 +113,8 @@ test("a host on a PAT: the app checks are SKIPs, the PAT lists runners, exit 0",
 });
 
 describe("each broken setup fails the check that explains it", () => {
-  test("wrong app id", async () => {
-    const d = await doctor(config({ github: { app: { id: 999 } } }));
+  test.concurrent("wrong app id", async () => {
+    const d = await doctor(config({ github: { app: { id: 999 } } }), { text: true });
     expect(d.code).toBe(1);
     expect(d.failed).toEqual(["github-jwt"]);
     expect(d.by("github-jwt").found).toBe('GitHub knows no app with id 999 ("Integration not found")');
@@ -122,7 +122,7 @@ describe("each broken setup fails the check that explains it", () => {
     expect(d.text).toContain('FAIL github-jwt: GitHub knows no app with id 999 ("Integration not found"); set github.app.id');
   });
 
-  test("app not installed on the org", async () => {
+  test.concurrent("app not installed on the org", async () => {
     const d = await doctor(config({ github: { url: `${world.github.url}/bare`, app: { installation_id: null } } }));
     expect(d.failed).toEqual(["github-installation"]);
     expect(d.by("github-installation").found).toContain(`the app is not installed on ${world.github.url}/bare`);
@@ -130,13 +130,14 @@ describe("each broken setup fails the check that explains it", () => {
     expect(d.by("github-permission").status).toBe("SKIP");
   });
 
-  test("missing runner permission", async () => {
+  test.concurrent("missing runner permission", async () => {
     const d = await doctor(config({ github: { url: `${world.github.url}/limited`, app: { installation_id: null } } }));
     expect(d.failed).toEqual(["github-permission"]);
     expect(d.by("github-permission").found).toBe("the installation grants organization_self_hosted_runners: none (runners need write)");
     expect(d.by("github-permission").fix).toContain('add the "organization_self_hosted_runners" permission (Read and write)');
   });
 
+  // Not concurrent: GitHub's clock is every test's.
   test("clock skew: reported from GitHub's Date header", async () => {
     await world.gh.setClockOffset(-5 * 60_000);
     try {
@@ -151,7 +152,7 @@ describe("each broken setup fails the check that explains it", () => {
     }
   });
 
-  test("registry refuses the credentials", async () => {
+  test.concurrent("registry refuses the credentials", async () => {
     const wrong = join(world.dir, `wrong-password-${n}`);
     writeFileSync(wrong, "not-the-password\n", { mode: 0o600 });
     const d = await doctor(config({ image: { password_path: wrong } }));
@@ -160,7 +161,7 @@ describe("each broken setup fails the check that explains it", () => {
     expect(d.by("registry").fix).toContain("image.password_path");
   });
 
-  test("the tag is missing from the registry", async () => {
+  test.concurrent("the tag is missing from the registry", async () => {
     const ref = world.imageRef.replace(/:[^:/]+$/, ":no-such-tag");
     const d = await doctor(config({ image: { ref } }));
     expect(d.failed).toEqual(["image-tag"]);
@@ -168,6 +169,7 @@ describe("each broken setup fails the check that explains it", () => {
     expect(d.by("image-local")).toMatchObject({ status: "WARN" });
   });
 
+  // Not concurrent: every doctor run would see this VM.
   test("a leaked VM: running, named by no slot's state", async () => {
     const vm = newName("sim", 1, HOST);
     const env = worldEnv(world);
@@ -191,6 +193,7 @@ describe("each broken setup fails the check that explains it", () => {
     expect(tartVms(world)).not.toContain(vm);
   });
 
+  // Not concurrent: tart's version is every test's.
   test(`tart older than ${MIN_TART_VERSION}, or one whose version is not a version: tart FAILs saying what it saw and why`, async () => {
     try {
       world.setTart({ version: "2.32.1" });
@@ -208,7 +211,7 @@ describe("each broken setup fails the check that explains it", () => {
     }
   });
 
-  test("a world-readable app key: the config and the secrets checks say chmod 600", async () => {
+  test.concurrent("a world-readable app key: the config and the secrets checks say chmod 600", async () => {
     const key = join(world.dir, `app-readable-${n}.pem`);
     copyFileSync(world.appKeyPath, key);
     chmodSync(key, 0o644);
@@ -232,7 +235,7 @@ describe("the pinned image and its runner", () => {
     return path;
   }
 
-  test("a pinned digest missing from tart's cache fails image-local with the pull that fixes it", async () => {
+  test.concurrent("a pinned digest missing from tart's cache fails image-local with the pull that fixes it", async () => {
     const digest = `sha256:${"0".repeat(64)}`;
     const d = await doctor(pinned({ ref: world.imageRef, digest, pinned_at: new Date().toISOString() }));
     expect(d.failed).toEqual(["image-local"]);
@@ -242,7 +245,7 @@ describe("the pinned image and its runner", () => {
     expect(d.by("runner-version")).toMatchObject({ status: "SKIP" });
   });
 
-  test("a baked runner more than 30 days behind the releases fails runner-version", async () => {
+  test.concurrent("a baked runner more than 30 days behind the releases fails runner-version", async () => {
     const day = 86_400_000;
     const releases = [
       { tag_name: "v2.338.0", published_at: new Date(Date.now() - 5 * day).toISOString() },

@@ -1,11 +1,12 @@
 // The simulated launchd (sim/launchd.ts), driven with tiny shell programs:
 // respawn and throttle, KeepAlive forms, StartInterval, bootout's SIGTERM then
 // SIGKILL, process-group cleanup, environment and appended log files.
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "plist";
+import { ensureCompiledLaunchctl } from "../sim/compiled.ts";
 import { startAgent, type Agent, type AgentOptions } from "../sim/launchd.ts";
 
 let dir: string;
@@ -27,11 +28,11 @@ function agent(keys: Record<string, unknown>, script: string, opts: AgentOptions
   return a;
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+async function until(what: string, cond: () => boolean, timeoutMs = 5_000, everyMs = 10): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -215,12 +216,15 @@ describe("environment and logs", () => {
 
 describe("sim/bin/launchctl (an agent outlives the launchctl call, as under launchd)", () => {
   const launchctl = join(import.meta.dir, "..", "sim", "bin", "launchctl");
+  beforeAll(() => void ensureCompiledLaunchctl(), 60_000);
   const ctl = (...args: string[]) => {
     const r = Bun.spawnSync([launchctl, ...args], { env: { ...process.env, SIM_LAUNCHD: join(dir, "launchd") } });
     return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
-  /** Each call is a bun process: on a loaded machine the agent's steps take seconds. */
+  /** On a loaded machine the agent's steps take seconds. */
   const SLOW = 20_000;
+  /** Until launchctl answers as asked: each ask is a process, so every 100 ms. */
+  const untilCtl = (what: string, cond: () => boolean) => until(what, cond, SLOW, 100);
   const plist = (script: string, keys: Record<string, unknown> = {}) => {
     const path = join(dir, "one-shot.plist");
     writeFileSync(path, build({ Label: "test.one-shot", ProgramArguments: ["/bin/sh", "-c", script], RunAtLoad: true, KeepAlive: false, StandardOutPath: join(dir, "out.log"), ...keys } as never));
@@ -233,26 +237,28 @@ describe("sim/bin/launchctl (an agent outlives the launchctl call, as under laun
     mkdirSync(join(dir, "launchd"), { recursive: true });
     writeFileSync(join(dir, "launchd", "session.json"), JSON.stringify({ PATH: "/usr/bin:/bin", SESSION_VAR: "from-the-session" }));
     expect(ctl("bootstrap", "gui/501", path).code).toBe(0);
-    await until("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"), SLOW);
+    await untilCtl("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"));
     expect(ctl("bootstrap", "gui/501", path)).toMatchObject({ code: 5, stderr: "Bootstrap failed: 5: Input/output error\n" });
     rmSync(join(dir, "go"));
-    await until("the job to end", () => ctl("print", "gui/501/test.one-shot").stdout.includes("last exit code = 3"), SLOW);
+    await untilCtl("the job to end", () => ctl("print", "gui/501/test.one-shot").stdout.includes("last exit code = 3"));
     expect(ctl("print", "gui/501/test.one-shot").stdout).toContain("state = not running");
     expect(readFileSync(join(dir, "out.log"), "utf8")).toBe("from-the-session\n");
     expect(ctl("bootout", "gui/501/test.one-shot").code).toBe(0);
-    await until("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113, SLOW);
+    await untilCtl("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113);
     expect(ctl("bootout", "gui/501/test.one-shot")).toMatchObject({ code: 3, stderr: "Boot-out failed: 3: No such process\n" });
   }, 60_000);
 
   test("bootout of a running job: SIGTERM, and the label stays loaded until the job is gone", async () => {
-    // The job takes 3 s to end after SIGTERM: the label must still be loaded when bootout has returned.
-    const path = plist(`trap 'sleep 3; echo got-term; exit 0' TERM; while :; do sleep 0.05; done`);
+    // At SIGTERM the job says so, then ends only when the test lets it: the label must stay loaded until then.
+    const release = join(dir, "release");
+    const path = plist(`trap 'echo got-term; while [ ! -e ${release} ]; do sleep 0.05; done; exit 0' TERM; while :; do sleep 0.05; done`);
     expect(ctl("bootstrap", "gui/501", path).code).toBe(0);
-    await until("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"), SLOW);
+    await untilCtl("the job to run", () => ctl("print", "gui/501/test.one-shot").stdout.includes("state = running"));
     expect(ctl("bootout", "gui/501/test.one-shot").code).toBe(0);
-    expect(ctl("print", "gui/501/test.one-shot").code).toBe(0); // bootout returned before the job ended
-    await until("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113, SLOW);
-    expect(readFileSync(join(dir, "out.log"), "utf8")).toContain("got-term");
+    await until("the job's SIGTERM", () => readFileSync(join(dir, "out.log"), "utf8").includes("got-term"), SLOW);
+    expect(ctl("print", "gui/501/test.one-shot").code).toBe(0); // bootout returned; the job has not ended
+    writeFileSync(release, "");
+    await untilCtl("the label to go", () => ctl("print", "gui/501/test.one-shot").code === 113);
   }, 60_000);
 
   test("no GUI session: print of the domain fails (113) and bootstrap fails (125)", () => {

@@ -51,7 +51,7 @@ const DIGEST = `sha256:${"ab12".repeat(16)}`;
 const rowOf = (text: string, slot: number) => text.split("\n").find((l) => l.startsWith(`${slot} `)) ?? "";
 
 describe("status from state files", () => {
-  test("idle and booting: phase, time in phase, VM and runner, served count; text and JSON agree", async () => {
+  test.concurrent("idle and booting: phase, time in phase, VM and runner, served count; text and JSON agree", async () => {
     const vm = newName("sim", 2, HOST);
     const { config } = withStates({
       1: { version: 1, slot: 1, phase: "idle", phase_since: ago(300), updated_at: ago(300), ghosts: [], failures: 0, jobs_served: 4, last_job_at: ago(300) },
@@ -69,7 +69,7 @@ describe("status from state files", () => {
     expect(json!.vms.filter((v) => v.name.startsWith("sim-"))).toEqual([]);
   });
 
-  test("running a job, backing off, recovering with a ghost; a never-run slot; nothing written", async () => {
+  test.concurrent("running a job, backing off, recovering with a ghost; a never-run slot; nothing written", async () => {
     const vm = newName("sim", 1, HOST);
     const { config, stateDir } = withStates({
       1: { version: 1, slot: 1, phase: "job", phase_since: ago(185), vm, runner_name: vm, runner_id: 7, job: "build-ios #7", ghosts: [], failures: 0, jobs_served: 12 },
@@ -93,7 +93,7 @@ describe("status from state files", () => {
     expect(json!.slots[1]).toEqual({ slot: 2, state: "never-ran" });
   });
 
-  test("a VM serving a replacement for retired idle runners: the runner's place on the VM, in text and JSON", async () => {
+  test.concurrent("a VM serving a replacement for retired idle runners: the runner's place on the VM, in text and JSON", async () => {
     const vm = newName("sim", 1, HOST);
     const runner = newName("sim", 1, HOST);
     const { config } = withStates({
@@ -108,7 +108,7 @@ describe("status from state files", () => {
     expect(json!.slots.map((s) => (s as { vm_runners?: number }).vm_runners)).toEqual([3, 1]);
   });
 
-  test("a damaged state file is reported, not fatal; --slot shows one slot", async () => {
+  test.concurrent("a damaged state file is reported, not fatal; --slot shows one slot", async () => {
     const { config } = withStates({ 1: "{ half a fi", 2: { slot: 2, phase: "sleeping", failures: "many" } });
     const r = await status(config);
     expect(r.code).toBe(0);
@@ -120,7 +120,7 @@ describe("status from state files", () => {
     expect(one.json!.slots.map((s) => s.slot)).toEqual([2]);
   });
 
-  test("--github lists only this host's runners, each with the slot that knows it", async () => {
+  test.concurrent("--github lists only this host's runners, each with the slot that knows it", async () => {
     const cfg = loadConfig({ path: world.writeConfig() });
     const gh = createGitHubClient(cfg.github, { stateDir: join(world.dir, "status-gh"), log: createLogger({ stream: new PassThrough() }) });
     const make = (name: string) => generateJitConfig(gh, { name, group: "Default", labels: ["self-hosted"], workFolder: "_work" }).then((j) => j.runner);
@@ -152,7 +152,7 @@ describe("status from state files", () => {
   });
 });
 
-test("against a live loop: the VM it boots shows running under slot 1, then the slot settles to done", async () => {
+test.concurrent("against a live loop: the VM it boots shows running under slot 1, then the slot settles to done", async () => {
   // A host and a runner prefix of its own: the VMs and runners this loop leaves
   // behind (the next VM it readies) are not in the other tests' tart list or runner list.
   const host = world.addHost("status-live");
@@ -165,12 +165,14 @@ test("against a live loop: the VM it boots shows running under slot 1, then the 
   const release = join(world.dir, "status-live", "release");
   const job = await world.gh.enqueueJob({ name: "live-status", script: `while [ ! -e ${release} ]; do sleep 0.1; done; echo done` });
   const run = start(world, "loop", ["--slot", "1", "--config", config], host.env);
+  // The held job keeps the slot in "job" on a running VM until released: status is asked from then on, not every
+  // poll of the boot (each a compiled binary's start), and it must see what the state file and tart say.
+  await until("the slot's state file to say its job runs", () => slotState(stateDir)?.phase === "job", 30_000);
   const seen = await until("status to show the slot running its VM", async () => {
     const { json } = await statusOn(host.env, config, "--json");
     const s = json!.slots[0]!;
-    // "run" lasts only until GitHub hands over the queued job (tens of ms); the job, held, keeps "job" until released.
-    return s.state === "ok" && (s.phase === "run" || s.phase === "job") && s.vm_running === true && json!.vms.some((v) => v.name === s.vm && v.running && v.owner === "slot 1") && s;
-  }, 30_000, 100);
+    return s.state === "ok" && s.phase === "job" && s.vm_running === true && json!.vms.some((v) => v.name === s.vm && v.running && v.owner === "slot 1") && s;
+  }, 10_000, 250);
   expect(seen.state === "ok" && seen.runner_id).toBeGreaterThan(0);
   writeFileSync(release, "");
   const done = await run.done;

@@ -16,6 +16,7 @@ import { POWER_MARKER } from "../tart/guest/env.ts";
 import { killMarked } from "../tart/guest/processes.ts";
 import { GUEST_USER, userHome } from "../tart/guest/fs.ts";
 import { ensureCompiledTart } from "../tart/compiled.ts";
+import { ensureCompiledLaunchctl } from "../compiled.ts";
 
 export const SIM_BIN = resolve(import.meta.dir, "..", "bin");
 export const HOST_KEY_ALIAS = "macos-runner-guest";
@@ -81,7 +82,9 @@ export interface TartFixture {
 }
 
 export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFixture> {
+  // What sim/bin (on the fixture's PATH) runs, fresh.
   ensureCompiledTart();
+  ensureCompiledLaunchctl();
   const dir = mkdtempSync(join(opts.parent ?? tmpdir(), "sim-tart-"));
   let registry: Registry | undefined;
   try {

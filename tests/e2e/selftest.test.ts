@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SelftestReport } from "../../lib/host/selftest.ts";
+import { isRunning } from "../../sim/tart/running.ts";
 import type { World } from "../../sim/world.ts";
 import { ensureBinaries } from "../helpers/e2e.ts";
 import { fileWorld, slots, start, until, vms, type Slots } from "./harness.ts";
@@ -96,11 +97,10 @@ async function selftest(h: Host, args: string[] = []): Promise<Selftest> {
   return { s: h, code: r.code, stdout: r.stdout, report, by };
 }
 
-/** Whether one of the host's VMs runs, asked without blocking the other tests (tart list, async). */
-async function aVmRuns(h: Host): Promise<boolean> {
-  const p = Bun.spawn([h.config.host.tartPath, "list", "--format", "json", "--source", "local"], { env: h.env, stdout: "pipe", stderr: "ignore" });
-  const listed = JSON.parse((await new Response(p.stdout).text()) || "[]") as { Name: string; Running: boolean }[];
-  return listed.some((v) => v.Name.startsWith(`${h.prefix}-`) && v.Running);
+/** Whether one of the host's VMs runs: tart's own record of a live `tart run`, read here (no process to start every poll). */
+function aVmRuns(h: Host): boolean {
+  const dir = join(h.host.tartHome, "vms");
+  return existsSync(dir) && readdirSync(dir).some((n) => n.startsWith(`${h.prefix}-`) && isRunning(join(dir, n)));
 }
 
 /** Nothing of the selftest is left: no VM of the test's host, no agent loaded, no plist. */
@@ -117,7 +117,7 @@ const statuses = (t: Selftest, status: string) => t.report.checks.filter((c) => 
 async function killedMidCycle(h: Host) {
   h.host.setTart({ boot_ms: 30_000 });
   const run = start(world, "selftest", ["--config", h.path, "--report", h.reportPath], { ...h.host.env, SIM_LAUNCHD: h.launchd });
-  await until("its VM to run", () => aVmRuns(h), 30_000, 200);
+  await until("its VM to run", () => aVmRuns(h), 30_000);
   const job = JSON.parse(readFileSync(join(h.launchd, "status", "dev.macos-runner.selftest.json"), "utf8")) as { pid: number };
   process.kill(job.pid, "SIGKILL");
   const r = await run.done;
@@ -239,7 +239,7 @@ test.concurrent("stopped mid-cycle (Ctrl-C): the agent is booted out, its VMs re
   const run = start(world, "selftest", ["--config", h.path, "--report", h.reportPath], { ...h.host.env, SIM_LAUNCHD: h.launchd });
   const out = join(h.stateDir, "selftest", "selftest.out");
   await until("the selftest's clone", () => existsSync(out) && readFileSync(out, "utf8").includes("PASS  clone"), 30_000);
-  await until("its VM to run", () => aVmRuns(h), 10_000, 200);
+  await until("its VM to run", () => aVmRuns(h), 10_000);
   run.child.kill("SIGINT");
   const r = await run.done;
   expect(r.code).toBe(85);

@@ -29,6 +29,7 @@ function wrapper(name: string): string {
   return path;
 }
 
+/** Boot time is not the subject: the golden's cold boot and the first VM's are short. */
 function wrapped(name: string, overrides: Record<string, unknown>, times: Record<string, number>): Slots {
   return slots(world, { ...overrides, host: { tart_path: wrapper(name) } }, times);
 }
@@ -66,7 +67,7 @@ const CYCLES = 3;
 
 describe("host.tart_path is a wrapper that does not exec tart", () => {
   test.concurrent("snapshot start: every cycle restores; no clone of the golden meets a running VM with its MAC", async () => {
-    const s = wrapped("snap", { vm: { start: "snapshot" } }, { boot_ms: 3000, restore_ms: 300, suspend_ms: 100 });
+    const s = wrapped("snap", { vm: { start: "snapshot" } }, { boot_ms: 100 });
     const paths: string[] = [];
     for (let i = 0; i < CYCLES; i++) {
       const lines = await serve(s, `snap-${i}`);
@@ -79,7 +80,7 @@ describe("host.tart_path is a wrapper that does not exec tart", () => {
   }, 120_000);
 
   test.concurrent("cold start: no VM of the slot starts while the previous one still runs", async () => {
-    const s = wrapped("cold", {}, { boot_ms: 500 });
+    const s = wrapped("cold", {}, { boot_ms: 100 });
     const watch = watchRunning(s);
     try {
       for (let i = 0; i < CYCLES; i++) await serve(s, `cold-${i}`);
