@@ -28,13 +28,14 @@ export function ensureCompiled(name: string, entry: string, defines: Record<stri
   const meta = `${tmp}.meta.json`;
   const bun = join(ROOT, "node_modules", ".bin", "bun");
   const defineArgs = Object.entries(defines).map(([k, v]) => `--define=${k}=${JSON.stringify(v)}`);
+  // Run in dist/sim: an interrupted build leaves its temporary file in the working directory.
   const r = spawnSync(bun, ["build", "--compile", "--bytecode", "--format=esm", ...defineArgs, entry, "--outfile", tmp, `--metafile=${meta}`], {
-    cwd: ROOT, encoding: "utf8",
+    cwd: DIST_SIM, encoding: "utf8",
   });
   try {
     if (r.status !== 0) throw new Error(`compiling the simulated ${name} (${entry}) failed: ${r.stderr || r.stdout}`);
     const bundled = Object.keys((JSON.parse(readFileSync(meta, "utf8")) as { inputs: Record<string, unknown> }).inputs);
-    writeFileSync(`${inputs}.${process.pid}.tmp`, bundled.map((p) => `${resolve(ROOT, p)}\n`).join(""));
+    writeFileSync(`${inputs}.${process.pid}.tmp`, bundled.map((p) => `${resolve(DIST_SIM, p)}\n`).join(""));
     // Another process may have built it meanwhile: a rename replaces either atomically.
     renameSync(`${inputs}.${process.pid}.tmp`, inputs);
     renameSync(tmp, executable);
