@@ -69,7 +69,7 @@ test.concurrent("a good host: every check passes; the macOS-only ones are SKIPs 
   }
   expect(d.by("tart").found).toMatch(/^tart 2\.35\.0 at /);
   // The compiled linux binary: no Mach-O signature to check.
-  expect(d.by("signature")).toMatchObject({ status: "SKIP", found: expect.stringMatching(/macos-runner is not a Mach-O binary \(this is linux\); macOS hosts check their own$/) });
+  expect(d.by("signature")).toMatchObject({ status: "SKIP", found: expect.stringMatching(/macos-runner runs on linux, not macOS: a Mac checks its own with codesign$/) });
   expect(d.by("github-permission").found).toBe("the installation grants organization_self_hosted_runners: write");
   expect(d.by("runner-version")).toMatchObject({ status: "SKIP" });
   // One line per check: STATUS check: found[; fix]

@@ -8,12 +8,12 @@
 // host code: registry/retention/main.ts). `--target linux-x64` builds one target only; `--out DIR`
 // builds into DIR instead of dist/ (the build test, beside tests that run dist/).
 // The darwin binary's code signature is checked after the build (page hashes
-// against the file, lib/host/codesign.ts): a binary macOS would kill at
+// against the file, tools/codesign.ts): a binary macOS would kill at
 // launch fails the build instead of reaching a host.
 import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { verifyCodeSignatureFile } from "../lib/host/codesign.ts";
+import { verifyCodeSignatureFile } from "./codesign.ts";
 import { MULTICALL_NAME } from "../lib/core/multicall.ts";
 
 const TARGETS = { "darwin-arm64": "bun-darwin-arm64", "linux-x64": "bun-linux-x64" } as const;

@@ -5,7 +5,7 @@
 // and CodeDirectories are big-endian, the thin Mach-O little-endian.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { MacosRunnerError } from "../core/errors.ts";
+import { MacosRunnerError } from "../lib/core/errors.ts";
 
 const MH_MAGIC_64 = 0xfeedfacf;
 const MH_MAGIC = 0xfeedface;
