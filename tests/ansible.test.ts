@@ -42,6 +42,8 @@ test.concurrent("the role links each command of the build to the binary, replaci
     macos_runner_secret_files: [],
     macos_runner_known_hosts_src: "",
     ansible_become: false,
+    // The controller's own Python: no interpreter discovery on each run.
+    ansible_python_interpreter: "{{ ansible_playbook_python }}",
   };
   const playbook = join(base, "play.yml");
   const tasks = join(ANSIBLE, "roles/macos_runner/tasks/files.yml");
@@ -78,7 +80,7 @@ test.concurrent("after the copy: a binary that codesign refuses is re-signed ad 
     writeFileSync(join(binDir(host), "macos-runner"), content, { mode: 0o755 });
   }
   const inventory = join(base, "inventory.yml");
-  const hostVars = Object.fromEntries(Object.keys(hosts).map((h) => [h, { ansible_connection: "local", ansible_python_interpreter: "auto_silent", macos_runner_bin_dir: binDir(h) }]));
+  const hostVars = Object.fromEntries(Object.keys(hosts).map((h) => [h, { ansible_connection: "local", ansible_python_interpreter: "{{ ansible_playbook_python }}", macos_runner_bin_dir: binDir(h) }]));
   writeFileSync(inventory, stringify({ all: { hosts: hostVars } }));
   const playbook = join(base, "play.yml");
   const vars = { macos_runner_codesign: join(import.meta.dir, "fixtures", "codesign", "codesign"), ansible_become: false };
