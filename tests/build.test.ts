@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { checkBinarySignature } from "../lib/host/doctor/host.ts";
 import { isMachO, verifyCodeSignature, verifyCodeSignatureFile } from "../tools/codesign.ts";
+import { BIN, ensureBinaries } from "./helpers/e2e.ts";
 
 const root = join(import.meta.dir, "..");
 // Every scripts/*.ts, and the registry's retention (registry/retention/main.ts).
@@ -17,9 +18,8 @@ const COMMANDS = readdirSync(join(root, "scripts"))
   .map((f) => basename(f, ".ts"))
   .concat("retention")
   .sort();
-// Its own output directory: other test files run dist/linux-x64 meanwhile.
+// Its own output directory for the darwin build: other test files run dist/linux-x64 meanwhile.
 const OUT = mkdtempSync(join(tmpdir(), "build-test-"));
-const LINUX = join(OUT, "linux-x64");
 afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
 function build(...args: string[]) {
@@ -167,29 +167,31 @@ test("an unknown target fails the build with its name", () => {
   expect(bad.stderr).toContain("unknown target 'windows-x64'");
 });
 
+// The build every end-to-end test runs (npm test makes it before the tests; a lone run here makes it if missing),
+// only read here: a second build of the same target would test nothing the darwin one does not.
 describe("the linux-x64 macos-runner", () => {
   let tmp: string;
   beforeAll(() => {
-    const r = build("--target", "linux-x64");
-    if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
-    tmp = mkdtempSync(join(tmpdir(), "build-test-"));
+    ensureBinaries(COMMANDS);
+    // Beside the build, on its file system: a hard link cannot cross to another (a tmpfs /tmp).
+    tmp = mkdtempSync(join(BIN, "..", "build-test-"));
   }, 120_000);
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   test("every command runs through its link, and as `macos-runner COMMAND`, with the same help", () => {
     for (const name of COMMANDS) {
-      const link = run(join(LINUX, name), ["--help"]);
+      const link = run(join(BIN, name), ["--help"]);
       expect({ name, code: link.code, stderr: link.stderr }).toEqual({ name, code: 0, stderr: "" });
       expect(link.stdout).toStartWith(`${name}: `);
       expect(link.stdout).toContain(`Usage: ${name} [options]`);
       expect(link.stdout).toContain("Exit codes:");
-      const sub = run(join(LINUX, "macos-runner"), [name, "--help"]);
+      const sub = run(join(BIN, "macos-runner"), [name, "--help"]);
       expect({ name, code: sub.code, stdout: sub.stdout }).toEqual({ name, code: 0, stdout: link.stdout });
     }
   });
 
   test("the command gets the arguments after its name, and only it runs", () => {
-    const r = run(join(LINUX, "macos-runner"), ["loop", "--slot", "3"]);
+    const r = run(join(BIN, "macos-runner"), ["loop", "--slot", "3"]);
     expect(r.code).toBe(64);
     const lines = r.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
@@ -197,14 +199,14 @@ describe("the linux-x64 macos-runner", () => {
   });
 
   test("a hard link and a symlink from another directory run the command they are named after", () => {
-    linkSync(join(LINUX, "macos-runner"), join(tmp, "token"));
-    symlinkSync(join(LINUX, "macos-runner"), join(tmp, "clone"));
+    linkSync(join(BIN, "macos-runner"), join(tmp, "token"));
+    symlinkSync(join(BIN, "macos-runner"), join(tmp, "clone"));
     expect(run(join(tmp, "token"), ["--help"]).stdout).toStartWith("token: ");
     expect(run(join(tmp, "clone"), ["--help"]).stdout).toStartWith("clone: ");
   });
 
   test("macos-runner --help lists every command with its summary", () => {
-    const r = run(join(LINUX, "macos-runner"), ["--help"]);
+    const r = run(join(BIN, "macos-runner"), ["--help"]);
     expect(r.code).toBe(0);
     const listed = r.stdout.split("Commands:\n")[1]!.split("\n\n")[0]!.split("\n");
     expect(listed.map((l) => l.trim().split(/\s+/)[0])).toEqual(COMMANDS);
@@ -212,10 +214,10 @@ describe("the linux-x64 macos-runner", () => {
   });
 
   test("an unknown command, no command, or a link with an unknown name: exit 64 listing the commands", () => {
-    symlinkSync(join(LINUX, "macos-runner"), join(tmp, "pul"));
+    symlinkSync(join(BIN, "macos-runner"), join(tmp, "pul"));
     for (const [exe, args, problem] of [
-      [join(LINUX, "macos-runner"), ["nope", "--help"], "unknown command 'nope'"],
-      [join(LINUX, "macos-runner"), [], "no command given"],
+      [join(BIN, "macos-runner"), ["nope", "--help"], "unknown command 'nope'"],
+      [join(BIN, "macos-runner"), [], "no command given"],
       [join(tmp, "pul"), ["--help"], "invoked as 'pul', which is not a command"],
     ] as const) {
       const r = run(exe, [...args]);
