@@ -31,7 +31,7 @@ function variant(s: Slots, name: string, change: (c: any) => void): string {
 const COMMANDS = [...readdirSync(join(ROOT, "scripts")).filter((f) => f.endsWith(".ts")).map((f) => f.replace(/\.ts$/, "")), "retention"];
 
 describe("--help", () => {
-  test.each(COMMANDS)("%s: its exit table is the project's (code, kind), an unknown flag exits 64", async (cmd) => {
+  test.concurrent.each(COMMANDS)("%s: its exit table is the project's (code, kind), an unknown flag exits 64", async (cmd) => {
     const help = await start(world, cmd, ["--help"]).done;
     expect(help.code).toBe(0);
     const rows = help.stdout.split("Exit codes:")[1]!.trim().split("\n").map((l) => l.trim().split(/\s+/).slice(0, 2));
