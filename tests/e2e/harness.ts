@@ -6,7 +6,7 @@
 // ssh, real tart calls either way; nothing of ours is mocked.
 import { expect } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { loadConfig, type Config } from "../../lib/config/index.ts";
@@ -68,6 +68,25 @@ export function slots(world: World, overrides: Record<string, unknown> = {}, tar
 /** Queues a job only this test's runners can take. */
 export function enqueue(s: Slots, name: string, script = "echo ok") {
   return s.world.gh.enqueueJob({ name, labels: [s.prefix], script });
+}
+
+/**
+ * A job that runs until the test opens its gate (a file of the test's, which
+ * the job's shell in the guest polls): the job is sure to be running while
+ * the test acts, and ends as soon as the test is done, not after a guessed sleep.
+ */
+export interface Gate {
+  /** The job's script: wait for the gate, then run `then`. */
+  script(then: string): string;
+  open(): void;
+}
+
+export function gate(s: Slots, name: string): Gate {
+  const path = join(s.stateDir, "..", `${name}.gate`);
+  return {
+    script: (then) => `while [ ! -e '${path}' ]; do sleep 0.1; done; ${then}`,
+    open: () => writeFileSync(path, ""),
+  };
 }
 
 export async function job(s: Slots, id: number) {
