@@ -10,7 +10,7 @@ import { EXIT_TABLE, exitCode, type ExitKind } from "../../lib/core/errors.ts";
 import type { World } from "../../sim/world.ts";
 import { ROOT } from "../helpers/e2e.ts";
 import { parse, stringify } from "yaml";
-import { enqueue, exitOf, fileWorld, github, job, loopBinary, slots, slotState, start, until, vms, type Slots } from "./harness.ts";
+import { enqueue, exitOf, fileWorld, gate, github, job, loopBinary, slots, slotState, start, until, vms, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -141,12 +141,14 @@ describe("the steps by hand", () => {
 
   test.concurrent("cleanup --slot while a loop serves the slot: exit 75, the job untouched", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
-    const j = await enqueue(s, "protected", "sleep 2; echo ok");
+    const g = gate(s, "protected");
+    const j = await enqueue(s, "protected", g.script("echo ok"));
     const run = loopBinary(s);
     await until("the job running", async () => (await job(s, j.id)).status === "in_progress");
     const r = await start(world, "cleanup", ["--slot", "1", "--config", s.path], s.host.env).done;
     expect(r.code).toBe(exitCode("tempfail"));
     expect(r.stderr).toContain("in use by another process");
+    g.open();
     await exitOf(run, 0);
     expect((await job(s, j.id)).result).toBe("Succeeded");
   }, 60_000);
@@ -177,7 +179,8 @@ describe("the steps by hand", () => {
 describe("secrets and the shell", () => {
   test.concurrent("no installation token, JIT config, key or password in argv, logs or state files", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
-    const j = await enqueue(s, "secretive", "sleep 2; echo done");
+    const g = gate(s, "secretive");
+    const j = await enqueue(s, "secretive", g.script("echo done"));
     const run = loopBinary(s);
     await until("the job running", async () => (await job(s, j.id)).status === "in_progress");
     const vm = slotState(s)!.vm as string;
@@ -200,6 +203,7 @@ describe("secrets and the shell", () => {
     const jitConfigs = (await world.gh.jitConfigs()).filter((c) => c.runner_name.startsWith(`${s.prefix}-`)).map((c) => c.encoded_jit_config);
     expect(jitConfigs.length).toBeGreaterThan(0);
     expect(argv.filter((a) => jitConfigs.some((c) => a.includes(c.slice(c.length / 2, c.length / 2 + 64)) || a.includes(c.slice(-64))))).toEqual([]);
+    g.open();
     const r = await run.done;
     expect(r.code).toBe(0);
     const files = [...readdirSync(s.logDir).map((f) => join(s.logDir, f)), join(s.stateDir, "slot-1.json")];

@@ -6,7 +6,7 @@
 // dispatch, the cut job failing on GitHub) is in tests/cycle/drain.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { World } from "../../sim/world.ts";
-import { count, enqueue, events, exitOf, fileWorld, github, job, loopBinary, nothingLeft, slots, slotState, until, vms } from "./harness.ts";
+import { count, enqueue, events, exitOf, fileWorld, gate, github, job, loopBinary, nothingLeft, slots, slotState, until, vms } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -34,10 +34,14 @@ describe("a second signal", () => {
 describe("a drain", () => {
   test.concurrent("SIGTERM during a job lets the job finish, then cleans up and exits 0", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
-    const j = await enqueue(s, "finish-me", "sleep 2; echo finished");
+    const g = gate(s, "finish-me");
+    const j = await enqueue(s, "finish-me", g.script("echo finished"));
     const run = loopBinary(s);
     await until("the job running", async () => (await job(s, j.id)).status === "in_progress");
     run.child.kill("SIGTERM");
+    // The drain has begun while the job runs; then the job ends.
+    await until("draining", () => events(run.lines(), "run.draining").length > 0);
+    g.open();
     const lines = await exitOf(run, 0);
     expect(events(lines, "run.draining").length).toBe(1);
     const done = await job(s, j.id);

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exitCode } from "../../lib/core/errors.ts";
 import type { World } from "../../sim/world.ts";
-import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, loopInProcess, signalGuest, slots, slotState, until, vms, type Slots } from "./harness.ts";
+import { enqueue, events, exitOf, fileWorld, gate, github, job, loopBinary, loopInProcess, signalGuest, slots, slotState, until, vms, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -36,12 +36,16 @@ async function nothingLeftRunning(s: Slots): Promise<void> {
 describe("the guest", () => {
   test.concurrent("the session (tart exec) drops mid-job while the VM is up: the job is left to finish and succeeds once", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
-    const j = await enqueue(s, "outlives-its-ssh", "sleep 3; echo done");
+    const g = gate(s, "outlives-its-ssh");
+    const j = await enqueue(s, "outlives-its-ssh", g.script("echo done"));
     const run = loopInProcess(s);
     await until("the job running", async () => (await job(s, j.id)).status === "in_progress");
     const vm = slotState(s)!.vm as string;
     // Our tart exec client dies; the runner in the guest does not notice (harsher reading).
     expect(spawnSync("pkill", ["-KILL", "-f", `tart(/main\\.ts)? exec -i ${vm} `]).status).toBe(0);
+    // The loop sees the session go while the job still runs; only then may the job end.
+    await until("the session loss seen", () => events(run.lines, "run.session_lost").length > 0);
+    g.open();
     await until("the job done", async () => (await job(s, j.id)).status === "completed", 30_000);
     expect((await job(s, j.id)).result).toBe("Succeeded");
     const lines = await exitOf(run, 0);
