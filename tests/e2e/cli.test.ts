@@ -30,94 +30,7 @@ function variant(s: Slots, name: string, change: (c: any) => void): string {
 // Every scripts/*.ts, and the registry's retention (registry/retention/main.ts).
 const COMMANDS = [...readdirSync(join(ROOT, "scripts")).filter((f) => f.endsWith(".ts")).map((f) => f.replace(/\.ts$/, "")), "retention"];
 
-describe("--help", () => {
-  test.concurrent.each(COMMANDS)("%s: its exit table is the project's (code, kind), an unknown flag exits 64", async (cmd) => {
-    const help = await start(world, cmd, ["--help"]).done;
-    expect(help.code).toBe(0);
-    const rows = help.stdout.split("Exit codes:")[1]!.trim().split("\n").map((l) => l.trim().split(/\s+/).slice(0, 2));
-    expect(rows.length).toBeGreaterThanOrEqual(4);
-    for (const [code, kind] of rows) expect(`${kind} ${EXIT_TABLE[kind as ExitKind]?.code}`).toBe(`${kind} ${code}`);
-    const bad = await start(world, cmd, ["--no-such-flag"]).done;
-    expect(bad.code).toBe(exitCode("usage"));
-  });
-});
-
-describe("bad input", () => {
-  test.concurrent("a bad config: exit 78, every problem with key path and line, nothing created", async () => {
-    const dir = join(world.dir, "bad-config");
-    mkdirSync(dir, { recursive: true });
-    const path = join(dir, "config.yml");
-    writeFileSync(path, `github:\n  url: https://github.com/acme\n  app: { id: -3 }\nrunner:\n  lables: [x]\nhost:\n  state_dir: ${join(dir, "state")}\n`);
-    const r = await start(world, "loop", ["--slot", "1", "--config", path]).done;
-    expect(r.code).toBe(78);
-    expect(r.stderr).toContain("github.app.id");
-    expect(r.stderr).toContain("did you mean labels");
-    expect(existsSync(join(dir, "state"))).toBe(false);
-  });
-
-  test.concurrent("a missing key file: exit 78 naming the file", async () => {
-    const s = slots(world);
-    const path = variant(s, "missing-key", (c) => (c.github.app.private_key_path = join(world.dir, "nope.pem")));
-    const r = await start(world, "loop", ["--slot", "1", "--config", path]).done;
-    expect(r.code).toBe(78);
-    expect(r.stderr).toContain("nope.pem");
-  });
-
-  test.concurrent.each(["0x1", "1e0", " 1", "3"])("--slot %p is a usage error (exit 64)", async (slot) => {
-    const s = slots(world);
-    const r = await start(world, "loop", ["--slot", slot, "--config", s.path]).done;
-    expect(r.code).toBe(exitCode("usage"));
-  });
-
-  test.concurrent("a repeated --slot is a usage error (exit 64)", async () => {
-    const s = slots(world);
-    const r = await start(world, "loop", ["--slot", "1", "--slot", "2", "--config", s.path]).done;
-    expect(r.code).toBe(exitCode("usage"));
-    expect(r.stderr).toContain("--slot given more than once");
-  });
-
-  test.concurrent("host.state_dir that is a file: exit 74 in one line, no stack trace", async () => {
-    const file = join(world.dir, "state-is-a-file");
-    writeFileSync(file, "");
-    const s = slots(world, { host: { state_dir: file } });
-    const r = await start(world, "loop", ["--slot", "1", "--config", s.path], s.host.env).done;
-    expect(r.code).toBe(exitCode("state-io"));
-    const lines = r.stderr.trim().split("\n");
-    expect(lines.length).toBe(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", event: "fatal", kind: "state-io" });
-    expect(r.stderr).not.toContain("    at ");
-  });
-
-  test.concurrent("a fatal error is one redacted JSON line off a terminal", async () => {
-    const token = `ghp_${"A1b2C3d4".repeat(5)}`;
-    const s = slots(world);
-    // A token pasted where a name belongs: the error quotes the value, the redactor removes it.
-    const path = variant(s, "secret-in-config", (c) => (c.runner.name_prefix = token));
-    const r = await start(world, "loop", ["--slot", "1", "--config", path]).done;
-    expect(r.code).toBe(78);
-    const lines = r.stderr.trim().split("\n");
-    expect(lines.length).toBe(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", event: "fatal", kind: "config" });
-    expect(r.stderr).toContain("runner.name_prefix");
-    expect(r.stderr).not.toContain(token);
-  });
-
-  test.concurrent("token --output: a new file is made 0600; an existing file others can read is refused and kept", async () => {
-    const s = slots(world);
-    const fresh = join(s.stateDir, "..", "jit.json");
-    expect((await start(world, "token", ["--slot", "1", "--config", s.path, "--output", fresh]).done).code).toBe(0);
-    expect(statSync(fresh).mode & 0o777).toBe(0o600);
-    expect(JSON.parse(readFileSync(fresh, "utf8")).encoded_jit_config).toBeTruthy();
-    const open = join(s.stateDir, "..", "open.json");
-    writeFileSync(open, "keep me");
-    chmodSync(open, 0o644);
-    const r = await start(world, "token", ["--slot", "1", "--config", s.path, "--output", open]).done;
-    expect(r.code).toBe(exitCode("usage"));
-    expect(r.stderr).toContain("readable by others");
-    expect(readFileSync(open, "utf8")).toBe("keep me");
-  });
-});
-
+// The tests that serve a job first: they run beside the quick ones, not after them.
 describe("the steps by hand", () => {
   test.concurrent("clone, boot, token | ssh-run, cleanup chained by hand serve one job (the README's replay)", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
@@ -235,4 +148,92 @@ describe("secrets and the shell", () => {
     expect(r.stderr).toContain("tart list printed something that is not its JSON listing");
     expect(r.stderr).not.toContain("    at ");
   }, 30_000);
+});
+
+describe("--help", () => {
+  test.concurrent.each(COMMANDS)("%s: its exit table is the project's (code, kind), an unknown flag exits 64", async (cmd) => {
+    const help = await start(world, cmd, ["--help"]).done;
+    expect(help.code).toBe(0);
+    const rows = help.stdout.split("Exit codes:")[1]!.trim().split("\n").map((l) => l.trim().split(/\s+/).slice(0, 2));
+    expect(rows.length).toBeGreaterThanOrEqual(4);
+    for (const [code, kind] of rows) expect(`${kind} ${EXIT_TABLE[kind as ExitKind]?.code}`).toBe(`${kind} ${code}`);
+    const bad = await start(world, cmd, ["--no-such-flag"]).done;
+    expect(bad.code).toBe(exitCode("usage"));
+  });
+});
+
+describe("bad input", () => {
+  test.concurrent("a bad config: exit 78, every problem with key path and line, nothing created", async () => {
+    const dir = join(world.dir, "bad-config");
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, "config.yml");
+    writeFileSync(path, `github:\n  url: https://github.com/acme\n  app: { id: -3 }\nrunner:\n  lables: [x]\nhost:\n  state_dir: ${join(dir, "state")}\n`);
+    const r = await start(world, "loop", ["--slot", "1", "--config", path]).done;
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain("github.app.id");
+    expect(r.stderr).toContain("did you mean labels");
+    expect(existsSync(join(dir, "state"))).toBe(false);
+  });
+
+  test.concurrent("a missing key file: exit 78 naming the file", async () => {
+    const s = slots(world);
+    const path = variant(s, "missing-key", (c) => (c.github.app.private_key_path = join(world.dir, "nope.pem")));
+    const r = await start(world, "loop", ["--slot", "1", "--config", path]).done;
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain("nope.pem");
+  });
+
+  test.concurrent.each(["0x1", "1e0", " 1", "3"])("--slot %p is a usage error (exit 64)", async (slot) => {
+    const s = slots(world);
+    const r = await start(world, "loop", ["--slot", slot, "--config", s.path]).done;
+    expect(r.code).toBe(exitCode("usage"));
+  });
+
+  test.concurrent("a repeated --slot is a usage error (exit 64)", async () => {
+    const s = slots(world);
+    const r = await start(world, "loop", ["--slot", "1", "--slot", "2", "--config", s.path]).done;
+    expect(r.code).toBe(exitCode("usage"));
+    expect(r.stderr).toContain("--slot given more than once");
+  });
+
+  test.concurrent("host.state_dir that is a file: exit 74 in one line, no stack trace", async () => {
+    const file = join(world.dir, "state-is-a-file");
+    writeFileSync(file, "");
+    const s = slots(world, { host: { state_dir: file } });
+    const r = await start(world, "loop", ["--slot", "1", "--config", s.path], s.host.env).done;
+    expect(r.code).toBe(exitCode("state-io"));
+    const lines = r.stderr.trim().split("\n");
+    expect(lines.length).toBe(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", event: "fatal", kind: "state-io" });
+    expect(r.stderr).not.toContain("    at ");
+  });
+
+  test.concurrent("a fatal error is one redacted JSON line off a terminal", async () => {
+    const token = `ghp_${"A1b2C3d4".repeat(5)}`;
+    const s = slots(world);
+    // A token pasted where a name belongs: the error quotes the value, the redactor removes it.
+    const path = variant(s, "secret-in-config", (c) => (c.runner.name_prefix = token));
+    const r = await start(world, "loop", ["--slot", "1", "--config", path]).done;
+    expect(r.code).toBe(78);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines.length).toBe(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", event: "fatal", kind: "config" });
+    expect(r.stderr).toContain("runner.name_prefix");
+    expect(r.stderr).not.toContain(token);
+  });
+
+  test.concurrent("token --output: a new file is made 0600; an existing file others can read is refused and kept", async () => {
+    const s = slots(world);
+    const fresh = join(s.stateDir, "..", "jit.json");
+    expect((await start(world, "token", ["--slot", "1", "--config", s.path, "--output", fresh]).done).code).toBe(0);
+    expect(statSync(fresh).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(fresh, "utf8")).encoded_jit_config).toBeTruthy();
+    const open = join(s.stateDir, "..", "open.json");
+    writeFileSync(open, "keep me");
+    chmodSync(open, 0o644);
+    const r = await start(world, "token", ["--slot", "1", "--config", s.path, "--output", open]).done;
+    expect(r.code).toBe(exitCode("usage"));
+    expect(r.stderr).toContain("readable by others");
+    expect(readFileSync(open, "utf8")).toBe("keep me");
+  });
 });
