@@ -1,8 +1,9 @@
 // Warm start from a snapshot (vm.start: snapshot) on the fake tart's
 // processes: each slot boots a golden once and suspends it; cycles restore
 // clones of it and sync the guest clock; a new image replaces the golden;
-// `cleanup --golden` removes it. Boot and restore take distinct sim times (2 s
-// against 0.3 s), so a cycle's boot time tells which one it took. The
+// `cleanup --golden` removes it. In the first test boot and restore take
+// distinct sim times (2 s against 0.3 s), so a cycle's boot time tells which
+// one it took. The
 // fallback of a failed restore, two slots at once and a MAC still in use are
 // in tests/cycle/snapshot.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -21,6 +22,8 @@ afterAll(() => world?.stop());
 
 const SNAPSHOT = { vm: { start: "snapshot" } };
 const TIMES = { boot_ms: 2000, restore_ms: 300, suspend_ms: 100 };
+/** Where which start a cycle took is not the question: the fast profile's restore, a quicker boot. */
+const QUICK = { boot_ms: 150, restore_ms: 300, suspend_ms: 100 };
 const DIRTY_CHECK = 'test ! -e "$HOME/left-by-previous-job" || { echo "dirty VM"; exit 1; }; touch "$HOME/left-by-previous-job"';
 
 /** One loop cycle serving one job; its log lines. */
@@ -82,7 +85,7 @@ describe("snapshot start", () => {
   }, 60_000);
 
   test.concurrent("a newly pinned image replaces the golden (the old one is deleted); jobs run on the new image", async () => {
-    const s = slots(world, { ...SNAPSHOT, image: { min_free_gb: 1 } }, TIMES);
+    const s = slots(world, { ...SNAPSHOT, image: { min_free_gb: 1 } }, QUICK);
     const pull = () => start(world, "pull", ["--config", s.path], s.host.env).done;
     expect((await pull()).code).toBe(0);
     await serve(s, "on-v1", `test ! -e "$HOME/${IMAGE_MARKER}"`);
@@ -99,7 +102,7 @@ describe("snapshot start", () => {
   }, 90_000);
 
   test.concurrent("cleanup keeps the golden; cleanup --golden removes it, and nothing is left", async () => {
-    const s = slots(world, SNAPSHOT, TIMES);
+    const s = slots(world, SNAPSHOT, QUICK);
     await serve(s, "one");
     const g = golden(s)!;
     const cleanup = (...args: string[]) => start(world, "cleanup", ["--slot", "1", "--config", s.path, ...args], s.host.env).done;
