@@ -14,7 +14,7 @@ import type { World } from "../../sim/world.ts";
 import { enqueue, events, exitOf, fileWorld, github, job, loopBinary, slots, slotState, until, vms, type Slots } from "./harness.ts";
 
 /** GitHub's idle retirement, shortened: minutes on github.com. */
-const RETIRE_MS = 2_500;
+const RETIRE_MS = 1_500;
 
 let world: World;
 beforeAll(async () => {
@@ -49,7 +49,7 @@ const replacedIn = (lines: LogLine[]) => events(lines, "runner.replaced").length
 describe("a runner GitHub retires before any job", () => {
   test.concurrent("retired before its session opened (the runner keeps its files then): the files are removed before the next runner", async () => {
     // The runner takes longer to start than GitHub lets it sit: retired before it ever listens.
-    const s = slots(world, {}, { boot_ms: 150, runner_start_ms: RETIRE_MS + 2_500 });
+    const s = slots(world, {}, { boot_ms: 150, runner_start_ms: RETIRE_MS + 2_000 });
     const run = loopBinary(s);
     await until("a runner replaced", () => replacedIn(run.lines()) >= 1, 40_000, 100);
     const vm = slotState(s)!.vm as string;
