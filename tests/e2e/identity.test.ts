@@ -15,7 +15,7 @@ import { renderAgents } from "../../lib/host/launchd/render.ts";
 import { startAgent, type Agent } from "../../sim/launchd.ts";
 import type { World } from "../../sim/world.ts";
 import { BIN } from "../helpers/e2e.ts";
-import { count, enqueue, events, exitOf, fileWorld, github, job, logLines, logText, loopBinary, nothingLeft, slots, slotState, start, until, type Slots } from "./harness.ts";
+import { count, enqueue, events, exitOf, fileWorld, gate, github, job, logLines, logText, loopBinary, nothingLeft, slots, slotState, start, until, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -38,12 +38,6 @@ function runEnvironment(vm: string): Record<string, string> | undefined {
   return undefined;
 }
 
-/** A job script that runs until the test releases it (the guest's processes see the host's files in the sim). */
-function heldJob(s: Slots, name: string): { script: string; release(): void } {
-  const file = join(s.stateDir, "..", `release-${name}`);
-  return { script: `while [ ! -e '${file}' ]; do sleep 0.1; done; echo ok`, release: () => writeFileSync(file, "") };
-}
-
 describe("registry credentials", () => {
   test.concurrent("in the environment of clone only: the `tart run` of a job has no registry password, not even one the loop inherited", async () => {
     const s = slots(world);
@@ -51,8 +45,8 @@ describe("registry credentials", () => {
     // The loop's own environment carries a wrong password: clone must use image.password_path's,
     // and `tart run` must carry neither.
     const inherited = "inherited-wrong-password";
-    const hold = heldJob(s, "holds-the-vm");
-    const { id } = await enqueue(s, "holds-the-vm", hold.script);
+    const hold = gate(s, "holds-the-vm");
+    const { id } = await enqueue(s, "holds-the-vm", hold.script("echo ok"));
     const run = loopBinary(s, 1, { TART_REGISTRY_USERNAME: world.registry!.username, TART_REGISTRY_PASSWORD: inherited });
     try {
       const vm = await until("the job running", async () => {
@@ -64,7 +58,7 @@ describe("registry credentials", () => {
       expect(Object.keys(env).filter((k) => k.startsWith("TART_REGISTRY_"))).toEqual([]);
       expect(Object.values(env).join("\n")).not.toContain(password);
       expect(Object.values(env).join("\n")).not.toContain(inherited);
-      hold.release();
+      hold.open();
       expect((await run.done).code).toBe(0);
       const done = (await github(s)).jobs.find((x) => x.id === id);
       expect(done?.result).toBe("Succeeded");
@@ -74,7 +68,7 @@ describe("registry credentials", () => {
       expect(done?.runner_name).toStartWith(`${s.prefix}-${host}-1-`);
       expect(run.lines().find((l) => l.event === "host.id_pinned")?.msg).toContain(`"${host}" (from /etc/machine-id)`);
     } catch (err) {
-      hold.release();
+      hold.open();
       run.child.kill("SIGTERM");
       console.error(logText(run.lines()));
       throw err;
@@ -116,12 +110,12 @@ describe("two hosts with one host id", () => {
       const mine = slotState(s)?.runner_name;
       return (await github(s)).runners.find((r) => r.name === mine && r.status === "online");
     };
-    const hold = heldJob(a, "on-host-b");
+    const hold = gate(a, "on-host-b");
     const agents = [agent(b)];
     try {
       await until("host B's runner online", () => online(b), 60_000, 100);
       // Host B runs a job while host A starts (held until A's runner is online): the case where A used to report B's job lost.
-      const held = await enqueue(a, "on-host-b", hold.script);
+      const held = await enqueue(a, "on-host-b", hold.script("echo ok"));
       const busy = await until("host B's job running", async () => (await github(a)).jobs.find((j) => j.id === held.id && j.status === "in_progress"), 30_000, 100);
       expect(busy.runner_name).toBe(slotState(b)?.runner_name as string);
       // doctor on host A: a runner named like A's is online, and neither A's state nor A's tart knows it.
@@ -136,7 +130,7 @@ describe("two hosts with one host id", () => {
       agents.push(agent(a));
       await until("host A's runner online", () => online(a), 60_000, 100);
       expect((await github(a)).jobs.find((j) => j.id === held.id)?.status).toBe("in_progress");
-      hold.release();
+      hold.open();
       // Then one job each: both listening at once.
       await until("host B's job done, both hosts listening", async () => (await github(a)).jobs.find((j) => j.id === held.id)?.status === "completed" && (await online(a)) && (await online(b)), 60_000, 100);
       const jobs = [held];
@@ -145,7 +139,7 @@ describe("two hosts with one host id", () => {
       await until("every job done", async () => (await github(a)).jobs.filter((j) => jobs.some((q) => q.id === j.id)).every((j) => j.status === "completed"), 60_000, 100);
       expect((await github(a)).jobs.map((j) => j.result)).toEqual(jobs.map(() => "Succeeded"));
     } catch (err) {
-      hold.release();
+      hold.open();
       console.error(`host A:\n${logText(logLines(a))}\nhost B:\n${logText(logLines(b))}`);
       throw err;
     } finally {

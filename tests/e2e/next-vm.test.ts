@@ -56,7 +56,7 @@ describe("the next VM started ahead", () => {
   }, 60_000);
 
   test.concurrent("a VM started ahead that is gone by the next cycle (a host restart) is started again, and the job is served", async () => {
-    const s = slots(world, {}, { boot_ms: 500 });
+    const s = slots(world, {}, { boot_ms: 150 });
     await serve(s, "first");
     const next = nextVm(s);
     process.kill(next.run!.pid, "SIGKILL");
@@ -67,7 +67,7 @@ describe("the next VM started ahead", () => {
   }, 60_000);
 
   test.concurrent("a recorded pid that now names another process (reused) is not attached: the VM is forced off and started again", async () => {
-    const s = slots(world, {}, { boot_ms: 500 });
+    const s = slots(world, {}, { boot_ms: 150 });
     await serve(s, "first");
     const next = nextVm(s);
     // The pid now names another live process (this test's own), which started at another time than the one recorded.
@@ -80,7 +80,7 @@ describe("the next VM started ahead", () => {
   }, 60_000);
 
   test.concurrent("cleanup removes a VM started ahead when no cycle follows (the agent was unloaded between cycles)", async () => {
-    const s = slots(world, {}, { boot_ms: 500 });
+    const s = slots(world, {}, { boot_ms: 150 });
     await serve(s, "only");
     await until("the next VM runs", () => vms(s).some((v) => v.running));
     expect((await start(world, "cleanup", ["--slot", "1", "--config", s.path], s.host.env).done).code).toBe(0);

@@ -6,8 +6,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { LogLine } from "../../sim/logs.ts";
 import type { World } from "../../sim/world.ts";
-import { enqueue, events, exitOf, fileWorld, github, job, logText, loopBinary, loopInProcess, slots, slotState, until, vms, type Slots } from "./harness.ts";
+import { enqueue, events, exitOf, fileWorld, gate, github, job, logText, loopBinary, loopInProcess, slots, slotState, until, vms, type Slots } from "./harness.ts";
 
 let world: World;
 beforeAll(async () => {
@@ -40,13 +41,14 @@ async function killIn(s: Slots, phase: string): Promise<{ vm: string; runnerId: 
  * Runs the loop in-process until `jobs` are done (by its runner, or by a
  * predecessor's it waited for) and then either its own runner listens with
  * housekeeping done (it is stopped there) or its one cycle ended (its own
- * runner took the last job); returns its log.
+ * runner took the last job); returns its log. `watch` sees the log at each look.
  */
-async function serveThenStop(s: Slots, jobs: number[]) {
+async function serveThenStop(s: Slots, jobs: number[], watch: (lines: LogLine[]) => void = () => {}) {
   const run = loopInProcess(s);
   let ended = false;
   void run.done.then(() => (ended = true));
   await until("the jobs done and a runner listening (or the cycle over)", async () => {
+    watch(run.lines);
     for (const id of jobs) if ((await job(s, id)).status !== "completed") return false;
     return ended || events(run.lines, "run.ready").length > events(run.lines, "cycle.done").length;
   }, 45_000, 50).catch((e) => {
@@ -87,9 +89,13 @@ describe("a killed loop", () => {
 
   test.concurrent("killed during a job: the next start finds the job running on its VM and waits for it; it succeeds once", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
-    const j = await enqueue(s, "long-build", "sleep 3; echo built");
+    // The job runs until the next start has found it running.
+    const hold = gate(s, "long-build");
+    const j = await enqueue(s, "long-build", hold.script("echo built"));
     const { vm } = await killIn(s, "job");
-    const lines = await serveThenStop(s, [j.id]);
+    const lines = await serveThenStop(s, [j.id], (log) => {
+      if (events(log, "recover.adopt").length > 0) hold.open();
+    });
     expect(events(lines, "recover.adopt")[0]?.vm).toBe(vm);
     const done = await job(s, j.id);
     expect([done.result, done.runner_name]).toEqual(["Succeeded", vm]);
