@@ -3,8 +3,9 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, type TartFixture } from "../../sim/image/fixture.ts";
+import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type TartFixture } from "../../sim/image/fixture.ts";
 import { runState } from "../../sim/tart/running.ts";
+import type { SimTartConfig } from "../../sim/tart/settings.ts";
 
 export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -13,6 +14,19 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * Runs `fn` with a tart of its own (no registry): its VMs, VM places, leases
+ * and settings are no other test's, so tests can run at once. Stopped after.
+ */
+export async function withTart<T>(settings: SimTartConfig, fn: (fx: TartFixture) => Promise<T> | T): Promise<T> {
+  const fx = await startTartFixture({ registry: false, settings });
+  try {
+    return await fn(fx);
+  } finally {
+    await fx.stop();
   }
 }
 
