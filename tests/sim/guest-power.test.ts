@@ -3,25 +3,20 @@
 // power-off is silent to TCP peers (frozen guest, killed dead_peer_ms later),
 // while a guest's own shutdown closes connections; and a dropped SSH
 // connection does not stop the command it ran.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startTartFixture, type TartFixture } from "../../sim/image/fixture.ts";
+import type { TartFixture } from "../../sim/image/fixture.ts";
 import { runState } from "../../sim/tart/running.ts";
-import { clone, killStarted, pidAlive, procState, ssh, startRun, startSSH, vmDir, waitBooted, waitFor } from "./helpers.ts";
+import { clone, killStarted, pidAlive, procState, ssh, startRun, startSSH, vmDir, waitBooted, waitFor, withTart } from "./helpers.ts";
 
-let fx: TartFixture;
+// Each test has a tart of its own, so they run at once. Its VMs start right
+// after others stopped: a place frees at once (its hold is tested in tests/contract).
+const SETTINGS = { ssh_port: 2222, boot_ms: 100, ssh_ms: 100, place_release_ms: 0 };
 
-beforeAll(async () => {
-  // VMs start here right after others stopped: a place frees at once (its hold is tested in tart.test.ts).
-  fx = await startTartFixture({ registry: false, settings: { ssh_port: 2222, boot_ms: 100, ssh_ms: 100, place_release_ms: 0 } });
-});
-afterAll(async () => {
-  killStarted();
-  await fx?.stop();
-});
+afterAll(() => killStarted());
 
-const home = (name: string) => join(vmDir(fx, name), "disk.img", "Users", "admin");
+const home = (fx: TartFixture, name: string) => join(vmDir(fx, name), "disk.img", "Users", "admin");
 
 // Four guest processes no process-group kill would reach together: a new
 // session, one whose environment was cleared (found as a child of a guest
@@ -35,36 +30,31 @@ sh -c 'sleep 1; touch late-marker' </dev/null >/dev/null 2>&1 &
 echo $! >> pids
 `;
 
-async function scatter(name: string, ip: string): Promise<number[]> {
+async function scatter(fx: TartFixture, name: string, ip: string): Promise<number[]> {
   expect(ssh(fx, ip, SCATTER).code).toBe(0);
-  const file = join(home(name), "pids");
+  const file = join(home(fx, name), "pids");
   return await waitFor("four pids", () => {
     const pids = existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").map(Number) : [];
     return pids.length === 4 && pids;
   });
 }
 
-describe("power-off takes every guest process", () => {
-  test("tart stop: all frozen at once, whatever their session, and killed dead_peer_ms later; the job never finishes", async () => {
-    fx.setTart({ dead_peer_ms: 1500 });
-    try {
-      clone(fx, "scattered");
-      const run = startRun(fx, "scattered");
-      const ip = await waitBooted(fx, "scattered");
-      const pids = await scatter("scattered", ip);
-      expect(pids.every(pidAlive)).toBe(true);
+describe.concurrent("power-off takes every guest process", () => {
+  test("tart stop: all frozen at once, whatever their session, and killed dead_peer_ms later; the job never finishes", () => withTart({ ...SETTINGS, dead_peer_ms: 1500 }, async (fx) => {
+    clone(fx, "scattered");
+    const run = startRun(fx, "scattered");
+    const ip = await waitBooted(fx, "scattered");
+    const pids = await scatter(fx, "scattered", ip);
+    expect(pids.every(pidAlive)).toBe(true);
 
-      expect(fx.tart("stop", "scattered").code).toBe(0);
-      expect(pids.map(procState)).toEqual(["T", "T", "T", "T"]);
-      await run.exited;
-      await waitFor("all killed", () => !pids.some(pidAlive), 5000);
-      expect(existsSync(join(home("scattered"), "late-marker"))).toBe(false);
-    } finally {
-      fx.setTart({ dead_peer_ms: undefined });
-    }
-  });
+    expect(fx.tart("stop", "scattered").code).toBe(0);
+    expect(pids.map(procState)).toEqual(["T", "T", "T", "T"]);
+    await run.exited;
+    await waitFor("all killed", () => !pids.some(pidAlive), 5000);
+    expect(existsSync(join(home(fx, "scattered"), "late-marker"))).toBe(false);
+  }));
 
-  test("a SIGKILLed `tart run` is silent: an ssh client notices only by its keepalive; the address stays taken", async () => {
+  test("a SIGKILLed `tart run` is silent: an ssh client notices only by its keepalive; the address stays taken", () => withTart(SETTINGS, async (fx) => {
     clone(fx, "silent");
     const run = startRun(fx, "silent");
     const ip = await waitBooted(fx, "silent");
@@ -85,28 +75,23 @@ describe("power-off takes every guest process", () => {
     next.proc.kill("SIGINT");
     plain.proc.kill("SIGKILL");
     await next.exited;
-  });
+  }));
 
-  test("SIGTERM (no handler) powers off the same way; a connection closes only when the frozen guest is killed", async () => {
-    fx.setTart({ dead_peer_ms: 1500 });
-    try {
-      clone(fx, "termed");
-      const run = startRun(fx, "termed");
-      const ip = await waitBooted(fx, "termed");
-      const session = startSSH(fx, ip, "sleep 293");
-      await waitFor("the session's command", () => ssh(fx, ip, "pgrep -fx 'sleep 293'").code === 0);
-      const t = Date.now();
-      run.proc.kill("SIGTERM");
-      expect((await run.exited).signal).toBe("SIGTERM");
-      expect(runState(vmDir(fx, "termed"))).toBeUndefined();
-      expect(await session.exited).toBe(255);
-      expect(Date.now() - t).toBeGreaterThanOrEqual(1400);
-    } finally {
-      fx.setTart({ dead_peer_ms: undefined });
-    }
-  });
+  test("SIGTERM (no handler) powers off the same way; a connection closes only when the frozen guest is killed", () => withTart({ ...SETTINGS, dead_peer_ms: 1500 }, async (fx) => {
+    clone(fx, "termed");
+    const run = startRun(fx, "termed");
+    const ip = await waitBooted(fx, "termed");
+    const session = startSSH(fx, ip, "sleep 293");
+    await waitFor("the session's command", () => ssh(fx, ip, "pgrep -fx 'sleep 293'").code === 0);
+    const t = Date.now();
+    run.proc.kill("SIGTERM");
+    expect((await run.exited).signal).toBe("SIGTERM");
+    expect(runState(vmDir(fx, "termed"))).toBeUndefined();
+    expect(await session.exited).toBe(255);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(1400);
+  }));
 
-  test("a new run with the VM's MAC ends its frozen predecessor and gets its address; a new VM under the name does not", async () => {
+  test("a new run with the VM's MAC ends its frozen predecessor and gets its address; a new VM under the name does not", () => withTart(SETTINGS, async (fx) => {
     clone(fx, "again");
     let run = startRun(fx, "again");
     const firstIP = await waitBooted(fx, "again");
@@ -133,9 +118,9 @@ describe("power-off takes every guest process", () => {
     first.proc.kill("SIGKILL");
     run.proc.kill("SIGINT");
     await run.exited;
-  });
+  }));
 
-  test("the guest's own shutdown ends its processes and closes connections at once", async () => {
+  test("the guest's own shutdown ends its processes and closes connections at once", () => withTart(SETTINGS, async (fx) => {
     clone(fx, "polite");
     const run = startRun(fx, "polite");
     const ip = await waitBooted(fx, "polite");
@@ -146,11 +131,11 @@ describe("power-off takes every guest process", () => {
     expect(await session.exited).toBe(255);
     expect(Date.now() - t).toBeLessThan(1500);
     expect(await run.exited).toEqual({ code: 0, signal: null });
-  });
+  }));
 });
 
-describe("ssh", () => {
-  test("killing the local ssh client does not stop the remote command (no pty, no hangup)", async () => {
+describe.concurrent("ssh", () => {
+  test("killing the local ssh client does not stop the remote command (no pty, no hangup)", () => withTart(SETTINGS, async (fx) => {
     clone(fx, "orphan");
     const run = startRun(fx, "orphan");
     const ip = await waitBooted(fx, "orphan");
@@ -158,8 +143,8 @@ describe("ssh", () => {
     await waitFor("the command", () => ssh(fx, ip, "pgrep -fx 'sleep 1.5'").code === 0);
     session.proc.kill("SIGKILL");
     await session.exited;
-    await waitFor("the command to finish", () => existsSync(join(home("orphan"), "done-after-all")), 5000);
+    await waitFor("the command to finish", () => existsSync(join(home(fx, "orphan"), "done-after-all")), 5000);
     run.proc.kill("SIGINT");
     await run.exited;
-  });
+  }));
 });
