@@ -3,7 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type TartFixture } from "../../sim/image/fixture.ts";
+import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type TartFixture, type TartResult } from "../../sim/image/fixture.ts";
 import { runState } from "../../sim/tart/running.ts";
 import type { SimTartConfig } from "../../sim/tart/settings.ts";
 
@@ -58,6 +58,16 @@ export function startRun(fx: TartFixture, name: string, args: string[] = []): Ru
 export function clone(fx: TartFixture, name: string, source = LOCAL_IMAGE_NAME): void {
   const r = fx.tart("clone", source, name);
   if (r.code !== 0) throw new Error(`clone ${name}: ${r.stderr}`);
+}
+
+/** The simulated tart, not blocking the tests that run meanwhile (fx.tart does). */
+export function tartAsync(fx: TartFixture, ...args: string[]): Promise<TartResult> {
+  const proc = spawn(join(SIM_BIN, "tart"), args, { env: { ...process.env, ...fx.env } });
+  let stdout = "";
+  let stderr = "";
+  proc.stdout.on("data", (d) => (stdout += d));
+  proc.stderr.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => proc.on("close", (code) => resolve({ code: code ?? 128, stdout, stderr })));
 }
 
 export const vmDir = (fx: TartFixture, name: string) => join(fx.tartHome, "vms", name);
