@@ -67,7 +67,11 @@ export function tartAsync(fx: TartFixture, ...args: string[]): Promise<TartResul
   let stderr = "";
   proc.stdout.on("data", (d) => (stdout += d));
   proc.stderr.on("data", (d) => (stderr += d));
-  return new Promise((resolve) => proc.on("close", (code) => resolve({ code: code ?? 128, stdout, stderr })));
+  const closed = new Promise<void>((r) => proc.on("close", () => r()));
+  return new Promise((resolve) => proc.on("exit", (code) => {
+    // Under load Bun can lose the end of a child's stdout after its exit (no 'close' ever): its output is awaited a while, not for ever.
+    void Promise.race([closed, Bun.sleep(2000)]).then(() => resolve({ code: code ?? 128, stdout, stderr }));
+  }));
 }
 
 export const vmDir = (fx: TartFixture, name: string) => join(fx.tartHome, "vms", name);
