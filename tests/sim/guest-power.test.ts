@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TartFixture } from "../../sim/image/fixture.ts";
 import { runState } from "../../sim/tart/running.ts";
-import { clone, killStarted, pidAlive, procState, ssh, startRun, startSSH, vmDir, waitBooted, waitFor, withTart } from "./helpers.ts";
+import { clone, commandRuns, killStarted, pidAlive, procState, ssh, startRun, startSSH, vmDir, waitBooted, waitFor, withTart } from "./helpers.ts";
 
 // Each test has a tart of its own, so they run at once. Its VMs start right
 // after others stopped: a place frees at once (its hold is tested in tests/contract).
@@ -60,7 +60,7 @@ describe.concurrent("power-off takes every guest process", () => {
     const ip = await waitBooted(fx, "silent");
     const guarded = startSSH(fx, ip, "sleep 291", ["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2"]);
     const plain = startSSH(fx, ip, "sleep 292");
-    await waitFor("both sessions' commands", () => ssh(fx, ip, "pgrep -fx 'sleep 291' && pgrep -fx 'sleep 292'").code === 0);
+    await Promise.all([commandRuns("sleep 291"), commandRuns("sleep 292")]);
     const killedAt = Date.now();
     run.proc.kill("SIGKILL");
     expect(await guarded.exited).toBe(255);
@@ -82,7 +82,7 @@ describe.concurrent("power-off takes every guest process", () => {
     const run = startRun(fx, "termed");
     const ip = await waitBooted(fx, "termed");
     const session = startSSH(fx, ip, "sleep 293");
-    await waitFor("the session's command", () => ssh(fx, ip, "pgrep -fx 'sleep 293'").code === 0);
+    await commandRuns("sleep 293");
     const t = Date.now();
     run.proc.kill("SIGTERM");
     expect((await run.exited).signal).toBe("SIGTERM");
@@ -96,7 +96,7 @@ describe.concurrent("power-off takes every guest process", () => {
     let run = startRun(fx, "again");
     const firstIP = await waitBooted(fx, "again");
     const first = startSSH(fx, firstIP, "sleep 296");
-    await waitFor("the first session's command", () => ssh(fx, firstIP, "pgrep -fx 'sleep 296'").code === 0);
+    await commandRuns("sleep 296");
     run.proc.kill("SIGKILL");
     await run.exited;
 
@@ -107,7 +107,7 @@ describe.concurrent("power-off takes every guest process", () => {
     expect(secondIP).not.toBe(firstIP);
     expect(pidAlive(first.proc.pid!)).toBe(true);
     const second = startSSH(fx, secondIP, "sleep 297");
-    await waitFor("the second session's command", () => ssh(fx, secondIP, "pgrep -fx 'sleep 297'").code === 0);
+    await commandRuns("sleep 297");
     run.proc.kill("SIGKILL");
     await run.exited;
 
@@ -125,7 +125,7 @@ describe.concurrent("power-off takes every guest process", () => {
     const run = startRun(fx, "polite");
     const ip = await waitBooted(fx, "polite");
     const session = startSSH(fx, ip, "sleep 294");
-    await waitFor("the session's command", () => ssh(fx, ip, "pgrep -fx 'sleep 294'").code === 0);
+    await commandRuns("sleep 294");
     const t = Date.now();
     expect(ssh(fx, ip, "sudo shutdown -h now").code).toBe(0);
     expect(await session.exited).toBe(255);
@@ -140,7 +140,7 @@ describe.concurrent("ssh", () => {
     const run = startRun(fx, "orphan");
     const ip = await waitBooted(fx, "orphan");
     const session = startSSH(fx, ip, "sleep 1.5; touch done-after-all");
-    await waitFor("the command", () => ssh(fx, ip, "pgrep -fx 'sleep 1.5'").code === 0);
+    await commandRuns("sleep 1.5");
     session.proc.kill("SIGKILL");
     await session.exited;
     await waitFor("the command to finish", () => existsSync(join(home(fx, "orphan"), "done-after-all")), 5000);

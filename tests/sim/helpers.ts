@@ -7,14 +7,31 @@ import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type TartF
 import { runState } from "../../sim/tart/running.ts";
 import type { SimTartConfig } from "../../sim/tart/settings.ts";
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000, everyMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = probe();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * Waits until a process runs with exactly this command line (`pgrep -fx`). A
+ * guest's processes are this host's: looked for in /proc, not by an ssh into
+ * the guest, whose blocking call would stall the tests that run meanwhile.
+ */
+export async function commandRuns(command: string): Promise<void> {
+  const runs = () => readdirSync("/proc").some((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim() === command;
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+  await waitFor(`'${command}' to run`, runs, 5000, 100);
 }
 
 /**
