@@ -3,16 +3,47 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, type TartFixture } from "../../sim/image/fixture.ts";
+import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type TartFixture, type TartResult } from "../../sim/image/fixture.ts";
 import { runState } from "../../sim/tart/running.ts";
+import type { SimTartConfig } from "../../sim/tart/settings.ts";
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000, everyMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = probe();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * Waits until a process runs with exactly this command line (`pgrep -fx`). A
+ * guest's processes are this host's: looked for in /proc, not by an ssh into
+ * the guest, whose blocking call would stall the tests that run meanwhile.
+ */
+export async function commandRuns(command: string): Promise<void> {
+  const runs = () => readdirSync("/proc").some((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim() === command;
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+  await waitFor(`'${command}' to run`, runs, 5000, 100);
+}
+
+/**
+ * Runs `fn` with a tart of its own (no registry): its VMs, VM places, leases
+ * and settings are no other test's, so tests can run at once. Stopped after.
+ */
+export async function withTart<T>(settings: SimTartConfig, fn: (fx: TartFixture) => Promise<T> | T): Promise<T> {
+  const fx = await startTartFixture({ registry: false, settings });
+  try {
+    return await fn(fx);
+  } finally {
+    await fx.stop();
   }
 }
 
@@ -44,6 +75,20 @@ export function startRun(fx: TartFixture, name: string, args: string[] = []): Ru
 export function clone(fx: TartFixture, name: string, source = LOCAL_IMAGE_NAME): void {
   const r = fx.tart("clone", source, name);
   if (r.code !== 0) throw new Error(`clone ${name}: ${r.stderr}`);
+}
+
+/** The simulated tart, not blocking the tests that run meanwhile (fx.tart does). */
+export function tartAsync(fx: TartFixture, ...args: string[]): Promise<TartResult> {
+  const proc = spawn(join(SIM_BIN, "tart"), args, { env: { ...process.env, ...fx.env } });
+  let stdout = "";
+  let stderr = "";
+  proc.stdout.on("data", (d) => (stdout += d));
+  proc.stderr.on("data", (d) => (stderr += d));
+  const closed = new Promise<void>((r) => proc.on("close", () => r()));
+  return new Promise((resolve) => proc.on("exit", (code) => {
+    // Under load Bun can lose the end of a child's stdout after its exit (no 'close' ever): its output is awaited a while, not for ever.
+    void Promise.race([closed, Bun.sleep(2000)]).then(() => resolve({ code: code ?? 128, stdout, stderr }));
+  }));
 }
 
 export const vmDir = (fx: TartFixture, name: string) => join(fx.tartHome, "vms", name);

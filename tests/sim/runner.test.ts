@@ -1,6 +1,6 @@
 // The fake actions runner (sim/guest/actions-runner), run on this host
 // against sim/github: config.sh, run.sh and the listener as real processes.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +13,6 @@ const TS = String.raw`\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z`;
 
 let sim: GitHubSim;
 let client: GitHubSimClient;
-let root: string;
 const dirs: string[] = [];
 
 beforeAll(async () => {
@@ -26,11 +25,13 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-beforeEach(() => {
-  root = mkdtempSync(join(tmpdir(), "sim-runner-"));
+/** A runner directory of the test's own (tests run at once; each job's labels are its test's alone). */
+function runnerDir(): string {
+  const root = mkdtempSync(join(tmpdir(), "sim-runner-"));
   dirs.push(root);
   cpSync(RUNNER_SRC, root, { recursive: true });
-});
+  return root;
+}
 
 let names = 0;
 const uniqueName = (base: string) => `${base}-${++names}`;
@@ -52,7 +53,7 @@ async function jitRunner(name: string, labels = ["self-hosted", "macOS", "ARM64"
 }
 
 /** A started script whose output is collected as it comes. */
-function launch(script: string, args: string[], env: Record<string, string | undefined> = {}) {
+function launch(root: string, script: string, args: string[], env: Record<string, string | undefined> = {}) {
   const proc = Bun.spawn(["/bin/sh", join(root, script), ...args], {
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, USER: "ci", ...env },
@@ -92,15 +93,16 @@ function launch(script: string, args: string[], env: Record<string, string | und
   };
 }
 
-const run = (args: string[], env?: Record<string, string | undefined>) => launch("run.sh", args, env).done();
-const config = (args: string[], env?: Record<string, string | undefined>) => launch("config.sh", args, env).done();
+const run = (root: string, args: string[], env?: Record<string, string | undefined>) => launch(root, "run.sh", args, env).done();
+const config = (root: string, args: string[], env?: Record<string, string | undefined>) => launch(root, "config.sh", args, env).done();
 
-describe("run.sh with a JIT config", () => {
+describe.concurrent("run.sh with a JIT config", () => {
   test("runs one job: only the runner's own log lines (no job output), result and output in the sim, runner deleted, local config removed", async () => {
+    const root = runnerDir();
     const name = uniqueName("jit");
-    const { id, config: jit } = await jitRunner(name);
-    const job = await client.enqueueJob({ name: "build app", labels: ["macOS"], script: 'echo "hello from $PWD"; echo "jit=${ACTIONS_RUNNER_INPUT_JITCONFIG:-unset}"; echo oops >&2' });
-    const { code, stdout, stderr } = await run([], { ACTIONS_RUNNER_INPUT_JITCONFIG: jit });
+    const { id, config: jit } = await jitRunner(name, ["self-hosted", "macOS", "ARM64", "one-job"]);
+    const job = await client.enqueueJob({ name: "build app", labels: ["one-job"], script: 'echo "hello from $PWD"; echo "jit=${ACTIONS_RUNNER_INPUT_JITCONFIG:-unset}"; echo oops >&2' });
+    const { code, stdout, stderr } = await run(root, [], { ACTIONS_RUNNER_INPUT_JITCONFIG: jit });
     expect(stderr).toBe("");
     expect(code).toBe(0);
     const work = join(root, "_work");
@@ -128,17 +130,19 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("--jitconfig on the command line wins over the environment; a failing script is Failed", async () => {
+    const root = runnerDir();
     const { config: jit } = await jitRunner(uniqueName("argv"), ["self-hosted", "argv-only"]);
     const job = await client.enqueueJob({ name: "flaky", labels: ["argv-only"], script: "exit 3" });
-    const { code, stdout } = await run(["--jitconfig", jit], { ACTIONS_RUNNER_INPUT_JITCONFIG: "not base64 at all" });
+    const { code, stdout } = await run(root, ["--jitconfig", jit], { ACTIONS_RUNNER_INPUT_JITCONFIG: "not base64 at all" });
     expect(code).toBe(0);
     expect(stdout).toMatch(new RegExp(`${TS}: Job flaky completed with result: Failed\n`));
     expect(await client.job(job.id)).toMatchObject({ status: "completed", result: "Failed", exit_code: 3 });
   });
 
   test("a bad JIT config is an error on stderr; the listener ends with 1, run.sh with 0", async () => {
+    const root = runnerDir();
     for (const bad of ["%%%", Buffer.from('{"x":"eQ=="}').toString("base64")]) {
-      const { code, stdout, stderr } = await run(["--jitconfig", bad]);
+      const { code, stdout, stderr } = await run(root, ["--jitconfig", bad]);
       expect(code).toBe(0);
       expect(stderr).toMatch(/^Failed to decode the JIT configuration \(--jitconfig\): /);
       expect(stdout).toBe("Runner listener exit with terminated error, stop the service, no retry needed.\nExiting runner...\n");
@@ -146,9 +150,10 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("a runner deleted before it connects says so, exits 1 (run.sh 0) and keeps its config files, as the real one", async () => {
+    const root = runnerDir();
     const { id, config: jit } = await jitRunner(uniqueName("deleted"));
     expect((await api("DELETE", `/orgs/acme/actions/runners/${id}`)).status).toBe(204);
-    const { code, stdout, stderr } = await run(["--jitconfig", jit]);
+    const { code, stdout, stderr } = await run(root, ["--jitconfig", jit]);
     expect(code).toBe(0);
     expect(stderr).toBe("The runner no longer exists on the server. Please reconfigure the runner.\n");
     // "Connected to GitHub" comes before the session exists, so a deleted runner prints it too.
@@ -157,20 +162,21 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("a second JIT config in the same directory is refused while an earlier runner's files are there, and runs once they are removed", async () => {
+    const root = runnerDir();
     const first = await jitRunner(uniqueName("first"));
     expect((await api("DELETE", `/orgs/acme/actions/runners/${first.id}`)).status).toBe(204);
-    await run(["--jitconfig", first.config]);
+    await run(root, ["--jitconfig", first.config]);
     const second = await jitRunner(uniqueName("second"));
-    const refused = await run(["--jitconfig", second.config]);
+    const refused = await run(root, ["--jitconfig", second.config]);
     expect(refused.code).toBe(0);
     expect(refused.stderr).toBe("Cannot configure the runner because it is already configured (.runner, .credentials, .credentials_rsaparams left by an earlier runner). Remove them before running with a JIT configuration.\n");
     expect(JSON.parse(readFileSync(join(root, ".runner"), "utf8")).agentId).toBe(first.id);
 
     for (const f of [".runner", ".credentials", ".credentials_rsaparams"]) rmSync(join(root, f));
-    const runner = launch("run.sh", ["--jitconfig", second.config]);
+    const runner = launch(root, "run.sh", ["--jitconfig", second.config]);
     await runner.waitForLine(/Listening for Jobs/);
     // A start beside a live listener sees it (and is refused: its files are there).
-    const beside = await run(["--jitconfig", (await jitRunner(uniqueName("beside"))).config]);
+    const beside = await run(root, ["--jitconfig", (await jitRunner(uniqueName("beside"))).config]);
     expect(beside.stderr).toStartWith("Cannot configure the runner because it is already configured");
     await client.retireRunner(second.id);
     expect((await runner.done()).code).toBe(0);
@@ -191,8 +197,9 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("a runner deleted while listening says so and exits 0", async () => {
+    const root = runnerDir();
     const { id, config: jit } = await jitRunner(uniqueName("idle"));
-    const runner = launch("run.sh", ["--jitconfig", jit]);
+    const runner = launch(root, "run.sh", ["--jitconfig", jit]);
     await runner.waitForLine(/Listening for Jobs/);
     expect((await api("DELETE", `/orgs/acme/actions/runners/${id}`)).status).toBe(204);
     const { code, stderr } = await runner.done();
@@ -201,8 +208,9 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("an idle runner retired by GitHub (POST /_sim/runners/{id}/retire) says so and exits 0", async () => {
+    const root = runnerDir();
     const { id, config: jit } = await jitRunner(uniqueName("retired"));
-    const runner = launch("run.sh", ["--jitconfig", jit]);
+    const runner = launch(root, "run.sh", ["--jitconfig", jit]);
     await runner.waitForLine(/Listening for Jobs/);
     await client.retireRunner(id);
     const { code, stdout, stderr } = await runner.done();
@@ -214,9 +222,10 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("SIGTERM while listening deletes the session but not the registration", async () => {
+    const root = runnerDir();
     const name = uniqueName("term");
     const { id, config: jit } = await jitRunner(name);
-    const runner = launch("run.sh", ["--jitconfig", jit]);
+    const runner = launch(root, "run.sh", ["--jitconfig", jit]);
     await runner.waitForLine(/Listening for Jobs/);
     expect((await client.state()).runners.find((r) => r.id === id)).toMatchObject({ status: "online" });
     runner.proc.kill("SIGTERM");
@@ -226,9 +235,10 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("SIGTERM during a job stops it; the job fails (GitHub never re-queues it)", async () => {
+    const root = runnerDir();
     const { config: jit } = await jitRunner(uniqueName("midjob"), ["self-hosted", "midjob"]);
     const job = await client.enqueueJob({ name: "slow", labels: ["midjob"], script: "echo started; sleep 30" });
-    const runner = launch("run.sh", ["--jitconfig", jit]);
+    const runner = launch(root, "run.sh", ["--jitconfig", jit]);
     await runner.waitForLine(/Running job: slow/);
     runner.proc.kill("SIGTERM");
     const { code } = await runner.done();
@@ -237,6 +247,7 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("a runner whose stdout and stderr pipes are gone (its SSH client was killed) keeps listening and runs a job", async () => {
+    const root = runnerDir();
     const name = uniqueName("orphan");
     const { config: jit } = await jitRunner(name, ["self-hosted", "orphan"]);
     const child = spawn("/bin/sh", [join(root, "run.sh")], {
@@ -263,10 +274,11 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("SIM_RUNNER_START_MS: the runner takes that long to start before it opens its session", async () => {
+    const root = runnerDir();
     const name = uniqueName("slow-start");
     const { id, config: jit } = await jitRunner(name);
     const started = performance.now();
-    const runner = launch("run.sh", ["--jitconfig", jit], { SIM_RUNNER_START_MS: "800" });
+    const runner = launch(root, "run.sh", ["--jitconfig", jit], { SIM_RUNNER_START_MS: "800" });
     await client.waitFor((st) => st.runners.find((r) => r.id === id)?.status === "online", { timeoutMs: 5_000, intervalMs: 20 });
     expect(performance.now() - started).toBeGreaterThanOrEqual(800);
     runner.proc.kill("SIGTERM");
@@ -274,11 +286,12 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("SIM_GUEST_CLOCK_FILE: while that file exists the runner cannot connect and says so; it retries until the clock is fixed", async () => {
+    const root = runnerDir();
     const name = uniqueName("skewed");
     const { id, config: jit } = await jitRunner(name);
     const clockFile = join(root, "clock-unsynced");
     writeFileSync(clockFile, "");
-    const runner = launch("run.sh", ["--jitconfig", jit], { SIM_GUEST_CLOCK_FILE: clockFile });
+    const runner = launch(root, "run.sh", ["--jitconfig", jit], { SIM_GUEST_CLOCK_FILE: clockFile });
     const deadline = Date.now() + 5_000;
     while (!/Runner connect error/.test(runner.out.stderr)) {
       if (Date.now() > deadline) throw new Error(`no connect error; stderr:\n${runner.out.stderr}`);
@@ -295,6 +308,7 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("SIM_RUNNER_LEAK_SECRETS: the runner prints each secret of its JIT config whole, in pieces and split across two writes, on stdout and stderr", async () => {
+    const root = runnerDir();
     const { config: jit } = await jitRunner(uniqueName("leaky"));
     const files = JSON.parse(Buffer.from(jit, "base64").toString("utf8")) as Record<string, string>;
     const file = (name: string) => JSON.parse(Buffer.from(files[name]!, "base64").toString("utf8"));
@@ -302,7 +316,7 @@ describe("run.sh with a JIT config", () => {
     expect(Object.keys(rsa).sort()).toEqual(["d", "dp", "dq", "exponent", "inverseQ", "modulus", "p", "q"]);
     const { clientId, token } = file(".credentials").data;
     const secrets = [clientId, token, ...Object.values(rsa).filter((v) => v.length >= 30)];
-    const runner = launch("run.sh", ["--jitconfig", jit], { SIM_RUNNER_LEAK_SECRETS: "1" });
+    const runner = launch(root, "run.sh", ["--jitconfig", jit], { SIM_RUNNER_LEAK_SECRETS: "1" });
     await runner.waitForLine(/Listening for Jobs/);
     runner.proc.kill("SIGTERM");
     await runner.done();
@@ -326,8 +340,9 @@ describe("run.sh with a JIT config", () => {
   });
 
   test("SIM_RUNNER_NOISE_LINES: that many long lines on stderr; not a whole number fails the listener", async () => {
+    const root = runnerDir();
     const { config: jit } = await jitRunner(uniqueName("chatty"));
-    const runner = launch("run.sh", ["--jitconfig", jit], { SIM_RUNNER_NOISE_LINES: "25" });
+    const runner = launch(root, "run.sh", ["--jitconfig", jit], { SIM_RUNNER_NOISE_LINES: "25" });
     await runner.waitForLine(/Listening for Jobs/);
     runner.proc.kill("SIGTERM");
     await runner.done();
@@ -336,33 +351,35 @@ describe("run.sh with a JIT config", () => {
     // SIGTERM while listening keeps the registration and its files: a second JIT config needs them gone.
     for (const f of [".runner", ".credentials", ".credentials_rsaparams"]) rmSync(join(root, f), { force: true });
     const { config: jit2 } = await jitRunner(uniqueName("chatty-bad"));
-    const bad = await run(["--jitconfig", jit2], { SIM_RUNNER_NOISE_LINES: "lots" });
+    const bad = await run(root, ["--jitconfig", jit2], { SIM_RUNNER_NOISE_LINES: "lots" });
     expect(bad.stderr).toContain("SIM_RUNNER_NOISE_LINES must be a whole number of lines, got 'lots'");
     expect(bad.stdout).toContain("Runner listener exit with terminated error");
   });
 
   test("root is refused unless RUNNER_ALLOW_RUNASROOT is set", async () => {
-    const refused = await run(["--jitconfig", "x"], { USER: "root" });
+    const root = runnerDir();
+    const refused = await run(root, ["--jitconfig", "x"], { USER: "root" });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toBe("Must not run interactively with sudo\n");
-    const cfg = await config(["--unattended"], { USER: "root" });
+    const cfg = await config(root, ["--unattended"], { USER: "root" });
     expect(cfg.code).toBe(1);
     expect(cfg.stderr).toBe("Must not run with sudo\n");
-    const allowed = await config(["--unattended"], { USER: "root", RUNNER_ALLOW_RUNASROOT: "1" });
+    const allowed = await config(root, ["--unattended"], { USER: "root", RUNNER_ALLOW_RUNASROOT: "1" });
     expect(allowed.code).toBe(1);
     expect(allowed.stderr).toBe("Invalid configuration provided for url. Terminating unattended configuration.\n");
   });
 });
 
-describe("config.sh", () => {
+describe.concurrent("config.sh", () => {
   async function registrationToken(kind = "registration-token"): Promise<string> {
     return (await api("POST", `/repos/acme/app/actions/runners/${kind}`)).data.token;
   }
 
   test("registers with a registration token, writes .runner, then run.sh takes a job", async () => {
+    const root = runnerDir();
     const name = uniqueName("cfg");
     const token = await registrationToken();
-    const { code, stdout, stderr } = await config(["--url", `${sim.url}/acme/app`, "--token", token, "--name", name, "--labels", "gpu,GPU,xl", "--unattended", "--ephemeral"]);
+    const { code, stdout, stderr } = await config(root, ["--url", `${sim.url}/acme/app`, "--token", token, "--name", name, "--labels", "gpu,GPU,xl", "--unattended", "--ephemeral"]);
     expect(stderr).toBe("");
     expect(code).toBe(0);
     for (const line of ["# Authentication", "√ Connected to GitHub", "# Runner Registration", "√ Runner successfully added", "# Runner settings", "√ Settings Saved."]) {
@@ -375,19 +392,20 @@ describe("config.sh", () => {
     expect(registered.labels.map((l) => l.name)).toEqual(["self-hosted", "Linux", "X64", "gpu", "xl"].map((l) => (process.arch === "arm64" && l === "X64" ? "ARM64" : l)));
 
     const job = await client.enqueueJob({ name: "on-configured", labels: ["xl"], script: "true" });
-    const ran = await run([]);
+    const ran = await run(root, []);
     expect(ran.code).toBe(0);
     expect(ran.stdout).toContain("Job on-configured completed with result: Succeeded");
     expect((await client.job(job.id)).runner_name).toBe(name);
   });
 
   test("token fetched with --pat; remove with a remove token", async () => {
+    const root = runnerDir();
     const name = uniqueName("pat");
-    const added = await config(["--url", `${sim.url}/acme`, "--pat", sim.pat, "--name", name, "--unattended"]);
+    const added = await config(root, ["--url", `${sim.url}/acme`, "--pat", sim.pat, "--name", name, "--unattended"]);
     expect(added.code).toBe(0);
     expect((await client.state()).runners.find((r) => r.name === name)).toMatchObject({ scope: "orgs/acme", ephemeral: false });
     const removeToken = (await api("POST", "/orgs/acme/actions/runners/remove-token")).data.token;
-    const removed = await config(["remove", "--token", removeToken]);
+    const removed = await config(root, ["remove", "--token", removeToken]);
     expect(removed.stderr).toBe("");
     expect(removed.code).toBe(0);
     expect(removed.stdout).toContain("√ Runner removed successfully\n√ Removed .credentials\n√ Removed .runner\n");
@@ -396,34 +414,35 @@ describe("config.sh", () => {
   });
 
   test("errors: bad token, duplicate name, unknown group, already configured", async () => {
+    const root = runnerDir();
     const url = `${sim.url}/acme/app`;
-    const badToken = await config(["--url", url, "--token", "NOPE", "--unattended"]);
+    const badToken = await config(root, ["--url", url, "--token", "NOPE", "--unattended"]);
     expect(badToken.code).toBe(1);
     expect(badToken.stderr).toStartWith(`Http response code: NotFound from 'POST ${sim.url}/api/v3/actions/runner-registration'\n`);
 
-    const wrongScope = await config(["--url", `${sim.url}/acme`, "--token", await registrationToken(), "--unattended"]);
+    const wrongScope = await config(root, ["--url", `${sim.url}/acme`, "--token", await registrationToken(), "--unattended"]);
     expect(wrongScope.stderr).toStartWith("Http response code: NotFound");
 
-    const groupless = await config(["--url", url, "--token", await registrationToken(), "--runnergroup", "gpus", "--unattended"]);
+    const groupless = await config(root, ["--url", url, "--token", await registrationToken(), "--runnergroup", "gpus", "--unattended"]);
     expect(groupless.code).toBe(1);
     expect(groupless.stderr).toBe('Could not find any self-hosted runner group named "gpus".\n');
 
     const name = uniqueName("twice");
-    expect((await config(["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"])).code).toBe(0);
-    const again = await config(["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"]);
+    expect((await config(root, ["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"])).code).toBe(0);
+    const again = await config(root, ["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^Cannot configure the runner because it is already configured/);
 
     rmSync(join(root, ".runner"));
-    const dup = await config(["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"]);
+    const dup = await config(root, ["--url", url, "--token", await registrationToken(), "--name", name, "--unattended"]);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toBe(`A runner exists with the same name ${name}.\n`);
-    const replaced = await config(["--url", url, "--token", await registrationToken(), "--name", name, "--unattended", "--replace"]);
+    const replaced = await config(root, ["--url", url, "--token", await registrationToken(), "--name", name, "--unattended", "--replace"]);
     expect(replaced.code).toBe(0);
     expect(replaced.stdout).toContain("√ Successfully replaced the runner\n");
     expect((await client.state()).runners.filter((r) => r.name === name)).toHaveLength(1);
 
-    const unknownFlag = await config(["--bogus"]);
+    const unknownFlag = await config(root, ["--bogus"]);
     expect(unknownFlag.code).toBe(1);
     expect(unknownFlag.stderr).toMatch(/^Unrecognized command-line input arguments: '--bogus'/);
   });

@@ -7,25 +7,23 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, type TartFixture } from "../../sim/image/fixture.ts";
-import {
-  clone as cloneIn, killStarted, running as runningIn, ssh as sshIn, sshArgs, startRun as startRunIn, waitBooted, waitFor,
-} from "./helpers.ts";
+import { clone as cloneIn, killStarted, running, ssh, sshArgs, startRun, tartAsync, waitBooted, waitFor, withTart } from "./helpers.ts";
 
+// The tests of commands share one tart; those of running VMs have one each
+// and run at once. These start VMs right after others stopped: a place frees
+// at once (its hold is tested in tests/contract).
+const SETTINGS = { boot_ms: 150, ssh_ms: 100, ssh_port: 2222, place_release_ms: 0 };
 let fx: TartFixture;
 
 beforeAll(async () => {
-  // These tests start VMs right after others stopped: here a place frees at once (its hold is tested in tests/contract).
-  fx = await startTartFixture({ registry: false, settings: { boot_ms: 150, ssh_ms: 100, ssh_port: 2222, place_release_ms: 0 } });
+  fx = await startTartFixture({ registry: false, settings: SETTINGS });
 });
 afterAll(async () => {
   killStarted();
   await fx?.stop();
 });
 
-const startRun = (name: string, args: string[] = []) => startRunIn(fx, name, args);
 const clone = (name: string) => cloneIn(fx, name);
-const ssh = (ip: string, command: string, input = "") => sshIn(fx, ip, command, input);
-const running = (name: string) => runningIn(fx, name);
 
 describe("CLI conventions", () => {
   test("--version: a current release, or what the settings say", () => {
@@ -134,35 +132,35 @@ describe("local VMs", () => {
     expect(fx.tart("delete", "del-b").code).toBe(2);
   });
 
-  test("stop and ip of a stopped VM", () => {
+  test.concurrent("stop and ip of a stopped VM", async () => {
     clone("idle");
     expect(fx.tart("stop", "idle")).toEqual({ code: 2, stdout: "", stderr: 'VM "idle" is not running\n' });
-    expect(fx.tart("ip", "idle")).toEqual({ code: 1, stdout: "", stderr: "no IP address found, is your VM running?\n" });
-    expect(fx.tart("ip", "idle", "--resolver", "agent").stderr).toBe(
-      "no IP address found, is your VM running? (also make sure that Guest agent for Tart is running inside of a VM)\n",
-    );
+    // Each `tart ip` takes its sleeps before it fails (1 s, 2 s with the agent): the two at once.
+    const [dhcp, agent] = await Promise.all([tartAsync(fx, "ip", "idle"), tartAsync(fx, "ip", "idle", "--resolver", "agent")]);
+    expect(dhcp).toEqual({ code: 1, stdout: "", stderr: "no IP address found, is your VM running?\n" });
+    expect(agent.stderr).toBe("no IP address found, is your VM running? (also make sure that Guest agent for Tart is running inside of a VM)\n");
   });
 });
 
-describe("run", () => {
-  test("boots silently, serves SSH on its own address, SIGINT stops it; the stale lease stays", async () => {
-    clone("vm-a");
-    const run = startRun("vm-a");
-    await waitFor("running", () => running("vm-a"));
+describe.concurrent("run", () => {
+  test("boots silently, serves SSH on its own address, SIGINT stops it; the stale lease stays", () => withTart(SETTINGS, async (fx) => {
+    cloneIn(fx, "vm-a");
+    const run = startRun(fx, "vm-a");
+    await waitFor("running", () => running(fx, "vm-a"));
     const ip = fx.tart("ip", "vm-a", "--wait", "10").stdout.trim();
     expect(ip).toMatch(/^127\.\d+\.\d+\.\d+$/);
     expect(await waitBooted(fx, "vm-a")).toBe(ip);
     expect(fx.tart("ip", "vm-a", "--resolver", "arp").stdout.trim()).toBe(ip);
     // The guest agent answers agent_ms after the lease, maybe after sshd: --wait polls for it.
-    expect(fx.tart("ip", "vm-a", "--resolver", "agent", "--wait", "10").stdout.trim()).toBe(ip);
+    expect((await tartAsync(fx, "ip", "vm-a", "--resolver", "agent", "--wait", "10")).stdout.trim()).toBe(ip);
 
-    const r = ssh(ip, 'printf "%s|%s|%s|" "$USER" "$PWD" "$(cat)"; echo oops >&2; exit 7', "from-stdin");
+    const r = ssh(fx, ip, 'printf "%s|%s|%s|" "$USER" "$PWD" "$(cat)"; echo oops >&2; exit 7', "from-stdin");
     expect(r.stdout).toBe(`admin|${join(fx.tartHome, "vms", "vm-a", "disk.img", "Users", "admin")}|from-stdin|`);
     expect(r.stderr).toBe("oops\n");
     expect(r.code).toBe(7);
-    expect(ssh(ip, "ls actions-runner").stdout).toContain("run.sh");
-    expect(ssh(ip, "kill -TERM $$").code).toBe(255); // exit-signal: ssh reports 255
-    expect(ssh(ip, "sudo sh -c 'echo $USER $SUDO_USER'")).toEqual({ code: 0, stdout: "root admin\n", stderr: "" });
+    expect(ssh(fx, ip, "ls actions-runner").stdout).toContain("run.sh");
+    expect(ssh(fx, ip, "kill -TERM $$").code).toBe(255); // exit-signal: ssh reports 255
+    expect(ssh(fx, ip, "sudo sh -c 'echo $USER $SUDO_USER'")).toEqual({ code: 0, stdout: "root admin\n", stderr: "" });
 
     expect(fx.tart("exec", "vm-a", "sh", "-c", 'echo "$USER"; exit 5')).toEqual({ code: 5, stdout: "admin\n", stderr: "" });
     expect(fx.tart("run", "vm-a")).toEqual({ code: 2, stdout: "", stderr: 'VM "vm-a" is already running!\n' });
@@ -171,25 +169,25 @@ describe("run", () => {
     // SIGUSR2 asks the guest to stop; a macOS guest only shows a dialog.
     run.proc.kill("SIGUSR2");
     await waitFor("the request line", () => run.out() === "Requesting guest OS to stop...\n");
-    expect(running("vm-a")).toBe(true);
+    expect(running(fx, "vm-a")).toBe(true);
 
     expect(fx.tart("stop", "vm-a")).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(await run.exited).toEqual({ code: 0, signal: null });
     expect(run.out()).toBe("Requesting guest OS to stop...\nStopping VM...\n");
     expect(run.err()).toBe("");
-    expect(running("vm-a")).toBe(false);
+    expect(running(fx, "vm-a")).toBe(false);
     // dhcp answers from the lease file even for a stopped VM (issue #172); arp does not.
     expect(fx.tart("ip", "vm-a")).toEqual({ code: 0, stdout: `${ip}\n`, stderr: "" });
-    expect(fx.tart("ip", "vm-a", "--resolver", "arp").code).toBe(1);
+    expect((await tartAsync(fx, "ip", "vm-a", "--resolver", "arp")).code).toBe(1);
     expect(fx.tart("exec", "vm-a", "true")).toEqual({ code: 2, stdout: "", stderr: 'VM "vm-a" is not running\n' });
     expect(fx.tart("delete", "vm-a").code).toBe(0);
-  });
+  }));
 
-  test("the SSH server refuses unknown users and keys; ssh refuses a wrong host key", async () => {
-    clone("vm-k");
-    const run = startRun("vm-k");
+  test("the SSH server refuses unknown users and keys; ssh refuses a wrong host key", () => withTart(SETTINGS, async (fx) => {
+    cloneIn(fx, "vm-k");
+    const run = startRun(fx, "vm-k");
     const ip = await waitBooted(fx, "vm-k");
-    expect(sshIn(fx, ip, "true").code).toBe(0);
+    expect(ssh(fx, ip, "true").code).toBe(0);
     const asRoot = spawnSync("ssh", [...sshArgs(fx, ip).slice(0, -1), `root@${ip}`, "true"], { encoding: "utf8" });
     expect(asRoot.status).toBe(255);
     const wrongHosts = join(fx.dir, "wrong_known_hosts");
@@ -200,91 +198,66 @@ describe("run", () => {
     expect(r.stderr).toContain("HOST IDENTIFICATION HAS CHANGED");
     run.proc.kill("SIGINT");
     await run.exited;
-  });
+  }));
 
-  test("guest shutdown: `guest has stopped the virtual machine`, exit 0", async () => {
-    clone("vm-s");
-    const run = startRun("vm-s");
+  test("guest shutdown: `guest has stopped the virtual machine`, exit 0", () => withTart(SETTINGS, async (fx) => {
+    cloneIn(fx, "vm-s");
+    const run = startRun(fx, "vm-s");
     const ip = await waitBooted(fx, "vm-s");
-    expect(ssh(ip, "sudo shutdown -h now").code).toBe(0);
+    expect(ssh(fx, ip, "sudo shutdown -h now").code).toBe(0);
     expect(await run.exited).toEqual({ code: 0, signal: null });
     expect(run.out()).toBe("guest has stopped the virtual machine\n");
-    expect(running("vm-s")).toBe(false);
-  });
+    expect(running(fx, "vm-s")).toBe(false);
+  }));
 
-  test("stop -t N: SIGKILL after N s and return at once; -t 0: SIGINT and SIGKILL back to back", async () => {
-    fx.setTart({ stop_ms: 10_000 });
-    try {
-      clone("stubborn");
-      for (const timeout of ["1", "0"]) {
-        const run = startRun("stubborn");
-        await waitFor("running", () => running("stubborn"));
-        const t = Date.now();
-        expect(fx.tart("stop", "stubborn", "-t", timeout).code).toBe(0);
-        const took = Date.now() - t;
-        if (timeout === "1") expect(took).toBeGreaterThanOrEqual(1000);
-        expect(took).toBeLessThan(timeout === "1" ? 2500 : 900);
-        expect((await run.exited).signal).toBe("SIGKILL");
-        await waitFor("stopped", () => !running("stubborn"));
-      }
-    } finally {
-      fx.setTart({ stop_ms: undefined });
+  test("stop -t N: SIGKILL after N s and return at once; -t 0: SIGINT and SIGKILL back to back", () => withTart({ ...SETTINGS, stop_ms: 10_000 }, async (fx) => {
+    cloneIn(fx, "stubborn");
+    for (const timeout of ["1", "0"]) {
+      const run = startRun(fx, "stubborn");
+      await waitFor("running", () => running(fx, "stubborn"));
+      const t = Date.now();
+      expect(fx.tart("stop", "stubborn", "-t", timeout).code).toBe(0);
+      const took = Date.now() - t;
+      if (timeout === "1") expect(took).toBeGreaterThanOrEqual(1000);
+      expect(took).toBeLessThan(timeout === "1" ? 2500 : 900);
+      expect((await run.exited).signal).toBe("SIGKILL");
+      await waitFor("stopped", () => !running(fx, "stubborn"));
     }
-  });
+  }));
 });
 
 describe("faults from SIM_TART_CONFIG", () => {
-  test("the next clone fails with disk full, then clones work again", () => {
-    fx.setTart({ faults: [{ kind: "clone_disk_full", count: 1 }] });
-    try {
-      expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1")).toEqual({ code: 1, stdout: "", stderr: "Error: The operation couldn’t be completed. No space left on device\n" });
-      expect(existsSync(join(fx.tartHome, "vms", "full-1"))).toBe(false);
-      expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1").code).toBe(0);
-    } finally {
-      fx.setTart({ faults: [] });
-    }
-  });
+  test.concurrent("the next clone fails with disk full, then clones work again", () => withTart({ ...SETTINGS, faults: [{ kind: "clone_disk_full", count: 1 }] }, (fx) => {
+    expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1")).toEqual({ code: 1, stdout: "", stderr: "Error: The operation couldn’t be completed. No space left on device\n" });
+    expect(existsSync(join(fx.tartHome, "vms", "full-1"))).toBe(false);
+    expect(fx.tart("clone", LOCAL_IMAGE_NAME, "full-1").code).toBe(0);
+  }));
 
-  test("start failure targeted by name", async () => {
-    fx.setTart({ faults: [{ kind: "start_failure", vm: "doomed-*" }] });
-    try {
-      clone("doomed-1");
-      const r = startRun("doomed-1");
-      expect((await r.exited).code).toBe(1);
-      expect(r.err()).toContain('VZErrorDomain Code=1 "The virtual machine failed to start."');
-      expect(running("doomed-1")).toBe(false);
-    } finally {
-      fx.setTart({ faults: [] });
-    }
-  });
+  test.concurrent("start failure targeted by name", () => withTart({ ...SETTINGS, faults: [{ kind: "start_failure", vm: "doomed-*" }] }, async (fx) => {
+    cloneIn(fx, "doomed-1");
+    const r = startRun(fx, "doomed-1");
+    expect((await r.exited).code).toBe(1);
+    expect(r.err()).toContain('VZErrorDomain Code=1 "The virtual machine failed to start."');
+    expect(running(fx, "doomed-1")).toBe(false);
+  }));
 
-  test("a VM that never gets an IP", async () => {
-    fx.setTart({ faults: [{ kind: "no_ip", count: 1 }] });
-    try {
-      clone("dark");
-      const run = startRun("dark");
-      await waitFor("running", () => running("dark"));
-      expect(fx.tart("ip", "dark", "--wait", "2")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
-      run.proc.kill("SIGINT");
-      expect((await run.exited).code).toBe(0);
-    } finally {
-      fx.setTart({ faults: [] });
-    }
-  });
+  test.concurrent("a VM that never gets an IP", () => withTart({ ...SETTINGS, faults: [{ kind: "no_ip", count: 1 }] }, async (fx) => {
+    cloneIn(fx, "dark");
+    const run = startRun(fx, "dark");
+    await waitFor("running", () => running(fx, "dark"));
+    expect(await tartAsync(fx, "ip", "dark", "--wait", "2")).toEqual({ code: 1, stdout: "", stderr: "no IP address found\n" });
+    run.proc.kill("SIGINT");
+    expect((await run.exited).code).toBe(0);
+  }));
 
-  test("a VM that crashes after boot: tart run says so on stdout and exits 0 (VM.swift didStopWithError)", async () => {
-    fx.setTart({ faults: [{ kind: "crash", count: 1, after_ms: 300 }] });
-    try {
-      clone("crashy");
-      const run = startRun("crashy");
-      // It crashes 300 ms after its sshd answers: a probe for the boot could miss that window, so only the end is awaited.
-      expect(await run.exited).toEqual({ code: 0, signal: null });
-      expect(fx.tart("ip", "crashy").code).toBe(0); // it had booted: its lease outlives it
-      expect(run.out()).toStartWith('guest has stopped the virtual machine due to error: Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly."');
-      expect(run.err()).toBe("");
-      expect(running("crashy")).toBe(false);
-    } finally {
-      fx.setTart({ faults: [] });
-    }
-  });
+  test.concurrent("a VM that crashes after boot: tart run says so on stdout and exits 0 (VM.swift didStopWithError)", () => withTart({ ...SETTINGS, faults: [{ kind: "crash", count: 1, after_ms: 300 }] }, async (fx) => {
+    cloneIn(fx, "crashy");
+    const run = startRun(fx, "crashy");
+    // It crashes 300 ms after its sshd answers: a probe for the boot could miss that window, so only the end is awaited.
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(fx.tart("ip", "crashy").code).toBe(0); // it had booted: its lease outlives it
+    expect(run.out()).toStartWith('guest has stopped the virtual machine due to error: Error Domain=VZErrorDomain Code=1 "The virtual machine stopped unexpectedly."');
+    expect(run.err()).toBe("");
+    expect(running(fx, "crashy")).toBe(false);
+  }));
 });

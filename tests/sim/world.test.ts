@@ -64,7 +64,25 @@ async function bootVM(name: string): Promise<{ ip: string; exited: Promise<numbe
 }
 
 describe("scripted session", () => {
-  test("a queued job runs in a fresh VM; GitHub shows it done and the runner gone; nothing is left", async () => {
+  test("ssh refuses a guest whose host key is not the pinned one", async () => {
+    const { ip, exited } = await bootVM("cycle-2");
+    try {
+      const wrong = join(world.dir, "wrong_known_hosts");
+      writeFileSync(wrong, "macos-runner-guest ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDQX5ZKxmf0+0ZJ2pLGNbFnhaQ5m0Z4Jm4W9wq8GcBnb\n");
+      const r = spawnSync("ssh", [...sshArgs(ip, wrong), "true"], { encoding: "utf8", timeout: 20_000 });
+      expect(r.status).toBe(255);
+      expect(r.stderr).toContain("Host key verification failed");
+      expect(spawnSync("ssh", [...sshArgs(ip), "true"], { encoding: "utf8", timeout: 20_000 }).status).toBe(0);
+    } finally {
+      // Its VM goes with it: the session test expects a world with no VM left.
+      tart("stop", "cycle-2");
+      await exited;
+      tart("delete", "cycle-2");
+    }
+  });
+
+  // The shared world's last VM test (it expects no VM left), run beside the tests of worlds of their own.
+  test.concurrent("a queued job runs in a fresh VM; GitHub shows it done and the runner gone; nothing is left", async () => {
     const installation = world.github.app.installations.find((i) => i.account === "acme")!;
     const auth = createAppAuth({
       appId: world.github.app.id,
@@ -113,27 +131,10 @@ describe("scripted session", () => {
     expect(tart("list", "-q", "--source", "local").stdout).toBe("");
     expect(existsSync(`/proc/${runPid}`)).toBe(false);
   }, 60_000);
-
-  test("ssh refuses a guest whose host key is not the pinned one", async () => {
-    const { ip, exited } = await bootVM("cycle-2");
-    try {
-      const wrong = join(world.dir, "wrong_known_hosts");
-      writeFileSync(wrong, "macos-runner-guest ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDQX5ZKxmf0+0ZJ2pLGNbFnhaQ5m0Z4Jm4W9wq8GcBnb\n");
-      const r = spawnSync("ssh", [...sshArgs(ip, wrong), "true"], { encoding: "utf8", timeout: 20_000 });
-      expect(r.status).toBe(255);
-      expect(r.stderr).toContain("Host key verification failed");
-      expect(spawnSync("ssh", [...sshArgs(ip), "true"], { encoding: "utf8", timeout: 20_000 }).status).toBe(0);
-    } finally {
-      // Its VM goes with it: the session test expects a world with no VM left.
-      tart("stop", "cycle-2");
-      await exited;
-      tart("delete", "cycle-2");
-    }
-  });
 });
 
 describe("world", () => {
-  test("writeConfig: the config schema, deep-merged overrides, null deletes", () => {
+  test.concurrent("writeConfig: the config schema, deep-merged overrides, null deletes", () => {
     const path = world.writeConfig({ runner: { labels: ["self-hosted", "sim"] }, image: { username: null, password_path: null } }, "custom.yml");
     const config = parse(readFileSync(path, "utf8"));
     expect(config.github.url).toBe(`${world.github.url}/acme`);
@@ -145,7 +146,7 @@ describe("world", () => {
     expect(config.host.tart_path).toEndWith("sim/bin/tart");
   });
 
-  test("optional registry: without docker-registry the image is a local VM, with a one-line notice", async () => {
+  test.concurrent("optional registry: without docker-registry the image is a local VM, with a one-line notice", async () => {
     const lines: string[] = [];
     const local = await startWorld({ registry: "optional", registryBinary: "/nonexistent/docker-registry", notice: (l) => lines.push(l) });
     try {
@@ -160,7 +161,7 @@ describe("world", () => {
     expect(existsSync(local.dir)).toBe(false);
   });
 
-  test("tart settings: a profile and a scale, explicit times overriding the profile", async () => {
+  test.concurrent("tart settings: a profile and a scale, explicit times overriding the profile", async () => {
     const w = await startWorld({ registry: "optional", registryBinary: "/nonexistent/docker-registry", notice: () => {}, tart: { profile: "scaled", scale: 0.5, stop_ms: 100 } });
     try {
       expect(w.tartSettings()).toMatchObject({ profile: "scaled", scale: 0.5, boot_ms: 1250, clone_ms: 100, stop_ms: 50, ssh_port: 2222 });
@@ -171,7 +172,7 @@ describe("world", () => {
     }
   });
 
-  test("stop() kills what it started, even a running VM, and removes its dir", async () => {
+  test.concurrent("stop() kills what it started, even a running VM, and removes its dir", async () => {
     const w = await startWorld({ registry: "required", tart: { boot_ms: 100 } });
     const env = { ...process.env, ...w.env };
     expect(spawnSync("tart", ["clone", "--insecure", w.imageRef, "left"], { env }).status).toBe(0);
