@@ -101,11 +101,12 @@ describe("a runner GitHub retires before any job", () => {
 describe("a crash while a retired runner is replaced", () => {
   test.concurrent("killed after the new runner was made but before its answer came: the next start removes the VM and that runner, then serves the job", async () => {
     const s = slots(world, {}, { boot_ms: 150 });
+    // GitHub makes the replacement (the slot's second runner) but holds its answer: the loop is
+    // killed waiting for it. Armed before the loop starts: a retirement can come within 1.5 s.
+    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 30_000, skip: 1, count: 1 });
     const run = loopBinary(s);
     await until("first runner listening", () => events(run.lines(), "run.ready").length > 0, 20_000);
     const vm = slotState(s)!.vm as string;
-    // GitHub makes the replacement but holds its answer: the loop is killed waiting for it.
-    await world.gh.fault({ path: `/orgs/${s.org}/actions/runners/generate-jitconfig`, latencyMs: 30_000, count: 1 });
     const pending = await until("the replacement's name recorded and made on GitHub", async () => {
       const st = slotState(s)!;
       const name = st.runner_name as string | undefined;
