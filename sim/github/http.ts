@@ -68,6 +68,11 @@ export class Router<C> {
     return this;
   }
 
+  /** Every route as [method, template]. */
+  operations(): [string, string][] {
+    return this.routes.map(({ route }) => [route.method, route.template]);
+  }
+
   /** The route for this method and path; `undefined` if none, "method" if only the method is wrong. */
   match(method: string, path: string): Match<C> | "method" | undefined {
     let pathMatched = false;

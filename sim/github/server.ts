@@ -84,13 +84,13 @@ function replyFor(err: unknown): Reply {
 
 export async function startGitHub(opts: GitHubSimOptions = {}): Promise<GitHubSim> {
   const world = new World(opts);
-  const validator: ResponseValidator | undefined =
-    opts.validate === true ? loadResponseValidator() : opts.validate ? opts.validate : undefined;
   const routers: Record<Area, Router<Ctx>> = { control: new Router(), broker: new Router(), api: new Router() };
   controlRoutes(routers.control);
   brokerRoutes(routers.broker);
   appRoutes(routers.api);
   runnerRoutes(routers.api);
+  const validator: ResponseValidator | undefined =
+    opts.validate === true ? loadResponseValidator(routers.api.operations()) : opts.validate ? opts.validate : undefined;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://sim");
