@@ -23,7 +23,8 @@ tartContract("sim tart", async () => {
     sleep: (ms) => systemClock.sleep(ms),
     settle: (p) => p,
     configure: (patch) => fx.setTart(patch),
-    placesFreed: () => placesFreed(fx, { running: true }),
+    // A SIGKILLed run's place is freed by its watchdog: slow on a loaded machine.
+    placesFreed: () => placesFreed(fx, { running: true }, 15_000),
     stop: () => fx.stop(),
   };
 });
