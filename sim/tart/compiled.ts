@@ -10,8 +10,11 @@ declare const SIM_TART_SOURCE: string | undefined;
 
 /** sim/tart on disk, also from inside the compiled executable (whose own files are virtual). */
 export const SIM_TART_DIR: string = typeof SIM_TART_SOURCE === "string" ? SIM_TART_SOURCE : import.meta.dir;
-/** Whether this process is the compiled executable (it runs a .ts file only as bun does, with BUN_BE_BUN=1). */
+/** Whether this process is the compiled executable. */
 export const COMPILED = typeof SIM_TART_SOURCE === "string";
+/** The first argument that makes the compiled executable one of a running VM's helper processes (main.ts). */
+export const GUEST_HELPER = "__sim-guest";
+export const WATCHDOG_HELPER = "__sim-watchdog";
 
 /** Builds dist/sim/tart unless it is newer than every file it bundles. */
 export function ensureCompiledTart(): string {

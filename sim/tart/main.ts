@@ -5,6 +5,7 @@
 import { RuntimeError, ValidationError } from "./errors.ts";
 import { loadSettings } from "./settings.ts";
 import { traceTart } from "./trace.ts";
+import { GUEST_HELPER, WATCHDOG_HELPER } from "./compiled.ts";
 
 interface CommandModule {
   spec: { name: string; usage: string };
@@ -80,5 +81,18 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.on("exit", traceTart);
-process.exitCode = await main(process.argv.slice(2));
+/** A running VM's two helper processes (vm/guest-process.ts), which the compiled tart runs from its own bundle. */
+const HELPERS: Record<string, () => Promise<unknown>> = {
+  [GUEST_HELPER]: () => import("./guest/main.ts"),
+  [WATCHDOG_HELPER]: () => import("./guest/watchdog.ts"),
+};
+
+const helper = process.argv[2] === undefined ? undefined : HELPERS[process.argv[2]];
+if (helper) {
+  // Each reads its own arguments from process.argv.slice(2).
+  process.argv.splice(2, 1);
+  await helper();
+} else {
+  process.on("exit", traceTart);
+  process.exitCode = await main(process.argv.slice(2));
+}

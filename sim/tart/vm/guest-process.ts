@@ -13,11 +13,11 @@ import { commandLine, markedProcesses } from "../guest/processes.ts";
 import { sleep } from "../home.ts";
 import { placePath } from "../places.ts";
 import { processStartTime } from "../process.ts";
-import { COMPILED, SIM_TART_DIR } from "../compiled.ts";
+import { COMPILED, GUEST_HELPER, SIM_TART_DIR, WATCHDOG_HELPER } from "../compiled.ts";
 
 const GUEST_DIR = join(SIM_TART_DIR, "guest");
-/** The compiled tart runs these .ts files as bun would only when told so. */
-const RUN_TS: Record<string, string> = COMPILED ? { BUN_BE_BUN: "1" } : {};
+/** The compiled tart runs the helpers from its own bundle; else bun runs their .ts files. */
+const helperArgv = (helper: string, file: string, args: string[]) => (COMPILED ? [helper, ...args] : [join(GUEST_DIR, file), ...args]);
 export const GUEST_LOG = ".sim-guest.log";
 
 function hostEnv(): Record<string, string> {
@@ -27,8 +27,8 @@ function hostEnv(): Record<string, string> {
 }
 
 export function spawnWatchdog(vmDir: string, mac: string, deadPeerMs: number, placeReleaseMs: number): void {
-  const child = spawn(process.execPath, [join(GUEST_DIR, "watchdog.ts"), vmDir, mac, String(deadPeerMs), placePath(process.pid), String(placeReleaseMs)], {
-    env: { ...hostEnv(), ...RUN_TS, [POWER_MARKER]: vmDir },
+  const child = spawn(process.execPath, helperArgv(WATCHDOG_HELPER, "watchdog.ts", [vmDir, mac, String(deadPeerMs), placePath(process.pid), String(placeReleaseMs)]), {
+    env: { ...hostEnv(), [POWER_MARKER]: vmDir },
     detached: true,
     stdio: ["pipe", "ignore", "ignore"],
   });
@@ -55,8 +55,8 @@ export async function endPredecessors(vmDir: string, mac: string): Promise<void>
 /** Starts the guest OS; its stderr goes to <vm dir>/.sim-guest.log. */
 export function spawnGuest(vmDir: string, mode: "boot" | "resume", leaseAt: number, handlers: GuestHandlers): void {
   const log = openSync(join(vmDir, GUEST_LOG), "a");
-  const child = spawn(process.execPath, [join(GUEST_DIR, "main.ts"), vmDir, mode, String(leaseAt)], {
-    env: { ...hostEnv(), ...RUN_TS, [VM_MARKER]: vmDir },
+  const child = spawn(process.execPath, helperArgv(GUEST_HELPER, "main.ts", [vmDir, mode, String(leaseAt)]), {
+    env: { ...hostEnv(), [VM_MARKER]: vmDir },
     detached: true,
     stdio: ["ignore", "pipe", log],
   });
