@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { startGitHub, type GitHubSim, type GitHubSimOptions } from "./github/server.ts";
 import { GitHubSimClient } from "./github/client.ts";
-import { killVMs, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type ImageVersion, type TartFixture } from "./image/fixture.ts";
+import { killVMs, LOCAL_IMAGE_NAME, startTartFixture, type ImageVersion, type TartFixture } from "./image/fixture.ts";
 import type { Published } from "./image/publish.ts";
 import { REGISTRY_BINARY, registryInstalled } from "./registry.ts";
 import { patchSettings, type SimTartConfig, type SimTartPatch, type SimTartSettings } from "./tart/settings.ts";
@@ -134,7 +134,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     },
     host: {
       slots: 2,
-      tart_path: join(SIM_BIN, "tart"),
+      tart_path: fx.tartPath,
       state_dir: join(dir, "state"),
       log_dir: join(dir, "logs"),
       // The sim's bootpd lease file, read directly as /var/db/dhcpd_leases is on a Mac.

@@ -61,6 +61,8 @@ export interface TartFixture {
   settingsPath: string;
   /** PATH with sim/bin first, TART_HOME, SIM_TART_CONFIG, TART_REGISTRY_* (with a registry), CI=true. */
   env: Record<string, string>;
+  /** The compiled fake tart itself: a tart call without sim/bin's shell shim. */
+  tartPath: string;
   sshKeyPath: string;
   knownHostsPath: string;
   hostPublicKey: string;
@@ -83,7 +85,7 @@ export interface TartFixture {
 
 export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFixture> {
   // What sim/bin (on the fixture's PATH) runs, fresh.
-  ensureCompiledTart();
+  const tartPath = ensureCompiledTart();
   ensureCompiledLaunchctl();
   const dir = mkdtempSync(join(opts.parent ?? tmpdir(), "sim-tart-"));
   let registry: Registry | undefined;
@@ -130,6 +132,7 @@ export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFi
       tartHome,
       settingsPath,
       env,
+      tartPath,
       sshKeyPath,
       knownHostsPath,
       hostPublicKey,
@@ -142,7 +145,7 @@ export async function startTartFixture(opts: TartFixtureOptions): Promise<TartFi
         writeSettings();
       },
       tart(...args) {
-        const r = spawnSync(join(SIM_BIN, "tart"), args, { env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
+        const r = spawnSync(tartPath, args, { env: { ...process.env, ...env }, encoding: "utf8", timeout: 120_000 });
         return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
       },
       async republish(change) {

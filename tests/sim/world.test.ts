@@ -143,7 +143,7 @@ describe("world", () => {
     expect(config.runner.labels).toEqual(["self-hosted", "sim"]);
     expect(config.image).toEqual({ ref: world.imageRef, insecure: true });
     expect(config.vm.ssh).toMatchObject({ user: "admin", private_key_path: world.sshKeyPath, known_hosts_path: world.knownHostsPath });
-    expect(config.host.tart_path).toEndWith("sim/bin/tart");
+    expect(config.host.tart_path).toEndWith("dist/sim/tart");
   });
 
   test.concurrent("optional registry: without docker-registry the image is a local VM, with a one-line notice", async () => {
