@@ -1,6 +1,9 @@
 // Who may call the API: the GitHub App (JWT), its installations and their
 // tokens, and one classic PAT of an admin user.
 import { generateKeyPairSync } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { ApiError } from "./http.ts";
 import type { Clock } from "./clock.ts";
 import { publicKeyOf, verifyAppJwt, type AppIdentity } from "./jwt.ts";
@@ -29,10 +32,20 @@ export const FULL_PERMISSIONS: Record<string, Permission> = {
 const APP_ID = 123456;
 const APP_SLUG = "macos-runner-sim";
 
-/** The app's key, made once per process (an RSA key takes up to 0.2 s): the fake GitHubs a test file starts share it. */
+/** The app's key, made once per checkout and kept in dist/sim (an RSA key takes up to 0.2 s of CPU to make). */
+const APP_KEY_FILE = fileURLToPath(new URL("../../dist/sim/github-app-key.pem", import.meta.url));
 let appKey: string | undefined;
 function appKeyPem(): string {
-  appKey ??= generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+  if (appKey) return appKey;
+  try {
+    appKey = readFileSync(APP_KEY_FILE, "utf8");
+  } catch {
+    appKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+    mkdirSync(dirname(APP_KEY_FILE), { recursive: true });
+    // Another process may write it meanwhile: a rename replaces either atomically.
+    writeFileSync(`${APP_KEY_FILE}.${process.pid}.tmp`, appKey, { mode: 0o600 });
+    renameSync(`${APP_KEY_FILE}.${process.pid}.tmp`, APP_KEY_FILE);
+  }
   return appKey;
 }
 
