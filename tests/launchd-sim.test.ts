@@ -74,7 +74,9 @@ describe("respawn", () => {
     const a = agent({ KeepAlive: true, ThrottleInterval: 5 }, "sleep 0.8", { timeScale: 0.1, onSpawn: () => spawnedAt.push(Date.now()) });
     await until("2 spawns", () => a.spawns >= 2);
     const gap = spawnedAt[1]! - spawnedAt[0]!;
-    expect(gap).toBeGreaterThanOrEqual(790);
+    // Not before the job's exit (a respawn at the throttle would be 500 ms); onSpawn is seen
+    // a few ms after the spawn on a loaded machine, so the bound keeps a margin below 800.
+    expect(gap).toBeGreaterThanOrEqual(700);
     expect(gap).toBeLessThan(1_200); // counted from the exit it would be 1300 ms or more
   });
 
