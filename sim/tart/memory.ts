@@ -290,7 +290,7 @@ export class MemoryTart implements Tart {
       this.writeVm(name);
     }
     if (vm.run) return refuse(2, vmAlreadyRunning(name).message);
-    if (this.heldPlaces() + this.settings.leaked_places >= 2) return refuse(1, vmLimitReached(others.map((v) => v.name)));
+    if (this.heldPlaces() + this.settings.leaked_places >= 2) return refuse(1, vmLimitReached(others.map((v) => v.name).sort()));
     if (this.takeFault("start_failure", name)) return refuse(1, START_FAILURE);
     const place: Place = {};
     this.places.push(place);
