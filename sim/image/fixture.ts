@@ -196,4 +196,7 @@ export function killVMs(tartHome: string): void {
   const ours = (vmDir: string) => vmDir.startsWith(`${vms}/`);
   killMarked(ours, POWER_MARKER);
   killMarked(ours);
+  // A `tart run` started just before this (by a loop leaving its next VM) may not have marked
+  // its VM yet; it, and a wrapper around it, still carry this tart home in their environment.
+  killMarked((home) => home === tartHome, "TART_HOME");
 }
