@@ -21,6 +21,7 @@ export interface TartSettingsPatch {
   leaked_places?: number;
   place_release_ms?: number;
   exec_connect_timeout_ms?: number;
+  agent_ms?: number;
 }
 
 /**
@@ -437,16 +438,19 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
 
     test("before the guest agent answers (exec_connect_timeout_ms): tart's control socket error, exit 1; after: commands run with stdin, exit codes kept, 127 for a missing one", async () => {
       try {
+        // The agent answers 2 s after the lease: the early exec is early however slowly it starts.
+        w.configure({ agent_ms: 2000 });
         const name = await fresh("exec");
         await allRunning(run(name));
         const early = await output(tart.exec(name, "true"));
         expect(early.code).toBe(1);
         expect(early.stderr).toMatch(/^Failed to connect to the VM using its control socket: .*is the Tart Guest Agent running\?\n$/);
-        await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
+        await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 10_000);
         expect(await output(tart.exec(name, "cat", { input: "from stdin" }))).toEqual({ code: 0, stdout: "from stdin", stderr: "" });
         expect((await output(tart.exec(name, "sudo sntp -sS time.apple.com"))).code).toBe(0);
         expect((await output(tart.exec(name, "no-such-command"))).code).toBe(127);
       } finally {
+        w.configure({ agent_ms: CONTRACT_SETTINGS.agent_ms });
         await offAll();
       }
     }, timeout);
