@@ -5,12 +5,14 @@
 // compiled one when it is there. Each is built when missing, or when a file
 // its last build bundled is newer or gone (the bundle's inputs, from Bun's
 // metafile, are kept beside it in NAME.inputs, one path a line).
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
+import { writeFileAtomic } from "../lib/core/fs.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
-const DIST_SIM = join(ROOT, "dist", "sim");
+/** Where what the simulated world is built from is kept: per checkout, rebuilt when stale. */
+export const DIST_SIM = join(ROOT, "dist", "sim");
 
 function upToDate(executable: string, inputs: string): boolean {
   if (!existsSync(executable) || !existsSync(inputs)) return false;
@@ -35,9 +37,8 @@ export function ensureCompiled(name: string, entry: string, defines: Record<stri
   try {
     if (r.status !== 0) throw new Error(`compiling the simulated ${name} (${entry}) failed: ${r.stderr || r.stdout}`);
     const bundled = Object.keys((JSON.parse(readFileSync(meta, "utf8")) as { inputs: Record<string, unknown> }).inputs);
-    writeFileSync(`${inputs}.${process.pid}.tmp`, bundled.map((p) => `${resolve(DIST_SIM, p)}\n`).join(""));
     // Another process may have built it meanwhile: a rename replaces either atomically.
-    renameSync(`${inputs}.${process.pid}.tmp`, inputs);
+    writeFileAtomic(inputs, bundled.map((p) => `${resolve(DIST_SIM, p)}\n`).join(""), 0o644, { sync: false });
     renameSync(tmp, executable);
   } finally {
     for (const f of [tmp, meta]) rmSync(f, { force: true });

@@ -1,9 +1,10 @@
 // Who may call the API: the GitHub App (JWT), its installations and their
 // tokens, and one classic PAT of an admin user.
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "../../lib/core/fs.ts";
+import { DIST_SIM } from "../compiled.ts";
 import { ApiError } from "./http.ts";
 import type { Clock } from "./clock.ts";
 import { publicKeyOf, verifyAppJwt, type AppIdentity } from "./jwt.ts";
@@ -33,7 +34,7 @@ const APP_ID = 123456;
 const APP_SLUG = "macos-runner-sim";
 
 /** The app's key, made once per checkout and kept in dist/sim (an RSA key takes up to 0.2 s of CPU to make). */
-const APP_KEY_FILE = fileURLToPath(new URL("../../dist/sim/github-app-key.pem", import.meta.url));
+const APP_KEY_FILE = join(DIST_SIM, "github-app-key.pem");
 let appKey: string | undefined;
 function appKeyPem(): string {
   if (appKey) return appKey;
@@ -41,10 +42,9 @@ function appKeyPem(): string {
     appKey = readFileSync(APP_KEY_FILE, "utf8");
   } catch {
     appKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
-    mkdirSync(dirname(APP_KEY_FILE), { recursive: true });
-    // Another process may write it meanwhile: a rename replaces either atomically.
-    writeFileSync(`${APP_KEY_FILE}.${process.pid}.tmp`, appKey, { mode: 0o600 });
-    renameSync(`${APP_KEY_FILE}.${process.pid}.tmp`, APP_KEY_FILE);
+    mkdirSync(DIST_SIM, { recursive: true });
+    // Another process may write it meanwhile: either key is whole and serves.
+    writeFileAtomic(APP_KEY_FILE, appKey, 0o600, { sync: false });
   }
   return appKey;
 }

@@ -6,9 +6,11 @@
 // (those operations and the components they reach) is cut out once and kept in
 // dist/sim/, so a process reads kilobytes, not the 13 MB description (~0.4 s of CPU).
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../../lib/core/fs.ts";
+import { DIST_SIM } from "../compiled.ts";
 import Ajv, { type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 
@@ -99,7 +101,7 @@ function servedPart(file: string, operations: [string, string][]): Spec {
     .update([specPath(file), statSync(specPath(file)).mtimeMs, statSync(fileURLToPath(import.meta.url)).mtimeMs, ...sorted].join("\n"))
     .digest("hex")
     .slice(0, 16);
-  const cache = join(fileURLToPath(new URL("../../dist/sim/", import.meta.url)), `openapi-${key}.json`);
+  const cache = join(DIST_SIM, `openapi-${key}.json`);
   if (existsSync(cache)) return JSON.parse(readFileSync(cache, "utf8")) as Spec;
   const full = readSpec(file);
   const part: Spec = { paths: {}, components: { responses: {} } };
@@ -126,10 +128,9 @@ function servedPart(file: string, operations: [string, string][]): Spec {
     (part.paths[template] ??= {})[method] = operation;
     reach(operation.responses as Json);
   }
-  mkdirSync(join(cache, ".."), { recursive: true });
+  mkdirSync(DIST_SIM, { recursive: true });
   // Another process may write it meanwhile: a rename replaces either atomically.
-  writeFileSync(`${cache}.${process.pid}.tmp`, JSON.stringify(part));
-  renameSync(`${cache}.${process.pid}.tmp`, cache);
+  writeFileAtomic(cache, JSON.stringify(part), 0o644, { sync: false });
   return part;
 }
 
