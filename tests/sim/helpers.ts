@@ -4,6 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type TartFixture, type TartResult } from "../../sim/image/fixture.ts";
+import { commandLine } from "../../sim/tart/guest/processes.ts";
 import { runState } from "../../sim/tart/running.ts";
 import type { SimTartConfig } from "../../sim/tart/settings.ts";
 
@@ -23,14 +24,7 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
  * the guest, whose blocking call would stall the tests that run meanwhile.
  */
 export async function commandRuns(command: string): Promise<void> {
-  const runs = () => readdirSync("/proc").some((pid) => {
-    if (!/^\d+$/.test(pid)) return false;
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim() === command;
-    } catch {
-      return false; // gone meanwhile
-    }
-  });
+  const runs = () => readdirSync("/proc").some((pid) => /^\d+$/.test(pid) && commandLine(Number(pid)).join(" ").trim() === command);
   await waitFor(`'${command}' to run`, runs, 5000, 100);
 }
 
