@@ -71,7 +71,16 @@ function serveExec(conn: Connection, opts: GuestSSHOptions): void {
       if (SHUTDOWN.test(info.command)) {
         channel.exit(0);
         channel.end();
-        setTimeout(opts.onShutdown, 20);
+        // Off once the client has its exit status (it closes the channel): closing the
+        // connections sooner can drop the unsent status on a loaded host. At most 1 s.
+        let off = false;
+        const powerOff = () => {
+          if (off) return;
+          off = true;
+          opts.onShutdown();
+        };
+        channel.once("close", powerOff);
+        setTimeout(powerOff, 1000);
         return;
       }
       const child = spawn("/bin/sh", ["-c", info.command], {
