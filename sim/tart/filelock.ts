@@ -3,8 +3,10 @@
 // whose owner is dead is taken over, and so is one that never got a pid (its
 // owner was killed between creating and writing it). tart's own locks are
 // flock(2), released by the kernel when the holder dies: never one left held.
+// A frozen holder (a guest powered off mid-section) counts as dead: the host's
+// bootpd and tart hold these, and a powered-off guest holds nothing on the host.
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { processAlive } from "./process.ts";
+import { processFrozenOrGone } from "./process.ts";
 
 /** A lock file without a pid this long after it was made lost its owner before the pid was written. */
 const PID_WRITE_GRACE_MS = 1000;
@@ -28,7 +30,7 @@ export function withFileLock<T>(path: string, fn: () => T, timeoutMs = 10_000): 
         continue; // released between open and read
       }
       const orphaned = !(owner > 0) && Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > PID_WRITE_GRACE_MS;
-      if ((owner > 0 && !processAlive(owner)) || orphaned) {
+      if ((owner > 0 && processFrozenOrGone(owner)) || orphaned) {
         try {
           unlinkSync(path);
         } catch {}

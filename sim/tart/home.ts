@@ -83,4 +83,5 @@ export function randomMAC(): string {
   return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** A moment already past is no wait (and no TimeoutNegativeWarning in the guest log). */
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
