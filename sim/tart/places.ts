@@ -2,13 +2,15 @@
 // holds a VM's place for a while after its `tart run` has exited (it tears the
 // VM down after), and macOS 26.3 can leak places that only a reboot frees.
 // A place is a file $TART_HOME/sim/places/<pid>.json, written by `tart run`
-// when its VM starts; the VM's power watchdog (guest/watchdog.ts), which sees
-// the run process end at once however it ends, stamps it with the time the
-// place frees: place_release_ms later. Leaked places are the setting
+// when its VM starts, and stamped with the time the place frees,
+// place_release_ms after the run process ends: by `tart run` as it exits, and
+// by the VM's power watchdog (guest/watchdog.ts), which sees the run process
+// end at once however it ends (a SIGKILL too). Leaked places are the setting
 // `leaked_places`: held by no process, freed by removing the setting (the
 // host's reboot).
-import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../../lib/core/fs.ts";
 import { simDir } from "./home.ts";
 import { processStartTime } from "./process.ts";
 
@@ -35,7 +37,7 @@ function read(path: string): Place | undefined {
 export function takePlace(vm: string): void {
   mkdirSync(placesDir(), { recursive: true });
   const place: Place = { vm, pid: process.pid, start: processStartTime(process.pid) ?? "" };
-  writeFileSync(placePath(process.pid), JSON.stringify(place));
+  writeFileAtomic(placePath(process.pid), JSON.stringify(place), 0o644, { sync: false });
 }
 
 /** Gives a place up at once: the VM never started (a failure before VZ's start). */
@@ -49,7 +51,8 @@ export function dropPlace(): void {
 export function releasePlace(path: string, releaseMs: number): void {
   const place = read(path);
   if (!place || place.frees_at !== undefined) return;
-  writeFileSync(path, JSON.stringify({ ...place, frees_at: Date.now() + releaseMs }));
+  // Whole or not at all: `tart stop` SIGKILLs a run right after its SIGINT, maybe mid-write.
+  writeFileAtomic(path, JSON.stringify({ ...place, frees_at: Date.now() + releaseMs }), 0o644, { sync: false });
 }
 
 /**
@@ -66,6 +69,7 @@ export function heldPlaces(releaseMs: number): number {
     return 0;
   }
   for (const name of names) {
+    if (!name.endsWith(".json")) continue; // a writer's temporary file
     const path = join(placesDir(), name);
     const place = read(path);
     if (!place || place.pid === process.pid) continue;

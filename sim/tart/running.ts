@@ -1,8 +1,9 @@
 // The "running" marker (tart holds an fcntl lock on config.json instead): a
 // file in the VM directory naming the `tart run` pid and its start time. It is
 // only believed while that very process lives, so SIGKILL releases it too.
-import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../../lib/core/fs.ts";
 import { processStartTime } from "./process.ts";
 
 export const RUN_MARKER = ".sim-running";
@@ -58,15 +59,7 @@ export function acquireRunMarker(vmDir: string): boolean {
 
 export function updateRunMarker(vmDir: string, patch: Partial<RunState>): void {
   const state = { ...readMarker(vmDir)!, ...patch };
-  const tmp = join(vmDir, `${RUN_MARKER}.${process.pid}`);
-  writeFileAtomic(tmp, join(vmDir, RUN_MARKER), JSON.stringify(state));
-}
-
-function writeFileAtomic(tmp: string, path: string, text: string): void {
-  const fd = openSync(tmp, "w");
-  writeSync(fd, text);
-  closeSync(fd);
-  renameSync(tmp, path);
+  writeFileAtomic(join(vmDir, RUN_MARKER), JSON.stringify(state), 0o644, { sync: false });
 }
 
 export function releaseRunMarker(vmDir: string): void {

@@ -158,6 +158,7 @@ export async function placesFreed(fx: TartFixture, o: { running?: boolean } = {}
       return 0;
     }
     return files.filter((f) => {
+      if (!f.endsWith(".json")) return false; // a writer's temporary file
       try {
         const place = JSON.parse(readFileSync(join(dir, f), "utf8")) as { frees_at?: number };
         return place.frees_at === undefined ? o.running === true : place.frees_at > Date.now();

@@ -3,11 +3,14 @@
 // timeout and faults. Runs the shim as a real process. The 2-VM limit and VM
 // places are in tests/contract (both models of tart).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startTartFixture, HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, type TartFixture } from "../../sim/image/fixture.ts";
-import { clone as cloneIn, killStarted, running, ssh, sshArgs, startRun, tartAsync, waitBooted, waitFor, withTart } from "./helpers.ts";
+import { POWER_MARKER } from "../../sim/tart/guest/env.ts";
+import { commandLine } from "../../sim/tart/guest/processes.ts";
+import { GUEST_LOG } from "../../sim/tart/vm/guest-process.ts";
+import { clone as cloneIn, killStarted, placesFreed, running, ssh, sshArgs, startRun, tartAsync, vmDir, waitBooted, waitFor, withTart } from "./helpers.ts";
 
 // The tests of commands share one tart; those of running VMs have one each
 // and run at once. These start VMs right after others stopped: a place frees
@@ -208,6 +211,26 @@ describe.concurrent("run", () => {
     expect(await run.exited).toEqual({ code: 0, signal: null });
     expect(run.out()).toBe("guest has stopped the virtual machine\n");
     expect(running(fx, "vm-s")).toBe(false);
+  }));
+
+  test("SIGINT while it waits out an earlier run's power watchdog: it stops, starts no guest, and frees its VM's place", () => withTart(SETTINGS, async (fx) => {
+    cloneIn(fx, "vm-early");
+    const dir = vmDir(fx, "vm-early");
+    const { macAddress } = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as { macAddress: string };
+    // A predecessor's watchdog that outlives SIGTERM: the run waits up to 2 s for it before starting its own.
+    const predecessor = spawn("sh", ["-c", "trap '' TERM; sleep 10", "watchdog", macAddress], { env: { ...process.env, [POWER_MARKER]: dir }, stdio: "ignore" });
+    try {
+      await waitFor("the predecessor", () => commandLine(predecessor.pid!).includes(macAddress));
+      const run = startRun(fx, "vm-early");
+      await waitFor("running", () => running(fx, "vm-early"));
+      run.proc.kill("SIGINT");
+      expect(await run.exited).toEqual({ code: 0, signal: null });
+      expect(run.out()).toBe("Stopping VM...\n");
+      expect(existsSync(join(dir, GUEST_LOG))).toBe(false);
+      await placesFreed(fx, { running: true }, 2000);
+    } finally {
+      predecessor.kill("SIGKILL");
+    }
   }));
 
   test("stop -t N: SIGKILL after N s and return at once; -t 0: SIGINT and SIGKILL back to back", () => withTart({ ...SETTINGS, stop_ms: 10_000 }, async (fx) => {

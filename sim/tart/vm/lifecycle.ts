@@ -5,6 +5,7 @@
 import { rmSync } from "node:fs";
 import { readVMConfig, sleep } from "../home.ts";
 import { takeFault } from "../faults.ts";
+import { placePath, releasePlace } from "../places.ts";
 import { releaseRunMarker, updateRunMarker } from "../running.ts";
 import type { Fault, SimTartSettings } from "../settings.ts";
 import { clockInSync, markClockStale, setNtpReachable } from "../guest/clock.ts";
@@ -31,6 +32,14 @@ export async function runVM(vm: VMRun): Promise<never> {
   let phase: "restoring" | "running" | "ending" = "running";
   let stopAfterRestore = false;
   let booted = false;
+  // The watchdog stamps the VM's place when this process ends, however it ends; an
+  // exit stamps it first: a signal to tart's process group can kill a watchdog
+  // still being spawned (before its setsid), and a run can end before it has one.
+  function exit(code: number): never {
+    releasePlace(placePath(process.pid), settings.place_release_ms);
+    releaseRunMarker(dir);
+    process.exit(code);
+  }
 
   const end = async (code: number, message: string, opts: { stderr?: boolean; delayMs?: number } = {}) => {
     if (phase === "ending") return;
@@ -38,8 +47,7 @@ export async function runVM(vm: VMRun): Promise<never> {
     freezeGuest(dir, ownStart());
     (opts.stderr ? process.stderr : process.stdout).write(`${message}\n`);
     if (opts.delayMs) await sleep(opts.delayMs);
-    releaseRunMarker(dir);
-    process.exit(code);
+    exit(code);
   };
   const stop = () => {
     traceTart(); // `tart stop -t 0` follows its SIGINT with a SIGKILL: no exit hook runs
@@ -58,8 +66,7 @@ export async function runVM(vm: VMRun): Promise<never> {
     saveSnapshot(dir, booted);
     // The VM is paused, so no "Stopping VM..." (VM.run() prints it only for a running VM).
     console.log("snapshot created successfully! shutting down the VM...");
-    releaseRunMarker(dir);
-    process.exit(0);
+    exit(0);
   };
   process.on("SIGINT", stop);
   process.on("SIGUSR1", () => void suspend());
@@ -82,8 +89,7 @@ export async function runVM(vm: VMRun): Promise<never> {
     if (!snapshot) {
       // The state file stays: the VM stays suspended and fails the same way next time.
       process.stderr.write(`${RESTORE_FAILED}\n`);
-      releaseRunMarker(dir);
-      process.exit(1);
+      exit(1);
     }
     rmSync(statePath(dir));
     console.log("resuming VM...");
