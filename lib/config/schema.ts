@@ -91,7 +91,7 @@ export function configSchema(src: ConfigSource) {
     pull_interval: duration().prefault("5m").meta({ description: "How often the pull agent checks the registry for a new image (at least 1m: launchd starts pull on this interval)." }),
     runner_releases_url: converted(parseApiUrl)
       .prefault("https://api.github.com/repos/actions/runner/releases")
-      .meta({ description: "The actions/runner releases on the GitHub API, for `pull --runner-check` (the baked runner's age)." }),
+      .meta({ description: "The actions/runner releases on the GitHub API: how far the baked runner is behind, for `pull --runner-check`, `doctor` and `selftest`." }),
   }).superRefine((i, ctx) => {
     // launchd's StartInterval is whole seconds; under a minute a pull would still be running.
     if (i.pull_interval < 60_000) ctx.addIssue({ code: "custom", path: ["pull_interval"], message: "must be at least 1m (launchd starts pull on this interval)" });

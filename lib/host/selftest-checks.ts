@@ -3,11 +3,11 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/index.ts";
+import { runnerFreshnessCheck } from "./doctor/github.ts";
 import { fail, pass, warn, type CheckResult } from "./doctor/types.ts";
 import { SELFTEST_LABEL } from "./launchd/launchctl.ts";
 import { leaseFor } from "../vm/leases.ts";
 import { finished, sh } from "../core/proc.ts";
-import { checkRunnerFreshness } from "../image/runner-release.ts";
 import { TIME_SERVER } from "../slot/snapshot.ts";
 import { HOST_KEY_ALIAS } from "../vm/ssh.ts";
 import { noRouteToHost, runInGuest, sshSettings, type Transport } from "../vm/guest.ts";
@@ -130,17 +130,7 @@ export async function runnerCheck(config: Config, shell: GuestShell): Promise<{ 
   if (r.code !== 0 || !version) {
     return { startMs, result: fail("runner-version", `~/actions-runner/run.sh --version (over ${shell.transport}) gave no version: ${lastLine(r.stderr || r.stdout || `exit ${r.code}`)}`, "unpack the actions runner into ~/actions-runner in the image (not configured)") };
   }
-  let f;
-  try {
-    f = await checkRunnerFreshness({ imageVersion: version, releasesUrl: config.image.runnerReleasesUrl, timeoutMs: 15_000 });
-  } catch (err) {
-    return { version, startMs, result: warn("runner-version", `runner ${version} in the guest; the releases could not be read (${(err as Error).message})`, "compare with https://github.com/actions/runner/releases by hand") };
-  }
-  const found = `runner ${version} in the guest: ${f.message}`;
-  const result = f.verdict === "error" ? fail("runner-version", found, "rebuild the image with the latest actions/runner and publish it")
-    : f.verdict === "warn" ? warn("runner-version", found, "rebuild the image with the latest actions/runner soon")
-    : pass("runner-version", found);
-  return { version, startMs, result };
+  return { version, startMs, result: await runnerFreshnessCheck(`runner ${version} in the guest`, version, config.image.runnerReleasesUrl, 15_000) };
 }
 
 export async function sudoCheck(shell: GuestShell): Promise<CheckResult> {

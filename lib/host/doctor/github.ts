@@ -5,7 +5,7 @@ import { createPrivateKey, createSign } from "node:crypto";
 import type { Config } from "../../config/index.ts";
 import { registerSecret } from "../../core/redact.ts";
 import { inspectImageLock } from "../../image/pin.ts";
-import { compareVersions, parseVersion } from "../../image/runner-release.ts";
+import { checkRunnerFreshness, type RunnerFreshness } from "../../image/runner-release.ts";
 import { readSecretFile } from "../../core/secrets.ts";
 import { slotViews } from "../slot-view.ts";
 import { CONFLICT_FIX, conflictMessage, secondOwners } from "../../slot/ownership.ts";
@@ -207,38 +207,29 @@ async function hostIdUnique(ctx: DoctorContext, mine: { id: number; name: string
   return pass("host-id-unique", `host id "${ctx.host}": no runner named like this host's is online elsewhere`);
 }
 
-// GitHub sends no jobs to a runner 30 days behind: an unchanged image ages.
+// The baked runner's age, by the one rule pull --runner-check and selftest use
+// (image/runner-release.ts): an unchanged image ages into GitHub's 30-day cut-off.
 
-const DAY_MS = 86_400_000;
-const GRACE_DAYS = 30;
-const WARN_DAYS = 7;
 const REBUILD = "rebuild the golden image with the latest actions/runner and publish it";
+
+/** `where`: the version's source ("image.lock", "runner 2.330.0 in the guest"). */
+export async function runnerFreshnessCheck(where: string, imageVersion: string, releasesUrl: string, timeoutMs: number): Promise<CheckResult> {
+  let f: RunnerFreshness;
+  try {
+    f = await checkRunnerFreshness({ imageVersion, releasesUrl, timeoutMs });
+  } catch (err) {
+    return warn("runner-version", `${where}: runner ${imageVersion}, not checked (${(err as Error).message})`, "compare with https://github.com/actions/runner/releases by hand");
+  }
+  const found = `${where}: ${f.message}`;
+  if (f.verdict === "error") return fail("runner-version", found, REBUILD);
+  if (f.verdict === "warn") return warn("runner-version", found, `${REBUILD} soon`);
+  return pass("runner-version", found);
+}
 
 export async function runnerVersionCheck(ctx: DoctorContext): Promise<CheckResult[]> {
   const { config } = ctx;
   if (!config) return [skip("runner-version", "config invalid")];
   const { lock } = inspectImageLock(config.host.stateDir);
   if (!lock?.runner_version) return [skip("runner-version", "the image records no runner version (image.lock runner_version)")];
-  const ours = lock.runner_version.replace(/^v/, "");
-  let releases: { tag_name: string; published_at: string }[];
-  try {
-    const res = await withDeadline(ctx.timeoutMs, "GitHub releases", (signal) =>
-      fetch(`${config.github.apiUrl}/repos/actions/runner/releases?per_page=100`, { headers: { accept: "application/vnd.github+json", "user-agent": "macos-runner-doctor" }, signal }));
-    if (res.status !== 200) return [warn("runner-version", `runner ${ours}; the latest release could not be read (${res.status})`, "compare with https://github.com/actions/runner/releases by hand")];
-    releases = (await res.json()) as typeof releases;
-  } catch (err) {
-    return [warn("runner-version", `runner ${ours}; the latest release could not be read (${(err as Error).message})`, "compare with https://github.com/actions/runner/releases by hand")];
-  }
-  const mine = parseVersion(ours);
-  // A tag that is no version is never newer.
-  const newer = releases.filter((r) => mine && compareVersions(parseVersion(r.tag_name) ?? [0, 0, 0], mine) > 0).sort((a, b) => Date.parse(a.published_at) - Date.parse(b.published_at));
-  if (newer.length === 0) return [pass("runner-version", `runner ${ours} is the latest release`)];
-  const first = newer[0]!;
-  const latest = newer.at(-1)!;
-  const cutoff = Date.parse(first.published_at) + GRACE_DAYS * DAY_MS;
-  const days = Math.floor((cutoff - Date.now()) / DAY_MS);
-  const found = `runner ${ours}; ${latest.tag_name} is the latest, ${first.tag_name} came out ${first.published_at.slice(0, 10)}`;
-  if (days < 0) return [fail("runner-version", `${found}: more than ${GRACE_DAYS} days behind, GitHub sends it no jobs`, REBUILD)];
-  if (days < WARN_DAYS) return [warn("runner-version", `${found}: GitHub stops sending it jobs in ${days} day(s)`, REBUILD)];
-  return [pass("runner-version", `${found}; ${days} days before it is too old`)];
+  return [await runnerFreshnessCheck("image.lock", lock.runner_version, config.image.runnerReleasesUrl, ctx.timeoutMs)];
 }
