@@ -27,7 +27,7 @@ export interface TartSettingsPatch {
 /**
  * A fresh world of one model of tart, with CONTRACT_SETTINGS in force. Its
  * guests answer `true`, `sudo sntp -sS SERVER`, `cat` (their stdin) and
- * `sleep N`, and exit 127 for a command they do not have.
+ * `[echo WORD && ]sleep N`, and exit 127 for a command they do not have.
  */
 export interface TartWorld {
   tart: Tart;
@@ -46,8 +46,8 @@ export interface TartWorld {
   stop(): Promise<void>;
 }
 
-/** How long a `tart run` refused at start (the VM limit, a VZ error) takes at most to exit. */
-const REFUSED_WITHIN_MS = 700;
+/** How long a `tart run` refused at start (the VM limit, a VZ error) takes at most to exit, on a loaded machine too. */
+const REFUSED_WITHIN_MS = 1500;
 
 export function tartContract(model: string, start: () => Promise<TartWorld>): void {
   let w: TartWorld;
@@ -460,10 +460,14 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         const name = await fresh("exec-stop");
         run(name);
         await until("the guest agent", async () => (await output(tart.exec(name, "true"))).code === 0, 5000);
-        const long = collect(tart.exec(name, "sleep 30"));
-        await wait(200);
+        const command = tart.exec(name, "echo started && sleep 30");
+        let seen = "";
+        command.stdout.on("data", (d) => (seen += String(d)));
+        const long = collect(command);
+        // Stopped once the command runs, however late a loaded machine started it.
+        await until("the command to run", () => seen.includes("started"));
         await s(tart.forceOff(name));
-        expect(await long()).toEqual({ code: 1, stdout: "", stderr: "Error: unavailable (14): Transport became inactive\n" });
+        expect(await long()).toEqual({ code: 1, stdout: "started\n", stderr: "Error: unavailable (14): Transport became inactive\n" });
       } finally {
         await offAll();
       }

@@ -12,16 +12,17 @@ import { CONTRACT_SETTINGS, tartContract } from "./tart-contract.ts";
 /** The longest any one awaited step of the contract may take in virtual time. */
 const STEP_MAX_MS = 120_000;
 
-/** The contract's guests: `cat` answers its stdin, `sleep N` lasts N s or until its VM stops. */
+/** The contract's guests: `cat` answers its stdin, `[echo WORD && ]sleep N` lasts N s or until its VM stops. */
 function contractGuest(clock: Clock): GuestModel {
   return async (command, stdin, io) => {
     if (command === "cat") {
       io.stdout(stdin);
       return 0;
     }
-    const sleep = /^sleep (\d+)$/.exec(command);
+    const sleep = /^(?:echo (\w+) && )?sleep (\d+)$/.exec(command);
     if (sleep) {
-      await clock.sleep(Number(sleep[1]) * 1000, io.signal);
+      if (sleep[1]) io.stdout(`${sleep[1]}\n`);
+      await clock.sleep(Number(sleep[2]) * 1000, io.signal);
       return 0;
     }
     return await defaultGuest(command, stdin, io);
