@@ -263,8 +263,9 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
     }, timeout);
 
     test("a stopped VM's place frees place_release_ms after it stops: a run meanwhile meets the limit with one VM running", async () => {
-      w.configure({ place_release_ms: 600 });
-      release = 600;
+      // Long enough for the next `tart run` to start and meet it on a loaded machine.
+      w.configure({ place_release_ms: 2000 });
+      release = 2000;
       try {
         const [a, b, c] = [await fresh("place"), await fresh("place"), await fresh("place")];
         const second = run(b!);
@@ -280,8 +281,8 @@ export function tartContract(model: string, start: () => Promise<TartWorld>): vo
         await until("a free place", async () => {
           startedAt = w.now();
           return (await exitsWithin(run(c!).vm)) === undefined;
-        }, 5000);
-        expect(startedAt - stoppedAt).toBeGreaterThanOrEqual(400);
+        }, 8000);
+        expect(startedAt - stoppedAt).toBeGreaterThanOrEqual(1000);
         expect(await s(tart.isRunning(c!))).toBe(true);
       } finally {
         await offAll();
