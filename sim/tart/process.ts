@@ -6,8 +6,8 @@ import { existsSync, readFileSync } from "node:fs";
 
 const hasProc = existsSync("/proc/self/stat");
 
-/** After "(comm) " in /proc/<pid>/stat: state, ppid, ... starttime (field 22 of proc(5)). */
-function statFields(pid: number): string[] | undefined {
+/** After "(comm) " in /proc/<pid>/stat: state, ppid, ... starttime (field 22 of proc(5), index 19); undefined when gone. */
+export function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ");

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { HOST_KEY_ALIAS, LOCAL_IMAGE_NAME, SIM_BIN, startTartFixture, type TartFixture, type TartResult } from "../../sim/image/fixture.ts";
 import { commandLine } from "../../sim/tart/guest/processes.ts";
+import { statFields } from "../../sim/tart/process.ts";
 import { runState } from "../../sim/tart/running.ts";
 import type { SimTartConfig } from "../../sim/tart/settings.ts";
 
@@ -126,14 +127,7 @@ export function startSSH(fx: TartFixture, ip: string, command: string, opts: str
 }
 
 /** A process's state letter (R, S, T, Z…), or undefined when it is gone. */
-export function procState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0];
-  } catch {
-    return undefined;
-  }
-}
+export const procState = (pid: number): string | undefined => statFields(pid)?.[0];
 
 export const pidAlive = (pid: number) => {
   const s = procState(pid);

@@ -6,6 +6,7 @@
 // processes all started after its `tart run`. Read from /proc, so this works
 // on Linux only, where the sim runs.
 import { readdirSync, readFileSync } from "node:fs";
+import { statFields } from "../process.ts";
 import { VM_MARKER } from "./env.ts";
 
 export interface Proc {
@@ -21,21 +22,15 @@ interface Entry extends Proc {
 }
 
 function readEntry(pid: number): Entry | undefined {
+  const fields = statFields(pid);
+  const [state, ppid] = fields ?? [];
+  const start = fields?.[19];
+  if (state === undefined || ppid === undefined || start === undefined) return undefined;
+  let env: string[] = [];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // After "(comm) ": state, ppid, ... starttime (field 22 of proc(5)).
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const [state, ppid] = fields;
-    const start = fields[19];
-    if (state === undefined || ppid === undefined || start === undefined) return undefined;
-    let env: string[] = [];
-    try {
-      env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-    } catch {}
-    return { pid, ppid: Number(ppid), state, start, env };
-  } catch {
-    return undefined;
-  }
+    env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+  } catch {}
+  return { pid, ppid: Number(ppid), state, start, env };
 }
 
 function allEntries(): Entry[] {
